@@ -1,0 +1,99 @@
+"""Runs one job inside its child process.
+
+The executor starts ``python3 -I -B -c ...`` with:
+  fd 3: the job request as JSON ({"id", "attempt", "spec"}), then end of file;
+  fd 4: where the outcome goes, as one JSON object:
+        {"status": "succeeded", "result": <value>} or
+        {"status": "failed" | "memory_exceeded",
+         "error": {"type", "message", "traceback"}}.
+stdout and stderr are captured by the executor. The strategy's own code is
+compiled as the module "strategy" under the file name "<strategy>".
+"""
+
+import json
+import linecache
+import os
+import sys
+import traceback
+import types
+
+from ._context import Context
+
+STRATEGY_FILE = "<strategy>"
+
+
+def _strategy_traceback(exc):
+    """The traceback from the strategy's first frame on: the harness's own
+    frames say nothing to the author of the strategy."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb))
+
+
+def _error(exc):
+    return {
+        "type": type(exc).__name__,
+        "message": str(exc),
+        "traceback": _strategy_traceback(exc),
+    }
+
+
+def _load(spec):
+    code = spec["code"]
+    # Lets tracebacks show the strategy's source lines.
+    linecache.cache[STRATEGY_FILE] = (len(code), None, code.splitlines(True), STRATEGY_FILE)
+    module = types.ModuleType("strategy")
+    module.__file__ = STRATEGY_FILE
+    sys.modules["strategy"] = module
+    exec(compile(code, STRATEGY_FILE, "exec"), module.__dict__)
+    name = spec.get("entrypoint") or "run"
+    fn = getattr(module, name, None)
+    if fn is None:
+        raise AttributeError(f"the strategy defines no function '{name}' (its entrypoint)")
+    if not callable(fn):
+        raise TypeError(f"the strategy's entrypoint '{name}' is not callable")
+    return fn
+
+
+def run_job(request):
+    """Runs the job described by request; returns the outcome dict."""
+    spec = request["spec"]
+    ctx = Context(request.get("id", ""), request.get("attempt", 1), spec.get("params") or {},
+                  spec.get("data"), spec.get("timeout_s", 300))
+    try:
+        fn = _load(spec)
+        value = fn(ctx)
+    except MemoryError as exc:
+        error = _error(exc)
+        error["message"] = f"the job ran out of memory (memory_mb={spec.get('memory_mb')})"
+        return {"status": "memory_exceeded", "error": error}
+    except BaseException as exc:  # SystemExit and KeyboardInterrupt fail the job too
+        return {"status": "failed", "error": _error(exc)}
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+        return {"status": "failed", "error": {
+            "type": "ResultNotSerializable",
+            "message": f"the strategy's return value is not JSON-serializable: {exc}",
+            "traceback": ""}}
+    return {"status": "succeeded", "result": value}
+
+
+def main():
+    with os.fdopen(3, "rb") as f:
+        request = json.loads(f.read())
+    out = os.fdopen(4, "wb")
+    outcome = run_job(request)
+    try:
+        payload = json.dumps(outcome, allow_nan=False)
+    except MemoryError:
+        payload = json.dumps({"status": "memory_exceeded", "error": {
+            "type": "MemoryError", "message": "out of memory while encoding the result",
+            "traceback": ""}})
+    sys.stdout.flush()
+    sys.stderr.flush()
+    out.write(payload.encode("utf-8"))
+    out.close()
+    # Skip interpreter teardown: nothing the job left behind may run now.
+    os._exit(0)

@@ -1,0 +1,406 @@
+#define _GNU_SOURCE
+#include "up.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../common/config.h"
+#include "../common/util.h"
+#include "../queue/queue.h"
+
+#define MAX_CHILDREN 260
+
+enum child_kind { CHILD_REDIS, CHILD_API, CHILD_WORKER };
+
+struct child {
+    enum child_kind kind;
+    int index;
+    pid_t pid;
+    int64_t started_ms;
+    char log[512];
+};
+
+struct up {
+    struct child children[MAX_CHILDREN];
+    int nchildren;
+    char redis_url[128];
+    char redis_server[512];
+    int redis_port;
+    char state_dir[400];
+    bool own_redis;
+};
+
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    printf("stratq up: ");
+    vprintf(fmt, ap);
+    printf("\n");
+    fflush(stdout);
+    va_end(ap);
+}
+
+static int free_port(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) < 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static bool find_in_path(const char *name, char *out, size_t outlen)
+{
+    const char *path = getenv("PATH");
+    char copy[4096];
+    snprintf(copy, sizeof(copy), "%s:/usr/bin:/usr/sbin:/usr/local/bin", path ? path : "");
+    for (char *save, *dir = strtok_r(copy, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
+        snprintf(out, outlen, "%s/%s", dir, name);
+        if (access(out, X_OK) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Adds "--flag value" for every option stratq up was given that the child's
+ * subcommand also reads, so `stratq up --queue q` reaches the workers. */
+static int forward_options(unsigned child_cmd, char **argv, int n, char bufs[][400])
+{
+    for (int i = 0; i < CFG__COUNT; i++) {
+        const struct cfg_opt *o = &config_opts[i];
+        if (!(o->cmds & CMD_UP) || !(o->cmds & child_cmd) || !config_is_set(i) ||
+            i == CFG_REDIS_URL || i == CFG_API_PORT)
+            continue;
+        snprintf(bufs[i], 400, "--%s=%s", o->flag, config_str(i));
+        argv[n++] = bufs[i];
+    }
+    return n;
+}
+
+static pid_t spawn(char *const argv[], const char *log_path)
+{
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid;
+    /* Own process group: a terminal's Ctrl-C reaches stratq up alone, which
+     * then stops the children in order. */
+    setpgid(0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent)
+        _exit(1);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || in < 0 || dup2(in, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+        _exit(126);
+    execv(argv[0], argv);
+    _exit(127);
+}
+
+static int start_child(struct up *u, struct child *c)
+{
+    char *argv[CFG__COUNT + 16];
+    char fwd[CFG__COUNT][400];
+    char port[16], dir[512], self[4200], url[160];
+    int n = 0;
+
+    _cleanup_free_ char *exe_dir = util_exe_dir();
+    snprintf(self, sizeof(self), "%s/stratq", exe_dir ? exe_dir : ".");
+    switch (c->kind) {
+    case CHILD_REDIS:
+        snprintf(port, sizeof(port), "%d", u->redis_port);
+        snprintf(dir, sizeof(dir), "%s/redis", u->state_dir);
+        argv[n++] = u->redis_server;
+        argv[n++] = "--port";
+        argv[n++] = port;
+        argv[n++] = "--bind";
+        argv[n++] = "127.0.0.1";
+        argv[n++] = "--dir";
+        argv[n++] = dir;
+        argv[n++] = "--appendonly";
+        argv[n++] = "yes";
+        argv[n++] = "--save";
+        argv[n++] = "";
+        argv[n++] = "--daemonize";
+        argv[n++] = "no";
+        break;
+    case CHILD_API:
+        argv[n++] = self;
+        argv[n++] = "api";
+        snprintf(port, sizeof(port), "%lld", config_int(CFG_API_PORT));
+        argv[n++] = "--port";
+        argv[n++] = port;
+        snprintf(url, sizeof(url), "--redis-url=%s", u->redis_url);
+        argv[n++] = url;
+        n = forward_options(CMD_API, argv, n, fwd);
+        break;
+    case CHILD_WORKER:
+        argv[n++] = self;
+        argv[n++] = "worker";
+        snprintf(url, sizeof(url), "--redis-url=%s", u->redis_url);
+        argv[n++] = url;
+        n = forward_options(CMD_WORKER, argv, n, fwd);
+        break;
+    }
+    argv[n] = NULL;
+    c->pid = spawn(argv, c->log);
+    c->started_ms = util_mono_ms();
+    return c->pid < 0 ? -errno : 0;
+}
+
+static struct child *add_child(struct up *u, enum child_kind kind, int index, const char *name)
+{
+    struct child *c = &u->children[u->nchildren++];
+    c->kind = kind;
+    c->index = index;
+    snprintf(c->log, sizeof(c->log), "%s/logs/%s.log", u->state_dir, name);
+    return c;
+}
+
+static bool wait_redis(struct up *u, int timeout_ms)
+{
+    struct queue_url url;
+    char err[256];
+    if (queue_url_parse(u->redis_url, &url, err, sizeof(err)) < 0)
+        return false;
+    int64_t deadline = util_mono_ms() + timeout_ms;
+    bool ok = false;
+    while (!ok && util_mono_ms() < deadline) {
+        struct timeval tv = {1, 0};
+        redisContext *c = url.unix_socket ? redisConnectUnixWithTimeout(url.host, tv)
+                                          : redisConnectWithTimeout(url.host, url.port, tv);
+        if (c && !c->err) {
+            redisReply *r = url.password ? redisCommand(c, "AUTH %s", url.password) : NULL;
+            if (r)
+                freeReplyObject(r);
+            r = redisCommand(c, "PING");
+            ok = r && r->type == REDIS_REPLY_STATUS;
+            if (r)
+                freeReplyObject(r);
+        }
+        if (c)
+            redisFree(c);
+        if (!ok)
+            usleep(50000);
+    }
+    queue_url_free(&url);
+    return ok;
+}
+
+static size_t discard(char *d, size_t s, size_t n, void *a)
+{
+    (void)d;
+    (void)a;
+    return s * n;
+}
+
+static bool wait_api(const char *url, int timeout_ms)
+{
+    int64_t deadline = util_mono_ms() + timeout_ms;
+    CURL *c = curl_easy_init();
+    bool ok = false;
+    if (!c)
+        return false;
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 1000L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    while (!ok && util_mono_ms() < deadline) {
+        long code = 0;
+        if (curl_easy_perform(c) == CURLE_OK)
+            curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+        ok = code == 200;
+        if (!ok)
+            usleep(50000);
+    }
+    curl_easy_cleanup(c);
+    return ok;
+}
+
+/* Sends SIGTERM to every child of the kind and waits up to timeout_ms for
+ * them to exit, then SIGKILLs what is left. */
+static void stop_kind(struct up *u, enum child_kind kind, int timeout_ms)
+{
+    int64_t deadline = util_mono_ms() + timeout_ms;
+    for (int i = 0; i < u->nchildren; i++)
+        if (u->children[i].kind == kind && u->children[i].pid > 0)
+            kill(u->children[i].pid, SIGTERM);
+    for (;;) {
+        int alive = 0;
+        for (int i = 0; i < u->nchildren; i++) {
+            struct child *c = &u->children[i];
+            if (c->kind != kind || c->pid <= 0)
+                continue;
+            if (waitpid(c->pid, NULL, WNOHANG) == c->pid)
+                c->pid = 0;
+            else
+                alive++;
+        }
+        if (!alive)
+            return;
+        if (util_mono_ms() >= deadline) {
+            for (int i = 0; i < u->nchildren; i++) {
+                struct child *c = &u->children[i];
+                if (c->kind == kind && c->pid > 0) {
+                    kill(c->pid, SIGKILL);
+                    waitpid(c->pid, NULL, 0);
+                    c->pid = 0;
+                }
+            }
+            return;
+        }
+        usleep(20000);
+    }
+}
+
+static const char *kind_name(enum child_kind k)
+{
+    return k == CHILD_REDIS ? "redis-server" : k == CHILD_API ? "api" : "worker";
+}
+
+static int supervise(struct up *u, sigset_t *mask)
+{
+    for (;;) {
+        siginfo_t si;
+        struct timespec ts = {1, 0};
+        int sig = sigtimedwait(mask, &si, &ts);
+        if (sig == SIGINT || sig == SIGTERM)
+            return 0;
+        /* SIGCHLD or a periodic check: restart whatever died. */
+        for (int i = 0; i < u->nchildren; i++) {
+            struct child *c = &u->children[i];
+            int status;
+            if (c->pid > 0 && waitpid(c->pid, &status, WNOHANG) == c->pid) {
+                say("%s %d (pid %d) exited (%s %d); restarting it", kind_name(c->kind), c->index,
+                    (int)c->pid, WIFSIGNALED(status) ? "signal" : "code",
+                    WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+                c->pid = 0;
+            }
+            /* Restart at most once a second, so a crash loop does not spin. */
+            if (c->pid == 0 && util_mono_ms() - c->started_ms >= 1000)
+                start_child(u, c);
+        }
+    }
+}
+
+int up_main(int argc, char **argv)
+{
+    static struct up u;
+    char err[256];
+    char **args;
+    int nargs;
+
+    int r = config_load(CMD_UP, argc, argv, &args, &nargs, err, sizeof(err));
+    if (r == 1) {
+        config_print_help(CMD_UP, "stratq up [--workers N] [--port P] [--redis-url URL]",
+                          "Runs the whole stack on this machine: redis-server (unless "
+                          "--redis-url is given), the API and N workers. Ctrl-C stops it all.");
+        config_free();
+        return 0;
+    }
+    if (r < 0 || nargs > 0) {
+        fprintf(stderr, "stratq up: %s\n", r < 0 ? err : "takes no arguments");
+        config_free();
+        return 2;
+    }
+    snprintf(u.state_dir, sizeof(u.state_dir), "%s", config_str(CFG_STATE_DIR));
+    char logs[512], rdir[512];
+    snprintf(logs, sizeof(logs), "%s/logs", u.state_dir);
+    snprintf(rdir, sizeof(rdir), "%s/redis", u.state_dir);
+    if ((mkdir(u.state_dir, 0700) < 0 && errno != EEXIST) || (mkdir(logs, 0700) < 0 && errno != EEXIST) ||
+        (mkdir(rdir, 0700) < 0 && errno != EEXIST)) {
+        fprintf(stderr, "stratq up: cannot create %s: %s\n", u.state_dir, strerror(errno));
+        config_free();
+        return 1;
+    }
+
+    /* Signals are taken synchronously with sigtimedwait(). */
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+
+    u.own_redis = !config_is_set(CFG_REDIS_URL);
+    if (u.own_redis) {
+        if (!find_in_path("redis-server", u.redis_server, sizeof(u.redis_server))) {
+            fprintf(stderr, "stratq up: redis-server not found on PATH; install it with "
+                            "'sudo apt-get install redis-server' (or pass --redis-url)\n");
+            config_free();
+            return 1;
+        }
+        u.redis_port = free_port();
+        snprintf(u.redis_url, sizeof(u.redis_url), "redis://127.0.0.1:%d", u.redis_port);
+        start_child(&u, add_child(&u, CHILD_REDIS, 0, "redis"));
+        if (!wait_redis(&u, 10000)) {
+            fprintf(stderr, "stratq up: redis-server did not start; see %s/logs/redis.log\n",
+                    u.state_dir);
+            stop_kind(&u, CHILD_REDIS, 5000);
+            config_free();
+            return 1;
+        }
+        say("redis   %s (data in %s/redis)", u.redis_url, u.state_dir);
+    } else {
+        snprintf(u.redis_url, sizeof(u.redis_url), "%s", config_str(CFG_REDIS_URL));
+        say("redis   %s", u.redis_url);
+    }
+
+    char api_url[160], health[200];
+    snprintf(api_url, sizeof(api_url), "http://%s:%lld", config_str(CFG_API_BIND),
+             config_int(CFG_API_PORT));
+    snprintf(health, sizeof(health), "%s/healthz", api_url);
+    start_child(&u, add_child(&u, CHILD_API, 0, "api"));
+    int rc = 0;
+    if (!wait_api(health, 15000)) {
+        fprintf(stderr, "stratq up: the API did not become healthy at %s; see %s/logs/api.log\n",
+                api_url, u.state_dir);
+        rc = 1;
+    } else {
+        say("api     %s", api_url);
+        for (int i = 0; i < config_int(CFG_WORKERS); i++) {
+            char name[32];
+            snprintf(name, sizeof(name), "worker-%d", i + 1);
+            start_child(&u, add_child(&u, CHILD_WORKER, i + 1, name));
+        }
+        say("workers %lld, logs in %s/logs", config_int(CFG_WORKERS), u.state_dir);
+        say("ready: STRATQ_API_URL=%s stratq submit examples/hello.py --wait", api_url);
+        say("Ctrl-C stops everything");
+        supervise(&u, &mask);
+        say("stopping");
+    }
+    stop_kind(&u, CHILD_WORKER, (int)(config_int(CFG_DRAIN_TIMEOUT) + 5) * 1000);
+    stop_kind(&u, CHILD_API, 5000);
+    stop_kind(&u, CHILD_REDIS, 10000);
+    say("stopped");
+    curl_global_cleanup();
+    config_free();
+    return rc;
+}

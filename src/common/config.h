@@ -1,0 +1,133 @@
+/* One declarative table of every setting: its flag, environment variable,
+ * type, default, bounds, help and the subcommands that read it. The table
+ * drives parsing of the environment and of flags, and --help. */
+#ifndef STRATQ_CONFIG_H
+#define STRATQ_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Subcommands, as a bit mask. */
+enum {
+    CMD_API = 1u << 0,
+    CMD_WORKER = 1u << 1,
+    CMD_EXECUTOR = 1u << 2,
+    CMD_UP = 1u << 3,
+    CMD_SUBMIT = 1u << 4,
+    CMD_STATUS = 1u << 5,
+    CMD_RESULT = 1u << 6,
+    CMD_QUEUE = 1u << 7,
+};
+#define CMD_CLI (CMD_SUBMIT | CMD_STATUS | CMD_RESULT | CMD_QUEUE)
+#define CMD_REDIS (CMD_API | CMD_WORKER | CMD_UP)
+#define CMD_ALL 0xffffffffu
+
+enum cfg_type { CFG_STR, CFG_INT, CFG_BOOL };
+
+#define MIB (1024LL * 1024)
+
+/* X(ID, flag, env, type, default, min, max, commands, help) */
+#define CONFIG_TABLE(X)                                                                            \
+    X(REDIS_URL, "redis-url", "STRATQ_REDIS_URL", CFG_STR, "redis://127.0.0.1:6379", 0, 0,         \
+      CMD_API | CMD_WORKER | CMD_UP,                                                               \
+      "Redis server, redis://[:password@]host[:port][/db] (stratq up starts its own if unset)")   \
+    X(QUEUE, "queue", "STRATQ_QUEUE", CFG_STR, "python_execution_queue", 0, 0, CMD_REDIS,          \
+      "Redis list holding the ids of pending jobs")                                                \
+    X(PREFIX, "prefix", "STRATQ_PREFIX", CFG_STR, "stratq", 0, 0, CMD_REDIS,                       \
+      "Prefix of every other Redis key and of the events channel")                                 \
+    X(API_BIND, "bind", "STRATQ_API_BIND", CFG_STR, "127.0.0.1", 0, 0, CMD_API | CMD_UP,           \
+      "Address the HTTP API listens on")                                                           \
+    X(API_PORT, "port", "STRATQ_API_PORT", CFG_INT, "8080", 0, 65535, CMD_API | CMD_UP,            \
+      "Port the HTTP API listens on")                                                              \
+    X(MAX_BODY, "max-body", "STRATQ_MAX_BODY", CFG_INT, "16777216", 1024, 1024 * MIB, CMD_API,     \
+      "Largest request body the API accepts, in bytes (larger: 413)")                              \
+    X(DEFAULT_TIMEOUT, "default-timeout", "STRATQ_DEFAULT_TIMEOUT_S", CFG_INT, "300", 1, 86400,    \
+      CMD_API | CMD_WORKER | CMD_UP, "Wall-clock timeout of a job that names none, in seconds")    \
+    X(MAX_TIMEOUT, "max-timeout", "STRATQ_MAX_TIMEOUT_S", CFG_INT, "3600", 1, 86400,               \
+      CMD_API | CMD_WORKER | CMD_UP, "Largest timeout_s a job may ask for")                        \
+    X(DEFAULT_MEMORY, "default-memory", "STRATQ_DEFAULT_MEMORY_MB", CFG_INT, "1024", 64, 1048576,  \
+      CMD_API | CMD_WORKER | CMD_UP, "Memory limit of a job that names none, in MiB")              \
+    X(MAX_MEMORY, "max-memory", "STRATQ_MAX_MEMORY_MB", CFG_INT, "4096", 64, 1048576,              \
+      CMD_API | CMD_WORKER | CMD_UP, "Largest memory_mb a job may ask for")                        \
+    X(RESULT_TTL, "result-ttl", "STRATQ_RESULT_TTL_S", CFG_INT, "604800", 0, 315360000,            \
+      CMD_WORKER | CMD_UP, "Seconds a finished job's record is kept in Redis (0: forever)")        \
+    X(HEARTBEAT, "heartbeat", "STRATQ_HEARTBEAT_S", CFG_INT, "5", 1, 300, CMD_WORKER | CMD_UP,     \
+      "Seconds between worker heartbeats")                                                         \
+    X(DRAIN_TIMEOUT, "drain-timeout", "STRATQ_DRAIN_TIMEOUT_S", CFG_INT, "25", 0, 3600,           \
+      CMD_WORKER | CMD_UP,                                                                         \
+      "Seconds a stopping worker lets its running job go on before giving it back to the queue")  \
+    X(WORKER_ID, "worker-id", "STRATQ_WORKER_ID", CFG_STR, "", 0, 0, CMD_WORKER,                   \
+      "Worker id (default: host-pid-random)")                                                      \
+    X(PYTHON, "python", "STRATQ_PYTHON", CFG_STR, "/usr/bin/python3", 0, 0,                        \
+      CMD_WORKER | CMD_EXECUTOR | CMD_UP, "Python interpreter that runs jobs")                     \
+    X(HARNESS_DIR, "harness-dir", "STRATQ_HARNESS_DIR", CFG_STR, "", 0, 0,                         \
+      CMD_WORKER | CMD_EXECUTOR | CMD_UP,                                                          \
+      "Directory holding the stratq Python package (default: found next to the binary)")           \
+    X(MAX_OUTPUT, "max-output", "STRATQ_MAX_OUTPUT", CFG_INT, "1048576", 1024, 256 * MIB,          \
+      CMD_WORKER | CMD_EXECUTOR | CMD_UP,                                                          \
+      "Bytes of stdout plus stderr kept per job; more is output_exceeded")                         \
+    X(MAX_RESULT, "max-result", "STRATQ_MAX_RESULT", CFG_INT, "16777216", 1024, 512 * MIB,         \
+      CMD_WORKER | CMD_EXECUTOR | CMD_UP, "Largest result a job may return, in bytes of JSON")     \
+    X(WORKERS, "workers", "STRATQ_WORKERS", CFG_INT, "3", 1, 256, CMD_UP,                          \
+      "Number of workers stratq up starts")                                                        \
+    X(STATE_DIR, "state-dir", "STRATQ_STATE_DIR", CFG_STR, ".stratq", 0, 0, CMD_UP,                \
+      "Directory for the local stack's Redis data and logs")                                       \
+    X(API_URL, "api-url", "STRATQ_API_URL", CFG_STR, "http://127.0.0.1:8080", 0, 0, CMD_CLI,       \
+      "Base URL of the stratq API")                                                                \
+    X(PARAMS, "params", NULL, CFG_STR, "", 0, 0, CMD_SUBMIT, "Job parameters, a JSON object")      \
+    X(DATA, "data", NULL, CFG_STR, "", 0, 0, CMD_SUBMIT, "File holding the job's data (JSON)")     \
+    X(ENTRYPOINT, "entrypoint", NULL, CFG_STR, "", 0, 0, CMD_SUBMIT,                               \
+      "Function the harness calls (default run)")                                                  \
+    X(TIMEOUT, "timeout", NULL, CFG_INT, "0", 0, 86400, CMD_SUBMIT,                                \
+      "Job wall-clock timeout in seconds (0: server default)")                                     \
+    X(MEMORY, "memory", NULL, CFG_INT, "0", 0, 1048576, CMD_SUBMIT,                                \
+      "Job memory limit in MiB (0: server default)")                                               \
+    X(WAIT, "wait", NULL, CFG_BOOL, "false", 0, 0, CMD_SUBMIT,                                     \
+      "Wait for the job to finish and print its result")                                           \
+    X(JSON, "json", NULL, CFG_BOOL, "false", 0, 0, CMD_CLI, "Print JSON instead of text")          \
+    X(LOG_LEVEL, "log-level", "STRATQ_LOG_LEVEL", CFG_STR, "info", 0, 0,                           \
+      CMD_API | CMD_WORKER | CMD_EXECUTOR | CMD_UP, "debug, info, warn or error")
+
+enum cfg_id {
+#define X(id, ...) CFG_##id,
+    CONFIG_TABLE(X)
+#undef X
+        CFG__COUNT
+};
+
+struct cfg_opt {
+    const char *flag;
+    const char *env;
+    enum cfg_type type;
+    const char *def;
+    long long min, max;
+    unsigned cmds;
+    const char *help;
+};
+
+extern const struct cfg_opt config_opts[CFG__COUNT];
+
+/* Loads defaults, then the environment, then flags of argv (from index 0;
+ * "--name value", "--name=value", "--flag" for booleans) for the subcommand
+ * cmd. Positional arguments are collected into *ret_args (a pointer array
+ * into argv, owned by config) and counted in *ret_nargs. On error returns
+ * -EINVAL with a message in err that says what to do. Returns 1 when --help
+ * was given. */
+int config_load(unsigned cmd, int argc, char **argv, char ***ret_args, int *ret_nargs, char *err,
+                size_t errlen);
+
+const char *config_str(enum cfg_id id);
+long long config_int(enum cfg_id id);
+bool config_bool(enum cfg_id id);
+/* Whether the value came from the environment or a flag, not the default. */
+bool config_is_set(enum cfg_id id);
+/* Sets a value as if it came from a flag; for tests and for stratq up. */
+int config_set(enum cfg_id id, const char *value, char *err, size_t errlen);
+
+/* Prints the options of subcommand cmd with their environment variables,
+ * defaults, bounds and help. */
+void config_print_help(unsigned cmd, const char *usage, const char *what);
+
+void config_free(void);
+
+#endif

@@ -1,0 +1,165 @@
+#include "job.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+const char *const job_terminal_statuses[] = {
+    "succeeded",       "failed",  "timeout",   "memory_exceeded", "cpu_exceeded",
+    "output_exceeded", "crashed", "cancelled", "dead",            NULL,
+};
+
+int job_status_is_terminal(const char *status)
+{
+    for (int i = 0; job_terminal_statuses[i]; i++)
+        if (!strcmp(status, job_terminal_statuses[i]))
+            return 1;
+    return 0;
+}
+
+static const char *json_type_name(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return "object";
+    case JSON_ARRAY:
+        return "array";
+    case JSON_STRING:
+        return "string";
+    case JSON_INTEGER:
+    case JSON_REAL:
+        return "number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "boolean";
+    default:
+        return "null";
+    }
+}
+
+static int wrong_type(const char *field, const char *want, const json_t *v, char *err,
+                      size_t errlen)
+{
+    snprintf(err, errlen, "field '%s' must be %s, not %s", field, want, json_type_name(v));
+    return -EINVAL;
+}
+
+static bool is_identifier(const char *s)
+{
+    if (!s[0] || (s[0] >= '0' && s[0] <= '9'))
+        return false;
+    for (; *s; s++) {
+        char c = *s;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_'))
+            return false;
+    }
+    return true;
+}
+
+/* Checks a positive numeric limit against its maximum; fills the default. */
+static int check_limit(json_t *spec, const char *field, bool integer, long long def, long long max,
+                       char *err, size_t errlen)
+{
+    json_t *v = json_object_get(spec, field);
+    if (!v || json_is_null(v))
+        return json_object_set_new(spec, field, json_integer(def)) ? -ENOMEM : 0;
+    if (integer && !json_is_integer(v))
+        return wrong_type(field, "an integer", v, err, errlen);
+    if (!json_is_number(v))
+        return wrong_type(field, "a number", v, err, errlen);
+    double d = json_number_value(v);
+    if (!(d > 0) || !isfinite(d) || d > (double)max) {
+        snprintf(err, errlen, "field '%s' must be greater than 0 and at most %lld", field, max);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int job_spec_normalize(json_t *spec, const struct job_limits *lim, char *err, size_t errlen)
+{
+    static const char *const known[] = {"code",      "entrypoint", "params", "data",
+                                        "timeout_s", "memory_mb",  NULL};
+    const char *key;
+    json_t *v;
+    int r;
+
+    if (!json_is_object(spec)) {
+        snprintf(err, errlen, "the job spec must be a JSON object, not %s", json_type_name(spec));
+        return -EINVAL;
+    }
+    json_object_foreach(spec, key, v)
+    {
+        bool ok = false;
+        for (int i = 0; known[i]; i++)
+            ok = ok || !strcmp(key, known[i]);
+        if (!ok) {
+            snprintf(err, errlen,
+                     "unknown field '%s'; a job spec has code, entrypoint, params, data, "
+                     "timeout_s, memory_mb",
+                     key);
+            return -EINVAL;
+        }
+    }
+
+    v = json_object_get(spec, "code");
+    if (!v) {
+        snprintf(err, errlen, "missing required field 'code' (the strategy's Python source)");
+        return -EINVAL;
+    }
+    if (!json_is_string(v))
+        return wrong_type("code", "a string", v, err, errlen);
+    if (json_string_length(v) == 0) {
+        snprintf(err, errlen, "field 'code' must not be empty");
+        return -EINVAL;
+    }
+
+    v = json_object_get(spec, "entrypoint");
+    if (!v || json_is_null(v)) {
+        if (json_object_set_new(spec, "entrypoint", json_string("run")))
+            return -ENOMEM;
+    } else if (!json_is_string(v)) {
+        return wrong_type("entrypoint", "a string", v, err, errlen);
+    } else if (!is_identifier(json_string_value(v))) {
+        snprintf(err, errlen, "field 'entrypoint' must be a Python identifier");
+        return -EINVAL;
+    }
+
+    v = json_object_get(spec, "params");
+    if (!v || json_is_null(v)) {
+        if (json_object_set_new(spec, "params", json_object()))
+            return -ENOMEM;
+    } else if (!json_is_object(v)) {
+        return wrong_type("params", "an object", v, err, errlen);
+    }
+
+    r = check_limit(spec, "timeout_s", false, lim->default_timeout_s, lim->max_timeout_s, err,
+                    errlen);
+    if (r < 0)
+        return r;
+    return check_limit(spec, "memory_mb", true, lim->default_memory_mb, lim->max_memory_mb, err,
+                       errlen);
+}
+
+int job_spec_parse(const char *text, size_t len, const struct job_limits *lim, json_t **ret_spec,
+                   char *err, size_t errlen)
+{
+    json_error_t jerr;
+    json_t *spec = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    int r;
+
+    if (!spec) {
+        snprintf(err, errlen, "malformed JSON at line %d, column %d: %s", jerr.line, jerr.column,
+                 jerr.text);
+        return -EINVAL;
+    }
+    r = job_spec_normalize(spec, lim, err, errlen);
+    if (r < 0) {
+        json_decref(spec);
+        return r;
+    }
+    *ret_spec = spec;
+    return 0;
+}

@@ -1,0 +1,29 @@
+/* The job spec: what a backend submits. Validation is shared by the API
+ * (which refuses bad specs with 400) and the worker (which fails a job whose
+ * spec was enqueued straight into Redis by another backend). */
+#ifndef STRATQ_JOB_H
+#define STRATQ_JOB_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+struct job_limits {
+    long long default_timeout_s, max_timeout_s;
+    long long default_memory_mb, max_memory_mb;
+};
+
+/* Terminal statuses, in the order docs/protocol.md lists them. */
+extern const char *const job_terminal_statuses[];
+int job_status_is_terminal(const char *status);
+
+/* Parses a spec from JSON text. On success *ret_spec is a new object with
+ * every default filled in (entrypoint, params, timeout_s, memory_mb); caller
+ * frees with json_decref(). On failure returns -EINVAL and writes a message
+ * naming the field (or the line and column of malformed JSON) into err. */
+int job_spec_parse(const char *text, size_t len, const struct job_limits *lim, json_t **ret_spec,
+                   char *err, size_t errlen);
+
+/* Validates an already parsed spec and fills its defaults in place. */
+int job_spec_normalize(json_t *spec, const struct job_limits *lim, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,80 @@
+/* Small helpers shared by every component: time, ids, ownership, fds. */
+#ifndef STRATQ_UTIL_H
+#define STRATQ_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define STRATQ_VERSION "0.1.0"
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Ownership helpers in the style of bubblewrap's utils.h: a variable declared
+ * with _cleanup_free_ is freed when it leaves scope unless its value was
+ * handed on with steal_pointer(). */
+static inline void util_freep(void *p)
+{
+    free(*(void **)p);
+}
+static inline void util_closep(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+}
+#define _cleanup_free_ __attribute__((cleanup(util_freep)))
+#define _cleanup_close_ __attribute__((cleanup(util_closep)))
+
+static inline void *util_steal_pointer(void *pp)
+{
+    void **p = pp;
+    void *v = *p;
+    *p = NULL;
+    return v;
+}
+#define steal_pointer(pp) util_steal_pointer(pp)
+
+static inline int steal_fd(int *fd)
+{
+    int v = *fd;
+    *fd = -1;
+    return v;
+}
+
+/* Wall-clock milliseconds since the Unix epoch. */
+int64_t util_now_ms(void);
+/* Monotonic milliseconds, for deadlines. */
+int64_t util_mono_ms(void);
+
+/* Writes a new job id (time-ordered: 12 hex digits of ms, 16 random) into
+ * buf, which must hold UTIL_ID_LEN + 1 bytes. */
+#define UTIL_ID_LEN 28
+void util_new_id(char *buf);
+
+/* An id a client may name: 1..64 characters of [A-Za-z0-9_-]. */
+bool util_valid_id(const char *s);
+
+/* Returns a malloc'd copy of the first len bytes of s with invalid UTF-8
+ * replaced by U+FFFD and NUL bytes dropped, so that it can be stored as a
+ * JSON string. Caller frees. Returns NULL on allocation failure. */
+char *util_utf8_sanitize(const char *s, size_t len);
+
+/* Reads a whole file. Fails with -EFBIG if it exceeds max bytes. Caller
+ * frees *ret_buf. */
+int util_read_file(const char *path, size_t max, char **ret_buf, size_t *ret_len);
+
+/* Writes all of buf, retrying on EINTR and short writes. 0 or -errno. */
+int util_write_all(int fd, const void *buf, size_t len);
+
+/* Path of the running executable's directory (from /proc/self/exe). Caller
+ * frees. */
+char *util_exe_dir(void);
+
+/* Finds a directory holding the Python harness (the "stratq" package):
+ * the explicit value if non-empty, else <exe>/../python, <exe>/../../python,
+ * /usr/share/stratq/python. Caller frees. NULL if none exists. */
+char *util_find_harness_dir(const char *explicit_dir);
+
+#endif

@@ -1,0 +1,21 @@
+-- Start a job a worker has just moved (BLMOVE) into its processing list.
+-- KEYS[1] job hash, KEYS[2] the worker's processing list
+-- ARGV[1] id, ARGV[2] worker id, ARGV[3] now (ms), ARGV[4] events channel
+-- Returns {"run", attempt, spec}; {"missing"} when no job hash exists;
+-- {"skip", status} when the job is no longer queued (e.g. cancelled).
+-- In the last two cases the id is removed from the processing list.
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then
+  redis.call('LREM', KEYS[2], 1, ARGV[1])
+  return {'missing'}
+end
+if status ~= 'queued' then
+  redis.call('LREM', KEYS[2], 1, ARGV[1])
+  return {'skip', status}
+end
+local attempt = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+redis.call('HDEL', KEYS[1], 'finished_ms', 'result', 'error', 'stdout', 'stderr', 'usage')
+redis.call('HSET', KEYS[1], 'status', 'running', 'worker', ARGV[2], 'started_ms', ARGV[3])
+redis.call('PUBLISH', ARGV[4], cjson.encode({id = ARGV[1], status = 'running',
+                                             worker = ARGV[2], attempt = attempt}))
+return {'run', attempt, redis.call('HGET', KEYS[1], 'spec') or ''}

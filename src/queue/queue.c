@@ -1,0 +1,419 @@
+#define _GNU_SOURCE
+#include "queue.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/util.h"
+
+/* Generated from src/queue/lua/ by tools/embed.sh. */
+extern const char lua_enqueue[], lua_start[], lua_complete[], lua_heartbeat[], lua_deregister[],
+    lua_stats[];
+
+static const struct {
+    const char *name;
+    const char *src;
+} scripts[QS__COUNT] = {
+    [QS_ENQUEUE] = {"enqueue", lua_enqueue},
+    [QS_START] = {"start", lua_start},
+    [QS_COMPLETE] = {"complete", lua_complete},
+    [QS_HEARTBEAT] = {"heartbeat", lua_heartbeat},
+    [QS_DEREGISTER] = {"deregister", lua_deregister},
+    [QS_STATS] = {"stats", lua_stats},
+};
+
+const char *queue_script_source(enum queue_script s)
+{
+    return scripts[s].src;
+}
+
+const char *queue_script_name(enum queue_script s)
+{
+    return scripts[s].name;
+}
+
+static char *join(const char *a, const char *b)
+{
+    char *s;
+    return asprintf(&s, "%s%s", a, b) < 0 ? NULL : s;
+}
+
+int queue_names_init(struct queue_names *n, const char *queue, const char *prefix)
+{
+    memset(n, 0, sizeof(*n));
+    n->queue = strdup(queue);
+    n->prefix = strdup(prefix);
+    n->events = join(prefix, ":events");
+    n->workers = join(prefix, ":workers");
+    n->scheduled = join(prefix, ":scheduled");
+    n->dead = join(prefix, ":dead");
+    n->processing_prefix = join(prefix, ":processing:");
+    if (!n->queue || !n->prefix || !n->events || !n->workers || !n->scheduled || !n->dead ||
+        !n->processing_prefix) {
+        queue_names_free(n);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+void queue_names_free(struct queue_names *n)
+{
+    free(n->queue);
+    free(n->prefix);
+    free(n->events);
+    free(n->workers);
+    free(n->scheduled);
+    free(n->dead);
+    free(n->processing_prefix);
+    memset(n, 0, sizeof(*n));
+}
+
+static char *key3(const char *prefix, const char *mid, const char *id)
+{
+    char *s;
+    return asprintf(&s, "%s:%s:%s", prefix, mid, id) < 0 ? NULL : s;
+}
+
+char *queue_job_key(const struct queue_names *n, const char *id)
+{
+    return key3(n->prefix, "job", id);
+}
+
+char *queue_processing_key(const struct queue_names *n, const char *worker)
+{
+    return key3(n->prefix, "processing", worker);
+}
+
+char *queue_worker_key(const struct queue_names *n, const char *worker)
+{
+    return key3(n->prefix, "worker", worker);
+}
+
+int queue_url_parse(const char *url, struct queue_url *ret, char *err, size_t errlen)
+{
+    struct queue_url u = {.port = 6379};
+    const char *p;
+
+    if (!strncmp(url, "unix:", 5)) {
+        u.unix_socket = 1;
+        u.host = strdup(url + 5);
+        if (!u.host)
+            return -ENOMEM;
+        *ret = u;
+        return 0;
+    }
+    if (strncmp(url, "redis://", 8) != 0) {
+        snprintf(err, errlen, "Redis URL '%s' must start with redis:// (or unix:/path)", url);
+        return -EINVAL;
+    }
+    p = url + 8;
+    const char *at = strrchr(p, '@');
+    if (at) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        const char *pw = colon ? colon + 1 : p;
+        u.password = strndup(pw, (size_t)(at - pw));
+        p = at + 1;
+    }
+    size_t hostlen = strcspn(p, ":/");
+    if (hostlen == 0) {
+        snprintf(err, errlen, "Redis URL '%s' names no host", url);
+        queue_url_free(&u);
+        return -EINVAL;
+    }
+    u.host = strndup(p, hostlen);
+    p += hostlen;
+    if (*p == ':') {
+        char *end;
+        long port = strtol(p + 1, &end, 10);
+        if (end == p + 1 || port <= 0 || port > 65535 || (*end && *end != '/')) {
+            snprintf(err, errlen, "Redis URL '%s' has a bad port", url);
+            queue_url_free(&u);
+            return -EINVAL;
+        }
+        u.port = (int)port;
+        p = end;
+    }
+    if (*p == '/' && p[1]) {
+        char *end;
+        long db = strtol(p + 1, &end, 10);
+        if (*end || db < 0 || db > 1000000) {
+            snprintf(err, errlen, "Redis URL '%s' has a bad database number", url);
+            queue_url_free(&u);
+            return -EINVAL;
+        }
+        u.db = (int)db;
+    }
+    *ret = u;
+    return 0;
+}
+
+void queue_url_free(struct queue_url *u)
+{
+    free(u->host);
+    free(u->password);
+    u->host = u->password = NULL;
+}
+
+void queue_sync_free(struct queue_sync *q)
+{
+    if (!q)
+        return;
+    if (q->c)
+        redisFree(q->c);
+    free(q);
+}
+
+static int reply_ok(redisReply *r, char *err, size_t errlen, const char *what)
+{
+    if (!r) {
+        snprintf(err, errlen, "%s: connection lost", what);
+        return -EIO;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        snprintf(err, errlen, "%s: %s", what, r->str);
+        freeReplyObject(r);
+        return -EIO;
+    }
+    freeReplyObject(r);
+    return 0;
+}
+
+int queue_sync_connect(const struct queue_url *url, int timeout_ms, struct queue_sync **ret,
+                       char *err, size_t errlen)
+{
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    struct queue_sync *q = calloc(1, sizeof(*q));
+    int r;
+
+    if (!q)
+        return -ENOMEM;
+    q->c = url->unix_socket ? redisConnectUnixWithTimeout(url->host, tv)
+                            : redisConnectWithTimeout(url->host, url->port, tv);
+    if (!q->c || q->c->err) {
+        if (url->unix_socket)
+            snprintf(err, errlen, "cannot connect to Redis at %s: %s", url->host,
+                     q->c ? q->c->errstr : "out of memory");
+        else
+            snprintf(err, errlen, "cannot connect to Redis at %s:%d: %s", url->host, url->port,
+                     q->c ? q->c->errstr : "out of memory");
+        queue_sync_free(q);
+        return -ECONNREFUSED;
+    }
+    if (url->password) {
+        r = reply_ok(redisCommand(q->c, "AUTH %s", url->password), err, errlen, "AUTH");
+        if (r < 0)
+            goto fail;
+    }
+    if (url->db) {
+        r = reply_ok(redisCommand(q->c, "SELECT %d", url->db), err, errlen, "SELECT");
+        if (r < 0)
+            goto fail;
+    }
+    for (int i = 0; i < QS__COUNT; i++) {
+        redisReply *rep = redisCommand(q->c, "SCRIPT LOAD %s", scripts[i].src);
+        if (!rep || rep->type != REDIS_REPLY_STRING || rep->len != 40) {
+            r = reply_ok(rep && rep->type == REDIS_REPLY_ERROR ? rep : NULL, err, errlen,
+                         "SCRIPT LOAD");
+            if (rep && rep->type != REDIS_REPLY_ERROR)
+                freeReplyObject(rep);
+            r = -EIO;
+            goto fail;
+        }
+        memcpy(q->sha[i], rep->str, 41);
+        freeReplyObject(rep);
+    }
+    *ret = q;
+    return 0;
+fail:
+    queue_sync_free(q);
+    return r;
+}
+
+/* Builds "EVALSHA sha nkeys argv..." (or EVAL src ...) into a new array. */
+static int build_eval(const char *cmd, const char *body, int nkeys, int argc, const char **argv,
+                      const size_t *argvlen, const char ***ret_v, size_t **ret_l, char *numbuf)
+{
+    const char **v = calloc((size_t)argc + 3, sizeof(char *));
+    size_t *l = calloc((size_t)argc + 3, sizeof(size_t));
+    if (!v || !l) {
+        free(v);
+        free(l);
+        return -ENOMEM;
+    }
+    snprintf(numbuf, 16, "%d", nkeys);
+    v[0] = cmd;
+    l[0] = strlen(cmd);
+    v[1] = body;
+    l[1] = strlen(body);
+    v[2] = numbuf;
+    l[2] = strlen(numbuf);
+    for (int i = 0; i < argc; i++) {
+        v[3 + i] = argv[i];
+        l[3 + i] = argvlen ? argvlen[i] : strlen(argv[i]);
+    }
+    *ret_v = v;
+    *ret_l = l;
+    return 0;
+}
+
+static int is_noscript(const redisReply *r)
+{
+    return r && r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "NOSCRIPT", 8);
+}
+
+redisReply *queue_sync_eval(struct queue_sync *q, enum queue_script s, int nkeys, int argc,
+                            const char **argv, const size_t *argvlen)
+{
+    const char **v;
+    size_t *l;
+    char num[16];
+    redisReply *r;
+
+    if (build_eval("EVALSHA", q->sha[s], nkeys, argc, argv, argvlen, &v, &l, num) < 0)
+        return NULL;
+    r = redisCommandArgv(q->c, argc + 3, v, l);
+    if (is_noscript(r)) {
+        /* Redis restarted or its script cache was flushed. */
+        freeReplyObject(r);
+        v[0] = "EVAL";
+        l[0] = 4;
+        v[1] = scripts[s].src;
+        l[1] = strlen(scripts[s].src);
+        r = redisCommandArgv(q->c, argc + 3, v, l);
+    }
+    free(v);
+    free(l);
+    return r;
+}
+
+/* An async call kept until its reply, so that it can be re-sent as EVAL. */
+struct async_call {
+    enum queue_script script;
+    int argc; /* including the 3 leading EVAL words */
+    char **v;
+    size_t *l;
+    queue_async_cb *cb;
+    void *priv;
+    int retried;
+};
+
+static void async_call_free(struct async_call *c)
+{
+    for (int i = 0; i < c->argc; i++)
+        free(c->v[i]);
+    free(c->v);
+    free(c->l);
+    free(c);
+}
+
+static void async_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct async_call *c = priv;
+    redisReply *r = reply;
+
+    if (is_noscript(r) && !c->retried) {
+        const char *src = scripts[c->script].src;
+        char *body = strdup(src);
+        char *word = strdup("EVAL");
+        if (body && word) {
+            free(c->v[0]);
+            free(c->v[1]);
+            c->v[0] = word;
+            c->l[0] = 4;
+            c->v[1] = body;
+            c->l[1] = strlen(src);
+            c->retried = 1;
+            if (redisAsyncCommandArgv(ac, async_reply, c, c->argc, (const char **)c->v, c->l) ==
+                REDIS_OK)
+                return;
+        } else {
+            free(body);
+            free(word);
+        }
+        r = NULL;
+    }
+    c->cb(r, c->priv);
+    async_call_free(c);
+}
+
+int queue_async_eval(redisAsyncContext *ac, struct queue_async_shas *shas, enum queue_script s,
+                     int nkeys, int argc, const char **argv, const size_t *argvlen,
+                     queue_async_cb *cb, void *priv)
+{
+    struct async_call *c = calloc(1, sizeof(*c));
+    int n = argc + 3;
+    const char *cmd = shas->loaded ? "EVALSHA" : "EVAL";
+    const char *body = shas->loaded ? shas->sha[s] : scripts[s].src;
+    char num[16];
+
+    if (!c)
+        return -ENOMEM;
+    c->script = s;
+    c->argc = n;
+    c->cb = cb;
+    c->priv = priv;
+    c->retried = !shas->loaded;
+    c->v = calloc((size_t)n, sizeof(char *));
+    c->l = calloc((size_t)n, sizeof(size_t));
+    if (!c->v || !c->l) {
+        c->argc = 0;
+        async_call_free(c);
+        return -ENOMEM;
+    }
+    snprintf(num, sizeof(num), "%d", nkeys);
+    const char *src[3] = {cmd, body, num};
+    for (int i = 0; i < n; i++) {
+        const char *p = i < 3 ? src[i] : argv[i - 3];
+        size_t len = i < 3 ? strlen(p) : (argvlen ? argvlen[i - 3] : strlen(p));
+        c->v[i] = malloc(len + 1);
+        if (!c->v[i]) {
+            async_call_free(c);
+            return -ENOMEM;
+        }
+        memcpy(c->v[i], p, len);
+        c->v[i][len] = '\0';
+        c->l[i] = len;
+    }
+    if (redisAsyncCommandArgv(ac, async_reply, c, n, (const char **)c->v, c->l) != REDIS_OK) {
+        async_call_free(c);
+        return -EIO;
+    }
+    return 0;
+}
+
+struct load_ctx {
+    struct queue_async_shas *shas;
+    int index;
+};
+
+static void load_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct load_ctx *lc = priv;
+    redisReply *r = reply;
+    (void)ac;
+    if (r && r->type == REDIS_REPLY_STRING && r->len == 40) {
+        memcpy(lc->shas->sha[lc->index], r->str, 41);
+        if (lc->index == QS__COUNT - 1)
+            lc->shas->loaded = 1;
+    }
+    free(lc);
+}
+
+int queue_async_load(redisAsyncContext *ac, struct queue_async_shas *shas)
+{
+    shas->loaded = 0;
+    for (int i = 0; i < QS__COUNT; i++) {
+        struct load_ctx *lc = malloc(sizeof(*lc));
+        if (!lc)
+            return -ENOMEM;
+        lc->shas = shas;
+        lc->index = i;
+        if (redisAsyncCommand(ac, load_reply, lc, "SCRIPT LOAD %s", scripts[i].src) != REDIS_OK) {
+            free(lc);
+            return -EIO;
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,559 @@
+/* The executor process and how a job child is run (cold mode: fork+exec of
+ * a Python interpreter with the harness). */
+#define _GNU_SOURCE
+#include "executor.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../common/config.h"
+#include "../common/frame.h"
+#include "../common/log.h"
+#include "../common/util.h"
+
+/* Environment variables handed through to the executor and its jobs. They
+ * carry no secrets; OpenBLAS needs these two on some processors. */
+static const char *const passed_env[] = {"OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", NULL};
+
+/* Moves fd to a number >= 10 so that it cannot collide with the numbers the
+ * child dup2()s onto (0..4). Keeps O_CLOEXEC. */
+static int fd_high(int fd)
+{
+    if (fd < 0 || fd >= 10)
+        return fd;
+    int n = fcntl(fd, F_DUPFD_CLOEXEC, 10);
+    close(fd);
+    return n;
+}
+
+static int pipe_high(int p[2])
+{
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return -errno;
+    p[0] = fd_high(p[0]);
+    p[1] = fd_high(p[1]);
+    return p[0] < 0 || p[1] < 0 ? -EMFILE : 0;
+}
+
+static void close_fd(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+}
+
+/* Captured bytes of one stream, capped. */
+struct capture {
+    char *buf;
+    size_t len, limit;
+    bool overflow;
+};
+
+static int capture_read(int fd, struct capture *c, size_t *total, size_t total_limit)
+{
+    char tmp[65536];
+    ssize_t n = read(fd, tmp, sizeof(tmp));
+    if (n < 0)
+        return errno == EINTR || errno == EAGAIN ? 1 : -errno;
+    if (n == 0)
+        return 0;
+    size_t room = c->limit - c->len;
+    if (total_limit && total_limit - *total < room)
+        room = total_limit - *total;
+    size_t take = (size_t)n < room ? (size_t)n : room;
+    if (take) {
+        char *nb = realloc(c->buf, c->len + take + 1);
+        if (!nb)
+            return -ENOMEM;
+        c->buf = nb;
+        memcpy(c->buf + c->len, tmp, take);
+        c->len += take;
+        c->buf[c->len] = '\0';
+        *total += take;
+    }
+    if (take < (size_t)n)
+        c->overflow = true;
+    return 1;
+}
+
+struct job_run {
+    /* inputs */
+    const char *python;
+    const char *harness_dir;
+    char *input; /* JSON for the harness */
+    size_t input_len;
+    double timeout_s;
+    long long memory_mb;
+    size_t max_output, max_result;
+    char **envp;
+    /* outputs */
+    struct capture out, err, res;
+    bool timed_out;
+    int wait_status;
+    struct rusage ru;
+    int64_t wall_ms;
+};
+
+/* Runs in the child between fork and exec: only async-signal-safe calls. */
+static void __attribute__((noreturn))
+child_exec(struct job_run *j, int devnull, int in_r, int res_w, int out_w, int err_w, pid_t parent)
+{
+    static const char fail_msg[] = "stratq: cannot start the job's interpreter\n";
+    struct rlimit rl;
+
+    if (setsid() < 0)
+        _exit(126);
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+        _exit(126);
+    if (dup2(devnull, 0) < 0 || dup2(out_w, 1) < 0 || dup2(err_w, 2) < 0 || dup2(in_r, 3) < 0 ||
+        dup2(res_w, 4) < 0)
+        _exit(126);
+    close_range(5, ~0U, 0);
+
+    /* Signals: back to defaults, nothing blocked. */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    for (int s = 1; s < 32; s++)
+        if (s != SIGKILL && s != SIGSTOP)
+            signal(s, SIG_DFL);
+
+    rl.rlim_cur = rl.rlim_max = (rlim_t)j->memory_mb * 1024 * 1024;
+    setrlimit(RLIMIT_AS, &rl);
+    rl.rlim_cur = rl.rlim_max = 0;
+    setrlimit(RLIMIT_CORE, &rl);
+    rl.rlim_cur = (rlim_t)ceil(j->timeout_s) + 1;
+    rl.rlim_max = rl.rlim_cur + 1;
+    setrlimit(RLIMIT_CPU, &rl);
+    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+    if (chdir("/") < 0)
+        _exit(126);
+
+    char *argv[] = {(char *)j->python, "-I",
+                    "-B",
+                    "-c",
+                    "import sys; sys.path.insert(0, sys.argv[1]); "
+                    "from stratq import _harness; _harness.main()",
+                    (char *)j->harness_dir,
+                    NULL};
+    execve(j->python, argv, j->envp);
+    (void)!write(2, fail_msg, sizeof(fail_msg) - 1);
+    _exit(127);
+}
+
+static int pidfd_open_(pid_t pid)
+{
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+/* Runs one job to completion (or timeout). Fills the outputs of j. */
+static int job_run_cold(struct job_run *j)
+{
+    int in[2] = {-1, -1}, res[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
+    int devnull = -1, pidfd = -1, r = 0;
+    pid_t parent = getpid(), pid;
+    size_t written = 0, total_output = 0;
+    bool exited = false, killed = false;
+
+    j->out.limit = j->err.limit = j->max_output;
+    j->res.limit = j->max_result;
+
+    devnull = fd_high(open("/dev/null", O_RDWR | O_CLOEXEC));
+    if (devnull < 0 || pipe_high(in) < 0 || pipe_high(res) < 0 || pipe_high(out) < 0 ||
+        pipe_high(err) < 0) {
+        r = -EMFILE;
+        goto out;
+    }
+
+    int64_t start = util_mono_ms();
+    pid = fork();
+    if (pid < 0) {
+        r = -errno;
+        goto out;
+    }
+    if (pid == 0)
+        child_exec(j, devnull, in[0], res[1], out[1], err[1], parent);
+
+    close_fd(&in[0]);
+    close_fd(&res[1]);
+    close_fd(&out[1]);
+    close_fd(&err[1]);
+    fcntl(in[1], F_SETFL, O_NONBLOCK);
+    pidfd = pidfd_open_(pid);
+    if (pidfd < 0) {
+        r = -errno;
+        kill(pid, SIGKILL);
+        waitpid(pid, &j->wait_status, 0);
+        goto out;
+    }
+
+    int64_t deadline = start + (int64_t)(j->timeout_s * 1000.0);
+    int64_t drain_deadline = 0;
+    for (;;) {
+        struct pollfd p[5];
+        int np = 0, idx_in = -1, idx_res = -1, idx_out = -1, idx_err = -1, idx_pid = -1;
+        if (in[1] >= 0) {
+            p[np] = (struct pollfd){in[1], POLLOUT, 0};
+            idx_in = np++;
+        }
+        if (res[0] >= 0) {
+            p[np] = (struct pollfd){res[0], POLLIN, 0};
+            idx_res = np++;
+        }
+        if (out[0] >= 0) {
+            p[np] = (struct pollfd){out[0], POLLIN, 0};
+            idx_out = np++;
+        }
+        if (err[0] >= 0) {
+            p[np] = (struct pollfd){err[0], POLLIN, 0};
+            idx_err = np++;
+        }
+        if (!exited) {
+            p[np] = (struct pollfd){pidfd, POLLIN, 0};
+            idx_pid = np++;
+        }
+        if (exited && (np == 0 || util_mono_ms() >= drain_deadline))
+            break;
+
+        int64_t now = util_mono_ms();
+        int64_t until = exited ? drain_deadline : deadline;
+        int timeout = until > now ? (int)(until - now) : 0;
+        int n = poll(p, (nfds_t)np, timeout);
+        if (n < 0 && errno != EINTR) {
+            r = -errno;
+            break;
+        }
+        now = util_mono_ms();
+        if (!exited && !killed && now >= deadline) {
+            j->timed_out = true;
+            killed = true;
+            kill(-pid, SIGKILL);
+        }
+        if (n <= 0)
+            continue;
+
+        if (idx_in >= 0 && p[idx_in].revents) {
+            ssize_t w = write(in[1], j->input + written, j->input_len - written);
+            if (w > 0)
+                written += (size_t)w;
+            if ((w < 0 && errno != EAGAIN && errno != EINTR) || written == j->input_len)
+                close_fd(&in[1]);
+        }
+        struct {
+            int idx;
+            int *fd;
+            struct capture *c;
+            bool counted;
+        } streams[] = {{idx_res, &res[0], &j->res, false},
+                       {idx_out, &out[0], &j->out, true},
+                       {idx_err, &err[0], &j->err, true}};
+        for (size_t i = 0; i < ARRAY_SIZE(streams); i++) {
+            if (streams[i].idx < 0 || !p[streams[i].idx].revents)
+                continue;
+            size_t dummy = 0;
+            int rr = streams[i].counted
+                         ? capture_read(*streams[i].fd, streams[i].c, &total_output, j->max_output)
+                         : capture_read(*streams[i].fd, streams[i].c, &dummy, 0);
+            if (rr <= 0)
+                close_fd(streams[i].fd);
+            if (streams[i].c->overflow && !killed) {
+                killed = true;
+                kill(-pid, SIGKILL);
+            }
+        }
+        if (idx_pid >= 0 && p[idx_pid].revents) {
+            exited = true;
+            j->wall_ms = util_mono_ms() - start;
+            /* Whatever the job left running in its process group goes too;
+             * its pipes then reach end of file. */
+            kill(-pid, SIGKILL);
+            drain_deadline = util_mono_ms() + 1000;
+        }
+    }
+    if (wait4(pid, &j->wait_status, 0, &j->ru) < 0)
+        r = -errno;
+    if (!exited)
+        j->wall_ms = util_mono_ms() - start;
+out:
+    close_fd(&in[0]);
+    close_fd(&in[1]);
+    close_fd(&res[0]);
+    close_fd(&res[1]);
+    close_fd(&out[0]);
+    close_fd(&out[1]);
+    close_fd(&err[0]);
+    close_fd(&err[1]);
+    close_fd(&devnull);
+    close_fd(&pidfd);
+    return r;
+}
+
+static json_t *error_obj(const char *type, const char *message)
+{
+    return json_pack("{s:s, s:s}", "type", type, "message", message);
+}
+
+static void set_text(json_t *reply, const char *key, const struct capture *c)
+{
+    char *s = util_utf8_sanitize(c->buf ? c->buf : "", c->len);
+    json_object_set_new(reply, key, json_string(s ? s : ""));
+    free(s);
+}
+
+/* Decides the job's status from how its child ended and what it reported. */
+static json_t *build_reply(struct job_run *j)
+{
+    json_t *reply = json_object();
+    const char *status = "crashed";
+    json_t *error = NULL;
+    char msg[256];
+
+    json_t *harness = NULL;
+    if (j->res.len && !j->res.overflow)
+        harness = json_loadb(j->res.buf, j->res.len, 0, NULL);
+
+    if (j->timed_out) {
+        status = "timeout";
+        snprintf(msg, sizeof(msg), "the job ran past its timeout of %g s and was killed",
+                 j->timeout_s);
+        error = error_obj("Timeout", msg);
+    } else if (j->out.overflow || j->err.overflow) {
+        status = "output_exceeded";
+        snprintf(msg, sizeof(msg),
+                 "the job wrote more than %zu bytes to stdout and stderr (STRATQ_MAX_OUTPUT) "
+                 "and was killed",
+                 j->max_output);
+        error = error_obj("OutputExceeded", msg);
+    } else if (j->res.overflow) {
+        status = "output_exceeded";
+        snprintf(msg, sizeof(msg), "the job's result is larger than %zu bytes (STRATQ_MAX_RESULT)",
+                 j->max_result);
+        error = error_obj("ResultTooLarge", msg);
+    } else if (WIFSIGNALED(j->wait_status) && WTERMSIG(j->wait_status) == SIGXCPU) {
+        status = "cpu_exceeded";
+        error = error_obj("CpuExceeded", "the job used up its CPU time limit");
+    } else if (harness && json_is_string(json_object_get(harness, "status"))) {
+        const char *hs = json_string_value(json_object_get(harness, "status"));
+        if (!strcmp(hs, "succeeded") && json_object_get(harness, "result")) {
+            status = "succeeded";
+            char *rj = json_dumps(json_object_get(harness, "result"),
+                                  JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+            json_object_set_new(reply, "result_json", json_string(rj ? rj : "null"));
+            free(rj);
+        } else if (!strcmp(hs, "failed") || !strcmp(hs, "memory_exceeded")) {
+            status = !strcmp(hs, "failed") ? "failed" : "memory_exceeded";
+            error = json_incref(json_object_get(harness, "error"));
+            if (!json_is_object(error)) {
+                json_decref(error);
+                error = error_obj("Error", "the job failed");
+            }
+        } else {
+            error = error_obj("HarnessError", "the harness reported an unknown status");
+        }
+    } else if (WIFSIGNALED(j->wait_status)) {
+        int sig = WTERMSIG(j->wait_status);
+        snprintf(msg, sizeof(msg), "the job's process was killed by signal %d (%s)", sig,
+                 sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
+        error = error_obj("Crashed", msg);
+    } else {
+        snprintf(msg, sizeof(msg), "the job's process exited with code %d without a result",
+                 WIFEXITED(j->wait_status) ? WEXITSTATUS(j->wait_status) : -1);
+        error = error_obj("Crashed", msg);
+    }
+    json_decref(harness);
+
+    json_object_set_new(reply, "status", json_string(status));
+    if (error)
+        json_object_set_new(reply, "error", error);
+    set_text(reply, "stdout", &j->out);
+    set_text(reply, "stderr", &j->err);
+    long long cpu_ms = (long long)j->ru.ru_utime.tv_sec * 1000 + j->ru.ru_utime.tv_usec / 1000 +
+                       (long long)j->ru.ru_stime.tv_sec * 1000 + j->ru.ru_stime.tv_usec / 1000;
+    json_object_set_new(reply, "usage",
+                        json_pack("{s:I, s:I, s:I}", "wall_ms", (json_int_t)j->wall_ms, "cpu_ms",
+                                  (json_int_t)cpu_ms, "max_rss_kb",
+                                  (json_int_t)j->ru.ru_maxrss));
+    return reply;
+}
+
+static char **build_env(void)
+{
+    char **envp = calloc(ARRAY_SIZE(passed_env) + 4, sizeof(char *));
+    size_t n = 0;
+    if (!envp)
+        return NULL;
+    envp[n++] = strdup("PATH=/usr/local/bin:/usr/bin:/bin");
+    envp[n++] = strdup("LANG=C.UTF-8");
+    for (size_t i = 0; passed_env[i]; i++) {
+        const char *v = getenv(passed_env[i]);
+        if (v && asprintf(&envp[n], "%s=%s", passed_env[i], v) > 0)
+            n++;
+    }
+    return envp;
+}
+
+static void free_env(char **envp)
+{
+    for (size_t i = 0; envp && envp[i]; i++)
+        free(envp[i]);
+    free(envp);
+}
+
+static json_t *handle_request(json_t *req, const char *python, const char *harness_dir,
+                              char **envp)
+{
+    json_t *spec = json_object_get(req, "spec");
+    struct job_run j = {
+        .python = python,
+        .harness_dir = harness_dir,
+        .timeout_s = json_number_value(json_object_get(spec, "timeout_s")),
+        .memory_mb = json_integer_value(json_object_get(spec, "memory_mb")),
+        .max_output = (size_t)config_int(CFG_MAX_OUTPUT),
+        .max_result = (size_t)config_int(CFG_MAX_RESULT),
+        .envp = envp,
+    };
+    json_t *reply;
+
+    j.input = json_dumps(req, JSON_COMPACT);
+    j.input_len = j.input ? strlen(j.input) : 0;
+    int r = j.input ? job_run_cold(&j) : -ENOMEM;
+    if (r < 0) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "the executor could not run the job: %s", strerror(-r));
+        reply = json_pack("{s:s, s:o, s:s, s:s}", "status", "crashed", "error",
+                          error_obj("ExecutorError", msg), "stdout", "", "stderr", "");
+    } else {
+        reply = build_reply(&j);
+    }
+    free(j.input);
+    free(j.out.buf);
+    free(j.err.buf);
+    free(j.res.buf);
+    return reply;
+}
+
+int executor_main(int argc, char **argv)
+{
+    char err[256];
+    char **args;
+    int nargs;
+
+    log_set_component("executor");
+    if (config_load(CMD_EXECUTOR, argc, argv, &args, &nargs, err, sizeof(err)) != 0) {
+        fprintf(stderr, "stratq executor: %s\n", err);
+        return 2;
+    }
+    log_set_level_name(config_str(CFG_LOG_LEVEL));
+    /* The supervisor decides when to stop; a terminal's Ctrl-C must not kill
+     * a job half-way. If the supervisor dies, so does the executor. */
+    signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+
+    _cleanup_free_ char *harness_dir = util_find_harness_dir(config_str(CFG_HARNESS_DIR));
+    if (!harness_dir) {
+        log_error("cannot find the stratq Python harness; set STRATQ_HARNESS_DIR", "{}");
+        return 1;
+    }
+    char **envp = build_env();
+    const char *python = config_str(CFG_PYTHON);
+    if (access(python, X_OK) < 0) {
+        log_error("the Python interpreter is not executable; set STRATQ_PYTHON", "{s:s}",
+                  "python", python);
+        free_env(envp);
+        return 1;
+    }
+    log_debug("executor ready", "{s:s, s:s}", "python", python, "harness", harness_dir);
+
+    int rc = 0;
+    for (;;) {
+        json_t *req = NULL;
+        int r = frame_recv_json(EXECUTOR_FD, &req);
+        if (r == -EPIPE)
+            break;
+        if (r < 0) {
+            log_error("bad request from the supervisor", "{s:s}", "error", strerror(-r));
+            rc = 1;
+            break;
+        }
+        json_t *reply = handle_request(req, python, harness_dir, envp);
+        json_decref(req);
+        r = frame_send_json(EXECUTOR_FD, reply);
+        json_decref(reply);
+        if (r < 0) {
+            rc = r == -EPIPE ? 0 : 1;
+            break;
+        }
+    }
+    free_env(envp);
+    config_free();
+    return rc;
+}
+
+int executor_spawn(pid_t *ret_pid, int *ret_fd)
+{
+    int sv[2];
+    char maxo[32], maxr[32];
+    char **envp = build_env();
+
+    if (!envp)
+        return -ENOMEM;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+        free_env(envp);
+        return -errno;
+    }
+    sv[1] = fd_high(sv[1]);
+    snprintf(maxo, sizeof(maxo), "%lld", config_int(CFG_MAX_OUTPUT));
+    snprintf(maxr, sizeof(maxr), "%lld", config_int(CFG_MAX_RESULT));
+    char *argv[] = {"stratq",
+                    "executor",
+                    "--python",
+                    (char *)config_str(CFG_PYTHON),
+                    "--harness-dir",
+                    (char *)config_str(CFG_HARNESS_DIR),
+                    "--max-output",
+                    maxo,
+                    "--max-result",
+                    maxr,
+                    "--log-level",
+                    (char *)config_str(CFG_LOG_LEVEL),
+                    NULL};
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = -errno;
+        close(sv[0]);
+        close(sv[1]);
+        free_env(envp);
+        return e;
+    }
+    if (pid == 0) {
+        /* Only the socket (as fd 3) and stdio cross into the executor: no
+         * Redis connection, no environment beyond build_env(). */
+        int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(sv[1], EXECUTOR_FD) < 0)
+            _exit(126);
+        close_range(EXECUTOR_FD + 1, ~0U, 0);
+        execve("/proc/self/exe", argv, envp);
+        _exit(127);
+    }
+    close(sv[1]);
+    free_env(envp);
+    *ret_pid = pid;
+    *ret_fd = sv[0];
+    return 0;
+}

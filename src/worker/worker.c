@@ -1,0 +1,465 @@
+#define _GNU_SOURCE
+#include "worker.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../common/config.h"
+#include "../common/frame.h"
+#include "../common/job.h"
+#include "../common/log.h"
+#include "../common/util.h"
+#include "../queue/queue.h"
+#include "executor.h"
+
+/* Seconds BLMOVE blocks; bounds how long a stop request waits. */
+#define FETCH_BLOCK_S "1"
+
+struct worker {
+    struct queue_names names;
+    struct queue_url url;
+    struct queue_sync *q;
+    struct job_limits lim;
+    char id[160];
+    char host[64];
+    char *processing_key;
+    char *worker_key;
+    pid_t exec_pid;
+    int exec_fd;
+    int64_t next_heartbeat_ms;
+    int64_t started_ms;
+    long long jobs_done, jobs_failed;
+    const char *state;
+    char current[80];
+};
+
+static volatile sig_atomic_t stop_signals;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    stop_signals++;
+}
+
+static void worker_disconnect(struct worker *w)
+{
+    queue_sync_free(w->q);
+    w->q = NULL;
+}
+
+/* Connects to Redis, retrying with capped exponential backoff until it
+ * succeeds or (when give_up_on_stop) a stop is requested. */
+static int worker_connect(struct worker *w, bool give_up_on_stop)
+{
+    int backoff_ms = 100;
+    char err[256];
+
+    while (!w->q) {
+        if (queue_sync_connect(&w->url, 5000, &w->q, err, sizeof(err)) == 0) {
+            log_info("connected to Redis", "{s:s, s:i}", "host", w->url.host, "port",
+                     w->url.port);
+            return 0;
+        }
+        if (give_up_on_stop && stop_signals)
+            return -ECANCELED;
+        if (stop_signals >= 2)
+            return -ECANCELED;
+        log_warn("Redis unavailable, retrying", "{s:s, s:i}", "error", err, "retry_ms",
+                 backoff_ms);
+        usleep((useconds_t)backoff_ms * 1000);
+        backoff_ms = backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2;
+    }
+    return 0;
+}
+
+/* Runs a script, reconnecting on connection errors; returns the reply or
+ * NULL when it gave up (a stop was requested while Redis was down). */
+static redisReply *worker_eval(struct worker *w, enum queue_script s, int nkeys, int argc,
+                               const char **argv, const size_t *argvlen, bool give_up_on_stop)
+{
+    for (;;) {
+        if (worker_connect(w, give_up_on_stop) < 0)
+            return NULL;
+        redisReply *r = queue_sync_eval(w->q, s, nkeys, argc, argv, argvlen);
+        if (r && r->type == REDIS_REPLY_ERROR) {
+            log_error("Redis script failed", "{s:s, s:s}", "script", queue_script_name(s),
+                      "error", r->str);
+            freeReplyObject(r);
+            return NULL;
+        }
+        if (r)
+            return r;
+        log_warn("lost the Redis connection", "{s:s}", "error", w->q->c->errstr);
+        worker_disconnect(w);
+    }
+}
+
+static void worker_heartbeat(struct worker *w)
+{
+    char now[24], ttl[24], pid[16], done[24], failed[24], started[24];
+    snprintf(now, sizeof(now), "%lld", (long long)util_now_ms());
+    snprintf(ttl, sizeof(ttl), "%lld", config_int(CFG_HEARTBEAT) * 3000);
+    snprintf(pid, sizeof(pid), "%d", (int)getpid());
+    snprintf(done, sizeof(done), "%lld", w->jobs_done);
+    snprintf(failed, sizeof(failed), "%lld", w->jobs_failed);
+    snprintf(started, sizeof(started), "%lld", (long long)w->started_ms);
+    const char *argv[] = {w->names.workers, w->worker_key, w->id,      now,     ttl,
+                          "host",           w->host,       "pid",      pid,     "version",
+                          STRATQ_VERSION,   "state",       w->state,   "current_job",
+                          w->current,       "jobs_done",   done,       "jobs_failed",
+                          failed,           "started_ms",  started};
+    redisReply *r = worker_eval(w, QS_HEARTBEAT, 2, (int)ARRAY_SIZE(argv), argv, NULL, true);
+    if (r)
+        freeReplyObject(r);
+    w->next_heartbeat_ms = util_mono_ms() + config_int(CFG_HEARTBEAT) * 1000;
+}
+
+static int worker_start_executor(struct worker *w)
+{
+    int r = executor_spawn(&w->exec_pid, &w->exec_fd);
+    if (r < 0) {
+        log_error("cannot start the executor", "{s:s}", "error", strerror(-r));
+        return r;
+    }
+    log_info("executor started", "{s:i}", "executor_pid", (int)w->exec_pid);
+    return 0;
+}
+
+static void worker_stop_executor(struct worker *w, bool force)
+{
+    if (w->exec_fd >= 0)
+        close(w->exec_fd);
+    w->exec_fd = -1;
+    if (w->exec_pid > 0) {
+        if (force)
+            kill(w->exec_pid, SIGKILL);
+        waitpid(w->exec_pid, NULL, 0);
+    }
+    w->exec_pid = -1;
+}
+
+/* Waits for the executor's reply to the running job, heartbeating while it
+ * runs. Returns 0 with *ret_reply, -EPIPE if the executor died, or
+ * -ECANCELED when a second stop signal asked to give the job up. */
+static int worker_await(struct worker *w, json_t **ret_reply)
+{
+    int64_t drain_deadline = 0;
+    for (;;) {
+        if (stop_signals >= 2)
+            return -ECANCELED;
+        if (stop_signals && !drain_deadline)
+            drain_deadline = util_mono_ms() + config_int(CFG_DRAIN_TIMEOUT) * 1000;
+        if (drain_deadline && util_mono_ms() >= drain_deadline) {
+            log_warn("drain timeout passed; giving the job back to the queue", "{s:s}", "id",
+                     w->current);
+            return -ECANCELED;
+        }
+        int64_t wait = w->next_heartbeat_ms - util_mono_ms();
+        if (wait > 1000)
+            wait = 1000;
+        struct pollfd p = {w->exec_fd, POLLIN, 0};
+        int n = poll(&p, 1, wait > 0 ? (int)wait : 0);
+        if (n < 0 && errno != EINTR)
+            return -errno;
+        if (n > 0) {
+            int r = frame_recv_json(w->exec_fd, ret_reply);
+            return r < 0 ? -EPIPE : 0;
+        }
+        if (util_mono_ms() >= w->next_heartbeat_ms)
+            worker_heartbeat(w);
+    }
+}
+
+static json_t *crashed_reply(const char *type, const char *message)
+{
+    return json_pack("{s:s, s:{s:s, s:s}}", "status", "crashed", "error", "type", type, "message",
+                     message);
+}
+
+/* Writes the outcome, fenced on (worker, attempt). Keeps retrying while
+ * Redis is away, so a finished job's result is not lost. */
+static void worker_complete(struct worker *w, const char *id, long long attempt, json_t *reply)
+{
+    const char *status = json_string_value(json_object_get(reply, "status"));
+    char att[24], now[24], ttl[24];
+    const char *argv[20];
+    int n = 0;
+    _cleanup_free_ char *job_key = queue_job_key(&w->names, id);
+    _cleanup_free_ char *error = NULL, *usage = NULL;
+
+    if (!status)
+        status = "crashed";
+    snprintf(att, sizeof(att), "%lld", attempt);
+    snprintf(now, sizeof(now), "%lld", (long long)util_now_ms());
+    snprintf(ttl, sizeof(ttl), "%lld", config_int(CFG_RESULT_TTL));
+    argv[n++] = job_key;
+    argv[n++] = w->processing_key;
+    argv[n++] = id;
+    argv[n++] = w->id;
+    argv[n++] = att;
+    argv[n++] = now;
+    argv[n++] = w->names.events;
+    argv[n++] = ttl;
+    argv[n++] = status;
+    const char *result = json_string_value(json_object_get(reply, "result_json"));
+    if (result) {
+        argv[n++] = "result";
+        argv[n++] = result;
+    }
+    json_t *e = json_object_get(reply, "error");
+    if (e) {
+        error = json_dumps(e, JSON_COMPACT);
+        argv[n++] = "error";
+        argv[n++] = error ? error : "{}";
+    }
+    const char *out = json_string_value(json_object_get(reply, "stdout"));
+    const char *err = json_string_value(json_object_get(reply, "stderr"));
+    argv[n++] = "stdout";
+    argv[n++] = out ? out : "";
+    argv[n++] = "stderr";
+    argv[n++] = err ? err : "";
+    json_t *u = json_object_get(reply, "usage");
+    if (u) {
+        usage = json_dumps(u, JSON_COMPACT);
+        argv[n++] = "usage";
+        argv[n++] = usage ? usage : "{}";
+    }
+
+    redisReply *r = worker_eval(w, QS_COMPLETE, 2, n, argv, NULL, false);
+    if (!r) {
+        log_error("could not record the job's outcome", "{s:s, s:s}", "id", id, "status", status);
+        return;
+    }
+    if (r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
+        json_t *usage_obj = json_object_get(reply, "usage");
+        log_info("job finished", "{s:s, s:I, s:s, s:I, s:I}", "id", id, "attempt",
+                 (json_int_t)attempt, "status", status, "wall_ms",
+                 json_integer_value(json_object_get(usage_obj, "wall_ms")), "max_rss_kb",
+                 json_integer_value(json_object_get(usage_obj, "max_rss_kb")));
+        if (!strcmp(status, "succeeded"))
+            w->jobs_done++;
+        else
+            w->jobs_failed++;
+    } else {
+        log_warn("discarded a late result: the job was taken over by another attempt",
+                 "{s:s, s:I, s:s}", "id", id, "attempt", (json_int_t)attempt, "status", status);
+    }
+    freeReplyObject(r);
+}
+
+/* Runs one job that BLMOVE put into this worker's processing list. */
+static void worker_run(struct worker *w, const char *id)
+{
+    char now[24];
+    _cleanup_free_ char *job_key = queue_job_key(&w->names, id);
+    snprintf(now, sizeof(now), "%lld", (long long)util_now_ms());
+    const char *argv[] = {job_key, w->processing_key, id, w->id, now, w->names.events};
+    redisReply *r = worker_eval(w, QS_START, 2, (int)ARRAY_SIZE(argv), argv, NULL, false);
+    if (!r)
+        return;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1) {
+        freeReplyObject(r);
+        return;
+    }
+    const char *what = r->element[0]->str;
+    if (!strcmp(what, "missing")) {
+        log_warn("dropped a queue entry with no job hash", "{s:s}", "id", id);
+        freeReplyObject(r);
+        return;
+    }
+    if (!strcmp(what, "skip")) {
+        log_info("skipped a job that is no longer queued", "{s:s, s:s}", "id", id, "status",
+                 r->elements > 1 ? r->element[1]->str : "?");
+        freeReplyObject(r);
+        return;
+    }
+    long long attempt = r->element[1]->integer;
+    char err[512];
+    json_t *spec = json_loadb(r->element[2]->str, r->element[2]->len, 0, NULL);
+    freeReplyObject(r);
+
+    json_t *reply = NULL;
+    if (!spec) {
+        reply = json_pack("{s:s, s:{s:s, s:s}}", "status", "failed", "error", "type",
+                          "InvalidSpec", "message", "the job's spec is not valid JSON");
+    } else if (job_spec_normalize(spec, &w->lim, err, sizeof(err)) < 0) {
+        reply = json_pack("{s:s, s:{s:s, s:s}}", "status", "failed", "error", "type",
+                          "InvalidSpec", "message", err);
+    }
+    if (reply) {
+        log_warn("failed a job with an invalid spec", "{s:s}", "id", id);
+        worker_complete(w, id, attempt, reply);
+        json_decref(reply);
+        json_decref(spec);
+        return;
+    }
+
+    snprintf(w->current, sizeof(w->current), "%s", id);
+    w->state = "busy";
+    worker_heartbeat(w);
+    log_info("job started", "{s:s, s:I}", "id", id, "attempt", (json_int_t)attempt);
+
+    json_t *req = json_pack("{s:s, s:I, s:O}", "id", id, "attempt", (json_int_t)attempt, "spec",
+                            spec);
+    int rr = w->exec_fd >= 0 ? frame_send_json(w->exec_fd, req) : -EPIPE;
+    json_decref(req);
+    json_decref(spec);
+    if (rr == 0)
+        rr = worker_await(w, &reply);
+    if (rr == -ECANCELED) {
+        /* Stop now: kill the job; deregistering gives it back to the queue
+         * without counting the attempt. */
+        worker_stop_executor(w, true);
+    } else if (rr < 0) {
+        log_error("the executor died during a job; restarting it", "{s:s}", "id", id);
+        worker_stop_executor(w, true);
+        worker_start_executor(w);
+        reply = crashed_reply("ExecutorCrashed", "the executor running this job died");
+    }
+    if (reply) {
+        worker_complete(w, id, attempt, reply);
+        json_decref(reply);
+    }
+    w->current[0] = '\0';
+    w->state = stop_signals ? "draining" : "idle";
+    worker_heartbeat(w);
+}
+
+static void worker_deregister(struct worker *w)
+{
+    _cleanup_free_ char *job_prefix = queue_job_key(&w->names, "");
+    const char *argv[] = {w->names.workers, w->worker_key, w->processing_key, w->names.queue,
+                          w->id,            job_prefix,    w->names.events};
+    redisReply *r = worker_eval(w, QS_DEREGISTER, 4, (int)ARRAY_SIZE(argv), argv, NULL, false);
+    if (r) {
+        if (r->type == REDIS_REPLY_INTEGER && r->integer > 0)
+            log_warn("gave unfinished jobs back to the queue", "{s:I}", "count",
+                     (json_int_t)r->integer);
+        freeReplyObject(r);
+    }
+}
+
+static int worker_loop(struct worker *w)
+{
+    while (!stop_signals) {
+        if (util_mono_ms() >= w->next_heartbeat_ms)
+            worker_heartbeat(w);
+        if (worker_connect(w, true) < 0)
+            break;
+        redisReply *r = redisCommand(w->q->c, "BLMOVE %s %s RIGHT LEFT " FETCH_BLOCK_S,
+                                     w->names.queue, w->processing_key);
+        if (!r) {
+            log_warn("lost the Redis connection", "{s:s}", "error", w->q->c->errstr);
+            worker_disconnect(w);
+            continue;
+        }
+        if (r->type == REDIS_REPLY_STRING) {
+            char id[80];
+            snprintf(id, sizeof(id), "%s", r->str);
+            freeReplyObject(r);
+            worker_run(w, id);
+            continue;
+        }
+        if (r->type == REDIS_REPLY_ERROR) {
+            log_error("BLMOVE failed", "{s:s}", "error", r->str);
+            usleep(500000);
+        }
+        freeReplyObject(r);
+    }
+    return 0;
+}
+
+int worker_main(int argc, char **argv)
+{
+    struct worker w = {.exec_pid = -1, .exec_fd = -1, .state = "idle"};
+    char err[256];
+    char **args;
+    int nargs, rc = 1;
+
+    log_set_component("worker");
+    int r = config_load(CMD_WORKER, argc, argv, &args, &nargs, err, sizeof(err));
+    if (r == 1) {
+        config_print_help(CMD_WORKER, "stratq worker [options]",
+                          "Takes jobs from the Redis queue one at a time and runs each in a "
+                          "sandboxed Python process.");
+        config_free();
+        return 0;
+    }
+    if (r < 0 || nargs > 0) {
+        fprintf(stderr, "stratq worker: %s\n", r < 0 ? err : "takes no arguments");
+        config_free();
+        return 2;
+    }
+    if (log_set_level_name(config_str(CFG_LOG_LEVEL)) < 0) {
+        fprintf(stderr, "stratq worker: --log-level must be debug, info, warn or error\n");
+        config_free();
+        return 2;
+    }
+    if (queue_url_parse(config_str(CFG_REDIS_URL), &w.url, err, sizeof(err)) < 0) {
+        fprintf(stderr, "stratq worker: %s\n", err);
+        config_free();
+        return 2;
+    }
+    w.lim = (struct job_limits){config_int(CFG_DEFAULT_TIMEOUT), config_int(CFG_MAX_TIMEOUT),
+                                config_int(CFG_DEFAULT_MEMORY), config_int(CFG_MAX_MEMORY)};
+    if (queue_names_init(&w.names, config_str(CFG_QUEUE), config_str(CFG_PREFIX)) < 0)
+        goto out;
+    gethostname(w.host, sizeof(w.host) - 1);
+    if (config_str(CFG_WORKER_ID)[0]) {
+        snprintf(w.id, sizeof(w.id), "%s", config_str(CFG_WORKER_ID));
+    } else {
+        char rnd[UTIL_ID_LEN + 1];
+        util_new_id(rnd);
+        snprintf(w.id, sizeof(w.id), "%s-%d-%s", w.host, (int)getpid(), rnd + 24);
+    }
+    if (!util_valid_id(w.id) && strlen(w.id) > 64) {
+        fprintf(stderr, "stratq worker: --worker-id is too long\n");
+        goto out;
+    }
+    w.processing_key = queue_processing_key(&w.names, w.id);
+    w.worker_key = queue_worker_key(&w.names, w.id);
+    w.started_ms = util_now_ms();
+
+    /* The supervisor holds the Redis password: keep it out of core dumps and
+     * away from ptrace by same-uid processes. */
+    prctl(PR_SET_DUMPABLE, 0);
+    struct sigaction sa = {.sa_handler = on_stop_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (worker_start_executor(&w) < 0)
+        goto out;
+    if (worker_connect(&w, true) == 0) {
+        log_info("worker started", "{s:s, s:s, s:s}", "worker", w.id, "queue", w.names.queue,
+                 "mode", "cold");
+        worker_heartbeat(&w);
+        worker_loop(&w);
+        w.state = "draining";
+        log_info("worker stopping", "{s:s}", "worker", w.id);
+    }
+    worker_stop_executor(&w, false);
+    if (worker_connect(&w, false) == 0)
+        worker_deregister(&w);
+    log_info("worker stopped", "{s:s, s:I, s:I}", "worker", w.id, "jobs_done",
+             (json_int_t)w.jobs_done, "jobs_failed", (json_int_t)w.jobs_failed);
+    rc = 0;
+out:
+    worker_stop_executor(&w, true);
+    worker_disconnect(&w);
+    free(w.processing_key);
+    free(w.worker_key);
+    queue_names_free(&w.names);
+    queue_url_free(&w.url);
+    config_free();
+    return rc;
+}

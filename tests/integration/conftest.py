@@ -1,0 +1,565 @@
+"""Fixtures for the black-box integration suite.
+
+The suite starts a real redis-server and the real ``stratq`` binary
+(``$STRATQ_BIN``, default ``build/asan/stratq``) and talks to them the way a
+user or another backend would: HTTP (standard library only), the CLI, and
+plain redis-py. Nothing here imports stratq code.
+
+Waiting is always on a condition with a deadline (``wait_for``), never a
+bare sleep. Every process a test starts is stopped by its pid at teardown
+(SIGTERM, then SIGKILL to its process group if it ignores the deadline), and
+its log is scanned for sanitizer reports. When a test fails, the tail of each
+daemon's log is attached to the report.
+"""
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+import redis
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO_ROOT / "examples"
+STRATQ_BIN = Path(os.environ.get("STRATQ_BIN", REPO_ROOT / "build" / "asan" / "stratq"))
+REDIS_SERVER = os.environ.get("STRATQ_TEST_REDIS_SERVER", "/usr/bin/redis-server")
+
+PREFIX = "stratq"
+QUEUE = "python_execution_queue"
+WORKERS_KEY = f"{PREFIX}:workers"
+EVENTS_CHANNEL = f"{PREFIX}:events"
+
+TERMINAL = frozenset(
+    {
+        "succeeded",
+        "failed",
+        "timeout",
+        "memory_exceeded",
+        "cpu_exceeded",
+        "output_exceeded",
+        "crashed",
+        "cancelled",
+        "dead",
+    }
+)
+JOB_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+# Lines that mean a sanitizer caught a bug in the binary.
+SANITIZER_MARKERS = (
+    "ERROR: AddressSanitizer",
+    "ERROR: LeakSanitizer",
+    "runtime error:",
+    "WARNING: ThreadSanitizer",
+)
+
+# Deadlines. These bound how long we wait for a condition; they are not
+# performance expectations, so they are generous for an ASan build.
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 30.0
+JOB_TIMEOUT = 60.0
+
+
+# --------------------------------------------------------------------------
+# Generic helpers
+# --------------------------------------------------------------------------
+
+
+def wait_for(pred, timeout, what, interval=0.02):
+    """Poll ``pred()`` until it returns something truthy; return that value.
+
+    ``what`` describes the condition for the failure message; it may be a
+    callable returning that description (evaluated only on timeout, so it can
+    show the latest state).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            desc = what() if callable(what) else what
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {desc}")
+        time.sleep(interval)
+
+
+def free_port():
+    """A loopback TCP port that nothing listened on a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def sanitizer_findings(text):
+    return [line for line in text.splitlines() if any(m in line for m in SANITIZER_MARKERS)]
+
+
+def tail(text, lines=40):
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def process_state(pid):
+    """The one-letter state of ``pid`` from /proc, or None if it does not exist."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read().decode(errors="replace")
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # The command name is in parentheses and may contain spaces.
+    return stat[stat.rindex(")") + 2 :].split()[0]
+
+
+def pid_alive(pid):
+    """True if ``pid`` is a running process (zombies count as gone)."""
+    state = process_state(pid)
+    return state is not None and state not in ("Z", "X")
+
+
+def _proc_table():
+    """[(pid, ppid, pgrp, comm)] for every live process."""
+    rows = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read().decode(errors="replace")
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if fields[0] in ("Z", "X"):
+            continue
+        rows.append((int(entry), int(fields[1]), int(fields[2]), comm))
+    return rows
+
+
+def descendants(pid):
+    """{pid: comm} of every live descendant of ``pid``."""
+    table = _proc_table()
+    children = {}
+    for p, ppid, _, comm in table:
+        children.setdefault(ppid, []).append((p, comm))
+    found, todo = {}, [pid]
+    while todo:
+        for child, comm in children.get(todo.pop(), []):
+            if child not in found:
+                found[child] = comm
+                todo.append(child)
+    return found
+
+
+def process_group_members(pgid):
+    return {p: comm for p, _, pg, comm in _proc_table() if pg == pgid}
+
+
+# --------------------------------------------------------------------------
+# HTTP
+# --------------------------------------------------------------------------
+
+_NO_BODY = object()
+# Talk to the API directly even if a proxy is configured in the environment.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class Api:
+    """A tiny HTTP/JSON client for the stratq API (urllib only)."""
+
+    def __init__(self, base_url):
+        self.base_url = base_url.rstrip("/")
+
+    def request(self, method, path, json_body=_NO_BODY, raw=None, headers=None, timeout=30):
+        """Return (status, body) where body is parsed JSON when it parses,
+        else the text."""
+        data = raw
+        hdrs = dict(headers or {})
+        if json_body is not _NO_BODY:
+            data = json.dumps(json_body).encode()
+        if data is not None:
+            hdrs.setdefault("Content-Type", "application/json")
+        req = urllib.request.Request(self.base_url + path, data=data, method=method, headers=hdrs)
+        try:
+            with _OPENER.open(req, timeout=timeout) as resp:
+                status, payload = resp.status, resp.read()
+        except urllib.error.HTTPError as e:
+            status, payload = e.code, e.read()
+        try:
+            body = json.loads(payload) if payload else None
+        except ValueError:
+            body = payload.decode(errors="replace")
+        return status, body
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, body=_NO_BODY, **kw):
+        return self.request("POST", path, json_body=body, **kw)
+
+    def healthy(self):
+        try:
+            status, body = self.get("/healthz", timeout=2)
+        except OSError:
+            return False
+        return status == 200 and isinstance(body, dict) and body.get("status") == "ok"
+
+    def submit(self, spec):
+        """POST a job spec; assert 201 and return the new id."""
+        status, body = self.post("/v1/jobs", spec)
+        assert status == 201, f"POST /v1/jobs {spec!r} -> {status} {body!r}"
+        assert isinstance(body, dict) and body.get("status") == "queued", body
+        assert JOB_ID_RE.match(str(body.get("id"))), f"bad job id in {body!r}"
+        return body["id"]
+
+    def job(self, job_id):
+        status, body = self.get(f"/v1/jobs/{job_id}")
+        assert status == 200, f"GET /v1/jobs/{job_id} -> {status} {body!r}"
+        return body
+
+    def queue(self):
+        status, body = self.get("/v1/queue")
+        assert status == 200, f"GET /v1/queue -> {status} {body!r}"
+        return body
+
+    def wait_status(self, job_id, statuses, timeout=JOB_TIMEOUT):
+        """Poll until the job's status is in ``statuses``; return the record."""
+        statuses = frozenset([statuses] if isinstance(statuses, str) else statuses)
+        last = {}
+
+        def reached():
+            last["job"] = self.job(job_id)
+            return last["job"] if last["job"].get("status") in statuses else None
+
+        return wait_for(
+            reached, timeout, lambda: f"job {job_id} to reach {sorted(statuses)}; last: {last.get('job')!r}"
+        )
+
+    def wait_job(self, job_id, timeout=JOB_TIMEOUT):
+        """Poll until the job reaches a terminal status; return the record."""
+        return self.wait_status(job_id, TERMINAL, timeout)
+
+
+# --------------------------------------------------------------------------
+# Redis server (one per session; flushed before every test)
+# --------------------------------------------------------------------------
+
+
+class RedisServer:
+    def __init__(self, port, proc, log_path):
+        self.port = port
+        self.proc = proc
+        self.log_path = log_path
+        self.url = f"redis://127.0.0.1:{port}"
+
+    def client(self, **kw):
+        return redis.Redis(host="127.0.0.1", port=self.port, decode_responses=True, **kw)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    assert os.access(REDIS_SERVER, os.X_OK), f"redis-server not found at {REDIS_SERVER}"
+    workdir = tmp_path_factory.mktemp("redis")
+    port = free_port()
+    log_path = workdir / "redis.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [
+                REDIS_SERVER,
+                "--port", str(port),
+                "--bind", "127.0.0.1",
+                "--save", "",
+                "--appendonly", "no",
+                "--dir", str(workdir),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = RedisServer(port, proc, log_path)
+    client = server.client(socket_timeout=2)
+
+    def ping():
+        assert proc.poll() is None, f"redis-server exited: {log_path.read_text(errors='replace')}"
+        try:
+            return client.ping()
+        except redis.exceptions.ConnectionError:
+            return False
+
+    try:
+        wait_for(ping, START_TIMEOUT, f"redis-server on port {port} to answer PING")
+        yield server
+    finally:
+        client.close()
+        proc.terminate()
+        try:
+            proc.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(autouse=True)
+def r(redis_server):
+    """A redis client on an empty database (FLUSHALL before each test)."""
+    client = redis_server.client()
+    client.flushall()
+    yield client
+    client.close()
+
+
+# --------------------------------------------------------------------------
+# stratq processes
+# --------------------------------------------------------------------------
+
+
+def require_binary():
+    if not (STRATQ_BIN.is_file() and os.access(STRATQ_BIN, os.X_OK)):
+        pytest.fail(
+            f"stratq binary not found or not executable at {STRATQ_BIN}; build it with "
+            f"`make -C {REPO_ROOT} build/asan/stratq` or point STRATQ_BIN at it",
+            pytrace=False,
+        )
+    return STRATQ_BIN
+
+
+class Proc:
+    """A stratq daemon started by a test. Output goes to ``log_path``."""
+
+    def __init__(self, kind, popen, log_path):
+        self.kind = kind
+        self.popen = popen
+        self.log_path = log_path
+        self.returncode = None
+
+    @property
+    def pid(self):
+        return self.popen.pid
+
+    def alive(self):
+        return self.popen.poll() is None
+
+    def log(self):
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_lines_json(self):
+        """The log lines that parse as JSON objects."""
+        out = []
+        for line in self.log().splitlines():
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(obj, dict):
+                out.append(obj)
+        return out
+
+    def describe(self):
+        return f"{self.kind} pid {self.pid} (log {self.log_path}):\n{tail(self.log())}"
+
+
+class ApiProc(Proc):
+    port = None
+    url = None
+    client = None
+
+
+class WorkerProc(Proc):
+    id = None
+
+
+class Stack:
+    """Starts and stops stratq daemons for one test."""
+
+    def __init__(self, tmp_path, redis_server):
+        self.tmp_path = tmp_path
+        self.redis_server = redis_server
+        self.redis_url = redis_server.url
+        self.r = redis_server.client()
+        self.procs = []
+        self._n = 0
+
+    def spawn(self, kind, args, env=None, cls=Proc):
+        require_binary()
+        self._n += 1
+        log_path = self.tmp_path / f"{kind}-{self._n}.log"
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        with open(log_path, "wb") as log:
+            popen = subprocess.Popen(
+                [str(STRATQ_BIN), *args],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=full_env,
+                cwd=self.tmp_path,
+                # Own process group, so a SIGKILL fallback reaches its children.
+                start_new_session=True,
+            )
+        proc = cls(kind, popen, log_path)
+        self.procs.append(proc)
+        return proc
+
+    def start_api(self, env=None, args=()):
+        port = free_port()
+        proc = self.spawn(
+            "api", ["api", "--port", str(port), "--redis-url", self.redis_url, *args], env, ApiProc
+        )
+        proc.port = port
+        proc.url = f"http://127.0.0.1:{port}"
+        proc.client = Api(proc.url)
+
+        def ready():
+            assert proc.alive(), f"stratq api exited with {proc.popen.returncode}\n{proc.describe()}"
+            return proc.client.healthy()
+
+        wait_for(ready, START_TIMEOUT, lambda: f"GET /healthz -> 200 ok from {proc.describe()}")
+        return proc
+
+    def worker_ids_by_pid(self):
+        """{pid: worker id} for every worker registered in stratq:workers."""
+        out = {}
+        for wid in self.r.zrange(WORKERS_KEY, 0, -1):
+            pid = self.r.hget(f"{PREFIX}:worker:{wid}", "pid")
+            if pid and pid.isdigit():
+                out[int(pid)] = wid
+        return out
+
+    def start_worker(self, env=None, args=()):
+        proc = self.spawn("worker", ["worker", "--redis-url", self.redis_url, *args], env, WorkerProc)
+
+        def registered():
+            assert proc.alive(), f"stratq worker exited with {proc.popen.returncode}\n{proc.describe()}"
+            return self.worker_ids_by_pid().get(proc.pid)
+
+        proc.id = wait_for(
+            registered,
+            START_TIMEOUT,
+            lambda: f"worker pid {proc.pid} to register in {WORKERS_KEY} "
+            f"(members: {self.r.zrange(WORKERS_KEY, 0, -1)})\n{proc.describe()}",
+        )
+        return proc
+
+    def start_workers(self, n, env=None):
+        return [self.start_worker(env) for _ in range(n)]
+
+    def worker_hash(self, worker):
+        return self.r.hgetall(f"{PREFIX}:worker:{worker.id}")
+
+    def stop(self, proc, sig=signal.SIGTERM, timeout=STOP_TIMEOUT):
+        """Signal ``proc`` by pid and wait for it; SIGKILL its process group
+        if it outlives the deadline. Returns the exit status (negative for a
+        signal, as Popen reports it)."""
+        if proc.popen.poll() is None:
+            try:
+                proc.popen.send_signal(sig)
+            except ProcessLookupError:
+                pass
+            try:
+                proc.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self._kill_group(proc.pid)
+                proc.popen.wait()
+        proc.returncode = proc.popen.returncode
+        return proc.returncode
+
+    @staticmethod
+    def _kill_group(pgid):
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def teardown(self):
+        problems = []
+        # Workers first, so nothing is left talking to a stopped API.
+        for proc in sorted(self.procs, key=lambda p: p.kind == "api"):
+            if proc.popen.poll() is None:
+                self.stop(proc)
+            # Anything left in the daemon's process group (its executor,
+            # say) after the daemon exited has leaked.
+            try:
+                wait_for(
+                    lambda: not process_group_members(proc.pid),
+                    10,
+                    f"the process group of {proc.kind} pid {proc.pid} to empty",
+                )
+            except AssertionError:
+                left = process_group_members(proc.pid)
+                self._kill_group(proc.pid)
+                problems.append(f"{proc.kind} pid {proc.pid} left processes behind: {left}")
+            found = sanitizer_findings(proc.log())
+            if found:
+                problems.append(f"sanitizer report in {proc.describe()}\nfirst: {found[0]}")
+        self.r.close()
+        return problems
+
+
+@pytest.fixture
+def stack(tmp_path, redis_server, request):
+    s = Stack(tmp_path, redis_server)
+    request.node._stratq_stack = s
+    yield s
+    problems = s.teardown()
+    if problems:
+        pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def api(stack):
+    """A running API's client (no worker)."""
+    return stack.start_api().client
+
+
+# --------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------
+
+
+def run_cli(args, api_url, env=None, timeout=120, cwd=None):
+    """Run ``stratq ARGS`` against ``api_url``; return the CompletedProcess
+    (text). Fails the test if the sanitizer reported anything."""
+    require_binary()
+    full_env = dict(os.environ)
+    full_env["STRATQ_API_URL"] = api_url
+    full_env.update(env or {})
+    res = subprocess.run(
+        [str(STRATQ_BIN), *[str(a) for a in args]],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        cwd=cwd or REPO_ROOT,
+    )
+    found = sanitizer_findings(res.stderr)
+    assert not found, f"sanitizer report from `stratq {' '.join(map(str, args))}`:\n{res.stderr}"
+    return res
+
+
+def describe_run(res):
+    return f"`{' '.join(map(str, res.args))}` exited {res.returncode}\n--- stdout\n{res.stdout}\n--- stderr\n{res.stderr}"
+
+
+# --------------------------------------------------------------------------
+# Reporting
+# --------------------------------------------------------------------------
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed and rep.when in ("setup", "call"):
+        s = getattr(item, "_stratq_stack", None)
+        if s is not None:
+            for proc in s.procs:
+                rep.sections.append((f"stratq {proc.kind} pid {proc.pid} log tail", tail(proc.log(), 60)))

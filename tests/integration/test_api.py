@@ -1,0 +1,241 @@
+"""The HTTP API: submitting and reading jobs, request validation, errors,
+and the queue view."""
+
+import json
+import textwrap
+
+import pytest
+
+from conftest import JOB_ID_RE, QUEUE
+
+SQUARE = textwrap.dedent(
+    """
+    def run(ctx):
+        n = ctx.params["n"]
+        return {"n": n, "square": n * n}
+    """
+)
+
+
+def test_submit_runs_job_and_returns_result(stack):
+    api = stack.start_api().client
+    worker = stack.start_worker()
+    spec = {"code": SQUARE, "params": {"n": 12}}
+    job_id = api.submit(spec)
+
+    job = api.wait_job(job_id)
+
+    assert job["status"] == "succeeded", job
+    assert job["id"] == job_id
+    assert job["result"] == {"n": 12, "square": 144}
+    assert job["attempts"] == 1
+    assert job["spec"]["code"] == SQUARE
+    assert job["spec"]["params"] == {"n": 12}
+    assert job["worker"] == worker.id
+    assert job["created_ms"] <= job["started_ms"] <= job["finished_ms"]
+    assert job.get("error") in (None, {}), job
+    usage = job["usage"]
+    for key in ("wall_ms", "cpu_ms", "max_rss_kb"):
+        assert isinstance(usage[key], (int, float)) and usage[key] >= 0, usage
+    assert usage["max_rss_kb"] > 0, usage
+
+
+def test_job_is_queued_until_a_worker_takes_it(stack):
+    api = stack.start_api().client
+    job_id = api.submit({"code": SQUARE, "params": {"n": 3}})
+
+    job = api.job(job_id)
+    assert job["status"] == "queued", job
+    assert job.get("attempts") in (0, None), job
+    assert job.get("result") is None
+    assert isinstance(job["created_ms"], int) and job["created_ms"] > 0
+
+    stack.start_worker()
+    job = api.wait_job(job_id)
+    assert job["status"] == "succeeded", job
+    assert job["result"] == {"n": 3, "square": 9}
+
+
+def test_stdout_is_captured(stack):
+    api = stack.start_api().client
+    stack.start_worker()
+    code = textwrap.dedent(
+        """
+        import sys
+        def run(ctx):
+            print("hello from the job")
+            print("line two", ctx.params["x"])
+            print("to stderr", file=sys.stderr)
+            return 1
+        """
+    )
+    job = api.wait_job(api.submit({"code": code, "params": {"x": 7}}))
+    assert job["status"] == "succeeded", job
+    assert job["result"] == 1
+    assert "hello from the job\nline two 7\n" in job["stdout"]
+    assert "to stderr" in job["stderr"]
+    assert "to stderr" not in job["stdout"]
+
+
+def test_entrypoint_and_data(stack):
+    api = stack.start_api().client
+    stack.start_worker()
+    code = textwrap.dedent(
+        """
+        def run(ctx):
+            raise AssertionError("the default entrypoint must not be called")
+
+        def main(ctx):
+            return {"total": sum(ctx.data["values"]), "scale": ctx.params.get("scale", 1)}
+        """
+    )
+    spec = {"code": code, "entrypoint": "main", "data": {"values": [1.5, 2.5, 3]}, "params": {}}
+    job = api.wait_job(api.submit(spec))
+    assert job["status"] == "succeeded", job
+    assert job["result"] == {"total": 7.0, "scale": 1}
+
+
+def test_params_default_to_empty_dict_and_any_json_result(stack):
+    api = stack.start_api().client
+    stack.start_worker()
+    code = "def run(ctx):\n    return [ctx.params, ctx.data, None, True, 1.25, 'x']\n"
+    job = api.wait_job(api.submit({"code": code}))
+    assert job["status"] == "succeeded", job
+    assert job["result"] == [{}, None, None, True, 1.25, "x"]
+
+
+GOOD = "def run(ctx):\n    return 1\n"
+
+# (request body bytes, words the error message must contain)
+BAD_REQUESTS = [
+    pytest.param(b'{"code": "x",', ["line", "column"], id="truncated-json"),
+    pytest.param(b'{"code": "x" "params": {}}', ["line", "column"], id="missing-comma"),
+    pytest.param(b"\n\n  {nope}", ["line", "column"], id="garbage"),
+    pytest.param(b"{}", ["code"], id="missing-code"),
+    pytest.param(b'{"params": {}}', ["code"], id="missing-code-with-params"),
+    pytest.param(b'{"code": 5}', ["code", "string"], id="code-not-string"),
+    pytest.param(b'{"code": null}', ["code", "string"], id="code-null"),
+    pytest.param(json.dumps({"code": GOOD, "timeout_s": "x"}).encode(), ["timeout_s", "number"], id="timeout-string"),
+    pytest.param(json.dumps({"code": GOOD, "timeout_s": 0}).encode(), ["timeout_s"], id="timeout-zero"),
+    pytest.param(json.dumps({"code": GOOD, "timeout_s": -3}).encode(), ["timeout_s"], id="timeout-negative"),
+    pytest.param(json.dumps({"code": GOOD, "params": []}).encode(), ["params", "object"], id="params-array"),
+    pytest.param(json.dumps({"code": GOOD, "params": "a=1"}).encode(), ["params", "object"], id="params-string"),
+    pytest.param(json.dumps({"code": GOOD, "entrypoint": 3}).encode(), ["entrypoint", "string"], id="entrypoint-number"),
+    pytest.param(json.dumps({"code": GOOD, "memory_mb": "big"}).encode(), ["memory_mb", "integer"], id="memory-string"),
+    pytest.param(json.dumps({"code": GOOD, "memory_mb": 1.5}).encode(), ["memory_mb", "integer"], id="memory-fraction"),
+    pytest.param(json.dumps({"code": GOOD, "memory_mb": 0}).encode(), ["memory_mb"], id="memory-zero"),
+    pytest.param(json.dumps({"code": GOOD, "bogus_field": 1}).encode(), ["bogus_field"], id="unknown-field"),
+    pytest.param(json.dumps({"code": GOOD, "Code": GOOD}).encode(), ["Code"], id="unknown-field-case"),
+]
+
+
+@pytest.mark.parametrize("body,words", BAD_REQUESTS)
+def test_bad_job_spec_is_rejected(stack, r, body, words):
+    api = stack.start_api().client
+    status, resp = api.request("POST", "/v1/jobs", raw=body)
+    assert status == 400, (status, resp)
+    assert isinstance(resp, dict) and isinstance(resp.get("error"), str), resp
+    for word in words:
+        assert word in resp["error"], f"{word!r} not in error {resp['error']!r}"
+    # Nothing was enqueued.
+    assert r.llen(QUEUE) == 0
+    assert api.queue()["pending"] == 0
+
+
+@pytest.mark.parametrize("body", [b"[]", b'"code"', b"42", b"null", b""], ids=["array", "string", "number", "null", "empty"])
+def test_non_object_body_is_rejected(stack, r, body):
+    api = stack.start_api().client
+    status, resp = api.request("POST", "/v1/jobs", raw=body)
+    assert status == 400, (status, resp)
+    assert isinstance(resp, dict) and isinstance(resp.get("error"), str) and resp["error"], resp
+    assert r.llen(QUEUE) == 0
+
+
+def test_body_over_max_body_is_413(stack, r):
+    limit = 4096
+    api = stack.start_api(env={"STRATQ_MAX_BODY": str(limit)}).client
+
+    fits = json.dumps({"code": GOOD, "data": "x" * (limit - 100)}).encode()
+    assert len(fits) <= limit
+    status, resp = api.request("POST", "/v1/jobs", raw=fits)
+    assert status == 201, (status, resp)
+
+    too_big = json.dumps({"code": GOOD, "data": "x" * (limit + 1)}).encode()
+    status, resp = api.request("POST", "/v1/jobs", raw=too_big)
+    assert status == 413, (status, resp)
+    assert isinstance(resp, dict) and isinstance(resp.get("error"), str), resp
+    assert r.llen(QUEUE) == 1
+
+
+def test_valid_optional_fields_are_accepted_and_echoed(stack):
+    api = stack.start_api().client
+    spec = {
+        "code": GOOD,
+        "entrypoint": "run",
+        "params": {"a": [1, 2]},
+        "data": [{"t": 1}],
+        "timeout_s": 2.5,
+        "memory_mb": 512,
+    }
+    job_id = api.submit(spec)
+    job = api.job(job_id)
+    for key, value in spec.items():
+        assert job["spec"][key] == value, (key, job["spec"])
+
+
+def test_unknown_job_id_is_404(stack):
+    api = stack.start_api().client
+    for job_id in ("doesnotexist", "0" * 64):
+        status, resp = api.get(f"/v1/jobs/{job_id}")
+        assert status == 404, (job_id, status, resp)
+        assert isinstance(resp, dict) and isinstance(resp.get("error"), str), resp
+
+
+@pytest.mark.parametrize("path", ["/v1", "/v1/nope", "/v2/jobs", "/v1/jobs/abc/def/ghi", "/healthz/x"])
+def test_unknown_route_is_404(stack, path):
+    api = stack.start_api().client
+    status, resp = api.get(path)
+    assert status == 404, (path, status, resp)
+    assert isinstance(resp, dict) and isinstance(resp.get("error"), str), resp
+
+
+@pytest.mark.parametrize(
+    "method,path",
+    [("PUT", "/v1/jobs"), ("DELETE", "/v1/queue"), ("POST", "/v1/queue"), ("PATCH", "/v1/jobs"), ("POST", "/healthz")],
+)
+def test_wrong_method_is_405(stack, method, path):
+    api = stack.start_api().client
+    status, resp = api.request(method, path, raw=b"{}")
+    assert status == 405, (method, path, status, resp)
+    assert isinstance(resp, dict) and isinstance(resp.get("error"), str), resp
+
+
+def test_queue_counts(stack, r):
+    api_proc = stack.start_api()
+    api = api_proc.client
+    q = api.queue()
+    for key in ("pending", "processing", "scheduled", "dead", "workers"):
+        assert q[key] == 0, q
+
+    ids = [api.submit({"code": SQUARE, "params": {"n": i}}) for i in range(3)]
+    q = api.queue()
+    assert q["pending"] == 3, q
+    assert q["processing"] == 0, q
+    assert q["workers"] == 0, q
+    assert r.llen(QUEUE) == 3
+    assert sorted(r.lrange(QUEUE, 0, -1)) == sorted(ids)
+
+    stack.start_worker()
+    for job_id in ids:
+        assert api.wait_job(job_id)["status"] == "succeeded"
+    q = api.queue()
+    assert q["pending"] == 0, q
+    assert q["processing"] == 0, q
+    assert q["workers"] == 1, q
+
+
+def test_ids_are_unique(stack):
+    api = stack.start_api().client
+    ids = [api.submit({"code": GOOD}) for _ in range(50)]
+    assert len(set(ids)) == len(ids)
+    assert all(JOB_ID_RE.match(i) for i in ids)
