@@ -52,8 +52,10 @@ int main(int argc, char **argv)
         if (commands[i].needs_curl)
             curl_global_init(CURL_GLOBAL_DEFAULT);
         int rc = commands[i].fn(argc - 2, argv + 2);
-        if (commands[i].needs_curl)
+        if (commands[i].needs_curl) {
+            cli_free();
             curl_global_cleanup();
+        }
         return rc;
     }
     fprintf(stderr, "stratq: unknown command '%s'\n\n", argv[1]);

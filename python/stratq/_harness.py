@@ -2,10 +2,12 @@
 
 The executor starts ``python3 -I -B -c ...`` with:
   fd 3: the job request as JSON ({"id", "attempt", "spec"}), then end of file;
-  fd 4: where the outcome goes, as one JSON object:
-        {"status": "succeeded", "result": <value>} or
+  fd 4: where the outcome goes: one line holding a JSON object,
+        {"status": "succeeded"} or
         {"status": "failed" | "memory_exceeded",
-         "error": {"type", "message", "traceback"}}.
+         "error": {"type", "message", "traceback"}},
+        and for a success the result's JSON text after it. The result is
+        kept as Python encoded it, so floats keep their shortest form.
 stdout and stderr are captured by the executor. The strategy's own code is
 compiled as the module "strategy" under the file name "<strategy>".
 """
@@ -71,13 +73,13 @@ def run_job(request):
     except BaseException as exc:  # SystemExit and KeyboardInterrupt fail the job too
         return {"status": "failed", "error": _error(exc)}
     try:
-        json.dumps(value, allow_nan=False)
+        text = json.dumps(value, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError, OverflowError, RecursionError) as exc:
         return {"status": "failed", "error": {
             "type": "ResultNotSerializable",
             "message": f"the strategy's return value is not JSON-serializable: {exc}",
             "traceback": ""}}
-    return {"status": "succeeded", "result": value}
+    return {"status": "succeeded", "result_text": text}
 
 
 def main():
@@ -85,12 +87,8 @@ def main():
         request = json.loads(f.read())
     out = os.fdopen(4, "wb")
     outcome = run_job(request)
-    try:
-        payload = json.dumps(outcome, allow_nan=False)
-    except MemoryError:
-        payload = json.dumps({"status": "memory_exceeded", "error": {
-            "type": "MemoryError", "message": "out of memory while encoding the result",
-            "traceback": ""}})
+    result_text = outcome.pop("result_text", "")
+    payload = json.dumps(outcome) + "\n" + result_text
     sys.stdout.flush()
     sys.stderr.flush()
     out.write(payload.encode("utf-8"))

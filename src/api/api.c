@@ -250,11 +250,11 @@ static void handle_submit(struct api *a, struct evhttp_request *req)
     }
 }
 
-/* Hash fields holding JSON text, returned parsed. */
+/* Hash fields holding JSON text, returned parsed. The result is not among
+ * them: it is sent as the job wrote it (see send_job). */
 static bool json_field(const char *f)
 {
-    return !strcmp(f, "spec") || !strcmp(f, "result") || !strcmp(f, "error") ||
-           !strcmp(f, "usage");
+    return !strcmp(f, "spec") || !strcmp(f, "error") || !strcmp(f, "usage");
 }
 
 /* Hash fields holding integers. */
@@ -267,9 +267,9 @@ static bool int_field(const char *f)
 static json_t *job_record(const char *id, const redisReply *r)
 {
     /* Fixed order first, so records read alike. */
-    static const char *const order[] = {"status",   "attempts", "created_ms", "started_ms",
-                                        "finished_ms", "worker", "spec",       "result",
-                                        "error",    "stdout",   "stderr",     "usage"};
+    static const char *const order[] = {"status", "attempts", "created_ms", "started_ms",
+                                        "finished_ms", "worker", "spec", "error",
+                                        "stdout", "stderr", "usage"};
     json_t *rec = json_pack("{s:s}", "id", id);
     for (size_t k = 0; k < ARRAY_SIZE(order); k++)
         json_object_set_new(rec, order[k], json_null());
@@ -277,6 +277,8 @@ static json_t *job_record(const char *id, const redisReply *r)
         const char *f = r->element[i]->str;
         const redisReply *v = r->element[i + 1];
         json_t *val;
+        if (!strcmp(f, "result"))
+            continue;
         if (json_field(f)) {
             val = json_loadb(v->str, v->len, JSON_DECODE_ANY, NULL);
             if (!val)
@@ -291,6 +293,43 @@ static json_t *job_record(const char *id, const redisReply *r)
     return rec;
 }
 
+/* Sends a job record with its result spliced in as stored: re-encoding it
+ * through jansson would print floats with 17 digits and cost a full
+ * parse-and-dump of results that may be megabytes long. */
+static void send_job(struct evhttp_request *req, const char *id, const redisReply *r)
+{
+    const redisReply *result = NULL;
+    for (size_t i = 0; i + 1 < r->elements; i += 2)
+        if (!strcmp(r->element[i]->str, "result"))
+            result = r->element[i + 1];
+    json_t *rec = job_record(id, r);
+    char *s = rec ? json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(rec);
+    struct evbuffer *buf = evbuffer_new();
+    if (!s || !buf) {
+        free(s);
+        if (buf)
+            evbuffer_free(buf);
+        evhttp_send_error(req, 500, "out of memory");
+        return;
+    }
+    /* A result written by another backend straight into Redis is checked:
+     * the response must stay valid JSON. */
+    json_t *check = result ? json_loadb(result->str, result->len, JSON_DECODE_ANY, NULL) : NULL;
+    evbuffer_add(buf, s, strlen(s) - 1);
+    evbuffer_add_printf(buf, ",\"result\":");
+    if (check)
+        evbuffer_add(buf, result->str, result->len);
+    else
+        evbuffer_add(buf, "null", 4);
+    evbuffer_add(buf, "}\n", 2);
+    json_decref(check);
+    free(s);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+    evhttp_send_reply(req, 200, reason(200), buf);
+    evbuffer_free(buf);
+}
+
 static void on_job(redisAsyncContext *ac, void *reply, void *priv)
 {
     struct pending *p = priv;
@@ -301,7 +340,7 @@ static void on_job(redisAsyncContext *ac, void *reply, void *priv)
     else if (r->elements == 0)
         send_error(p->req, 404, "no job with id '%s'", p->id);
     else
-        send_json(p->req, 200, job_record(p->id, r));
+        send_job(p->req, p->id, r);
     free(p);
 }
 

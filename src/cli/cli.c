@@ -19,6 +19,10 @@ struct response {
     size_t len;
 };
 
+/* The last response body, kept so that --json prints it exactly as the API
+ * sent it. */
+static char *last_body;
+
 static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 {
     struct response *r = arg;
@@ -74,6 +78,8 @@ static int http(const char *method, const char *path, const char *body, long *re
     } else {
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, ret_code);
         *ret_json = resp.body ? json_loadb(resp.body, resp.len, JSON_DECODE_ANY, NULL) : NULL;
+        free(last_body);
+        last_body = steal_pointer(&resp.body);
     }
     free(resp.body);
     curl_slist_free_all(hdrs);
@@ -81,9 +87,28 @@ static int http(const char *method, const char *path, const char *body, long *re
     return r;
 }
 
+void cli_free(void)
+{
+    free(last_body);
+    last_body = NULL;
+    config_free();
+}
+
+/* Prints the last response exactly as received (for --json). */
+static void print_raw(void)
+{
+    if (last_body)
+        fputs(last_body, stdout);
+    if (last_body && last_body[0] && last_body[strlen(last_body) - 1] != '\n')
+        putchar('\n');
+    free(last_body);
+    last_body = NULL;
+}
+
 static void print_json(const json_t *j)
 {
-    char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+    char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY |
+                                JSON_REAL_PRECISION(15));
     if (s) {
         puts(s);
         free(s);
@@ -208,7 +233,7 @@ static int finish(json_t *job, bool json_out)
     const char *status = json_string_value(json_object_get(job, "status"));
     int rc = status && !strcmp(status, "succeeded") ? CLI_OK : CLI_JOB_FAILED;
     if (json_out)
-        print_json(job);
+        print_raw();
     else
         print_job(job, true);
     json_decref(job);
@@ -283,7 +308,7 @@ int cli_submit(int argc, char **argv)
     }
     if (!config_bool(CFG_WAIT)) {
         if (config_bool(CFG_JSON))
-            print_json(resp);
+            print_raw();
         else
             printf("%s\n", id);
         json_decref(resp);
@@ -309,7 +334,7 @@ int cli_status(int argc, char **argv)
     if (r != CLI_OK)
         return r;
     if (config_bool(CFG_JSON))
-        print_json(job);
+        print_raw();
     else
         print_job(job, false);
     json_decref(job);
@@ -345,7 +370,7 @@ int cli_queue(int argc, char **argv)
     if (code != 200)
         return api_error(code, body);
     if (config_bool(CFG_JSON)) {
-        print_json(body);
+        print_raw();
     } else {
         printf("queue %s: %lld pending, %lld processing, %lld scheduled, %lld dead; %lld "
                "workers\n",

@@ -8,6 +8,9 @@ int cli_status(int argc, char **argv);
 int cli_result(int argc, char **argv);
 int cli_queue(int argc, char **argv);
 
+/* Frees what the client commands keep until exit. */
+void cli_free(void);
+
 /* Exit codes of the client commands. */
 enum {
     CLI_OK = 0,

@@ -322,9 +322,16 @@ static json_t *build_reply(struct job_run *j)
     json_t *error = NULL;
     char msg[256];
 
+    /* The harness writes a header line, then a success's result as JSON. */
     json_t *harness = NULL;
-    if (j->res.len && !j->res.overflow)
-        harness = json_loadb(j->res.buf, j->res.len, 0, NULL);
+    const char *result_text = NULL;
+    size_t result_len = 0;
+    char *nl = j->res.len && !j->res.overflow ? memchr(j->res.buf, '\n', j->res.len) : NULL;
+    if (nl) {
+        harness = json_loadb(j->res.buf, (size_t)(nl - j->res.buf), 0, NULL);
+        result_text = nl + 1;
+        result_len = j->res.len - (size_t)(nl + 1 - j->res.buf);
+    }
 
     if (j->timed_out) {
         status = "timeout";
@@ -348,12 +355,13 @@ static json_t *build_reply(struct job_run *j)
         error = error_obj("CpuExceeded", "the job used up its CPU time limit");
     } else if (harness && json_is_string(json_object_get(harness, "status"))) {
         const char *hs = json_string_value(json_object_get(harness, "status"));
-        if (!strcmp(hs, "succeeded") && json_object_get(harness, "result")) {
+        json_t *check = NULL;
+        if (!strcmp(hs, "succeeded") &&
+            (check = json_loadb(result_text, result_len, JSON_DECODE_ANY, NULL))) {
+            /* Stored as the job wrote it; parsed only to check it is JSON. */
             status = "succeeded";
-            char *rj = json_dumps(json_object_get(harness, "result"),
-                                  JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
-            json_object_set_new(reply, "result_json", json_string(rj ? rj : "null"));
-            free(rj);
+            json_object_set_new(reply, "result_json", json_stringn(result_text, result_len));
+            json_decref(check);
         } else if (!strcmp(hs, "failed") || !strcmp(hs, "memory_exceeded")) {
             status = !strcmp(hs, "failed") ? "failed" : "memory_exceeded";
             error = json_incref(json_object_get(harness, "error"));
