@@ -18,6 +18,16 @@ LIB_SRC := $(sort $(wildcard src/common/*.c src/queue/*.c src/api/*.c src/worker
 MAIN_SRC := src/main.c
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 
+# Quiet by default; `make V=1` prints the commands.
+V ?= 0
+ifeq ($(V),0)
+Q := @
+say = @echo "  $(1) $@";
+else
+Q :=
+say :=
+endif
+
 # $(call objs,DIR,SOURCES)
 objs = $(patsubst src/%.c,$(1)/obj/%.o,$(2))
 
@@ -32,30 +42,30 @@ deps:
 
 build/gen/lua.c: $(LUA) tools/embed.sh
 	@mkdir -p $(@D)
-	sh tools/embed.sh $@ lua $(LUA)
+	$(call say,GEN)$(Q)sh tools/embed.sh $@ lua $(LUA)
 
 build/obj/gen/lua.o: build/gen/lua.c
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) $(RELEASE_CFLAGS) -Wno-missing-variable-declarations -c $< -o $@
+	$(call say,CC)$(Q)$(CC) $(BASE_CFLAGS) $(RELEASE_CFLAGS) -Wno-missing-variable-declarations -c $< -o $@
 build/asan/obj/gen/lua.o: build/gen/lua.c
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) $(ASAN_CFLAGS) -c $< -o $@
+	$(call say,CC)$(Q)$(CC) $(BASE_CFLAGS) $(ASAN_CFLAGS) -c $< -o $@
 
 build/obj/%.o: src/%.c
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) $(RELEASE_CFLAGS) -MMD -MP -c $< -o $@
+	$(call say,CC)$(Q)$(CC) $(BASE_CFLAGS) $(RELEASE_CFLAGS) -MMD -MP -c $< -o $@
 build/asan/obj/%.o: src/%.c
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) $(ASAN_CFLAGS) -MMD -MP -c $< -o $@
+	$(call say,CC)$(Q)$(CC) $(BASE_CFLAGS) $(ASAN_CFLAGS) -MMD -MP -c $< -o $@
 
 build/stratq: $(REL_OBJ) build/obj/main.o
-	$(CC) $(RELEASE_CFLAGS) $^ $(PKG_LIBS) -o $@
+	$(call say,CC)$(Q)$(CC) $(RELEASE_CFLAGS) $^ $(PKG_LIBS) -o $@
 build/asan/stratq: $(ASAN_OBJ) build/asan/obj/main.o
-	$(CC) $(ASAN_CFLAGS) $^ $(PKG_LIBS) -o $@
+	$(call say,CC)$(Q)$(CC) $(ASAN_CFLAGS) $^ $(PKG_LIBS) -o $@
 
 build/asan/unit/%: tests/unit/%.c $(ASAN_OBJ)
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) $(ASAN_CFLAGS) $^ $(PKG_LIBS) -lcmocka -o $@
+	$(call say,CC)$(Q)$(CC) $(BASE_CFLAGS) $(ASAN_CFLAGS) $^ $(PKG_LIBS) -lcmocka -o $@
 
 UNIT_BIN := $(patsubst tests/unit/%.c,build/asan/unit/%,$(UNIT_SRC))
 

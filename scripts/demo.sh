@@ -52,7 +52,7 @@ for p in '{"fast": 5, "slow": 20}' '{"fast": 10, "slow": 40}' '{"fast": 30, "slo
     ids="$ids $id"
 done
 for id in $ids; do
-    "$bin" result "$id" --json | /usr/bin/python3 -c '
+    "$bin" result "$id" --wait --json | /usr/bin/python3 -c '
 import json, sys
 job = json.load(sys.stdin)
 r, p = job["result"] or {}, job["spec"]["params"]

@@ -287,8 +287,17 @@ int cli_submit(int argc, char **argv)
         }
         json_object_set_new(spec, "data", d);
     }
-    if (config_int(CFG_TIMEOUT) > 0)
-        json_object_set_new(spec, "timeout_s", json_integer(config_int(CFG_TIMEOUT)));
+    if (config_str(CFG_TIMEOUT)[0]) {
+        char *end;
+        double t = strtod(config_str(CFG_TIMEOUT), &end);
+        if (*end || !(t > 0)) {
+            fprintf(stderr, "stratq: --timeout must be a number of seconds above 0, not '%s'\n",
+                    config_str(CFG_TIMEOUT));
+            json_decref(spec);
+            return CLI_USAGE;
+        }
+        json_object_set_new(spec, "timeout_s", json_real(t));
+    }
     if (config_int(CFG_MEMORY) > 0)
         json_object_set_new(spec, "memory_mb", json_integer(config_int(CFG_MEMORY)));
 
@@ -344,15 +353,24 @@ int cli_status(int argc, char **argv)
 int cli_result(int argc, char **argv)
 {
     char **args;
-    int r = load_args(CMD_RESULT, argc, argv, 1, "stratq result ID [--json]",
-                      "Waits for a job to finish and prints its result; exits 0 only if it "
-                      "succeeded.",
+    int r = load_args(CMD_RESULT, argc, argv, 1, "stratq result ID [--wait] [--json]",
+                      "Prints a finished job's result (with --wait, waits for it to finish); "
+                      "exits 0 only if the job succeeded.",
                       &args);
     if (r <= 0)
         return -r;
     json_t *job;
-    r = wait_job(args[0], &job);
-    return r != CLI_OK ? r : finish(job, config_bool(CFG_JSON));
+    r = config_bool(CFG_WAIT) ? wait_job(args[0], &job) : get_job(args[0], &job);
+    if (r != CLI_OK)
+        return r;
+    const char *status = json_string_value(json_object_get(job, "status"));
+    if (!status || !job_status_is_terminal(status)) {
+        fprintf(stderr, "stratq: job %s is %s and has no result yet (add --wait to wait for it)\n",
+                args[0], status ? status : "unknown");
+        json_decref(job);
+        return CLI_NOT_FINISHED;
+    }
+    return finish(job, config_bool(CFG_JSON));
 }
 
 int cli_queue(int argc, char **argv)

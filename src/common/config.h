@@ -78,11 +78,11 @@ enum cfg_type { CFG_STR, CFG_INT, CFG_BOOL };
     X(DATA, "data", NULL, CFG_STR, "", 0, 0, CMD_SUBMIT, "File holding the job's data (JSON)")     \
     X(ENTRYPOINT, "entrypoint", NULL, CFG_STR, "", 0, 0, CMD_SUBMIT,                               \
       "Function the harness calls (default run)")                                                  \
-    X(TIMEOUT, "timeout", NULL, CFG_INT, "0", 0, 86400, CMD_SUBMIT,                                \
-      "Job wall-clock timeout in seconds (0: server default)")                                     \
+    X(TIMEOUT, "timeout", NULL, CFG_STR, "", 0, 0, CMD_SUBMIT,                                     \
+      "Job wall-clock timeout in seconds, may be fractional (default: the server's)")              \
     X(MEMORY, "memory", NULL, CFG_INT, "0", 0, 1048576, CMD_SUBMIT,                                \
       "Job memory limit in MiB (0: server default)")                                               \
-    X(WAIT, "wait", NULL, CFG_BOOL, "false", 0, 0, CMD_SUBMIT,                                     \
+    X(WAIT, "wait", NULL, CFG_BOOL, "false", 0, 0, CMD_SUBMIT | CMD_RESULT,                        \
       "Wait for the job to finish and print its result")                                           \
     X(JSON, "json", NULL, CFG_BOOL, "false", 0, 0, CMD_CLI, "Print JSON instead of text")          \
     X(LOG_LEVEL, "log-level", "STRATQ_LOG_LEVEL", CFG_STR, "info", 0, 0,                           \
