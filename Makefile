@@ -42,30 +42,30 @@ deps:
 
 build/gen/lua.c: $(LUA) tools/embed.sh
 	@mkdir -p $(@D)
-	$(call say,GEN)$(Q)sh tools/embed.sh $@ lua $(LUA)
+	$(call say,GEN)sh tools/embed.sh $@ lua $(LUA)
 
 build/obj/gen/lua.o: build/gen/lua.c
 	@mkdir -p $(@D)
-	$(call say,CC)$(Q)$(CC) $(BASE_CFLAGS) $(RELEASE_CFLAGS) -Wno-missing-variable-declarations -c $< -o $@
+	$(call say,CC)$(CC) $(BASE_CFLAGS) $(RELEASE_CFLAGS) -Wno-missing-variable-declarations -c $< -o $@
 build/asan/obj/gen/lua.o: build/gen/lua.c
 	@mkdir -p $(@D)
-	$(call say,CC)$(Q)$(CC) $(BASE_CFLAGS) $(ASAN_CFLAGS) -c $< -o $@
+	$(call say,CC)$(CC) $(BASE_CFLAGS) $(ASAN_CFLAGS) -c $< -o $@
 
 build/obj/%.o: src/%.c
 	@mkdir -p $(@D)
-	$(call say,CC)$(Q)$(CC) $(BASE_CFLAGS) $(RELEASE_CFLAGS) -MMD -MP -c $< -o $@
+	$(call say,CC)$(CC) $(BASE_CFLAGS) $(RELEASE_CFLAGS) -MMD -MP -c $< -o $@
 build/asan/obj/%.o: src/%.c
 	@mkdir -p $(@D)
-	$(call say,CC)$(Q)$(CC) $(BASE_CFLAGS) $(ASAN_CFLAGS) -MMD -MP -c $< -o $@
+	$(call say,CC)$(CC) $(BASE_CFLAGS) $(ASAN_CFLAGS) -MMD -MP -c $< -o $@
 
 build/stratq: $(REL_OBJ) build/obj/main.o
-	$(call say,CC)$(Q)$(CC) $(RELEASE_CFLAGS) $^ $(PKG_LIBS) -o $@
+	$(call say,CC)$(CC) $(RELEASE_CFLAGS) $^ $(PKG_LIBS) -o $@
 build/asan/stratq: $(ASAN_OBJ) build/asan/obj/main.o
-	$(call say,CC)$(Q)$(CC) $(ASAN_CFLAGS) $^ $(PKG_LIBS) -o $@
+	$(call say,CC)$(CC) $(ASAN_CFLAGS) $^ $(PKG_LIBS) -o $@
 
 build/asan/unit/%: tests/unit/%.c $(ASAN_OBJ)
 	@mkdir -p $(@D)
-	$(call say,CC)$(Q)$(CC) $(BASE_CFLAGS) $(ASAN_CFLAGS) $^ $(PKG_LIBS) -lcmocka -o $@
+	$(call say,CC)$(CC) $(BASE_CFLAGS) $(ASAN_CFLAGS) $^ $(PKG_LIBS) -lcmocka -o $@
 
 UNIT_BIN := $(patsubst tests/unit/%.c,build/asan/unit/%,$(UNIT_SRC))
 
