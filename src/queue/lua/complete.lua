@@ -10,7 +10,10 @@
 local listed = redis.call('LPOS', KEYS[2], ARGV[1])
 local fields = redis.call('HMGET', KEYS[1], 'status', 'worker', 'attempts')
 if not listed or fields[1] ~= 'running' or fields[2] ~= ARGV[2] or fields[3] ~= ARGV[3] then
-  if listed then
+  -- A stale entry of ours for a job now run by another worker is dropped;
+  -- so is one for a job no longer running; an entry for our own running
+  -- attempt is left alone.
+  if listed and (fields[2] ~= ARGV[2] or fields[1] ~= 'running') then
     redis.call('LREM', KEYS[2], 1, ARGV[1])
   end
   return 0

@@ -1,0 +1,126 @@
+"""The Lua scripts of src/queue/lua/, run alone against a real Redis.
+
+Each test loads one script file as the worker does and drives it with
+plain commands, so the transitions (and the fencing of completion on
+(worker, attempt)) are checked without any stratq process in the way."""
+
+import json
+from pathlib import Path
+
+from conftest import EVENTS_CHANNEL, PREFIX, QUEUE, REPO_ROOT
+
+LUA = Path(REPO_ROOT) / "src" / "queue" / "lua"
+JOB_PREFIX = f"{PREFIX}:job:"
+
+
+def script(r, name):
+    return r.register_script((LUA / f"{name}.lua").read_text())
+
+
+def enqueue(r, job_id, spec=None):
+    spec = spec or {"code": "def run(ctx):\n    return 1\n"}
+    return script(r, "enqueue")(
+        keys=[JOB_PREFIX + job_id, QUEUE], args=[job_id, json.dumps(spec), 1000, EVENTS_CHANNEL]
+    )
+
+
+def take(r, worker):
+    """BLMOVE as the worker does, then start.lua."""
+    processing = f"{PREFIX}:processing:{worker}"
+    job_id = r.blmove(QUEUE, processing, 1, "RIGHT", "LEFT")
+    assert job_id is not None
+    reply = script(r, "start")(
+        keys=[JOB_PREFIX + job_id, processing], args=[job_id, worker, 2000, EVENTS_CHANNEL]
+    )
+    return job_id, reply
+
+
+def complete(r, job_id, worker, attempt, status="succeeded", result="42"):
+    return script(r, "complete")(
+        keys=[JOB_PREFIX + job_id, f"{PREFIX}:processing:{worker}"],
+        args=[job_id, worker, attempt, 3000, EVENTS_CHANNEL, 60, status, "result", result],
+    )
+
+
+def test_enqueue_is_idempotent_per_id(r):
+    assert enqueue(r, "j1") == [1, "queued"]
+    assert enqueue(r, "j1", {"code": "other"}) == [0, "queued"]
+    assert r.llen(QUEUE) == 1
+    assert json.loads(r.hget(JOB_PREFIX + "j1", "spec"))["code"] != "other"
+
+
+def test_start_then_complete_writes_outcome(r):
+    enqueue(r, "j1")
+    job_id, reply = take(r, "w1")
+    assert reply[0] == "run" and reply[1] == 1
+    assert r.hget(JOB_PREFIX + job_id, "status") == "running"
+    assert complete(r, job_id, "w1", 1) == 1
+    job = r.hgetall(JOB_PREFIX + job_id)
+    assert job["status"] == "succeeded" and job["result"] == "42"
+    assert job["finished_ms"] == "3000"
+    assert r.llen(f"{PREFIX}:processing:w1") == 0
+    assert 0 < r.ttl(JOB_PREFIX + job_id) <= 60
+
+
+def test_completion_is_fenced_on_worker_and_attempt(r):
+    enqueue(r, "j1")
+    take(r, "w1")
+    # w1 is presumed dead: its job goes back to the queue and w2 runs it as
+    # attempt 2 (what the reaper does).
+    r.lmove(f"{PREFIX}:processing:w1", QUEUE, "RIGHT", "RIGHT")
+    r.hset(JOB_PREFIX + "j1", "status", "queued")
+    _, reply = take(r, "w2")
+    assert reply[1] == 2
+    # The late result of w1 is discarded ...
+    assert complete(r, "j1", "w1", 1, result='"late"') == 0
+    assert r.hget(JOB_PREFIX + "j1", "status") == "running"
+    # ... as is a result for the right worker but the wrong attempt ...
+    assert complete(r, "j1", "w2", 1, result='"stale"') == 0
+    # ... and only the current attempt's result stands.
+    assert complete(r, "j1", "w2", 2, result='"fresh"') == 1
+    assert r.hget(JOB_PREFIX + "j1", "result") == '"fresh"'
+    assert complete(r, "j1", "w2", 2, result='"again"') == 0
+    assert r.hget(JOB_PREFIX + "j1", "result") == '"fresh"'
+
+
+def test_start_skips_jobs_no_longer_queued_and_drops_missing(r):
+    enqueue(r, "j1")
+    r.hset(JOB_PREFIX + "j1", "status", "cancelled")
+    _, reply = take(r, "w1")
+    assert reply == ["skip", "cancelled"]
+    r.lpush(QUEUE, "ghost")
+    _, reply = take(r, "w1")
+    assert reply == ["missing"]
+    assert r.llen(f"{PREFIX}:processing:w1") == 0
+
+
+def test_deregister_gives_unfinished_jobs_back_uncounted(r):
+    enqueue(r, "j1")
+    enqueue(r, "j2")
+    job_id, _ = take(r, "w1")
+    r.zadd(f"{PREFIX}:workers", {"w1": 1})
+    r.hset(f"{PREFIX}:worker:w1", "state", "busy")
+    moved = script(r, "deregister")(
+        keys=[f"{PREFIX}:workers", f"{PREFIX}:worker:w1", f"{PREFIX}:processing:w1", QUEUE],
+        args=["w1", JOB_PREFIX, EVENTS_CHANNEL],
+    )
+    assert moved == 1
+    job = r.hgetall(JOB_PREFIX + job_id)
+    assert job["status"] == "queued" and job["attempts"] == "0"
+    # Given back to the head of the queue: it is the next one taken.
+    assert r.lindex(QUEUE, -1) == job_id
+    assert r.zscore(f"{PREFIX}:workers", "w1") is None
+    assert not r.exists(f"{PREFIX}:worker:w1")
+
+
+def test_stats_counts(r):
+    for i in range(3):
+        enqueue(r, f"j{i}")
+    take(r, "w1")
+    r.zadd(f"{PREFIX}:workers", {"w1": 1, "w2": 1})
+    r.zadd(f"{PREFIX}:dead", {"d": 1})
+    counts = script(r, "stats")(
+        keys=[QUEUE, f"{PREFIX}:workers", f"{PREFIX}:scheduled", f"{PREFIX}:dead"],
+        args=[f"{PREFIX}:processing:"],
+    )
+    assert counts == [2, 1, 0, 1, 2]
