@@ -33,11 +33,21 @@ def _strategy_traceback(exc):
     return "".join(traceback.format_exception(type(exc), exc, tb))
 
 
+def _clean(text):
+    """Text that can be stored as JSON: lone surrogates (from surrogate-escaped
+    file names, say) become backslash escapes."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _error(exc):
+    try:
+        message = str(exc)
+    except Exception:  # a hostile __str__ must not break the report
+        message = f"<{type(exc).__name__} whose message cannot be shown>"
     return {
-        "type": type(exc).__name__,
-        "message": str(exc),
-        "traceback": _strategy_traceback(exc),
+        "type": _clean(type(exc).__name__),
+        "message": _clean(message),
+        "traceback": _clean(_strategy_traceback(exc)),
     }
 
 
@@ -73,8 +83,9 @@ def run_job(request):
     except BaseException as exc:  # SystemExit and KeyboardInterrupt fail the job too
         return {"status": "failed", "error": _error(exc)}
     try:
-        text = json.dumps(value, allow_nan=False, separators=(",", ":"))
-    except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+        text = json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+        text.encode("utf-8")  # a lone surrogate cannot be stored
+    except (TypeError, ValueError, OverflowError, RecursionError, UnicodeEncodeError) as exc:
         return {"status": "failed", "error": {
             "type": "ResultNotSerializable",
             "message": f"the strategy's return value is not JSON-serializable: {exc}",
@@ -88,10 +99,13 @@ def main():
     out = os.fdopen(4, "wb")
     outcome = run_job(request)
     result_text = outcome.pop("result_text", "")
-    payload = json.dumps(outcome) + "\n" + result_text
+    # The header is ASCII; an exception message with a lone surrogate is
+    # escaped rather than allowed to make the header unreadable.
+    header = json.dumps(outcome).encode("ascii", "backslashreplace")
+    payload = header + b"\n" + result_text.encode("utf-8")
     sys.stdout.flush()
     sys.stderr.flush()
-    out.write(payload.encode("utf-8"))
+    out.write(payload)
     out.close()
     # Skip interpreter teardown: nothing the job left behind may run now.
     os._exit(0)

@@ -141,8 +141,22 @@ static void on_redis_connect(const redisAsyncContext *ac, int status)
         return;
     }
     log_info("connected to Redis", "{s:s, s:i}", "host", a->url.host, "port", a->url.port);
-    a->redis_ready = 1;
     a->reconnect_ms = 100;
+}
+
+/* The PING queued after AUTH and SELECT: Redis is usable only if it
+ * answers, so /healthz stays 503 while the password is wrong. */
+static void on_ready_ping(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct api *a = priv;
+    redisReply *r = reply;
+    (void)ac;
+    if (r && r->type == REDIS_REPLY_STATUS) {
+        a->redis_ready = 1;
+    } else if (r && r->type == REDIS_REPLY_ERROR) {
+        log_error("Redis refuses commands; check the password in the Redis URL", "{s:s}",
+                  "error", r->str);
+    }
 }
 
 static void on_redis_disconnect(const redisAsyncContext *ac, int status)
@@ -188,6 +202,7 @@ static void api_connect(struct api *a)
     if (a->url.db)
         redisAsyncCommand(ac, on_setup_reply, "SELECT", "SELECT %d", a->url.db);
     queue_async_load(ac, &a->shas);
+    redisAsyncCommand(ac, on_ready_ping, a, "PING");
 }
 
 /* --- Routes -------------------------------------------------------------- */
@@ -280,7 +295,7 @@ static json_t *job_record(const char *id, const redisReply *r)
         if (!strcmp(f, "result"))
             continue;
         if (json_field(f)) {
-            val = json_loadb(v->str, v->len, JSON_DECODE_ANY, NULL);
+            val = json_loadb(v->str, v->len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
             if (!val)
                 val = json_stringn(v->str, v->len);
         } else if (int_field(f)) {
@@ -315,7 +330,8 @@ static void send_job(struct evhttp_request *req, const char *id, const redisRepl
     }
     /* A result written by another backend straight into Redis is checked:
      * the response must stay valid JSON. */
-    json_t *check = result ? json_loadb(result->str, result->len, JSON_DECODE_ANY, NULL) : NULL;
+    json_t *check =
+        result ? json_loadb(result->str, result->len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL) : NULL;
     evbuffer_add(buf, s, strlen(s) - 1);
     evbuffer_add_printf(buf, ",\"result\":");
     if (check)

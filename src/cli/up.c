@@ -127,28 +127,16 @@ static int start_child(struct up *u, struct child *c)
 {
     char *argv[CFG__COUNT + 16];
     char fwd[CFG__COUNT][400];
-    char port[16], dir[512], self[4200], url[160];
+    char port[16], conf[520], self[4200];
     int n = 0;
 
     _cleanup_free_ char *exe_dir = util_exe_dir();
     snprintf(self, sizeof(self), "%s/stratq", exe_dir ? exe_dir : ".");
     switch (c->kind) {
     case CHILD_REDIS:
-        snprintf(port, sizeof(port), "%d", u->redis_port);
-        snprintf(dir, sizeof(dir), "%s/redis", u->state_dir);
+        snprintf(conf, sizeof(conf), "%s/redis/redis.conf", u->state_dir);
         argv[n++] = u->redis_server;
-        argv[n++] = "--port";
-        argv[n++] = port;
-        argv[n++] = "--bind";
-        argv[n++] = "127.0.0.1";
-        argv[n++] = "--dir";
-        argv[n++] = dir;
-        argv[n++] = "--appendonly";
-        argv[n++] = "yes";
-        argv[n++] = "--save";
-        argv[n++] = "";
-        argv[n++] = "--daemonize";
-        argv[n++] = "no";
+        argv[n++] = conf;
         break;
     case CHILD_API:
         argv[n++] = self;
@@ -156,15 +144,11 @@ static int start_child(struct up *u, struct child *c)
         snprintf(port, sizeof(port), "%lld", config_int(CFG_API_PORT));
         argv[n++] = "--port";
         argv[n++] = port;
-        snprintf(url, sizeof(url), "--redis-url=%s", u->redis_url);
-        argv[n++] = url;
         n = forward_options(CMD_API, argv, n, fwd);
         break;
     case CHILD_WORKER:
         argv[n++] = self;
         argv[n++] = "worker";
-        snprintf(url, sizeof(url), "--redis-url=%s", u->redis_url);
-        argv[n++] = url;
         n = forward_options(CMD_WORKER, argv, n, fwd);
         break;
     }
@@ -172,6 +156,27 @@ static int start_child(struct up *u, struct child *c)
     c->pid = spawn(argv, c->log);
     c->started_ms = util_mono_ms();
     return c->pid < 0 ? -errno : 0;
+}
+
+/* The local Redis: loopback only, AOF on, a random password, all in a
+ * 0600 file under the 0700 state directory. */
+static int write_redis_conf(struct up *u, const char *password)
+{
+    char path[520];
+    snprintf(path, sizeof(path), "%s/redis/redis.conf", u->state_dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return -errno;
+    FILE *f = fdopen(fd, "w");
+    if (!f) {
+        close(fd);
+        return -errno;
+    }
+    fprintf(f,
+            "port %d\nbind 127.0.0.1\nprotected-mode yes\ndir \"%s/redis\"\nappendonly yes\n"
+            "save \"\"\ndaemonize no\nrequirepass %s\n",
+            u->redis_port, u->state_dir, password);
+    return fclose(f) == 0 ? 0 : -errno;
 }
 
 static struct child *add_child(struct up *u, enum child_kind kind, int index, const char *name)
@@ -358,7 +363,16 @@ int up_main(int argc, char **argv)
             return 1;
         }
         u.redis_port = free_port();
-        snprintf(u.redis_url, sizeof(u.redis_url), "redis://127.0.0.1:%d", u.redis_port);
+        char password[UTIL_ID_LEN + 1];
+        util_new_id(password);
+        if (write_redis_conf(&u, password + 12) < 0) {
+            fprintf(stderr, "stratq up: cannot write %s/redis/redis.conf: %s\n", u.state_dir,
+                    strerror(errno));
+            config_free();
+            return 1;
+        }
+        snprintf(u.redis_url, sizeof(u.redis_url), "redis://:%s@127.0.0.1:%d", password + 12,
+                 u.redis_port);
         start_child(&u, add_child(&u, CHILD_REDIS, 0, "redis"));
         if (!wait_redis(&u, 10000)) {
             fprintf(stderr, "stratq up: redis-server did not start; see %s/logs/redis.log\n",
@@ -367,11 +381,14 @@ int up_main(int argc, char **argv)
             config_free();
             return 1;
         }
-        say("redis   %s (data in %s/redis)", u.redis_url, u.state_dir);
+        say("redis   127.0.0.1:%d (data and password in %s/redis)", u.redis_port, u.state_dir);
     } else {
         snprintf(u.redis_url, sizeof(u.redis_url), "%s", config_str(CFG_REDIS_URL));
-        say("redis   %s", u.redis_url);
+        say("redis   %s", strchr(u.redis_url, '@') ? strchr(u.redis_url, '@') + 1 : u.redis_url);
     }
+    /* The children read the URL from the environment, not from argv, so its
+     * password does not show in /proc/PID/cmdline. */
+    setenv("STRATQ_REDIS_URL", u.redis_url, 1);
 
     char api_url[160], health[200];
     snprintf(api_url, sizeof(api_url), "http://%s:%lld", config_str(CFG_API_BIND),

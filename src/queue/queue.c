@@ -201,6 +201,12 @@ int queue_sync_connect(const struct queue_url *url, int timeout_ms, struct queue
         queue_sync_free(q);
         return -ECONNREFUSED;
     }
+    /* hiredis applies the connect timeout to the connect only: without a
+     * read timeout a frozen Redis or a half-open connection would block the
+     * worker (and its heartbeats and stop signals) for ever. */
+    struct timeval rtv = {QUEUE_READ_TIMEOUT_S, 0};
+    redisSetTimeout(q->c, rtv);
+    redisEnableKeepAlive(q->c);
     if (url->password) {
         r = reply_ok(redisCommand(q->c, "AUTH %s", url->password), err, errlen, "AUTH");
         if (r < 0)
@@ -214,9 +220,11 @@ int queue_sync_connect(const struct queue_url *url, int timeout_ms, struct queue
     for (int i = 0; i < QS__COUNT; i++) {
         redisReply *rep = redisCommand(q->c, "SCRIPT LOAD %s", scripts[i].src);
         if (!rep || rep->type != REDIS_REPLY_STRING || rep->len != 40) {
-            r = reply_ok(rep && rep->type == REDIS_REPLY_ERROR ? rep : NULL, err, errlen,
-                         "SCRIPT LOAD");
-            if (rep && rep->type != REDIS_REPLY_ERROR)
+            snprintf(err, errlen, "SCRIPT LOAD %s: %s", scripts[i].name,
+                     !rep                               ? "connection lost"
+                     : rep->type == REDIS_REPLY_ERROR ? rep->str
+                                                        : "unexpected reply");
+            if (rep)
                 freeReplyObject(rep);
             r = -EIO;
             goto fail;

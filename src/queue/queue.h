@@ -51,6 +51,10 @@ struct queue_url {
 int queue_url_parse(const char *url, struct queue_url *ret, char *err, size_t errlen);
 void queue_url_free(struct queue_url *u);
 
+/* Read timeout of synchronous connections, in seconds; longer than any
+ * blocking command the worker sends. */
+#define QUEUE_READ_TIMEOUT_S 10
+
 /* Synchronous connection (worker). Connects, authenticates, selects the db
  * and loads every script. Caller frees with queue_sync_free(). */
 struct queue_sync {

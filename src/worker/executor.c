@@ -160,6 +160,31 @@ static int pidfd_open_(pid_t pid)
     return (int)syscall(SYS_pidfd_open, pid, 0);
 }
 
+/* Kills and reaps every child this process still has. Between jobs the
+ * executor has none of its own, so any child is a process the last job left
+ * behind (re-parented here because the executor is a subreaper). Repeats
+ * until none is left, since a leftover may fork while being killed. */
+static void kill_leftovers(void)
+{
+    for (int round = 0; round < 100; round++) {
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int)getpid());
+        FILE *f = fopen(path, "re");
+        int found = 0, pid;
+        while (f && fscanf(f, "%d", &pid) == 1) {
+            kill(pid, SIGKILL);
+            found++;
+        }
+        if (f)
+            fclose(f);
+        while (waitpid(-1, NULL, WNOHANG) > 0)
+            ;
+        if (!found)
+            return;
+        usleep(1000);
+    }
+}
+
 /* Runs one job to completion (or timeout). Fills the outputs of j. */
 static int job_run_cold(struct job_run *j)
 {
@@ -288,6 +313,7 @@ static int job_run_cold(struct job_run *j)
         r = -errno;
     if (!exited)
         j->wall_ms = util_mono_ms() - start;
+    kill_leftovers();
 out:
     close_fd(&in[0]);
     close_fd(&in[1]);
@@ -328,7 +354,7 @@ static json_t *build_reply(struct job_run *j)
     size_t result_len = 0;
     char *nl = j->res.len && !j->res.overflow ? memchr(j->res.buf, '\n', j->res.len) : NULL;
     if (nl) {
-        harness = json_loadb(j->res.buf, (size_t)(nl - j->res.buf), 0, NULL);
+        harness = json_loadb(j->res.buf, (size_t)(nl - j->res.buf), JSON_ALLOW_NUL, NULL);
         result_text = nl + 1;
         result_len = j->res.len - (size_t)(nl + 1 - j->res.buf);
     }
@@ -357,7 +383,7 @@ static json_t *build_reply(struct job_run *j)
         const char *hs = json_string_value(json_object_get(harness, "status"));
         json_t *check = NULL;
         if (!strcmp(hs, "succeeded") &&
-            (check = json_loadb(result_text, result_len, JSON_DECODE_ANY, NULL))) {
+            (check = json_loadb(result_text, result_len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL))) {
             /* Stored as the job wrote it; parsed only to check it is JSON. */
             status = "succeeded";
             json_object_set_new(reply, "result_json", json_stringn(result_text, result_len));
@@ -472,6 +498,14 @@ int executor_main(int argc, char **argv)
     signal(SIGTERM, SIG_IGN);
     signal(SIGPIPE, SIG_IGN);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    /* exec made this process dumpable again: without this, job code running
+     * as the same uid could ptrace it or take its socket to the supervisor
+     * with pidfd_getfd(). */
+    prctl(PR_SET_DUMPABLE, 0);
+    /* Orphans a job leaves behind (a grandchild that called setsid()) are
+     * re-parented here rather than to init, so they can be found and killed
+     * when the job ends. */
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
 
     _cleanup_free_ char *harness_dir = util_find_harness_dir(config_str(CFG_HARNESS_DIR));
     if (!harness_dir) {
@@ -487,6 +521,13 @@ int executor_main(int argc, char **argv)
         return 1;
     }
     log_debug("executor ready", "{s:s, s:s}", "python", python, "harness", harness_dir);
+    json_t *ready = json_pack("{s:s}", "type", "ready");
+    int sr = frame_send_json(EXECUTOR_FD, ready);
+    json_decref(ready);
+    if (sr < 0) {
+        free_env(envp);
+        return 1;
+    }
 
     int rc = 0;
     for (;;) {

@@ -80,6 +80,17 @@ static int worker_connect(struct worker *w, bool give_up_on_stop)
     return 0;
 }
 
+/* Error replies that mean "not now" rather than "never". */
+static bool is_transient(const char *err)
+{
+    static const char *const prefixes[] = {"LOADING", "BUSY", "READONLY", "TRYAGAIN",
+                                           "MASTERDOWN", "OOM", "CLUSTERDOWN"};
+    for (size_t i = 0; i < ARRAY_SIZE(prefixes); i++)
+        if (!strncmp(err, prefixes[i], strlen(prefixes[i])))
+            return true;
+    return false;
+}
+
 /* Runs a script, reconnecting on connection errors; returns the reply or
  * NULL when it gave up (a stop was requested while Redis was down). */
 static redisReply *worker_eval(struct worker *w, enum queue_script s, int nkeys, int argc,
@@ -89,6 +100,18 @@ static redisReply *worker_eval(struct worker *w, enum queue_script s, int nkeys,
         if (worker_connect(w, give_up_on_stop) < 0)
             return NULL;
         redisReply *r = queue_sync_eval(w->q, s, nkeys, argc, argv, argvlen);
+        if (r && r->type == REDIS_REPLY_ERROR && is_transient(r->str)) {
+            /* Redis is loading, failing over or briefly out of memory: the
+             * same call will succeed later, and giving up would strand the
+             * job. */
+            log_warn("Redis is busy, retrying", "{s:s, s:s}", "script", queue_script_name(s),
+                     "error", r->str);
+            freeReplyObject(r);
+            if (stop_signals >= 2 || (give_up_on_stop && stop_signals))
+                return NULL;
+            usleep(500000);
+            continue;
+        }
         if (r && r->type == REDIS_REPLY_ERROR) {
             log_error("Redis script failed", "{s:s, s:s}", "script", queue_script_name(s),
                       "error", r->str);
@@ -122,13 +145,34 @@ static void worker_heartbeat(struct worker *w)
     w->next_heartbeat_ms = util_mono_ms() + config_int(CFG_HEARTBEAT) * 1000;
 }
 
+static void worker_stop_executor(struct worker *w, bool force);
+
+/* Starts the executor and waits (up to 10 s) for it to say it is ready, so
+ * that no job is taken by a worker that cannot run it. */
 static int worker_start_executor(struct worker *w)
 {
+    json_t *hello = NULL;
     int r = executor_spawn(&w->exec_pid, &w->exec_fd);
     if (r < 0) {
         log_error("cannot start the executor", "{s:s}", "error", strerror(-r));
         return r;
     }
+    struct pollfd p = {w->exec_fd, POLLIN, 0};
+    int64_t deadline = util_mono_ms() + 10000;
+    do {
+        r = poll(&p, 1, 100);
+    } while ((r == 0 || (r < 0 && errno == EINTR)) && util_mono_ms() < deadline &&
+             stop_signals < 2);
+    if (r > 0)
+        r = frame_recv_json(w->exec_fd, &hello);
+    const char *type = json_string_value(json_object_get(hello, "type"));
+    if (r < 0 || !type || strcmp(type, "ready") != 0) {
+        log_error("the executor did not start; see its messages above", "{}");
+        json_decref(hello);
+        worker_stop_executor(w, true);
+        return -ECHILD;
+    }
+    json_decref(hello);
     log_info("executor started", "{s:i}", "executor_pid", (int)w->exec_pid);
     return 0;
 }
@@ -310,6 +354,14 @@ static void worker_run(struct worker *w, const char *id)
     json_t *req = json_pack("{s:s, s:I, s:O}", "id", id, "attempt", (json_int_t)attempt, "spec",
                             spec);
     int rr = w->exec_fd >= 0 ? frame_send_json(w->exec_fd, req) : -EPIPE;
+    if (rr < 0) {
+        /* The executor died between jobs: the job has not started, so start
+         * a new executor and hand it the job. */
+        worker_stop_executor(w, true);
+        rr = worker_start_executor(w);
+        if (rr == 0)
+            rr = frame_send_json(w->exec_fd, req);
+    }
     json_decref(req);
     json_decref(spec);
     if (rr == 0)
@@ -352,6 +404,13 @@ static int worker_loop(struct worker *w)
     while (!stop_signals) {
         if (util_mono_ms() >= w->next_heartbeat_ms)
             worker_heartbeat(w);
+        if (w->exec_fd < 0) {
+            /* Take no job without an executor to run it. */
+            if (worker_start_executor(w) < 0) {
+                sleep(2);
+                continue;
+            }
+        }
         if (worker_connect(w, true) < 0)
             break;
         redisReply *r = redisCommand(w->q->c, "BLMOVE %s %s RIGHT LEFT " FETCH_BLOCK_S,
@@ -363,9 +422,23 @@ static int worker_loop(struct worker *w)
         }
         if (r->type == REDIS_REPLY_STRING) {
             char id[80];
-            snprintf(id, sizeof(id), "%s", r->str);
+            if (r->len < sizeof(id) && memchr(r->str, '\0', r->len) == NULL) {
+                memcpy(id, r->str, r->len + 1);
+                if (util_valid_id(id)) {
+                    freeReplyObject(r);
+                    worker_run(w, id);
+                    continue;
+                }
+            }
+            /* Not an id any producer may use: drop exactly these bytes from
+             * the processing list rather than run or cycle them. */
+            log_warn("dropped a malformed queue entry", "{s:s%, s:I}", "entry", r->str,
+                     r->len > 200 ? (size_t)200 : r->len, "length", (json_int_t)r->len);
+            redisReply *d = redisCommand(w->q->c, "LREM %s 1 %b", w->processing_key, r->str,
+                                         r->len);
+            if (d)
+                freeReplyObject(d);
             freeReplyObject(r);
-            worker_run(w, id);
             continue;
         }
         if (r->type == REDIS_REPLY_ERROR) {
@@ -418,10 +491,17 @@ int worker_main(int argc, char **argv)
     } else {
         char rnd[UTIL_ID_LEN + 1];
         util_new_id(rnd);
-        snprintf(w.id, sizeof(w.id), "%s-%d-%s", w.host, (int)getpid(), rnd + 24);
+        char host[40];
+        size_t n = 0;
+        for (const char *h = w.host; *h && n < sizeof(host) - 1; h++)
+            host[n++] = (char)(util_valid_id((char[]){*h, 0}) ? *h : '-');
+        host[n] = '\0';
+        snprintf(w.id, sizeof(w.id), "%s-%d-%s", n ? host : "worker", (int)getpid(), rnd + 24);
     }
-    if (!util_valid_id(w.id) && strlen(w.id) > 64) {
-        fprintf(stderr, "stratq worker: --worker-id is too long\n");
+    if (!util_valid_id(w.id)) {
+        fprintf(stderr, "stratq worker: the worker id '%s' must be 1-64 characters of "
+                        "[A-Za-z0-9_-]; set --worker-id\n",
+                w.id);
         goto out;
     }
     w.processing_key = queue_processing_key(&w.names, w.id);
@@ -437,8 +517,7 @@ int worker_main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (worker_start_executor(&w) < 0)
-        goto out;
+    worker_start_executor(&w);
     if (worker_connect(&w, true) == 0) {
         log_info("worker started", "{s:s, s:s, s:s}", "worker", w.id, "queue", w.names.queue,
                  "mode", "cold");

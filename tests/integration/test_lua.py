@@ -106,7 +106,8 @@ def test_deregister_gives_unfinished_jobs_back_uncounted(r):
     )
     assert moved == 1
     job = r.hgetall(JOB_PREFIX + job_id)
-    assert job["status"] == "queued" and job["attempts"] == "0"
+    # The attempt stays counted, so (worker, attempt) pairs never repeat.
+    assert job["status"] == "queued" and job["attempts"] == "1"
     # Given back to the head of the queue: it is the next one taken.
     assert r.lindex(QUEUE, -1) == job_id
     assert r.zscore(f"{PREFIX}:workers", "w1") is None

@@ -148,5 +148,15 @@ def test_custom_queue_and_prefix(stack, r):
     )
     assert r.hget(f"sq2:job:{job_id}", "status") == "succeeded"
     assert json.loads(r.hget(f"sq2:job:{job_id}", "result"))["square"] == 36
+
+    # The API honours the same settings.
+    api = stack.start_api(env=env).client
+    api_job = api.submit({"code": SQUARE, "params": {"n": 2}})
+    assert r.hget(f"sq2:job:{api_job}", "status") in ("queued", "running", "succeeded")
+    assert api.wait_job(api_job)["result"]["square"] == 4
+    assert api.job(job_id)["status"] == "succeeded"
+    assert api.queue()["workers"] == 1
+
     assert not r.exists(f"{PREFIX}:workers")
     assert not any(r.scan_iter(f"{PREFIX}:*"))
+    assert r.llen(QUEUE) == 0 and not r.exists(QUEUE)

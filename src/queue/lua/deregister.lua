@@ -1,6 +1,7 @@
 -- Remove a worker that stops. A job still in its processing list (given up
--- at a second stop signal or past the drain timeout) goes back to the queue
--- as queued, and the attempt it was on is not counted.
+-- at a second stop signal or past the drain timeout) goes back to the head
+-- of the queue as queued. Its attempts counter is left as it is, so that
+-- (worker, attempt) stays unique and completion fencing holds.
 -- KEYS[1] workers zset, KEYS[2] worker hash, KEYS[3] processing list,
 -- KEYS[4] queue. ARGV[1] worker id, ARGV[2] job key prefix ("stratq:job:"),
 -- ARGV[3] events channel.
@@ -12,9 +13,9 @@ while true do
     break
   end
   local job = ARGV[2] .. id
-  if redis.call('HGET', job, 'status') == 'running' then
+  local fields = redis.call('HMGET', job, 'status', 'worker')
+  if fields[1] == 'running' and fields[2] == ARGV[1] then
     redis.call('HSET', job, 'status', 'queued')
-    redis.call('HINCRBY', job, 'attempts', -1)
     redis.call('PUBLISH', ARGV[3], cjson.encode({id = id, status = 'queued'}))
   end
   moved = moved + 1

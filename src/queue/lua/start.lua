@@ -9,6 +9,12 @@ if not status then
   redis.call('LREM', KEYS[2], 1, ARGV[1])
   return {'missing'}
 end
+-- The same worker asking again (its first call's reply was lost with the
+-- connection) gets the same answer, so the job is not stranded.
+if status == 'running' and redis.call('HGET', KEYS[1], 'worker') == ARGV[2] then
+  return {'run', tonumber(redis.call('HGET', KEYS[1], 'attempts')),
+          redis.call('HGET', KEYS[1], 'spec') or ''}
+end
 if status ~= 'queued' then
   redis.call('LREM', KEYS[2], 1, ARGV[1])
   return {'skip', status}
