@@ -2,6 +2,9 @@
 unless given a URL) as a single supervised process."""
 
 import signal
+from pathlib import Path
+
+import pytest
 
 from conftest import STOP_TIMEOUT, WORKERS_KEY, Api, START_TIMEOUT, descendants, free_port, pid_alive, wait_for
 
@@ -65,4 +68,31 @@ def test_up_starts_its_own_redis(stack):
     )
     job = api.wait_job(api.submit({"code": SQUARE, "params": {"n": 11}}))
     assert job["status"] == "succeeded" and job["result"] == 121, job
+    sigterm_and_check_gone(up, descendants(up.pid) | tree)
+
+
+def test_up_keeps_its_redis_password_out_of_argv(stack):
+    """The local Redis has a random password, which the API and workers get
+    through their environment, never their command line (readable by any
+    process as /proc/PID/cmdline)."""
+    import redis as redis_py
+
+    up, api = start_up(stack, ["--workers", "1"])
+    conf = (stack.tmp_path / ".stratq" / "redis" / "redis.conf").read_text()
+    password = next(line.split()[1] for line in conf.splitlines() if line.startswith("requirepass"))
+    port = int(next(line.split()[1] for line in conf.splitlines() if line.startswith("port ")))
+    assert len(password) >= 16
+    with pytest.raises(redis_py.AuthenticationError):
+        redis_py.Redis(host="127.0.0.1", port=port).ping()
+    assert redis_py.Redis(host="127.0.0.1", port=port, password=password).ping()
+    tree = descendants(up.pid)
+    assert tree, "stratq up has no children"
+    for pid in list(tree) + [up.pid]:
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except FileNotFoundError:
+            continue
+        assert password.encode() not in cmdline, (pid, cmdline)
+    job = api.wait_job(api.submit({"code": SQUARE, "params": {"n": 3}}))
+    assert job["status"] == "succeeded" and job["result"] == 9, job
     sigterm_and_check_gone(up, descendants(up.pid) | tree)

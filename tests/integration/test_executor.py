@@ -1,0 +1,82 @@
+"""What a job leaves behind, and queue entries a worker must survive."""
+
+
+from conftest import PREFIX, QUEUE, pid_alive, wait_for
+
+ESCAPE = """
+import os, subprocess, sys
+
+def run(ctx):
+    # A grandchild that leaves the job's process group and session.
+    p = subprocess.Popen([sys.executable, "-c",
+                          "import os, time; os.setsid(); time.sleep(120)"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return {"pid": p.pid}
+"""
+
+
+def test_processes_a_job_leaves_are_killed(stack):
+    api = stack.start_api().client
+    stack.start_worker()
+    job = api.wait_job(api.submit({"code": ESCAPE}))
+    assert job["status"] == "succeeded", job
+    pid = job["result"]["pid"]
+    # The executor is a subreaper: the setsid() grandchild is re-parented to
+    # it and killed when the job ends, not left running under init.
+    wait_for(lambda: not pid_alive(pid), 10, f"pid {pid} left by the job to be gone")
+    # The worker goes on to the next job.
+    job = api.wait_job(api.submit({"code": "def run(ctx):\n    return 7\n"}))
+    assert job["status"] == "succeeded" and job["result"] == 7, job
+
+
+def test_malformed_queue_entries_are_dropped_and_the_worker_goes_on(stack, r):
+    api = stack.start_api().client
+    worker = stack.start_worker()
+    too_long = "x" * 100
+    r.lpush(QUEUE, too_long)
+    r.lpush(QUEUE, "bad:id")
+    r.lpush(QUEUE, "no-such-job")
+    job = api.wait_job(api.submit({"code": "def run(ctx):\n    return 'after'\n"}))
+    assert job["status"] == "succeeded" and job["result"] == "after", job
+    assert r.llen(QUEUE) == 0
+    assert r.llen(f"{PREFIX}:processing:{worker.id}") == 0
+    log = worker.log()
+    assert "dropped a malformed queue entry" in log
+    assert "dropped a queue entry with no job hash" in log
+
+
+def test_results_with_nul_and_unicode_are_kept(stack):
+    api = stack.start_api().client
+    stack.start_worker()
+    code = "def run(ctx):\n    return {'s': 'a\\x00b', 'u': '\\u00e9\\u4e2d', 'f': 0.1}\n"
+    job = api.wait_job(api.submit({"code": code}))
+    assert job["status"] == "succeeded", job
+    assert job["result"] == {"s": "a\x00b", "u": "\u00e9\u4e2d", "f": 0.1}
+
+
+def test_unencodable_result_and_message_fail_cleanly(stack):
+    api = stack.start_api().client
+    stack.start_worker()
+    job = api.wait_job(api.submit({"code": "def run(ctx):\n    return '\\udc80'\n"}))
+    assert job["status"] == "failed", job
+    assert job["error"]["type"] == "ResultNotSerializable", job
+    job = api.wait_job(api.submit({"code": "def run(ctx):\n    raise OSError('bad \\udc80 name')\n"}))
+    assert job["status"] == "failed", job
+    assert job["error"]["type"] == "OSError" and "bad" in job["error"]["message"], job
+
+
+def test_a_worker_without_a_working_executor_takes_no_job(stack, r, tmp_path):
+    api = stack.start_api().client
+    empty = tmp_path / "no-harness"
+    empty.mkdir()
+    broken = stack.spawn("worker", ["worker", "--redis-url", stack.redis_url,
+                                    "--harness-dir", str(empty)])
+    # It keeps trying to start its executor, and meanwhile leaves the queue alone.
+    wait_for(lambda: broken.log().count("the executor did not start") >= 2, 30,
+             "the broken worker to retry its executor")
+    job_id = api.submit({"code": "def run(ctx):\n    return 1\n"})
+    assert api.job(job_id)["status"] == "queued"
+    stack.start_worker()
+    job = api.wait_job(job_id)
+    assert job["status"] == "succeeded", job
+    assert stack.stop(broken) == 0
