@@ -23,6 +23,11 @@ static const struct {
     {"status", cli_status, 1, "show a job's status"},
     {"result", cli_result, 1, "wait for a job and show its result"},
     {"queue", cli_queue, 1, "show the queue's counts"},
+    {"jobs", cli_jobs, 1, "list recent jobs, newest first"},
+    {"workers", cli_workers, 1, "list the workers and what they are doing"},
+    {"logs", cli_logs, 1, "print a job's stdout and stderr (-f: follow)"},
+    {"cancel", cli_cancel, 1, "cancel a queued or running job"},
+    {"retry", cli_retry, 1, "run a finished, unsuccessful job again"},
     {"executor", executor_main, 0, NULL}, /* started by the worker only */
 };
 

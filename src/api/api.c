@@ -10,51 +10,39 @@
 #include <jansson.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../common/config.h"
-#include "../common/job.h"
 #include "../common/log.h"
 #include "../common/util.h"
-#include "../queue/queue.h"
+#include "internal.h"
 
-struct api {
-    struct event_base *base;
-    struct evhttp *http;
-    redisAsyncContext *rc;
-    int redis_ready;
-    struct queue_async_shas shas;
-    struct queue_url url;
-    struct queue_names names;
-    struct job_limits lim;
-    size_t max_body;
-    struct event *reconnect_ev;
-    int reconnect_ms;
-    struct event *sig_ev[2];
-};
+/* --- Responses ----------------------------------------------------------- */
 
-/* One HTTP request waiting for Redis. */
-struct pending {
-    struct api *api;
-    struct evhttp_request *req;
-    char id[80];
-};
-
-static const char *reason(int code)
+const char *api_reason(int code)
 {
     switch (code) {
     case 200:
         return "OK";
     case 201:
         return "Created";
+    case 202:
+        return "Accepted";
     case 400:
         return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
     case 404:
         return "Not Found";
     case 405:
         return "Method Not Allowed";
+    case 409:
+        return "Conflict";
     case 413:
         return "Payload Too Large";
     case 503:
@@ -64,8 +52,7 @@ static const char *reason(int code)
     }
 }
 
-/* Sends body (stolen) as the JSON response. */
-static void send_json(struct evhttp_request *req, int code, json_t *body)
+void api_send_json(struct evhttp_request *req, int code, json_t *body)
 {
     struct evbuffer *buf = evbuffer_new();
     char *s = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
@@ -81,38 +68,253 @@ static void send_json(struct evhttp_request *req, int code, json_t *body)
     evbuffer_add(buf, "\n", 1);
     free(s);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
-    evhttp_send_reply(req, code, reason(code), buf);
+    evhttp_send_reply(req, code, api_reason(code), buf);
     evbuffer_free(buf);
 }
 
-static void __attribute__((format(printf, 3, 4)))
-send_error(struct evhttp_request *req, int code, const char *fmt, ...)
+static void vsend_error(struct evhttp_request *req, int code, const char *fmt, va_list ap)
 {
-    char msg[600];
-    va_list ap;
-    va_start(ap, fmt);
+    char msg[700];
     vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    send_json(req, code, json_pack("{s:s}", "error", msg));
+    if (code == 503)
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+    api_send_json(req, code, json_pack("{s:s}", "error", msg));
 }
 
-static struct pending *pending_new(struct api *a, struct evhttp_request *req, const char *id)
+void api_send_error(struct evhttp_request *req, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsend_error(req, code, fmt, ap);
+    va_end(ap);
+}
+
+void api_send_unavailable(struct evhttp_request *req)
+{
+    api_send_error(req, 503, "Redis is unavailable; retry shortly");
+}
+
+/* --- Query strings ------------------------------------------------------- */
+
+static bool query_get(struct evhttp_request *req, const char *name, char *buf, size_t len)
+{
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
+    struct evkeyvalq params;
+    bool found = false;
+    if (!q || evhttp_parse_query_str(q, &params) != 0)
+        return false;
+    const char *v = evhttp_find_header(&params, name);
+    if (v) {
+        snprintf(buf, len, "%s", v);
+        found = true;
+    }
+    evhttp_clear_headers(&params);
+    return found;
+}
+
+bool api_query_str(struct evhttp_request *req, const char *name, char *buf, size_t len)
+{
+    return query_get(req, name, buf, len);
+}
+
+int api_query_int(struct evhttp_request *req, const char *name, long long def, long long min,
+                  long long max, long long *ret)
+{
+    char buf[64];
+    if (!query_get(req, name, buf, sizeof(buf))) {
+        *ret = def;
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    long long v = strtoll(buf, &end, 10);
+    if (errno || end == buf || *end || v < min || v > max) {
+        api_send_error(req, 400, "query parameter '%s' must be an integer from %lld to %lld",
+                       name, min, max);
+        return -EINVAL;
+    }
+    *ret = v;
+    return 0;
+}
+
+/* --- Requests waiting for Redis ------------------------------------------ */
+
+static void on_op_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct pending *p = arg;
+    (void)fd;
+    (void)what;
+    log_warn("Redis did not answer in time", "{s:i}", "timeout_ms", API_REDIS_TIMEOUT_MS);
+    pending_error(p, 503, "Redis did not answer within %d ms; retry shortly",
+                  API_REDIS_TIMEOUT_MS);
+    pending_done(p);
+}
+
+struct pending *pending_new(struct api *a, struct evhttp_request *req, enum route_id route,
+                            const char *id)
 {
     struct pending *p = calloc(1, sizeof(*p));
-    if (!p)
+    if (!p) {
+        api_send_error(req, 500, "out of memory");
         return NULL;
+    }
     p->api = a;
     p->req = req;
+    p->route = route;
     snprintf(p->id, sizeof(p->id), "%s", id ? id : "");
+    p->op_timer = evtimer_new(a->base, on_op_timeout, p);
+    if (!p->op_timer) {
+        free(p);
+        api_send_error(req, 500, "out of memory");
+        return NULL;
+    }
     return p;
 }
 
-static void send_redis_down(struct evhttp_request *req)
+void pending_done(struct pending *p)
 {
-    send_error(req, 503, "Redis is unavailable; try again shortly");
+    if (!p->answered || p->inflight > 0)
+        return;
+    if (p->waiting)
+        events_remove_waiter(p->api, p);
+    if (p->op_timer)
+        event_free(p->op_timer);
+    if (p->wait_timer)
+        event_free(p->wait_timer);
+    json_decref(p->items);
+    free(p);
 }
 
-/* --- Redis connection ---------------------------------------------------- */
+static void pending_answered(struct pending *p)
+{
+    p->answered = true;
+    p->req = NULL;
+    evtimer_del(p->op_timer);
+    if (p->wait_timer)
+        evtimer_del(p->wait_timer);
+    if (p->waiting)
+        events_remove_waiter(p->api, p);
+}
+
+void pending_reply(struct pending *p, int code, json_t *body)
+{
+    if (p->answered) {
+        json_decref(body);
+        return;
+    }
+    api_send_json(p->req, code, body);
+    pending_answered(p);
+}
+
+void pending_reply_raw(struct pending *p, int code, struct evbuffer *body, const char *type)
+{
+    if (p->answered)
+        return;
+    evhttp_add_header(evhttp_request_get_output_headers(p->req), "Content-Type", type);
+    evhttp_send_reply(p->req, code, api_reason(code), body);
+    pending_answered(p);
+}
+
+void pending_error(struct pending *p, int code, const char *fmt, ...)
+{
+    va_list ap;
+    if (p->answered)
+        return;
+    va_start(ap, fmt);
+    vsend_error(p->req, code, fmt, ap);
+    va_end(ap);
+    pending_answered(p);
+}
+
+/* Calls the handler of a reply, unless its request was answered meanwhile. */
+static void dispatch(struct pending *p, pending_handler *h, void *ctx, redisReply *r)
+{
+    p->inflight--;
+    if (p->inflight == 0)
+        evtimer_del(p->op_timer);
+    if (!p->answered) {
+        if (!r || r->type == REDIS_REPLY_ERROR) {
+            if (r)
+                log_error("Redis error", "{s:s}", "error", r->str);
+            pending_error(p, 503, "Redis failed the request; retry shortly");
+        } else {
+            h(p, r, ctx);
+        }
+    }
+    pending_done(p);
+}
+
+struct call {
+    struct pending *p;
+    pending_handler *h;
+    void *ctx;
+};
+
+static void on_command_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct call *c = priv;
+    (void)ac;
+    dispatch(c->p, c->h, c->ctx, reply);
+    free(c);
+}
+
+static void on_eval_reply(redisReply *reply, void *priv)
+{
+    struct call *c = priv;
+    dispatch(c->p, c->h, c->ctx, reply);
+    free(c);
+}
+
+static struct call *call_start(struct pending *p, pending_handler *h, void *ctx)
+{
+    struct api *a = p->api;
+    struct call *c;
+    if (!a->redis_ready || !a->rc || !(c = malloc(sizeof(*c)))) {
+        pending_error(p, 503, "Redis is unavailable; retry shortly");
+        return NULL;
+    }
+    c->p = p;
+    c->h = h;
+    c->ctx = ctx;
+    p->inflight++;
+    struct timeval tv = {API_REDIS_TIMEOUT_MS / 1000, (API_REDIS_TIMEOUT_MS % 1000) * 1000};
+    evtimer_add(p->op_timer, &tv);
+    return c;
+}
+
+static void call_failed(struct pending *p, struct call *c)
+{
+    free(c);
+    p->inflight--;
+    pending_error(p, 503, "Redis is unavailable; retry shortly");
+}
+
+void pending_command(struct pending *p, pending_handler *h, void *ctx, const char *fmt, ...)
+{
+    struct call *c = call_start(p, h, ctx);
+    va_list ap;
+    if (!c)
+        return;
+    va_start(ap, fmt);
+    int r = redisvAsyncCommand(p->api->rc, on_command_reply, c, fmt, ap);
+    va_end(ap);
+    if (r != REDIS_OK)
+        call_failed(p, c);
+}
+
+void pending_eval(struct pending *p, pending_handler *h, void *ctx, enum queue_script s, int nkeys,
+                  int argc, const char **argv, const size_t *argvlen)
+{
+    struct call *c = call_start(p, h, ctx);
+    if (!c)
+        return;
+    if (queue_async_eval(p->api->rc, &p->api->shas, s, nkeys, argc, argv, argvlen, on_eval_reply,
+                         c) < 0)
+        call_failed(p, c);
+}
+
+/* --- The command connection to Redis --------------------------------------- */
 
 static void api_connect(struct api *a);
 
@@ -144,26 +346,11 @@ static void on_redis_connect(const redisAsyncContext *ac, int status)
     a->reconnect_ms = 100;
 }
 
-/* The PING queued after AUTH and SELECT: Redis is usable only if it
- * answers, so /healthz stays 503 while the password is wrong. */
-static void on_ready_ping(redisAsyncContext *ac, void *reply, void *priv)
-{
-    struct api *a = priv;
-    redisReply *r = reply;
-    (void)ac;
-    if (r && r->type == REDIS_REPLY_STATUS) {
-        a->redis_ready = 1;
-    } else if (r && r->type == REDIS_REPLY_ERROR) {
-        log_error("Redis refuses commands; check the password in the Redis URL", "{s:s}",
-                  "error", r->str);
-    }
-}
-
 static void on_redis_disconnect(const redisAsyncContext *ac, int status)
 {
     struct api *a = ac->data;
     a->rc = NULL;
-    a->redis_ready = 0;
+    a->redis_ready = false;
     if (status != REDIS_OK) {
         log_warn("lost the Redis connection, reconnecting", "{s:s}", "error", ac->errstr);
         schedule_reconnect(a);
@@ -176,6 +363,20 @@ static void on_setup_reply(redisAsyncContext *ac, void *reply, void *priv)
     (void)ac;
     if (r && r->type == REDIS_REPLY_ERROR)
         log_error("Redis refused the connection setup", "{s:s, s:s}", "step", (char *)priv,
+                  "error", r->str);
+}
+
+/* The PING queued after AUTH and SELECT: Redis is usable only if it
+ * answers, so /healthz stays 503 while the password is wrong. */
+static void on_ready_ping(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct api *a = priv;
+    redisReply *r = reply;
+    (void)ac;
+    if (r && r->type == REDIS_REPLY_STATUS)
+        a->redis_ready = true;
+    else if (r && r->type == REDIS_REPLY_ERROR)
+        log_error("Redis refuses commands; check the password in the Redis URL", "{s:s}",
                   "error", r->str);
 }
 
@@ -205,217 +406,115 @@ static void api_connect(struct api *a)
     redisAsyncCommand(ac, on_ready_ping, a, "PING");
 }
 
-/* --- Routes -------------------------------------------------------------- */
+/* --- Connections, auth, routing ------------------------------------------ */
 
-static void on_enqueued(redisReply *r, void *priv)
+/* A connection being served, found by its evhttp_connection pointer. */
+struct conn {
+    struct evhttp_connection *evcon;
+    struct conn *next;
+};
+
+static size_t ptr_bucket(const void *p)
 {
-    struct pending *p = priv;
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-        send_redis_down(p->req);
-    } else if (r->element[0]->integer == 1) {
-        log_debug("job queued", "{s:s}", "id", p->id);
-        send_json(p->req, 201, json_pack("{s:s, s:s}", "id", p->id, "status", "queued"));
-    } else {
-        send_json(p->req, 200, json_pack("{s:s, s:s}", "id", p->id, "status",
-                                         r->element[1]->str));
-    }
-    free(p);
+    uintptr_t v = (uintptr_t)p;
+    v ^= v >> 17;
+    v *= 0xed5ad4bbu;
+    return (size_t)(v ^ (v >> 11)) % WAITER_BUCKETS;
 }
 
-static void handle_submit(struct api *a, struct evhttp_request *req)
+static void on_connection_close(struct evhttp_connection *evcon, void *arg)
 {
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    size_t len = evbuffer_get_length(in);
-    char err[512];
-    json_t *spec;
-
-    if (len > a->max_body) {
-        send_error(req, 413, "request body is %zu bytes; the limit (STRATQ_MAX_BODY) is %zu",
-                   len, a->max_body);
-        return;
-    }
-    const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
-    if (job_spec_parse(body, len, &a->lim, &spec, err, sizeof(err)) < 0) {
-        send_error(req, 400, "%s", err);
-        return;
-    }
-    if (!a->redis_ready) {
-        json_decref(spec);
-        send_redis_down(req);
-        return;
-    }
-    char id[UTIL_ID_LEN + 1];
-    util_new_id(id);
-    _cleanup_free_ char *text = json_dumps(spec, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(spec);
-    _cleanup_free_ char *key = queue_job_key(&a->names, id);
-    char now[24];
-    snprintf(now, sizeof(now), "%lld", (long long)util_now_ms());
-    struct pending *p = pending_new(a, req, id);
-    if (!text || !key || !p) {
-        free(p);
-        send_error(req, 500, "out of memory");
-        return;
-    }
-    const char *argv[] = {key, a->names.queue, id, text, now, a->names.events};
-    if (queue_async_eval(a->rc, &a->shas, QS_ENQUEUE, 2, (int)ARRAY_SIZE(argv), argv, NULL,
-                         on_enqueued, p) < 0) {
-        free(p);
-        send_redis_down(req);
-    }
-}
-
-/* Hash fields holding JSON text, returned parsed. The result is not among
- * them: it is sent as the job wrote it (see send_job). */
-static bool json_field(const char *f)
-{
-    return !strcmp(f, "spec") || !strcmp(f, "error") || !strcmp(f, "usage");
-}
-
-/* Hash fields holding integers. */
-static bool int_field(const char *f)
-{
-    return !strcmp(f, "attempts") || !strcmp(f, "created_ms") || !strcmp(f, "started_ms") ||
-           !strcmp(f, "finished_ms");
-}
-
-static json_t *job_record(const char *id, const redisReply *r)
-{
-    /* Fixed order first, so records read alike. */
-    static const char *const order[] = {"status", "attempts", "created_ms", "started_ms",
-                                        "finished_ms", "worker", "spec", "error",
-                                        "stdout", "stderr", "usage"};
-    json_t *rec = json_pack("{s:s}", "id", id);
-    for (size_t k = 0; k < ARRAY_SIZE(order); k++)
-        json_object_set_new(rec, order[k], json_null());
-    for (size_t i = 0; i + 1 < r->elements; i += 2) {
-        const char *f = r->element[i]->str;
-        const redisReply *v = r->element[i + 1];
-        json_t *val;
-        if (!strcmp(f, "result"))
-            continue;
-        if (json_field(f)) {
-            val = json_loadb(v->str, v->len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
-            if (!val)
-                val = json_stringn(v->str, v->len);
-        } else if (int_field(f)) {
-            val = json_integer(strtoll(v->str, NULL, 10));
-        } else {
-            val = json_stringn(v->str, v->len);
+    struct api *a = arg;
+    struct conn **pp = &a->conns[ptr_bucket(evcon)];
+    for (; *pp; pp = &(*pp)->next) {
+        if ((*pp)->evcon == evcon) {
+            struct conn *c = *pp;
+            *pp = c->next;
+            free(c);
+            a->nconns--;
+            break;
         }
-        json_object_set_new(rec, f, val ? val : json_null());
     }
-    return rec;
+    events_connection_closed(a, evcon);
 }
 
-/* Sends a job record with its result spliced in as stored: re-encoding it
- * through jansson would print floats with 17 digits and cost a full
- * parse-and-dump of results that may be megabytes long. */
-static void send_job(struct evhttp_request *req, const char *id, const redisReply *r)
+/* Counts the request's connection the first time it is seen. Returns false
+ * when that makes one connection too many. */
+static bool track_connection(struct api *a, struct evhttp_request *req)
 {
-    const redisReply *result = NULL;
-    for (size_t i = 0; i + 1 < r->elements; i += 2)
-        if (!strcmp(r->element[i]->str, "result"))
-            result = r->element[i + 1];
-    json_t *rec = job_record(id, r);
-    char *s = rec ? json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    json_decref(rec);
-    struct evbuffer *buf = evbuffer_new();
-    if (!s || !buf) {
-        free(s);
-        if (buf)
-            evbuffer_free(buf);
-        evhttp_send_error(req, 500, "out of memory");
-        return;
-    }
-    /* A result written by another backend straight into Redis is checked:
-     * the response must stay valid JSON. */
-    json_t *check =
-        result ? json_loadb(result->str, result->len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL) : NULL;
-    evbuffer_add(buf, s, strlen(s) - 1);
-    evbuffer_add_printf(buf, ",\"result\":");
-    if (check)
-        evbuffer_add(buf, result->str, result->len);
-    else
-        evbuffer_add(buf, "null", 4);
-    evbuffer_add(buf, "}\n", 2);
-    json_decref(check);
-    free(s);
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
-    evhttp_send_reply(req, 200, reason(200), buf);
-    evbuffer_free(buf);
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    if (!evcon)
+        return true;
+    size_t b = ptr_bucket(evcon);
+    for (struct conn *c = a->conns[b]; c; c = c->next)
+        if (c->evcon == evcon)
+            return true;
+    if (a->nconns >= a->max_conns)
+        return false;
+    struct conn *c = malloc(sizeof(*c));
+    if (!c)
+        return false;
+    c->evcon = evcon;
+    c->next = a->conns[b];
+    a->conns[b] = c;
+    a->nconns++;
+    evhttp_connection_set_closecb(evcon, on_connection_close, a);
+    return true;
 }
 
-static void on_job(redisAsyncContext *ac, void *reply, void *priv)
+/* Compares a presented token with every configured one in time that does
+ * not depend on where they differ. */
+static bool token_ok(const struct api *a, const char *given, size_t len)
 {
-    struct pending *p = priv;
-    redisReply *r = reply;
-    (void)ac;
-    if (!r || r->type != REDIS_REPLY_ARRAY)
-        send_redis_down(p->req);
-    else if (r->elements == 0)
-        send_error(p->req, 404, "no job with id '%s'", p->id);
-    else
-        send_job(p->req, p->id, r);
-    free(p);
+    unsigned ok = 0;
+    for (size_t i = 0; i < a->ntokens; i++) {
+        const char *t = a->tokens[i];
+        size_t tl = strlen(t);
+        unsigned diff = (unsigned)(tl ^ len);
+        for (size_t k = 0; k < len; k++)
+            diff |= (unsigned char)given[k] ^ (unsigned char)(k < tl ? t[k] : 0);
+        ok |= diff == 0;
+    }
+    return ok != 0;
 }
 
-static void handle_get_job(struct api *a, struct evhttp_request *req, const char *id)
+/* Returns true when the request may go on; else it has been answered. */
+static bool check_auth(struct api *a, struct evhttp_request *req)
 {
-    if (!util_valid_id(id)) {
-        send_error(req, 404, "no job with id '%.64s'", id);
-        return;
+    if (a->ntokens == 0)
+        return true;
+    const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+                          "Bearer realm=\"stratq\"");
+        api_send_error(req, 401, "this route needs 'Authorization: Bearer <token>'");
+        return false;
     }
-    if (!a->redis_ready) {
-        send_redis_down(req);
-        return;
+    const char *tok = h + 7;
+    while (*tok == ' ')
+        tok++;
+    if (!token_ok(a, tok, strlen(tok))) {
+        api_send_error(req, 403, "the bearer token is not valid");
+        return false;
     }
-    struct pending *p = pending_new(a, req, id);
-    _cleanup_free_ char *key = queue_job_key(&a->names, id);
-    if (!p || !key || redisAsyncCommand(a->rc, on_job, p, "HGETALL %s", key) != REDIS_OK) {
-        free(p);
-        send_redis_down(req);
-    }
-}
-
-static void on_stats(redisReply *r, void *priv)
-{
-    struct pending *p = priv;
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 5) {
-        send_redis_down(p->req);
-    } else {
-        send_json(p->req, 200,
-                  json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "queue", p->api->names.queue,
-                            "pending", (json_int_t)r->element[0]->integer, "processing",
-                            (json_int_t)r->element[1]->integer, "scheduled",
-                            (json_int_t)r->element[2]->integer, "dead",
-                            (json_int_t)r->element[3]->integer, "workers",
-                            (json_int_t)r->element[4]->integer));
-    }
-    free(p);
-}
-
-static void handle_queue(struct api *a, struct evhttp_request *req)
-{
-    if (!a->redis_ready) {
-        send_redis_down(req);
-        return;
-    }
-    struct pending *p = pending_new(a, req, NULL);
-    const char *argv[] = {a->names.queue, a->names.workers, a->names.scheduled, a->names.dead,
-                          a->names.processing_prefix};
-    if (!p || queue_async_eval(a->rc, &a->shas, QS_STATS, 4, (int)ARRAY_SIZE(argv), argv, NULL,
-                               on_stats, p) < 0) {
-        free(p);
-        send_redis_down(req);
-    }
+    return true;
 }
 
 static void handle_healthz(struct api *a, struct evhttp_request *req)
 {
-    send_json(req, a->redis_ready ? 200 : 503,
-              json_pack("{s:s, s:b, s:s}", "status", a->redis_ready ? "ok" : "degraded", "redis",
-                        a->redis_ready, "version", STRATQ_VERSION));
+    api_send_json(req, a->redis_ready ? 200 : 503,
+                  json_pack("{s:s, s:b, s:s}", "status", a->redis_ready ? "ok" : "degraded",
+                            "redis", a->redis_ready, "version", STRATQ_VERSION));
+}
+
+static void handle_readyz(struct api *a, struct evhttp_request *req)
+{
+    bool ready = a->redis_ready && a->sub_ready;
+    if (!ready)
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+    api_send_json(req, ready ? 200 : 503,
+                  json_pack("{s:b, s:b, s:b}", "ready", ready, "redis", a->redis_ready,
+                            "events", a->sub_ready));
 }
 
 static const char *method_name(enum evhttp_cmd_type m)
@@ -436,15 +535,8 @@ static const char *method_name(enum evhttp_cmd_type m)
     case EVHTTP_REQ_OPTIONS:
         return "OPTIONS";
     default:
-        return "?";
+        return "OTHER";
     }
-}
-
-static void method_not_allowed(struct evhttp_request *req, const char *path, const char *allow)
-{
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
-    send_error(req, 405, "%s is not allowed on %s; use %s",
-               method_name(evhttp_request_get_command(req)), path, allow);
 }
 
 static void on_request(struct evhttp_request *req, void *arg)
@@ -452,34 +544,76 @@ static void on_request(struct evhttp_request *req, void *arg)
     struct api *a = arg;
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-    enum evhttp_cmd_type m = evhttp_request_get_command(req);
+    const char *method = method_name(evhttp_request_get_command(req));
+    struct route_match m;
+    char allow[64];
 
-    if (!path) {
-        send_error(req, 400, "bad request URI");
+    if (!track_connection(a, req)) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+        api_send_error(req, 503, "too many connections (STRATQ_MAX_CONNECTIONS is %ld)",
+                       a->max_conns);
         return;
     }
-    if (!strcmp(path, "/healthz")) {
-        if (m == EVHTTP_REQ_GET)
-            handle_healthz(a, req);
-        else
-            method_not_allowed(req, path, "GET");
-    } else if (!strcmp(path, "/v1/jobs")) {
-        if (m == EVHTTP_REQ_POST)
-            handle_submit(a, req);
-        else
-            method_not_allowed(req, path, "POST");
-    } else if (!strncmp(path, "/v1/jobs/", 9) && path[9] && !strchr(path + 9, '/')) {
-        if (m == EVHTTP_REQ_GET)
-            handle_get_job(a, req, path + 9);
-        else
-            method_not_allowed(req, path, "GET");
-    } else if (!strcmp(path, "/v1/queue")) {
-        if (m == EVHTTP_REQ_GET)
-            handle_queue(a, req);
-        else
-            method_not_allowed(req, path, "GET");
-    } else {
-        send_error(req, 404, "no route %s %.200s", method_name(m), path);
+    if (!path) {
+        api_send_error(req, 400, "bad request URI");
+        return;
+    }
+    int r = router_match(method, path, &m, allow, sizeof(allow));
+    if (r == -ENOENT) {
+        api_send_error(req, 404, "no route %s %.200s", method, path);
+        return;
+    }
+    if (r == -EPERM) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
+        api_send_error(req, 405, "%s is not allowed on %.200s; use %s", method, path, allow);
+        return;
+    }
+    if (router_routes[m.route].needs_auth && !check_auth(a, req))
+        return;
+
+    switch (m.route) {
+    case ROUTE_HEALTHZ:
+        handle_healthz(a, req);
+        break;
+    case ROUTE_READYZ:
+        handle_readyz(a, req);
+        break;
+    case ROUTE_METRICS:
+        metrics_get(a, req);
+        break;
+    case ROUTE_QUEUE:
+        jobs_queue(a, req);
+        break;
+    case ROUTE_WORKERS:
+        jobs_workers(a, req);
+        break;
+    case ROUTE_EVENTS:
+        events_sse(a, req);
+        break;
+    case ROUTE_JOBS_LIST:
+        jobs_list(a, req);
+        break;
+    case ROUTE_JOBS_SUBMIT:
+        jobs_submit(a, req);
+        break;
+    case ROUTE_JOBS_BATCH:
+        jobs_batch(a, req);
+        break;
+    case ROUTE_JOB_GET:
+    case ROUTE_JOB_RESULT:
+        jobs_get(a, req, m.route, m.id);
+        break;
+    case ROUTE_JOB_CANCEL:
+        jobs_cancel(a, req, m.id);
+        break;
+    case ROUTE_JOB_LOGS:
+        jobs_logs(a, req, m.id);
+        break;
+    case ROUTE_JOB_RETRY:
+        jobs_retry(a, req, m.id);
+        break;
+    case ROUTE__COUNT:
+        break;
     }
 }
 
@@ -491,18 +625,99 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     event_base_loopexit(a->base, NULL);
 }
 
+/* Reads the tokens file: one token per line; blank lines and #comments are
+ * skipped. Tokens are never logged. */
+static int load_tokens(struct api *a, const char *path, char *err, size_t errlen)
+{
+    _cleanup_free_ char *text = NULL;
+    size_t len;
+    int r = util_read_file(path, 1 << 20, &text, &len);
+    if (r < 0) {
+        snprintf(err, errlen, "cannot read STRATQ_API_TOKENS_FILE %s: %s", path, strerror(-r));
+        return r;
+    }
+    for (char *save, *line = strtok_r(text, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save)) {
+        while (*line == ' ' || *line == '\t')
+            line++;
+        size_t n = strlen(line);
+        while (n && (line[n - 1] == ' ' || line[n - 1] == '\t' || line[n - 1] == '\r'))
+            line[--n] = '\0';
+        if (!n || line[0] == '#')
+            continue;
+        char **nt = realloc(a->tokens, (a->ntokens + 1) * sizeof(char *));
+        if (!nt)
+            return -ENOMEM;
+        a->tokens = nt;
+        a->tokens[a->ntokens] = strdup(line);
+        if (!a->tokens[a->ntokens])
+            return -ENOMEM;
+        a->ntokens++;
+    }
+    if (a->ntokens == 0) {
+        snprintf(err, errlen, "STRATQ_API_TOKENS_FILE %s holds no token", path);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static bool is_loopback(const char *addr)
+{
+    return !strncmp(addr, "127.", 4) || !strcmp(addr, "::1") || !strcmp(addr, "localhost");
+}
+
+static void free_api(struct api *a)
+{
+    events_stop(a);
+    if (a->rc) {
+        redisAsyncContext *rc = a->rc;
+        a->rc = NULL;
+        redisAsyncFree(rc);
+    }
+    for (int i = 0; i < 2; i++)
+        if (a->sig_ev[i])
+            event_free(a->sig_ev[i]);
+    if (a->reconnect_ev)
+        event_free(a->reconnect_ev);
+    if (a->http)
+        evhttp_free(a->http);
+    for (int i = 0; i < WAITER_BUCKETS; i++) {
+        while (a->conns[i]) {
+            struct conn *c = a->conns[i];
+            a->conns[i] = c->next;
+            free(c);
+        }
+    }
+    if (a->base)
+        event_base_free(a->base);
+    for (size_t i = 0; i < a->ntokens; i++) {
+        explicit_bzero(a->tokens[i], strlen(a->tokens[i]));
+        free(a->tokens[i]);
+    }
+    free(a->tokens);
+    queue_names_free(&a->names);
+    queue_url_free(&a->url);
+    queue_scripts_free();
+}
+
 int api_main(int argc, char **argv)
 {
-    struct api a = {.reconnect_ms = 100};
-    char err[256];
+    static struct api a;
+    char err[512];
     char **args;
     int nargs, rc = 1;
 
+    a.reconnect_ms = a.sub_reconnect_ms = 100;
     log_set_component("api");
+    if (argc == 1 && !strcmp(argv[0], "--routes")) {
+        for (int i = 0; i < ROUTE__COUNT; i++)
+            printf("%s %s\n", router_routes[i].method, router_routes[i].pattern);
+        return 0;
+    }
     int r = config_load(CMD_API, argc, argv, &args, &nargs, err, sizeof(err));
     if (r == 1) {
-        config_print_help(CMD_API, "stratq api [options]",
-                          "Serves the HTTP/JSON API: submit jobs, read their status and results.");
+        config_print_help(CMD_API, "stratq api [options] | stratq api --routes",
+                          "Serves the HTTP/JSON API. --routes prints its routes.");
         config_free();
         return 0;
     }
@@ -517,7 +732,24 @@ int api_main(int argc, char **argv)
         config_free();
         return 2;
     }
+    const char *bind = config_str(CFG_API_BIND);
+    if (config_str(CFG_TOKENS_FILE)[0]) {
+        if (load_tokens(&a, config_str(CFG_TOKENS_FILE), err, sizeof(err)) < 0) {
+            fprintf(stderr, "stratq api: %s\n", err);
+            goto out;
+        }
+    } else if (!is_loopback(bind)) {
+        fprintf(stderr,
+                "stratq api: without STRATQ_API_TOKENS_FILE the API serves loopback only; "
+                "set a tokens file to listen on %s\n",
+                bind);
+        rc = 2;
+        goto out;
+    }
     a.max_body = (size_t)config_int(CFG_MAX_BODY);
+    a.max_conns = config_int(CFG_MAX_CONNECTIONS);
+    a.index_size = config_int(CFG_INDEX_SIZE);
+    a.failed_ttl = config_int(CFG_FAILED_RESULT_TTL);
     a.lim = (struct job_limits){config_int(CFG_DEFAULT_TIMEOUT), config_int(CFG_MAX_TIMEOUT),
                                 config_int(CFG_DEFAULT_MEMORY), config_int(CFG_MAX_MEMORY)};
     signal(SIGPIPE, SIG_IGN);
@@ -531,17 +763,16 @@ int api_main(int argc, char **argv)
      * up to twice ours through so most oversized requests get our JSON 413
      * naming the limit. */
     evhttp_set_max_body_size(a.http, (ev_ssize_t)a.max_body * 2);
+    evhttp_set_timeout(a.http, (int)config_int(CFG_CLIENT_TIMEOUT));
     evhttp_set_allowed_methods(a.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
                                            EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD |
                                            EVHTTP_REQ_PATCH | EVHTTP_REQ_OPTIONS);
     evhttp_set_gencb(a.http, on_request, &a);
-    struct evhttp_bound_socket *bound = evhttp_bind_socket_with_handle(
-        a.http, config_str(CFG_API_BIND), (ev_uint16_t)config_int(CFG_API_PORT));
-    if (!bound) {
-        log_error("cannot listen", "{s:s, s:I}", "bind", config_str(CFG_API_BIND), "port",
+    if (!evhttp_bind_socket_with_handle(a.http, bind, (ev_uint16_t)config_int(CFG_API_PORT))) {
+        log_error("cannot listen", "{s:s, s:I}", "bind", bind, "port",
                   (json_int_t)config_int(CFG_API_PORT));
-        fprintf(stderr, "stratq api: cannot listen on %s:%lld (is the port in use?)\n",
-                config_str(CFG_API_BIND), config_int(CFG_API_PORT));
+        fprintf(stderr, "stratq api: cannot listen on %s:%lld (is the port in use?)\n", bind,
+                config_int(CFG_API_PORT));
         goto out;
     }
     a.reconnect_ev = evtimer_new(a.base, on_reconnect_timer, &a);
@@ -550,27 +781,15 @@ int api_main(int argc, char **argv)
     event_add(a.sig_ev[0], NULL);
     event_add(a.sig_ev[1], NULL);
     api_connect(&a);
-    log_info("API listening", "{s:s, s:I, s:s, s:s}", "bind", config_str(CFG_API_BIND), "port",
+    if (events_start(&a) < 0)
+        goto out;
+    log_info("API listening", "{s:s, s:I, s:s, s:s}", "bind", bind, "port",
              (json_int_t)config_int(CFG_API_PORT), "queue", a.names.queue, "auth",
-             "none (loopback use)");
+             a.ntokens ? "bearer tokens" : "off: no tokens file, serving loopback only");
     event_base_dispatch(a.base);
     rc = 0;
 out:
-    if (a.rc) {
-        a.rc->data = &a;
-        redisAsyncFree(a.rc);
-    }
-    for (int i = 0; i < 2; i++)
-        if (a.sig_ev[i])
-            event_free(a.sig_ev[i]);
-    if (a.reconnect_ev)
-        event_free(a.reconnect_ev);
-    if (a.http)
-        evhttp_free(a.http);
-    if (a.base)
-        event_base_free(a.base);
-    queue_names_free(&a.names);
-    queue_url_free(&a.url);
+    free_api(&a);
     config_free();
     return rc;
 }

@@ -3,15 +3,29 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../common/config.h"
 #include "../common/job.h"
 #include "../common/util.h"
+
+/* How long one long-poll request asks the API to hold the answer (the API
+ * allows up to 60 s). On a terminal the live status line wants to see
+ * queued -> running, so the requests there are shorter. */
+#define WAIT_S 30
+#define WAIT_TTY_S 2
+/* How often `logs --follow` asks for new output. */
+#define FOLLOW_INTERVAL_US 250000
+/* A long-poll answered "not finished" sooner than this means the server does
+ * not hold requests (an older API, say); waiting this long before asking
+ * again keeps the loop from spinning. */
+#define MIN_ROUND_MS 200
 
 struct response {
     long code;
@@ -22,6 +36,61 @@ struct response {
 /* The last response body, kept so that --json prints it exactly as the API
  * sent it. */
 static char *last_body;
+/* The argv that `logs` rewrote (-f to --follow); config keeps pointers into
+ * it until exit. */
+static char **logs_argv;
+
+/* The live status line of a wait on a terminal: "job ID: running, 3.1 s",
+ * redrawn on stderr with "\r" while a long-poll is in flight (from curl's
+ * progress callback) and after each answer. */
+static struct {
+    bool on;
+    bool drawn;
+    char id[80];
+    char status[40];
+    int64_t start_ms;
+    int64_t last_tenths;
+} live;
+
+static void live_draw(void)
+{
+    int64_t tenths = (util_mono_ms() - live.start_ms) / 100;
+    if (live.drawn && tenths == live.last_tenths)
+        return;
+    live.last_tenths = tenths;
+    live.drawn = true;
+    fprintf(stderr, "\r\033[Kjob %s: %s, %" PRId64 ".%" PRId64 " s",
+            live.id[0] ? live.id : "(new)", live.status, tenths / 10, tenths % 10);
+    fflush(stderr);
+}
+
+static void live_clear(void)
+{
+    if (live.drawn) {
+        fputs("\r\033[K", stderr);
+        fflush(stderr);
+    }
+    live.drawn = false;
+    live.on = false;
+}
+
+static void live_status(const char *status)
+{
+    if (!live.on || !status)
+        return;
+    snprintf(live.status, sizeof(live.status), "%s", status);
+    live.drawn = false; /* redraw now even within the same tenth */
+    live_draw();
+}
+
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    (void)arg, (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    if (live.on)
+        live_draw();
+    return 0;
+}
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 {
@@ -37,6 +106,27 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
     return n;
 }
 
+/* The Authorization header for STRATQ_API_TOKEN, or NULL when it is unset.
+ * A token with a control character would let the environment inject header
+ * lines, so it is refused. Caller frees. */
+static int auth_header(char **ret_hdr)
+{
+    const char *tok = getenv("STRATQ_API_TOKEN");
+    *ret_hdr = NULL;
+    if (!tok || !*tok)
+        return 0;
+    for (const char *p = tok; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+            fprintf(stderr, "stratq: STRATQ_API_TOKEN holds a control character\n");
+            return -EINVAL;
+        }
+    if (asprintf(ret_hdr, "Authorization: Bearer %s", tok) < 0) {
+        *ret_hdr = NULL;
+        return -ENOMEM;
+    }
+    return 0;
+}
+
 /* Performs one request. On success returns 0 with the status code and the
  * parsed JSON body (*ret_json may be NULL if the body was not JSON). On a
  * transport error prints what failed, naming the URL, and returns -EIO. */
@@ -46,10 +136,13 @@ static int http(const char *method, const char *path, const char *body, long *re
     char url[2048];
     struct response resp = {0};
     struct curl_slist *hdrs = NULL;
+    _cleanup_free_ char *auth = NULL;
     const char *base = config_str(CFG_API_URL);
     size_t bl = strlen(base);
     int r = 0;
 
+    if (auth_header(&auth) < 0)
+        return -EINVAL;
     snprintf(url, sizeof(url), "%.*s%s", (int)(bl && base[bl - 1] == '/' ? bl - 1 : bl), base,
              path);
     CURL *c = curl_easy_init();
@@ -60,16 +153,26 @@ static int http(const char *method, const char *path, const char *body, long *re
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+    /* Long-polls ask for at most WAIT_S seconds; this bounds a server that
+     * holds a request longer than it was asked to. */
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (live.on) {
+        curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    }
+    if (auth)
+        hdrs = curl_slist_append(hdrs, auth);
     if (body) {
         hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
-        curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
     }
+    if (hdrs)
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
     CURLcode cr = curl_easy_perform(c);
     if (cr != CURLE_OK) {
+        live_clear();
         fprintf(stderr,
                 "stratq: cannot reach the stratq API at %s: %s\n"
                 "  (is it running? set STRATQ_API_URL or --api-url to its address)\n",
@@ -91,6 +194,8 @@ void cli_free(void)
 {
     free(last_body);
     last_body = NULL;
+    free(logs_argv);
+    logs_argv = NULL;
     config_free();
 }
 
@@ -119,7 +224,11 @@ static void print_json(const json_t *j)
 static int api_error(long code, json_t *body)
 {
     const char *msg = json_string_value(json_object_get(body, "error"));
+    live_clear();
     fprintf(stderr, "stratq: the API answered %ld: %s\n", code, msg ? msg : "(no message)");
+    if (code == 401 || code == 403)
+        fprintf(stderr, "  (the API wants a bearer token: set STRATQ_API_TOKEN to one listed in "
+                        "its STRATQ_API_TOKENS_FILE)\n");
     json_decref(body);
     return CLI_API_ERROR;
 }
@@ -145,9 +254,76 @@ static int load_args(unsigned cmd, int argc, char **argv, int want_args, const c
     return 1;
 }
 
+static bool check_id(const char *id)
+{
+    if (util_valid_id(id))
+        return true;
+    fprintf(stderr, "stratq: '%s' is not a job id (1 to 64 of A-Z a-z 0-9 _ -)\n", id);
+    return false;
+}
+
 static long long field_int(const json_t *o, const char *k)
 {
     return json_integer_value(json_object_get(o, k));
+}
+
+/* A number field that may come as a JSON integer, real or numeric string
+ * (worker hashes are strings in Redis). Returns false when it is absent,
+ * null or not a number. */
+static bool field_num(const json_t *o, const char *k, long long *ret)
+{
+    const json_t *v = json_object_get(o, k);
+    if (json_is_integer(v)) {
+        *ret = json_integer_value(v);
+        return true;
+    }
+    if (json_is_real(v)) {
+        *ret = (long long)json_real_value(v);
+        return true;
+    }
+    if (json_is_string(v) && *json_string_value(v)) {
+        char *end;
+        errno = 0;
+        long long n = strtoll(json_string_value(v), &end, 10);
+        if (!errno && !*end) {
+            *ret = n;
+            return true;
+        }
+    }
+    return false;
+}
+
+static const char *field_str(const json_t *o, const char *k, const char *dflt)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    return s && *s ? s : dflt;
+}
+
+/* Human duration: "850ms", "4.2s", "3m07s", "2h05m", "3d04h". */
+static void fmt_duration(long long ms, char *buf, size_t n)
+{
+    if (ms < 0)
+        ms = 0;
+    long long s = ms / 1000;
+    if (ms < 1000)
+        snprintf(buf, n, "%lldms", ms);
+    else if (s < 60)
+        snprintf(buf, n, "%lld.%llds", s, (ms % 1000) / 100);
+    else if (s < 3600)
+        snprintf(buf, n, "%lldm%02llds", s / 60, s % 60);
+    else if (s < 86400)
+        snprintf(buf, n, "%lldh%02lldm", s / 3600, (s % 3600) / 60);
+    else
+        snprintf(buf, n, "%lldd%02lldh", s / 86400, (s % 86400) / 3600);
+}
+
+/* Local time of ms since the epoch: "2024-05-01 14:03:07". */
+static void fmt_time(long long ms, char *buf, size_t n)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    if (!localtime_r(&t, &tm) || !strftime(buf, n, "%Y-%m-%d %H:%M:%S", &tm))
+        snprintf(buf, n, "-");
 }
 
 /* Human form of a job record. */
@@ -189,16 +365,18 @@ static void print_job(const json_t *job, bool with_result)
     }
 }
 
-static int get_job(const char *id, json_t **ret_job)
+/* GET /v1/jobs/{id}[?wait=S] (wait_s 0: answer at once). */
+static int get_job(const char *id, int wait_s, json_t **ret_job)
 {
     char path[160];
     long code;
     json_t *body = NULL;
-    if (!util_valid_id(id)) {
-        fprintf(stderr, "stratq: '%s' is not a job id\n", id);
+    if (!check_id(id))
         return CLI_USAGE;
-    }
-    snprintf(path, sizeof(path), "/v1/jobs/%s", id);
+    if (wait_s > 0)
+        snprintf(path, sizeof(path), "/v1/jobs/%s?wait=%d", id, wait_s);
+    else
+        snprintf(path, sizeof(path), "/v1/jobs/%s", id);
     if (http("GET", path, NULL, &code, &body) < 0)
         return CLI_API_ERROR;
     if (code != 200)
@@ -207,24 +385,43 @@ static int get_job(const char *id, json_t **ret_job)
     return CLI_OK;
 }
 
-/* Polls the job until it is terminal. */
-static int wait_job(const char *id, json_t **ret_job)
+static bool is_terminal(const json_t *job)
 {
-    useconds_t delay = 20000;
+    const char *status = json_string_value(json_object_get(job, "status"));
+    return status && job_status_is_terminal(status);
+}
+
+/* Sleeps out the rest of MIN_ROUND_MS after a long-poll that came back
+ * unfinished early (see MIN_ROUND_MS). */
+static void pace(int64_t round_start_ms)
+{
+    int64_t spent = util_mono_ms() - round_start_ms;
+    if (spent >= 0 && spent < MIN_ROUND_MS)
+        usleep((useconds_t)(MIN_ROUND_MS - spent) * 1000);
+}
+
+/* Long-polls GET /v1/jobs/{id}?wait=S until the job is terminal and returns
+ * its full record. `first` is a record already in hand (from POST ?wait=),
+ * consumed. */
+static int wait_job(const char *id, int wait_s, json_t *first, json_t **ret_job)
+{
+    json_t *job = first;
     for (;;) {
-        json_t *job;
-        int r = get_job(id, &job);
+        if (job) {
+            live_status(json_string_value(json_object_get(job, "status")));
+            if (is_terminal(job)) {
+                *ret_job = job;
+                return CLI_OK;
+            }
+            json_decref(job);
+            job = NULL;
+        }
+        int64_t t0 = util_mono_ms();
+        int r = get_job(id, wait_s, &job);
         if (r != CLI_OK)
             return r;
-        const char *status = json_string_value(json_object_get(job, "status"));
-        if (status && job_status_is_terminal(status)) {
-            *ret_job = job;
-            return CLI_OK;
-        }
-        json_decref(job);
-        usleep(delay);
-        if (delay < 250000)
-            delay *= 2;
+        if (!is_terminal(job))
+            pace(t0);
     }
 }
 
@@ -232,12 +429,28 @@ static int finish(json_t *job, bool json_out)
 {
     const char *status = json_string_value(json_object_get(job, "status"));
     int rc = status && !strcmp(status, "succeeded") ? CLI_OK : CLI_JOB_FAILED;
+    live_clear();
     if (json_out)
         print_raw();
     else
         print_job(job, true);
     json_decref(job);
     return rc;
+}
+
+/* Turns the live status line on when a person is watching: stdout and
+ * stderr both terminals (a pipe on stdout means a script, and "\r" in a
+ * redirected stderr is noise). Returns the long-poll length to use. */
+static int live_start(const char *id)
+{
+    if (!isatty(STDOUT_FILENO) || !isatty(STDERR_FILENO))
+        return WAIT_S;
+    live.on = true;
+    live.drawn = false;
+    snprintf(live.id, sizeof(live.id), "%s", id ? id : "");
+    snprintf(live.status, sizeof(live.status), "submitting");
+    live.start_ms = util_mono_ms();
+    return WAIT_TTY_S;
 }
 
 int cli_submit(int argc, char **argv)
@@ -303,19 +516,27 @@ int cli_submit(int argc, char **argv)
 
     _cleanup_free_ char *body = json_dumps(spec, JSON_COMPACT);
     json_decref(spec);
+    bool wait = config_bool(CFG_WAIT);
+    int wait_s = wait ? live_start(NULL) : 0;
+    char path[64];
+    if (wait)
+        snprintf(path, sizeof(path), "/v1/jobs?wait=%d", wait_s);
+    else
+        snprintf(path, sizeof(path), "/v1/jobs");
     long code_http;
     json_t *resp = NULL;
-    if (!body || http("POST", "/v1/jobs", body, &code_http, &resp) < 0)
+    if (!body || http("POST", path, body, &code_http, &resp) < 0)
         return CLI_API_ERROR;
     if (code_http != 201 && code_http != 200)
         return api_error(code_http, resp);
     const char *id = json_string_value(json_object_get(resp, "id"));
-    if (!id) {
+    if (!id || !util_valid_id(id)) {
         json_decref(resp);
+        live_clear();
         fprintf(stderr, "stratq: the API returned no job id\n");
         return CLI_API_ERROR;
     }
-    if (!config_bool(CFG_WAIT)) {
+    if (!wait) {
         if (config_bool(CFG_JSON))
             print_raw();
         else
@@ -325,9 +546,9 @@ int cli_submit(int argc, char **argv)
     }
     char idcopy[80];
     snprintf(idcopy, sizeof(idcopy), "%s", id);
-    json_decref(resp);
+    snprintf(live.id, sizeof(live.id), "%s", id);
     json_t *job;
-    r = wait_job(idcopy, &job);
+    r = wait_job(idcopy, wait_s, resp, &job);
     return r != CLI_OK ? r : finish(job, config_bool(CFG_JSON));
 }
 
@@ -339,7 +560,7 @@ int cli_status(int argc, char **argv)
     if (r <= 0)
         return -r;
     json_t *job;
-    r = get_job(args[0], &job);
+    r = get_job(args[0], 0, &job);
     if (r != CLI_OK)
         return r;
     if (config_bool(CFG_JSON))
@@ -348,6 +569,28 @@ int cli_status(int argc, char **argv)
         print_job(job, false);
     json_decref(job);
     return CLI_OK;
+}
+
+/* Long-polls GET /v1/jobs/{id}/result?wait=S until it answers 200 (the job
+ * is terminal; 202 means not yet). */
+static int wait_result(const char *id, int wait_s)
+{
+    char path[160];
+    snprintf(path, sizeof(path), "/v1/jobs/%s/result?wait=%d", id, wait_s);
+    for (;;) {
+        long code;
+        json_t *body = NULL;
+        int64_t t0 = util_mono_ms();
+        if (http("GET", path, NULL, &code, &body) < 0)
+            return CLI_API_ERROR;
+        if (code != 200 && code != 202)
+            return api_error(code, body);
+        live_status(json_string_value(json_object_get(body, "status")));
+        json_decref(body);
+        if (code == 200)
+            return CLI_OK;
+        pace(t0);
+    }
 }
 
 int cli_result(int argc, char **argv)
@@ -359,8 +602,18 @@ int cli_result(int argc, char **argv)
                       &args);
     if (r <= 0)
         return -r;
+    if (!check_id(args[0]))
+        return CLI_USAGE;
+    /* The result route says when the job is done; the full record (stdout,
+     * stderr, usage) is then read once for printing. */
+    if (config_bool(CFG_WAIT)) {
+        r = wait_result(args[0], live_start(args[0]));
+        live_clear();
+        if (r != CLI_OK)
+            return r;
+    }
     json_t *job;
-    r = config_bool(CFG_WAIT) ? wait_job(args[0], &job) : get_job(args[0], &job);
+    r = get_job(args[0], 0, &job);
     if (r != CLI_OK)
         return r;
     const char *status = json_string_value(json_object_get(job, "status"));
@@ -396,6 +649,292 @@ int cli_queue(int argc, char **argv)
                field_int(body, "processing"), field_int(body, "scheduled"),
                field_int(body, "dead"), field_int(body, "workers"));
     }
+    json_decref(body);
+    return CLI_OK;
+}
+
+int cli_cancel(int argc, char **argv)
+{
+    char **args;
+    int r = load_args(CMD_CANCEL, argc, argv, 1, "stratq cancel ID [--json]",
+                      "Cancels a job: a queued job at once, a running one within a second (its "
+                      "worker kills it). A finished job cannot be cancelled.",
+                      &args);
+    if (r <= 0)
+        return -r;
+    if (!check_id(args[0]))
+        return CLI_USAGE;
+    char path[160];
+    long code;
+    json_t *body = NULL;
+    snprintf(path, sizeof(path), "/v1/jobs/%s", args[0]);
+    if (http("DELETE", path, NULL, &code, &body) < 0)
+        return CLI_API_ERROR;
+    if (code != 200 && code != 202)
+        return api_error(code, body);
+    if (config_bool(CFG_JSON))
+        print_raw();
+    else if (code == 202)
+        printf("job %s: cancelling (its worker stops it within a second)\n", args[0]);
+    else
+        printf("job %s: %s\n", args[0], field_str(body, "status", "cancelled"));
+    json_decref(body);
+    return CLI_OK;
+}
+
+int cli_retry(int argc, char **argv)
+{
+    char **args;
+    int r = load_args(CMD_RETRY, argc, argv, 1, "stratq retry ID [--json]",
+                      "Queues a job that ended unsuccessfully (failed, timeout, crashed, "
+                      "cancelled, dead, ...) to run again as a new attempt.",
+                      &args);
+    if (r <= 0)
+        return -r;
+    if (!check_id(args[0]))
+        return CLI_USAGE;
+    char path[160];
+    long code;
+    json_t *body = NULL;
+    snprintf(path, sizeof(path), "/v1/jobs/%s/retry", args[0]);
+    if (http("POST", path, NULL, &code, &body) < 0)
+        return CLI_API_ERROR;
+    if (code != 200)
+        return api_error(code, body);
+    long long attempts = 0;
+    if (config_bool(CFG_JSON))
+        print_raw();
+    else if (field_num(body, "attempts", &attempts))
+        printf("job %s: %s again; its next run is attempt %lld\n", args[0],
+               field_str(body, "status", "queued"), attempts + 1);
+    else
+        printf("job %s: %s again\n", args[0], field_str(body, "status", "queued"));
+    json_decref(body);
+    return CLI_OK;
+}
+
+/* Writes a JSON string's bytes (which may hold NUL) to f. */
+static void write_text(const json_t *s, FILE *f)
+{
+    if (json_is_string(s) && json_string_length(s)) {
+        fwrite(json_string_value(s), 1, json_string_length(s), f);
+        fflush(f);
+    }
+}
+
+int cli_logs(int argc, char **argv)
+{
+    static const char usage[] = "stratq logs ID [-f|--follow] [--json]";
+    /* -f is short for --follow; the config parser knows long flags only. */
+    logs_argv = calloc((size_t)argc + 1, sizeof(*logs_argv));
+    if (!logs_argv)
+        return CLI_API_ERROR;
+    for (int i = 0; i < argc; i++)
+        logs_argv[i] = strcmp(argv[i], "-f") ? argv[i] : "--follow";
+
+    char **args;
+    int r = load_args(CMD_LOGS, argc, logs_argv, 1, usage,
+                      "Prints what a job wrote to stdout (on stdout) and stderr (on stderr), "
+                      "also while it runs; with --follow, keeps printing new output until the "
+                      "job finishes. With --json, prints each answer of the API as one line.",
+                      &args);
+    if (r <= 0)
+        return -r;
+    if (!check_id(args[0]))
+        return CLI_USAGE;
+    bool follow = config_bool(CFG_FOLLOW), json_out = config_bool(CFG_JSON);
+    long long out_off = 0, err_off = 0;
+    for (;;) {
+        char path[256];
+        long code;
+        json_t *body = NULL;
+        snprintf(path, sizeof(path), "/v1/jobs/%s/logs?stdout_offset=%lld&stderr_offset=%lld",
+                 args[0], out_off, err_off);
+        if (http("GET", path, NULL, &code, &body) < 0)
+            return CLI_API_ERROR;
+        if (code != 200)
+            return api_error(code, body);
+        long long next_out, next_err;
+        if (!field_num(body, "stdout_offset", &next_out) ||
+            !field_num(body, "stderr_offset", &next_err)) {
+            fprintf(stderr, "stratq: the API's logs answer has no stdout_offset/stderr_offset\n");
+            json_decref(body);
+            return CLI_API_ERROR;
+        }
+        if (json_out) {
+            char *line = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+            if (line)
+                printf("%s\n", line);
+            free(line);
+            fflush(stdout);
+        } else {
+            write_text(json_object_get(body, "stdout"), stdout);
+            write_text(json_object_get(body, "stderr"), stderr);
+        }
+        bool done = json_is_true(json_object_get(body, "done"));
+        json_decref(body);
+        out_off = next_out;
+        err_off = next_err;
+        if (!follow || done)
+            return CLI_OK;
+        usleep(FOLLOW_INTERVAL_US);
+    }
+}
+
+/* GET path, 200 expected; for --json the body is printed as received and
+ * *ret_body is NULL. */
+static int get_listing(const char *path, json_t **ret_body)
+{
+    long code;
+    json_t *body = NULL;
+    *ret_body = NULL;
+    if (http("GET", path, NULL, &code, &body) < 0)
+        return CLI_API_ERROR;
+    if (code != 200)
+        return api_error(code, body);
+    if (config_bool(CFG_JSON)) {
+        print_raw();
+        json_decref(body);
+        return CLI_OK;
+    }
+    *ret_body = body;
+    return CLI_OK;
+}
+
+/* Width of the widest string field k in the array, at least min. */
+static int col_width(const json_t *arr, const char *k, int min)
+{
+    size_t i;
+    const json_t *v;
+    int w = min;
+    json_array_foreach(arr, i, v)
+    {
+        int n = (int)strlen(field_str(v, k, "-"));
+        if (n > w)
+            w = n;
+    }
+    return w;
+}
+
+int cli_workers(int argc, char **argv)
+{
+    char **args;
+    int r = load_args(CMD_WORKERS, argc, argv, 0, "stratq workers [--json]",
+                      "Lists the live workers: state, current job, jobs done and failed, host, "
+                      "pid, uptime and age of the last heartbeat.",
+                      &args);
+    if (r <= 0)
+        return -r;
+    json_t *body;
+    r = get_listing("/v1/workers", &body);
+    if (r != CLI_OK || !body)
+        return r;
+    json_t *ws = json_object_get(body, "workers");
+    if (!json_array_size(ws)) {
+        printf("no workers\n");
+        json_decref(body);
+        return CLI_OK;
+    }
+    int wid = col_width(ws, "id", 2), wjob = col_width(ws, "current_job", 3);
+    int whost = col_width(ws, "host", 4);
+    long long now = util_now_ms();
+    printf("%-*s  %-8s  %-*s  %6s  %6s  %-*s  %7s  %8s  %s\n", wid, "ID", "STATE", wjob, "JOB",
+           "DONE", "FAILED", whost, "HOST", "PID", "UP", "HEARTBEAT");
+    size_t i;
+    json_t *w;
+    json_array_foreach(ws, i, w)
+    {
+        long long done = 0, failed = 0, pid = 0, started = 0, beat = 0;
+        char up[32] = "-", ago[40] = "-";
+        field_num(w, "jobs_done", &done);
+        field_num(w, "jobs_failed", &failed);
+        field_num(w, "pid", &pid);
+        if (field_num(w, "started_ms", &started) && started > 0)
+            fmt_duration(now - started, up, sizeof(up));
+        if (field_num(w, "last_heartbeat_ms", &beat) && beat > 0) {
+            fmt_duration(now - beat, ago, sizeof(ago) - 4);
+            strcat(ago, " ago");
+        }
+        printf("%-*s  %-8s  %-*s  %6lld  %6lld  %-*s  %7lld  %8s  %s\n", wid,
+               field_str(w, "id", "-"), field_str(w, "state", "-"), wjob,
+               field_str(w, "current_job", "-"), done, failed, whost, field_str(w, "host", "-"),
+               pid, up, ago);
+    }
+    json_decref(body);
+    return CLI_OK;
+}
+
+int cli_jobs(int argc, char **argv)
+{
+    static const char usage[] = "stratq jobs [--status S] [--limit N] [--cursor C] [--json]";
+    char **args;
+    int r = load_args(CMD_JOBS, argc, argv, 0, usage,
+                      "Lists recent jobs, newest first: status, attempts, creation time, run "
+                      "time and worker.",
+                      &args);
+    if (r <= 0)
+        return -r;
+
+    /* Query values go through curl's escaping: a cursor is opaque. */
+    char path[1024];
+    size_t used = (size_t)snprintf(path, sizeof(path), "/v1/jobs");
+    char sep = '?';
+    static const struct {
+        enum cfg_id id;
+        const char *name;
+    } query[] = {{CFG_STATUS, "status"}, {CFG_LIMIT, "limit"}, {CFG_CURSOR, "cursor"}};
+    for (size_t i = 0; i < ARRAY_SIZE(query); i++) {
+        const char *v = config_str(query[i].id);
+        if (!config_is_set(query[i].id) || !*v)
+            continue;
+        char *esc = curl_easy_escape(NULL, v, 0);
+        if (!esc)
+            return CLI_API_ERROR;
+        int n = snprintf(path + used, sizeof(path) - used, "%c%s=%s", sep, query[i].name, esc);
+        curl_free(esc);
+        if (n < 0 || (size_t)n >= sizeof(path) - used) {
+            fprintf(stderr, "stratq: --%s is too long\n", query[i].name);
+            return CLI_USAGE;
+        }
+        used += (size_t)n;
+        sep = '&';
+    }
+
+    json_t *body;
+    r = get_listing(path, &body);
+    if (r != CLI_OK || !body)
+        return r;
+    json_t *jobs = json_object_get(body, "jobs");
+    if (!json_array_size(jobs)) {
+        printf("no jobs\n");
+    } else {
+        int wid = col_width(jobs, "id", 2), wst = col_width(jobs, "status", 6);
+        printf("%-*s  %-*s  %8s  %-19s  %9s  %s\n", wid, "ID", wst, "STATUS", "ATTEMPTS",
+               "CREATED", "RUN TIME", "WORKER");
+        size_t i;
+        json_t *j;
+        long long now = util_now_ms();
+        json_array_foreach(jobs, i, j)
+        {
+            long long attempts = 0, created, started, finished;
+            char when[32] = "-", took[32] = "-";
+            field_num(j, "attempts", &attempts);
+            if (field_num(j, "created_ms", &created))
+                fmt_time(created, when, sizeof(when));
+            if (field_num(j, "started_ms", &started) && started > 0) {
+                if (field_num(j, "finished_ms", &finished) && finished >= started)
+                    fmt_duration(finished - started, took, sizeof(took));
+                else if (!strcmp(field_str(j, "status", ""), "running"))
+                    fmt_duration(now - started, took, sizeof(took));
+            }
+            printf("%-*s  %-*s  %8lld  %-19s  %9s  %s\n", wid, field_str(j, "id", "-"), wst,
+                   field_str(j, "status", "-"), attempts, when, took, field_str(j, "worker", "-"));
+        }
+    }
+    const char *next = json_string_value(json_object_get(body, "next_cursor"));
+    if (next && *next)
+        fprintf(stderr, "more: stratq jobs --cursor %s%s%s\n", next,
+                config_str(CFG_STATUS)[0] ? " --status " : "", config_str(CFG_STATUS));
     json_decref(body);
     return CLI_OK;
 }

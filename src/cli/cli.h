@@ -7,6 +7,11 @@ int cli_submit(int argc, char **argv);
 int cli_status(int argc, char **argv);
 int cli_result(int argc, char **argv);
 int cli_queue(int argc, char **argv);
+int cli_cancel(int argc, char **argv);
+int cli_retry(int argc, char **argv);
+int cli_logs(int argc, char **argv);
+int cli_workers(int argc, char **argv);
+int cli_jobs(int argc, char **argv);
 
 /* Frees what the client commands keep until exit. */
 void cli_free(void);

@@ -17,8 +17,15 @@ enum {
     CMD_STATUS = 1u << 5,
     CMD_RESULT = 1u << 6,
     CMD_QUEUE = 1u << 7,
+    CMD_CANCEL = 1u << 8,
+    CMD_RETRY = 1u << 9,
+    CMD_LOGS = 1u << 10,
+    CMD_WORKERS = 1u << 11,
+    CMD_JOBS = 1u << 12,
 };
-#define CMD_CLI (CMD_SUBMIT | CMD_STATUS | CMD_RESULT | CMD_QUEUE)
+#define CMD_CLI                                                                                    \
+    (CMD_SUBMIT | CMD_STATUS | CMD_RESULT | CMD_QUEUE | CMD_CANCEL | CMD_RETRY | CMD_LOGS |       \
+     CMD_WORKERS | CMD_JOBS)
 #define CMD_REDIS (CMD_API | CMD_WORKER | CMD_UP)
 #define CMD_ALL 0xffffffffu
 
@@ -49,8 +56,20 @@ enum cfg_type { CFG_STR, CFG_INT, CFG_BOOL };
       CMD_API | CMD_WORKER | CMD_UP, "Memory limit of a job that names none, in MiB")              \
     X(MAX_MEMORY, "max-memory", "STRATQ_MAX_MEMORY_MB", CFG_INT, "4096", 64, 1048576,              \
       CMD_API | CMD_WORKER | CMD_UP, "Largest memory_mb a job may ask for")                        \
-    X(RESULT_TTL, "result-ttl", "STRATQ_RESULT_TTL_S", CFG_INT, "604800", 0, 315360000,            \
-      CMD_WORKER | CMD_UP, "Seconds a finished job's record is kept in Redis (0: forever)")        \
+    X(RESULT_TTL, "result-ttl", "STRATQ_RESULT_TTL", CFG_INT, "86400", 0, 315360000,               \
+      CMD_API | CMD_WORKER | CMD_UP,                                                               \
+      "Seconds a succeeded job's record is kept in Redis (0: forever)")                            \
+    X(FAILED_RESULT_TTL, "failed-result-ttl", "STRATQ_FAILED_RESULT_TTL", CFG_INT, "604800", 0,    \
+      315360000, CMD_API | CMD_WORKER | CMD_UP,                                                    \
+      "Seconds the record of a job that did not succeed is kept (0: forever)")                     \
+    X(INDEX_SIZE, "index-size", "STRATQ_INDEX_SIZE", CFG_INT, "10000", 10, 10000000,               \
+      CMD_API | CMD_WORKER | CMD_UP, "Jobs kept in each listing index (GET /v1/jobs)")             \
+    X(TOKENS_FILE, "tokens-file", "STRATQ_API_TOKENS_FILE", CFG_STR, "", 0, 0, CMD_API | CMD_UP,   \
+      "File of API bearer tokens, one per line; unset: no auth, loopback only")                    \
+    X(MAX_CONNECTIONS, "max-connections", "STRATQ_MAX_CONNECTIONS", CFG_INT, "1024", 1, 1000000,   \
+      CMD_API | CMD_UP, "Open client connections the API serves; more get 503")                    \
+    X(CLIENT_TIMEOUT, "client-timeout", "STRATQ_CLIENT_TIMEOUT_S", CFG_INT, "30", 1, 3600,         \
+      CMD_API | CMD_UP, "Seconds a client may take to send a request before it is dropped")        \
     X(HEARTBEAT, "heartbeat", "STRATQ_HEARTBEAT_S", CFG_INT, "5", 1, 300, CMD_WORKER | CMD_UP,     \
       "Seconds between worker heartbeats")                                                         \
     X(DRAIN_TIMEOUT, "drain-timeout", "STRATQ_DRAIN_TIMEOUT_S", CFG_INT, "25", 0, 3600,           \
@@ -85,6 +104,13 @@ enum cfg_type { CFG_STR, CFG_INT, CFG_BOOL };
     X(WAIT, "wait", NULL, CFG_BOOL, "false", 0, 0, CMD_SUBMIT | CMD_RESULT,                        \
       "Wait for the job to finish and print its result")                                           \
     X(JSON, "json", NULL, CFG_BOOL, "false", 0, 0, CMD_CLI, "Print JSON instead of text")          \
+    X(FOLLOW, "follow", NULL, CFG_BOOL, "false", 0, 0, CMD_LOGS,                                   \
+      "Keep printing new output until the job finishes (-f)")                                     \
+    X(STATUS, "status", NULL, CFG_STR, "", 0, 0, CMD_JOBS,                                         \
+      "List only jobs in this status (default: all recent jobs)")                                 \
+    X(LIMIT, "limit", NULL, CFG_INT, "50", 1, 500, CMD_JOBS, "Number of jobs to list")             \
+    X(CURSOR, "cursor", NULL, CFG_STR, "", 0, 0, CMD_JOBS,                                         \
+      "Continue a listing from the next_cursor of the previous page")                             \
     X(LOG_LEVEL, "log-level", "STRATQ_LOG_LEVEL", CFG_STR, "info", 0, 0,                           \
       CMD_API | CMD_WORKER | CMD_EXECUTOR | CMD_UP, "debug, info, warn or error")
 

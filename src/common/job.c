@@ -46,6 +46,43 @@ static int wrong_type(const char *field, const char *want, const json_t *v, char
     return -EINVAL;
 }
 
+/* Nesting depth of v (a scalar is 0), without recursing past the limit. */
+static int json_depth_at(const json_t *v, int level)
+{
+    int max = level;
+    const char *key;
+    json_t *child;
+    size_t i;
+
+    if (level > JOB_MAX_DEPTH)
+        return level;
+    if (json_is_object(v)) {
+        json_object_foreach((json_t *)v, key, child)
+        {
+            int d = json_depth_at(child, level + 1);
+            if (d > max)
+                max = d;
+            if (max > JOB_MAX_DEPTH)
+                break;
+        }
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, child)
+        {
+            int d = json_depth_at(child, level + 1);
+            if (d > max)
+                max = d;
+            if (max > JOB_MAX_DEPTH)
+                break;
+        }
+    }
+    return max;
+}
+
+int json_depth(const json_t *v)
+{
+    return json_depth_at(v, 0);
+}
+
 static bool is_identifier(const char *s)
 {
     if (!s[0] || (s[0] >= '0' && s[0] <= '9'))
@@ -59,9 +96,10 @@ static bool is_identifier(const char *s)
     return true;
 }
 
-/* Checks a positive numeric limit against its maximum; fills the default. */
+/* Checks a positive numeric limit against its maximum (named by the
+ * setting that sets it); fills the default. */
 static int check_limit(json_t *spec, const char *field, bool integer, long long def, long long max,
-                       char *err, size_t errlen)
+                       const char *setting, char *err, size_t errlen)
 {
     json_t *v = json_object_get(spec, field);
     if (!v || json_is_null(v))
@@ -72,7 +110,8 @@ static int check_limit(json_t *spec, const char *field, bool integer, long long 
         return wrong_type(field, "a number", v, err, errlen);
     double d = json_number_value(v);
     if (!(d > 0) || !isfinite(d) || d > (double)max) {
-        snprintf(err, errlen, "field '%s' must be greater than 0 and at most %lld", field, max);
+        snprintf(err, errlen, "field '%s' must be greater than 0 and at most %lld (the limit set by %s)",
+                 field, max, setting);
         return -EINVAL;
     }
     return 0;
@@ -133,28 +172,45 @@ int job_spec_normalize(json_t *spec, const struct job_limits *lim, char *err, si
             return -ENOMEM;
     } else if (!json_is_object(v)) {
         return wrong_type("params", "an object", v, err, errlen);
+    } else if (json_object_size(v) > JOB_MAX_PARAMS) {
+        snprintf(err, errlen, "field 'params' has %zu entries; the limit is %d",
+                 json_object_size(v), JOB_MAX_PARAMS);
+        return -EINVAL;
+    }
+    if (json_depth(spec) > JOB_MAX_DEPTH) {
+        snprintf(err, errlen, "the job spec nests deeper than %d levels (the limit)",
+                 JOB_MAX_DEPTH);
+        return -EINVAL;
     }
 
-    r = check_limit(spec, "timeout_s", false, lim->default_timeout_s, lim->max_timeout_s, err,
-                    errlen);
+    r = check_limit(spec, "timeout_s", false, lim->default_timeout_s, lim->max_timeout_s,
+                    "STRATQ_MAX_TIMEOUT_S", err, errlen);
     if (r < 0)
         return r;
-    return check_limit(spec, "memory_mb", true, lim->default_memory_mb, lim->max_memory_mb, err,
-                       errlen);
+    return check_limit(spec, "memory_mb", true, lim->default_memory_mb, lim->max_memory_mb,
+                       "STRATQ_MAX_MEMORY_MB", err, errlen);
+}
+
+int job_json_parse(const char *text, size_t len, json_t **ret, char *err, size_t errlen)
+{
+    json_error_t jerr;
+    json_t *v = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!v) {
+        snprintf(err, errlen, "malformed JSON at line %d, column %d: %s", jerr.line, jerr.column,
+                 jerr.text);
+        return -EINVAL;
+    }
+    *ret = v;
+    return 0;
 }
 
 int job_spec_parse(const char *text, size_t len, const struct job_limits *lim, json_t **ret_spec,
                    char *err, size_t errlen)
 {
-    json_error_t jerr;
-    json_t *spec = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-    int r;
-
-    if (!spec) {
-        snprintf(err, errlen, "malformed JSON at line %d, column %d: %s", jerr.line, jerr.column,
-                 jerr.text);
-        return -EINVAL;
-    }
+    json_t *spec;
+    int r = job_json_parse(text, len, &spec, err, errlen);
+    if (r < 0)
+        return r;
     r = job_spec_normalize(spec, lim, err, errlen);
     if (r < 0) {
         json_decref(spec);

@@ -7,6 +7,13 @@
 #include <jansson.h>
 #include <stddef.h>
 
+/* Limits on what a spec may hold, whatever the configuration. */
+#define JOB_MAX_DEPTH 64
+#define JOB_MAX_PARAMS 1000
+
+/* Nesting depth of a JSON value: 0 for a scalar, 1 for a flat object. */
+int json_depth(const json_t *v);
+
 struct job_limits {
     long long default_timeout_s, max_timeout_s;
     long long default_memory_mb, max_memory_mb;
@@ -15,6 +22,10 @@ struct job_limits {
 /* Terminal statuses, in the order docs/protocol.md lists them. */
 extern const char *const job_terminal_statuses[];
 int job_status_is_terminal(const char *status);
+
+/* Parses JSON text (duplicate keys refused); on failure the message names
+ * the line and column. Caller frees *ret with json_decref(). */
+int job_json_parse(const char *text, size_t len, json_t **ret, char *err, size_t errlen);
 
 /* Parses a spec from JSON text. On success *ret_spec is a new object with
  * every default filled in (entrypoint, params, timeout_s, memory_mb); caller

@@ -9,24 +9,43 @@
 #include "../common/util.h"
 
 /* Generated from src/queue/lua/ by tools/embed.sh. */
-extern const char lua_enqueue[], lua_start[], lua_complete[], lua_heartbeat[], lua_deregister[],
-    lua_stats[];
+extern const char lua_lib[], lua_enqueue[], lua_start[], lua_complete[], lua_heartbeat[],
+    lua_deregister[], lua_stats[], lua_cancel[], lua_retry[], lua_list[], lua_workers[], lua_logs[], lua_metrics[];
 
-static const struct {
+static struct {
     const char *name;
-    const char *src;
+    const char *body;
+    char *src; /* lua_lib + body, made on first use */
 } scripts[QS__COUNT] = {
-    [QS_ENQUEUE] = {"enqueue", lua_enqueue},
-    [QS_START] = {"start", lua_start},
-    [QS_COMPLETE] = {"complete", lua_complete},
-    [QS_HEARTBEAT] = {"heartbeat", lua_heartbeat},
-    [QS_DEREGISTER] = {"deregister", lua_deregister},
-    [QS_STATS] = {"stats", lua_stats},
+    [QS_ENQUEUE] = {"enqueue", lua_enqueue, NULL},
+    [QS_START] = {"start", lua_start, NULL},
+    [QS_COMPLETE] = {"complete", lua_complete, NULL},
+    [QS_HEARTBEAT] = {"heartbeat", lua_heartbeat, NULL},
+    [QS_DEREGISTER] = {"deregister", lua_deregister, NULL},
+    [QS_STATS] = {"stats", lua_stats, NULL},
+    [QS_CANCEL] = {"cancel", lua_cancel, NULL},
+    [QS_RETRY] = {"retry", lua_retry, NULL},
+    [QS_LIST] = {"list", lua_list, NULL},
+    [QS_WORKERS] = {"workers", lua_workers, NULL},
+    [QS_LOGS] = {"logs", lua_logs, NULL},
+    [QS_METRICS] = {"metrics", lua_metrics, NULL},
 };
 
 const char *queue_script_source(enum queue_script s)
 {
+    if (!scripts[s].src && asprintf(&scripts[s].src, "%s\n%s", lua_lib, scripts[s].body) < 0) {
+        scripts[s].src = NULL;
+        abort(); /* out of memory at start-up */
+    }
     return scripts[s].src;
+}
+
+void queue_scripts_free(void)
+{
+    for (int i = 0; i < QS__COUNT; i++) {
+        free(scripts[i].src);
+        scripts[i].src = NULL;
+    }
 }
 
 const char *queue_script_name(enum queue_script s)
@@ -50,8 +69,11 @@ int queue_names_init(struct queue_names *n, const char *queue, const char *prefi
     n->scheduled = join(prefix, ":scheduled");
     n->dead = join(prefix, ":dead");
     n->processing_prefix = join(prefix, ":processing:");
+    n->job_prefix = join(prefix, ":job:");
+    n->worker_prefix = join(prefix, ":worker:");
+    n->stats = join(prefix, ":stats");
     if (!n->queue || !n->prefix || !n->events || !n->workers || !n->scheduled || !n->dead ||
-        !n->processing_prefix) {
+        !n->processing_prefix || !n->job_prefix || !n->worker_prefix || !n->stats) {
         queue_names_free(n);
         return -ENOMEM;
     }
@@ -67,6 +89,9 @@ void queue_names_free(struct queue_names *n)
     free(n->scheduled);
     free(n->dead);
     free(n->processing_prefix);
+    free(n->job_prefix);
+    free(n->worker_prefix);
+    free(n->stats);
     memset(n, 0, sizeof(*n));
 }
 
@@ -218,7 +243,7 @@ int queue_sync_connect(const struct queue_url *url, int timeout_ms, struct queue
             goto fail;
     }
     for (int i = 0; i < QS__COUNT; i++) {
-        redisReply *rep = redisCommand(q->c, "SCRIPT LOAD %s", scripts[i].src);
+        redisReply *rep = redisCommand(q->c, "SCRIPT LOAD %s", queue_script_source(i));
         if (!rep || rep->type != REDIS_REPLY_STRING || rep->len != 40) {
             snprintf(err, errlen, "SCRIPT LOAD %s: %s", scripts[i].name,
                      !rep                               ? "connection lost"
@@ -287,8 +312,8 @@ redisReply *queue_sync_eval(struct queue_sync *q, enum queue_script s, int nkeys
         freeReplyObject(r);
         v[0] = "EVAL";
         l[0] = 4;
-        v[1] = scripts[s].src;
-        l[1] = strlen(scripts[s].src);
+        v[1] = queue_script_source(s);
+        l[1] = strlen(queue_script_source(s));
         r = redisCommandArgv(q->c, argc + 3, v, l);
     }
     free(v);
@@ -322,7 +347,7 @@ static void async_reply(redisAsyncContext *ac, void *reply, void *priv)
     redisReply *r = reply;
 
     if (is_noscript(r) && !c->retried) {
-        const char *src = scripts[c->script].src;
+        const char *src = queue_script_source(c->script);
         char *body = strdup(src);
         char *word = strdup("EVAL");
         if (body && word) {
@@ -353,7 +378,7 @@ int queue_async_eval(redisAsyncContext *ac, struct queue_async_shas *shas, enum 
     struct async_call *c = calloc(1, sizeof(*c));
     int n = argc + 3;
     const char *cmd = shas->loaded ? "EVALSHA" : "EVAL";
-    const char *body = shas->loaded ? shas->sha[s] : scripts[s].src;
+    const char *body = shas->loaded ? shas->sha[s] : queue_script_source(s);
     char num[16];
 
     if (!c)
@@ -418,7 +443,7 @@ int queue_async_load(redisAsyncContext *ac, struct queue_async_shas *shas)
             return -ENOMEM;
         lc->shas = shas;
         lc->index = i;
-        if (redisAsyncCommand(ac, load_reply, lc, "SCRIPT LOAD %s", scripts[i].src) != REDIS_OK) {
+        if (redisAsyncCommand(ac, load_reply, lc, "SCRIPT LOAD %s", queue_script_source(i)) != REDIS_OK) {
             free(lc);
             return -EIO;
         }

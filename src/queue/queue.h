@@ -15,6 +15,12 @@ enum queue_script {
     QS_HEARTBEAT,
     QS_DEREGISTER,
     QS_STATS,
+    QS_CANCEL,
+    QS_RETRY,
+    QS_LIST,
+    QS_WORKERS,
+    QS_LOGS,
+    QS_METRICS,
     QS__COUNT
 };
 
@@ -27,6 +33,9 @@ struct queue_names {
     char *scheduled; /* stratq:scheduled */
     char *dead;      /* stratq:dead */
     char *processing_prefix; /* stratq:processing: */
+    char *job_prefix;        /* stratq:job: */
+    char *worker_prefix;     /* stratq:worker: */
+    char *stats;             /* stratq:stats */
 };
 
 int queue_names_init(struct queue_names *n, const char *queue, const char *prefix);
@@ -36,8 +45,11 @@ char *queue_job_key(const struct queue_names *n, const char *id);
 char *queue_processing_key(const struct queue_names *n, const char *worker);
 char *queue_worker_key(const struct queue_names *n, const char *worker);
 
+/* The script's text as sent to Redis: lib.lua's helpers, then the script. */
 const char *queue_script_source(enum queue_script s);
 const char *queue_script_name(enum queue_script s);
+/* Frees the assembled script texts (at exit, for leak checkers). */
+void queue_scripts_free(void);
 
 /* Parsed redis://[:password@]host[:port][/db] (also rediss-less
  * "unix:/path" for a Unix socket). */

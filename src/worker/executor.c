@@ -100,9 +100,12 @@ struct job_run {
     long long memory_mb;
     size_t max_output, max_result;
     char **envp;
+    int ctl_fd; /* the socket to the supervisor: cancel requests in, output out */
     /* outputs */
     struct capture out, err, res;
+    size_t out_sent, err_sent; /* bytes already passed on as live output */
     bool timed_out;
+    bool cancelled;
     int wait_status;
     struct rusage ru;
     int64_t wall_ms;
@@ -154,6 +157,44 @@ child_exec(struct job_run *j, int devnull, int in_r, int res_w, int out_w, int e
     (void)!write(2, fail_msg, sizeof(fail_msg) - 1);
     _exit(127);
 }
+
+/* Length of the longest prefix of buf that does not end inside a UTF-8
+ * sequence, so that live output is not cut in the middle of a character. */
+static size_t utf8_whole(const char *buf, size_t len)
+{
+    for (size_t back = 1; back <= 3 && back <= len; back++) {
+        unsigned char c = (unsigned char)buf[len - back];
+        if ((c & 0xc0) == 0x80)
+            continue; /* a continuation byte: keep looking for the lead */
+        size_t need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+        return need > back ? len - back : len;
+    }
+    return len;
+}
+
+/* Sends what the job printed since the last call to the supervisor, which
+ * appends it to the job's live log in Redis. */
+static void send_live_output(struct job_run *j)
+{
+    size_t out_end = utf8_whole(j->out.buf ? j->out.buf : "", j->out.len);
+    size_t err_end = utf8_whole(j->err.buf ? j->err.buf : "", j->err.len);
+    if (out_end <= j->out_sent && err_end <= j->err_sent)
+        return;
+    char *o = util_utf8_sanitize(j->out.buf ? j->out.buf + j->out_sent : "", out_end - j->out_sent);
+    char *e = util_utf8_sanitize(j->err.buf ? j->err.buf + j->err_sent : "", err_end - j->err_sent);
+    json_t *msg = json_pack("{s:s, s:s, s:s}", "type", "output", "stdout", o ? o : "", "stderr",
+                            e ? e : "");
+    if (msg && frame_send_json(j->ctl_fd, msg) == 0) {
+        j->out_sent = out_end;
+        j->err_sent = err_end;
+    }
+    json_decref(msg);
+    free(o);
+    free(e);
+}
+
+/* How often live output is passed on while a job runs. */
+#define LIVE_OUTPUT_MS 200
 
 static int pidfd_open_(pid_t pid)
 {
@@ -227,10 +268,16 @@ static int job_run_cold(struct job_run *j)
     }
 
     int64_t deadline = start + (int64_t)(j->timeout_s * 1000.0);
-    int64_t drain_deadline = 0;
+    int64_t drain_deadline = 0, next_live = start + LIVE_OUTPUT_MS;
+    bool ctl_open = j->ctl_fd >= 0;
     for (;;) {
-        struct pollfd p[5];
-        int np = 0, idx_in = -1, idx_res = -1, idx_out = -1, idx_err = -1, idx_pid = -1;
+        struct pollfd p[6];
+        int np = 0, idx_in = -1, idx_res = -1, idx_out = -1, idx_err = -1, idx_pid = -1,
+            idx_ctl = -1;
+        if (ctl_open && !exited) {
+            p[np] = (struct pollfd){j->ctl_fd, POLLIN, 0};
+            idx_ctl = np++;
+        }
         if (in[1] >= 0) {
             p[np] = (struct pollfd){in[1], POLLOUT, 0};
             idx_in = np++;
@@ -256,6 +303,8 @@ static int job_run_cold(struct job_run *j)
 
         int64_t now = util_mono_ms();
         int64_t until = exited ? drain_deadline : deadline;
+        if (!exited && ctl_open && next_live < until)
+            until = next_live;
         int timeout = until > now ? (int)(until - now) : 0;
         int n = poll(p, (nfds_t)np, timeout);
         if (n < 0 && errno != EINTR) {
@@ -268,8 +317,27 @@ static int job_run_cold(struct job_run *j)
             killed = true;
             kill(-pid, SIGKILL);
         }
+        if (!exited && ctl_open && now >= next_live) {
+            send_live_output(j);
+            next_live = now + LIVE_OUTPUT_MS;
+        }
         if (n <= 0)
             continue;
+
+        if (idx_ctl >= 0 && p[idx_ctl].revents) {
+            json_t *msg = NULL;
+            const char *type = NULL;
+            if (frame_recv_json(j->ctl_fd, &msg) < 0)
+                ctl_open = false; /* the supervisor is gone: stop the job */
+            else
+                type = json_string_value(json_object_get(msg, "type"));
+            if ((!ctl_open || (type && !strcmp(type, "cancel"))) && !killed) {
+                j->cancelled = ctl_open;
+                killed = true;
+                kill(-pid, SIGKILL);
+            }
+            json_decref(msg);
+        }
 
         if (idx_in >= 0 && p[idx_in].revents) {
             ssize_t w = write(in[1], j->input + written, j->input_len - written);
@@ -359,7 +427,10 @@ static json_t *build_reply(struct job_run *j)
         result_len = j->res.len - (size_t)(nl + 1 - j->res.buf);
     }
 
-    if (j->timed_out) {
+    if (j->cancelled) {
+        status = "cancelled";
+        error = error_obj("Cancelled", "the job was cancelled while it ran and was killed");
+    } else if (j->timed_out) {
         status = "timeout";
         snprintf(msg, sizeof(msg), "the job ran past its timeout of %g s and was killed",
                  j->timeout_s);
@@ -410,6 +481,7 @@ static json_t *build_reply(struct job_run *j)
     }
     json_decref(harness);
 
+    json_object_set_new(reply, "type", json_string("done"));
     json_object_set_new(reply, "status", json_string(status));
     if (error)
         json_object_set_new(reply, "error", error);
@@ -459,6 +531,7 @@ static json_t *handle_request(json_t *req, const char *python, const char *harne
         .max_output = (size_t)config_int(CFG_MAX_OUTPUT),
         .max_result = (size_t)config_int(CFG_MAX_RESULT),
         .envp = envp,
+        .ctl_fd = EXECUTOR_FD,
     };
     json_t *reply;
 
@@ -539,6 +612,12 @@ int executor_main(int argc, char **argv)
             log_error("bad request from the supervisor", "{s:s}", "error", strerror(-r));
             rc = 1;
             break;
+        }
+        const char *type = json_string_value(json_object_get(req, "type"));
+        if (type && strcmp(type, "run") != 0) {
+            /* A cancel that crossed the end of the job it was meant for. */
+            json_decref(req);
+            continue;
         }
         json_t *reply = handle_request(req, python, harness_dir, envp);
         json_decref(req);

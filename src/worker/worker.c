@@ -190,12 +190,59 @@ static void worker_stop_executor(struct worker *w, bool force)
     w->exec_pid = -1;
 }
 
-/* Waits for the executor's reply to the running job, heartbeating while it
- * runs. Returns 0 with *ret_reply, -EPIPE if the executor died, or
- * -ECANCELED when a second stop signal asked to give the job up. */
-static int worker_await(struct worker *w, json_t **ret_reply)
+/* Appends a chunk of the running job's output to its live log key, where
+ * GET /v1/jobs/{id}/logs reads it while the job runs. */
+static void worker_append_output(struct worker *w, const char *job_key, json_t *msg)
 {
-    int64_t drain_deadline = 0;
+    static const char *const streams[] = {"stdout", "stderr"};
+    for (size_t i = 0; i < ARRAY_SIZE(streams); i++) {
+        json_t *chunk = json_object_get(msg, streams[i]);
+        size_t len = json_string_length(chunk);
+        if (!len || !w->q)
+            continue;
+        redisAppendCommand(w->q->c, "APPEND %s:%s %b", job_key, streams[i],
+                           json_string_value(chunk), len);
+        redisAppendCommand(w->q->c, "EXPIRE %s:%s %lld", job_key, streams[i],
+                           config_int(CFG_FAILED_RESULT_TTL) + config_int(CFG_MAX_TIMEOUT));
+        for (int k = 0; k < 2; k++) {
+            redisReply *r = NULL;
+            if (redisGetReply(w->q->c, (void **)&r) != REDIS_OK) {
+                /* Live output is best effort; the final record has it all. */
+                worker_disconnect(w);
+                return;
+            }
+            freeReplyObject(r);
+        }
+    }
+}
+
+/* Whether a cancel was requested for the running job (DELETE on the API
+ * sets cancel_requested_ms in its hash). */
+static bool worker_cancel_requested(struct worker *w, const char *job_key)
+{
+    if (!w->q)
+        return false;
+    redisReply *r = redisCommand(w->q->c, "HEXISTS %s cancel_requested_ms", job_key);
+    if (!r) {
+        worker_disconnect(w);
+        return false;
+    }
+    bool yes = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+    freeReplyObject(r);
+    return yes;
+}
+
+/* How often a busy worker checks its job for a cancel request. */
+#define CANCEL_POLL_MS 250
+
+/* Waits for the executor's reply to the running job, heartbeating while it
+ * runs, passing on its live output and any cancel request. Returns 0 with
+ * *ret_reply, -EPIPE if the executor died, or -ECANCELED when a second stop
+ * signal asked to give the job up. */
+static int worker_await(struct worker *w, const char *job_key, json_t **ret_reply)
+{
+    int64_t drain_deadline = 0, next_cancel_check = util_mono_ms() + CANCEL_POLL_MS;
+    bool cancel_sent = false;
     for (;;) {
         if (stop_signals >= 2)
             return -ECANCELED;
@@ -206,18 +253,39 @@ static int worker_await(struct worker *w, json_t **ret_reply)
                      w->current);
             return -ECANCELED;
         }
-        int64_t wait = w->next_heartbeat_ms - util_mono_ms();
-        if (wait > 1000)
-            wait = 1000;
+        int64_t now = util_mono_ms();
+        int64_t wait = w->next_heartbeat_ms - now;
+        if (wait > next_cancel_check - now)
+            wait = next_cancel_check - now;
         struct pollfd p = {w->exec_fd, POLLIN, 0};
         int n = poll(&p, 1, wait > 0 ? (int)wait : 0);
         if (n < 0 && errno != EINTR)
             return -errno;
         if (n > 0) {
-            int r = frame_recv_json(w->exec_fd, ret_reply);
-            return r < 0 ? -EPIPE : 0;
+            json_t *msg = NULL;
+            if (frame_recv_json(w->exec_fd, &msg) < 0)
+                return -EPIPE;
+            const char *type = json_string_value(json_object_get(msg, "type"));
+            if (type && !strcmp(type, "output")) {
+                worker_append_output(w, job_key, msg);
+                json_decref(msg);
+                continue;
+            }
+            *ret_reply = msg;
+            return 0;
         }
-        if (util_mono_ms() >= w->next_heartbeat_ms)
+        now = util_mono_ms();
+        if (!cancel_sent && now >= next_cancel_check) {
+            next_cancel_check = now + CANCEL_POLL_MS;
+            if (worker_cancel_requested(w, job_key)) {
+                json_t *cancel = json_pack("{s:s}", "type", "cancel");
+                frame_send_json(w->exec_fd, cancel);
+                json_decref(cancel);
+                cancel_sent = true;
+                log_info("cancelling the running job", "{s:s}", "id", w->current);
+            }
+        }
+        if (now >= w->next_heartbeat_ms)
             worker_heartbeat(w);
     }
 }
@@ -233,8 +301,8 @@ static json_t *crashed_reply(const char *type, const char *message)
 static void worker_complete(struct worker *w, const char *id, long long attempt, json_t *reply)
 {
     const char *status = json_string_value(json_object_get(reply, "status"));
-    char att[24], now[24], ttl[24];
-    const char *argv[20];
+    char att[24], now[24], ttl[24], fttl[24], imax[24];
+    const char *argv[24];
     int n = 0;
     _cleanup_free_ char *job_key = queue_job_key(&w->names, id);
     _cleanup_free_ char *error = NULL, *usage = NULL;
@@ -244,6 +312,8 @@ static void worker_complete(struct worker *w, const char *id, long long attempt,
     snprintf(att, sizeof(att), "%lld", attempt);
     snprintf(now, sizeof(now), "%lld", (long long)util_now_ms());
     snprintf(ttl, sizeof(ttl), "%lld", config_int(CFG_RESULT_TTL));
+    snprintf(fttl, sizeof(fttl), "%lld", config_int(CFG_FAILED_RESULT_TTL));
+    snprintf(imax, sizeof(imax), "%lld", config_int(CFG_INDEX_SIZE));
     argv[n++] = job_key;
     argv[n++] = w->processing_key;
     argv[n++] = id;
@@ -252,6 +322,9 @@ static void worker_complete(struct worker *w, const char *id, long long attempt,
     argv[n++] = now;
     argv[n++] = w->names.events;
     argv[n++] = ttl;
+    argv[n++] = fttl;
+    argv[n++] = w->names.prefix;
+    argv[n++] = imax;
     argv[n++] = status;
     const char *result = json_string_value(json_object_get(reply, "result_json"));
     if (result) {
@@ -302,10 +375,12 @@ static void worker_complete(struct worker *w, const char *id, long long attempt,
 /* Runs one job that BLMOVE put into this worker's processing list. */
 static void worker_run(struct worker *w, const char *id)
 {
-    char now[24];
+    char now[24], imax[24];
     _cleanup_free_ char *job_key = queue_job_key(&w->names, id);
     snprintf(now, sizeof(now), "%lld", (long long)util_now_ms());
-    const char *argv[] = {job_key, w->processing_key, id, w->id, now, w->names.events};
+    snprintf(imax, sizeof(imax), "%lld", config_int(CFG_INDEX_SIZE));
+    const char *argv[] = {job_key, w->processing_key, id,   w->id,
+                          now,     w->names.events,   w->names.prefix, imax};
     redisReply *r = worker_eval(w, QS_START, 2, (int)ARRAY_SIZE(argv), argv, NULL, false);
     if (!r)
         return;
@@ -351,8 +426,8 @@ static void worker_run(struct worker *w, const char *id)
     worker_heartbeat(w);
     log_info("job started", "{s:s, s:I}", "id", id, "attempt", (json_int_t)attempt);
 
-    json_t *req = json_pack("{s:s, s:I, s:O}", "id", id, "attempt", (json_int_t)attempt, "spec",
-                            spec);
+    json_t *req = json_pack("{s:s, s:s, s:I, s:O}", "type", "run", "id", id, "attempt",
+                            (json_int_t)attempt, "spec", spec);
     int rr = w->exec_fd >= 0 ? frame_send_json(w->exec_fd, req) : -EPIPE;
     if (rr < 0) {
         /* The executor died between jobs: the job has not started, so start
@@ -365,7 +440,7 @@ static void worker_run(struct worker *w, const char *id)
     json_decref(req);
     json_decref(spec);
     if (rr == 0)
-        rr = worker_await(w, &reply);
+        rr = worker_await(w, job_key, &reply);
     if (rr == -ECANCELED) {
         /* Stop now: kill the job; deregistering gives it back to the queue
          * without counting the attempt. */

@@ -14,13 +14,15 @@ JOB_PREFIX = f"{PREFIX}:job:"
 
 
 def script(r, name):
-    return r.register_script((LUA / f"{name}.lua").read_text())
+    """A script as the worker loads it: lib.lua's helpers first."""
+    return r.register_script((LUA / "lib.lua").read_text() + "\n" + (LUA / f"{name}.lua").read_text())
 
 
 def enqueue(r, job_id, spec=None):
     spec = spec or {"code": "def run(ctx):\n    return 1\n"}
     return script(r, "enqueue")(
-        keys=[JOB_PREFIX + job_id, QUEUE], args=[job_id, json.dumps(spec), 1000, EVENTS_CHANNEL]
+        keys=[JOB_PREFIX + job_id, QUEUE],
+        args=[job_id, json.dumps(spec), 1000, EVENTS_CHANNEL, PREFIX, 100],
     )
 
 
@@ -30,7 +32,8 @@ def take(r, worker):
     job_id = r.blmove(QUEUE, processing, 1, "RIGHT", "LEFT")
     assert job_id is not None
     reply = script(r, "start")(
-        keys=[JOB_PREFIX + job_id, processing], args=[job_id, worker, 2000, EVENTS_CHANNEL]
+        keys=[JOB_PREFIX + job_id, processing],
+        args=[job_id, worker, 2000, EVENTS_CHANNEL, PREFIX, 100],
     )
     return job_id, reply
 
@@ -38,7 +41,8 @@ def take(r, worker):
 def complete(r, job_id, worker, attempt, status="succeeded", result="42"):
     return script(r, "complete")(
         keys=[JOB_PREFIX + job_id, f"{PREFIX}:processing:{worker}"],
-        args=[job_id, worker, attempt, 3000, EVENTS_CHANNEL, 60, status, "result", result],
+        args=[job_id, worker, attempt, 3000, EVENTS_CHANNEL, 60, 120, PREFIX, 100, status,
+              "result", result],
     )
 
 

@@ -4,11 +4,13 @@
 -- was reaped and re-run elsewhere therefore never overwrites the result.
 -- KEYS[1] job hash, KEYS[2] the worker's processing list
 -- ARGV[1] id, ARGV[2] worker id, ARGV[3] attempt, ARGV[4] now (ms),
--- ARGV[5] events channel, ARGV[6] TTL of the record in seconds (0: keep),
--- ARGV[7] status, then field/value pairs (result, error, stdout, ...).
+-- ARGV[5] events channel, ARGV[6] TTL in seconds of a succeeded job's record,
+-- ARGV[7] TTL of any other outcome (0: keep), ARGV[8] key prefix,
+-- ARGV[9] index size limit, ARGV[10] status, then field/value pairs
+-- (result, error, stdout, ...).
 -- Returns 1 when recorded, 0 when fenced off.
 local listed = redis.call('LPOS', KEYS[2], ARGV[1])
-local fields = redis.call('HMGET', KEYS[1], 'status', 'worker', 'attempts')
+local fields = redis.call('HMGET', KEYS[1], 'status', 'worker', 'attempts', 'started_ms')
 if not listed or fields[1] ~= 'running' or fields[2] ~= ARGV[2] or fields[3] ~= ARGV[3] then
   -- A stale entry of ours for a job now run by another worker is dropped;
   -- so is one for a job no longer running; an entry for our own running
@@ -18,14 +20,23 @@ if not listed or fields[1] ~= 'running' or fields[2] ~= ARGV[2] or fields[3] ~= 
   end
   return 0
 end
+local status = ARGV[10]
 redis.call('LREM', KEYS[2], 1, ARGV[1])
-redis.call('HSET', KEYS[1], 'status', ARGV[7], 'finished_ms', ARGV[4])
-for i = 8, #ARGV, 2 do
+redis.call('HSET', KEYS[1], 'status', status, 'finished_ms', ARGV[4])
+for i = 11, #ARGV, 2 do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
 end
-local ttl = tonumber(ARGV[6])
+-- The live output of the running job is now in the hash.
+redis.call('DEL', KEYS[1] .. ':stdout', KEYS[1] .. ':stderr')
+local ttl = tonumber(status == 'succeeded' and ARGV[6] or ARGV[7])
 if ttl > 0 then
   redis.call('EXPIRE', KEYS[1], ttl)
 end
-redis.call('PUBLISH', ARGV[5], cjson.encode({id = ARGV[1], status = ARGV[7]}))
+stratq_index(ARGV[8], ARGV[1], 'running', status, ARGV[4], tonumber(ARGV[9]))
+local stats = ARGV[8] .. ':stats'
+redis.call('HINCRBY', stats, 'completed:' .. status, 1)
+if fields[4] then
+  stratq_observe(stats, 'duration', math.max(0, tonumber(ARGV[4]) - tonumber(fields[4])) / 1000)
+end
+redis.call('PUBLISH', ARGV[5], cjson.encode({id = ARGV[1], status = status}))
 return 1

@@ -1,6 +1,7 @@
 -- Start a job a worker has just moved (BLMOVE) into its processing list.
 -- KEYS[1] job hash, KEYS[2] the worker's processing list
--- ARGV[1] id, ARGV[2] worker id, ARGV[3] now (ms), ARGV[4] events channel
+-- ARGV[1] id, ARGV[2] worker id, ARGV[3] now (ms), ARGV[4] events channel,
+-- ARGV[5] key prefix, ARGV[6] index size limit
 -- Returns {"run", attempt, spec}; {"missing"} when no job hash exists;
 -- {"skip", status} when the job is no longer queued (e.g. cancelled).
 -- In the last two cases the id is removed from the processing list.
@@ -20,8 +21,14 @@ if status ~= 'queued' then
   return {'skip', status}
 end
 local attempt = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-redis.call('HDEL', KEYS[1], 'finished_ms', 'result', 'error', 'stdout', 'stderr', 'usage')
+redis.call('HDEL', KEYS[1], 'finished_ms', 'result', 'error', 'stdout', 'stderr', 'usage',
+           'cancel_requested_ms')
 redis.call('HSET', KEYS[1], 'status', 'running', 'worker', ARGV[2], 'started_ms', ARGV[3])
+stratq_index(ARGV[5], ARGV[1], 'queued', 'running', ARGV[3], tonumber(ARGV[6]))
+local created = tonumber(redis.call('HGET', KEYS[1], 'created_ms'))
+if created then
+  stratq_observe(ARGV[5] .. ':stats', 'queue_wait', math.max(0, tonumber(ARGV[3]) - created) / 1000)
+end
 redis.call('PUBLISH', ARGV[4], cjson.encode({id = ARGV[1], status = 'running',
                                              worker = ARGV[2], attempt = attempt}))
 return {'run', attempt, redis.call('HGET', KEYS[1], 'spec') or ''}

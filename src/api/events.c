@@ -1,0 +1,270 @@
+/* One subscription to the events channel per API process. It wakes the
+ * long-poll waiters of jobs that finish (so 1,000 waiters cost one Redis
+ * connection, not 1,000) and feeds every Server-Sent Events stream. */
+#define _GNU_SOURCE
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <hiredis/adapters/libevent.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/log.h"
+#include "../common/util.h"
+#include "internal.h"
+
+#define SSE_KEEPALIVE_S 15
+
+struct sse_client {
+    struct evhttp_request *req;
+    struct evhttp_connection *evcon;
+    struct sse_client *next;
+};
+
+static size_t id_bucket(const char *id)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (; *id; id++)
+        h = (h ^ (unsigned char)*id) * 16777619u;
+    return h % WAITER_BUCKETS;
+}
+
+void events_add_waiter(struct api *a, struct pending *p)
+{
+    if (p->waiting)
+        return;
+    size_t b = id_bucket(p->id);
+    p->next_wait = a->waiters[b];
+    a->waiters[b] = p;
+    p->waiting = true;
+    a->nwaiters++;
+}
+
+void events_remove_waiter(struct api *a, struct pending *p)
+{
+    if (!p->waiting)
+        return;
+    for (struct pending **pp = &a->waiters[id_bucket(p->id)]; *pp; pp = &(*pp)->next_wait) {
+        if (*pp == p) {
+            *pp = p->next_wait;
+            break;
+        }
+    }
+    p->waiting = false;
+    p->next_wait = NULL;
+    a->nwaiters--;
+}
+
+/* Re-reads every waiter's job: after the subscription was (re)made, a
+ * completion may have been missed. */
+static void recheck_all_waiters(struct api *a)
+{
+    for (int b = 0; b < WAITER_BUCKETS; b++) {
+        struct pending *p = a->waiters[b];
+        while (p) {
+            struct pending *next = p->next_wait;
+            jobs_reread(p, false);
+            p = next;
+        }
+    }
+}
+
+static void wake_waiters(struct api *a, const char *id)
+{
+    struct pending *p = a->waiters[id_bucket(id)];
+    while (p) {
+        /* Reading may answer and unlink p: take the next one first. */
+        struct pending *next = p->next_wait;
+        if (!strcmp(p->id, id))
+            jobs_reread(p, true);
+        p = next;
+    }
+}
+
+static void sse_send(struct sse_client *c, const char *text, size_t len)
+{
+    struct evbuffer *buf = evbuffer_new();
+    if (!buf)
+        return;
+    evbuffer_add(buf, text, len);
+    evhttp_send_reply_chunk(c->req, buf);
+    evbuffer_free(buf);
+}
+
+static void broadcast(struct api *a, const char *payload, size_t len)
+{
+    struct evbuffer *line = evbuffer_new();
+    if (!line)
+        return;
+    evbuffer_add_printf(line, "event: job\ndata: %.*s\n\n", (int)len, payload);
+    size_t n = evbuffer_get_length(line);
+    const char *text = (const char *)evbuffer_pullup(line, -1);
+    for (struct sse_client *c = a->sse; c; c = c->next)
+        sse_send(c, text, n);
+    evbuffer_free(line);
+}
+
+static void on_message(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct api *a = priv;
+    redisReply *r = reply;
+    (void)ac;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 3)
+        return;
+    const char *kind = r->element[0]->str;
+    if (!strcmp(kind, "subscribe")) {
+        a->sub_ready = true;
+        a->sub_reconnect_ms = 100;
+        log_info("subscribed to job events", "{s:s}", "channel", a->names.events);
+        recheck_all_waiters(a);
+        return;
+    }
+    if (strcmp(kind, "message") != 0)
+        return;
+    const redisReply *payload = r->element[2];
+    if (a->sse)
+        broadcast(a, payload->str, payload->len);
+    json_t *ev = json_loadb(payload->str, payload->len, 0, NULL);
+    const char *id = json_string_value(json_object_get(ev, "id"));
+    const char *status = json_string_value(json_object_get(ev, "status"));
+    if (id && status && job_status_is_terminal(status))
+        wake_waiters(a, id);
+    json_decref(ev);
+}
+
+static void sub_connect(struct api *a);
+
+static void on_sub_reconnect_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sub_connect(arg);
+}
+
+static void schedule_sub_reconnect(struct api *a)
+{
+    struct timeval tv = {a->sub_reconnect_ms / 1000, (a->sub_reconnect_ms % 1000) * 1000};
+    evtimer_add(a->sub_reconnect_ev, &tv);
+    a->sub_reconnect_ms = a->sub_reconnect_ms * 2 > 5000 ? 5000 : a->sub_reconnect_ms * 2;
+}
+
+static void on_sub_connect(const redisAsyncContext *ac, int status)
+{
+    struct api *a = ac->data;
+    if (status != REDIS_OK) {
+        a->sub = NULL;
+        schedule_sub_reconnect(a);
+    }
+}
+
+static void on_sub_disconnect(const redisAsyncContext *ac, int status)
+{
+    struct api *a = ac->data;
+    a->sub = NULL;
+    a->sub_ready = false;
+    if (status != REDIS_OK) {
+        log_warn("lost the events subscription, reconnecting", "{s:s}", "error", ac->errstr);
+        schedule_sub_reconnect(a);
+    }
+}
+
+static void sub_connect(struct api *a)
+{
+    redisAsyncContext *ac = a->url.unix_socket ? redisAsyncConnectUnix(a->url.host)
+                                               : redisAsyncConnect(a->url.host, a->url.port);
+    if (!ac || ac->err) {
+        if (ac)
+            redisAsyncFree(ac);
+        schedule_sub_reconnect(a);
+        return;
+    }
+    ac->data = a;
+    a->sub = ac;
+    redisLibeventAttach(ac, a->base);
+    redisAsyncSetConnectCallback(ac, on_sub_connect);
+    redisAsyncSetDisconnectCallback(ac, on_sub_disconnect);
+    if (a->url.password)
+        redisAsyncCommand(ac, NULL, NULL, "AUTH %s", a->url.password);
+    /* Pub/sub messages are global to a Redis server, whatever the db. */
+    redisAsyncCommand(ac, on_message, a, "SUBSCRIBE %s", a->names.events);
+}
+
+static void on_keepalive(evutil_socket_t fd, short what, void *arg)
+{
+    struct api *a = arg;
+    (void)fd;
+    (void)what;
+    static const char ping[] = ": keepalive\n\n";
+    for (struct sse_client *c = a->sse; c; c = c->next)
+        sse_send(c, ping, sizeof(ping) - 1);
+}
+
+int events_start(struct api *a)
+{
+    a->sub_reconnect_ev = evtimer_new(a->base, on_sub_reconnect_timer, a);
+    a->sse_keepalive_ev = event_new(a->base, -1, EV_PERSIST, on_keepalive, a);
+    if (!a->sub_reconnect_ev || !a->sse_keepalive_ev)
+        return -1;
+    struct timeval tv = {SSE_KEEPALIVE_S, 0};
+    event_add(a->sse_keepalive_ev, &tv);
+    sub_connect(a);
+    return 0;
+}
+
+void events_sse(struct api *a, struct evhttp_request *req)
+{
+    struct sse_client *c = calloc(1, sizeof(*c));
+    if (!c) {
+        api_send_error(req, 500, "out of memory");
+        return;
+    }
+    c->req = req;
+    c->evcon = evhttp_request_get_connection(req);
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "Content-Type", "text/event-stream");
+    evhttp_add_header(h, "Cache-Control", "no-cache");
+    evhttp_add_header(h, "X-Accel-Buffering", "no");
+    evhttp_send_reply_start(req, 200, "OK");
+    c->next = a->sse;
+    a->sse = c;
+    a->nsse++;
+    static const char hello[] = ": stratq job events\n\n";
+    sse_send(c, hello, sizeof(hello) - 1);
+}
+
+void events_connection_closed(struct api *a, struct evhttp_connection *evcon)
+{
+    for (struct sse_client **pp = &a->sse; *pp; pp = &(*pp)->next) {
+        if ((*pp)->evcon == evcon) {
+            struct sse_client *c = *pp;
+            *pp = c->next;
+            a->nsse--;
+            /* The request was detached from its connection: ending the
+             * reply frees it. */
+            evhttp_send_reply_end(c->req);
+            free(c);
+            return;
+        }
+    }
+}
+
+void events_stop(struct api *a)
+{
+    while (a->sse) {
+        struct sse_client *c = a->sse;
+        a->sse = c->next;
+        evhttp_send_reply_end(c->req);
+        free(c);
+    }
+    if (a->sub) {
+        redisAsyncContext *sub = a->sub;
+        a->sub = NULL;
+        redisAsyncFree(sub);
+    }
+    if (a->sub_reconnect_ev)
+        event_free(a->sub_reconnect_ev);
+    if (a->sse_keepalive_ev)
+        event_free(a->sse_keepalive_ev);
+    a->sub_reconnect_ev = a->sse_keepalive_ev = NULL;
+}

@@ -1,0 +1,136 @@
+/* Shared by the API's modules: api.c (server, Redis connections, auth,
+ * routing), jobs.c (job routes), events.c (the shared event subscription,
+ * long-poll waiters, Server-Sent Events) and metrics.c. */
+#ifndef STRATQ_API_INTERNAL_H
+#define STRATQ_API_INTERNAL_H
+
+#include <event2/event.h>
+#include <event2/http.h>
+#include <hiredis/async.h>
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "../common/job.h"
+#include "../queue/queue.h"
+#include "router.h"
+
+/* Redis must answer within this, or the request gets 503. */
+#define API_REDIS_TIMEOUT_MS 2000
+/* Longest ?wait= a client may ask for. */
+#define API_MAX_WAIT_S 60
+/* Specs in one batch request. */
+#define API_MAX_BATCH 1000
+
+#define WAITER_BUCKETS 4096
+
+struct pending;
+struct sse_client;
+struct conn;
+
+struct api {
+    struct event_base *base;
+    struct evhttp *http;
+    /* Commands go over rc; sub holds the one subscription to the events
+     * channel that wakes every long-poll waiter and SSE client. */
+    redisAsyncContext *rc, *sub;
+    bool redis_ready, sub_ready;
+    struct queue_async_shas shas;
+    struct queue_url url;
+    struct queue_names names;
+    struct job_limits lim;
+    size_t max_body;
+    long long index_size, failed_ttl;
+    struct event *reconnect_ev, *sub_reconnect_ev, *sse_keepalive_ev;
+    int reconnect_ms, sub_reconnect_ms;
+    struct event *sig_ev[2];
+    /* Auth: tokens from STRATQ_API_TOKENS_FILE; none means auth is off. */
+    char **tokens;
+    size_t ntokens;
+    /* Connections being served, for STRATQ_MAX_CONNECTIONS. */
+    struct conn *conns[WAITER_BUCKETS];
+    long nconns, max_conns;
+    /* Long-poll waiters by job id. */
+    struct pending *waiters[WAITER_BUCKETS];
+    long nwaiters;
+    struct sse_client *sse;
+    long nsse;
+};
+
+typedef void pending_handler(struct pending *p, redisReply *r, void *ctx);
+
+/* One HTTP request while it waits for Redis (and, for ?wait=, for its job
+ * to finish). The request is answered at most once; the struct lives until
+ * it is answered and no Redis reply for it is outstanding. */
+struct pending {
+    struct api *api;
+    struct evhttp_request *req;
+    enum route_id route;
+    char id[ROUTER_ID_MAX + 1];
+    int inflight;  /* Redis replies not yet received */
+    bool answered; /* a response was sent; req is no longer ours */
+    bool final;    /* the next job read answers whatever the status */
+    bool created;  /* submit: the job is new (201) rather than existing (200) */
+    int wait_s;
+    long long off_out, off_err; /* logs offsets */
+    struct event *op_timer, *wait_timer;
+    bool waiting;              /* in the waiter table */
+    struct pending *next_wait; /* chain in the waiter table */
+    /* batch */
+    json_t *items;
+    int outstanding;
+};
+
+/* api.c */
+struct pending *pending_new(struct api *a, struct evhttp_request *req, enum route_id route,
+                            const char *id);
+/* Sends a Redis command (printf-style) or script for p; on failure answers
+ * 503. The handler runs only if p is still unanswered. */
+void pending_command(struct pending *p, pending_handler *h, void *ctx, const char *fmt, ...);
+void pending_eval(struct pending *p, pending_handler *h, void *ctx, enum queue_script s, int nkeys,
+                  int argc, const char **argv, const size_t *argvlen);
+/* Answers p (body stolen) unless it was answered already. */
+void pending_reply(struct pending *p, int code, json_t *body);
+void pending_reply_raw(struct pending *p, int code, struct evbuffer *body, const char *type);
+void pending_error(struct pending *p, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Frees p once it is answered and nothing is outstanding. */
+void pending_done(struct pending *p);
+
+void api_send_json(struct evhttp_request *req, int code, json_t *body);
+void api_send_error(struct evhttp_request *req, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void api_send_unavailable(struct evhttp_request *req);
+const char *api_reason(int code);
+/* Parses ?name=integer from the request's query; def when absent. Returns
+ * -EINVAL (and answers 400) when present but not an integer in [min, max]. */
+int api_query_int(struct evhttp_request *req, const char *name, long long def, long long min,
+                  long long max, long long *ret);
+/* Copies ?name= into buf; false when absent. */
+bool api_query_str(struct evhttp_request *req, const char *name, char *buf, size_t len);
+
+/* jobs.c */
+void jobs_submit(struct api *a, struct evhttp_request *req);
+void jobs_batch(struct api *a, struct evhttp_request *req);
+void jobs_get(struct api *a, struct evhttp_request *req, enum route_id route, const char *id);
+void jobs_cancel(struct api *a, struct evhttp_request *req, const char *id);
+void jobs_retry(struct api *a, struct evhttp_request *req, const char *id);
+void jobs_logs(struct api *a, struct evhttp_request *req, const char *id);
+void jobs_list(struct api *a, struct evhttp_request *req);
+void jobs_workers(struct api *a, struct evhttp_request *req);
+void jobs_queue(struct api *a, struct evhttp_request *req);
+/* Reads the job of waiter p again (final: answer whatever its status). */
+void jobs_reread(struct pending *p, bool final);
+
+/* events.c */
+int events_start(struct api *a);
+void events_stop(struct api *a);
+void events_add_waiter(struct api *a, struct pending *p);
+void events_remove_waiter(struct api *a, struct pending *p);
+void events_sse(struct api *a, struct evhttp_request *req);
+/* The connection of req closed: drop its SSE stream, if any. */
+void events_connection_closed(struct api *a, struct evhttp_connection *evcon);
+
+/* metrics.c */
+void metrics_get(struct api *a, struct evhttp_request *req);
+
+#endif

@@ -1,0 +1,666 @@
+/* The job routes of the API. Every Redis transition is a Lua script from
+ * src/queue/lua/; reads are plain commands. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/log.h"
+#include "../common/util.h"
+#include "internal.h"
+
+static const char *const all_statuses[] = {
+    "queued",       "running",         "succeeded", "failed",    "timeout",
+    "memory_exceeded", "cpu_exceeded", "output_exceeded", "crashed", "cancelled",
+    "scheduled",    "dead",            NULL,
+};
+
+static void now_str(char *buf, size_t len)
+{
+    snprintf(buf, len, "%lld", (long long)util_now_ms());
+}
+
+/* --- Job records ----------------------------------------------------------- */
+
+/* Hash fields holding JSON text, returned parsed. The result is not among
+ * them: it is sent as the job wrote it (see record_buffer). */
+static bool json_field(const char *f)
+{
+    return !strcmp(f, "spec") || !strcmp(f, "error") || !strcmp(f, "usage");
+}
+
+static bool int_field(const char *f)
+{
+    return !strcmp(f, "attempts") || !strcmp(f, "created_ms") || !strcmp(f, "started_ms") ||
+           !strcmp(f, "finished_ms") || !strcmp(f, "cancel_requested_ms") ||
+           !strcmp(f, "retried_ms");
+}
+
+static const redisReply *hash_get(const redisReply *r, const char *field)
+{
+    for (size_t i = 0; i + 1 < r->elements; i += 2)
+        if (!strcmp(r->element[i]->str, field))
+            return r->element[i + 1];
+    return NULL;
+}
+
+static json_t *parse_field(const redisReply *v)
+{
+    json_t *j = json_loadb(v->str, v->len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+    return j ? j : json_stringn(v->str, v->len);
+}
+
+/* The JSON of a job record from its HGETALL reply; "result" is appended
+ * raw, as stored: re-encoding it through jansson would print floats with 17
+ * digits and cost a parse-and-dump of results that may be megabytes long.
+ * With only_result, just id, status, result and error. */
+static struct evbuffer *record_buffer(const char *id, const redisReply *r, bool only_result)
+{
+    static const char *const order[] = {"status",      "attempts", "created_ms", "started_ms",
+                                        "finished_ms", "worker",   "spec",       "error",
+                                        "stdout",      "stderr",   "usage"};
+    json_t *rec = json_pack("{s:s}", "id", id);
+    if (!rec)
+        return NULL;
+    if (only_result) {
+        const redisReply *st = hash_get(r, "status"), *er = hash_get(r, "error");
+        json_object_set_new(rec, "status", st ? json_stringn(st->str, st->len) : json_null());
+        json_object_set_new(rec, "error", er ? parse_field(er) : json_null());
+    } else {
+        for (size_t k = 0; k < ARRAY_SIZE(order); k++)
+            json_object_set_new(rec, order[k], json_null());
+        for (size_t i = 0; i + 1 < r->elements; i += 2) {
+            const char *f = r->element[i]->str;
+            const redisReply *v = r->element[i + 1];
+            json_t *val;
+            if (!strcmp(f, "result"))
+                continue;
+            if (json_field(f))
+                val = parse_field(v);
+            else if (int_field(f))
+                val = json_integer(strtoll(v->str, NULL, 10));
+            else
+                val = json_stringn(v->str, v->len);
+            json_object_set_new(rec, f, val ? val : json_null());
+        }
+    }
+    char *s = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(rec);
+    struct evbuffer *buf = s ? evbuffer_new() : NULL;
+    if (!buf) {
+        free(s);
+        return NULL;
+    }
+    /* A result written by another backend straight into Redis is checked:
+     * the response must stay valid JSON. */
+    const redisReply *result = hash_get(r, "result");
+    json_t *check =
+        result ? json_loadb(result->str, result->len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL)
+               : NULL;
+    evbuffer_add(buf, s, strlen(s) - 1);
+    evbuffer_add(buf, ",\"result\":", 10);
+    if (check)
+        evbuffer_add(buf, result->str, result->len);
+    else
+        evbuffer_add(buf, "null", 4);
+    evbuffer_add(buf, "}\n", 2);
+    json_decref(check);
+    free(s);
+    return buf;
+}
+
+/* --- Reading a job, now or when it finishes ----------------------------- */
+
+static void on_wait_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    jobs_reread(arg, true);
+}
+
+static void on_job_read(struct pending *p, redisReply *r, void *ctx)
+{
+    (void)ctx;
+    if (r->type != REDIS_REPLY_ARRAY) {
+        pending_error(p, 503, "unexpected reply from Redis");
+        return;
+    }
+    if (r->elements == 0) {
+        pending_error(p, 404, "no job with id '%s'", p->id);
+        return;
+    }
+    const redisReply *st = hash_get(r, "status");
+    bool terminal = st && job_status_is_terminal(st->str);
+    if (!terminal && !p->final) {
+        /* Wait for the job's terminal event, or the end of ?wait=. */
+        if (!p->waiting)
+            events_add_waiter(p->api, p);
+        if (!p->wait_timer) {
+            p->wait_timer = evtimer_new(p->api->base, on_wait_timeout, p);
+            struct timeval tv = {p->wait_s, 0};
+            if (p->wait_timer)
+                evtimer_add(p->wait_timer, &tv);
+        }
+        return;
+    }
+    struct evbuffer *buf = record_buffer(p->id, r, p->route == ROUTE_JOB_RESULT);
+    if (!buf) {
+        pending_error(p, 500, "out of memory");
+        return;
+    }
+    int code = 200;
+    if (p->route == ROUTE_JOB_RESULT && !terminal)
+        code = 202;
+    else if (p->route == ROUTE_JOBS_SUBMIT && p->created)
+        code = 201;
+    if (p->route == ROUTE_JOB_RESULT && !terminal) {
+        evbuffer_free(buf);
+        pending_reply(p, code, json_pack("{s:s, s:s}", "id", p->id, "status", st ? st->str : ""));
+        return;
+    }
+    pending_reply_raw(p, code, buf, "application/json");
+    evbuffer_free(buf);
+}
+
+void jobs_reread(struct pending *p, bool final)
+{
+    if (p->answered)
+        return;
+    p->final = p->final || final;
+    pending_command(p, on_job_read, NULL, "HGETALL %s%s", p->api->names.job_prefix, p->id);
+}
+
+void jobs_get(struct api *a, struct evhttp_request *req, enum route_id route, const char *id)
+{
+    long long wait;
+    if (api_query_int(req, "wait", 0, 0, API_MAX_WAIT_S, &wait) < 0)
+        return;
+    struct pending *p = pending_new(a, req, route, id);
+    if (!p)
+        return;
+    p->wait_s = (int)wait;
+    if (wait > 0)
+        events_add_waiter(a, p); /* before the read, so no completion is missed */
+    jobs_reread(p, wait == 0);
+    pending_done(p);
+}
+
+/* --- Submitting --------------------------------------------------------- */
+
+/* Takes the client's id out of the body ("id" field or Idempotency-Key
+ * header) into id (empty when none). Returns false after answering 400. */
+static bool take_client_id(struct evhttp_request *req, json_t *spec, const char *header, char *id,
+                           size_t idlen, char *err, size_t errlen)
+{
+    json_t *v = json_object_get(spec, "id");
+    id[0] = '\0';
+    if (v) {
+        if (!json_is_string(v) || !util_valid_id(json_string_value(v))) {
+            snprintf(err, errlen, "field 'id' must be a string of 1 to 64 characters of "
+                                  "[A-Za-z0-9_-]");
+            return false;
+        }
+        snprintf(id, idlen, "%s", json_string_value(v));
+        json_object_del(spec, "id");
+    }
+    if (header) {
+        if (!util_valid_id(header)) {
+            snprintf(err, errlen, "the Idempotency-Key header must be 1 to 64 characters of "
+                                  "[A-Za-z0-9_-]");
+            return false;
+        }
+        if (id[0] && strcmp(id, header) != 0) {
+            snprintf(err, errlen, "field 'id' and the Idempotency-Key header differ");
+            return false;
+        }
+        snprintf(id, idlen, "%s", header);
+    }
+    if (!strcmp(id, "batch")) {
+        snprintf(err, errlen, "'batch' is reserved and cannot be a job id");
+        return false;
+    }
+    (void)req;
+    return true;
+}
+
+/* Runs the enqueue script for one spec; h gets its reply. */
+static void enqueue(struct pending *p, pending_handler *h, void *ctx, const char *id,
+                    const char *spec_text)
+{
+    struct api *a = p->api;
+    char now[24], imax[24];
+    _cleanup_free_ char *key = queue_job_key(&a->names, id);
+    now_str(now, sizeof(now));
+    snprintf(imax, sizeof(imax), "%lld", a->index_size);
+    const char *argv[] = {key, a->names.queue, id, spec_text, now, a->names.events,
+                          a->names.prefix, imax};
+    pending_eval(p, h, ctx, QS_ENQUEUE, 2, (int)ARRAY_SIZE(argv), argv, NULL);
+}
+
+static void on_enqueued(struct pending *p, redisReply *r, void *ctx)
+{
+    (void)ctx;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+        pending_error(p, 503, "unexpected reply from Redis");
+        return;
+    }
+    p->created = r->element[0]->integer == 1;
+    if (p->wait_s > 0) {
+        jobs_reread(p, false);
+        return;
+    }
+    pending_reply(p, p->created ? 201 : 200,
+                  json_pack("{s:s, s:s}", "id", p->id, "status", r->element[1]->str));
+}
+
+/* Body of a POST as a NUL-terminated view; answers 413 past the limit. */
+static const char *request_body(struct api *a, struct evhttp_request *req, size_t *ret_len)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    if (len > a->max_body) {
+        api_send_error(req, 413, "the request body is %zu bytes; the limit (STRATQ_MAX_BODY) is %zu",
+                       len, a->max_body);
+        return NULL;
+    }
+    *ret_len = len;
+    return len ? (const char *)evbuffer_pullup(in, -1) : "";
+}
+
+void jobs_submit(struct api *a, struct evhttp_request *req)
+{
+    char err[600], id[ROUTER_ID_MAX + 1];
+    size_t len;
+    json_t *spec = NULL;
+    long long wait;
+
+    if (api_query_int(req, "wait", 0, 0, API_MAX_WAIT_S, &wait) < 0)
+        return;
+    const char *body = request_body(a, req, &len);
+    if (!body)
+        return;
+    const char *idem =
+        evhttp_find_header(evhttp_request_get_input_headers(req), "Idempotency-Key");
+    if (job_json_parse(body, len, &spec, err, sizeof(err)) < 0 ||
+        (json_is_object(spec) &&
+         !take_client_id(req, spec, idem, id, sizeof(id), err, sizeof(err))) ||
+        job_spec_normalize(spec, &a->lim, err, sizeof(err)) < 0) {
+        json_decref(spec);
+        api_send_error(req, 400, "%s", err);
+        return;
+    }
+    if (!id[0])
+        util_new_id(id);
+    _cleanup_free_ char *text = json_dumps(spec, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(spec);
+    if (!text) {
+        api_send_error(req, 500, "out of memory");
+        return;
+    }
+    struct pending *p = pending_new(a, req, ROUTE_JOBS_SUBMIT, id);
+    if (!p)
+        return;
+    p->wait_s = (int)wait;
+    if (wait > 0)
+        events_add_waiter(a, p);
+    enqueue(p, on_enqueued, NULL, id, text);
+    pending_done(p);
+}
+
+struct batch_item {
+    size_t index;
+    char id[ROUTER_ID_MAX + 1];
+};
+
+static void on_batch_enqueued(struct pending *p, redisReply *r, void *ctx)
+{
+    struct batch_item *it = ctx;
+    json_t *res = r->type == REDIS_REPLY_ARRAY && r->elements == 2
+                      ? json_pack("{s:s, s:s}", "id", it->id, "status", r->element[1]->str)
+                      : json_pack("{s:s, s:s}", "id", it->id, "error", "Redis refused the job");
+    json_array_set_new(p->items, it->index, res);
+    free(it);
+    if (--p->outstanding == 0)
+        pending_reply(p, 200, json_pack("{s:O}", "jobs", p->items));
+}
+
+void jobs_batch(struct api *a, struct evhttp_request *req)
+{
+    char err[600];
+    size_t len;
+    json_t *doc = NULL;
+
+    const char *body = request_body(a, req, &len);
+    if (!body)
+        return;
+    if (job_json_parse(body, len, &doc, err, sizeof(err)) < 0) {
+        api_send_error(req, 400, "%s", err);
+        return;
+    }
+    json_t *jobs = json_object_get(doc, "jobs");
+    if (!json_is_object(doc) || !json_is_array(jobs)) {
+        json_decref(doc);
+        api_send_error(req, 400, "the body must be an object with an array field 'jobs'");
+        return;
+    }
+    size_t n = json_array_size(jobs);
+    if (n == 0 || n > API_MAX_BATCH) {
+        json_decref(doc);
+        api_send_error(req, 400, "field 'jobs' must hold 1 to %d job specs, not %zu",
+                       API_MAX_BATCH, n);
+        return;
+    }
+    struct pending *p = pending_new(a, req, ROUTE_JOBS_BATCH, NULL);
+    if (!p) {
+        json_decref(doc);
+        return;
+    }
+    p->items = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(p->items, json_null());
+    /* Validate everything first, then send all the enqueues back to back:
+     * hiredis writes them as one pipeline. */
+    struct batch_item **todo = calloc(n, sizeof(*todo));
+    char **texts = calloc(n, sizeof(*texts));
+    for (size_t i = 0; todo && texts && i < n; i++) {
+        json_t *spec = json_array_get(jobs, i);
+        char id[ROUTER_ID_MAX + 1] = "";
+        if (!json_is_object(spec) ||
+            !take_client_id(req, spec, NULL, id, sizeof(id), err, sizeof(err)) ||
+            job_spec_normalize(spec, &a->lim, err, sizeof(err)) < 0) {
+            if (!json_is_object(spec))
+                snprintf(err, sizeof(err), "the job spec must be a JSON object");
+            json_array_set_new(p->items, i, json_pack("{s:s}", "error", err));
+            continue;
+        }
+        todo[i] = calloc(1, sizeof(**todo));
+        texts[i] = json_dumps(spec, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        if (!todo[i] || !texts[i]) {
+            free(todo[i]);
+            todo[i] = NULL;
+            json_array_set_new(p->items, i, json_pack("{s:s}", "error", "out of memory"));
+            continue;
+        }
+        todo[i]->index = i;
+        if (id[0])
+            snprintf(todo[i]->id, sizeof(todo[i]->id), "%s", id);
+        else
+            util_new_id(todo[i]->id);
+        p->outstanding++;
+    }
+    json_decref(doc);
+    if (p->outstanding == 0)
+        pending_reply(p, 200, json_pack("{s:O}", "jobs", p->items));
+    for (size_t i = 0; todo && texts && i < n; i++) {
+        if (!todo[i])
+            continue;
+        if (p->answered) {
+            free(todo[i]);
+        } else {
+            int before = p->inflight;
+            enqueue(p, on_batch_enqueued, todo[i], todo[i]->id, texts[i]);
+            if (p->inflight == before)
+                free(todo[i]); /* not sent: the request was answered 503 */
+        }
+        free(texts[i]);
+    }
+    if (!todo || !texts)
+        pending_error(p, 500, "out of memory");
+    free(todo);
+    free(texts);
+    pending_done(p);
+}
+
+/* --- Cancel, retry ------------------------------------------------------ */
+
+static void on_cancel(struct pending *p, redisReply *r, void *ctx)
+{
+    (void)ctx;
+    const char *what = r->type == REDIS_REPLY_ARRAY && r->elements ? r->element[0]->str : "";
+    if (!strcmp(what, "cancelled"))
+        pending_reply(p, 200, json_pack("{s:s, s:s}", "id", p->id, "status", "cancelled"));
+    else if (!strcmp(what, "cancelling"))
+        pending_reply(p, 202, json_pack("{s:s, s:s}", "id", p->id, "status", "cancelling"));
+    else if (!strcmp(what, "terminal"))
+        pending_error(p, 409, "job '%s' has already finished (%s); there is nothing to cancel",
+                      p->id, r->elements > 1 ? r->element[1]->str : "?");
+    else
+        pending_error(p, 404, "no job with id '%s'", p->id);
+}
+
+void jobs_cancel(struct api *a, struct evhttp_request *req, const char *id)
+{
+    struct pending *p = pending_new(a, req, ROUTE_JOB_CANCEL, id);
+    char now[24], imax[24], ttl[24];
+    if (!p)
+        return;
+    _cleanup_free_ char *key = queue_job_key(&a->names, id);
+    now_str(now, sizeof(now));
+    snprintf(imax, sizeof(imax), "%lld", a->index_size);
+    snprintf(ttl, sizeof(ttl), "%lld", a->failed_ttl);
+    const char *argv[] = {key, a->names.queue, a->names.scheduled, id, now, a->names.events,
+                          a->names.prefix, imax, ttl};
+    pending_eval(p, on_cancel, NULL, QS_CANCEL, 3, (int)ARRAY_SIZE(argv), argv, NULL);
+    pending_done(p);
+}
+
+static void on_retry(struct pending *p, redisReply *r, void *ctx)
+{
+    (void)ctx;
+    const char *what = r->type == REDIS_REPLY_ARRAY && r->elements ? r->element[0]->str : "";
+    if (!strcmp(what, "queued"))
+        pending_reply(p, 200, json_pack("{s:s, s:s, s:I}", "id", p->id, "status", "queued",
+                                        "attempts", (json_int_t)r->element[1]->integer));
+    else if (!strcmp(what, "conflict"))
+        pending_error(p, 409,
+                      "job '%s' is %s; only a job that ended without success can be retried",
+                      p->id, r->elements > 1 ? r->element[1]->str : "?");
+    else
+        pending_error(p, 404, "no job with id '%s'", p->id);
+}
+
+void jobs_retry(struct api *a, struct evhttp_request *req, const char *id)
+{
+    struct pending *p = pending_new(a, req, ROUTE_JOB_RETRY, id);
+    char now[24], imax[24];
+    if (!p)
+        return;
+    _cleanup_free_ char *key = queue_job_key(&a->names, id);
+    now_str(now, sizeof(now));
+    snprintf(imax, sizeof(imax), "%lld", a->index_size);
+    const char *argv[] = {key, a->names.queue, a->names.dead, id, now, a->names.events,
+                          a->names.prefix, imax};
+    pending_eval(p, on_retry, NULL, QS_RETRY, 3, (int)ARRAY_SIZE(argv), argv, NULL);
+    pending_done(p);
+}
+
+/* --- Logs, listing, workers, queue ---------------------------------------- */
+
+static void on_logs(struct pending *p, redisReply *r, void *ctx)
+{
+    (void)ctx;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
+        pending_error(p, 404, "no job with id '%s'", p->id);
+        return;
+    }
+    const char *status = r->element[0]->str;
+    long long out_len = r->element[3]->integer, err_len = r->element[4]->integer;
+    char *o = util_utf8_sanitize(r->element[1]->str, r->element[1]->len);
+    char *e = util_utf8_sanitize(r->element[2]->str, r->element[2]->len);
+    pending_reply(p, 200,
+                  json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:b}", "id", p->id, "status", status,
+                            "stdout", o ? o : "", "stderr", e ? e : "", "stdout_offset",
+                            (json_int_t)(out_len > p->off_out ? out_len : p->off_out),
+                            "stderr_offset",
+                            (json_int_t)(err_len > p->off_err ? err_len : p->off_err), "done",
+                            job_status_is_terminal(status)));
+    free(o);
+    free(e);
+}
+
+void jobs_logs(struct api *a, struct evhttp_request *req, const char *id)
+{
+    long long oo, oe;
+    if (api_query_int(req, "stdout_offset", 0, 0, 1LL << 40, &oo) < 0 ||
+        api_query_int(req, "stderr_offset", 0, 0, 1LL << 40, &oe) < 0)
+        return;
+    struct pending *p = pending_new(a, req, ROUTE_JOB_LOGS, id);
+    if (!p)
+        return;
+    p->off_out = oo;
+    p->off_err = oe;
+    char so[24], se[24];
+    snprintf(so, sizeof(so), "%lld", oo);
+    snprintf(se, sizeof(se), "%lld", oe);
+    _cleanup_free_ char *key = queue_job_key(&a->names, id);
+    const char *argv[] = {key, so, se};
+    pending_eval(p, on_logs, NULL, QS_LOGS, 1, (int)ARRAY_SIZE(argv), argv, NULL);
+    pending_done(p);
+}
+
+static json_t *int_or_null(const redisReply *v)
+{
+    return v->len ? json_integer(strtoll(v->str, NULL, 10)) : json_null();
+}
+
+static void on_list(struct pending *p, redisReply *r, void *ctx)
+{
+    long long limit = (long long)(intptr_t)ctx;
+    json_t *jobs = json_array();
+    const char *last_id = NULL, *last_score = NULL;
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i + 7 < r->elements; i += 8) {
+        redisReply **e = r->element + i;
+        json_array_append_new(
+            jobs, json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o}", "id", e[0]->str, "status",
+                            e[1]->str, "attempts", int_or_null(e[2]), "created_ms",
+                            int_or_null(e[3]), "started_ms", int_or_null(e[4]), "finished_ms",
+                            int_or_null(e[5]), "worker",
+                            e[6]->len ? json_string(e[6]->str) : json_null()));
+        last_id = e[0]->str;
+        last_score = e[7]->str;
+    }
+    json_t *next = json_null();
+    if (last_id && (long long)json_array_size(jobs) >= limit) {
+        char cursor[160];
+        snprintf(cursor, sizeof(cursor), "%s:%s", last_score, last_id);
+        next = json_string(cursor);
+    }
+    pending_reply(p, 200, json_pack("{s:o, s:o}", "jobs", jobs, "next_cursor", next));
+}
+
+void jobs_list(struct api *a, struct evhttp_request *req)
+{
+    char status[40] = "all", cursor[160] = "";
+    long long limit;
+    if (api_query_int(req, "limit", 50, 1, 500, &limit) < 0)
+        return;
+    if (api_query_str(req, "status", status, sizeof(status))) {
+        bool known = !strcmp(status, "all");
+        for (int i = 0; all_statuses[i]; i++)
+            known = known || !strcmp(status, all_statuses[i]);
+        if (!known) {
+            api_send_error(req, 400,
+                           "query parameter 'status' must be a job status (queued, running, "
+                           "succeeded, failed, timeout, memory_exceeded, cpu_exceeded, "
+                           "output_exceeded, crashed, cancelled, scheduled, dead) or all");
+            return;
+        }
+    }
+    char score[40] = "+inf";
+    const char *cursor_id = "";
+    if (api_query_str(req, "cursor", cursor, sizeof(cursor))) {
+        char *colon = strchr(cursor, ':');
+        char *end = NULL;
+        if (colon)
+            strtod(cursor, &end);
+        if (!colon || end != colon || !util_valid_id(colon + 1) ||
+            (size_t)(colon - cursor) >= sizeof(score)) {
+            api_send_error(req, 400, "query parameter 'cursor' is not a cursor this API made");
+            return;
+        }
+        memcpy(score, cursor, (size_t)(colon - cursor));
+        score[colon - cursor] = '\0';
+        cursor_id = colon + 1;
+    }
+    struct pending *p = pending_new(a, req, ROUTE_JOBS_LIST, NULL);
+    if (!p)
+        return;
+    char key[200], lim[24];
+    snprintf(key, sizeof(key), "%s:index:%s", a->names.prefix, status);
+    snprintf(lim, sizeof(lim), "%lld", limit);
+    const char *argv[] = {key, score, cursor_id, lim, a->names.job_prefix};
+    pending_eval(p, on_list, (void *)(intptr_t)limit, QS_LIST, 1, (int)ARRAY_SIZE(argv), argv,
+                 NULL);
+    pending_done(p);
+}
+
+static void on_workers(struct pending *p, redisReply *r, void *ctx)
+{
+    (void)ctx;
+    json_t *list = json_array();
+    static const char *const ints[] = {"pid", "jobs_done", "jobs_failed", "started_ms",
+                                       "last_heartbeat_ms"};
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i + 2 < r->elements; i += 3) {
+        const redisReply *h = r->element[i + 2];
+        json_t *w = json_pack("{s:s, s:I}", "id", r->element[i]->str, "last_heartbeat_ms",
+                              (json_int_t)strtoll(r->element[i + 1]->str, NULL, 10));
+        /* A worker whose hash expired stopped heartbeating: it is lost. */
+        json_object_set_new(w, "state", json_string(h->elements ? "unknown" : "lost"));
+        for (size_t k = 0; k + 1 < h->elements; k += 2) {
+            const char *f = h->element[k]->str;
+            const redisReply *v = h->element[k + 1];
+            bool is_int = false;
+            for (size_t n = 0; n < ARRAY_SIZE(ints); n++)
+                is_int = is_int || !strcmp(f, ints[n]);
+            if (!strcmp(f, "current_job") && v->len == 0)
+                json_object_set_new(w, f, json_null());
+            else
+                json_object_set_new(w, f,
+                                    is_int ? json_integer(strtoll(v->str, NULL, 10))
+                                           : json_stringn(v->str, v->len));
+        }
+        json_array_append_new(list, w);
+    }
+    pending_reply(p, 200, json_pack("{s:o}", "workers", list));
+}
+
+void jobs_workers(struct api *a, struct evhttp_request *req)
+{
+    struct pending *p = pending_new(a, req, ROUTE_WORKERS, NULL);
+    if (!p)
+        return;
+    const char *argv[] = {a->names.workers, a->names.worker_prefix};
+    pending_eval(p, on_workers, NULL, QS_WORKERS, 1, (int)ARRAY_SIZE(argv), argv, NULL);
+    pending_done(p);
+}
+
+static void on_stats(struct pending *p, redisReply *r, void *ctx)
+{
+    (void)ctx;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 5) {
+        pending_error(p, 503, "unexpected reply from Redis");
+        return;
+    }
+    pending_reply(p, 200,
+                  json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "queue", p->api->names.queue,
+                            "pending", (json_int_t)r->element[0]->integer, "processing",
+                            (json_int_t)r->element[1]->integer, "scheduled",
+                            (json_int_t)r->element[2]->integer, "dead",
+                            (json_int_t)r->element[3]->integer, "workers",
+                            (json_int_t)r->element[4]->integer));
+}
+
+void jobs_queue(struct api *a, struct evhttp_request *req)
+{
+    struct pending *p = pending_new(a, req, ROUTE_QUEUE, NULL);
+    if (!p)
+        return;
+    const char *argv[] = {a->names.queue, a->names.workers, a->names.scheduled, a->names.dead,
+                          a->names.processing_prefix};
+    pending_eval(p, on_stats, NULL, QS_STATS, 4, (int)ARRAY_SIZE(argv), argv, NULL);
+    pending_done(p);
+}

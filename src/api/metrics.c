@@ -1,0 +1,100 @@
+/* GET /metrics in the Prometheus text format. Counters and histograms live
+ * in Redis (<prefix>:stats, kept by the Lua scripts), so every API replica
+ * reports the same cluster-wide figures. */
+#define _GNU_SOURCE
+#include <event2/buffer.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/util.h"
+#include "internal.h"
+
+static const char *stat_of(const redisReply *h, const char *field)
+{
+    for (size_t i = 0; i + 1 < h->elements; i += 2)
+        if (!strcmp(h->element[i]->str, field))
+            return h->element[i + 1]->str;
+    return NULL;
+}
+
+static void histogram(struct evbuffer *b, const char *metric, const char *help,
+                      const redisReply *bounds, const redisReply *h, const char *name)
+{
+    char field[80];
+    long long cumulative = 0;
+    evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s histogram\n", metric, help, metric);
+    for (size_t i = 0; i < bounds->elements; i++) {
+        snprintf(field, sizeof(field), "%s:bucket:%zu", name, i + 1);
+        const char *v = stat_of(h, field);
+        cumulative += v ? atoll(v) : 0;
+        evbuffer_add_printf(b, "%s_bucket{le=\"%s\"} %lld\n", metric, bounds->element[i]->str,
+                            cumulative);
+    }
+    snprintf(field, sizeof(field), "%s:count", name);
+    const char *count = stat_of(h, field);
+    snprintf(field, sizeof(field), "%s:sum", name);
+    const char *sum = stat_of(h, field);
+    evbuffer_add_printf(b, "%s_bucket{le=\"+Inf\"} %s\n%s_sum %s\n%s_count %s\n", metric,
+                        count ? count : "0", metric, sum ? sum : "0", metric,
+                        count ? count : "0");
+}
+
+static void on_metrics(struct pending *p, redisReply *r, void *ctx)
+{
+    static const char *const statuses[] = {"succeeded",       "failed",  "timeout",
+                                           "memory_exceeded", "cpu_exceeded", "output_exceeded",
+                                           "crashed",         "cancelled", "dead"};
+    static const char *const gauges[][2] = {
+        {"stratq_queue_pending", "Jobs waiting in the queue"},
+        {"stratq_queue_processing", "Jobs taken by workers and not finished"},
+        {"stratq_queue_scheduled", "Jobs waiting for a retry"},
+        {"stratq_queue_dead", "Jobs that exhausted their attempts"},
+        {"stratq_workers", "Registered workers"},
+    };
+    (void)ctx;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 7) {
+        pending_error(p, 503, "unexpected reply from Redis");
+        return;
+    }
+    const redisReply *bounds = r->element[5], *h = r->element[6];
+    struct evbuffer *b = evbuffer_new();
+    if (!b) {
+        pending_error(p, 500, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < 5; i++)
+        evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s gauge\n%s %lld\n", gauges[i][0],
+                            gauges[i][1], gauges[i][0], gauges[i][0], r->element[i]->integer);
+    const char *sub = stat_of(h, "submitted");
+    evbuffer_add_printf(b,
+                        "# HELP stratq_jobs_submitted_total Jobs enqueued\n"
+                        "# TYPE stratq_jobs_submitted_total counter\n"
+                        "stratq_jobs_submitted_total %s\n",
+                        sub ? sub : "0");
+    evbuffer_add_printf(b, "# HELP stratq_jobs_completed_total Jobs finished, by status\n"
+                           "# TYPE stratq_jobs_completed_total counter\n");
+    for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++) {
+        char field[64];
+        snprintf(field, sizeof(field), "completed:%s", statuses[i]);
+        const char *v = stat_of(h, field);
+        evbuffer_add_printf(b, "stratq_jobs_completed_total{status=\"%s\"} %s\n", statuses[i],
+                            v ? v : "0");
+    }
+    histogram(b, "stratq_job_duration_seconds", "Run time of finished jobs", bounds, h,
+              "duration");
+    histogram(b, "stratq_job_queue_wait_seconds", "Time from submission to start", bounds, h,
+              "queue_wait");
+    pending_reply_raw(p, 200, b, "text/plain; version=0.0.4");
+    evbuffer_free(b);
+}
+
+void metrics_get(struct api *a, struct evhttp_request *req)
+{
+    struct pending *p = pending_new(a, req, ROUTE_METRICS, NULL);
+    if (!p)
+        return;
+    const char *argv[] = {a->names.queue, a->names.workers, a->names.scheduled, a->names.dead,
+                          a->names.stats, a->names.processing_prefix};
+    pending_eval(p, on_metrics, NULL, QS_METRICS, 5, (int)ARRAY_SIZE(argv), argv, NULL);
+    pending_done(p);
+}

@@ -1,0 +1,20 @@
+-- A job's output from byte offsets on, for GET /v1/jobs/{id}/logs. While
+-- the job runs its output is in the live keys <job>:stdout and <job>:stderr
+-- (appended by its worker); once it is finished, in the job hash.
+-- KEYS[1] job hash. ARGV[1] stdout offset, ARGV[2] stderr offset.
+-- Returns {status, stdout from offset, stderr from offset, stdout length,
+-- stderr length}, or {} for an unknown job.
+local f = redis.call('HMGET', KEYS[1], 'status', 'stdout', 'stderr')
+if not f[1] then
+  return {}
+end
+local out, err
+if f[1] == 'running' or f[1] == 'queued' or f[1] == 'scheduled' then
+  out = redis.call('GET', KEYS[1] .. ':stdout') or ''
+  err = redis.call('GET', KEYS[1] .. ':stderr') or ''
+else
+  out = f[2] or ''
+  err = f[3] or ''
+end
+local o1, o2 = tonumber(ARGV[1]), tonumber(ARGV[2])
+return {f[1], string.sub(out, o1 + 1), string.sub(err, o2 + 1), #out, #err}

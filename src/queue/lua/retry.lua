@@ -1,0 +1,24 @@
+-- Re-enqueue a job that ended without success, as a new attempt.
+-- KEYS[1] job hash, KEYS[2] queue list, KEYS[3] dead zset
+-- ARGV[1] id, ARGV[2] now (ms), ARGV[3] events channel, ARGV[4] key prefix,
+-- ARGV[5] index size limit
+-- Returns {"queued", attempts so far}, {"conflict", status} for a job that
+-- is waiting, running or succeeded, {"missing"} for an unknown id.
+local retryable = {failed = true, timeout = true, memory_exceeded = true, cpu_exceeded = true,
+                   output_exceeded = true, crashed = true, cancelled = true, dead = true}
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then
+  return {'missing'}
+end
+if not retryable[status] then
+  return {'conflict', status}
+end
+redis.call('HDEL', KEYS[1], 'finished_ms', 'result', 'error', 'stdout', 'stderr', 'usage',
+           'cancel_requested_ms', 'started_ms')
+redis.call('HSET', KEYS[1], 'status', 'queued', 'retried_ms', ARGV[2])
+redis.call('PERSIST', KEYS[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('LPUSH', KEYS[2], ARGV[1])
+stratq_index(ARGV[4], ARGV[1], status, 'queued', ARGV[2], tonumber(ARGV[5]))
+redis.call('PUBLISH', ARGV[3], cjson.encode({id = ARGV[1], status = 'queued'}))
+return {'queued', tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0')}
