@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "../common/config.h"
 #include "../common/log.h"
@@ -402,6 +403,7 @@ static void api_connect(struct api *a)
         redisAsyncCommand(ac, on_setup_reply, "AUTH", "AUTH %s", a->url.password);
     if (a->url.db)
         redisAsyncCommand(ac, on_setup_reply, "SELECT", "SELECT %d", a->url.db);
+    redisAsyncCommand(ac, NULL, NULL, "CLIENT SETNAME stratq-api");
     queue_async_load(ac, &a->shas);
     redisAsyncCommand(ac, on_ready_ping, a, "PING");
 }
@@ -753,6 +755,13 @@ int api_main(int argc, char **argv)
     a.lim = (struct job_limits){config_int(CFG_DEFAULT_TIMEOUT), config_int(CFG_MAX_TIMEOUT),
                                 config_int(CFG_DEFAULT_MEMORY), config_int(CFG_MAX_MEMORY)};
     signal(SIGPIPE, SIG_IGN);
+    /* Each connection is an fd: let the soft limit go as high as the hard one
+     * so that STRATQ_MAX_CONNECTIONS, not EMFILE, is what bounds them. */
+    struct rlimit nofile;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+        nofile.rlim_cur = nofile.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &nofile);
+    }
     if (queue_names_init(&a.names, config_str(CFG_QUEUE), config_str(CFG_PREFIX)) < 0)
         goto out;
     a.base = event_base_new();

@@ -15,6 +15,7 @@
 #include "internal.h"
 
 #define SSE_KEEPALIVE_S 15
+#define SSE_TIMEOUT_S (7 * 86400)
 
 struct sse_client {
     struct evhttp_request *req;
@@ -186,6 +187,7 @@ static void sub_connect(struct api *a)
     redisAsyncSetDisconnectCallback(ac, on_sub_disconnect);
     if (a->url.password)
         redisAsyncCommand(ac, NULL, NULL, "AUTH %s", a->url.password);
+    redisAsyncCommand(ac, NULL, NULL, "CLIENT SETNAME stratq-api-events");
     /* Pub/sub messages are global to a Redis server, whatever the db. */
     redisAsyncCommand(ac, on_message, a, "SUBSCRIBE %s", a->names.events);
 }
@@ -221,6 +223,10 @@ void events_sse(struct api *a, struct evhttp_request *req)
     }
     c->req = req;
     c->evcon = evhttp_request_get_connection(req);
+    /* A stream is idle on the read side for as long as it lasts: lift the
+     * slow-client timeout that protects ordinary requests. */
+    if (c->evcon)
+        evhttp_connection_set_timeout(c->evcon, SSE_TIMEOUT_S);
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     evhttp_add_header(h, "Content-Type", "text/event-stream");
     evhttp_add_header(h, "Cache-Control", "no-cache");

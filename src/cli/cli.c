@@ -59,8 +59,8 @@ static void live_draw(void)
         return;
     live.last_tenths = tenths;
     live.drawn = true;
-    fprintf(stderr, "\r\033[Kjob %s: %s, %" PRId64 ".%" PRId64 " s",
-            live.id[0] ? live.id : "(new)", live.status, tenths / 10, tenths % 10);
+    fprintf(stderr, "\r\033[Kjob %s: %s, %" PRId64 ".%" PRId64 " s", live.id[0] ? live.id : "(new)",
+            live.status, tenths / 10, tenths % 10);
     fflush(stderr);
 }
 
@@ -646,8 +646,8 @@ int cli_queue(int argc, char **argv)
         printf("queue %s: %lld pending, %lld processing, %lld scheduled, %lld dead; %lld "
                "workers\n",
                json_string_value(json_object_get(body, "queue")), field_int(body, "pending"),
-               field_int(body, "processing"), field_int(body, "scheduled"),
-               field_int(body, "dead"), field_int(body, "workers"));
+               field_int(body, "processing"), field_int(body, "scheduled"), field_int(body, "dead"),
+               field_int(body, "workers"));
     }
     json_decref(body);
     return CLI_OK;
@@ -909,8 +909,8 @@ int cli_jobs(int argc, char **argv)
         printf("no jobs\n");
     } else {
         int wid = col_width(jobs, "id", 2), wst = col_width(jobs, "status", 6);
-        printf("%-*s  %-*s  %8s  %-19s  %9s  %s\n", wid, "ID", wst, "STATUS", "ATTEMPTS",
-               "CREATED", "RUN TIME", "WORKER");
+        printf("%-*s  %-*s  %8s  %-19s  %9s  %s\n", wid, "ID", wst, "STATUS", "ATTEMPTS", "CREATED",
+               "RUN TIME", "WORKER");
         size_t i;
         json_t *j;
         long long now = util_now_ms();

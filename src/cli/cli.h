@@ -21,7 +21,7 @@ enum {
     CLI_OK = 0,
     CLI_JOB_FAILED = 1, /* the job ended in a status other than succeeded */
     CLI_USAGE = 2,
-    CLI_API_ERROR = 3, /* the API refused the request or could not be reached */
+    CLI_API_ERROR = 3,    /* the API refused the request or could not be reached */
     CLI_NOT_FINISHED = 4, /* `result` without --wait on a job still queued or running */
 };
 

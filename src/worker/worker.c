@@ -64,6 +64,10 @@ static int worker_connect(struct worker *w, bool give_up_on_stop)
 
     while (!w->q) {
         if (queue_sync_connect(&w->url, 5000, &w->q, err, sizeof(err)) == 0) {
+            /* Named, so that CLIENT LIST shows who is who. */
+            redisReply *n = redisCommand(w->q->c, "CLIENT SETNAME stratq-worker");
+            if (n)
+                freeReplyObject(n);
             log_info("connected to Redis", "{s:s, s:i}", "host", w->url.host, "port",
                      w->url.port);
             return 0;

@@ -1,0 +1,417 @@
+"""Every route of the full API against the real stack: long-poll waits,
+cancel, retry, listing, batch, live logs, workers, events, idempotency,
+limits, metrics and Redis outages."""
+
+import json
+import os
+import resource
+import selectors
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from conftest import (PREFIX, QUEUE, REDIS_SERVER, TERMINAL, Api, free_port, pid_alive,
+                      wait_for)
+
+RETURN_7 = "def run(ctx):\n    return 7\n"
+SLEEPER = "import time\n\ndef run(ctx):\n    time.sleep(ctx.params.get('s', 30))\n    return 'woke'\n"
+BOOM = "def run(ctx):\n    raise RuntimeError('boom')\n"
+
+
+def test_get_with_wait_returns_when_the_job_finishes(stack):
+    api = stack.start_api().client
+    stack.start_worker()
+    job_id = api.submit({"code": SLEEPER, "params": {"s": 0.5}})
+    t0 = time.monotonic()
+    status, body = api.get(f"/v1/jobs/{job_id}?wait=30", timeout=40)
+    assert status == 200 and body["status"] == "succeeded" and body["result"] == "woke", body
+    # Woken by the completion, not by the end of the wait.
+    assert time.monotonic() - t0 < 20
+
+
+def test_wait_ends_after_s_seconds_with_the_current_status(stack):
+    api = stack.start_api().client  # no worker: the job stays queued
+    job_id = api.submit({"code": RETURN_7})
+    t0 = time.monotonic()
+    status, body = api.get(f"/v1/jobs/{job_id}?wait=1", timeout=10)
+    waited = time.monotonic() - t0
+    assert status == 200 and body["status"] == "queued", body
+    assert waited >= 0.9, waited
+    status, body = api.get(f"/v1/jobs/{job_id}/result?wait=1", timeout=10)
+    assert status == 202 and body == {"id": job_id, "status": "queued"}, body
+    for bad in ("61", "-1", "x"):
+        status, body = api.get(f"/v1/jobs/{job_id}?wait={bad}")
+        assert status == 400 and "wait" in body["error"], (bad, body)
+
+
+def test_submit_with_wait_runs_synchronously(stack):
+    api = stack.start_api().client
+    stack.start_worker()
+    status, body = api.post("/v1/jobs?wait=30", {"code": RETURN_7}, timeout=40)
+    assert status == 201, body
+    assert body["status"] == "succeeded" and body["result"] == 7, body
+
+
+def test_result_route(stack):
+    api = stack.start_api().client
+    stack.start_worker()
+    job_id = api.submit({"code": "def run(ctx):\n    return {'x': 0.1}\n"})
+    status, body = api.get(f"/v1/jobs/{job_id}/result?wait=30", timeout=40)
+    assert status == 200, body
+    assert body == {"id": job_id, "status": "succeeded", "error": None, "result": {"x": 0.1}}
+    status, body = api.get("/v1/jobs/nope/result")
+    assert status == 404
+
+
+def test_cancel_a_queued_job(stack, r):
+    api = stack.start_api().client
+    job_id = api.submit({"code": RETURN_7})
+    status, body = api.request("DELETE", f"/v1/jobs/{job_id}")
+    assert status == 200 and body == {"id": job_id, "status": "cancelled"}, body
+    assert api.job(job_id)["status"] == "cancelled"
+    assert r.llen(QUEUE) == 0
+    # A worker started now finds nothing to run.
+    stack.start_worker()
+    assert api.job(job_id)["status"] == "cancelled"
+    status, body = api.request("DELETE", f"/v1/jobs/{job_id}")
+    assert status == 409 and "already finished" in body["error"], body
+    status, _ = api.request("DELETE", "/v1/jobs/unknown-job")
+    assert status == 404
+
+
+def test_cancel_a_running_job_kills_it_within_a_second(stack):
+    api = stack.start_api().client
+    stack.start_worker()
+    code = ("import os, time\n\ndef run(ctx):\n    print(os.getpid(), flush=True)\n"
+            "    time.sleep(60)\n")
+    job_id = api.submit({"code": code})
+    api.wait_status(job_id, "running")
+    logs = wait_for(lambda: (lambda b: b if b["stdout"].strip() else None)(
+        api.get(f"/v1/jobs/{job_id}/logs")[1]), 20, "the job to print its pid")
+    pid = int(logs["stdout"].split()[0])
+    status, body = api.request("DELETE", f"/v1/jobs/{job_id}")
+    assert status == 202 and body == {"id": job_id, "status": "cancelling"}, body
+    job = api.wait_job(job_id, timeout=10)
+    assert job["status"] == "cancelled", job
+    assert job["error"]["type"] == "Cancelled"
+    assert job["finished_ms"] - job["cancel_requested_ms"] <= 1500, job
+    wait_for(lambda: not pid_alive(pid), 5, f"the job's process {pid} to be gone")
+    # The worker goes on.
+    job = api.wait_job(api.submit({"code": RETURN_7}))
+    assert job["status"] == "succeeded", job
+
+
+def test_retry(stack):
+    api = stack.start_api().client
+    stack.start_worker()
+    job_id = api.submit({"code": BOOM})
+    assert api.wait_job(job_id)["status"] == "failed"
+    status, body = api.post(f"/v1/jobs/{job_id}/retry")
+    assert status == 200 and body == {"id": job_id, "status": "queued", "attempts": 1}, body
+    job = api.wait_job(job_id)
+    assert job["status"] == "failed" and job["attempts"] == 2, job
+    ok = api.submit({"code": RETURN_7})
+    assert api.wait_job(ok)["status"] == "succeeded"
+    status, body = api.post(f"/v1/jobs/{ok}/retry")
+    assert status == 409 and "succeeded" in body["error"], body
+    assert api.post("/v1/jobs/ghost/retry")[0] == 404
+
+
+def test_listing_pages_newest_first(stack):
+    api = stack.start_api().client
+    ids = []
+    for i in range(5):
+        ids.append(api.submit({"code": RETURN_7, "id": f"list-{i}"}))
+        time.sleep(0.002)  # distinct creation times, so the order is defined
+    seen, cursor = [], None
+    for _ in range(5):
+        path = "/v1/jobs?status=queued&limit=2" + (f"&cursor={cursor}" if cursor else "")
+        status, body = api.get(path)
+        assert status == 200, body
+        seen += [j["id"] for j in body["jobs"]]
+        assert all(j["status"] == "queued" for j in body["jobs"])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == list(reversed(ids))
+    status, body = api.get("/v1/jobs")
+    assert status == 200 and [j["id"] for j in body["jobs"]] == list(reversed(ids))
+    assert api.get("/v1/jobs?status=succeeded")[1]["jobs"] == []
+    for bad in ("status=bogus", "limit=0", "limit=501", "cursor=zzz"):
+        status, body = api.get(f"/v1/jobs?{bad}")
+        assert status == 400, (bad, body)
+
+
+def test_batch(stack, r):
+    api = stack.start_api().client
+    specs = [{"code": RETURN_7}, {"code": 5}, {"code": RETURN_7, "id": "batch-a"},
+             {"params": {}}]
+    status, body = api.post("/v1/jobs/batch", {"jobs": specs})
+    assert status == 200, body
+    items = body["jobs"]
+    assert len(items) == 4
+    assert items[0]["status"] == "queued" and "id" in items[0]
+    assert "'code' must be a string" in items[1]["error"]
+    assert items[2] == {"id": "batch-a", "status": "queued"}
+    assert "'code'" in items[3]["error"]
+    assert r.llen(QUEUE) == 2
+    status, body = api.post("/v1/jobs/batch", {"jobs": [{"code": RETURN_7}] * 1001})
+    assert status == 400 and "1000" in body["error"], body
+    assert api.post("/v1/jobs/batch", {"jobs": []})[0] == 400
+    assert api.post("/v1/jobs/batch", [1])[0] == 400
+
+
+def test_idempotent_resubmission(stack, r):
+    api = stack.start_api().client
+    status, body = api.post("/v1/jobs", {"code": RETURN_7, "id": "order-42"})
+    assert status == 201 and body == {"id": "order-42", "status": "queued"}, body
+    status, body = api.post("/v1/jobs", {"code": "def run(ctx):\n    return 8\n", "id": "order-42"})
+    assert status == 200 and body == {"id": "order-42", "status": "queued"}, body
+    status, body = api.post("/v1/jobs", {"code": RETURN_7}, headers={"Idempotency-Key": "order-42"})
+    assert status == 200 and body["id"] == "order-42", body
+    assert r.llen(QUEUE) == 1
+    assert "return 7" in json.loads(r.hget(f"{PREFIX}:job:order-42", "spec"))["code"]
+    status, body = api.post("/v1/jobs", {"code": RETURN_7, "id": "a"}, headers={"Idempotency-Key": "b"})
+    assert status == 400 and "differ" in body["error"], body
+    status, body = api.post("/v1/jobs", {"code": RETURN_7, "id": "has space"})
+    assert status == 400 and "'id'" in body["error"], body
+
+
+def test_logs_are_readable_while_the_job_runs(stack):
+    api = stack.start_api().client
+    stack.start_worker()
+    code = ("import sys, time\n\ndef run(ctx):\n    print('first line', flush=True)\n"
+            "    print('to stderr', file=sys.stderr, flush=True)\n    time.sleep(3)\n"
+            "    print('second line', flush=True)\n    return 1\n")
+    job_id = api.submit({"code": code})
+
+    def first_seen():
+        status, body = api.get(f"/v1/jobs/{job_id}/logs")
+        assert status == 200, body
+        return body if "first line" in body["stdout"] and "to stderr" in body["stderr"] else None
+
+    body = wait_for(first_seen, 20, "the first line in the live log")
+    assert body["status"] == "running" and body["done"] is False, body
+    off_out, off_err = body["stdout_offset"], body["stderr_offset"]
+    assert off_out == len("first line\n")
+    api.wait_job(job_id)
+    status, body = api.get(f"/v1/jobs/{job_id}/logs?stdout_offset={off_out}&stderr_offset={off_err}")
+    assert status == 200 and body["done"] is True, body
+    assert body["stdout"] == "second line\n" and body["stderr"] == "", body
+    assert api.get("/v1/jobs/nope/logs")[0] == 404
+
+
+def test_workers_route(stack):
+    api = stack.start_api().client
+    w1, w2 = stack.start_workers(2)
+    status, body = api.get("/v1/workers")
+    assert status == 200, body
+    by_id = {w["id"]: w for w in body["workers"]}
+    assert set(by_id) == {w1.id, w2.id}
+    for w in (w1, w2):
+        rec = by_id[w.id]
+        assert rec["state"] == "idle" and rec["pid"] == w.pid and rec["current_job"] is None
+        assert rec["jobs_done"] == 0 and rec["last_heartbeat_ms"] > 0 and rec["host"]
+
+
+def read_sse_until(sock, pred, timeout):
+    """Reads SSE events from sock until pred(event dict) is true."""
+    buf = b""
+    deadline = time.monotonic() + timeout
+    events = []
+    while time.monotonic() < deadline:
+        sock.settimeout(max(0.05, deadline - time.monotonic()))
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            break
+        if not chunk:
+            break
+        buf += chunk
+        for line in buf.split(b"\n"):
+            if line.startswith(b"data: "):
+                try:
+                    ev = json.loads(line[6:])
+                except ValueError:
+                    continue
+                if ev not in events:
+                    events.append(ev)
+                    if pred(ev):
+                        return events
+    raise AssertionError(f"no matching event within {timeout}s; saw {events}")
+
+
+def test_events_stream(stack):
+    api_proc = stack.start_api()
+    api = api_proc.client
+    stack.start_worker()
+    sock = socket.create_connection(("127.0.0.1", api_proc.port))
+    try:
+        sock.sendall(b"GET /v1/events HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = sock.recv(4096)
+        assert b"200" in head.split(b"\r\n")[0] and b"text/event-stream" in head, head
+        job_id = api.submit({"code": RETURN_7})
+        events = read_sse_until(sock, lambda e: e.get("id") == job_id and e["status"] in TERMINAL, 30)
+        statuses = [e["status"] for e in events if e.get("id") == job_id]
+        assert statuses == ["queued", "running", "succeeded"], events
+    finally:
+        sock.close()
+    # The API goes on serving after the client went away.
+    assert api.healthy()
+
+
+def test_limits_name_the_limit(stack):
+    api = stack.start_api().client
+    deep = {"code": RETURN_7, "data": 1}
+    for _ in range(70):
+        deep["data"] = [deep["data"]]
+    status, body = api.post("/v1/jobs", deep)
+    assert status == 400 and "64" in body["error"], body
+    status, body = api.post("/v1/jobs", {"code": RETURN_7, "params": {f"p{i}": i for i in range(1001)}})
+    assert status == 400 and "1000" in body["error"] and "params" in body["error"], body
+    status, body = api.post("/v1/jobs", {"code": RETURN_7, "timeout_s": 99999})
+    assert status == 400 and "STRATQ_MAX_TIMEOUT_S" in body["error"] and "3600" in body["error"], body
+    status, body = api.post("/v1/jobs", {"code": RETURN_7, "memory_mb": 99999})
+    assert status == 400 and "STRATQ_MAX_MEMORY_MB" in body["error"] and "4096" in body["error"], body
+
+
+def test_metrics(stack):
+    api = stack.start_api().client
+    stack.start_worker()
+    for code in (RETURN_7, RETURN_7, BOOM):
+        api.wait_job(api.submit({"code": code}))
+    status, text = api.get("/metrics")
+    assert status == 200 and isinstance(text, str), text
+    lines = dict(line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
+    assert lines["stratq_jobs_submitted_total"] == "3"
+    assert lines['stratq_jobs_completed_total{status="succeeded"}'] == "2"
+    assert lines['stratq_jobs_completed_total{status="failed"}'] == "1"
+    assert lines["stratq_job_duration_seconds_count"] == "3"
+    assert lines['stratq_job_duration_seconds_bucket{le="+Inf"}'] == "3"
+    assert lines["stratq_job_queue_wait_seconds_count"] == "3"
+    assert lines["stratq_workers"] == "1" and lines["stratq_queue_pending"] == "0"
+    status, body = api.get("/readyz")
+    assert status == 200 and body["ready"] is True
+
+
+def test_auth(stack, tmp_path):
+    tokens = tmp_path / "tokens"
+    tokens.write_text("# team tokens\n\nsecret-one\n  secret-two  \n")
+    api = stack.start_api(env={"STRATQ_API_TOKENS_FILE": str(tokens)}).client
+    assert api.get("/healthz")[0] == 200
+    assert api.get("/readyz")[0] == 200
+    status, body = api.get("/v1/queue")
+    assert status == 401 and "Bearer" in body["error"], body
+    status, body = api.get("/v1/queue", headers={"Authorization": "Bearer nope"})
+    assert status == 403, body
+    for tok in ("secret-one", "secret-two"):
+        assert api.get("/v1/queue", headers={"Authorization": f"Bearer {tok}"})[0] == 200
+    assert api.get("/metrics")[0] == 401
+    # Tokens never reach the log.
+    log = stack.procs[-1].log()
+    assert "secret-one" not in log and "nope" not in log
+
+
+def test_no_tokens_means_loopback_only(stack):
+    proc = stack.spawn("api", ["api", "--port", str(free_port()), "--bind", "0.0.0.0",
+                               "--redis-url", stack.redis_url])
+    assert proc.popen.wait(timeout=20) == 2
+    assert "STRATQ_API_TOKENS_FILE" in proc.log()
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    port = free_port()
+    proc = subprocess.Popen([REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", str(tmp_path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    import redis as redis_py
+    client = redis_py.Redis(host="127.0.0.1", port=port)
+    wait_for(lambda: _ping(client), 20, "the private redis-server")
+    yield port, proc
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGCONT)
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def _ping(client):
+    try:
+        return client.ping()
+    except Exception:
+        return False
+
+
+def test_redis_unreachable_is_503_with_retry_after_within_2s(stack, private_redis):
+    port, proc = private_redis
+    api_proc = stack.start_api(args=["--redis-url", f"redis://127.0.0.1:{port}"])
+    api = api_proc.client
+    assert api.get("/v1/queue")[0] == 200
+    os.kill(proc.pid, signal.SIGSTOP)  # Redis hangs: connected, never answering
+    try:
+        t0 = time.monotonic()
+        req = __import__("urllib.request").request.Request(api.base_url + "/v1/queue")
+        try:
+            __import__("urllib.request").request.urlopen(req, timeout=10)
+            raise AssertionError("expected 503")
+        except __import__("urllib.error").error.HTTPError as e:
+            assert e.code == 503 and e.headers["Retry-After"], e
+            assert "Redis" in json.loads(e.read())["error"]
+        assert time.monotonic() - t0 < 3.5
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+    proc.terminate()
+    proc.wait(timeout=20)
+    status, body = wait_for(lambda: (lambda sb: sb if sb[0] == 503 else None)(api.get("/v1/queue")),
+                            10, "503 once Redis is gone")
+    assert "Redis" in body["error"]
+    assert api.get("/readyz")[0] == 503
+
+
+def test_a_thousand_long_poll_waiters_share_one_subscription(stack, r):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 4096:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))
+    api_proc = stack.start_api()
+    api = api_proc.client
+    status, body = api.post("/v1/jobs/batch", {"jobs": [{"code": RETURN_7}] * 200})
+    assert status == 200
+    ids = [item["id"] for item in body["jobs"]]
+    sel = selectors.DefaultSelector()
+    socks = []
+    for i in range(1000):
+        s = socket.create_connection(("127.0.0.1", api_proc.port))
+        s.sendall(f"GET /v1/jobs/{ids[i % 200]}?wait=60 HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        s.setblocking(False)
+        sel.register(s, selectors.EVENT_READ, {"buf": b"", "id": ids[i % 200]})
+        socks.append(s)
+    try:
+        # All 1,000 are waiting, and the API holds a handful of Redis
+        # connections (commands + the one subscription), not one per waiter.
+        wait_for(lambda: api.get("/metrics")[0] == 200, 10, "the API to answer while waiters wait")
+        clients = [c for c in r.client_list() if c["name"].startswith("stratq-api")]
+        assert 1 <= len(clients) <= 4, clients
+        stack.start_workers(2)
+        done = 0
+        deadline = time.monotonic() + 180
+        while done < 1000 and time.monotonic() < deadline:
+            for key, _ in sel.select(timeout=1):
+                data = key.fileobj.recv(65536)
+                key.data["buf"] += data
+                buf = key.data["buf"]
+                if b"\r\n\r\n" in buf:
+                    head, _, rest = buf.partition(b"\r\n\r\n")
+                    length = int([h.split(b":")[1] for h in head.split(b"\r\n")
+                                  if h.lower().startswith(b"content-length")][0])
+                    if len(rest) >= length:
+                        body = json.loads(rest[:length])
+                        assert body["id"] == key.data["id"] and body["status"] == "succeeded", body
+                        sel.unregister(key.fileobj)
+                        done += 1
+        assert done == 1000, f"only {done} of 1000 waiters were answered"
+    finally:
+        for s in socks:
+            s.close()
