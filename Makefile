@@ -34,7 +34,7 @@ objs = $(patsubst src/%.c,$(1)/obj/%.o,$(2))
 REL_OBJ := $(call objs,build,$(LIB_SRC)) build/obj/gen/lua.o
 ASAN_OBJ := $(call objs,build/asan,$(LIB_SRC)) build/asan/obj/gen/lua.o
 
-.PHONY: all deps test unit integration demo bench clean lint format
+.PHONY: all deps test unit integration demo bench bench-api fuzz fuzz-smoke clean lint format
 all: build/stratq
 
 deps:
@@ -77,6 +77,7 @@ integration: build/asan/stratq
 
 test: deps
 	$(MAKE) unit
+	$(MAKE) fuzz-smoke
 	$(MAKE) integration
 
 demo: deps build/stratq
@@ -85,12 +86,63 @@ demo: deps build/stratq
 bench: deps build/stratq
 	@sh scripts/bench.sh
 
+# `make bench-api`: wrk against `stratq api` + its own redis-server, with
+# redis-benchmark's rate for the same enqueue script as the ceiling.
+bench-api: deps build/stratq
+	@sh scripts/bench-api.sh
+
+# libFuzzer targets (tests/fuzz/fuzz_*.c), built with clang into build/fuzz/
+# apart from the gcc builds. Each links only the code it fuzzes: src/common
+# and the router (not the HTTP server). `make fuzz` runs each for
+# FUZZ_SECONDS; `make fuzz-smoke` (part of `make test`) for
+# FUZZ_SMOKE_SECONDS. New inputs go to build/fuzz/corpus/<target>, crashes to
+# build/fuzz/artifacts/; the seeds in tests/fuzz/corpus/<target> are read only.
+FUZZ_CC ?= clang-14
+FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_SECONDS ?= 8
+FUZZ_FLAGS ?=
+FUZZ_CFLAGS := -std=c11 -g -O1 $(WARN) $(PKG_CFLAGS) -Isrc -fno-omit-frame-pointer \
+               -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+FUZZ_LDFLAGS := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_LIB_SRC := $(sort $(wildcard src/common/*.c)) src/api/router.c
+FUZZ_LIB_OBJ := $(call objs,build/fuzz,$(FUZZ_LIB_SRC))
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
+FUZZ_BIN := $(addprefix build/fuzz/,$(FUZZ_TARGETS))
+.SECONDARY: $(FUZZ_LIB_OBJ)
+
+build/fuzz/obj/%.o: src/%.c
+	@mkdir -p $(@D)
+	$(call say,CC)$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_OBJ)
+	@mkdir -p $(@D)
+	$(call say,CC)$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP $< $(FUZZ_LIB_OBJ) $(FUZZ_LDFLAGS) -ljansson -lm -o $@
+
+# $(call run_fuzz,SECONDS): runs every target on its seeds for SECONDS.
+define run_fuzz
+@set -e; for t in $(FUZZ_TARGETS); do \
+	echo "== fuzz $$t ($(1) s)"; \
+	mkdir -p build/fuzz/corpus/$$t build/fuzz/artifacts; \
+	dict=""; [ -f tests/fuzz/$$t.dict ] && dict="-dict=tests/fuzz/$$t.dict"; \
+	build/fuzz/$$t -max_total_time=$(1) -print_final_stats=1 $$dict \
+		-artifact_prefix=build/fuzz/artifacts/$$t- $(FUZZ_FLAGS) \
+		build/fuzz/corpus/$$t tests/fuzz/corpus/$$t 2>build/fuzz/$$t.log \
+		|| { tail -n 60 build/fuzz/$$t.log; echo "fuzz $$t failed: see build/fuzz/$$t.log and build/fuzz/artifacts/"; exit 1; }; \
+	grep -E '^#[0-9]+[[:space:]]+DONE|^Done' build/fuzz/$$t.log; \
+done
+endef
+
+fuzz: deps $(FUZZ_BIN)
+	$(call run_fuzz,$(FUZZ_SECONDS))
+
+fuzz-smoke: deps $(FUZZ_BIN)
+	$(call run_fuzz,$(FUZZ_SMOKE_SECONDS))
+
 lint:
 	shellcheck scripts/*.sh tools/*.sh .ci/run
-	clang-format --dry-run --Werror src/*.c src/*/*.c src/*/*.h tests/unit/*.c
+	clang-format --dry-run --Werror src/*.c src/*/*.c src/*/*.h tests/unit/*.c tests/fuzz/*.c
 
 format:
-	clang-format -i src/*.c src/*/*.c src/*/*.h tests/unit/*.c
+	clang-format -i src/*.c src/*/*.c src/*/*.h tests/unit/*.c tests/fuzz/*.c
 
 clean:
 	rm -rf build
