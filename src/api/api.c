@@ -131,8 +131,8 @@ int api_query_int(struct evhttp_request *req, const char *name, long long def, l
     errno = 0;
     long long v = strtoll(buf, &end, 10);
     if (errno || end == buf || *end || v < min || v > max) {
-        api_send_error(req, 400, "query parameter '%s' must be an integer from %lld to %lld",
-                       name, min, max);
+        api_send_error(req, 400, "query parameter '%s' must be an integer from %lld to %lld", name,
+                       min, max);
         return -EINVAL;
     }
     *ret = v;
@@ -147,8 +147,7 @@ static void on_op_timeout(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     log_warn("Redis did not answer in time", "{s:i}", "timeout_ms", API_REDIS_TIMEOUT_MS);
-    pending_error(p, 503, "Redis did not answer within %d ms; retry shortly",
-                  API_REDIS_TIMEOUT_MS);
+    pending_error(p, 503, "Redis did not answer within %d ms; retry shortly", API_REDIS_TIMEOUT_MS);
     pending_done(p);
 }
 
@@ -337,8 +336,8 @@ static void on_redis_connect(const redisAsyncContext *ac, int status)
 {
     struct api *a = ac->data;
     if (status != REDIS_OK) {
-        log_warn("cannot connect to Redis, retrying", "{s:s, s:i}", "error", ac->errstr,
-                 "retry_ms", a->reconnect_ms);
+        log_warn("cannot connect to Redis, retrying", "{s:s, s:i}", "error", ac->errstr, "retry_ms",
+                 a->reconnect_ms);
         a->rc = NULL;
         schedule_reconnect(a);
         return;
@@ -363,8 +362,8 @@ static void on_setup_reply(redisAsyncContext *ac, void *reply, void *priv)
     redisReply *r = reply;
     (void)ac;
     if (r && r->type == REDIS_REPLY_ERROR)
-        log_error("Redis refused the connection setup", "{s:s, s:s}", "step", (char *)priv,
-                  "error", r->str);
+        log_error("Redis refused the connection setup", "{s:s, s:s}", "step", (char *)priv, "error",
+                  r->str);
 }
 
 /* The PING queued after AUTH and SELECT: Redis is usable only if it
@@ -377,8 +376,8 @@ static void on_ready_ping(redisAsyncContext *ac, void *reply, void *priv)
     if (r && r->type == REDIS_REPLY_STATUS)
         a->redis_ready = true;
     else if (r && r->type == REDIS_REPLY_ERROR)
-        log_error("Redis refuses commands; check the password in the Redis URL", "{s:s}",
-                  "error", r->str);
+        log_error("Redis refuses commands; check the password in the Redis URL", "{s:s}", "error",
+                  r->str);
 }
 
 static void api_connect(struct api *a)
@@ -515,8 +514,8 @@ static void handle_readyz(struct api *a, struct evhttp_request *req)
     if (!ready)
         evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
     api_send_json(req, ready ? 200 : 503,
-                  json_pack("{s:b, s:b, s:b}", "ready", ready, "redis", a->redis_ready,
-                            "events", a->sub_ready));
+                  json_pack("{s:b, s:b, s:b}", "ready", ready, "redis", a->redis_ready, "events",
+                            a->sub_ready));
 }
 
 static const char *method_name(enum evhttp_cmd_type m)
@@ -725,7 +724,9 @@ int api_main(int argc, char **argv)
     }
     if (r < 0 || nargs > 0 || log_set_level_name(config_str(CFG_LOG_LEVEL)) < 0) {
         fprintf(stderr, "stratq api: %s\n",
-                r < 0 ? err : nargs ? "takes no arguments" : "bad --log-level");
+                r < 0   ? err
+                : nargs ? "takes no arguments"
+                        : "bad --log-level");
         config_free();
         return 2;
     }
@@ -774,8 +775,8 @@ int api_main(int argc, char **argv)
     evhttp_set_max_body_size(a.http, (ev_ssize_t)a.max_body * 2);
     evhttp_set_timeout(a.http, (int)config_int(CFG_CLIENT_TIMEOUT));
     evhttp_set_allowed_methods(a.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
-                                           EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD |
-                                           EVHTTP_REQ_PATCH | EVHTTP_REQ_OPTIONS);
+                                           EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD | EVHTTP_REQ_PATCH |
+                                           EVHTTP_REQ_OPTIONS);
     evhttp_set_gencb(a.http, on_request, &a);
     if (!evhttp_bind_socket_with_handle(a.http, bind, (ev_uint16_t)config_int(CFG_API_PORT))) {
         log_error("cannot listen", "{s:s, s:I}", "bind", bind, "port",

@@ -14,9 +14,9 @@
 #include "internal.h"
 
 static const char *const all_statuses[] = {
-    "queued",       "running",         "succeeded", "failed",    "timeout",
-    "memory_exceeded", "cpu_exceeded", "output_exceeded", "crashed", "cancelled",
-    "scheduled",    "dead",            NULL,
+    "queued",       "running",         "succeeded", "failed",    "timeout",   "memory_exceeded",
+    "cpu_exceeded", "output_exceeded", "crashed",   "cancelled", "scheduled", "dead",
+    NULL,
 };
 
 static void now_str(char *buf, size_t len)
@@ -200,8 +200,9 @@ static bool take_client_id(struct evhttp_request *req, json_t *spec, const char 
     id[0] = '\0';
     if (v) {
         if (!json_is_string(v) || !util_valid_id(json_string_value(v))) {
-            snprintf(err, errlen, "field 'id' must be a string of 1 to 64 characters of "
-                                  "[A-Za-z0-9_-]");
+            snprintf(err, errlen,
+                     "field 'id' must be a string of 1 to 64 characters of "
+                     "[A-Za-z0-9_-]");
             return false;
         }
         snprintf(id, idlen, "%s", json_string_value(v));
@@ -209,8 +210,9 @@ static bool take_client_id(struct evhttp_request *req, json_t *spec, const char 
     }
     if (header) {
         if (!util_valid_id(header)) {
-            snprintf(err, errlen, "the Idempotency-Key header must be 1 to 64 characters of "
-                                  "[A-Za-z0-9_-]");
+            snprintf(err, errlen,
+                     "the Idempotency-Key header must be 1 to 64 characters of "
+                     "[A-Za-z0-9_-]");
             return false;
         }
         if (id[0] && strcmp(id, header) != 0) {
@@ -236,8 +238,8 @@ static void enqueue(struct pending *p, pending_handler *h, void *ctx, const char
     _cleanup_free_ char *key = queue_job_key(&a->names, id);
     now_str(now, sizeof(now));
     snprintf(imax, sizeof(imax), "%lld", a->index_size);
-    const char *argv[] = {key, a->names.queue, id, spec_text, now, a->names.events,
-                          a->names.prefix, imax};
+    const char *argv[] = {key, a->names.queue, id, spec_text, now, a->names.events, a->names.prefix,
+                          imax};
     pending_eval(p, h, ctx, QS_ENQUEUE, 2, (int)ARRAY_SIZE(argv), argv, NULL);
 }
 
@@ -263,8 +265,9 @@ static const char *request_body(struct api *a, struct evhttp_request *req, size_
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in);
     if (len > a->max_body) {
-        api_send_error(req, 413, "the request body is %zu bytes; the limit (STRATQ_MAX_BODY) is %zu",
-                       len, a->max_body);
+        api_send_error(req, 413,
+                       "the request body is %zu bytes; the limit (STRATQ_MAX_BODY) is %zu", len,
+                       a->max_body);
         return NULL;
     }
     *ret_len = len;
@@ -283,8 +286,7 @@ void jobs_submit(struct api *a, struct evhttp_request *req)
     const char *body = request_body(a, req, &len);
     if (!body)
         return;
-    const char *idem =
-        evhttp_find_header(evhttp_request_get_input_headers(req), "Idempotency-Key");
+    const char *idem = evhttp_find_header(evhttp_request_get_input_headers(req), "Idempotency-Key");
     if (job_json_parse(body, len, &spec, err, sizeof(err)) < 0 ||
         (json_is_object(spec) &&
          !take_client_id(req, spec, idem, id, sizeof(id), err, sizeof(err))) ||
@@ -350,8 +352,8 @@ void jobs_batch(struct api *a, struct evhttp_request *req)
     size_t n = json_array_size(jobs);
     if (n == 0 || n > API_MAX_BATCH) {
         json_decref(doc);
-        api_send_error(req, 400, "field 'jobs' must hold 1 to %d job specs, not %zu",
-                       API_MAX_BATCH, n);
+        api_send_error(req, 400, "field 'jobs' must hold 1 to %d job specs, not %zu", API_MAX_BATCH,
+                       n);
         return;
     }
     struct pending *p = pending_new(a, req, ROUTE_JOBS_BATCH, NULL);
@@ -442,8 +444,9 @@ void jobs_cancel(struct api *a, struct evhttp_request *req, const char *id)
     now_str(now, sizeof(now));
     snprintf(imax, sizeof(imax), "%lld", a->index_size);
     snprintf(ttl, sizeof(ttl), "%lld", a->failed_ttl);
-    const char *argv[] = {key, a->names.queue, a->names.scheduled, id, now, a->names.events,
-                          a->names.prefix, imax, ttl};
+    const char *argv[] = {key, a->names.queue,  a->names.scheduled, id,
+                          now, a->names.events, a->names.prefix,    imax,
+                          ttl};
     pending_eval(p, on_cancel, NULL, QS_CANCEL, 3, (int)ARRAY_SIZE(argv), argv, NULL);
     pending_done(p);
 }
@@ -453,12 +456,13 @@ static void on_retry(struct pending *p, redisReply *r, void *ctx)
     (void)ctx;
     const char *what = r->type == REDIS_REPLY_ARRAY && r->elements ? r->element[0]->str : "";
     if (!strcmp(what, "queued"))
-        pending_reply(p, 200, json_pack("{s:s, s:s, s:I}", "id", p->id, "status", "queued",
-                                        "attempts", (json_int_t)r->element[1]->integer));
+        pending_reply(p, 200,
+                      json_pack("{s:s, s:s, s:I}", "id", p->id, "status", "queued", "attempts",
+                                (json_int_t)r->element[1]->integer));
     else if (!strcmp(what, "conflict"))
         pending_error(p, 409,
-                      "job '%s' is %s; only a job that ended without success can be retried",
-                      p->id, r->elements > 1 ? r->element[1]->str : "?");
+                      "job '%s' is %s; only a job that ended without success can be retried", p->id,
+                      r->elements > 1 ? r->element[1]->str : "?");
     else
         pending_error(p, 404, "no job with id '%s'", p->id);
 }
@@ -472,8 +476,8 @@ void jobs_retry(struct api *a, struct evhttp_request *req, const char *id)
     _cleanup_free_ char *key = queue_job_key(&a->names, id);
     now_str(now, sizeof(now));
     snprintf(imax, sizeof(imax), "%lld", a->index_size);
-    const char *argv[] = {key, a->names.queue, a->names.dead, id, now, a->names.events,
-                          a->names.prefix, imax};
+    const char *argv[] = {key, a->names.queue,  a->names.dead,   id,
+                          now, a->names.events, a->names.prefix, imax};
     pending_eval(p, on_retry, NULL, QS_RETRY, 3, (int)ARRAY_SIZE(argv), argv, NULL);
     pending_done(p);
 }
@@ -534,12 +538,12 @@ static void on_list(struct pending *p, redisReply *r, void *ctx)
     const char *last_id = NULL, *last_score = NULL;
     for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i + 7 < r->elements; i += 8) {
         redisReply **e = r->element + i;
-        json_array_append_new(
-            jobs, json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o}", "id", e[0]->str, "status",
-                            e[1]->str, "attempts", int_or_null(e[2]), "created_ms",
-                            int_or_null(e[3]), "started_ms", int_or_null(e[4]), "finished_ms",
-                            int_or_null(e[5]), "worker",
-                            e[6]->len ? json_string(e[6]->str) : json_null()));
+        json_array_append_new(jobs, json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o}", "id",
+                                              e[0]->str, "status", e[1]->str, "attempts",
+                                              int_or_null(e[2]), "created_ms", int_or_null(e[3]),
+                                              "started_ms", int_or_null(e[4]), "finished_ms",
+                                              int_or_null(e[5]), "worker",
+                                              e[6]->len ? json_string(e[6]->str) : json_null()));
         last_id = e[0]->str;
         last_score = e[7]->str;
     }

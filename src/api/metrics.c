@@ -35,15 +35,14 @@ static void histogram(struct evbuffer *b, const char *metric, const char *help,
     snprintf(field, sizeof(field), "%s:sum", name);
     const char *sum = stat_of(h, field);
     evbuffer_add_printf(b, "%s_bucket{le=\"+Inf\"} %s\n%s_sum %s\n%s_count %s\n", metric,
-                        count ? count : "0", metric, sum ? sum : "0", metric,
-                        count ? count : "0");
+                        count ? count : "0", metric, sum ? sum : "0", metric, count ? count : "0");
 }
 
 static void on_metrics(struct pending *p, redisReply *r, void *ctx)
 {
-    static const char *const statuses[] = {"succeeded",       "failed",  "timeout",
+    static const char *const statuses[] = {"succeeded",       "failed",       "timeout",
                                            "memory_exceeded", "cpu_exceeded", "output_exceeded",
-                                           "crashed",         "cancelled", "dead"};
+                                           "crashed",         "cancelled",    "dead"};
     static const char *const gauges[][2] = {
         {"stratq_queue_pending", "Jobs waiting in the queue"},
         {"stratq_queue_processing", "Jobs taken by workers and not finished"},
@@ -80,8 +79,7 @@ static void on_metrics(struct pending *p, redisReply *r, void *ctx)
         evbuffer_add_printf(b, "stratq_jobs_completed_total{status=\"%s\"} %s\n", statuses[i],
                             v ? v : "0");
     }
-    histogram(b, "stratq_job_duration_seconds", "Run time of finished jobs", bounds, h,
-              "duration");
+    histogram(b, "stratq_job_duration_seconds", "Run time of finished jobs", bounds, h, "duration");
     histogram(b, "stratq_job_queue_wait_seconds", "Time from submission to start", bounds, h,
               "queue_wait");
     pending_reply_raw(p, 200, b, "text/plain; version=0.0.4");
@@ -93,8 +91,8 @@ void metrics_get(struct api *a, struct evhttp_request *req)
     struct pending *p = pending_new(a, req, ROUTE_METRICS, NULL);
     if (!p)
         return;
-    const char *argv[] = {a->names.queue, a->names.workers, a->names.scheduled, a->names.dead,
-                          a->names.stats, a->names.processing_prefix};
+    const char *argv[] = {a->names.queue, a->names.workers, a->names.scheduled,
+                          a->names.dead,  a->names.stats,   a->names.processing_prefix};
     pending_eval(p, on_metrics, NULL, QS_METRICS, 5, (int)ARRAY_SIZE(argv), argv, NULL);
     pending_done(p);
 }

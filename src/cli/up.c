@@ -338,8 +338,8 @@ int up_main(int argc, char **argv)
     char logs[512], rdir[512];
     snprintf(logs, sizeof(logs), "%s/logs", u.state_dir);
     snprintf(rdir, sizeof(rdir), "%s/redis", u.state_dir);
-    if ((mkdir(u.state_dir, 0700) < 0 && errno != EEXIST) || (mkdir(logs, 0700) < 0 && errno != EEXIST) ||
-        (mkdir(rdir, 0700) < 0 && errno != EEXIST)) {
+    if ((mkdir(u.state_dir, 0700) < 0 && errno != EEXIST) ||
+        (mkdir(logs, 0700) < 0 && errno != EEXIST) || (mkdir(rdir, 0700) < 0 && errno != EEXIST)) {
         fprintf(stderr, "stratq up: cannot create %s: %s\n", u.state_dir, strerror(errno));
         config_free();
         return 1;

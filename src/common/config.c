@@ -7,7 +7,8 @@
 #include <string.h>
 
 const struct cfg_opt config_opts[CFG__COUNT] = {
-#define X(id, flag, env, type, def, min, max, cmds, help) {flag, env, type, def, min, max, cmds, help},
+#define X(id, flag, env, type, def, min, max, cmds, help)                                          \
+    {flag, env, type, def, min, max, cmds, help},
     CONFIG_TABLE(X)
 #undef X
 };

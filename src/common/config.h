@@ -24,7 +24,7 @@ enum {
     CMD_JOBS = 1u << 12,
 };
 #define CMD_CLI                                                                                    \
-    (CMD_SUBMIT | CMD_STATUS | CMD_RESULT | CMD_QUEUE | CMD_CANCEL | CMD_RETRY | CMD_LOGS |       \
+    (CMD_SUBMIT | CMD_STATUS | CMD_RESULT | CMD_QUEUE | CMD_CANCEL | CMD_RETRY | CMD_LOGS |        \
      CMD_WORKERS | CMD_JOBS)
 #define CMD_REDIS (CMD_API | CMD_WORKER | CMD_UP)
 #define CMD_ALL 0xffffffffu
@@ -37,7 +37,7 @@ enum cfg_type { CFG_STR, CFG_INT, CFG_BOOL };
 #define CONFIG_TABLE(X)                                                                            \
     X(REDIS_URL, "redis-url", "STRATQ_REDIS_URL", CFG_STR, "redis://127.0.0.1:6379", 0, 0,         \
       CMD_API | CMD_WORKER | CMD_UP,                                                               \
-      "Redis server, redis://[:password@]host[:port][/db] (stratq up starts its own if unset)")   \
+      "Redis server, redis://[:password@]host[:port][/db] (stratq up starts its own if unset)")    \
     X(QUEUE, "queue", "STRATQ_QUEUE", CFG_STR, "python_execution_queue", 0, 0, CMD_REDIS,          \
       "Redis list holding the ids of pending jobs")                                                \
     X(PREFIX, "prefix", "STRATQ_PREFIX", CFG_STR, "stratq", 0, 0, CMD_REDIS,                       \
@@ -72,9 +72,9 @@ enum cfg_type { CFG_STR, CFG_INT, CFG_BOOL };
       CMD_API | CMD_UP, "Seconds a client may take to send a request before it is dropped")        \
     X(HEARTBEAT, "heartbeat", "STRATQ_HEARTBEAT_S", CFG_INT, "5", 1, 300, CMD_WORKER | CMD_UP,     \
       "Seconds between worker heartbeats")                                                         \
-    X(DRAIN_TIMEOUT, "drain-timeout", "STRATQ_DRAIN_TIMEOUT_S", CFG_INT, "25", 0, 3600,           \
+    X(DRAIN_TIMEOUT, "drain-timeout", "STRATQ_DRAIN_TIMEOUT_S", CFG_INT, "25", 0, 3600,            \
       CMD_WORKER | CMD_UP,                                                                         \
-      "Seconds a stopping worker lets its running job go on before giving it back to the queue")  \
+      "Seconds a stopping worker lets its running job go on before giving it back to the queue")   \
     X(WORKER_ID, "worker-id", "STRATQ_WORKER_ID", CFG_STR, "", 0, 0, CMD_WORKER,                   \
       "Worker id (default: host-pid-random)")                                                      \
     X(PYTHON, "python", "STRATQ_PYTHON", CFG_STR, "/usr/bin/python3", 0, 0,                        \
@@ -105,12 +105,12 @@ enum cfg_type { CFG_STR, CFG_INT, CFG_BOOL };
       "Wait for the job to finish and print its result")                                           \
     X(JSON, "json", NULL, CFG_BOOL, "false", 0, 0, CMD_CLI, "Print JSON instead of text")          \
     X(FOLLOW, "follow", NULL, CFG_BOOL, "false", 0, 0, CMD_LOGS,                                   \
-      "Keep printing new output until the job finishes (-f)")                                     \
+      "Keep printing new output until the job finishes (-f)")                                      \
     X(STATUS, "status", NULL, CFG_STR, "", 0, 0, CMD_JOBS,                                         \
-      "List only jobs in this status (default: all recent jobs)")                                 \
+      "List only jobs in this status (default: all recent jobs)")                                  \
     X(LIMIT, "limit", NULL, CFG_INT, "50", 1, 500, CMD_JOBS, "Number of jobs to list")             \
     X(CURSOR, "cursor", NULL, CFG_STR, "", 0, 0, CMD_JOBS,                                         \
-      "Continue a listing from the next_cursor of the previous page")                             \
+      "Continue a listing from the next_cursor of the previous page")                              \
     X(LOG_LEVEL, "log-level", "STRATQ_LOG_LEVEL", CFG_STR, "info", 0, 0,                           \
       CMD_API | CMD_WORKER | CMD_EXECUTOR | CMD_UP, "debug, info, warn or error")
 

@@ -7,8 +7,11 @@
 #include <string.h>
 
 const char *const job_terminal_statuses[] = {
-    "succeeded",       "failed",  "timeout",   "memory_exceeded", "cpu_exceeded",
-    "output_exceeded", "crashed", "cancelled", "dead",            NULL,
+    "succeeded",    "failed",
+    "timeout",      "memory_exceeded",
+    "cpu_exceeded", "output_exceeded",
+    "crashed",      "cancelled",
+    "dead",         NULL,
 };
 
 int job_status_is_terminal(const char *status)
@@ -110,8 +113,9 @@ static int check_limit(json_t *spec, const char *field, bool integer, long long 
         return wrong_type(field, "a number", v, err, errlen);
     double d = json_number_value(v);
     if (!(d > 0) || !isfinite(d) || d > (double)max) {
-        snprintf(err, errlen, "field '%s' must be greater than 0 and at most %lld (the limit set by %s)",
-                 field, max, setting);
+        snprintf(err, errlen,
+                 "field '%s' must be greater than 0 and at most %lld (the limit set by %s)", field,
+                 max, setting);
         return -EINVAL;
     }
     return 0;

@@ -10,7 +10,8 @@
 
 /* Generated from src/queue/lua/ by tools/embed.sh. */
 extern const char lua_lib[], lua_enqueue[], lua_start[], lua_complete[], lua_heartbeat[],
-    lua_deregister[], lua_stats[], lua_cancel[], lua_retry[], lua_list[], lua_workers[], lua_logs[], lua_metrics[];
+    lua_deregister[], lua_stats[], lua_cancel[], lua_retry[], lua_list[], lua_workers[], lua_logs[],
+    lua_metrics[];
 
 static struct {
     const char *name;
@@ -246,9 +247,9 @@ int queue_sync_connect(const struct queue_url *url, int timeout_ms, struct queue
         redisReply *rep = redisCommand(q->c, "SCRIPT LOAD %s", queue_script_source(i));
         if (!rep || rep->type != REDIS_REPLY_STRING || rep->len != 40) {
             snprintf(err, errlen, "SCRIPT LOAD %s: %s", scripts[i].name,
-                     !rep                               ? "connection lost"
+                     !rep                             ? "connection lost"
                      : rep->type == REDIS_REPLY_ERROR ? rep->str
-                                                        : "unexpected reply");
+                                                      : "unexpected reply");
             if (rep)
                 freeReplyObject(rep);
             r = -EIO;
@@ -443,7 +444,8 @@ int queue_async_load(redisAsyncContext *ac, struct queue_async_shas *shas)
             return -ENOMEM;
         lc->shas = shas;
         lc->index = i;
-        if (redisAsyncCommand(ac, load_reply, lc, "SCRIPT LOAD %s", queue_script_source(i)) != REDIS_OK) {
+        if (redisAsyncCommand(ac, load_reply, lc, "SCRIPT LOAD %s", queue_script_source(i)) !=
+            REDIS_OK) {
             free(lc);
             return -EIO;
         }

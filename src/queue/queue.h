@@ -26,12 +26,12 @@ enum queue_script {
 
 /* Key names derived from the configured queue name and prefix. */
 struct queue_names {
-    char *queue;     /* python_execution_queue */
-    char *prefix;    /* stratq */
-    char *events;    /* stratq:events (pub/sub channel) */
-    char *workers;   /* stratq:workers */
-    char *scheduled; /* stratq:scheduled */
-    char *dead;      /* stratq:dead */
+    char *queue;             /* python_execution_queue */
+    char *prefix;            /* stratq */
+    char *events;            /* stratq:events (pub/sub channel) */
+    char *workers;           /* stratq:workers */
+    char *scheduled;         /* stratq:scheduled */
+    char *dead;              /* stratq:dead */
     char *processing_prefix; /* stratq:processing: */
     char *job_prefix;        /* stratq:job: */
     char *worker_prefix;     /* stratq:worker: */

@@ -146,7 +146,8 @@ child_exec(struct job_run *j, int devnull, int in_r, int res_w, int out_w, int e
     if (chdir("/") < 0)
         _exit(126);
 
-    char *argv[] = {(char *)j->python, "-I",
+    char *argv[] = {(char *)j->python,
+                    "-I",
                     "-B",
                     "-c",
                     "import sys; sys.path.insert(0, sys.argv[1]); "
@@ -182,8 +183,8 @@ static void send_live_output(struct job_run *j)
         return;
     char *o = util_utf8_sanitize(j->out.buf ? j->out.buf + j->out_sent : "", out_end - j->out_sent);
     char *e = util_utf8_sanitize(j->err.buf ? j->err.buf + j->err_sent : "", err_end - j->err_sent);
-    json_t *msg = json_pack("{s:s, s:s, s:s}", "type", "output", "stdout", o ? o : "", "stderr",
-                            e ? e : "");
+    json_t *msg =
+        json_pack("{s:s, s:s, s:s}", "type", "output", "stdout", o ? o : "", "stderr", e ? e : "");
     if (msg && frame_send_json(j->ctl_fd, msg) == 0) {
         j->out_sent = out_end;
         j->err_sent = err_end;
@@ -491,8 +492,7 @@ static json_t *build_reply(struct job_run *j)
                        (long long)j->ru.ru_stime.tv_sec * 1000 + j->ru.ru_stime.tv_usec / 1000;
     json_object_set_new(reply, "usage",
                         json_pack("{s:I, s:I, s:I}", "wall_ms", (json_int_t)j->wall_ms, "cpu_ms",
-                                  (json_int_t)cpu_ms, "max_rss_kb",
-                                  (json_int_t)j->ru.ru_maxrss));
+                                  (json_int_t)cpu_ms, "max_rss_kb", (json_int_t)j->ru.ru_maxrss));
     return reply;
 }
 
@@ -519,8 +519,7 @@ static void free_env(char **envp)
     free(envp);
 }
 
-static json_t *handle_request(json_t *req, const char *python, const char *harness_dir,
-                              char **envp)
+static json_t *handle_request(json_t *req, const char *python, const char *harness_dir, char **envp)
 {
     json_t *spec = json_object_get(req, "spec");
     struct job_run j = {
@@ -588,8 +587,8 @@ int executor_main(int argc, char **argv)
     char **envp = build_env();
     const char *python = config_str(CFG_PYTHON);
     if (access(python, X_OK) < 0) {
-        log_error("the Python interpreter is not executable; set STRATQ_PYTHON", "{s:s}",
-                  "python", python);
+        log_error("the Python interpreter is not executable; set STRATQ_PYTHON", "{s:s}", "python",
+                  python);
         free_env(envp);
         return 1;
     }

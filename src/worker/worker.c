@@ -68,16 +68,14 @@ static int worker_connect(struct worker *w, bool give_up_on_stop)
             redisReply *n = redisCommand(w->q->c, "CLIENT SETNAME stratq-worker");
             if (n)
                 freeReplyObject(n);
-            log_info("connected to Redis", "{s:s, s:i}", "host", w->url.host, "port",
-                     w->url.port);
+            log_info("connected to Redis", "{s:s, s:i}", "host", w->url.host, "port", w->url.port);
             return 0;
         }
         if (give_up_on_stop && stop_signals)
             return -ECANCELED;
         if (stop_signals >= 2)
             return -ECANCELED;
-        log_warn("Redis unavailable, retrying", "{s:s, s:i}", "error", err, "retry_ms",
-                 backoff_ms);
+        log_warn("Redis unavailable, retrying", "{s:s, s:i}", "error", err, "retry_ms", backoff_ms);
         usleep((useconds_t)backoff_ms * 1000);
         backoff_ms = backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2;
     }
@@ -87,8 +85,8 @@ static int worker_connect(struct worker *w, bool give_up_on_stop)
 /* Error replies that mean "not now" rather than "never". */
 static bool is_transient(const char *err)
 {
-    static const char *const prefixes[] = {"LOADING", "BUSY", "READONLY", "TRYAGAIN",
-                                           "MASTERDOWN", "OOM", "CLUSTERDOWN"};
+    static const char *const prefixes[] = {"LOADING",    "BUSY", "READONLY",   "TRYAGAIN",
+                                           "MASTERDOWN", "OOM",  "CLUSTERDOWN"};
     for (size_t i = 0; i < ARRAY_SIZE(prefixes); i++)
         if (!strncmp(err, prefixes[i], strlen(prefixes[i])))
             return true;
@@ -117,8 +115,8 @@ static redisReply *worker_eval(struct worker *w, enum queue_script s, int nkeys,
             continue;
         }
         if (r && r->type == REDIS_REPLY_ERROR) {
-            log_error("Redis script failed", "{s:s, s:s}", "script", queue_script_name(s),
-                      "error", r->str);
+            log_error("Redis script failed", "{s:s, s:s}", "script", queue_script_name(s), "error",
+                      r->str);
             freeReplyObject(r);
             return NULL;
         }
@@ -138,11 +136,12 @@ static void worker_heartbeat(struct worker *w)
     snprintf(done, sizeof(done), "%lld", w->jobs_done);
     snprintf(failed, sizeof(failed), "%lld", w->jobs_failed);
     snprintf(started, sizeof(started), "%lld", (long long)w->started_ms);
-    const char *argv[] = {w->names.workers, w->worker_key, w->id,      now,     ttl,
-                          "host",           w->host,       "pid",      pid,     "version",
-                          STRATQ_VERSION,   "state",       w->state,   "current_job",
-                          w->current,       "jobs_done",   done,       "jobs_failed",
-                          failed,           "started_ms",  started};
+    const char *argv[] = {
+        w->names.workers, w->worker_key, w->id,         now,           ttl,
+        "host",           w->host,       "pid",         pid,           "version",
+        STRATQ_VERSION,   "state",       w->state,      "current_job", w->current,
+        "jobs_done",      done,          "jobs_failed", failed,        "started_ms",
+        started};
     redisReply *r = worker_eval(w, QS_HEARTBEAT, 2, (int)ARRAY_SIZE(argv), argv, NULL, true);
     if (r)
         freeReplyObject(r);
@@ -383,8 +382,8 @@ static void worker_run(struct worker *w, const char *id)
     _cleanup_free_ char *job_key = queue_job_key(&w->names, id);
     snprintf(now, sizeof(now), "%lld", (long long)util_now_ms());
     snprintf(imax, sizeof(imax), "%lld", config_int(CFG_INDEX_SIZE));
-    const char *argv[] = {job_key, w->processing_key, id,   w->id,
-                          now,     w->names.events,   w->names.prefix, imax};
+    const char *argv[] = {job_key,         w->processing_key, id,  w->id, now,
+                          w->names.events, w->names.prefix,   imax};
     redisReply *r = worker_eval(w, QS_START, 2, (int)ARRAY_SIZE(argv), argv, NULL, false);
     if (!r)
         return;
@@ -411,11 +410,11 @@ static void worker_run(struct worker *w, const char *id)
 
     json_t *reply = NULL;
     if (!spec) {
-        reply = json_pack("{s:s, s:{s:s, s:s}}", "status", "failed", "error", "type",
-                          "InvalidSpec", "message", "the job's spec is not valid JSON");
+        reply = json_pack("{s:s, s:{s:s, s:s}}", "status", "failed", "error", "type", "InvalidSpec",
+                          "message", "the job's spec is not valid JSON");
     } else if (job_spec_normalize(spec, &w->lim, err, sizeof(err)) < 0) {
-        reply = json_pack("{s:s, s:{s:s, s:s}}", "status", "failed", "error", "type",
-                          "InvalidSpec", "message", err);
+        reply = json_pack("{s:s, s:{s:s, s:s}}", "status", "failed", "error", "type", "InvalidSpec",
+                          "message", err);
     }
     if (reply) {
         log_warn("failed a job with an invalid spec", "{s:s}", "id", id);
@@ -467,8 +466,9 @@ static void worker_run(struct worker *w, const char *id)
 static void worker_deregister(struct worker *w)
 {
     _cleanup_free_ char *job_prefix = queue_job_key(&w->names, "");
-    const char *argv[] = {w->names.workers, w->worker_key, w->processing_key, w->names.queue,
-                          w->id,            job_prefix,    w->names.events};
+    const char *argv[] = {w->names.workers, w->worker_key, w->processing_key,
+                          w->names.queue,   w->id,         job_prefix,
+                          w->names.events};
     redisReply *r = worker_eval(w, QS_DEREGISTER, 4, (int)ARRAY_SIZE(argv), argv, NULL, false);
     if (r) {
         if (r->type == REDIS_REPLY_INTEGER && r->integer > 0)
@@ -513,8 +513,8 @@ static int worker_loop(struct worker *w)
              * the processing list rather than run or cycle them. */
             log_warn("dropped a malformed queue entry", "{s:s%, s:I}", "entry", r->str,
                      r->len > 200 ? (size_t)200 : r->len, "length", (json_int_t)r->len);
-            redisReply *d = redisCommand(w->q->c, "LREM %s 1 %b", w->processing_key, r->str,
-                                         r->len);
+            redisReply *d =
+                redisCommand(w->q->c, "LREM %s 1 %b", w->processing_key, r->str, r->len);
             if (d)
                 freeReplyObject(d);
             freeReplyObject(r);
@@ -578,8 +578,9 @@ int worker_main(int argc, char **argv)
         snprintf(w.id, sizeof(w.id), "%s-%d-%s", n ? host : "worker", (int)getpid(), rnd + 24);
     }
     if (!util_valid_id(w.id)) {
-        fprintf(stderr, "stratq worker: the worker id '%s' must be 1-64 characters of "
-                        "[A-Za-z0-9_-]; set --worker-id\n",
+        fprintf(stderr,
+                "stratq worker: the worker id '%s' must be 1-64 characters of "
+                "[A-Za-z0-9_-]; set --worker-id\n",
                 w.id);
         goto out;
     }

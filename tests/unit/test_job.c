@@ -72,7 +72,8 @@ static void test_wrong_types_name_field_and_type(void **state)
 {
     (void)state;
     expect_error("{\"code\": 5}", "field 'code' must be a string, not number");
-    expect_error("{\"code\": \"x\", \"params\": []}", "field 'params' must be an object, not array");
+    expect_error("{\"code\": \"x\", \"params\": []}",
+                 "field 'params' must be an object, not array");
     expect_error("{\"code\": \"x\", \"timeout_s\": \"9\"}", "field 'timeout_s' must be a number");
     expect_error("{\"code\": \"x\", \"memory_mb\": 1.5}", "field 'memory_mb' must be an integer");
     expect_error("{\"code\": \"x\", \"entrypoint\": 3}", "field 'entrypoint' must be a string");
