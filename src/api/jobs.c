@@ -37,7 +37,8 @@ static bool int_field(const char *f)
 {
     return !strcmp(f, "attempts") || !strcmp(f, "created_ms") || !strcmp(f, "started_ms") ||
            !strcmp(f, "finished_ms") || !strcmp(f, "cancel_requested_ms") ||
-           !strcmp(f, "retried_ms");
+           !strcmp(f, "retried_ms") || !strcmp(f, "next_run_ms") || !strcmp(f, "failures") ||
+           !strcmp(f, "lost");
 }
 
 static const redisReply *hash_get(const redisReply *r, const char *field)

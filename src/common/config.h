@@ -75,6 +75,11 @@ enum cfg_type { CFG_STR, CFG_INT, CFG_BOOL };
     X(DRAIN_TIMEOUT, "drain-timeout", "STRATQ_DRAIN_TIMEOUT_S", CFG_INT, "25", 0, 3600,            \
       CMD_WORKER | CMD_UP,                                                                         \
       "Seconds a stopping worker lets its running job go on before giving it back to the queue")   \
+    X(MAX_DELIVERIES, "max-deliveries", "STRATQ_MAX_DELIVERIES", CFG_INT, "3", 1, 1000,          \
+      CMD_WORKER | CMD_UP,                                                                         \
+      "Times a job may lose its worker (killed, OOM) before it is dead (a poison pill)")           \
+    X(BACKOFF_CAP, "retry-backoff-cap", "STRATQ_RETRY_BACKOFF_CAP_S", CFG_INT, "300", 1, 86400,    \
+      CMD_WORKER | CMD_UP, "Longest delay before a retry, in seconds")                             \
     X(WORKER_ID, "worker-id", "STRATQ_WORKER_ID", CFG_STR, "", 0, 0, CMD_WORKER,                   \
       "Worker id (default: host-pid-random)")                                                      \
     X(PYTHON, "python", "STRATQ_PYTHON", CFG_STR, "/usr/bin/python3", 0, 0,                        \

@@ -123,8 +123,9 @@ static int check_limit(json_t *spec, const char *field, bool integer, long long 
 
 int job_spec_normalize(json_t *spec, const struct job_limits *lim, char *err, size_t errlen)
 {
-    static const char *const known[] = {"code",      "entrypoint", "params", "data",
-                                        "timeout_s", "memory_mb",  NULL};
+    static const char *const known[] = {"code",      "entrypoint",   "params",          "data",
+                                        "timeout_s", "memory_mb",    "max_attempts",
+                                        "retry_backoff_s", NULL};
     const char *key;
     json_t *v;
     int r;
@@ -141,7 +142,7 @@ int job_spec_normalize(json_t *spec, const struct job_limits *lim, char *err, si
         if (!ok) {
             snprintf(err, errlen,
                      "unknown field '%s'; a job spec has code, entrypoint, params, data, "
-                     "timeout_s, memory_mb",
+                     "timeout_s, memory_mb, max_attempts, retry_backoff_s",
                      key);
             return -EINVAL;
         }
@@ -191,8 +192,26 @@ int job_spec_normalize(json_t *spec, const struct job_limits *lim, char *err, si
                     "STRATQ_MAX_TIMEOUT_S", err, errlen);
     if (r < 0)
         return r;
-    return check_limit(spec, "memory_mb", true, lim->default_memory_mb, lim->max_memory_mb,
-                       "STRATQ_MAX_MEMORY_MB", err, errlen);
+    r = check_limit(spec, "memory_mb", true, lim->default_memory_mb, lim->max_memory_mb,
+                    "STRATQ_MAX_MEMORY_MB", err, errlen);
+    if (r < 0)
+        return r;
+    r = check_limit(spec, "max_attempts", true, 1, JOB_MAX_ATTEMPTS, "stratq itself", err,
+                    errlen);
+    if (r < 0)
+        return r;
+    v = json_object_get(spec, "retry_backoff_s");
+    if (!v || json_is_null(v))
+        return json_object_set_new(spec, "retry_backoff_s", json_integer(JOB_DEFAULT_BACKOFF_S))
+                   ? -ENOMEM
+                   : 0;
+    if (!json_is_number(v))
+        return wrong_type("retry_backoff_s", "a number", v, err, errlen);
+    if (!(json_number_value(v) >= 0) || json_number_value(v) > JOB_MAX_BACKOFF_S) {
+        snprintf(err, errlen, "field 'retry_backoff_s' must be from 0 to %d", JOB_MAX_BACKOFF_S);
+        return -EINVAL;
+    }
+    return 0;
 }
 
 int job_json_parse(const char *text, size_t len, json_t **ret, char *err, size_t errlen)
@@ -222,4 +241,14 @@ int job_spec_parse(const char *text, size_t len, const struct job_limits *lim, j
     }
     *ret_spec = spec;
     return 0;
+}
+
+long long job_retry_delay_ms(double backoff_s, long long failures, double cap_s, double rnd)
+{
+    double d = backoff_s;
+    for (long long i = 1; i < failures && d < cap_s; i++)
+        d *= 2;
+    if (d > cap_s)
+        d = cap_s;
+    return (long long)((d / 2 + d / 2 * rnd) * 1000.0);
 }

@@ -10,6 +10,17 @@
 /* Limits on what a spec may hold, whatever the configuration. */
 #define JOB_MAX_DEPTH 64
 #define JOB_MAX_PARAMS 1000
+/* Retries: max_attempts defaults to 1 (no retry); the delay before retry n
+ * is retry_backoff_s * 2^(n-1), capped, with jitter (see job_retry_delay_ms). */
+#define JOB_MAX_ATTEMPTS 100
+#define JOB_DEFAULT_BACKOFF_S 2
+#define JOB_MAX_BACKOFF_S 3600
+
+/* Delay before the retry that follows failure number `failures` (1 for the
+ * first): exponential from backoff_s, capped at cap_s, with "equal jitter"
+ * (half fixed, half random) so that retries of jobs that failed together
+ * spread out. rnd is a uniform random number in [0, 1). */
+long long job_retry_delay_ms(double backoff_s, long long failures, double cap_s, double rnd);
 
 /* Nesting depth of a JSON value: 0 for a scalar, 1 for a flat object. */
 int json_depth(const json_t *v);

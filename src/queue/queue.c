@@ -11,7 +11,7 @@
 /* Generated from src/queue/lua/ by tools/embed.sh. */
 extern const char lua_lib[], lua_enqueue[], lua_start[], lua_complete[], lua_heartbeat[],
     lua_deregister[], lua_stats[], lua_cancel[], lua_retry[], lua_list[], lua_workers[], lua_logs[],
-    lua_metrics[];
+    lua_metrics[], lua_reap[], lua_lost[], lua_promote[], lua_deadletter[];
 
 static struct {
     const char *name;
@@ -30,6 +30,10 @@ static struct {
     [QS_WORKERS] = {"workers", lua_workers, NULL},
     [QS_LOGS] = {"logs", lua_logs, NULL},
     [QS_METRICS] = {"metrics", lua_metrics, NULL},
+    [QS_REAP] = {"reap", lua_reap, NULL},
+    [QS_LOST] = {"lost", lua_lost, NULL},
+    [QS_PROMOTE] = {"promote", lua_promote, NULL},
+    [QS_DEADLETTER] = {"deadletter", lua_deadletter, NULL},
 };
 
 const char *queue_script_source(enum queue_script s)
@@ -73,8 +77,11 @@ int queue_names_init(struct queue_names *n, const char *queue, const char *prefi
     n->job_prefix = join(prefix, ":job:");
     n->worker_prefix = join(prefix, ":worker:");
     n->stats = join(prefix, ":stats");
+    n->deadletter = join(prefix, ":deadletter");
+    n->reaper_lock = join(prefix, ":reaper:lock");
     if (!n->queue || !n->prefix || !n->events || !n->workers || !n->scheduled || !n->dead ||
-        !n->processing_prefix || !n->job_prefix || !n->worker_prefix || !n->stats) {
+        !n->processing_prefix || !n->job_prefix || !n->worker_prefix || !n->stats ||
+        !n->deadletter || !n->reaper_lock) {
         queue_names_free(n);
         return -ENOMEM;
     }
@@ -93,6 +100,8 @@ void queue_names_free(struct queue_names *n)
     free(n->job_prefix);
     free(n->worker_prefix);
     free(n->stats);
+    free(n->deadletter);
+    free(n->reaper_lock);
     memset(n, 0, sizeof(*n));
 }
 

@@ -21,6 +21,10 @@ enum queue_script {
     QS_WORKERS,
     QS_LOGS,
     QS_METRICS,
+    QS_REAP,
+    QS_LOST,
+    QS_PROMOTE,
+    QS_DEADLETTER,
     QS__COUNT
 };
 
@@ -36,6 +40,8 @@ struct queue_names {
     char *job_prefix;        /* stratq:job: */
     char *worker_prefix;     /* stratq:worker: */
     char *stats;             /* stratq:stats */
+    char *deadletter;        /* stratq:deadletter */
+    char *reaper_lock;       /* stratq:reaper:lock */
 };
 
 int queue_names_init(struct queue_names *n, const char *queue, const char *prefix);

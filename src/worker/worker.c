@@ -39,6 +39,9 @@ struct worker {
     long long jobs_done, jobs_failed;
     const char *state;
     char current[80];
+    long long failures_hint; /* failures of the running job, counting this run's */
+    int64_t connected_since; /* monotonic ms of the current Redis connection */
+    int64_t next_promote_ms, next_reap_ms;
 };
 
 static volatile sig_atomic_t stop_signals;
@@ -64,6 +67,7 @@ static int worker_connect(struct worker *w, bool give_up_on_stop)
 
     while (!w->q) {
         if (queue_sync_connect(&w->url, 5000, &w->q, err, sizeof(err)) == 0) {
+            w->connected_since = util_mono_ms();
             /* Named, so that CLIENT LIST shows who is who. */
             redisReply *n = redisCommand(w->q->c, "CLIENT SETNAME stratq-worker");
             if (n)
@@ -293,19 +297,15 @@ static int worker_await(struct worker *w, const char *job_key, json_t **ret_repl
     }
 }
 
-static json_t *crashed_reply(const char *type, const char *message)
-{
-    return json_pack("{s:s, s:{s:s, s:s}}", "status", "crashed", "error", "type", type, "message",
-                     message);
-}
-
 /* Writes the outcome, fenced on (worker, attempt). Keeps retrying while
- * Redis is away, so a finished job's result is not lost. */
-static void worker_complete(struct worker *w, const char *id, long long attempt, json_t *reply)
+ * Redis is away, so a finished job's result is not lost. spec gives the
+ * job's retry policy (max_attempts, retry_backoff_s); NULL means none. */
+static void worker_complete(struct worker *w, const char *id, long long attempt, json_t *reply,
+                            const json_t *spec)
 {
     const char *status = json_string_value(json_object_get(reply, "status"));
-    char att[24], now[24], ttl[24], fttl[24], imax[24];
-    const char *argv[24];
+    char att[24], now[24], ttl[24], fttl[24], imax[24], maxatt[24], next[24];
+    const char *argv[30];
     int n = 0;
     _cleanup_free_ char *job_key = queue_job_key(&w->names, id);
     _cleanup_free_ char *error = NULL, *usage = NULL;
@@ -328,6 +328,17 @@ static void worker_complete(struct worker *w, const char *id, long long attempt,
     argv[n++] = fttl;
     argv[n++] = w->names.prefix;
     argv[n++] = imax;
+    /* Should this outcome be retried, this is when (failures_hint is the
+     * number of the failure being recorded). */
+    long long max_attempts = spec ? json_integer_value(json_object_get(spec, "max_attempts")) : 1;
+    double backoff = spec ? json_number_value(json_object_get(spec, "retry_backoff_s")) : 0;
+    snprintf(maxatt, sizeof(maxatt), "%lld", max_attempts > 0 ? max_attempts : 1);
+    snprintf(next, sizeof(next), "%lld",
+             (long long)util_now_ms() +
+                 job_retry_delay_ms(backoff, w->failures_hint, (double)config_int(CFG_BACKOFF_CAP),
+                                    (double)(random() % 1000000) / 1000000.0));
+    argv[n++] = maxatt;
+    argv[n++] = next;
     argv[n++] = status;
     const char *result = json_string_value(json_object_get(reply, "result_json"));
     if (result) {
@@ -346,6 +357,11 @@ static void worker_complete(struct worker *w, const char *id, long long attempt,
     argv[n++] = out ? out : "";
     argv[n++] = "stderr";
     argv[n++] = err ? err : "";
+    const char *reason = json_string_value(json_object_get(reply, "dead_reason"));
+    if (reason) {
+        argv[n++] = "dead_reason";
+        argv[n++] = reason;
+    }
     json_t *u = json_object_get(reply, "usage");
     if (u) {
         usage = json_dumps(u, JSON_COMPACT);
@@ -375,6 +391,66 @@ static void worker_complete(struct worker *w, const char *id, long long attempt,
     freeReplyObject(r);
 }
 
+/* Takes a queue entry no worker can run off the processing list and keeps
+ * it, with its reason, in the dead-letter list. */
+static void worker_deadletter(struct worker *w, const char *entry, size_t len, const char *reason)
+{
+    char now[24];
+    snprintf(now, sizeof(now), "%lld", (long long)util_now_ms());
+    const char *argv[] = {w->processing_key, w->names.deadletter, entry, reason, now, w->id,
+                          "10000"};
+    size_t lens[] = {strlen(argv[0]), strlen(argv[1]), len, strlen(reason), strlen(now),
+                     strlen(w->id), 5};
+    redisReply *r = worker_eval(w, QS_DEADLETTER, 2, (int)ARRAY_SIZE(argv), argv, lens, false);
+    if (r)
+        freeReplyObject(r);
+    log_warn("dead-lettered a queue entry", "{s:s%, s:s}", "entry", entry,
+             len > 200 ? (size_t)200 : len, "reason", reason);
+}
+
+/* Tells the executor to kill the running job and waits (briefly) for it to
+ * report, discarding the outcome. */
+static void worker_abandon_job(struct worker *w)
+{
+    json_t *cancel = json_pack("{s:s}", "type", "cancel");
+    int r = w->exec_fd >= 0 ? frame_send_json(w->exec_fd, cancel) : -EPIPE;
+    json_decref(cancel);
+    int64_t deadline = util_mono_ms() + 3000;
+    while (r == 0 && util_mono_ms() < deadline) {
+        struct pollfd p = {w->exec_fd, POLLIN, 0};
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        json_t *msg = NULL;
+        if (frame_recv_json(w->exec_fd, &msg) < 0)
+            break;
+        const char *type = json_string_value(json_object_get(msg, "type"));
+        bool done = type && !strcmp(type, "done");
+        json_decref(msg);
+        if (done)
+            return;
+    }
+    worker_stop_executor(w, true);
+}
+
+/* The executor died under a running job: give the job back to the queue,
+ * or to the dead set when it has now lost its worker too often. */
+static void worker_lost_job(struct worker *w, const char *id)
+{
+    char now[24], maxd[24], imax[24], ttl[24];
+    snprintf(now, sizeof(now), "%lld", (long long)util_now_ms());
+    snprintf(maxd, sizeof(maxd), "%lld", config_int(CFG_MAX_DELIVERIES));
+    snprintf(imax, sizeof(imax), "%lld", config_int(CFG_INDEX_SIZE));
+    snprintf(ttl, sizeof(ttl), "%lld", config_int(CFG_FAILED_RESULT_TTL));
+    const char *argv[] = {w->processing_key, w->names.queue,  id,   w->id, now,
+                          w->names.prefix,   w->names.events, maxd, imax,  ttl};
+    redisReply *r = worker_eval(w, QS_LOST, 2, (int)ARRAY_SIZE(argv), argv, NULL, false);
+    if (r) {
+        log_warn("job given back after its executor died", "{s:s, s:s}", "id", id, "outcome",
+                 r->type == REDIS_REPLY_STRING ? r->str : "?");
+        freeReplyObject(r);
+    }
+}
+
 /* Runs one job that BLMOVE put into this worker's processing list. */
 static void worker_run(struct worker *w, const char *id)
 {
@@ -393,8 +469,8 @@ static void worker_run(struct worker *w, const char *id)
     }
     const char *what = r->element[0]->str;
     if (!strcmp(what, "missing")) {
-        log_warn("dropped a queue entry with no job hash", "{s:s}", "id", id);
         freeReplyObject(r);
+        worker_deadletter(w, id, strlen(id), "no job hash for this id");
         return;
     }
     if (!strcmp(what, "skip")) {
@@ -406,23 +482,28 @@ static void worker_run(struct worker *w, const char *id)
     long long attempt = r->element[1]->integer;
     char err[512];
     json_t *spec = json_loadb(r->element[2]->str, r->element[2]->len, 0, NULL);
+
+    long long failures = r->elements > 3 ? r->element[3]->integer : 0;
     freeReplyObject(r);
 
+    /* A spec no worker can run (written straight into Redis by a foreign
+     * producer) is dead-lettered with its reason. */
     json_t *reply = NULL;
-    if (!spec) {
-        reply = json_pack("{s:s, s:{s:s, s:s}}", "status", "failed", "error", "type", "InvalidSpec",
-                          "message", "the job's spec is not valid JSON");
-    } else if (job_spec_normalize(spec, &w->lim, err, sizeof(err)) < 0) {
-        reply = json_pack("{s:s, s:{s:s, s:s}}", "status", "failed", "error", "type", "InvalidSpec",
-                          "message", err);
-    }
-    if (reply) {
-        log_warn("failed a job with an invalid spec", "{s:s}", "id", id);
-        worker_complete(w, id, attempt, reply);
+    if (!spec)
+        snprintf(err, sizeof(err), "the job's spec is not valid JSON");
+    if (!spec || job_spec_normalize(spec, &w->lim, err, sizeof(err)) < 0) {
+        char reason[600];
+        snprintf(reason, sizeof(reason), "invalid spec: %s", err);
+        reply = json_pack("{s:s, s:s, s:{s:s, s:s}}", "status", "dead", "dead_reason", reason,
+                          "error", "type", "InvalidSpec", "message", err);
+        log_warn("dead-lettered a job with an invalid spec", "{s:s, s:s}", "id", id, "reason",
+                 err);
+        worker_complete(w, id, attempt, reply, NULL);
         json_decref(reply);
         json_decref(spec);
         return;
     }
+    w->failures_hint = failures + 1;
 
     snprintf(w->current, sizeof(w->current), "%s", id);
     w->state = "busy";
@@ -441,23 +522,26 @@ static void worker_run(struct worker *w, const char *id)
             rr = frame_send_json(w->exec_fd, req);
     }
     json_decref(req);
-    json_decref(spec);
     if (rr == 0)
         rr = worker_await(w, job_key, &reply);
     if (rr == -ECANCELED) {
-        /* Stop now: kill the job; deregistering gives it back to the queue
-         * without counting the attempt. */
-        worker_stop_executor(w, true);
+        /* Stop now: have the executor kill the job (it then stays clean for
+         * a successor), and leave the job in the processing list, from
+         * which deregistering gives it back to the queue. The run counts
+         * against no budget. */
+        worker_abandon_job(w);
     } else if (rr < 0) {
-        log_error("the executor died during a job; restarting it", "{s:s}", "id", id);
+        log_error("the executor died during a job; requeueing the job and restarting it",
+                  "{s:s}", "id", id);
         worker_stop_executor(w, true);
+        worker_lost_job(w, id);
         worker_start_executor(w);
-        reply = crashed_reply("ExecutorCrashed", "the executor running this job died");
     }
     if (reply) {
-        worker_complete(w, id, attempt, reply);
+        worker_complete(w, id, attempt, reply, spec);
         json_decref(reply);
     }
+    json_decref(spec);
     w->current[0] = '\0';
     w->state = stop_signals ? "draining" : "idle";
     worker_heartbeat(w);
@@ -478,11 +562,66 @@ static void worker_deregister(struct worker *w)
     }
 }
 
+/* Duties any live worker shares: promoting due retries (about once a
+ * second) and, under a short lock, reaping workers that stopped
+ * heartbeating (once a heartbeat interval). A worker reaps only after it
+ * has itself been connected for a full dead-worker interval, so that after
+ * a Redis outage the others get the time to heartbeat again first. */
+static void worker_housekeeping(struct worker *w)
+{
+    int64_t mono = util_mono_ms();
+    long long hb_ms = config_int(CFG_HEARTBEAT) * 1000, dead_ms = 3 * hb_ms;
+    char now[24], imax[24];
+    if (!w->q)
+        return;
+    snprintf(now, sizeof(now), "%lld", (long long)util_now_ms());
+    snprintf(imax, sizeof(imax), "%lld", config_int(CFG_INDEX_SIZE));
+    if (mono >= w->next_promote_ms) {
+        w->next_promote_ms = mono + 1000;
+        const char *argv[] = {w->names.scheduled, w->names.queue, now, w->names.prefix,
+                              w->names.events, imax};
+        redisReply *r = worker_eval(w, QS_PROMOTE, 2, (int)ARRAY_SIZE(argv), argv, NULL, true);
+        if (r) {
+            if (r->type == REDIS_REPLY_INTEGER && r->integer > 0)
+                log_info("promoted retries to the queue", "{s:I}", "count",
+                         (json_int_t)r->integer);
+            freeReplyObject(r);
+        }
+    }
+    if (mono < w->next_reap_ms || !w->q || mono - w->connected_since < dead_ms)
+        return;
+    w->next_reap_ms = mono + hb_ms;
+    redisReply *lock =
+        redisCommand(w->q->c, "SET %s %s NX PX %lld", w->names.reaper_lock, w->id, hb_ms);
+    if (!lock) {
+        worker_disconnect(w);
+        return;
+    }
+    bool mine = lock->type == REDIS_REPLY_STATUS;
+    freeReplyObject(lock);
+    if (!mine)
+        return;
+    char silence[24], maxd[24], ttl[24];
+    snprintf(silence, sizeof(silence), "%lld", dead_ms);
+    snprintf(maxd, sizeof(maxd), "%lld", config_int(CFG_MAX_DELIVERIES));
+    snprintf(ttl, sizeof(ttl), "%lld", config_int(CFG_FAILED_RESULT_TTL));
+    const char *argv[] = {w->names.workers, w->names.queue, now,  silence, w->names.prefix,
+                          w->names.events,  maxd,           imax, ttl,     w->id};
+    redisReply *r = worker_eval(w, QS_REAP, 2, (int)ARRAY_SIZE(argv), argv, NULL, true);
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 3 && r->element[0]->integer > 0)
+        log_warn("reaped workers that stopped heartbeating", "{s:I, s:I, s:I}", "workers",
+                 (json_int_t)r->element[0]->integer, "requeued",
+                 (json_int_t)r->element[1]->integer, "dead", (json_int_t)r->element[2]->integer);
+    if (r)
+        freeReplyObject(r);
+}
+
 static int worker_loop(struct worker *w)
 {
     while (!stop_signals) {
         if (util_mono_ms() >= w->next_heartbeat_ms)
             worker_heartbeat(w);
+        worker_housekeeping(w);
         if (w->exec_fd < 0) {
             /* Take no job without an executor to run it. */
             if (worker_start_executor(w) < 0) {
@@ -509,14 +648,15 @@ static int worker_loop(struct worker *w)
                     continue;
                 }
             }
-            /* Not an id any producer may use: drop exactly these bytes from
-             * the processing list rather than run or cycle them. */
-            log_warn("dropped a malformed queue entry", "{s:s%, s:I}", "entry", r->str,
-                     r->len > 200 ? (size_t)200 : r->len, "length", (json_int_t)r->len);
-            redisReply *d =
-                redisCommand(w->q->c, "LREM %s 1 %b", w->processing_key, r->str, r->len);
-            if (d)
-                freeReplyObject(d);
+            /* Not an id any producer may use: dead-letter exactly these
+             * bytes rather than run or cycle them. */
+            char *entry = malloc(r->len + 1);
+            if (entry) {
+                memcpy(entry, r->str, r->len);
+                entry[r->len] = '\0';
+                worker_deadletter(w, entry, r->len, "not a job id (1-64 of [A-Za-z0-9_-])");
+                free(entry);
+            }
             freeReplyObject(r);
             continue;
         }

@@ -1,5 +1,7 @@
 """What a job leaves behind, and queue entries a worker must survive."""
 
+import json
+
 
 from conftest import PREFIX, QUEUE, pid_alive, wait_for
 
@@ -40,9 +42,32 @@ def test_malformed_queue_entries_are_dropped_and_the_worker_goes_on(stack, r):
     assert job["status"] == "succeeded" and job["result"] == "after", job
     assert r.llen(QUEUE) == 0
     assert r.llen(f"{PREFIX}:processing:{worker.id}") == 0
-    log = worker.log()
-    assert "dropped a malformed queue entry" in log
-    assert "dropped a queue entry with no job hash" in log
+    # Each is dead-lettered with its reason.
+    letters = [json.loads(x) for x in r.lrange(f"{PREFIX}:deadletter", 0, -1)]
+    reasons = {d["entry"]: d["reason"] for d in letters}
+    assert reasons == {too_long: "not a job id (1-64 of [A-Za-z0-9_-])",
+                       "bad:id": "not a job id (1-64 of [A-Za-z0-9_-])",
+                       "no-such-job": "no job hash for this id"}, letters
+    assert all(d["worker"] == worker.id for d in letters)
+    assert "dead-lettered a queue entry" in worker.log()
+
+
+def test_an_invalid_spec_from_a_foreign_producer_is_dead_lettered(stack, r):
+    api = stack.start_api().client
+    stack.start_worker()
+    r.hset(f"{PREFIX}:job:foreign-1", mapping={"spec": '{"code": 42}', "status": "queued"})
+    r.lpush(QUEUE, "foreign-1")
+    r.hset(f"{PREFIX}:job:foreign-2", mapping={"spec": "not json", "status": "queued"})
+    r.lpush(QUEUE, "foreign-2")
+    for job_id, words in (("foreign-1", "'code' must be a string"), ("foreign-2", "not valid JSON")):
+        job = api.wait_job(job_id)
+        assert job["status"] == "dead", job
+        assert job["error"]["type"] == "InvalidSpec" and words in job["error"]["message"], job
+        assert job["dead_reason"].startswith("invalid spec:"), job
+        assert r.zscore(f"{PREFIX}:dead", job_id) is not None
+    # The worker goes on.
+    job = api.wait_job(api.submit({"code": "def run(ctx):\n    return 1\n"}))
+    assert job["status"] == "succeeded", job
 
 
 def test_results_with_nul_and_unicode_are_kept(stack):

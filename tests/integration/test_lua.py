@@ -41,7 +41,7 @@ def take(r, worker):
 def complete(r, job_id, worker, attempt, status="succeeded", result="42"):
     return script(r, "complete")(
         keys=[JOB_PREFIX + job_id, f"{PREFIX}:processing:{worker}"],
-        args=[job_id, worker, attempt, 3000, EVENTS_CHANNEL, 60, 120, PREFIX, 100, status,
+        args=[job_id, worker, attempt, 3000, EVENTS_CHANNEL, 60, 120, PREFIX, 100, 1, 0, status,
               "result", result],
     )
 

@@ -31,3 +31,40 @@ local function stratq_observe(stats, name, seconds)
   redis.call('HINCRBYFLOAT', stats, name .. ':sum', seconds)
   redis.call('HINCRBY', stats, name .. ':count', 1)
 end
+
+-- A job whose worker was lost (killed, OOM-killed, its executor crashed)
+-- while it ran: back to the head of the queue, or, once it has lost its
+-- worker max times, to the dead set ("a poison pill"). Only a job still
+-- running under that worker is touched. Returns 'requeued', 'dead' or nil.
+-- prefix: key prefix; queue: queue key; channel: events channel.
+local function stratq_lost(prefix, queue, channel, id, worker, now, max, index_max, ttl)
+  local job = prefix .. ':job:' .. id
+  local f = redis.call('HMGET', job, 'status', 'worker')
+  if f[1] == 'queued' then
+    -- Moved by BLMOVE but never started: just give it back.
+    redis.call('RPUSH', queue, id)
+    return 'requeued'
+  end
+  if f[1] ~= 'running' or f[2] ~= worker then
+    return nil
+  end
+  local lost = redis.call('HINCRBY', job, 'lost', 1)
+  if lost >= max then
+    local reason = 'worker lost ' .. lost .. ' times'
+    redis.call('HSET', job, 'status', 'dead', 'finished_ms', now, 'dead_reason', reason,
+               'error', cjson.encode({type = 'WorkerLost', message = reason}))
+    redis.call('ZADD', prefix .. ':dead', now, id)
+    if ttl > 0 then
+      redis.call('EXPIRE', job, ttl)
+    end
+    stratq_index(prefix, id, 'running', 'dead', now, index_max)
+    redis.call('HINCRBY', prefix .. ':stats', 'completed:dead', 1)
+    redis.call('PUBLISH', channel, cjson.encode({id = id, status = 'dead', reason = reason}))
+    return 'dead'
+  end
+  redis.call('HSET', job, 'status', 'queued')
+  redis.call('RPUSH', queue, id)
+  stratq_index(prefix, id, 'running', 'queued', now, index_max)
+  redis.call('PUBLISH', channel, cjson.encode({id = id, status = 'queued', lost = lost}))
+  return 'requeued'
+end

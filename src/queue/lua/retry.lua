@@ -13,8 +13,11 @@ end
 if not retryable[status] then
   return {'conflict', status}
 end
+-- A retry starts the job's budgets afresh: max_attempts and the
+-- worker-lost cap count from here.
 redis.call('HDEL', KEYS[1], 'finished_ms', 'result', 'error', 'stdout', 'stderr', 'usage',
-           'cancel_requested_ms', 'started_ms')
+           'cancel_requested_ms', 'started_ms', 'failures', 'lost', 'dead_reason',
+           'last_status', 'next_run_ms')
 redis.call('HSET', KEYS[1], 'status', 'queued', 'retried_ms', ARGV[2])
 redis.call('PERSIST', KEYS[1])
 redis.call('ZREM', KEYS[3], ARGV[1])

@@ -2,7 +2,7 @@
 -- KEYS[1] job hash, KEYS[2] the worker's processing list
 -- ARGV[1] id, ARGV[2] worker id, ARGV[3] now (ms), ARGV[4] events channel,
 -- ARGV[5] key prefix, ARGV[6] index size limit
--- Returns {"run", attempt, spec}; {"missing"} when no job hash exists;
+-- Returns {"run", attempt, spec, failures so far}; {"missing"} when no job hash exists;
 -- {"skip", status} when the job is no longer queued (e.g. cancelled).
 -- In the last two cases the id is removed from the processing list.
 local status = redis.call('HGET', KEYS[1], 'status')
@@ -14,7 +14,8 @@ end
 -- connection) gets the same answer, so the job is not stranded.
 if status == 'running' and redis.call('HGET', KEYS[1], 'worker') == ARGV[2] then
   return {'run', tonumber(redis.call('HGET', KEYS[1], 'attempts')),
-          redis.call('HGET', KEYS[1], 'spec') or ''}
+          redis.call('HGET', KEYS[1], 'spec') or '',
+          tonumber(redis.call('HGET', KEYS[1], 'failures') or '0')}
 end
 if status ~= 'queued' then
   redis.call('LREM', KEYS[2], 1, ARGV[1])
@@ -22,7 +23,7 @@ if status ~= 'queued' then
 end
 local attempt = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 redis.call('HDEL', KEYS[1], 'finished_ms', 'result', 'error', 'stdout', 'stderr', 'usage',
-           'cancel_requested_ms')
+           'cancel_requested_ms', 'next_run_ms')
 redis.call('HSET', KEYS[1], 'status', 'running', 'worker', ARGV[2], 'started_ms', ARGV[3])
 stratq_index(ARGV[5], ARGV[1], 'queued', 'running', ARGV[3], tonumber(ARGV[6]))
 local created = tonumber(redis.call('HGET', KEYS[1], 'created_ms'))
@@ -31,4 +32,5 @@ if created then
 end
 redis.call('PUBLISH', ARGV[4], cjson.encode({id = ARGV[1], status = 'running',
                                              worker = ARGV[2], attempt = attempt}))
-return {'run', attempt, redis.call('HGET', KEYS[1], 'spec') or ''}
+return {'run', attempt, redis.call('HGET', KEYS[1], 'spec') or '',
+        tonumber(redis.call('HGET', KEYS[1], 'failures') or '0')}
