@@ -34,7 +34,7 @@ objs = $(patsubst src/%.c,$(1)/obj/%.o,$(2))
 REL_OBJ := $(call objs,build,$(LIB_SRC)) build/obj/gen/lua.o
 ASAN_OBJ := $(call objs,build/asan,$(LIB_SRC)) build/asan/obj/gen/lua.o
 
-.PHONY: all deps test unit integration demo bench bench-api fuzz fuzz-smoke clean lint format
+.PHONY: all deps test unit integration demo bench bench-api fuzz fuzz-smoke clean lint format chaos soak
 all: build/stratq
 
 deps:
@@ -85,6 +85,21 @@ demo: deps build/stratq
 
 bench: deps build/stratq
 	@sh scripts/bench.sh
+
+# `make chaos`: 3 workers, 2,000 short jobs and 20 of 1-3 s, a worker or an
+# executor SIGKILLed every 1-3 s and redis-server restarted once; checks that
+# every job succeeded once as recorded and none was lost (tests/chaos/chaos.py;
+# CHAOS_FLAGS passes options such as --seed). A short version runs in `make test`.
+CHAOS_FLAGS ?=
+chaos: deps build/stratq
+	$(PYTHON) tests/chaos/chaos.py --bin $(CURDIR)/build/stratq $(CHAOS_FLAGS)
+
+# `make soak`: a steady mix of jobs for SOAK_MINUTES with occasional kills;
+# RSS of the API and each worker must stay flat (< 5% growth after warm-up)
+# and their open fds must not grow (tests/chaos/soak.py).
+SOAK_MINUTES ?= 30
+soak: deps build/stratq
+	$(PYTHON) tests/chaos/soak.py --bin $(CURDIR)/build/stratq --minutes $(SOAK_MINUTES)
 
 # `make bench-api`: wrk against `stratq api` + its own redis-server, with
 # redis-benchmark's rate for the same enqueue script as the ceiling.

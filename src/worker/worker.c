@@ -42,6 +42,7 @@ struct worker {
     long long failures_hint; /* failures of the running job, counting this run's */
     int64_t connected_since; /* monotonic ms of the current Redis connection */
     int64_t next_promote_ms, next_reap_ms;
+    int64_t give_up_at; /* when set, stop waiting for Redis then (deregistering) */
 };
 
 static volatile sig_atomic_t stop_signals;
@@ -79,6 +80,8 @@ static int worker_connect(struct worker *w, bool give_up_on_stop)
             return -ECANCELED;
         if (stop_signals >= 2)
             return -ECANCELED;
+        if (w->give_up_at && util_mono_ms() >= w->give_up_at)
+            return -ETIMEDOUT;
         log_warn("Redis unavailable, retrying", "{s:s, s:i}", "error", err, "retry_ms", backoff_ms);
         usleep((useconds_t)backoff_ms * 1000);
         backoff_ms = backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2;
@@ -747,6 +750,9 @@ int worker_main(int argc, char **argv)
         log_info("worker stopping", "{s:s}", "worker", w.id);
     }
     worker_stop_executor(&w, false);
+    /* Deregistering is a courtesy (the reaper does it for a worker that
+     * cannot): wait for an absent Redis a few seconds only. */
+    w.give_up_at = util_mono_ms() + 5000;
     if (worker_connect(&w, false) == 0)
         worker_deregister(&w);
     log_info("worker stopped", "{s:s, s:I, s:I}", "worker", w.id, "jobs_done",

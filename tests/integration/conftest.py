@@ -563,3 +563,53 @@ def pytest_runtest_makereport(item, call):
         if s is not None:
             for proc in s.procs:
                 rep.sections.append((f"stratq {proc.kind} pid {proc.pid} log tail", tail(proc.log(), 60)))
+
+
+# --------------------------------------------------------------------------
+# A Redis of a test's own, for outages and restarts
+# --------------------------------------------------------------------------
+
+
+class PrivateRedis:
+    """A redis-server with AOF on, owned by one test: it can be stopped
+    (gracefully, SIGSTOPped or killed) and started again on the same port
+    and data directory."""
+
+    def __init__(self, tmp_path):
+        self.port = free_port()
+        self.dir = tmp_path / "private-redis"
+        self.dir.mkdir()
+        self.url = f"redis://127.0.0.1:{self.port}"
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "yes", "--dir", str(self.dir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = self.client()
+        wait_for(lambda: _ping(client), START_TIMEOUT, f"the private redis-server on {self.port}")
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGCONT)
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=STOP_TIMEOUT)
+
+    def client(self):
+        return redis.Redis(host="127.0.0.1", port=self.port, decode_responses=True)
+
+
+def _ping(client):
+    try:
+        return client.ping()
+    except Exception:
+        return False
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    r = PrivateRedis(tmp_path)
+    r.start()
+    yield r
+    r.stop()

@@ -322,32 +322,9 @@ def test_no_tokens_means_loopback_only(stack):
     assert "STRATQ_API_TOKENS_FILE" in proc.log()
 
 
-@pytest.fixture
-def private_redis(tmp_path):
-    port = free_port()
-    proc = subprocess.Popen([REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", str(tmp_path)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    import redis as redis_py
-    client = redis_py.Redis(host="127.0.0.1", port=port)
-    wait_for(lambda: _ping(client), 20, "the private redis-server")
-    yield port, proc
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGCONT)
-        proc.terminate()
-        proc.wait(timeout=20)
-
-
-def _ping(client):
-    try:
-        return client.ping()
-    except Exception:
-        return False
-
-
-def test_redis_unreachable_is_503_with_retry_after_within_2s(stack, private_redis):
-    port, proc = private_redis
-    api_proc = stack.start_api(args=["--redis-url", f"redis://127.0.0.1:{port}"])
+def test_redis_unreachable_is_503_with_retry_after_within_2s(private_redis, stack):
+    proc = private_redis.proc
+    api_proc = stack.start_api(args=["--redis-url", private_redis.url])
     api = api_proc.client
     assert api.get("/v1/queue")[0] == 200
     os.kill(proc.pid, signal.SIGSTOP)  # Redis hangs: connected, never answering
@@ -363,8 +340,7 @@ def test_redis_unreachable_is_503_with_retry_after_within_2s(stack, private_redi
         assert time.monotonic() - t0 < 3.5
     finally:
         os.kill(proc.pid, signal.SIGCONT)
-    proc.terminate()
-    proc.wait(timeout=20)
+    private_redis.stop()
     status, body = wait_for(lambda: (lambda sb: sb if sb[0] == 503 else None)(api.get("/v1/queue")),
                             10, "503 once Redis is gone")
     assert "Redis" in body["error"]
