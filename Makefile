@@ -2,7 +2,7 @@
 # copy (build/asan/stratq) and runs the unit and integration tests with it.
 
 CC ?= cc
-PKGS := hiredis libevent jansson libcurl
+PKGS := hiredis libevent jansson libcurl python3-embed
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
 
@@ -34,7 +34,7 @@ objs = $(patsubst src/%.c,$(1)/obj/%.o,$(2))
 REL_OBJ := $(call objs,build,$(LIB_SRC)) build/obj/gen/lua.o
 ASAN_OBJ := $(call objs,build/asan,$(LIB_SRC)) build/asan/obj/gen/lua.o
 
-.PHONY: all deps test unit integration demo bench bench-api fuzz fuzz-smoke clean lint format chaos soak
+.PHONY: all deps test unit integration demo bench bench-api bench-exec fuzz fuzz-smoke clean lint format chaos soak
 all: build/stratq
 
 deps:
@@ -72,8 +72,14 @@ UNIT_BIN := $(patsubst tests/unit/%.c,build/asan/unit/%,$(UNIT_SRC))
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
+# The whole suite runs in warm mode (the default); the modules that run jobs
+# run again in cold mode, which must give the same outcomes.
+COLD_TESTS := $(addprefix tests/integration/,test_worker.py test_executor.py test_isolation.py \
+              test_reliability.py test_protocol.py test_examples.py test_cli.py test_api.py)
+
 integration: build/asan/stratq
-	STRATQ_BIN=$(CURDIR)/build/asan/stratq $(PYTHON) -m pytest -q tests/integration
+	STRATQ_MODE=warm STRATQ_BIN=$(CURDIR)/build/asan/stratq $(PYTHON) -m pytest -q tests/integration
+	STRATQ_MODE=cold STRATQ_BIN=$(CURDIR)/build/asan/stratq $(PYTHON) -m pytest -q $(COLD_TESTS)
 
 test: deps
 	$(MAKE) unit
@@ -105,6 +111,12 @@ soak: deps build/stratq
 # redis-benchmark's rate for the same enqueue script as the ceiling.
 bench-api: deps build/stratq
 	@sh scripts/bench-api.sh
+
+# `make bench-exec`: stratq warm, stratq cold and RQ 1.13 (python3-rq) side by
+# side, 2 workers each, one redis-server: jobs/s (no-op, small pandas job),
+# idle-queue latency, idle worker RSS; writes docs/benchmarks-exec.md.
+bench-exec: deps build/stratq
+	@sh scripts/bench-exec.sh
 
 # libFuzzer targets (tests/fuzz/fuzz_*.c), built with clang into build/fuzz/
 # apart from the gcc builds. Each links only the code it fuzzes: src/common

@@ -15,6 +15,7 @@ compiled as the module "strategy" under the file name "<strategy>".
 import json
 import linecache
 import os
+import resource  # imported here so that a warm child finds it loaded
 import sys
 import traceback
 import types
@@ -93,9 +94,51 @@ def run_job(request):
     return {"status": "succeeded", "result_text": text}
 
 
-def main():
+def _apply_limits(request):
+    """Warm mode: the job's limits, set here because the child was forked
+    before its job was known. Its address-space limit is the job's
+    memory_mb on top of what the preloaded interpreter already maps."""
+    spec = request["spec"]
+    vm_kb = 0
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmSize:"):
+                vm_kb = int(line.split()[1])
+    mem = vm_kb * 1024 + int(spec.get("memory_mb", 1024)) * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+    cpu = int(float(spec.get("timeout_s", 300))) + 2
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+
+
+def _fresh_entropy():
+    """A forked child starts with its parent's RNG states: give each job its
+    own. (The random module reseeds itself at fork; numpy does not.)"""
+    import random
+
+    random.seed()
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        numpy.random.seed()
+
+
+def _enter_tmpdir(request):
+    tmpdir = request.get("tmpdir")
+    if tmpdir:
+        os.chdir(tmpdir)
+        os.environ["TMPDIR"] = tmpdir
+        import tempfile
+
+        tempfile.tempdir = tmpdir
+
+
+def main(mode="cold"):
+    # Waits here (a warm spare) until the executor sends the job.
     with os.fdopen(3, "rb") as f:
         request = json.loads(f.read())
+    if mode == "warm":
+        _apply_limits(request)
+        _fresh_entropy()
+    _enter_tmpdir(request)
     out = os.fdopen(4, "wb")
     outcome = run_job(request)
     result_text = outcome.pop("result_text", "")

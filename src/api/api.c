@@ -366,18 +366,44 @@ static void on_setup_reply(redisAsyncContext *ac, void *reply, void *priv)
                   r->str);
 }
 
-/* The PING queued after AUTH and SELECT: Redis is usable only if it
- * answers, so /healthz stays 503 while the password is wrong. */
+static void on_ready_ping(redisAsyncContext *ac, void *reply, void *priv);
+
+static void on_ping_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct api *a = arg;
+    (void)fd;
+    (void)what;
+    if (a->rc && !a->redis_ready) {
+        queue_async_load(a->rc, &a->shas);
+        redisAsyncCommand(a->rc, on_ready_ping, a, "PING");
+    }
+}
+
+/* The PING queued after AUTH and SELECT: Redis is usable only once it
+ * answers, so /healthz stays 503 while the password is wrong or while
+ * Redis is still loading its data after a restart. Until then the PING is
+ * repeated, with backoff. */
 static void on_ready_ping(redisAsyncContext *ac, void *reply, void *priv)
 {
     struct api *a = priv;
     redisReply *r = reply;
     (void)ac;
-    if (r && r->type == REDIS_REPLY_STATUS)
+    if (r && r->type == REDIS_REPLY_STATUS) {
         a->redis_ready = true;
-    else if (r && r->type == REDIS_REPLY_ERROR)
+        a->ping_retry_ms = 100;
+        return;
+    }
+    if (!r)
+        return; /* the connection is gone; reconnecting re-sends the PING */
+    if (!strncmp(r->str, "NOAUTH", 6) || !strncmp(r->str, "WRONGPASS", 9))
         log_error("Redis refuses commands; check the password in the Redis URL", "{s:s}", "error",
                   r->str);
+    else
+        log_warn("Redis is not ready yet", "{s:s, s:i}", "error", r->str, "retry_ms",
+                 a->ping_retry_ms);
+    struct timeval tv = {a->ping_retry_ms / 1000, (a->ping_retry_ms % 1000) * 1000};
+    evtimer_add(a->ping_ev, &tv);
+    a->ping_retry_ms = a->ping_retry_ms * 2 > 5000 ? 5000 : a->ping_retry_ms * 2;
 }
 
 static void api_connect(struct api *a)
@@ -680,6 +706,8 @@ static void free_api(struct api *a)
             event_free(a->sig_ev[i]);
     if (a->reconnect_ev)
         event_free(a->reconnect_ev);
+    if (a->ping_ev)
+        event_free(a->ping_ev);
     if (a->http)
         evhttp_free(a->http);
     for (int i = 0; i < WAITER_BUCKETS; i++) {
@@ -786,6 +814,8 @@ int api_main(int argc, char **argv)
         goto out;
     }
     a.reconnect_ev = evtimer_new(a.base, on_reconnect_timer, &a);
+    a.ping_ev = evtimer_new(a.base, on_ping_timer, &a);
+    a.ping_retry_ms = 100;
     a.sig_ev[0] = evsignal_new(a.base, SIGTERM, on_signal, &a);
     a.sig_ev[1] = evsignal_new(a.base, SIGINT, on_signal, &a);
     event_add(a.sig_ev[0], NULL);

@@ -42,6 +42,8 @@ struct api {
     long long index_size, failed_ttl;
     struct event *reconnect_ev, *sub_reconnect_ev, *sse_keepalive_ev;
     int reconnect_ms, sub_reconnect_ms;
+    struct event *ping_ev; /* repeats the readiness PING while Redis loads */
+    int ping_retry_ms;
     struct event *sig_ev[2];
     /* Auth: tokens from STRATQ_API_TOKENS_FILE; none means auth is off. */
     char **tokens;

@@ -75,15 +75,20 @@ enum cfg_type { CFG_STR, CFG_INT, CFG_BOOL };
     X(DRAIN_TIMEOUT, "drain-timeout", "STRATQ_DRAIN_TIMEOUT_S", CFG_INT, "25", 0, 3600,            \
       CMD_WORKER | CMD_UP,                                                                         \
       "Seconds a stopping worker lets its running job go on before giving it back to the queue")   \
-    X(MAX_DELIVERIES, "max-deliveries", "STRATQ_MAX_DELIVERIES", CFG_INT, "3", 1, 1000,          \
+    X(MAX_DELIVERIES, "max-deliveries", "STRATQ_MAX_DELIVERIES", CFG_INT, "3", 1, 1000,            \
       CMD_WORKER | CMD_UP,                                                                         \
       "Times a job may lose its worker (killed, OOM) before it is dead (a poison pill)")           \
     X(BACKOFF_CAP, "retry-backoff-cap", "STRATQ_RETRY_BACKOFF_CAP_S", CFG_INT, "300", 1, 86400,    \
       CMD_WORKER | CMD_UP, "Longest delay before a retry, in seconds")                             \
     X(WORKER_ID, "worker-id", "STRATQ_WORKER_ID", CFG_STR, "", 0, 0, CMD_WORKER,                   \
       "Worker id (default: host-pid-random)")                                                      \
+    X(MODE, "mode", "STRATQ_MODE", CFG_STR, "warm", 0, 0, CMD_WORKER | CMD_EXECUTOR | CMD_UP,      \
+      "warm: fork each job from an interpreter with the preloads imported; cold: start a fresh "   \
+      "STRATQ_PYTHON per job")                                                                     \
+    X(PRELOAD, "preload", "STRATQ_PRELOAD", CFG_STR, "numpy,pandas", 0, 0,                         \
+      CMD_WORKER | CMD_EXECUTOR | CMD_UP, "Modules a warm executor imports once, comma-separated") \
     X(PYTHON, "python", "STRATQ_PYTHON", CFG_STR, "/usr/bin/python3", 0, 0,                        \
-      CMD_WORKER | CMD_EXECUTOR | CMD_UP, "Python interpreter that runs jobs")                     \
+      CMD_WORKER | CMD_EXECUTOR | CMD_UP, "Python interpreter that runs cold-mode jobs")           \
     X(HARNESS_DIR, "harness-dir", "STRATQ_HARNESS_DIR", CFG_STR, "", 0, 0,                         \
       CMD_WORKER | CMD_EXECUTOR | CMD_UP,                                                          \
       "Directory holding the stratq Python package (default: found next to the binary)")           \

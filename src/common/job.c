@@ -123,9 +123,9 @@ static int check_limit(json_t *spec, const char *field, bool integer, long long 
 
 int job_spec_normalize(json_t *spec, const struct job_limits *lim, char *err, size_t errlen)
 {
-    static const char *const known[] = {"code",      "entrypoint",   "params",          "data",
-                                        "timeout_s", "memory_mb",    "max_attempts",
-                                        "retry_backoff_s", NULL};
+    static const char *const known[] = {"code",         "entrypoint",      "params",
+                                        "data",         "timeout_s",       "memory_mb",
+                                        "max_attempts", "retry_backoff_s", NULL};
     const char *key;
     json_t *v;
     int r;
@@ -196,8 +196,7 @@ int job_spec_normalize(json_t *spec, const struct job_limits *lim, char *err, si
                     "STRATQ_MAX_MEMORY_MB", err, errlen);
     if (r < 0)
         return r;
-    r = check_limit(spec, "max_attempts", true, 1, JOB_MAX_ATTEMPTS, "stratq itself", err,
-                    errlen);
+    r = check_limit(spec, "max_attempts", true, 1, JOB_MAX_ATTEMPTS, "stratq itself", err, errlen);
     if (r < 0)
         return r;
     v = json_object_get(spec, "retry_backoff_s");

@@ -17,6 +17,8 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <ftw.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,10 +26,26 @@
 #include "../common/frame.h"
 #include "../common/log.h"
 #include "../common/util.h"
+#include "warm.h"
 
 /* Environment variables handed through to the executor and its jobs. They
  * carry no secrets; OpenBLAS needs these two on some processors. */
 static const char *const passed_env[] = {"OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", NULL};
+
+/* The executor's state across jobs. */
+static struct {
+    bool warm;
+    const char *python;
+    const char *harness_dir;
+    char **envp;
+    char work_dir[256]; /* holds one temporary directory per job */
+    unsigned long jobs;
+    /* Warm mode: a child forked ahead of time, waiting for its job. */
+    struct child {
+        pid_t pid;
+        int in_w, res_r, out_r, err_r;
+    } spare;
+} ex = {.spare = {-1, -1, -1, -1, -1}};
 
 /* Moves fd to a number >= 10 so that it cannot collide with the numbers the
  * child dup2()s onto (0..4). Keeps O_CLOEXEC. */
@@ -99,7 +117,6 @@ struct job_run {
     double timeout_s;
     long long memory_mb;
     size_t max_output, max_result;
-    char **envp;
     int ctl_fd; /* the socket to the supervisor: cancel requests in, output out */
     /* outputs */
     struct capture out, err, res;
@@ -111,12 +128,13 @@ struct job_run {
     int64_t wall_ms;
 };
 
-/* Runs in the child between fork and exec: only async-signal-safe calls. */
-static void __attribute__((noreturn))
-child_exec(struct job_run *j, int devnull, int in_r, int res_w, int out_w, int err_w, pid_t parent)
+/* Runs in a new child, before the job: only async-signal-safe calls, and
+ * _exit() on failure. Gives the child its own session (so the whole job is
+ * one process group the executor can kill), a parent-death signal, the job's
+ * descriptors as 0..4 and nothing else, and default signal handling. */
+static void child_setup(int devnull, int in_r, int res_w, int out_w, int err_w, pid_t parent)
 {
-    static const char fail_msg[] = "stratq: cannot start the job's interpreter\n";
-    struct rlimit rl;
+    struct rlimit rl = {0, 0};
 
     if (setsid() < 0)
         _exit(126);
@@ -127,34 +145,40 @@ child_exec(struct job_run *j, int devnull, int in_r, int res_w, int out_w, int e
         _exit(126);
     close_range(5, ~0U, 0);
 
-    /* Signals: back to defaults, nothing blocked. */
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
     for (int s = 1; s < 32; s++)
         if (s != SIGKILL && s != SIGSTOP)
-            signal(s, SIG_DFL);
+            sigaction(s, &dfl, NULL);
+    setrlimit(RLIMIT_CORE, &rl);
+    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+    prctl(PR_SET_DUMPABLE, 0);
+    if (chdir("/") < 0)
+        _exit(126);
+}
+
+/* Cold mode, in the child: the job's limits, then a fresh interpreter. */
+static void __attribute__((noreturn)) child_exec_cold(const struct job_run *j)
+{
+    static const char fail_msg[] = "stratq: cannot start the job's interpreter\n";
+    struct rlimit rl;
 
     rl.rlim_cur = rl.rlim_max = (rlim_t)j->memory_mb * 1024 * 1024;
     setrlimit(RLIMIT_AS, &rl);
-    rl.rlim_cur = rl.rlim_max = 0;
-    setrlimit(RLIMIT_CORE, &rl);
     rl.rlim_cur = (rlim_t)ceil(j->timeout_s) + 1;
     rl.rlim_max = rl.rlim_cur + 1;
     setrlimit(RLIMIT_CPU, &rl);
-    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-    if (chdir("/") < 0)
-        _exit(126);
-
-    char *argv[] = {(char *)j->python,
+    char *argv[] = {(char *)ex.python,
                     "-I",
                     "-B",
                     "-c",
                     "import sys; sys.path.insert(0, sys.argv[1]); "
                     "from stratq import _harness; _harness.main()",
-                    (char *)j->harness_dir,
+                    (char *)ex.harness_dir,
                     NULL};
-    execve(j->python, argv, j->envp);
+    execve(ex.python, argv, ex.envp);
     (void)!write(2, fail_msg, sizeof(fail_msg) - 1);
     _exit(127);
 }
@@ -206,7 +230,7 @@ static int pidfd_open_(pid_t pid)
  * executor has none of its own, so any child is a process the last job left
  * behind (re-parented here because the executor is a subreaper). Repeats
  * until none is left, since a leftover may fork while being killed. */
-static void kill_leftovers(void)
+static void kill_leftovers(pid_t keep)
 {
     for (int round = 0; round < 100; round++) {
         char path[64];
@@ -214,51 +238,89 @@ static void kill_leftovers(void)
         FILE *f = fopen(path, "re");
         int found = 0, pid;
         while (f && fscanf(f, "%d", &pid) == 1) {
+            if (pid == keep)
+                continue;
             kill(pid, SIGKILL);
             found++;
         }
         if (f)
             fclose(f);
-        while (waitpid(-1, NULL, WNOHANG) > 0)
-            ;
+        for (pid_t z; (z = waitpid(-1, NULL, WNOHANG)) > 0;)
+            if (z == keep)
+                ex.spare.pid = -1; /* the spare died: make another */
         if (!found)
             return;
         usleep(1000);
     }
 }
 
-/* Runs one job to completion (or timeout). Fills the outputs of j. */
-static int job_run_cold(struct job_run *j)
+/* Forks a job child with fresh pipes. Cold mode (j given): the child execs
+ * a new interpreter for j. Warm mode (j NULL): the child runs the harness
+ * of the embedded interpreter, which waits on fd 3 for its job; this is the
+ * spare made ahead of time. */
+static int child_spawn(const struct job_run *j, struct child *c)
 {
     int in[2] = {-1, -1}, res[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
-    int devnull = -1, pidfd = -1, r = 0;
+    int devnull = fd_high(open("/dev/null", O_RDWR | O_CLOEXEC)), r = 0;
     pid_t parent = getpid(), pid;
-    size_t written = 0, total_output = 0;
-    bool exited = false, killed = false;
 
-    j->out.limit = j->err.limit = j->max_output;
-    j->res.limit = j->max_result;
-
-    devnull = fd_high(open("/dev/null", O_RDWR | O_CLOEXEC));
     if (devnull < 0 || pipe_high(in) < 0 || pipe_high(res) < 0 || pipe_high(out) < 0 ||
         pipe_high(err) < 0) {
         r = -EMFILE;
         goto out;
     }
-
-    int64_t start = util_mono_ms();
-    pid = fork();
+    pid = j ? fork() : warm_fork();
     if (pid < 0) {
         r = -errno;
         goto out;
     }
-    if (pid == 0)
-        child_exec(j, devnull, in[0], res[1], out[1], err[1], parent);
-
+    if (pid == 0) {
+        child_setup(devnull, in[0], res[1], out[1], err[1], parent);
+        if (j)
+            child_exec_cold(j);
+        warm_child_run();
+    }
+    *c = (struct child){pid, steal_fd(&in[1]), steal_fd(&res[0]), steal_fd(&out[0]),
+                        steal_fd(&err[0])};
+out:
     close_fd(&in[0]);
+    close_fd(&in[1]);
+    close_fd(&res[0]);
     close_fd(&res[1]);
+    close_fd(&out[0]);
     close_fd(&out[1]);
+    close_fd(&err[0]);
     close_fd(&err[1]);
+    close_fd(&devnull);
+    return r;
+}
+
+/* Warm mode: makes sure a spare child is waiting. */
+static void refill_spare(void)
+{
+    if (!ex.warm || ex.spare.pid > 0)
+        return;
+    int r = child_spawn(NULL, &ex.spare);
+    if (r < 0) {
+        ex.spare.pid = -1;
+        log_error("cannot fork a spare job child", "{s:s}", "error", strerror(-r));
+    }
+}
+
+/* Runs one job to completion (or timeout) in child c, which takes the job
+ * request from its stdin pipe. Fills the outputs of j; closes c's fds. */
+static int job_run(struct job_run *j, struct child *c)
+{
+    int in[2] = {-1, c->in_w}, res[2] = {c->res_r, -1}, out[2] = {c->out_r, -1},
+        err[2] = {c->err_r, -1};
+    int pidfd = -1, r = 0;
+    pid_t pid = c->pid;
+    size_t written = 0, total_output = 0;
+    bool exited = false, killed = false;
+
+    j->out.limit = j->err.limit = j->max_output;
+    j->res.limit = j->max_result;
+    int64_t start = util_mono_ms();
     fcntl(in[1], F_SETFL, O_NONBLOCK);
     pidfd = pidfd_open_(pid);
     if (pidfd < 0) {
@@ -382,7 +444,7 @@ static int job_run_cold(struct job_run *j)
         r = -errno;
     if (!exited)
         j->wall_ms = util_mono_ms() - start;
-    kill_leftovers();
+    kill_leftovers(ex.spare.pid);
 out:
     close_fd(&in[0]);
     close_fd(&in[1]);
@@ -392,7 +454,6 @@ out:
     close_fd(&out[1]);
     close_fd(&err[0]);
     close_fd(&err[1]);
-    close_fd(&devnull);
     close_fd(&pidfd);
     return r;
 }
@@ -498,12 +559,21 @@ static json_t *build_reply(struct job_run *j)
 
 static char **build_env(void)
 {
-    char **envp = calloc(ARRAY_SIZE(passed_env) + 4, sizeof(char *));
+    char **envp = calloc(ARRAY_SIZE(passed_env) + 5, sizeof(char *));
     size_t n = 0;
     if (!envp)
         return NULL;
     envp[n++] = strdup("PATH=/usr/local/bin:/usr/bin:/bin");
     envp[n++] = strdup("LANG=C.UTF-8");
+#if defined(__SANITIZE_ADDRESS__)
+    /* Test builds: a warm job child is this (sanitized) program, and must
+     * see a failed allocation past its memory limit as NULL (Python's
+     * MemoryError) rather than as a sanitizer abort. */
+    const char *asan = getenv("ASAN_OPTIONS");
+    if (asprintf(&envp[n], "ASAN_OPTIONS=%s%sallocator_may_return_null=1", asan ? asan : "",
+                 asan && *asan ? ":" : "") > 0)
+        n++;
+#endif
     for (size_t i = 0; passed_env[i]; i++) {
         const char *v = getenv(passed_env[i]);
         if (v && asprintf(&envp[n], "%s=%s", passed_env[i], v) > 0)
@@ -519,24 +589,58 @@ static void free_env(char **envp)
     free(envp);
 }
 
-static json_t *handle_request(json_t *req, const char *python, const char *harness_dir, char **envp)
+/* Removes a job's temporary directory and everything in it, without
+ * following symbolic links. The job's processes are gone by now. */
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static void remove_tree(const char *dir)
+{
+    nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+}
+
+static json_t *handle_request(json_t *req)
 {
     json_t *spec = json_object_get(req, "spec");
+    char tmpdir[300];
+    snprintf(tmpdir, sizeof(tmpdir), "%s/job-%lu", ex.work_dir, ++ex.jobs);
+    if (mkdir(tmpdir, 0700) < 0)
+        tmpdir[0] = '\0';
+    json_object_set_new(req, "tmpdir", json_string(tmpdir));
+    json_object_set_new(req, "mode", json_string(ex.warm ? "warm" : "cold"));
     struct job_run j = {
-        .python = python,
-        .harness_dir = harness_dir,
         .timeout_s = json_number_value(json_object_get(spec, "timeout_s")),
         .memory_mb = json_integer_value(json_object_get(spec, "memory_mb")),
         .max_output = (size_t)config_int(CFG_MAX_OUTPUT),
         .max_result = (size_t)config_int(CFG_MAX_RESULT),
-        .envp = envp,
         .ctl_fd = EXECUTOR_FD,
     };
     json_t *reply;
+    struct child c;
+    int r;
 
     j.input = json_dumps(req, JSON_COMPACT);
     j.input_len = j.input ? strlen(j.input) : 0;
-    int r = j.input ? job_run_cold(&j) : -ENOMEM;
+    if (!j.input) {
+        r = -ENOMEM;
+    } else if (ex.warm) {
+        refill_spare();
+        c = ex.spare;
+        ex.spare.pid = -1;
+        r = c.pid > 0 ? job_run(&j, &c) : -ECHILD;
+    } else {
+        r = child_spawn(&j, &c);
+        if (r == 0)
+            r = job_run(&j, &c);
+    }
+    if (tmpdir[0])
+        remove_tree(tmpdir);
     if (r < 0) {
         char msg[160];
         snprintf(msg, sizeof(msg), "the executor could not run the job: %s", strerror(-r));
@@ -584,20 +688,50 @@ int executor_main(int argc, char **argv)
         log_error("cannot find the stratq Python harness; set STRATQ_HARNESS_DIR", "{}");
         return 1;
     }
-    char **envp = build_env();
-    const char *python = config_str(CFG_PYTHON);
-    if (access(python, X_OK) < 0) {
-        log_error("the Python interpreter is not executable; set STRATQ_PYTHON", "{s:s}", "python",
-                  python);
-        free_env(envp);
+    ex.envp = build_env();
+    ex.python = config_str(CFG_PYTHON);
+    ex.harness_dir = harness_dir;
+    const char *mode = config_str(CFG_MODE);
+    if (strcmp(mode, "warm") != 0 && strcmp(mode, "cold") != 0) {
+        log_error("STRATQ_MODE must be warm or cold", "{s:s}", "mode", mode);
+        free_env(ex.envp);
         return 1;
     }
-    log_debug("executor ready", "{s:s, s:s}", "python", python, "harness", harness_dir);
+    ex.warm = !strcmp(mode, "warm");
+    if (!ex.warm && access(ex.python, X_OK) < 0) {
+        log_error("the Python interpreter is not executable; set STRATQ_PYTHON", "{s:s}", "python",
+                  ex.python);
+        free_env(ex.envp);
+        return 1;
+    }
+    const char *base = getenv("TMPDIR");
+    snprintf(ex.work_dir, sizeof(ex.work_dir), "%s/stratq-exec-XXXXXX",
+             base && base[0] == '/' ? base : "/tmp");
+    if (!mkdtemp(ex.work_dir)) {
+        log_error("cannot make the executor's work directory", "{s:s, s:s}", "dir", ex.work_dir,
+                  "error", strerror(errno));
+        free_env(ex.envp);
+        return 1;
+    }
+    if (ex.warm) {
+        int64_t t0 = util_mono_ms();
+        if (warm_init(harness_dir, config_str(CFG_PRELOAD), err, sizeof(err)) < 0) {
+            log_error("cannot start warm mode", "{s:s}", "error", err);
+            remove_tree(ex.work_dir);
+            free_env(ex.envp);
+            return 1;
+        }
+        log_info("warm interpreter ready", "{s:s, s:I}", "preload", config_str(CFG_PRELOAD),
+                 "init_ms", (json_int_t)(util_mono_ms() - t0));
+        refill_spare();
+    }
+    log_debug("executor ready", "{s:s, s:s, s:s}", "mode", mode, "python", ex.python, "harness",
+              harness_dir);
     json_t *ready = json_pack("{s:s}", "type", "ready");
     int sr = frame_send_json(EXECUTOR_FD, ready);
     json_decref(ready);
     if (sr < 0) {
-        free_env(envp);
+        free_env(ex.envp);
         return 1;
     }
 
@@ -618,7 +752,7 @@ int executor_main(int argc, char **argv)
             json_decref(req);
             continue;
         }
-        json_t *reply = handle_request(req, python, harness_dir, envp);
+        json_t *reply = handle_request(req);
         json_decref(req);
         r = frame_send_json(EXECUTOR_FD, reply);
         json_decref(reply);
@@ -626,10 +760,21 @@ int executor_main(int argc, char **argv)
             rc = r == -EPIPE ? 0 : 1;
             break;
         }
+        /* The next job's child is forked now, off the job's path: while the
+         * supervisor records this outcome and fetches the next job. */
+        refill_spare();
     }
-    free_env(envp);
+    if (ex.spare.pid > 0) {
+        kill(ex.spare.pid, SIGKILL);
+        waitpid(ex.spare.pid, NULL, 0);
+    }
+    remove_tree(ex.work_dir);
+    free_env(ex.envp);
     config_free();
-    return rc;
+    /* In warm mode the interpreter is never finalized (a fork server's
+     * interpreter is not worth the teardown): leave without exit handlers. */
+    fflush(NULL);
+    _exit(rc);
 }
 
 int executor_spawn(pid_t *ret_pid, int *ret_fd)
@@ -659,6 +804,10 @@ int executor_spawn(pid_t *ret_pid, int *ret_fd)
                     maxr,
                     "--log-level",
                     (char *)config_str(CFG_LOG_LEVEL),
+                    "--mode",
+                    (char *)config_str(CFG_MODE),
+                    "--preload",
+                    (char *)config_str(CFG_PRELOAD),
                     NULL};
     pid_t pid = fork();
     if (pid < 0) {

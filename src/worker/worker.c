@@ -136,19 +136,16 @@ static redisReply *worker_eval(struct worker *w, enum queue_script s, int nkeys,
 
 static void worker_heartbeat(struct worker *w)
 {
-    char now[24], ttl[24], pid[16], done[24], failed[24], started[24];
+    char now[24], ttl[24], pid[16], started[24];
     snprintf(now, sizeof(now), "%lld", (long long)util_now_ms());
     snprintf(ttl, sizeof(ttl), "%lld", config_int(CFG_HEARTBEAT) * 3000);
     snprintf(pid, sizeof(pid), "%d", (int)getpid());
-    snprintf(done, sizeof(done), "%lld", w->jobs_done);
-    snprintf(failed, sizeof(failed), "%lld", w->jobs_failed);
     snprintf(started, sizeof(started), "%lld", (long long)w->started_ms);
-    const char *argv[] = {
-        w->names.workers, w->worker_key, w->id,         now,           ttl,
-        "host",           w->host,       "pid",         pid,           "version",
-        STRATQ_VERSION,   "state",       w->state,      "current_job", w->current,
-        "jobs_done",      done,          "jobs_failed", failed,        "started_ms",
-        started};
+    /* jobs_done and jobs_failed are counted by complete.lua itself. */
+    const char *argv[] = {w->names.workers, w->worker_key, w->id,    now,           ttl,
+                          "host",           w->host,       "pid",    pid,           "version",
+                          STRATQ_VERSION,   "state",       w->state, "current_job", w->current,
+                          "started_ms",     started};
     redisReply *r = worker_eval(w, QS_HEARTBEAT, 2, (int)ARRAY_SIZE(argv), argv, NULL, true);
     if (r)
         freeReplyObject(r);
@@ -322,6 +319,7 @@ static void worker_complete(struct worker *w, const char *id, long long attempt,
     snprintf(imax, sizeof(imax), "%lld", config_int(CFG_INDEX_SIZE));
     argv[n++] = job_key;
     argv[n++] = w->processing_key;
+    argv[n++] = w->worker_key;
     argv[n++] = id;
     argv[n++] = w->id;
     argv[n++] = att;
@@ -372,7 +370,7 @@ static void worker_complete(struct worker *w, const char *id, long long attempt,
         argv[n++] = usage ? usage : "{}";
     }
 
-    redisReply *r = worker_eval(w, QS_COMPLETE, 2, n, argv, NULL, false);
+    redisReply *r = worker_eval(w, QS_COMPLETE, 3, n, argv, NULL, false);
     if (!r) {
         log_error("could not record the job's outcome", "{s:s, s:s}", "id", id, "status", status);
         return;
@@ -387,6 +385,9 @@ static void worker_complete(struct worker *w, const char *id, long long attempt,
             w->jobs_done++;
         else
             w->jobs_failed++;
+    } else if (r->type == REDIS_REPLY_INTEGER && r->integer == 2) {
+        log_info("the job's outcome was already recorded (a retried call)", "{s:s, s:I}", "id", id,
+                 "attempt", (json_int_t)attempt);
     } else {
         log_warn("discarded a late result: the job was taken over by another attempt",
                  "{s:s, s:I, s:s}", "id", id, "attempt", (json_int_t)attempt, "status", status);
@@ -400,10 +401,10 @@ static void worker_deadletter(struct worker *w, const char *entry, size_t len, c
 {
     char now[24];
     snprintf(now, sizeof(now), "%lld", (long long)util_now_ms());
-    const char *argv[] = {w->processing_key, w->names.deadletter, entry, reason, now, w->id,
-                          "10000"};
-    size_t lens[] = {strlen(argv[0]), strlen(argv[1]), len, strlen(reason), strlen(now),
-                     strlen(w->id), 5};
+    const char *argv[] = {
+        w->processing_key, w->names.deadletter, entry, reason, now, w->id, "10000"};
+    size_t lens[] = {strlen(argv[0]), strlen(argv[1]), len, strlen(reason),
+                     strlen(now),     strlen(w->id),   5};
     redisReply *r = worker_eval(w, QS_DEADLETTER, 2, (int)ARRAY_SIZE(argv), argv, lens, false);
     if (r)
         freeReplyObject(r);
@@ -461,9 +462,9 @@ static void worker_run(struct worker *w, const char *id)
     _cleanup_free_ char *job_key = queue_job_key(&w->names, id);
     snprintf(now, sizeof(now), "%lld", (long long)util_now_ms());
     snprintf(imax, sizeof(imax), "%lld", config_int(CFG_INDEX_SIZE));
-    const char *argv[] = {job_key,         w->processing_key, id,  w->id, now,
-                          w->names.events, w->names.prefix,   imax};
-    redisReply *r = worker_eval(w, QS_START, 2, (int)ARRAY_SIZE(argv), argv, NULL, false);
+    const char *argv[] = {job_key, w->processing_key, w->worker_key,   id,  w->id,
+                          now,     w->names.events,   w->names.prefix, imax};
+    redisReply *r = worker_eval(w, QS_START, 3, (int)ARRAY_SIZE(argv), argv, NULL, false);
     if (!r)
         return;
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 1) {
@@ -499,8 +500,7 @@ static void worker_run(struct worker *w, const char *id)
         snprintf(reason, sizeof(reason), "invalid spec: %s", err);
         reply = json_pack("{s:s, s:s, s:{s:s, s:s}}", "status", "dead", "dead_reason", reason,
                           "error", "type", "InvalidSpec", "message", err);
-        log_warn("dead-lettered a job with an invalid spec", "{s:s, s:s}", "id", id, "reason",
-                 err);
+        log_warn("dead-lettered a job with an invalid spec", "{s:s, s:s}", "id", id, "reason", err);
         worker_complete(w, id, attempt, reply, NULL);
         json_decref(reply);
         json_decref(spec);
@@ -508,9 +508,10 @@ static void worker_run(struct worker *w, const char *id)
     }
     w->failures_hint = failures + 1;
 
+    /* start.lua marked this worker busy in its hash; complete.lua marks it
+     * idle again: no heartbeat round trips on the job's path. */
     snprintf(w->current, sizeof(w->current), "%s", id);
     w->state = "busy";
-    worker_heartbeat(w);
     log_info("job started", "{s:s, s:I}", "id", id, "attempt", (json_int_t)attempt);
 
     json_t *req = json_pack("{s:s, s:s, s:I, s:O}", "type", "run", "id", id, "attempt",
@@ -534,8 +535,8 @@ static void worker_run(struct worker *w, const char *id)
          * against no budget. */
         worker_abandon_job(w);
     } else if (rr < 0) {
-        log_error("the executor died during a job; requeueing the job and restarting it",
-                  "{s:s}", "id", id);
+        log_error("the executor died during a job; requeueing the job and restarting it", "{s:s}",
+                  "id", id);
         worker_stop_executor(w, true);
         worker_lost_job(w, id);
         worker_start_executor(w);
@@ -547,7 +548,6 @@ static void worker_run(struct worker *w, const char *id)
     json_decref(spec);
     w->current[0] = '\0';
     w->state = stop_signals ? "draining" : "idle";
-    worker_heartbeat(w);
 }
 
 static void worker_deregister(struct worker *w)
@@ -581,13 +581,12 @@ static void worker_housekeeping(struct worker *w)
     snprintf(imax, sizeof(imax), "%lld", config_int(CFG_INDEX_SIZE));
     if (mono >= w->next_promote_ms) {
         w->next_promote_ms = mono + 1000;
-        const char *argv[] = {w->names.scheduled, w->names.queue, now, w->names.prefix,
-                              w->names.events, imax};
+        const char *argv[] = {w->names.scheduled, w->names.queue,  now,
+                              w->names.prefix,    w->names.events, imax};
         redisReply *r = worker_eval(w, QS_PROMOTE, 2, (int)ARRAY_SIZE(argv), argv, NULL, true);
         if (r) {
             if (r->type == REDIS_REPLY_INTEGER && r->integer > 0)
-                log_info("promoted retries to the queue", "{s:I}", "count",
-                         (json_int_t)r->integer);
+                log_info("promoted retries to the queue", "{s:I}", "count", (json_int_t)r->integer);
             freeReplyObject(r);
         }
     }
@@ -613,8 +612,8 @@ static void worker_housekeeping(struct worker *w)
     redisReply *r = worker_eval(w, QS_REAP, 2, (int)ARRAY_SIZE(argv), argv, NULL, true);
     if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 3 && r->element[0]->integer > 0)
         log_warn("reaped workers that stopped heartbeating", "{s:I, s:I, s:I}", "workers",
-                 (json_int_t)r->element[0]->integer, "requeued",
-                 (json_int_t)r->element[1]->integer, "dead", (json_int_t)r->element[2]->integer);
+                 (json_int_t)r->element[0]->integer, "requeued", (json_int_t)r->element[1]->integer,
+                 "dead", (json_int_t)r->element[2]->integer);
     if (r)
         freeReplyObject(r);
 }
@@ -743,7 +742,7 @@ int worker_main(int argc, char **argv)
     worker_start_executor(&w);
     if (worker_connect(&w, true) == 0) {
         log_info("worker started", "{s:s, s:s, s:s}", "worker", w.id, "queue", w.names.queue,
-                 "mode", "cold");
+                 "mode", config_str(CFG_MODE));
         worker_heartbeat(&w);
         worker_loop(&w);
         w.state = "draining";

@@ -14,6 +14,7 @@ gracefully. When every job is terminal (or the deadline passes) it checks:
   processing list, the scheduled and dead sets empty;
 - jobs run more than once and the total of extra runs (sum of attempts - 1)
   are each at most the number of kills;
+- the API answers /healthz 200 again within 15 s of each Redis restart;
 - no worker or API died by itself, no executor or job outlived its killed
   worker, no sanitizer report in any log.
 
@@ -176,6 +177,17 @@ class Chaos:
             self.c["kills"] += 1
             self.say(f"  killed executor pid {pid} of worker pid {worker.pid}")
 
+    def check_api_recovers(self, stack, timeout=15.0):
+        """After a Redis restart the API must reconnect by itself: /healthz
+        200 again within ``timeout`` (its reconnect backoff is at most 5 s)."""
+        try:
+            wait_for(stack.client.healthy, timeout, "the API's /healthz")
+        except StackError:
+            self.violation(
+                f"the API still answers /healthz 503 {timeout:g}s after redis-server came back "
+                f"(log {stack.api.log_path}):\n{stack.api.tail(6)}"
+            )
+
     def check_daemons(self, stack):
         """A daemon that exited without being killed by us crashed."""
         for proc in stack.procs:
@@ -221,6 +233,7 @@ class Chaos:
                     self.c["redis_down_s"] = round(self.c["redis_down_s"] + down, 2)
                     restarts_left -= 1
                     self.say(f"  redis-server back after {down:.2f}s")
+                    self.check_api_recovers(stack)
                 if now >= next_kill:
                     self.kill_one(stack)
                     next_kill = time.monotonic() + self.rng.uniform(self.p["kill_min"], self.p["kill_max"])

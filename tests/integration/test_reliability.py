@@ -156,13 +156,15 @@ def test_a_result_finished_during_a_redis_outage_is_written_later(private_redis,
     api_args = ["--redis-url", private_redis.url]
     api = stack.start_api(args=api_args).client
     w = start_private_worker(stack, private_redis)
-    job_id = api.submit({"code": SLEEP, "params": {"s": 2}})
-    api.wait_status(job_id, "running")
-    executor = children(w.pid)[0]
-    wait_for(lambda: children(executor), 10, "the job's process")
+    code = ("import os, time\n\ndef run(ctx):\n    print(os.getpid(), flush=True)\n"
+            "    time.sleep(2)\n    return {'attempt': ctx.attempt}\n")
+    job_id = api.submit({"code": code})
+    logs = wait_for(lambda: (lambda b: b if b["stdout"].strip() else None)(
+        api.get(f"/v1/jobs/{job_id}/logs")[1]), 20, "the job to print its pid")
+    job_pid = int(logs["stdout"].split()[0])
     private_redis.stop()  # graceful: the AOF is complete
     # The job ends while Redis is down; its result waits in the worker.
-    wait_for(lambda: not children(executor), 30, "the job to end during the outage")
+    wait_for(lambda: not pid_alive(job_pid), 30, "the job to end during the outage")
     assert _status(rc, job_id) is None  # Redis really is down
     private_redis.start()
     wait_for(lambda: _status(rc, job_id) == "succeeded", 60, "the held result to be written")

@@ -2,7 +2,8 @@
 -- written only if the job is still in this worker's processing list, still
 -- running, and still on the attempt this worker started. A worker whose job
 -- was reaped and re-run elsewhere therefore never overwrites the result.
--- KEYS[1] job hash, KEYS[2] the worker's processing list
+-- KEYS[1] job hash, KEYS[2] the worker's processing list, KEYS[3] the
+-- worker's hash (marked idle and its counters kept, if it exists)
 -- ARGV[1] id, ARGV[2] worker id, ARGV[3] attempt, ARGV[4] now (ms),
 -- ARGV[5] events channel, ARGV[6] TTL in seconds of a succeeded job's record,
 -- ARGV[7] TTL of any other outcome (0: keep), ARGV[8] key prefix,
@@ -13,9 +14,14 @@
 -- final: the job becomes "scheduled" until ARGV[11]; one with none left
 -- becomes "dead". Runs ended by a lost worker or a drain never get here and
 -- so never count against max_attempts.
--- Returns 1 when recorded, 0 when fenced off.
+-- Returns 1 when recorded, 0 when fenced off, 2 when this very outcome was
+-- recorded already (the worker's first call went through but its reply was
+-- lost with the connection).
 local listed = redis.call('LPOS', KEYS[2], ARGV[1])
 local fields = redis.call('HMGET', KEYS[1], 'status', 'worker', 'attempts', 'started_ms')
+if not listed and fields[1] ~= 'running' and fields[2] == ARGV[2] and fields[3] == ARGV[3] then
+  return 2
+end
 if not listed or fields[1] ~= 'running' or fields[2] ~= ARGV[2] or fields[3] ~= ARGV[3] then
   -- A stale entry of ours for a job now run by another worker is dropped;
   -- so is one for a job no longer running; an entry for our own running
@@ -27,6 +33,10 @@ if not listed or fields[1] ~= 'running' or fields[2] ~= ARGV[2] or fields[3] ~= 
 end
 local status = ARGV[12]
 redis.call('LREM', KEYS[2], 1, ARGV[1])
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  redis.call('HSET', KEYS[3], 'state', 'idle', 'current_job', '')
+  redis.call('HINCRBY', KEYS[3], status == 'succeeded' and 'jobs_done' or 'jobs_failed', 1)
+end
 for i = 13, #ARGV, 2 do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
 end

@@ -1,5 +1,6 @@
 -- Start a job a worker has just moved (BLMOVE) into its processing list.
--- KEYS[1] job hash, KEYS[2] the worker's processing list
+-- KEYS[1] job hash, KEYS[2] the worker's processing list, KEYS[3] the
+-- worker's hash (marked busy with this job, if it exists)
 -- ARGV[1] id, ARGV[2] worker id, ARGV[3] now (ms), ARGV[4] events channel,
 -- ARGV[5] key prefix, ARGV[6] index size limit
 -- Returns {"run", attempt, spec, failures so far}; {"missing"} when no job hash exists;
@@ -22,6 +23,9 @@ if status ~= 'queued' then
   return {'skip', status}
 end
 local attempt = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  redis.call('HSET', KEYS[3], 'state', 'busy', 'current_job', ARGV[1])
+end
 redis.call('HDEL', KEYS[1], 'finished_ms', 'result', 'error', 'stdout', 'stderr', 'usage',
            'cancel_requested_ms', 'next_run_ms')
 redis.call('HSET', KEYS[1], 'status', 'running', 'worker', ARGV[2], 'started_ms', ARGV[3])
