@@ -12,11 +12,16 @@ stdout and stderr are captured by the executor. The strategy's own code is
 compiled as the module "strategy" under the file name "<strategy>".
 """
 
+# Everything a job child needs is imported here, at module level, so that a
+# warm child (forked from an interpreter that imported this module) finds it
+# loaded and starts its job without touching the disk.
 import json
 import linecache
 import os
-import resource  # imported here so that a warm child finds it loaded
+import random
+import resource
 import sys
+import tempfile
 import traceback
 import types
 
@@ -113,8 +118,6 @@ def _apply_limits(request):
 def _fresh_entropy():
     """A forked child starts with its parent's RNG states: give each job its
     own. (The random module reseeds itself at fork; numpy does not.)"""
-    import random
-
     random.seed()
     numpy = sys.modules.get("numpy")
     if numpy is not None:
@@ -126,8 +129,6 @@ def _enter_tmpdir(request):
     if tmpdir:
         os.chdir(tmpdir)
         os.environ["TMPDIR"] = tmpdir
-        import tempfile
-
         tempfile.tempdir = tmpdir
 
 
