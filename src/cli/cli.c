@@ -653,6 +653,19 @@ int cli_queue(int argc, char **argv)
     return CLI_OK;
 }
 
+/* Sends METHOD /v1/jobs/ID<suffix> with no body: the cancel and retry
+ * actions. Returns CLI_OK with the answer, or the exit code of a failure
+ * already reported. */
+static int job_action(const char *method, const char *id, const char *suffix, long *ret_code,
+                      json_t **ret_body)
+{
+    char path[160];
+    if (!check_id(id))
+        return CLI_USAGE;
+    snprintf(path, sizeof(path), "/v1/jobs/%s%s", id, suffix);
+    return http(method, path, NULL, ret_code, ret_body) < 0 ? CLI_API_ERROR : CLI_OK;
+}
+
 int cli_cancel(int argc, char **argv)
 {
     char **args;
@@ -662,14 +675,11 @@ int cli_cancel(int argc, char **argv)
                       &args);
     if (r <= 0)
         return -r;
-    if (!check_id(args[0]))
-        return CLI_USAGE;
-    char path[160];
     long code;
     json_t *body = NULL;
-    snprintf(path, sizeof(path), "/v1/jobs/%s", args[0]);
-    if (http("DELETE", path, NULL, &code, &body) < 0)
-        return CLI_API_ERROR;
+    r = job_action("DELETE", args[0], "", &code, &body);
+    if (r != CLI_OK)
+        return r;
     if (code != 200 && code != 202)
         return api_error(code, body);
     if (config_bool(CFG_JSON))
@@ -691,14 +701,11 @@ int cli_retry(int argc, char **argv)
                       &args);
     if (r <= 0)
         return -r;
-    if (!check_id(args[0]))
-        return CLI_USAGE;
-    char path[160];
     long code;
     json_t *body = NULL;
-    snprintf(path, sizeof(path), "/v1/jobs/%s/retry", args[0]);
-    if (http("POST", path, NULL, &code, &body) < 0)
-        return CLI_API_ERROR;
+    r = job_action("POST", args[0], "/retry", &code, &body);
+    if (r != CLI_OK)
+        return r;
     if (code != 200)
         return api_error(code, body);
     long long attempts = 0;

@@ -70,8 +70,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     {
         (void)v;
         CHECK(!strcmp(key, "code") || !strcmp(key, "entrypoint") || !strcmp(key, "params") ||
-              !strcmp(key, "data") || !strcmp(key, "timeout_s") || !strcmp(key, "memory_mb"));
+              !strcmp(key, "data") || !strcmp(key, "timeout_s") || !strcmp(key, "memory_mb") ||
+              !strcmp(key, "max_attempts") || !strcmp(key, "retry_backoff_s"));
     }
+
+    /* The retry policy is always filled in, within its bounds. */
+    json_t *ma = json_object_get(spec, "max_attempts");
+    CHECK(json_is_integer(ma));
+    CHECK(json_integer_value(ma) >= 1 && json_integer_value(ma) <= JOB_MAX_ATTEMPTS);
+    json_t *bo = json_object_get(spec, "retry_backoff_s");
+    CHECK(json_is_number(bo));
+    double bd = json_number_value(bo);
+    CHECK(isfinite(bd) && bd >= 0 && bd <= JOB_MAX_BACKOFF_S);
 
     /* What the API stores must serialize. */
     char *dump = json_dumps(spec, JSON_COMPACT);

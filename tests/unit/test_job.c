@@ -111,6 +111,47 @@ static void test_terminal_statuses(void **state)
     assert_false(job_status_is_terminal("running"));
 }
 
+static void test_retry_policy_fields(void **state)
+{
+    (void)state;
+    char err[512];
+    json_t *spec = NULL;
+    assert_int_equal(parse("{\"code\": \"x\"}", &spec, err), 0);
+    assert_int_equal(json_integer_value(json_object_get(spec, "max_attempts")), 1);
+    assert_true(json_number_value(json_object_get(spec, "retry_backoff_s")) == 2);
+    json_decref(spec);
+    expect_error("{\"code\": \"x\", \"max_attempts\": 0}", "'max_attempts' must be greater than 0");
+    expect_error("{\"code\": \"x\", \"max_attempts\": 1.5}", "'max_attempts' must be an integer");
+    expect_error("{\"code\": \"x\", \"retry_backoff_s\": -1}", "'retry_backoff_s' must be from 0");
+    expect_error("{\"code\": \"x\", \"retry_backoff_s\": \"1\"}", "must be a number");
+}
+
+static void test_retry_delay_is_exponential_capped_and_jittered(void **state)
+{
+    (void)state;
+    /* Half of the delay is fixed, half is random. */
+    assert_int_equal(job_retry_delay_ms(2, 1, 300, 0.0), 1000);
+    assert_int_equal(job_retry_delay_ms(2, 1, 300, 0.999999), 1999);
+    assert_int_equal(job_retry_delay_ms(2, 3, 300, 0.0), 4000);
+    assert_int_equal(job_retry_delay_ms(2, 3, 300, 0.5), 6000);
+    /* The cap holds however many failures there were. */
+    assert_int_equal(job_retry_delay_ms(2, 60, 300, 0.0), 150000);
+    assert_int_equal(job_retry_delay_ms(2, 60, 300, 0.999999), 299999);
+    assert_int_equal(job_retry_delay_ms(0, 5, 300, 0.7), 0);
+}
+
+static void test_nesting_and_params_limits(void **state)
+{
+    (void)state;
+    char deep[400] = "{\"code\": \"x\", \"data\": ";
+    for (int i = 0; i < 70; i++)
+        strcat(deep, "[");
+    for (int i = 0; i < 70; i++)
+        strcat(deep, "]");
+    strcat(deep, "}");
+    expect_error(deep, "deeper than 64 levels");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -123,6 +164,9 @@ int main(void)
         cmocka_unit_test(test_unknown_field_named),
         cmocka_unit_test(test_duplicate_keys_refused),
         cmocka_unit_test(test_terminal_statuses),
+        cmocka_unit_test(test_retry_policy_fields),
+        cmocka_unit_test(test_retry_delay_is_exponential_capped_and_jittered),
+        cmocka_unit_test(test_nesting_and_params_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
