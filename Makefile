@@ -4,7 +4,7 @@
 CC ?= cc
 PKGS := hiredis libevent jansson libcurl python3-embed
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lseccomp -lm
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wstrict-prototypes -Wformat=2 \
         -Wno-format-nonliteral
@@ -75,7 +75,8 @@ unit: $(UNIT_BIN)
 # The whole suite runs in warm mode (the default); the modules that run jobs
 # run again in cold mode, which must give the same outcomes.
 COLD_TESTS := $(addprefix tests/integration/,test_worker.py test_executor.py test_isolation.py \
-              test_reliability.py test_protocol.py test_examples.py test_cli.py test_api.py)
+              test_reliability.py test_protocol.py test_examples.py test_cli.py test_api.py \
+              test_sandbox.py)
 
 integration: build/asan/stratq
 	STRATQ_MODE=warm STRATQ_BIN=$(CURDIR)/build/asan/stratq $(PYTHON) -m pytest -q tests/integration

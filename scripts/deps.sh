@@ -4,7 +4,7 @@
 # otherwise it prints the apt-get command to run and fails.
 set -eu
 pkgs="build-essential pkg-config libhiredis-dev libevent-dev libjansson-dev
-libcurl4-openssl-dev libcmocka-dev libpython3-dev redis-server python3 python3-numpy
+libcurl4-openssl-dev libcmocka-dev libpython3-dev libseccomp-dev redis-server python3 python3-numpy
 python3-pandas python3-pytest python3-redis python3-rq clang-14 libclang-rt-14-dev wrk curl"
 missing=""
 for p in $pkgs; do

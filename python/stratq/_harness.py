@@ -104,11 +104,9 @@ def _apply_limits(request):
     before its job was known. Its address-space limit is the job's
     memory_mb on top of what the preloaded interpreter already maps."""
     spec = request["spec"]
-    vm_kb = 0
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmSize:"):
-                vm_kb = int(line.split()[1])
+    # The size of the executor this child was forked from (the sandbox keeps
+    # the child itself out of /proc).
+    vm_kb = int(request.get("base_vm_kb") or 0)
     mem = vm_kb * 1024 + int(spec.get("memory_mb", 1024)) * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
     cpu = int(float(spec.get("timeout_s", 300))) + 2

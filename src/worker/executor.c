@@ -26,6 +26,7 @@
 #include "../common/frame.h"
 #include "../common/log.h"
 #include "../common/util.h"
+#include "sandbox.h"
 #include "warm.h"
 
 /* Environment variables handed through to the executor and its jobs. They
@@ -165,6 +166,13 @@ static void __attribute__((noreturn)) child_exec_cold(const struct job_run *j)
     static const char fail_msg[] = "stratq: cannot start the job's interpreter\n";
     struct rlimit rl;
 
+    /* The sandbox first: building the filter allocates, which the address
+     * space limit below could refuse. */
+    int sr = sandbox_enter(getpid());
+    if (sr < 0) {
+        dprintf(2, "stratq: cannot enter the sandbox: %s\n", strerror(-sr));
+        _exit(126);
+    }
     rl.rlim_cur = rl.rlim_max = (rlim_t)j->memory_mb * 1024 * 1024;
     setrlimit(RLIMIT_AS, &rl);
     rl.rlim_cur = (rlim_t)ceil(j->timeout_s) + 1;
@@ -278,6 +286,12 @@ static int child_spawn(const struct job_run *j, struct child *c)
         child_setup(devnull, in[0], res[1], out[1], err[1], parent);
         if (j)
             child_exec_cold(j);
+        /* A warm spare is sandboxed before it waits for its job. */
+        int sr = sandbox_enter(getpid());
+        if (sr < 0) {
+            dprintf(2, "stratq: cannot enter the sandbox: %s\n", strerror(-sr));
+            _exit(126);
+        }
         warm_child_run();
     }
     *c = (struct child){pid, steal_fd(&in[1]), steal_fd(&res[0]), steal_fd(&out[0]),
@@ -589,6 +603,21 @@ static void free_env(char **envp)
     free(envp);
 }
 
+/* This process's address-space size: a warm child, forked from it, gets
+ * its job's memory_mb on top of this. (The child cannot read /proc.) */
+static long long own_vm_kb(void)
+{
+    char line[256];
+    long long kb = 0;
+    FILE *f = fopen("/proc/self/status", "re");
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmSize: %lld kB", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb;
+}
+
 /* Removes a job's temporary directory and everything in it, without
  * following symbolic links. The job's processes are gone by now. */
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -608,11 +637,15 @@ static void remove_tree(const char *dir)
 static json_t *handle_request(json_t *req)
 {
     json_t *spec = json_object_get(req, "spec");
+    /* An unpredictable name, so that a job cannot plant anything where the
+     * next job's directory will be. */
     char tmpdir[300];
-    snprintf(tmpdir, sizeof(tmpdir), "%s/job-%lu", ex.work_dir, ++ex.jobs);
-    if (mkdir(tmpdir, 0700) < 0)
+    snprintf(tmpdir, sizeof(tmpdir), "%s/job-XXXXXX", ex.work_dir);
+    if (!mkdtemp(tmpdir))
         tmpdir[0] = '\0';
+    ex.jobs++;
     json_object_set_new(req, "tmpdir", json_string(tmpdir));
+    json_object_set_new(req, "base_vm_kb", json_integer(own_vm_kb()));
     json_object_set_new(req, "mode", json_string(ex.warm ? "warm" : "cold"));
     struct job_run j = {
         .timeout_s = json_number_value(json_object_get(spec, "timeout_s")),
@@ -713,6 +746,12 @@ int executor_main(int argc, char **argv)
         free_env(ex.envp);
         return 1;
     }
+    struct sandbox_status sst;
+    sandbox_probe(&sst);
+    int sr0 = sandbox_prepare(harness_dir, ex.work_dir, ex.warm ? NULL : ex.python);
+    if (sr0 < 0)
+        log_warn("Landlock is unavailable: jobs run without the filesystem layer", "{s:s}",
+                 "reason", sst.landlock_why);
     if (ex.warm) {
         int64_t t0 = util_mono_ms();
         if (warm_init(harness_dir, config_str(CFG_PRELOAD), err, sizeof(err)) < 0) {

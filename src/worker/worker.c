@@ -19,6 +19,7 @@
 #include "../common/util.h"
 #include "../queue/queue.h"
 #include "executor.h"
+#include "sandbox.h"
 
 /* Seconds BLMOVE blocks; bounds how long a stop request waits. */
 #define FETCH_BLOCK_S "1"
@@ -696,6 +697,15 @@ int worker_main(int argc, char **argv)
         fprintf(stderr, "stratq worker: --log-level must be debug, info, warn or error\n");
         config_free();
         return 2;
+    }
+    if (config_bool(CFG_CHECK)) {
+        struct sandbox_status st;
+        char text[1024];
+        sandbox_probe(&st);
+        sandbox_describe(&st, text, sizeof(text));
+        printf("%s\n", text);
+        config_free();
+        return st.seccomp && st.landlock_abi ? 0 : 1;
     }
     if (queue_url_parse(config_str(CFG_REDIS_URL), &w.url, err, sizeof(err)) < 0) {
         fprintf(stderr, "stratq worker: %s\n", err);

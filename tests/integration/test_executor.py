@@ -6,14 +6,18 @@ import json
 from conftest import PREFIX, QUEUE, pid_alive, wait_for
 
 ESCAPE = """
-import os, subprocess, sys
+import os, time
 
 def run(ctx):
     # A grandchild that leaves the job's process group and session.
-    p = subprocess.Popen([sys.executable, "-c",
-                          "import os, time; os.setsid(); time.sleep(120)"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return {"pid": p.pid}
+    r, w = os.pipe()
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork() == 0:
+            os.write(w, str(os.getpid()).encode())
+            time.sleep(120)
+        os._exit(0)
+    return {"pid": int(os.read(r, 32))}
 """
 
 

@@ -116,3 +116,23 @@ def test_kill_9_of_the_executor_requeues_the_job(stack):
     new = children(worker.pid)
     assert len(new) == 1 and new[0] != executor
     assert "the executor died during a job" in worker.log()
+
+
+def test_a_two_process_pool_works_inside_a_job(stack):
+    api = stack.start_api().client
+    stack.start_worker()
+    code = ("import multiprocessing as mp\n\ndef sq(x):\n    return x * x\n\n"
+            "def run(ctx):\n    with mp.get_context('fork').Pool(2) as p:\n"
+            "        return sum(p.map(sq, range(100)))\n")
+    job = api.wait_job(api.submit({"code": code}))
+    assert job["status"] == "succeeded" and job["result"] == 328350, job
+
+
+def test_worker_check_reports_the_sandbox_layers():
+    import subprocess
+    from conftest import STRATQ_BIN
+
+    res = subprocess.run([str(STRATQ_BIN), "worker", "--check"], capture_output=True, text=True,
+                         timeout=30)
+    assert "seccomp: active" in res.stdout and "landlock: active" in res.stdout, res.stdout
+    assert res.returncode == 0

@@ -1,0 +1,5 @@
+# expect: timeout
+# One thread reaches the wall-clock timeout before its CPU-time limit (set just above it).
+def run(ctx):
+    while True:
+        pass

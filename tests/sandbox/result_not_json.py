@@ -1,0 +1,3 @@
+# expect: failed
+def run(ctx):
+    return {1, 2, 3}
