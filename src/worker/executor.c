@@ -752,6 +752,8 @@ int executor_main(int argc, char **argv)
     if (sr0 < 0)
         log_warn("Landlock is unavailable: jobs run without the filesystem layer", "{s:s}",
                  "reason", sst.landlock_why);
+    log_info("sandbox", "{s:b, s:i, s:b}", "no_new_privs", 1, "landlock_abi", sst.landlock_abi,
+             "seccomp", sst.seccomp);
     if (ex.warm) {
         int64_t t0 = util_mono_ms();
         if (warm_init(harness_dir, config_str(CFG_PRELOAD), err, sizeof(err)) < 0) {
