@@ -115,6 +115,15 @@ def process_state(pid):
     return stat[stat.rindex(")") + 2 :].split()[0]
 
 
+def children(pid):
+    """Direct children of pid (an executor's job children, a worker's executor)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except FileNotFoundError:
+        return []
+
+
 def pid_alive(pid):
     """True if ``pid`` is a running process (zombies count as gone)."""
     state = process_state(pid)

@@ -8,13 +8,9 @@ import resource
 import selectors
 import signal
 import socket
-import subprocess
 import time
 
-import pytest
-
-from conftest import (PREFIX, QUEUE, REDIS_SERVER, TERMINAL, Api, free_port, pid_alive,
-                      wait_for)
+from conftest import PREFIX, QUEUE, TERMINAL, free_port, pid_alive, wait_for
 
 RETURN_7 = "def run(ctx):\n    return 7\n"
 SLEEPER = "import time\n\ndef run(ctx):\n    time.sleep(ctx.params.get('s', 30))\n    return 'woke'\n"

@@ -6,7 +6,7 @@ kill -9 of the executor mid-job."""
 import os
 import signal
 
-from conftest import pid_alive, wait_for
+from conftest import children, pid_alive, wait_for
 
 POLLUTE = '''
 import os, sys, tempfile
@@ -91,12 +91,6 @@ def run(ctx):
     assert len({j["result"]["py"] for j in results}) == 4
 
 
-def children(pid):
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(x) for x in f.read().split()]
-    except FileNotFoundError:
-        return []
 
 
 def test_kill_9_of_the_executor_requeues_the_job(stack):

@@ -7,19 +7,13 @@ import os
 import signal
 import time
 
-from conftest import PREFIX, QUEUE, WORKERS_KEY, pid_alive, wait_for
+from conftest import PREFIX, QUEUE, WORKERS_KEY, children, pid_alive, wait_for
 
 FAST = {"STRATQ_HEARTBEAT_S": "1"}  # a silent worker is reaped after 3 s
 SLEEP = ("import time\n\ndef run(ctx):\n    time.sleep(ctx.params.get('s', 3))\n"
          "    return {'attempt': ctx.attempt}\n")
 
 
-def children(pid):
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(x) for x in f.read().split()]
-    except FileNotFoundError:
-        return []
 
 
 def test_a_killed_workers_job_is_reaped_and_run_again(stack, r):
@@ -155,7 +149,7 @@ def test_a_result_finished_during_a_redis_outage_is_written_later(private_redis,
     rc = private_redis.client()
     api_args = ["--redis-url", private_redis.url]
     api = stack.start_api(args=api_args).client
-    w = start_private_worker(stack, private_redis)
+    start_private_worker(stack, private_redis)
     code = ("import os, time\n\ndef run(ctx):\n    print(os.getpid(), flush=True)\n"
             "    time.sleep(2)\n    return {'attempt': ctx.attempt}\n")
     job_id = api.submit({"code": code})
