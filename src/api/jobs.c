@@ -193,9 +193,9 @@ void jobs_get(struct api *a, struct evhttp_request *req, enum route_id route, co
 /* --- Submitting --------------------------------------------------------- */
 
 /* Takes the client's id out of the body ("id" field or Idempotency-Key
- * header) into id (empty when none). Returns false after answering 400. */
-static bool take_client_id(struct evhttp_request *req, json_t *spec, const char *header, char *id,
-                           size_t idlen, char *err, size_t errlen)
+ * header) into id (empty when none). Returns false with a message in err. */
+static bool take_client_id(json_t *spec, const char *header, char *id, size_t idlen, char *err,
+                           size_t errlen)
 {
     json_t *v = json_object_get(spec, "id");
     id[0] = '\0';
@@ -226,7 +226,6 @@ static bool take_client_id(struct evhttp_request *req, json_t *spec, const char 
         snprintf(err, errlen, "'batch' is reserved and cannot be a job id");
         return false;
     }
-    (void)req;
     return true;
 }
 
@@ -289,8 +288,7 @@ void jobs_submit(struct api *a, struct evhttp_request *req)
         return;
     const char *idem = evhttp_find_header(evhttp_request_get_input_headers(req), "Idempotency-Key");
     if (job_json_parse(body, len, &spec, err, sizeof(err)) < 0 ||
-        (json_is_object(spec) &&
-         !take_client_id(req, spec, idem, id, sizeof(id), err, sizeof(err))) ||
+        (json_is_object(spec) && !take_client_id(spec, idem, id, sizeof(id), err, sizeof(err))) ||
         job_spec_normalize(spec, &a->lim, err, sizeof(err)) < 0) {
         json_decref(spec);
         api_send_error(req, 400, "%s", err);
@@ -373,7 +371,7 @@ void jobs_batch(struct api *a, struct evhttp_request *req)
         json_t *spec = json_array_get(jobs, i);
         char id[ROUTER_ID_MAX + 1] = "";
         if (!json_is_object(spec) ||
-            !take_client_id(req, spec, NULL, id, sizeof(id), err, sizeof(err)) ||
+            !take_client_id(spec, NULL, id, sizeof(id), err, sizeof(err)) ||
             job_spec_normalize(spec, &a->lim, err, sizeof(err)) < 0) {
             if (!json_is_object(spec))
                 snprintf(err, sizeof(err), "the job spec must be a JSON object");

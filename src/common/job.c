@@ -81,7 +81,8 @@ static int json_depth_at(const json_t *v, int level)
     return max;
 }
 
-int json_depth(const json_t *v)
+/* Nesting depth of a JSON value: 0 for a scalar, 1 for a flat object. */
+static int json_depth(const json_t *v)
 {
     return json_depth_at(v, 0);
 }

@@ -22,9 +22,6 @@
  * spread out. rnd is a uniform random number in [0, 1). */
 long long job_retry_delay_ms(double backoff_s, long long failures, double cap_s, double rnd);
 
-/* Nesting depth of a JSON value: 0 for a scalar, 1 for a flat object. */
-int json_depth(const json_t *v);
-
 struct job_limits {
     long long default_timeout_s, max_timeout_s;
     long long default_memory_mb, max_memory_mb;

@@ -40,12 +40,12 @@ static struct {
     const char *harness_dir;
     char **envp;
     char work_dir[256]; /* holds one temporary directory per job */
-    unsigned long jobs;
     /* Warm mode: a child forked ahead of time, waiting for its job. */
     struct child {
         pid_t pid;
         int in_w, res_r, out_r, err_r;
     } spare;
+    long long spare_vm_kb; /* the executor's size when the spare was forked */
 } ex = {.spare = {-1, -1, -1, -1, -1}};
 
 /* Moves fd to a number >= 10 so that it cannot collide with the numbers the
@@ -160,6 +160,17 @@ static void child_setup(int devnull, int in_r, int res_w, int out_w, int err_w, 
         _exit(126);
 }
 
+/* In a child: enters the sandbox, or ends the child with the reason on its
+ * stderr (which becomes the job's). */
+static void enter_sandbox_or_die(void)
+{
+    int r = sandbox_enter();
+    if (r < 0) {
+        dprintf(2, "stratq: cannot enter the sandbox: %s\n", strerror(-r));
+        _exit(126);
+    }
+}
+
 /* Cold mode, in the child: the job's limits, then a fresh interpreter. */
 static void __attribute__((noreturn)) child_exec_cold(const struct job_run *j)
 {
@@ -168,11 +179,7 @@ static void __attribute__((noreturn)) child_exec_cold(const struct job_run *j)
 
     /* The sandbox first: building the filter allocates, which the address
      * space limit below could refuse. */
-    int sr = sandbox_enter(getpid());
-    if (sr < 0) {
-        dprintf(2, "stratq: cannot enter the sandbox: %s\n", strerror(-sr));
-        _exit(126);
-    }
+    enter_sandbox_or_die();
     rl.rlim_cur = rl.rlim_max = (rlim_t)j->memory_mb * 1024 * 1024;
     setrlimit(RLIMIT_AS, &rl);
     rl.rlim_cur = (rlim_t)ceil(j->timeout_s) + 1;
@@ -238,7 +245,7 @@ static int pidfd_open_(pid_t pid)
  * executor has none of its own, so any child is a process the last job left
  * behind (re-parented here because the executor is a subreaper). Repeats
  * until none is left, since a leftover may fork while being killed. */
-static void kill_leftovers(pid_t keep)
+static void kill_leftovers(void)
 {
     for (int round = 0; round < 100; round++) {
         char path[64];
@@ -246,16 +253,13 @@ static void kill_leftovers(pid_t keep)
         FILE *f = fopen(path, "re");
         int found = 0, pid;
         while (f && fscanf(f, "%d", &pid) == 1) {
-            if (pid == keep)
-                continue;
             kill(pid, SIGKILL);
             found++;
         }
         if (f)
             fclose(f);
-        for (pid_t z; (z = waitpid(-1, NULL, WNOHANG)) > 0;)
-            if (z == keep)
-                ex.spare.pid = -1; /* the spare died: make another */
+        while (waitpid(-1, NULL, WNOHANG) > 0)
+            ;
         if (!found)
             return;
         usleep(1000);
@@ -287,11 +291,7 @@ static int child_spawn(const struct job_run *j, struct child *c)
         if (j)
             child_exec_cold(j);
         /* A warm spare is sandboxed before it waits for its job. */
-        int sr = sandbox_enter(getpid());
-        if (sr < 0) {
-            dprintf(2, "stratq: cannot enter the sandbox: %s\n", strerror(-sr));
-            _exit(126);
-        }
+        enter_sandbox_or_die();
         warm_child_run();
     }
     *c = (struct child){pid, steal_fd(&in[1]), steal_fd(&res[0]), steal_fd(&out[0]),
@@ -309,11 +309,28 @@ out:
     return r;
 }
 
+/* This process's address-space size, read when a spare is forked: the
+ * spare's job gets its memory_mb on top of it. (The sandboxed child cannot
+ * read /proc itself.) */
+static long long own_vm_kb(void)
+{
+    char line[256];
+    long long kb = 0;
+    FILE *f = fopen("/proc/self/status", "re");
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmSize: %lld kB", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb;
+}
+
 /* Warm mode: makes sure a spare child is waiting. */
 static void refill_spare(void)
 {
     if (!ex.warm || ex.spare.pid > 0)
         return;
+    ex.spare_vm_kb = own_vm_kb();
     int r = child_spawn(NULL, &ex.spare);
     if (r < 0) {
         ex.spare.pid = -1;
@@ -458,7 +475,8 @@ static int job_run(struct job_run *j, struct child *c)
         r = -errno;
     if (!exited)
         j->wall_ms = util_mono_ms() - start;
-    kill_leftovers(ex.spare.pid);
+    /* The next spare is forked only after the reply, so none exists now. */
+    kill_leftovers();
 out:
     close_fd(&in[0]);
     close_fd(&in[1]);
@@ -603,21 +621,6 @@ static void free_env(char **envp)
     free(envp);
 }
 
-/* This process's address-space size: a warm child, forked from it, gets
- * its job's memory_mb on top of this. (The child cannot read /proc.) */
-static long long own_vm_kb(void)
-{
-    char line[256];
-    long long kb = 0;
-    FILE *f = fopen("/proc/self/status", "re");
-    while (f && fgets(line, sizeof(line), f))
-        if (sscanf(line, "VmSize: %lld kB", &kb) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return kb;
-}
-
 /* Removes a job's temporary directory and everything in it, without
  * following symbolic links. The job's processes are gone by now. */
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -643,10 +646,10 @@ static json_t *handle_request(json_t *req)
     snprintf(tmpdir, sizeof(tmpdir), "%s/job-XXXXXX", ex.work_dir);
     if (!mkdtemp(tmpdir))
         tmpdir[0] = '\0';
-    ex.jobs++;
     json_object_set_new(req, "tmpdir", json_string(tmpdir));
-    json_object_set_new(req, "base_vm_kb", json_integer(own_vm_kb()));
     json_object_set_new(req, "mode", json_string(ex.warm ? "warm" : "cold"));
+    if (ex.warm)
+        json_object_set_new(req, "base_vm_kb", json_integer(ex.spare_vm_kb));
     struct job_run j = {
         .timeout_s = json_number_value(json_object_get(spec, "timeout_s")),
         .memory_mb = json_integer_value(json_object_get(spec, "memory_mb")),

@@ -235,13 +235,12 @@ static int install_seccomp(void)
     return r;
 }
 
-int sandbox_enter(int pgid)
+int sandbox_enter(void)
 {
     struct rlimit rl = {1024, 1024};
     setrlimit(RLIMIT_NOFILE, &rl);
     rl.rlim_cur = rl.rlim_max = 1024UL * 1024 * 1024;
     setrlimit(RLIMIT_FSIZE, &rl);
-    (void)pgid;
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         return -errno;
     if (landlock_abi > 0) {

@@ -25,9 +25,8 @@ int sandbox_prepare(const char *harness_dir, const char *work_dir, const char *p
 
 /* In a job child, last thing before the job's code (or the exec of its
  * interpreter): file-descriptor, file-size and process limits, Landlock,
- * then the seccomp filter. pgid is the child's own process group (it may
- * signal its own group, no other). Returns 0 or -errno. */
-int sandbox_enter(int pgid);
+ * then the seccomp filter. Returns 0 or -errno. */
+int sandbox_enter(void);
 
 /* One line per layer for logs and `stratq worker --check`. */
 void sandbox_describe(const struct sandbox_status *st, char *buf, size_t len);
