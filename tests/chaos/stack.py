@@ -53,8 +53,9 @@ START_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
 
 
-class StackError(Exception):
-    pass
+class StackError(AssertionError):
+    """A condition the stack waited for did not come (an AssertionError, so
+    that pytest reports it as a failed check)."""
 
 
 def wait_for(pred, timeout, what, interval=0.05):

@@ -16,9 +16,8 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
-import time
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -27,6 +26,17 @@ import pytest
 import redis
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# Process and polling helpers are shared with the chaos and soak scripts,
+# which run without pytest.
+sys.path.insert(0, str(REPO_ROOT / "tests" / "chaos"))
+from stack import (  # noqa: E402  (children and pid_alive are for the tests)
+    children,
+    free_port,
+    pid_alive,
+    sanitizer_findings,
+    wait_for,
+)
 EXAMPLES = REPO_ROOT / "examples"
 STRATQ_BIN = Path(os.environ.get("STRATQ_BIN", REPO_ROOT / "build" / "asan" / "stratq"))
 REDIS_SERVER = os.environ.get("STRATQ_TEST_REDIS_SERVER", "/usr/bin/redis-server")
@@ -52,13 +62,6 @@ TERMINAL = frozenset(
 JOB_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 # Lines that mean a sanitizer caught a bug in the binary.
-SANITIZER_MARKERS = (
-    "ERROR: AddressSanitizer",
-    "ERROR: LeakSanitizer",
-    "runtime error:",
-    "WARNING: ThreadSanitizer",
-)
-
 # Deadlines. These bound how long we wait for a condition; they are not
 # performance expectations, so they are generous for an ASan build.
 START_TIMEOUT = 30.0
@@ -71,63 +74,8 @@ JOB_TIMEOUT = 60.0
 # --------------------------------------------------------------------------
 
 
-def wait_for(pred, timeout, what, interval=0.02):
-    """Poll ``pred()`` until it returns something truthy; return that value.
-
-    ``what`` describes the condition for the failure message; it may be a
-    callable returning that description (evaluated only on timeout, so it can
-    show the latest state).
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            desc = what() if callable(what) else what
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {desc}")
-        time.sleep(interval)
-
-
-def free_port():
-    """A loopback TCP port that nothing listened on a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def sanitizer_findings(text):
-    return [line for line in text.splitlines() if any(m in line for m in SANITIZER_MARKERS)]
-
-
 def tail(text, lines=40):
     return "\n".join(text.splitlines()[-lines:])
-
-
-def process_state(pid):
-    """The one-letter state of ``pid`` from /proc, or None if it does not exist."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read().decode(errors="replace")
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    # The command name is in parentheses and may contain spaces.
-    return stat[stat.rindex(")") + 2 :].split()[0]
-
-
-def children(pid):
-    """Direct children of pid (an executor's job children, a worker's executor)."""
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(x) for x in f.read().split()]
-    except FileNotFoundError:
-        return []
-
-
-def pid_alive(pid):
-    """True if ``pid`` is a running process (zombies count as gone)."""
-    state = process_state(pid)
-    return state is not None and state not in ("Z", "X")
 
 
 def _proc_table():
@@ -152,12 +100,12 @@ def _proc_table():
 def descendants(pid):
     """{pid: comm} of every live descendant of ``pid``."""
     table = _proc_table()
-    children = {}
+    kids = {}
     for p, ppid, _, comm in table:
-        children.setdefault(ppid, []).append((p, comm))
+        kids.setdefault(ppid, []).append((p, comm))
     found, todo = {}, [pid]
     while todo:
-        for child, comm in children.get(todo.pop(), []):
+        for child, comm in kids.get(todo.pop(), []):
             if child not in found:
                 found[child] = comm
                 todo.append(child)
@@ -247,6 +195,16 @@ class Api:
         return wait_for(
             reached, timeout, lambda: f"job {job_id} to reach {sorted(statuses)}; last: {last.get('job')!r}"
         )
+
+    def first_printed_int(self, job_id, timeout=30):
+        """Waits, through the live log, for the running job's first line of
+        stdout and returns it as an integer (jobs print a pid this way)."""
+        def printed():
+            status, body = self.get(f"/v1/jobs/{job_id}/logs")
+            return body if status == 200 and body["stdout"].strip() else None
+
+        logs = wait_for(printed, timeout, f"job {job_id} to print a line")
+        return int(logs["stdout"].split()[0])
 
     def wait_job(self, job_id, timeout=JOB_TIMEOUT):
         """Poll until the job reaches a terminal status; return the record."""

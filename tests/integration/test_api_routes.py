@@ -85,9 +85,7 @@ def test_cancel_a_running_job_kills_it_within_a_second(stack):
             "    time.sleep(60)\n")
     job_id = api.submit({"code": code})
     api.wait_status(job_id, "running")
-    logs = wait_for(lambda: (lambda b: b if b["stdout"].strip() else None)(
-        api.get(f"/v1/jobs/{job_id}/logs")[1]), 20, "the job to print its pid")
-    pid = int(logs["stdout"].split()[0])
+    pid = api.first_printed_int(job_id)
     status, body = api.request("DELETE", f"/v1/jobs/{job_id}")
     assert status == 202 and body == {"id": job_id, "status": "cancelling"}, body
     job = api.wait_job(job_id, timeout=10)

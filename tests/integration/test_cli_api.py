@@ -23,7 +23,6 @@ import pytest
 
 from conftest import (
     EXAMPLES,
-    JOB_ID_RE,
     STRATQ_BIN,
     describe_run,
     require_binary,

@@ -6,7 +6,7 @@ kill -9 of the executor mid-job."""
 import os
 import signal
 
-from conftest import children, pid_alive, wait_for
+from conftest import children, pid_alive
 
 POLLUTE = '''
 import os, sys, tempfile
@@ -99,9 +99,7 @@ def test_kill_9_of_the_executor_requeues_the_job(stack):
     code = ("import os, time\n\ndef run(ctx):\n    print(os.getppid(), flush=True)\n"
             "    time.sleep(3 if ctx.attempt == 1 else 0)\n    return ctx.attempt\n")
     job_id = api.submit({"code": code})
-    logs = wait_for(lambda: (lambda b: b if b["stdout"].strip() else None)(
-        api.get(f"/v1/jobs/{job_id}/logs")[1]), 30, "the job to print its executor's pid")
-    executor = int(logs["stdout"].split()[0])
+    executor = api.first_printed_int(job_id)
     assert executor in children(worker.pid)
     os.kill(executor, signal.SIGKILL)
     job = api.wait_job(job_id, timeout=60)

@@ -153,9 +153,7 @@ def test_a_result_finished_during_a_redis_outage_is_written_later(private_redis,
     code = ("import os, time\n\ndef run(ctx):\n    print(os.getpid(), flush=True)\n"
             "    time.sleep(2)\n    return {'attempt': ctx.attempt}\n")
     job_id = api.submit({"code": code})
-    logs = wait_for(lambda: (lambda b: b if b["stdout"].strip() else None)(
-        api.get(f"/v1/jobs/{job_id}/logs")[1]), 20, "the job to print its pid")
-    job_pid = int(logs["stdout"].split()[0])
+    job_pid = api.first_printed_int(job_id)
     private_redis.stop()  # graceful: the AOF is complete
     # The job ends while Redis is down; its result waits in the worker.
     wait_for(lambda: not pid_alive(job_pid), 30, "the job to end during the outage")
