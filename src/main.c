@@ -21,7 +21,7 @@ static const struct {
     {"up", up_main, 0, "run redis-server, the API and workers on this machine"},
     {"submit", cli_submit, 1, "submit a strategy file as a job"},
     {"status", cli_status, 1, "show a job's status"},
-    {"result", cli_result, 1, "wait for a job and show its result"},
+    {"result", cli_result, 1, "show a finished job's result (--wait: wait for it)"},
     {"queue", cli_queue, 1, "show the queue's counts"},
     {"jobs", cli_jobs, 1, "list recent jobs, newest first"},
     {"workers", cli_workers, 1, "list the workers and what they are doing"},
