@@ -99,6 +99,25 @@ enum cfg_type { CFG_STR, CFG_INT, CFG_BOOL };
       "Bytes of stdout plus stderr kept per job; more is output_exceeded")                         \
     X(MAX_RESULT, "max-result", "STRATQ_MAX_RESULT", CFG_INT, "16777216", 1024, 512 * MIB,         \
       CMD_WORKER | CMD_EXECUTOR | CMD_UP, "Largest result a job may return, in bytes of JSON")     \
+    X(SANDBOX_REQUIRE, "sandbox-require", "STRATQ_SANDBOX_REQUIRE", CFG_STR, "", 0, 0,             \
+      CMD_WORKER | CMD_UP,                                                                         \
+      "Sandbox layers that must be active, comma-separated; missing one, the worker will not "     \
+      "start and --check fails (see stratq worker --check)")                                       \
+    X(SANDBOX_DISABLE, "sandbox-disable", "STRATQ_SANDBOX_DISABLE", CFG_STR, "", 0, 0,             \
+      CMD_WORKER | CMD_EXECUTOR | CMD_UP,                                                          \
+      "Optional sandbox layers not to use, comma-separated: userns, netns, pidns, ipcns, "         \
+      "mountns (or namespaces), cgroup, uid")                                                      \
+    X(CGROUP_DIR, "cgroup-dir", "STRATQ_CGROUP_DIR", CFG_STR, "", 0, 0,                            \
+      CMD_WORKER | CMD_EXECUTOR | CMD_UP,                                                          \
+      "A delegated cgroup v2 directory for per-job cgroups (default: under the worker's own)")     \
+    X(JOB_UID, "job-uid", "STRATQ_JOB_UID", CFG_INT, "0", 0, 4000000000LL,                         \
+      CMD_WORKER | CMD_EXECUTOR | CMD_UP,                                                          \
+      "Uid jobs run as when the worker is root (0: 200000 + the executor's pid)")                  \
+    X(JOB_MAX_PROCS, "job-max-procs", "STRATQ_JOB_MAX_PROCS", CFG_INT, "64", 4, 100000,            \
+      CMD_WORKER | CMD_EXECUTOR | CMD_UP, "Processes and threads a job may have at once")          \
+    X(DATA_DIR, "data-dir", "STRATQ_DATA_DIR", CFG_STR, "", 0, 0,                                  \
+      CMD_API | CMD_WORKER | CMD_EXECUTOR | CMD_UP,                                                \
+      "Directory of datasets jobs may read (read-only inside the sandbox)")                        \
     X(WORKERS, "workers", "STRATQ_WORKERS", CFG_INT, "3", 1, 256, CMD_UP,                          \
       "Number of workers stratq up starts")                                                        \
     X(STATE_DIR, "state-dir", "STRATQ_STATE_DIR", CFG_STR, ".stratq", 0, 0, CMD_UP,                \

@@ -44,9 +44,10 @@ static struct {
     struct child {
         pid_t pid;
         int in_w, res_r, out_r, err_r;
+        struct sandbox_job sj;
     } spare;
     long long spare_vm_kb; /* the executor's size when the spare was forked */
-} ex = {.spare = {-1, -1, -1, -1, -1}};
+} ex = {.spare = {.pid = -1, .in_w = -1, .res_r = -1, .out_r = -1, .err_r = -1}};
 
 /* Moves fd to a number >= 10 so that it cannot collide with the numbers the
  * child dup2()s onto (0..4). Keeps O_CLOEXEC. */
@@ -124,6 +125,7 @@ struct job_run {
     size_t out_sent, err_sent; /* bytes already passed on as live output */
     bool timed_out;
     bool cancelled;
+    bool oom; /* the kernel's OOM killer struck the job's cgroup */
     int wait_status;
     struct rusage ru;
     int64_t wall_ms;
@@ -162,9 +164,9 @@ static void child_setup(int devnull, int in_r, int res_w, int out_w, int err_w, 
 
 /* In a child: enters the sandbox, or ends the child with the reason on its
  * stderr (which becomes the job's). */
-static void enter_sandbox_or_die(void)
+static void enter_sandbox_or_die(const struct sandbox_job *sj)
 {
-    int r = sandbox_enter();
+    int r = sandbox_enter(sj);
     if (r < 0) {
         dprintf(2, "stratq: cannot enter the sandbox: %s\n", strerror(-r));
         _exit(126);
@@ -172,14 +174,15 @@ static void enter_sandbox_or_die(void)
 }
 
 /* Cold mode, in the child: the job's limits, then a fresh interpreter. */
-static void __attribute__((noreturn)) child_exec_cold(const struct job_run *j)
+static void __attribute__((noreturn))
+child_exec_cold(const struct job_run *j, const struct sandbox_job *sj)
 {
     static const char fail_msg[] = "stratq: cannot start the job's interpreter\n";
     struct rlimit rl;
 
     /* The sandbox first: building the filter allocates, which the address
      * space limit below could refuse. */
-    enter_sandbox_or_die();
+    enter_sandbox_or_die(sj);
     rl.rlim_cur = rl.rlim_max = (rlim_t)j->memory_mb * 1024 * 1024;
     setrlimit(RLIMIT_AS, &rl);
     rl.rlim_cur = (rlim_t)ceil(j->timeout_s) + 1;
@@ -241,6 +244,14 @@ static int pidfd_open_(pid_t pid)
     return (int)syscall(SYS_pidfd_open, pid, 0);
 }
 
+/* Kills a job's child and its process group (which does not exist yet
+ * when the child has not reached setsid()). */
+static void kill_job(pid_t pid)
+{
+    kill(pid, SIGKILL);
+    kill(-pid, SIGKILL);
+}
+
 /* Kills and reaps every child this process still has. Between jobs the
  * executor has none of its own, so any child is a process the last job left
  * behind (re-parented here because the executor is a subreaper). Repeats
@@ -275,27 +286,33 @@ static int child_spawn(const struct job_run *j, struct child *c)
     int in[2] = {-1, -1}, res[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
     int devnull = fd_high(open("/dev/null", O_RDWR | O_CLOEXEC)), r = 0;
     pid_t parent = getpid(), pid;
+    struct sandbox_job sj;
 
     if (devnull < 0 || pipe_high(in) < 0 || pipe_high(res) < 0 || pipe_high(out) < 0 ||
         pipe_high(err) < 0) {
         r = -EMFILE;
         goto out;
     }
+    if ((r = sandbox_job_begin(&sj)) < 0)
+        goto out;
+    if (j)
+        sandbox_job_memory(&sj, j->memory_mb);
     pid = j ? fork() : warm_fork();
     if (pid < 0) {
         r = -errno;
+        sandbox_job_end(&sj);
         goto out;
     }
     if (pid == 0) {
         child_setup(devnull, in[0], res[1], out[1], err[1], parent);
         if (j)
-            child_exec_cold(j);
+            child_exec_cold(j, &sj);
         /* A warm spare is sandboxed before it waits for its job. */
-        enter_sandbox_or_die();
+        enter_sandbox_or_die(&sj);
         warm_child_run();
     }
-    *c = (struct child){pid, steal_fd(&in[1]), steal_fd(&res[0]), steal_fd(&out[0]),
-                        steal_fd(&err[0])};
+    *c = (struct child){
+        pid, steal_fd(&in[1]), steal_fd(&res[0]), steal_fd(&out[0]), steal_fd(&err[0]), sj};
 out:
     close_fd(&in[0]);
     close_fd(&in[1]);
@@ -358,6 +375,7 @@ static int job_run(struct job_run *j, struct child *c)
         r = -errno;
         kill(pid, SIGKILL);
         waitpid(pid, &j->wait_status, 0);
+        sandbox_job_end(&c->sj);
         goto out;
     }
 
@@ -409,7 +427,7 @@ static int job_run(struct job_run *j, struct child *c)
         if (!exited && !killed && now >= deadline) {
             j->timed_out = true;
             killed = true;
-            kill(-pid, SIGKILL);
+            kill_job(pid);
         }
         if (!exited && ctl_open && now >= next_live) {
             send_live_output(j);
@@ -428,7 +446,7 @@ static int job_run(struct job_run *j, struct child *c)
             if ((!ctl_open || (type && !strcmp(type, "cancel"))) && !killed) {
                 j->cancelled = ctl_open;
                 killed = true;
-                kill(-pid, SIGKILL);
+                kill_job(pid);
             }
             json_decref(msg);
         }
@@ -459,7 +477,7 @@ static int job_run(struct job_run *j, struct child *c)
                 close_fd(streams[i].fd);
             if (streams[i].c->overflow && !killed) {
                 killed = true;
-                kill(-pid, SIGKILL);
+                kill_job(pid);
             }
         }
         if (idx_pid >= 0 && p[idx_pid].revents) {
@@ -467,7 +485,7 @@ static int job_run(struct job_run *j, struct child *c)
             j->wall_ms = util_mono_ms() - start;
             /* Whatever the job left running in its process group goes too;
              * its pipes then reach end of file. */
-            kill(-pid, SIGKILL);
+            kill_job(pid);
             drain_deadline = util_mono_ms() + 1000;
         }
     }
@@ -475,7 +493,10 @@ static int job_run(struct job_run *j, struct child *c)
         r = -errno;
     if (!exited)
         j->wall_ms = util_mono_ms() - start;
-    /* The next spare is forked only after the reply, so none exists now. */
+    /* Whatever of the job is left goes: the processes in its cgroup, then
+     * (the next spare is forked only after the reply, so none exists now)
+     * any child of this process. */
+    j->oom = sandbox_job_end(&c->sj);
     kill_leftovers();
 out:
     close_fd(&in[0]);
@@ -541,6 +562,15 @@ static json_t *build_reply(struct job_run *j)
         snprintf(msg, sizeof(msg), "the job's result is larger than %zu bytes (STRATQ_MAX_RESULT)",
                  j->max_result);
         error = error_obj("ResultTooLarge", msg);
+    } else if (j->oom &&
+               !(harness && !strcmp(json_string_value(json_object_get(harness, "status")) ?: "",
+                                    "succeeded"))) {
+        status = "memory_exceeded";
+        snprintf(msg, sizeof(msg),
+                 "the job's processes together used more than its memory limit of %lld MiB and "
+                 "were killed",
+                 j->memory_mb);
+        error = error_obj("MemoryExceeded", msg);
     } else if (WIFSIGNALED(j->wait_status) && WTERMSIG(j->wait_status) == SIGXCPU) {
         status = "cpu_exceeded";
         error = error_obj("CpuExceeded", "the job used up its CPU time limit");
@@ -644,8 +674,12 @@ static json_t *handle_request(json_t *req)
      * next job's directory will be. */
     char tmpdir[300];
     snprintf(tmpdir, sizeof(tmpdir), "%s/job-XXXXXX", ex.work_dir);
-    if (!mkdtemp(tmpdir))
+    if (!mkdtemp(tmpdir)) {
         tmpdir[0] = '\0';
+    } else if (geteuid() == 0 && chown(tmpdir, sandbox_job_uid(), sandbox_job_gid()) < 0) {
+        rmdir(tmpdir);
+        tmpdir[0] = '\0';
+    }
     json_object_set_new(req, "tmpdir", json_string(tmpdir));
     json_object_set_new(req, "mode", json_string(ex.warm ? "warm" : "cold"));
     if (ex.warm)
@@ -669,6 +703,8 @@ static json_t *handle_request(json_t *req)
         refill_spare();
         c = ex.spare;
         ex.spare.pid = -1;
+        if (c.pid > 0)
+            sandbox_job_memory(&c.sj, j.memory_mb);
         r = c.pid > 0 ? job_run(&j, &c) : -ECHILD;
     } else {
         r = child_spawn(&j, &c);
@@ -749,18 +785,32 @@ int executor_main(int argc, char **argv)
         free_env(ex.envp);
         return 1;
     }
+    /* The sandbox: which layers this host allows, set up once here. */
     struct sandbox_status sst;
-    sandbox_probe(&sst);
-    int sr0 = sandbox_prepare(harness_dir, ex.work_dir, ex.warm ? NULL : ex.python);
-    if (sr0 < 0)
-        log_warn("Landlock is unavailable: jobs run without the filesystem layer", "{s:s}",
-                 "reason", sst.landlock_why);
-    log_info("sandbox", "{s:b, s:i, s:b}", "no_new_privs", 1, "landlock_abi", sst.landlock_abi,
-             "seccomp", sst.seccomp);
+    struct sandbox_options sopt;
+    sandbox_options_load(&sopt);
+    if (sandbox_probe(&sst, &sopt, err, sizeof(err)) < 0) {
+        log_error("bad sandbox settings", "{s:s}", "error", err);
+        remove_tree(ex.work_dir);
+        free_env(ex.envp);
+        return 1;
+    }
+    sandbox_prepare(harness_dir, ex.work_dir, ex.warm ? NULL : ex.python, config_str(CFG_DATA_DIR));
+    /* Jobs of their own uid reach their temporary directories through the
+     * work directory, but cannot list it. */
+    if (sst.active[SB_UID])
+        chmod(ex.work_dir, 0711);
+    _cleanup_free_ char *layers = sandbox_status_json(&sst);
+    for (int i = 0; i < SB__COUNT; i++)
+        if (!sst.active[i] && i <= SB_SESSION)
+            log_warn("a sandbox layer is unavailable", "{s:s, s:s}", "layer", sandbox_layer_name(i),
+                     "reason", sst.why[i]);
+    log_info("sandbox", "{s:o}", "layers", json_loads(layers ? layers : "{}", 0, NULL));
     if (ex.warm) {
         int64_t t0 = util_mono_ms();
         if (warm_init(harness_dir, config_str(CFG_PRELOAD), err, sizeof(err)) < 0) {
             log_error("cannot start warm mode", "{s:s}", "error", err);
+            cgroup_fini();
             remove_tree(ex.work_dir);
             free_env(ex.envp);
             return 1;
@@ -771,7 +821,8 @@ int executor_main(int argc, char **argv)
     }
     log_debug("executor ready", "{s:s, s:s, s:s}", "mode", mode, "python", ex.python, "harness",
               harness_dir);
-    json_t *ready = json_pack("{s:s}", "type", "ready");
+    json_t *ready = json_pack("{s:s, s:o}", "type", "ready", "sandbox",
+                              json_loads(layers ? layers : "{}", 0, NULL));
     int sr = frame_send_json(EXECUTOR_FD, ready);
     json_decref(ready);
     if (sr < 0) {
@@ -809,9 +860,11 @@ int executor_main(int argc, char **argv)
         refill_spare();
     }
     if (ex.spare.pid > 0) {
-        kill(ex.spare.pid, SIGKILL);
+        kill_job(ex.spare.pid);
         waitpid(ex.spare.pid, NULL, 0);
+        sandbox_job_end(&ex.spare.sj);
     }
+    cgroup_fini();
     remove_tree(ex.work_dir);
     free_env(ex.envp);
     config_free();
@@ -824,7 +877,7 @@ int executor_main(int argc, char **argv)
 int executor_spawn(pid_t *ret_pid, int *ret_fd)
 {
     int sv[2];
-    char maxo[32], maxr[32];
+    char maxo[32], maxr[32], juid[32], jprocs[32];
     char **envp = build_env();
 
     if (!envp)
@@ -836,6 +889,8 @@ int executor_spawn(pid_t *ret_pid, int *ret_fd)
     sv[1] = fd_high(sv[1]);
     snprintf(maxo, sizeof(maxo), "%lld", config_int(CFG_MAX_OUTPUT));
     snprintf(maxr, sizeof(maxr), "%lld", config_int(CFG_MAX_RESULT));
+    snprintf(juid, sizeof(juid), "%lld", config_int(CFG_JOB_UID));
+    snprintf(jprocs, sizeof(jprocs), "%lld", config_int(CFG_JOB_MAX_PROCS));
     char *argv[] = {"stratq",
                     "executor",
                     "--python",
@@ -852,6 +907,16 @@ int executor_spawn(pid_t *ret_pid, int *ret_fd)
                     (char *)config_str(CFG_MODE),
                     "--preload",
                     (char *)config_str(CFG_PRELOAD),
+                    "--sandbox-disable",
+                    (char *)config_str(CFG_SANDBOX_DISABLE),
+                    "--cgroup-dir",
+                    (char *)config_str(CFG_CGROUP_DIR),
+                    "--job-uid",
+                    juid,
+                    "--job-max-procs",
+                    jprocs,
+                    "--data-dir",
+                    (char *)config_str(CFG_DATA_DIR),
                     NULL};
     pid_t pid = fork();
     if (pid < 0) {

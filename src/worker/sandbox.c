@@ -1,55 +1,455 @@
 #define _GNU_SOURCE
 #include "sandbox.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <jansson.h>
+#include <linux/capability.h>
 #include <linux/landlock.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
-static int ll_create(const struct landlock_ruleset_attr *attr, size_t size, unsigned flags)
+#include "../common/config.h"
+#include "../common/util.h"
+
+/* Landlock beyond the kernel headers of Debian 12 (6.1): truncation (ABI
+ * 3), TCP (ABI 4), signal and abstract-socket scoping (ABI 6). */
+#ifndef LANDLOCK_ACCESS_FS_TRUNCATE
+#define LANDLOCK_ACCESS_FS_TRUNCATE (1ULL << 14)
+#endif
+#define LL_NET_BIND_TCP (1ULL << 0)
+#define LL_NET_CONNECT_TCP (1ULL << 1)
+#define LL_SCOPE_ABSTRACT_UNIX_SOCKET (1ULL << 0)
+#define LL_SCOPE_SIGNAL (1ULL << 1)
+struct ll_ruleset_attr {
+    __u64 handled_access_fs, handled_access_net, scoped;
+};
+
+static const char *const layer_names[SB__COUNT] = {
+    [SB_NO_NEW_PRIVS] = "no_new_privs",
+    [SB_SECCOMP] = "seccomp",
+    [SB_LANDLOCK] = "landlock",
+    [SB_RLIMITS] = "rlimits",
+    [SB_SESSION] = "session",
+    [SB_USERNS] = "userns",
+    [SB_NETNS] = "netns",
+    [SB_PIDNS] = "pidns",
+    [SB_IPCNS] = "ipcns",
+    [SB_MOUNTNS] = "mountns",
+    [SB_CGROUP] = "cgroup",
+    [SB_UID] = "uid",
+};
+
+const char *sandbox_layer_name(enum sandbox_layer l)
+{
+    return (unsigned)l < SB__COUNT ? layer_names[l] : NULL;
+}
+
+/* What the executor decided, read by each child in sandbox_enter. */
+static struct {
+    bool use[SB__COUNT];
+    int landlock_abi;
+    uid_t uid;
+    gid_t gid, outer_gid;
+    uid_t outer_uid;
+    long max_procs;
+} sb;
+
+uid_t sandbox_job_uid(void)
+{
+    return sb.use[SB_UID] ? sb.uid : getuid();
+}
+
+gid_t sandbox_job_gid(void)
+{
+    return sb.use[SB_UID] ? sb.gid : getgid();
+}
+
+static int ll_create(const void *attr, size_t size, unsigned flags)
 {
     return (int)syscall(SYS_landlock_create_ruleset, attr, size, flags);
 }
 
-void sandbox_probe(struct sandbox_status *st)
+/* Parses a comma-separated list of layer names into set. "namespaces"
+ * stands for the five namespaces. Returns -1 with the unknown name in err. */
+static int parse_layers(const char *list, bool set[SB__COUNT], char *err, size_t errlen)
 {
+    char buf[512];
+    snprintf(buf, sizeof(buf), "%s", list ? list : "");
+    for (char *save, *w = strtok_r(buf, ", ", &save); w; w = strtok_r(NULL, ", ", &save)) {
+        if (!strcmp(w, "namespaces")) {
+            set[SB_USERNS] = set[SB_NETNS] = set[SB_PIDNS] = set[SB_IPCNS] = set[SB_MOUNTNS] = true;
+            continue;
+        }
+        int i = 0;
+        while (i < SB__COUNT && strcmp(layer_names[i], w) != 0)
+            i++;
+        if (i == SB__COUNT) {
+            snprintf(err, errlen,
+                     "unknown sandbox layer '%s'; the layers are no_new_privs, seccomp, landlock, "
+                     "rlimits, session, userns, netns, pidns, ipcns, mountns (or namespaces), "
+                     "cgroup, uid",
+                     w);
+            return -1;
+        }
+        set[i] = true;
+    }
+    return 0;
+}
+
+/* Writes text to path (a /proc file): async-signal-safe. */
+static int put(const char *path, const char *text, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int r = write(fd, text, len) == (ssize_t)len ? 0 : -errno;
+    close(fd);
+    return r;
+}
+
+/* Formats "<n> <n> 1\n" without stdio (async-signal-safe). */
+static size_t id_map(char *buf, unsigned long id)
+{
+    char digits[24];
+    size_t n = 0, k = 0;
+    do {
+        digits[n++] = (char)('0' + id % 10);
+        id /= 10;
+    } while (id);
+    for (int rep = 0; rep < 2; rep++) {
+        for (size_t i = 0; i < n; i++)
+            buf[k++] = digits[n - 1 - i];
+        buf[k++] = ' ';
+    }
+    buf[k++] = '1';
+    buf[k++] = '\n';
+    return k;
+}
+
+/* The namespaces of use[] other than the pid one, entered by the calling
+ * process; a non-root caller goes through a user namespace in which it
+ * keeps its own uid and gid. The mount namespace gets a private /dev/shm.
+ * Only system calls. */
+static int enter_namespaces(const bool use[SB__COUNT])
+{
+    int flags = (use[SB_USERNS] ? CLONE_NEWUSER : 0) | (use[SB_NETNS] ? CLONE_NEWNET : 0) |
+                (use[SB_IPCNS] ? CLONE_NEWIPC : 0) | (use[SB_MOUNTNS] ? CLONE_NEWNS : 0);
+    if (flags && unshare(flags) < 0)
+        return -errno;
+    if (use[SB_USERNS]) {
+        char map[64];
+        int r = put("/proc/self/setgroups", "deny", 4);
+        if (r == 0)
+            r = put("/proc/self/uid_map", map, id_map(map, sb.outer_uid));
+        if (r == 0)
+            r = put("/proc/self/gid_map", map, id_map(map, sb.outer_gid));
+        if (r < 0)
+            return r;
+    }
+    if (use[SB_MOUNTNS]) {
+        if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+            mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                  "size=1g,nr_inodes=4096,mode=1777") < 0)
+            return -errno;
+    }
+    return 0;
+}
+
+/* Runs fn in a throwaway child; returns 0 or the -errno it failed with. */
+static int in_child(int (*fn)(const void *), const void *arg)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return -errno;
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = -errno;
+        close(p[0]);
+        close(p[1]);
+        return e;
+    }
+    if (pid == 0) {
+        close(p[0]);
+        int r = fn(arg);
+        (void)!write(p[1], &r, sizeof(r));
+        _exit(0);
+    }
+    close(p[1]);
+    int r = -ECHILD;
+    if (read(p[0], &r, sizeof(r)) != sizeof(r))
+        r = -ECHILD;
+    close(p[0]);
+    waitpid(pid, NULL, 0);
+    return r;
+}
+
+static int try_namespaces(const void *arg)
+{
+    const bool *use = arg;
+    int r = enter_namespaces(use);
+    if (r == 0 && use[SB_PIDNS] && unshare(CLONE_NEWPID) < 0)
+        r = -errno;
+    return r;
+}
+
+static int try_uid(const void *arg)
+{
+    (void)arg;
+    if (setgroups(0, NULL) < 0 || setresgid(sb.gid, sb.gid, sb.gid) < 0 ||
+        setresuid(sb.uid, sb.uid, sb.uid) < 0)
+        return -errno;
+    return 0;
+}
+
+static int try_cgroup(const void *arg)
+{
+    return cgroup_job_join(arg);
+}
+
+/* Processes of the real uid, as the kernel counts them for RLIMIT_NPROC
+ * (those this pid namespace can see). */
+static long count_uid_procs(uid_t uid)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    long n = 0;
+    while (d && (e = readdir(d))) {
+        char path[300], line[256];
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof(path), "/proc/%s/status", e->d_name);
+        FILE *f = fopen(path, "re");
+        unsigned long ruid;
+        while (f && fgets(line, sizeof(line), f))
+            if (sscanf(line, "Uid: %lu", &ruid) == 1) {
+                n += ruid == uid;
+                break;
+            }
+        if (f)
+            fclose(f);
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+void sandbox_options_load(struct sandbox_options *opt)
+{
+    *opt = (struct sandbox_options){
+        .disable = config_str(CFG_SANDBOX_DISABLE),
+        .cgroup = config_str(CFG_CGROUP_DIR),
+        .job_uid = config_int(CFG_JOB_UID),
+        .max_procs = (long)config_int(CFG_JOB_MAX_PROCS),
+    };
+}
+
+static void set_why(struct sandbox_status *st, enum sandbox_layer l, bool active, const char *fmt,
+                    ...) __attribute__((format(printf, 4, 5)));
+static void set_why(struct sandbox_status *st, enum sandbox_layer l, bool active, const char *fmt,
+                    ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(st->why[l], sizeof(st->why[l]), fmt, ap);
+    va_end(ap);
+    st->active[l] = active;
+}
+
+static const char *errno_why(int e)
+{
+    return e == -EPERM || e == -EACCES
+               ? "not permitted here (an unprivileged container, or the host forbids it)"
+               : strerror(-e);
+}
+
+int sandbox_probe(struct sandbox_status *st, const struct sandbox_options *opt, char *err,
+                  size_t errlen)
+{
+    bool off[SB__COUNT] = {false};
     memset(st, 0, sizeof(*st));
+    memset(&sb, 0, sizeof(sb));
+    if (parse_layers(opt->disable, off, err, errlen) < 0)
+        return -1;
+    for (int i = SB_NO_NEW_PRIVS; i <= SB_SESSION; i++)
+        if (off[i]) {
+            snprintf(err, errlen,
+                     "the %s layer is always on; STRATQ_SANDBOX_DISABLE may name only userns, "
+                     "netns, pidns, ipcns, mountns (or namespaces), cgroup and uid",
+                     layer_names[i]);
+            return -1;
+        }
+    sb.outer_uid = getuid();
+    sb.outer_gid = getgid();
+    sb.max_procs = opt->max_procs;
+    bool root = geteuid() == 0;
+
+    set_why(st, SB_NO_NEW_PRIVS, true, "active");
+    set_why(st, SB_SESSION, true, "active (own session and process group)");
+    set_why(st, SB_RLIMITS, true,
+            "active (address space, CPU time, %ld processes, file size, open files, no core)",
+            opt->max_procs);
+    if (prctl(PR_GET_SECCOMP) >= 0)
+        set_why(st, SB_SECCOMP, true,
+                "active (no sockets but AF_UNIX; no ptrace, mount, namespaces, bpf, ...)");
+    else
+        set_why(st, SB_SECCOMP, false, "unavailable: %s", strerror(errno));
     int abi = ll_create(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
     if (abi > 0) {
-        st->landlock_abi = abi;
+        st->landlock_abi = sb.landlock_abi = abi;
+        set_why(st, SB_LANDLOCK, true, "active (ABI %d: files%s%s)", abi, abi >= 4 ? ", TCP" : "",
+                abi >= 6 ? ", signals and abstract sockets" : "");
     } else {
-        snprintf(st->landlock_why, sizeof(st->landlock_why), "%s",
-                 errno == ENOSYS       ? "the kernel has no Landlock"
-                 : errno == EOPNOTSUPP ? "Landlock is disabled at boot"
-                                       : strerror(errno));
+        set_why(st, SB_LANDLOCK, false, "unavailable: %s",
+                errno == ENOSYS       ? "the kernel has no Landlock"
+                : errno == EOPNOTSUPP ? "Landlock is disabled at boot"
+                                      : strerror(errno));
     }
-    st->seccomp = prctl(PR_GET_SECCOMP) >= 0;
-    if (!st->seccomp)
-        snprintf(st->seccomp_why, sizeof(st->seccomp_why), "%s", strerror(errno));
+
+    /* The dedicated uid. */
+    sb.uid = (uid_t)(opt->job_uid ? opt->job_uid : 200000 + getpid());
+    sb.gid = (gid_t)sb.uid;
+    int ru;
+    if (off[SB_UID])
+        set_why(st, SB_UID, false, "unavailable: disabled by STRATQ_SANDBOX_DISABLE");
+    else if (!root)
+        set_why(st, SB_UID, false, "unavailable: the worker is not root");
+    else if ((ru = in_child(try_uid, NULL)) < 0)
+        set_why(st, SB_UID, false, "unavailable: %s", errno_why(ru));
+    else
+        set_why(st, SB_UID, true, "active (uid %lu, not the worker's)", (unsigned long)sb.uid);
+    sb.use[SB_UID] = st->active[SB_UID];
+
+    /* Namespaces: as root directly; otherwise through a user namespace. */
+    bool use[SB__COUNT] = {false};
+    if (off[SB_USERNS])
+        set_why(st, SB_USERNS, false, "unavailable: disabled by STRATQ_SANDBOX_DISABLE");
+    else if (root)
+        set_why(st, SB_USERNS, false,
+                "unavailable: not needed, the worker is root (the other namespaces need no user "
+                "namespace, and jobs get a uid of their own)");
+    else {
+        use[SB_USERNS] = true;
+        int r = in_child(try_namespaces, use);
+        if (r == 0)
+            set_why(st, SB_USERNS, true, "active (lets a non-root worker make the namespaces)");
+        else
+            set_why(st, SB_USERNS, false, "unavailable: %s", errno_why(r));
+        use[SB_USERNS] = st->active[SB_USERNS];
+    }
+    static const struct {
+        enum sandbox_layer l;
+        const char *what;
+    } ns[] = {{SB_NETNS, "no network interfaces, not even loopback"},
+              {SB_IPCNS, "System V IPC and POSIX message queues of its own"},
+              {SB_MOUNTNS, "a private /dev/shm, gone with the job"},
+              {SB_PIDNS, "the job sees only its own processes, which all end with it"}};
+    for (size_t i = 0; i < ARRAY_SIZE(ns); i++) {
+        enum sandbox_layer l = ns[i].l;
+        if (off[l]) {
+            set_why(st, l, false, "unavailable: disabled by STRATQ_SANDBOX_DISABLE");
+            continue;
+        }
+        if (!root && !use[SB_USERNS]) {
+            set_why(st, l, false, "unavailable: a non-root worker needs a user namespace for it");
+            continue;
+        }
+        bool one[SB__COUNT] = {false};
+        one[SB_USERNS] = use[SB_USERNS];
+        one[l] = true;
+        int r = in_child(try_namespaces, one);
+        if (r == 0)
+            set_why(st, l, true, "active (%s)", ns[i].what);
+        else
+            set_why(st, l, false, "unavailable: %s", errno_why(r));
+        use[l] = st->active[l];
+    }
+    if (!use[SB_NETNS] && !use[SB_IPCNS] && !use[SB_MOUNTNS] && !use[SB_PIDNS] && use[SB_USERNS]) {
+        use[SB_USERNS] = false; /* nothing to make with it */
+        set_why(st, SB_USERNS, false, "unavailable: no other namespace is in use");
+    }
+
+    /* The per-job cgroup, tried with a real child. */
+    char why[300] = "";
+    if (off[SB_CGROUP]) {
+        set_why(st, SB_CGROUP, false, "unavailable: disabled by STRATQ_SANDBOX_DISABLE");
+    } else if (cgroup_init(opt->cgroup, why, sizeof(why)) < 0) {
+        set_why(st, SB_CGROUP, false, "unavailable: %s", why);
+    } else {
+        struct cgroup_job cj;
+        int r = cgroup_job_create(&cj, opt->max_procs);
+        if (r == 0)
+            r = in_child(try_cgroup, &cj);
+        cgroup_job_destroy(&cj);
+        if (r == 0)
+            set_why(st, SB_CGROUP, true,
+                    "active (%s: memory limit, at most %ld processes, all killed with the job)",
+                    cgroup_kind(), opt->max_procs);
+        else
+            set_why(st, SB_CGROUP, false,
+                    "unavailable: cannot move a process into a job "
+                    "cgroup: %s",
+                    strerror(-r));
+        if (r < 0 || opt->check_only)
+            cgroup_fini();
+    }
+    for (int i = SB_USERNS; i < SB__COUNT; i++)
+        sb.use[i] = st->active[i];
+    return 0;
+}
+
+int sandbox_require(const char *layers_json, const char *required, char *err, size_t errlen)
+{
+    bool want[SB__COUNT] = {false};
+    if (parse_layers(required, want, err, errlen) < 0)
+        return -2;
+    json_t *layers = json_loads(layers_json ? layers_json : "{}", 0, NULL);
+    int r = 0;
+    for (int i = 0; r == 0 && i < SB__COUNT; i++) {
+        const char *v = json_string_value(json_object_get(layers, layer_names[i]));
+        if (want[i] && (!v || strcmp(v, "active") != 0)) {
+            snprintf(err, errlen, "the %s layer named in STRATQ_SANDBOX_REQUIRE is %s",
+                     layer_names[i], v ? v : "unknown");
+            r = -1;
+        }
+    }
+    json_decref(layers);
+    return r;
 }
 
 void sandbox_describe(const struct sandbox_status *st, char *buf, size_t len)
 {
-    char ll[160];
-    if (st->landlock_abi)
-        snprintf(ll, sizeof(ll), "active (ABI %d)", st->landlock_abi);
-    else
-        snprintf(ll, sizeof(ll), "unavailable: %s", st->landlock_why);
-    snprintf(buf, len,
-             "no_new_privs: active\nrlimits: active (address space, CPU, file size, open "
-             "files, core 0)\nseccomp: %s%s\nlandlock: %s\nown session and process group: "
-             "active\nnamespaces, cgroup, dedicated uid: not used yet",
-             st->seccomp ? "active" : "unavailable: ", st->seccomp ? "" : st->seccomp_why, ll);
+    size_t n = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < SB__COUNT && n < len; i++)
+        n += (size_t)snprintf(buf + n, len - n, "%s%s: %s", i ? "\n" : "", layer_names[i],
+                              st->why[i]);
+}
+
+char *sandbox_status_json(const struct sandbox_status *st)
+{
+    json_t *o = json_object();
+    for (int i = 0; i < SB__COUNT; i++)
+        json_object_set_new(o, layer_names[i], json_string(st->active[i] ? "active" : st->why[i]));
+    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    return s;
 }
 
 #define FS_READ (LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR)
@@ -63,13 +463,13 @@ void sandbox_describe(const struct sandbox_status *st, char *buf, size_t len)
 
 /* The rules, recorded once by sandbox_prepare() and applied by each child
  * in sandbox_enter(): a child builds its own ruleset rather than inherit a
- * descriptor across forks. */
+ * descriptor across forks (and opens /dev/shm after mounting its own). */
 #define MAX_RULES 24
 static struct {
     char path[4096];
     __u64 access;
 } rules[MAX_RULES];
-static int nrules, landlock_abi;
+static int nrules;
 
 static void add_rule(const char *path, __u64 access)
 {
@@ -80,16 +480,19 @@ static void add_rule(const char *path, __u64 access)
     }
 }
 
-int sandbox_prepare(const char *harness_dir, const char *work_dir, const char *python)
+void sandbox_prepare(const char *harness_dir, const char *work_dir, const char *python,
+                     const char *data_dir)
 {
-    int abi = ll_create(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
+    int abi = sb.landlock_abi;
+    __u64 trunc = abi >= 3 ? LANDLOCK_ACCESS_FS_TRUNCATE : 0;
+    nrules = 0;
     if (abi <= 0)
-        return -errno;
-    landlock_abi = abi;
+        return;
     /* Read-only: the interpreter, its libraries, stdlib and site-packages
      * (all under /usr on a merged-/usr system), the loader's cache, the
-     * time zone, the CPU topology numpy and OpenBLAS look at, and the
-     * harness. Nothing else of the host: not /etc, /home, /root, /proc. */
+     * time zone, the CPU topology numpy and OpenBLAS look at, the harness
+     * and the data directory. Nothing else of the host: not /etc, /home,
+     * /root, /proc. */
     static const char *const ro[] = {"/usr",           "/lib",
                                      "/lib64",         "/etc/ld.so.cache",
                                      "/etc/localtime", "/sys/devices/system/cpu",
@@ -97,6 +500,8 @@ int sandbox_prepare(const char *harness_dir, const char *work_dir, const char *p
     for (size_t i = 0; i < sizeof(ro) / sizeof(ro[0]); i++)
         add_rule(ro[i], FS_READ);
     add_rule(harness_dir, FS_READ);
+    if (data_dir && data_dir[0])
+        add_rule(data_dir, FS_READ);
     /* Execute: nothing in warm mode; in cold mode the interpreter and its
      * ELF loader only (so no /bin/sh, and nothing the job wrote). */
     if (python && python[0] == '/') {
@@ -106,26 +511,39 @@ int sandbox_prepare(const char *harness_dir, const char *work_dir, const char *p
         if (realpath("/lib64/ld-linux-x86-64.so.2", real))
             add_rule(real, FS_READ | LANDLOCK_ACCESS_FS_EXECUTE);
     }
-    add_rule("/dev/null", LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_WRITE_FILE);
-    /* POSIX semaphores (multiprocessing's locks) live in /dev/shm. Known
-     * limit until jobs get a private /dev/shm: a file a job leaves there
-     * outlives it. */
+    add_rule("/dev/null", LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_WRITE_FILE | trunc);
+    /* POSIX shared memory and semaphores (multiprocessing) live in
+     * /dev/shm: the job's own tmpfs when the mount namespace is in use. */
     add_rule("/dev/shm", FS_READ | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_MAKE_REG |
-                             LANDLOCK_ACCESS_FS_REMOVE_FILE);
+                             LANDLOCK_ACCESS_FS_REMOVE_FILE | trunc);
     /* Read-write: the executor's work directory, which holds the job's own
      * temporary directory. */
-    add_rule(work_dir, FS_READ | FS_WRITE | (abi >= 2 ? LANDLOCK_ACCESS_FS_REFER : 0));
-    return 0;
+    add_rule(work_dir, FS_READ | FS_WRITE | trunc | (abi >= 2 ? LANDLOCK_ACCESS_FS_REFER : 0));
 }
 
 /* In the child: builds the ruleset from the recorded rules and restricts
- * itself. Only system calls (async-signal-safe). */
+ * itself. Only system calls. */
 static int landlock_enter(void)
 {
-    struct landlock_ruleset_attr attr = {.handled_access_fs = FS_ALL};
-    if (landlock_abi >= 2)
+    int abi = sb.landlock_abi;
+    struct ll_ruleset_attr attr = {.handled_access_fs = FS_ALL};
+    size_t size = sizeof(__u64);
+    if (abi >= 2)
         attr.handled_access_fs |= LANDLOCK_ACCESS_FS_REFER;
-    int fd = ll_create(&attr, sizeof(attr), 0);
+    if (abi >= 3)
+        attr.handled_access_fs |= LANDLOCK_ACCESS_FS_TRUNCATE;
+    if (abi >= 4) {
+        /* No TCP at all: no rule allows a port. */
+        attr.handled_access_net = LL_NET_BIND_TCP | LL_NET_CONNECT_TCP;
+        size = 2 * sizeof(__u64);
+    }
+    if (abi >= 6) {
+        /* No signal to a process outside the job, no abstract socket of
+         * the host. */
+        attr.scoped = LL_SCOPE_ABSTRACT_UNIX_SOCKET | LL_SCOPE_SIGNAL;
+        size = sizeof(attr);
+    }
+    int fd = ll_create(&attr, size, 0);
     if (fd < 0)
         return -errno;
     for (int i = 0; i < nrules; i++) {
@@ -137,7 +555,7 @@ static int landlock_enter(void)
             errno == EINVAL) {
             /* A file, not a directory: only file rights apply to it. */
             rule.allowed_access &= LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_WRITE_FILE |
-                                   LANDLOCK_ACCESS_FS_EXECUTE;
+                                   LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_TRUNCATE;
             syscall(SYS_landlock_add_rule, fd, LANDLOCK_RULE_PATH_BENEATH, &rule, 0);
         }
         close(rule.parent_fd);
@@ -147,7 +565,6 @@ static int landlock_enter(void)
     close(fd);
     return r < 0 ? -e : 0;
 }
-
 /* Denied outright (EPERM): whatever reaches outside the job's own process
  * tree, the kernel's attack surface, or other processes' memory. */
 static const int denied[] = {
@@ -193,6 +610,12 @@ static const int denied[] = {
     SCMP_SYS(lookup_dcookie),
     SCMP_SYS(vhangup),
     SCMP_SYS(iopl),
+    /* System V IPC and POSIX message queues outlive a process: a job has
+     * no use for them. */
+    SCMP_SYS(shmget),
+    SCMP_SYS(semget),
+    SCMP_SYS(msgget),
+    SCMP_SYS(mq_open),
     SCMP_SYS(ioperm),
 };
 
@@ -235,18 +658,119 @@ static int install_seccomp(void)
     return r;
 }
 
-int sandbox_enter(void)
+int sandbox_job_begin(struct sandbox_job *sj)
 {
+    memset(sj, 0, sizeof(*sj));
+    /* RLIMIT_NPROC counts every process of the job's real uid: its own
+     * when the job has a uid (or a user namespace) of its own, otherwise
+     * the worker's, whose processes are counted in. */
+    sj->nproc = sb.use[SB_UID] || sb.use[SB_USERNS] ? sb.max_procs
+                                                    : count_uid_procs(getuid()) + sb.max_procs;
+    return sb.use[SB_CGROUP] ? cgroup_job_create(&sj->cg, sb.max_procs) : 0;
+}
+
+void sandbox_job_memory(struct sandbox_job *sj, long long memory_mb)
+{
+    sj->started = time(NULL);
+    /* Each process of the job has its own address-space limit, which a
+     * Python job reports as MemoryError; the cgroup bounds them together,
+     * with room for what the interpreter itself holds. */
+    if (sj->cg.version)
+        cgroup_job_set_memory(&sj->cg, memory_mb + 32);
+}
+
+/* Without a private /dev/shm: removes the entries the job's uid made there
+ * while it ran (POSIX shared memory and semaphores it did not unlink). */
+static void sweep_dev_shm(time_t since)
+{
+    int dfd = open("/dev/shm", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+    struct dirent *e;
+    uid_t uid = sandbox_job_uid();
+    while (d && (e = readdir(d))) {
+        struct stat st;
+        if (e->d_name[0] == '.' || fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+            st.st_uid != uid || S_ISDIR(st.st_mode) || st.st_ctime < since)
+            continue;
+        unlinkat(dfd, e->d_name, 0);
+    }
+    if (d)
+        closedir(d);
+    else if (dfd >= 0)
+        close(dfd);
+}
+
+bool sandbox_job_end(struct sandbox_job *sj)
+{
+    bool oom = sj->cg.version ? cgroup_job_destroy(&sj->cg) : false;
+    if (!sb.use[SB_MOUNTNS] && sj->started)
+        sweep_dev_shm(sj->started - 1);
+    return oom;
+}
+
+/* The process left outside a job's pid namespace: waits for the job (the
+ * namespace's first process) and ends the same way, so the executor sees
+ * the job's exit status. */
+static void __attribute__((noreturn)) wait_and_mirror(pid_t pid)
+{
+    int st = 0;
+    close_range(0, ~0U, 0);
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR)
+            _exit(126);
+    if (WIFSIGNALED(st)) {
+        struct sigaction dfl = {.sa_handler = SIG_DFL};
+        sigaction(WTERMSIG(st), &dfl, NULL);
+        kill(getpid(), WTERMSIG(st));
+        _exit(128 + WTERMSIG(st));
+    }
+    _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 126);
+}
+
+int sandbox_enter(const struct sandbox_job *sj)
+{
+    int r;
+    if (sj->cg.version && (r = cgroup_job_join(&sj->cg)) < 0)
+        return r;
+    if ((r = enter_namespaces(sb.use)) < 0)
+        return r;
+    if (sb.use[SB_PIDNS]) {
+        if (unshare(CLONE_NEWPID) < 0)
+            return -errno;
+        pid_t pid = fork();
+        if (pid < 0)
+            return -errno;
+        if (pid > 0)
+            wait_and_mirror(pid);
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+            return -errno;
+    }
+    if (sb.use[SB_UID]) {
+        if (setgroups(0, NULL) < 0 || setresgid(sb.gid, sb.gid, sb.gid) < 0 ||
+            setresuid(sb.uid, sb.uid, sb.uid) < 0)
+            return -errno;
+        /* A change of credentials clears these two. */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || prctl(PR_SET_DUMPABLE, 0) < 0)
+            return -errno;
+    }
+    if (sb.use[SB_USERNS]) {
+        /* The capabilities the user namespace gave: none is needed now. */
+        struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+        struct __user_cap_data_struct caps[2];
+        memset(caps, 0, sizeof(caps));
+        if (syscall(SYS_capset, &h, caps) < 0)
+            return -errno;
+    }
     struct rlimit rl = {1024, 1024};
     setrlimit(RLIMIT_NOFILE, &rl);
     rl.rlim_cur = rl.rlim_max = 1024UL * 1024 * 1024;
     setrlimit(RLIMIT_FSIZE, &rl);
+    rl.rlim_cur = rl.rlim_max = (rlim_t)sj->nproc;
+    if (sj->nproc > 0)
+        setrlimit(RLIMIT_NPROC, &rl);
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         return -errno;
-    if (landlock_abi > 0) {
-        int r = landlock_enter();
-        if (r < 0)
-            return r;
-    }
+    if (sb.landlock_abi > 0 && (r = landlock_enter()) < 0)
+        return r;
     return install_seccomp();
 }

@@ -1,34 +1,112 @@
-/* The sandbox of a job's process (docs/security.md). Layers that need no
- * privilege are always on: no_new_privs, rlimits, a seccomp-bpf filter and a
- * Landlock ruleset. */
+/* The sandbox of a job's processes (docs/security.md). Layers that need no
+ * privilege are always on: no_new_privs, rlimits, a seccomp-bpf filter, a
+ * Landlock ruleset (files, TCP, signals and abstract sockets), the job's own
+ * session. Layers used when the host allows them: user, net, pid, ipc and
+ * mount namespaces (the mount namespace gives the job a private /dev/shm),
+ * a per-job cgroup, a dedicated uid. */
 #ifndef STRATQ_SANDBOX_H
 #define STRATQ_SANDBOX_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
+#include <time.h>
 
-struct sandbox_status {
-    int landlock_abi; /* 0: Landlock unavailable */
-    bool seccomp;
-    char landlock_why[128], seccomp_why[128];
+#include "cgroup.h"
+
+enum sandbox_layer {
+    /* always on */
+    SB_NO_NEW_PRIVS,
+    SB_SECCOMP,
+    SB_LANDLOCK,
+    SB_RLIMITS,
+    SB_SESSION,
+    /* when the host allows them */
+    SB_USERNS,
+    SB_NETNS,
+    SB_PIDNS,
+    SB_IPCNS,
+    SB_MOUNTNS,
+    SB_CGROUP,
+    SB_UID,
+    SB__COUNT
 };
 
-/* Probes what this kernel offers. */
-void sandbox_probe(struct sandbox_status *st);
+struct sandbox_status {
+    bool active[SB__COUNT];
+    /* What the layer does when active, or why it is unavailable. */
+    char why[SB__COUNT][400];
+    int landlock_abi;
+};
 
-/* In the executor, once: records the Landlock rules (read-only: the
- * interpreter, its libraries, the standard library and site-packages under
- * /usr, the harness; read-write: work_dir only), which each child applies
- * in sandbox_enter. Returns 0, or -errno when Landlock is unavailable (the
- * children then run without that layer, which sandbox_probe reports). */
-int sandbox_prepare(const char *harness_dir, const char *work_dir, const char *python);
+/* The layer's name as STRATQ_SANDBOX_REQUIRE and STRATQ_SANDBOX_DISABLE
+ * spell it, or NULL. */
+const char *sandbox_layer_name(enum sandbox_layer l);
 
-/* In a job child, last thing before the job's code (or the exec of its
- * interpreter): file-descriptor, file-size and process limits, Landlock,
- * then the seccomp filter. Returns 0 or -errno. */
-int sandbox_enter(void);
+/* Settings of the optional layers. */
+struct sandbox_options {
+    const char *disable; /* STRATQ_SANDBOX_DISABLE: layers not to use */
+    const char *cgroup;  /* STRATQ_CGROUP_DIR: a delegated cgroup v2 subtree, or "" */
+    long long job_uid;   /* STRATQ_JOB_UID: 0 picks 200000 + the executor's pid */
+    long max_procs;      /* STRATQ_JOB_MAX_PROCS */
+    bool check_only;     /* --check: remove the cgroup it made */
+};
 
-/* One line per layer for logs and `stratq worker --check`. */
+/* The options as the configuration (environment, flags) gives them. */
+void sandbox_options_load(struct sandbox_options *opt);
+
+/* Finds out which layers this host allows, trying the optional ones for
+ * real in a throwaway child. In the executor it also sets them up for the
+ * jobs to come (unless check_only: --check, which keeps nothing). Returns 0, or -1 with a message
+ * in err when STRATQ_SANDBOX_DISABLE names an unknown layer. */
+int sandbox_probe(struct sandbox_status *st, const struct sandbox_options *opt, char *err,
+                  size_t errlen);
+
+/* Checks a comma-separated list of layer names (STRATQ_SANDBOX_REQUIRE)
+ * against the layers as sandbox_status_json() gives them. Returns 0; -1
+ * with a message in err naming the missing layer and why; -2 naming an
+ * unknown one. */
+int sandbox_require(const char *layers_json, const char *required, char *err, size_t errlen);
+
+/* One "name: active (...)" or "name: unavailable: why" line per layer. */
 void sandbox_describe(const struct sandbox_status *st, char *buf, size_t len);
+
+/* {"layer": "active" | "unavailable: why", ...} as compact JSON (malloc'd). */
+char *sandbox_status_json(const struct sandbox_status *st);
+
+/* In the executor, once, after sandbox_probe: records the Landlock rules
+ * (read-only: the interpreter and its libraries under /usr, the harness,
+ * data_dir if given; read-write: work_dir only), which each child applies in
+ * sandbox_enter. */
+void sandbox_prepare(const char *harness_dir, const char *work_dir, const char *python,
+                     const char *data_dir);
+
+/* The uid and gid job processes run as (the executor's own when the uid
+ * layer is off). */
+uid_t sandbox_job_uid(void);
+gid_t sandbox_job_gid(void);
+
+/* What one job's sandbox holds outside the job: its cgroup, and the limit
+ * on its number of processes. */
+struct sandbox_job {
+    struct cgroup_job cg;
+    long nproc;
+    time_t started; /* when the job was handed its work */
+};
+
+/* In the executor, before forking a job's child. Returns 0 or -errno. */
+int sandbox_job_begin(struct sandbox_job *sj);
+/* When the job's memory limit is known (warm mode: at dispatch). */
+void sandbox_job_memory(struct sandbox_job *sj, long long memory_mb);
+/* After the job's child is gone: kills whatever of the job is left, removes
+ * its cgroup. Returns whether the kernel's OOM killer struck the job. */
+bool sandbox_job_end(struct sandbox_job *sj);
+
+/* In a job's child, last thing before the job's code (or the exec of its
+ * interpreter): cgroup, namespaces, uid, limits, Landlock, then seccomp. With
+ * a pid namespace the calling process stays outside it and only waits: it
+ * ends as its child (the job) ends, and sandbox_enter returns in that child.
+ * Returns 0 or -errno. Only system calls (async-signal-safe). */
+int sandbox_enter(const struct sandbox_job *sj);
 
 #endif

@@ -44,6 +44,7 @@ struct worker {
     int64_t connected_since; /* monotonic ms of the current Redis connection */
     int64_t next_promote_ms, next_reap_ms;
     int64_t give_up_at; /* when set, stop waiting for Redis then (deregistering) */
+    char *sandbox;      /* the executor's sandbox layers, JSON (registration) */
 };
 
 static volatile sig_atomic_t stop_signals;
@@ -143,10 +144,25 @@ static void worker_heartbeat(struct worker *w)
     snprintf(pid, sizeof(pid), "%d", (int)getpid());
     snprintf(started, sizeof(started), "%lld", (long long)w->started_ms);
     /* jobs_done and jobs_failed are counted by complete.lua itself. */
-    const char *argv[] = {w->names.workers, w->worker_key, w->id,    now,           ttl,
-                          "host",           w->host,       "pid",    pid,           "version",
-                          STRATQ_VERSION,   "state",       w->state, "current_job", w->current,
-                          "started_ms",     started};
+    const char *argv[] = {w->names.workers,
+                          w->worker_key,
+                          w->id,
+                          now,
+                          ttl,
+                          "host",
+                          w->host,
+                          "pid",
+                          pid,
+                          "version",
+                          STRATQ_VERSION,
+                          "state",
+                          w->state,
+                          "current_job",
+                          w->current,
+                          "started_ms",
+                          started,
+                          "sandbox",
+                          w->sandbox ? w->sandbox : "{}"};
     redisReply *r = worker_eval(w, QS_HEARTBEAT, 2, (int)ARRAY_SIZE(argv), argv, NULL, true);
     if (r)
         freeReplyObject(r);
@@ -180,7 +196,15 @@ static int worker_start_executor(struct worker *w)
         worker_stop_executor(w, true);
         return -ECHILD;
     }
+    free(w->sandbox);
+    w->sandbox = json_dumps(json_object_get(hello, "sandbox"), JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(hello);
+    char err[300];
+    if (sandbox_require(w->sandbox, config_str(CFG_SANDBOX_REQUIRE), err, sizeof(err)) < 0) {
+        log_error("a required sandbox layer is missing; not taking jobs", "{s:s}", "error", err);
+        worker_stop_executor(w, true);
+        return -EPERM;
+    }
     log_info("executor started", "{s:i}", "executor_pid", (int)w->exec_pid);
     return 0;
 }
@@ -672,6 +696,37 @@ static int worker_loop(struct worker *w)
     return 0;
 }
 
+/* stratq worker --check: the layers this host gives jobs, as the executor
+ * would set them up. Fails when an always-on layer or one named in
+ * STRATQ_SANDBOX_REQUIRE is missing. */
+static int worker_check(void)
+{
+    struct sandbox_status st;
+    struct sandbox_options opt;
+    sandbox_options_load(&opt);
+    opt.check_only = true;
+    char text[4096], err[400];
+    if (sandbox_probe(&st, &opt, err, sizeof(err)) < 0) {
+        fprintf(stderr, "stratq worker: %s\n", err);
+        return 2;
+    }
+    sandbox_describe(&st, text, sizeof(text));
+    printf("%s\n", text);
+    _cleanup_free_ char *layers = sandbox_status_json(&st);
+    int r = sandbox_require(layers, config_str(CFG_SANDBOX_REQUIRE), err, sizeof(err));
+    if (r < 0) {
+        fprintf(stderr, "stratq worker: %s\n", err);
+        return r == -2 ? 2 : 1;
+    }
+    for (int i = 0; i <= SB_SESSION; i++)
+        if (!st.active[i]) {
+            fprintf(stderr, "stratq worker: the always-on %s layer is missing\n",
+                    sandbox_layer_name(i));
+            return 1;
+        }
+    return 0;
+}
+
 int worker_main(int argc, char **argv)
 {
     struct worker w = {.exec_pid = -1, .exec_fd = -1, .state = "idle"};
@@ -699,13 +754,9 @@ int worker_main(int argc, char **argv)
         return 2;
     }
     if (config_bool(CFG_CHECK)) {
-        struct sandbox_status st;
-        char text[1024];
-        sandbox_probe(&st);
-        sandbox_describe(&st, text, sizeof(text));
-        printf("%s\n", text);
+        rc = worker_check();
         config_free();
-        return st.seccomp && st.landlock_abi ? 0 : 1;
+        return rc;
     }
     if (queue_url_parse(config_str(CFG_REDIS_URL), &w.url, err, sizeof(err)) < 0) {
         fprintf(stderr, "stratq worker: %s\n", err);
@@ -749,7 +800,8 @@ int worker_main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    worker_start_executor(&w);
+    if (worker_start_executor(&w) == -EPERM)
+        goto out;
     if (worker_connect(&w, true) == 0) {
         log_info("worker started", "{s:s, s:s, s:s}", "worker", w.id, "queue", w.names.queue,
                  "mode", config_str(CFG_MODE));
@@ -772,6 +824,7 @@ out:
     worker_disconnect(&w);
     free(w.processing_key);
     free(w.worker_key);
+    free(w.sandbox);
     queue_names_free(&w.names);
     queue_url_free(&w.url);
     config_free();

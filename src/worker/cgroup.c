@@ -1,0 +1,372 @@
+#define _GNU_SOURCE
+#include "cgroup.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../common/util.h"
+
+/* The executor's directories: one (v2) or two (v1: memory, pids). */
+static struct {
+    int version;
+    char base[2][300];
+    int nbase;
+    unsigned long seq;
+} cg;
+
+const char *cgroup_kind(void)
+{
+    return cg.version == 2 ? "v2" : cg.version == 1 ? "v1" : "none";
+}
+
+/* A reason, cut to fit (it is only ever read by people). */
+static void say(char *why, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void say(char *why, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, len, fmt, ap);
+    va_end(ap);
+}
+
+static int write_file(const char *dir, const char *name, const char *text)
+{
+    char path[400];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    ssize_t n = write(fd, text, strlen(text));
+    int e = n < 0 ? -errno : 0;
+    close(fd);
+    return e;
+}
+
+static ssize_t read_file(const char *dir, const char *name, char *buf, size_t len)
+{
+    char path[400];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    ssize_t n = read(fd, buf, len - 1);
+    close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+    return n;
+}
+
+/* Whether the space-separated list has word. */
+static bool has_word(const char *list, const char *word)
+{
+    size_t n = strlen(word);
+    for (const char *p = list; (p = strstr(p, word)); p += n)
+        if ((p == list || p[-1] == ' ' || p[-1] == ',') &&
+            (p[n] == '\0' || p[n] == ' ' || p[n] == ',' || p[n] == '\n'))
+            return true;
+    return false;
+}
+
+/* This process's cgroup in the v2 hierarchy (ctl NULL) or in the v1
+ * hierarchy of controller ctl, from /proc/self/cgroup. */
+static int own_cgroup(const char *ctl, char *out, size_t len)
+{
+    FILE *f = fopen("/proc/self/cgroup", "re");
+    char line[1024];
+    int found = -1;
+    while (f && found < 0 && fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\n")] = '\0';
+        char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (!c2)
+            continue;
+        *c1 = *c2 = '\0';
+        bool match = ctl ? has_word(c1 + 1, ctl) : !strcmp(line, "0") && !c1[1];
+        if (match) {
+            snprintf(out, len, "%s", c2 + 1);
+            found = 0;
+        }
+    }
+    if (f)
+        fclose(f);
+    return found;
+}
+
+/* Where the hierarchy is mounted (fstype cgroup2, or cgroup with controller
+ * ctl), joined with the cgroup path: the directory of that cgroup. */
+static int cgroup_dir(const char *ctl, const char *cgpath, char *out, size_t len)
+{
+    FILE *f = fopen("/proc/self/mountinfo", "re");
+    char line[2048];
+    int found = -1;
+    while (f && found < 0 && fgets(line, sizeof(line), f)) {
+        char root[512], mnt[512], fstype[64], opts[512];
+        char *dash = strstr(line, " - ");
+        if (!dash || sscanf(line, "%*s %*s %*s %511s %511s", root, mnt) != 2 ||
+            sscanf(dash + 3, "%63s %*s %511s", fstype, opts) != 2)
+            continue;
+        if (ctl ? strcmp(fstype, "cgroup") || !has_word(opts, ctl) : strcmp(fstype, "cgroup2"))
+            continue;
+        const char *rel = cgpath;
+        size_t rl = strlen(root);
+        if (strcmp(root, "/") != 0) {
+            if (strncmp(cgpath, root, rl) != 0)
+                continue;
+            rel = cgpath + rl;
+        }
+        if (snprintf(out, len, "%s%s", mnt, strcmp(rel, "/") ? rel : "") < (int)len)
+            found = 0;
+    }
+    if (f)
+        fclose(f);
+    return found;
+}
+
+/* Kills every process in dir until none is left (and reaps this process's
+ * children among them). Returns 0 once the cgroup is empty. */
+static int empty_cgroup(const char *dir)
+{
+    write_file(dir, "cgroup.kill", "1"); /* v2, kernel >= 5.14: all at once */
+    for (int round = 0; round < 2000; round++) {
+        char buf[8192];
+        if (read_file(dir, "cgroup.procs", buf, sizeof(buf)) < 0)
+            return -1;
+        int n = 0;
+        for (char *p = buf, *end; *p; p = end) {
+            long pid = strtol(p, &end, 10);
+            if (end == p)
+                break;
+            if (pid > 0 && kill((pid_t)pid, SIGKILL) == 0)
+                n++;
+        }
+        while (waitpid(-1, NULL, WNOHANG) > 0)
+            ;
+        if (!n)
+            return 0;
+        usleep(500);
+    }
+    return -1;
+}
+
+static void remove_cgroup(const char *dir)
+{
+    empty_cgroup(dir);
+    /* An exiting process may keep the directory busy a moment longer. */
+    for (int i = 0; i < 200 && rmdir(dir) < 0 && errno == EBUSY; i++) {
+        while (waitpid(-1, NULL, WNOHANG) > 0)
+            ;
+        usleep(1000);
+    }
+}
+
+/* Removes what executors that no longer run left under parent: their job
+ * cgroups (killing anything still in them) and their own directories. */
+static void remove_stale(const char *parent)
+{
+    DIR *d = opendir(parent);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        long pid;
+        char *end;
+        if (strncmp(e->d_name, "stratq-exec-", 12) != 0)
+            continue;
+        pid = strtol(e->d_name + 12, &end, 10);
+        if (*end || pid <= 0 || pid == getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        char base[600];
+        snprintf(base, sizeof(base), "%s/%s", parent, e->d_name);
+        DIR *jd = opendir(base);
+        struct dirent *je;
+        while (jd && (je = readdir(jd))) {
+            if (strncmp(je->d_name, "job-", 4) == 0) {
+                char job[900];
+                snprintf(job, sizeof(job), "%s/%s", base, je->d_name);
+                remove_cgroup(job);
+            }
+        }
+        if (jd)
+            closedir(jd);
+        remove_cgroup(base);
+    }
+    if (d)
+        closedir(d);
+}
+
+static int try_v2(const char *delegated, char *why, size_t whylen)
+{
+    char own[512], parent[300], ctls[512];
+    if (delegated && delegated[0]) {
+        snprintf(parent, sizeof(parent), "%s", delegated);
+    } else if (own_cgroup(NULL, own, sizeof(own)) < 0 ||
+               cgroup_dir(NULL, own, parent, sizeof(parent)) < 0) {
+        say(why, whylen, "no cgroup v2 hierarchy is mounted");
+        return -1;
+    }
+    if (read_file(parent, "cgroup.controllers", ctls, sizeof(ctls)) < 0) {
+        say(why, whylen, "cannot read %s/cgroup.controllers: %s", parent, strerror(errno));
+        return -1;
+    }
+    if (!has_word(ctls, "memory") || !has_word(ctls, "pids")) {
+        snprintf(why, whylen,
+                 "cgroup v2 at %s lacks the memory and pids controllers (they are with a v1 "
+                 "hierarchy, or not delegated)",
+                 parent);
+        return -1;
+    }
+    remove_stale(parent);
+    if (snprintf(cg.base[0], sizeof(cg.base[0]), "%s/stratq-exec-%d", parent, (int)getpid()) >=
+            (int)sizeof(cg.base[0]) ||
+        (mkdir(cg.base[0], 0755) < 0 && errno != EEXIST)) {
+        say(why, whylen, "cannot create a cgroup under %s: %s", parent, strerror(errno));
+        return -1;
+    }
+    int r = write_file(parent, "cgroup.subtree_control", "+memory +pids");
+    if (r == 0)
+        r = write_file(cg.base[0], "cgroup.subtree_control", "+memory +pids");
+    if (r < 0) {
+        snprintf(why, whylen,
+                 r == -EBUSY ? "%s holds processes of its own, so its children cannot have the "
+                               "memory and pids controllers; give the worker a delegated subtree "
+                               "(STRATQ_CGROUP_DIR)"
+                             : "cannot enable the memory and pids controllers in %s: %s",
+                 parent, strerror(-r));
+        rmdir(cg.base[0]);
+        return -1;
+    }
+    cg.nbase = 1;
+    cg.version = 2;
+    return 0;
+}
+
+static int try_v1(char *why, size_t whylen)
+{
+    static const char *const ctl[] = {"memory", "pids"};
+    for (int i = 0; i < 2; i++) {
+        char own[512], dir[300];
+        if (own_cgroup(ctl[i], own, sizeof(own)) < 0 ||
+            cgroup_dir(ctl[i], own, dir, sizeof(dir)) < 0) {
+            say(why, whylen, "no cgroup v1 %s hierarchy is mounted", ctl[i]);
+            goto fail;
+        }
+        remove_stale(dir);
+        if (snprintf(cg.base[i], sizeof(cg.base[i]), "%s/stratq-exec-%d", dir, (int)getpid()) >=
+                (int)sizeof(cg.base[i]) ||
+            (mkdir(cg.base[i], 0755) < 0 && errno != EEXIST)) {
+            say(why, whylen, "cannot create a cgroup under %s: %s", dir, strerror(errno));
+            goto fail;
+        }
+        cg.nbase = i + 1;
+    }
+    cg.version = 1;
+    return 0;
+fail:
+    for (int i = 0; i < cg.nbase; i++)
+        rmdir(cg.base[i]);
+    cg.nbase = 0;
+    return -1;
+}
+
+int cgroup_init(const char *delegated, char *why, size_t whylen)
+{
+    char why2[200];
+    if (try_v2(delegated, why, whylen) == 0)
+        return 0;
+    if (delegated && delegated[0])
+        return -1; /* asked for that directory: no falling back */
+    if (try_v1(why2, sizeof(why2)) == 0)
+        return 0;
+    size_t n = strlen(why);
+    snprintf(why + n, whylen - n, "; %s", why2);
+    return -1;
+}
+
+int cgroup_job_create(struct cgroup_job *cj, long max_procs)
+{
+    memset(cj, 0, sizeof(*cj));
+    if (!cg.version)
+        return 0;
+    unsigned long n = ++cg.seq;
+    char pids[32];
+    snprintf(pids, sizeof(pids), "%ld", max_procs);
+    for (int i = 0; i < cg.nbase; i++) {
+        snprintf(cj->dir[i], sizeof(cj->dir[i]), "%s/job-%lu", cg.base[i], n);
+        snprintf(cj->procs[i], sizeof(cj->procs[i]), "%s/job-%lu/cgroup.procs", cg.base[i], n);
+        if (mkdir(cj->dir[i], 0755) < 0) {
+            int e = -errno;
+            cgroup_job_destroy(cj);
+            return e;
+        }
+        cj->ndirs = i + 1;
+    }
+    cj->version = cg.version;
+    /* v2: the pids limit is on the single directory; v1: on the pids one. */
+    int r = write_file(cj->dir[cg.version == 2 ? 0 : 1], "pids.max", pids);
+    if (r == 0 && cg.version == 2)
+        write_file(cj->dir[0], "memory.oom.group", "1"); /* OOM kills the whole job */
+    if (r < 0)
+        cgroup_job_destroy(cj);
+    return r;
+}
+
+int cgroup_job_set_memory(const struct cgroup_job *cj, long long memory_mb)
+{
+    char bytes[32];
+    snprintf(bytes, sizeof(bytes), "%lld", memory_mb * 1024 * 1024);
+    if (cj->version == 2) {
+        write_file(cj->dir[0], "memory.swap.max", "0");
+        return write_file(cj->dir[0], "memory.max", bytes);
+    }
+    if (cj->version == 1) {
+        int r = write_file(cj->dir[0], "memory.limit_in_bytes", bytes);
+        write_file(cj->dir[0], "memory.memsw.limit_in_bytes", bytes); /* if swap is counted */
+        return r;
+    }
+    return 0;
+}
+
+int cgroup_job_join(const struct cgroup_job *cj)
+{
+    for (int i = 0; i < cj->ndirs; i++) {
+        int fd = open(cj->procs[i], O_WRONLY | O_CLOEXEC);
+        if (fd < 0 || write(fd, "0", 1) != 1) {
+            int e = -errno;
+            if (fd >= 0)
+                close(fd);
+            return e;
+        }
+        close(fd);
+    }
+    return 0;
+}
+
+bool cgroup_job_destroy(struct cgroup_job *cj)
+{
+    bool oom = false;
+    char buf[2048], *p;
+    if (cj->version == 2 && read_file(cj->dir[0], "memory.events", buf, sizeof(buf)) > 0 &&
+        (p = strstr(buf, "oom_kill ")))
+        oom = atol(p + 9) > 0;
+    if (cj->version == 1 && read_file(cj->dir[0], "memory.oom_control", buf, sizeof(buf)) > 0 &&
+        (p = strstr(buf, "oom_kill ")))
+        oom = atol(p + 9) > 0;
+    for (int i = cj->ndirs - 1; i >= 0; i--)
+        remove_cgroup(cj->dir[i]);
+    cj->ndirs = 0;
+    cj->version = 0;
+    return oom;
+}
+
+void cgroup_fini(void)
+{
+    for (int i = 0; i < cg.nbase; i++)
+        remove_cgroup(cg.base[i]);
+    cg.nbase = 0;
+    cg.version = 0;
+}
