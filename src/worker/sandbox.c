@@ -664,8 +664,10 @@ int sandbox_job_begin(struct sandbox_job *sj)
     /* RLIMIT_NPROC counts every process of the job's real uid: its own
      * when the job has a uid (or a user namespace) of its own, otherwise
      * the worker's, whose processes are counted in. */
-    sj->nproc = sb.use[SB_UID] || sb.use[SB_USERNS] ? sb.max_procs
-                                                    : count_uid_procs(getuid()) + sb.max_procs;
+    if (sb.use[SB_UID] || sb.use[SB_USERNS])
+        sj->nproc = sb.max_procs;
+    else if (geteuid() != 0) /* root is not held to RLIMIT_NPROC at all */
+        sj->nproc = count_uid_procs(getuid()) + sb.max_procs;
     return sb.use[SB_CGROUP] ? cgroup_job_create(&sj->cg, sb.max_procs) : 0;
 }
 
