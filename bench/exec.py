@@ -8,6 +8,9 @@ a no-op (returns its parameter) and a small pandas job (rolling mean over
   stratq warm   2 x `stratq worker` (STRATQ_MODE=warm, STRATQ_PRELOAD=numpy,pandas)
                 behind one `stratq api`
   stratq cold   2 x `stratq worker` (STRATQ_MODE=cold: fork+exec python3 per job)
+  stratq warm, always-on layers only: warm again with
+                STRATQ_SANDBOX_DISABLE=namespaces,cgroup,uid, to show what the
+                optional sandbox layers cost (the sandbox effect lines)
   RQ            2 x RQ 1.13 Worker (bench/rq_worker.py) with numpy, pandas and
                 the job module (bench/rq_jobs.py) imported before it starts;
                 RQ's default Worker forks a work horse per job
@@ -29,7 +32,7 @@ Per system:
 Prints the table and writes it to docs/benchmarks-exec.md with the machine and
 the configuration. Never fails on a target; fails (exit 1) if a job does not
 succeed or a phase does not finish. Every wait has a deadline; the whole run
-is bounded by BENCH_DEADLINE_S (default 330 s). Stops only what it started,
+is bounded by BENCH_DEADLINE_S (default 450 s). Stops only what it started,
 by pid.
 """
 
@@ -66,7 +69,7 @@ N = {
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
 LATENCY_N = int(os.environ.get("BENCH_LATENCY_N", "200"))
 COLD_LATENCY_N = int(os.environ.get("BENCH_COLD_LATENCY_N", "200"))
-DEADLINE_S = int(os.environ.get("BENCH_DEADLINE_S", "330"))
+DEADLINE_S = int(os.environ.get("BENCH_DEADLINE_S", "450"))
 PHASE_TIMEOUT_S = 90
 RQ_QUEUE = "bench"
 
@@ -388,12 +391,19 @@ def repeat(fn):
     return dict(med, rates=[x["rate"] for x in runs])
 
 
-def run_stratq(mode, rurl, r, api, tmp, others):
-    log(f"stratq {mode}: starting {WORKERS} workers")
+# The sandbox's effect: warm workers once more with only the layers that need
+# no privilege (as in an unprivileged pod), against the default run above
+# with every layer this host allows.
+ALWAYS_ON = {"STRATQ_SANDBOX_DISABLE": "namespaces,cgroup,uid"}
+
+
+def run_stratq(mode, rurl, r, api, tmp, others, extra_env=None, label=None):
+    label = label or mode
+    log(f"stratq {label}: starting {WORKERS} workers")
     r.flushall()
-    env = stratq_env(mode)
+    env = dict(stratq_env(mode), **(extra_env or {}))
     workers = [start([str(BIN), "worker", "--redis-url", rurl], env=env,
-                     log_path=os.path.join(tmp, f"worker-{mode}-{k}.log")) for k in range(WORKERS)]
+                     log_path=os.path.join(tmp, f"worker-{label}-{k}.log")) for k in range(WORKERS)]
     try:
         wait_for(lambda: check_alive(workers, "stratq worker") or stratq_ready(r, workers, mode),
                  60, f"{WORKERS} idle stratq {mode} workers")
@@ -686,9 +696,22 @@ def throughput_details(res):
     return "\n".join(lines)
 
 
+def sandbox_effect(res):
+    """The sandbox's optional layers against the always-on ones, warm mode."""
+    a, b = res["warm"], res["warm_always_on"]
+    lines = ["sandbox effect, warm mode (every layer this host allows vs always-on layers only):"]
+    for kind in ("noop", "pandas"):
+        lines.append(f"  {kind:<7} jobs/s: {a[kind]['rate']:8.1f} vs {b[kind]['rate']:8.1f}"
+                     f"  ratio {a[kind]['rate'] / b[kind]['rate']:.2f}")
+    for p in (50, 99):
+        lines.append(f"  dequeue -> first line p{p}: {pct(a['d2f'], p):.2f} ms vs {pct(b['d2f'], p):.2f} ms")
+        lines.append(f"  submit -> result p{p}:     {pct(a['s2r'], p):.2f} ms vs {pct(b['s2r'], p):.2f} ms")
+    return "\n".join(lines)
+
+
 def report(res, m, elapsed):
     rows = build_rows(res)
-    details = throughput_details(res)
+    details = throughput_details(res) + "\n\n" + sandbox_effect(res)
     pr = res["warm"]["pandas"]["rate"] / res["rq"]["pandas"]["rate"]
     d50 = pct(res["warm"]["d2f"], 50)
     targets = [
@@ -796,6 +819,8 @@ def main():
         res = {}
         res["warm"] = run_stratq("warm", rurl, r, api, tmp, [api_p, redis_p])
         res["cold"] = run_stratq("cold", rurl, r, api, tmp, [api_p, redis_p])
+        res["warm_always_on"] = run_stratq("warm", rurl, r, api, tmp, [api_p, redis_p],
+                                           ALWAYS_ON, "warm, always-on layers only")
         res["rq"] = run_rq(rurl, r, tmp, [redis_p])
         check_alive([api_p, redis_p], "stratq api / redis-server")
         signal.alarm(0)

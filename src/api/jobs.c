@@ -619,8 +619,11 @@ static void on_workers(struct pending *p, redisReply *r, void *ctx)
             bool is_int = false;
             for (size_t n = 0; n < ARRAY_SIZE(ints); n++)
                 is_int = is_int || !strcmp(f, ints[n]);
+            json_t *layers = NULL;
             if (!strcmp(f, "current_job") && v->len == 0)
                 json_object_set_new(w, f, json_null());
+            else if (!strcmp(f, "sandbox") && (layers = json_loadb(v->str, v->len, 0, NULL)))
+                json_object_set_new(w, f, layers); /* each layer: active, or why not */
             else
                 json_object_set_new(w, f,
                                     is_int ? json_integer(strtoll(v->str, NULL, 10))
