@@ -34,7 +34,7 @@ objs = $(patsubst src/%.c,$(1)/obj/%.o,$(2))
 REL_OBJ := $(call objs,build,$(LIB_SRC)) build/obj/gen/lua.o
 ASAN_OBJ := $(call objs,build/asan,$(LIB_SRC)) build/asan/obj/gen/lua.o
 
-.PHONY: all deps test unit integration demo bench bench-api bench-exec fuzz fuzz-smoke clean lint format chaos soak
+.PHONY: all deps test unit integration demo bench bench-api bench-exec bench-sandbox fuzz fuzz-smoke clean lint format chaos soak
 all: build/stratq
 
 deps:
@@ -73,7 +73,10 @@ unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
 # The whole suite runs in warm mode (the default); the modules that run jobs
-# run again in cold mode, which must give the same outcomes.
+# run again in cold mode, which must give the same outcomes. Last, the
+# sandbox-always-on pass runs the attack suite with only the layers that need
+# no privilege, as in an unprivileged Kubernetes pod (the worker as uid 65534,
+# STRATQ_SANDBOX_DISABLE=namespaces,cgroup; see tests/integration/test_sandbox.py).
 COLD_TESTS := $(addprefix tests/integration/,test_worker.py test_executor.py test_isolation.py \
               test_reliability.py test_protocol.py test_examples.py test_cli.py test_api.py \
               test_sandbox.py)
@@ -81,6 +84,8 @@ COLD_TESTS := $(addprefix tests/integration/,test_worker.py test_executor.py tes
 integration: build/asan/stratq
 	STRATQ_MODE=warm STRATQ_BIN=$(CURDIR)/build/asan/stratq $(PYTHON) -m pytest -q tests/integration
 	STRATQ_MODE=cold STRATQ_BIN=$(CURDIR)/build/asan/stratq $(PYTHON) -m pytest -q $(COLD_TESTS)
+	STRATQ_TEST_SANDBOX=always-on STRATQ_MODE=warm STRATQ_BIN=$(CURDIR)/build/asan/stratq \
+		$(PYTHON) -m pytest -q tests/integration/test_sandbox.py
 
 test: deps
 	$(MAKE) unit
@@ -118,6 +123,15 @@ bench-api: deps build/stratq
 # idle-queue latency, idle worker RSS; writes docs/benchmarks-exec.md.
 bench-exec: deps build/stratq
 	@sh scripts/bench-exec.sh
+
+# `make bench-sandbox`: the sandbox's set-up cost per job child in µs against a
+# bare fork, always-on layers only and every layer the host allows
+# (bench/sandbox_cost.c; run as root for the optional layers).
+build/bench/sandbox_cost: bench/sandbox_cost.c $(REL_OBJ)
+	@mkdir -p $(@D)
+	$(call say,LD)$(CC) $(BASE_CFLAGS) $(RELEASE_CFLAGS) $< $(REL_OBJ) $(PKG_LIBS) -o $@
+bench-sandbox: deps build/bench/sandbox_cost
+	build/bench/sandbox_cost 300 $(CURDIR)/python
 
 # libFuzzer targets (tests/fuzz/fuzz_*.c), built with clang into build/fuzz/
 # apart from the gcc builds. Each links only the code it fuzzes: src/common

@@ -795,7 +795,11 @@ int executor_main(int argc, char **argv)
         free_env(ex.envp);
         return 1;
     }
-    sandbox_prepare(harness_dir, ex.work_dir, ex.warm ? NULL : ex.python, config_str(CFG_DATA_DIR));
+    /* Warm jobs may exec the interpreter they were forked from (sys.executable,
+     * for multiprocessing's spawn and its resource tracker); cold jobs are
+     * exec'd as STRATQ_PYTHON. */
+    sandbox_prepare(harness_dir, ex.work_dir, ex.warm ? WARM_PYTHON : ex.python,
+                    config_str(CFG_DATA_DIR));
     /* Jobs of their own uid reach their temporary directories through the
      * work directory, but cannot list it. */
     if (sst.active[SB_UID])

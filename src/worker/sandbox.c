@@ -502,8 +502,8 @@ void sandbox_prepare(const char *harness_dir, const char *work_dir, const char *
     add_rule(harness_dir, FS_READ);
     if (data_dir && data_dir[0])
         add_rule(data_dir, FS_READ);
-    /* Execute: nothing in warm mode; in cold mode the interpreter and its
-     * ELF loader only (so no /bin/sh, and nothing the job wrote). */
+    /* Execute: the Python interpreter and its ELF loader only (so no
+     * /bin/sh, and nothing the job wrote). */
     if (python && python[0] == '/') {
         char real[4096];
         if (realpath(python, real))

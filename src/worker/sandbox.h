@@ -76,8 +76,8 @@ char *sandbox_status_json(const struct sandbox_status *st);
 
 /* In the executor, once, after sandbox_probe: records the Landlock rules
  * (read-only: the interpreter and its libraries under /usr, the harness,
- * data_dir if given; read-write: work_dir only), which each child applies in
- * sandbox_enter. */
+ * data_dir if given; read-write: work_dir and /dev/shm; execute: python
+ * only), which each child applies in sandbox_enter. */
 void sandbox_prepare(const char *harness_dir, const char *work_dir, const char *python,
                      const char *data_dir);
 

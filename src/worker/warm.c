@@ -34,7 +34,7 @@ int warm_init(const char *harness_dir, const char *preload, char *err, size_t er
     config.write_bytecode = 0;
     /* Where the interpreter finds its standard library: the same prefix as
      * the system's python3 (libpython is the system's). */
-    PyStatus st = PyConfig_SetBytesString(&config, &config.program_name, "/usr/bin/python3");
+    PyStatus st = PyConfig_SetBytesString(&config, &config.program_name, WARM_PYTHON);
     if (!PyStatus_Exception(st))
         st = Py_InitializeFromConfig(&config);
     PyConfig_Clear(&config);

@@ -8,6 +8,9 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+/* The interpreter a warm executor embeds is the system's: its sys.executable. */
+#define WARM_PYTHON "/usr/bin/python3"
+
 /* Starts the interpreter (isolated configuration), puts harness_dir first
  * on sys.path, imports the harness and each module of the comma-separated
  * preload list. A module that fails to import is logged as a warning and

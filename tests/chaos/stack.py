@@ -110,6 +110,50 @@ def descendants(pid):
     return found
 
 
+def job_pid(worker_pid, timeout=30):
+    """The host pid of the process running ``worker_pid``'s current job,
+    found from outside: a job may run in its own pid namespace, where
+    ``os.getpid()`` is 1 and ``os.getppid()`` 0, so it cannot say.
+
+    The worker's only child is its executor, and while a job runs the
+    executor has exactly one child, the job's process (in warm mode the next
+    spare is forked only after the job's reply). Call this while the job is
+    known to run (it has printed, say); it waits up to ``timeout`` for that
+    shape of the process tree."""
+
+    def one():
+        executors = children(worker_pid)
+        if len(executors) != 1:
+            return None
+        jobs = children(executors[0])
+        return jobs[0] if len(jobs) == 1 else None
+
+    def shape():
+        executors = children(worker_pid)
+        return (f"the job of worker {worker_pid} (its executor(s) {executors}, their children "
+                f"{[children(e) for e in executors]})")
+
+    return wait_for(one, timeout, shape)
+
+
+def pids_named(name):
+    """Live pids whose name (``comm``, what ``prctl(PR_SET_NAME)`` sets) is
+    ``name``: how a test finds from outside a process that a job started,
+    whatever pid namespace it is in."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/comm") as f:
+                comm = f.read().rstrip("\n")
+        except OSError:
+            continue
+        if comm == name and pid_alive(int(entry)):
+            found.append(int(entry))
+    return found
+
+
 def rss_kb(pid):
     """VmRSS of ``pid`` in KiB, or None if it is gone."""
     try:

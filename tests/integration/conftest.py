@@ -30,10 +30,12 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # Process and polling helpers are shared with the chaos and soak scripts,
 # which run without pytest.
 sys.path.insert(0, str(REPO_ROOT / "tests" / "chaos"))
-from stack import (  # noqa: E402  (children and pid_alive are for the tests)
+from stack import (  # noqa: E402  (children, job_pid, pid_alive, pids_named are for the tests)
     children,
     free_port,
+    job_pid,
     pid_alive,
+    pids_named,
     sanitizer_findings,
     wait_for,
 )
@@ -126,16 +128,20 @@ _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 class Api:
-    """A tiny HTTP/JSON client for the stratq API (urllib only)."""
+    """A tiny HTTP/JSON client for the stratq API (urllib only). With a
+    ``token`` it sends ``Authorization: Bearer <token>``."""
 
-    def __init__(self, base_url):
+    def __init__(self, base_url, token=None):
         self.base_url = base_url.rstrip("/")
+        self.token = token
 
     def request(self, method, path, json_body=_NO_BODY, raw=None, headers=None, timeout=30):
         """Return (status, body) where body is parsed JSON when it parses,
         else the text."""
         data = raw
         hdrs = dict(headers or {})
+        if self.token is not None:
+            hdrs.setdefault("Authorization", f"Bearer {self.token}")
         if json_body is not _NO_BODY:
             data = json.dumps(json_body).encode()
         if data is not None:
@@ -196,15 +202,19 @@ class Api:
             reached, timeout, lambda: f"job {job_id} to reach {sorted(statuses)}; last: {last.get('job')!r}"
         )
 
-    def first_printed_int(self, job_id, timeout=30):
-        """Waits, through the live log, for the running job's first line of
-        stdout and returns it as an integer (jobs print a pid this way)."""
+    def wait_printed(self, job_id, text="\n", timeout=30):
+        """Waits, through the live log, until the job's stdout contains
+        ``text`` (by default: until it has printed a line), so that the test
+        knows the job's code is running; returns the stdout. (A job cannot
+        tell its host pid; find its processes with job_pid() instead.)"""
+        last = {}
+
         def printed():
             status, body = self.get(f"/v1/jobs/{job_id}/logs")
-            return body if status == 200 and body["stdout"].strip() else None
+            last["logs"] = body
+            return body["stdout"] if status == 200 and text in body["stdout"] else None
 
-        logs = wait_for(printed, timeout, f"job {job_id} to print a line")
-        return int(logs["stdout"].split()[0])
+        return wait_for(printed, timeout, lambda: f"job {job_id} to print {text!r}; last: {last.get('logs')!r}")
 
     def wait_job(self, job_id, timeout=JOB_TIMEOUT):
         """Poll until the job reaches a terminal status; return the record."""
@@ -354,12 +364,17 @@ class Stack:
         self.procs = []
         self._n = 0
 
-    def spawn(self, kind, args, env=None, cls=Proc):
+    def spawn(self, kind, args, env=None, cls=Proc, user=None):
+        """Start ``stratq ARGS``. ``user``: a (uid, gid) to run it as
+        (needs root), with no supplementary groups."""
         require_binary()
         self._n += 1
         log_path = self.tmp_path / f"{kind}-{self._n}.log"
         full_env = dict(os.environ)
         full_env.update(env or {})
+        as_user = {}
+        if user is not None:
+            as_user = {"user": user[0], "group": user[1], "extra_groups": []}
         with open(log_path, "wb") as log:
             popen = subprocess.Popen(
                 [str(STRATQ_BIN), *args],
@@ -370,19 +385,29 @@ class Stack:
                 cwd=self.tmp_path,
                 # Own process group, so a SIGKILL fallback reaches its children.
                 start_new_session=True,
+                **as_user,
             )
         proc = cls(kind, popen, log_path)
         self.procs.append(proc)
         return proc
 
-    def start_api(self, env=None, args=()):
+    def _redis_url(self, env):
+        """(args, env) that give a daemon the Redis URL: a URL with a
+        password goes in the environment, as `stratq up` passes it, so that
+        it is not in /proc/PID/cmdline; any other as --redis-url."""
+        if "@" in self.redis_url:
+            return [], {"STRATQ_REDIS_URL": self.redis_url, **(env or {})}
+        return ["--redis-url", self.redis_url], env
+
+    def start_api(self, env=None, args=(), token=None):
+        """``token``: what the client sends as its bearer token (give the
+        API a tokens file through ``env``)."""
         port = free_port()
-        proc = self.spawn(
-            "api", ["api", "--port", str(port), "--redis-url", self.redis_url, *args], env, ApiProc
-        )
+        url_args, env = self._redis_url(env)
+        proc = self.spawn("api", ["api", "--port", str(port), *url_args, *args], env, ApiProc)
         proc.port = port
         proc.url = f"http://127.0.0.1:{port}"
-        proc.client = Api(proc.url)
+        proc.client = Api(proc.url, token=token)
 
         def ready():
             assert proc.alive(), f"stratq api exited with {proc.popen.returncode}\n{proc.describe()}"
@@ -400,8 +425,9 @@ class Stack:
                 out[int(pid)] = wid
         return out
 
-    def start_worker(self, env=None, args=()):
-        proc = self.spawn("worker", ["worker", "--redis-url", self.redis_url, *args], env, WorkerProc)
+    def start_worker(self, env=None, args=(), user=None):
+        url_args, env = self._redis_url(env)
+        proc = self.spawn("worker", ["worker", *url_args, *args], env, WorkerProc, user=user)
 
         def registered():
             assert proc.alive(), f"stratq worker exited with {proc.popen.returncode}\n{proc.describe()}"
@@ -540,20 +566,37 @@ def pytest_runtest_makereport(item, call):
 class PrivateRedis:
     """A redis-server with AOF on, owned by one test: it can be stopped
     (gracefully, SIGSTOPped or killed) and started again on the same port
-    and data directory."""
+    and data directory.
 
-    def __init__(self, tmp_path):
+    With a ``password`` it is configured as `stratq up` configures its own:
+    a 0600 ``redis.conf`` (``self.conf``) holding ``requirepass``, and
+    ``url`` carries the password."""
+
+    def __init__(self, tmp_path, password=None):
         self.port = free_port()
         self.dir = tmp_path / "private-redis"
         self.dir.mkdir()
-        self.url = f"redis://127.0.0.1:{self.port}"
+        self.password = password
+        auth = f":{password}@" if password else ""
+        self.url = f"redis://{auth}127.0.0.1:{self.port}"
+        self.conf = None
         self.proc = None
 
+    def _argv(self):
+        if not self.password:
+            return [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                    "--appendonly", "yes", "--dir", str(self.dir)]
+        if self.conf is None:
+            self.conf = self.dir / "redis.conf"
+            fd = os.open(self.conf, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(f"port {self.port}\nbind 127.0.0.1\nprotected-mode yes\n"
+                        f"dir \"{self.dir}\"\nappendonly yes\nsave \"\"\ndaemonize no\n"
+                        f"requirepass {self.password}\n")
+        return [REDIS_SERVER, str(self.conf)]
+
     def start(self):
-        self.proc = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "yes", "--dir", str(self.dir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(self._argv(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = self.client()
         wait_for(lambda: _ping(client), START_TIMEOUT, f"the private redis-server on {self.port}")
 
@@ -564,7 +607,8 @@ class PrivateRedis:
             self.proc.wait(timeout=STOP_TIMEOUT)
 
     def client(self):
-        return redis.Redis(host="127.0.0.1", port=self.port, decode_responses=True)
+        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password,
+                           decode_responses=True)
 
 
 def _ping(client):

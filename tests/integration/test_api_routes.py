@@ -10,7 +10,7 @@ import signal
 import socket
 import time
 
-from conftest import PREFIX, QUEUE, TERMINAL, free_port, pid_alive, wait_for
+from conftest import PREFIX, QUEUE, TERMINAL, free_port, job_pid, pid_alive, wait_for
 
 RETURN_7 = "def run(ctx):\n    return 7\n"
 SLEEPER = "import time\n\ndef run(ctx):\n    time.sleep(ctx.params.get('s', 30))\n    return 'woke'\n"
@@ -80,12 +80,12 @@ def test_cancel_a_queued_job(stack, r):
 
 def test_cancel_a_running_job_kills_it_within_a_second(stack):
     api = stack.start_api().client
-    stack.start_worker()
-    code = ("import os, time\n\ndef run(ctx):\n    print(os.getpid(), flush=True)\n"
-            "    time.sleep(60)\n")
+    worker = stack.start_worker()
+    code = "import time\n\ndef run(ctx):\n    print('started', flush=True)\n    time.sleep(60)\n"
     job_id = api.submit({"code": code})
     api.wait_status(job_id, "running")
-    pid = api.first_printed_int(job_id)
+    api.wait_printed(job_id, "started")
+    pid = job_pid(worker.pid)  # from outside: the job may not know its host pid
     status, body = api.request("DELETE", f"/v1/jobs/{job_id}")
     assert status == 202 and body == {"id": job_id, "status": "cancelling"}, body
     job = api.wait_job(job_id, timeout=10)

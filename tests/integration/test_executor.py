@@ -1,35 +1,43 @@
 """What a job leaves behind, and queue entries a worker must survive."""
 
 import json
+import os
 
 
-from conftest import PREFIX, QUEUE, pid_alive, wait_for
+from conftest import PREFIX, QUEUE, pids_named, wait_for
 
 ESCAPE = """
-import os, time
+import ctypes, os, time
 
 def run(ctx):
-    # A grandchild that leaves the job's process group and session.
+    # A grandchild that leaves the job's process group and session. It takes
+    # the name the test gave it, by which the test finds it from outside
+    # (its pid may be one of the job's own pid namespace).
     r, w = os.pipe()
     if os.fork() == 0:
-        os.setsid()
-        if os.fork() == 0:
-            os.write(w, str(os.getpid()).encode())
-            time.sleep(120)
-        os._exit(0)
-    return {"pid": int(os.read(r, 32))}
+        try:
+            os.setsid()
+            if os.fork() == 0:
+                if ctypes.CDLL(None).prctl(15, ctx.params["name"].encode(), 0, 0, 0) == 0:
+                    os.write(w, b"1")
+                os.close(w)
+                time.sleep(120)
+        finally:
+            os._exit(0)
+    os.close(w)
+    return {"started": os.read(r, 1) == b"1"}
 """
 
 
 def test_processes_a_job_leaves_are_killed(stack):
     api = stack.start_api().client
     stack.start_worker()
-    job = api.wait_job(api.submit({"code": ESCAPE}))
-    assert job["status"] == "succeeded", job
-    pid = job["result"]["pid"]
-    # The executor is a subreaper: the setsid() grandchild is re-parented to
-    # it and killed when the job ends, not left running under init.
-    wait_for(lambda: not pid_alive(pid), 10, f"pid {pid} left by the job to be gone")
+    name = f"sq-left-{os.getpid() % 100000}"
+    job = api.wait_job(api.submit({"code": ESCAPE, "params": {"name": name}}))
+    assert job["status"] == "succeeded" and job["result"] == {"started": True}, job
+    # The grandchild is killed when the job ends, not left running under
+    # init (the executor is a subreaper; a job's pid namespace ends with it).
+    wait_for(lambda: not pids_named(name), 10, f"the process {name!r} left by the job to be gone")
     # The worker goes on to the next job.
     job = api.wait_job(api.submit({"code": "def run(ctx):\n    return 7\n"}))
     assert job["status"] == "succeeded" and job["result"] == 7, job

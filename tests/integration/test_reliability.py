@@ -7,7 +7,7 @@ import os
 import signal
 import time
 
-from conftest import PREFIX, QUEUE, WORKERS_KEY, children, pid_alive, wait_for
+from conftest import PREFIX, QUEUE, WORKERS_KEY, children, job_pid, pid_alive, wait_for
 
 FAST = {"STRATQ_HEARTBEAT_S": "1"}  # a silent worker is reaped after 3 s
 SLEEP = ("import time\n\ndef run(ctx):\n    time.sleep(ctx.params.get('s', 3))\n"
@@ -36,10 +36,36 @@ def test_a_killed_workers_job_is_reaped_and_run_again(stack, r):
 
 
 def test_a_job_that_keeps_killing_its_executor_goes_dead(stack):
+    """A poison pill: every run of the job takes its executor down. (The
+    sandbox does not let a job signal its executor, so the test kills the
+    executor each time the job runs.)"""
     api = stack.start_api().client
     worker = stack.start_worker()
-    poison = "import os, signal\n\ndef run(ctx):\n    os.kill(os.getppid(), signal.SIGKILL)\n"
-    job = api.wait_job(api.submit({"code": poison}), timeout=90)
+    poison = "import time\n\ndef run(ctx):\n    print('attempt', ctx.attempt, flush=True)\n    time.sleep(60)\n"
+    job_id = api.submit({"code": poison})
+    killed = []
+    while True:
+        attempt = len(killed) + 1
+        assert attempt <= 10, f"the job was still not dead after {len(killed)} lost executors"
+
+        def running_or_dead():
+            job = api.job(job_id)
+            if job["status"] == "dead":
+                return job
+            if job["status"] != "running" or job.get("attempts") != attempt:
+                return None
+            status, logs = api.get(f"/v1/jobs/{job_id}/logs")
+            return job if status == 200 and f"attempt {attempt}\n" in logs["stdout"] else None
+
+        job = wait_for(running_or_dead, 60, f"attempt {attempt} of the poison job to run")
+        if job["status"] == "dead":
+            break
+        job_pid(worker.pid)  # the job runs under the executor
+        [executor] = children(worker.pid)
+        assert executor not in killed
+        os.kill(executor, signal.SIGKILL)
+        killed.append(executor)
+    assert len(killed) == 3, killed
     assert job["status"] == "dead", job
     assert job["dead_reason"] == "worker lost 3 times" and job["lost"] == 3, job
     assert job["error"]["type"] == "WorkerLost"
@@ -149,14 +175,15 @@ def test_a_result_finished_during_a_redis_outage_is_written_later(private_redis,
     rc = private_redis.client()
     api_args = ["--redis-url", private_redis.url]
     api = stack.start_api(args=api_args).client
-    start_private_worker(stack, private_redis)
-    code = ("import os, time\n\ndef run(ctx):\n    print(os.getpid(), flush=True)\n"
+    worker = start_private_worker(stack, private_redis)
+    code = ("import time\n\ndef run(ctx):\n    print('started', flush=True)\n"
             "    time.sleep(2)\n    return {'attempt': ctx.attempt}\n")
     job_id = api.submit({"code": code})
-    job_pid = api.first_printed_int(job_id)
+    api.wait_printed(job_id, "started")
+    job_proc = job_pid(worker.pid)  # from outside: the job may not know its host pid
     private_redis.stop()  # graceful: the AOF is complete
     # The job ends while Redis is down; its result waits in the worker.
-    wait_for(lambda: not pid_alive(job_pid), 30, "the job to end during the outage")
+    wait_for(lambda: not pid_alive(job_proc), 30, "the job to end during the outage")
     assert _status(rc, job_id) is None  # Redis really is down
     private_redis.start()
     wait_for(lambda: _status(rc, job_id) == "succeeded", 60, "the held result to be written")

@@ -1,14 +1,47 @@
 """The attack suite (tests/sandbox/): each hostile strategy ends as its
-first line says, and the worker then runs a normal job correctly. make test
-runs this module in warm and in cold mode."""
+first line says, nothing it started outlives it, nothing it wrote reaches
+the host, and the same worker then runs a normal job correctly.
 
+The stack is set up the way a deployment holds secrets: its Redis has a
+password (in a 0600 redis.conf, as `stratq up` writes it, and given to the
+daemons in their environment), and the API has a tokens file.
+
+make test runs this module three times: in warm and in cold mode as the user
+running the tests (root: every layer the host has), and, with
+STRATQ_TEST_SANDBOX=always-on, with only the layers that need no privilege,
+as in an unprivileged Kubernetes pod: the worker runs as uid 65534 with
+STRATQ_SANDBOX_DISABLE=namespaces,cgroup, and the files it may use (its
+home, temporary directory, the secrets, the data and the victims) are that
+uid's, so that only the sandbox stands between them and the job."""
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, Api, PrivateRedis, Stack, children, descendants, pids_named, wait_for
 
 ATTACKS = sorted((Path(REPO_ROOT) / "tests" / "sandbox").glob("*.py"))
+
+SANDBOX = os.environ.get("STRATQ_TEST_SANDBOX", "")
+if SANDBOX not in ("", "always-on"):
+    raise ValueError(f"STRATQ_TEST_SANDBOX={SANDBOX!r}: leave it unset, or set it to always-on")
+ALWAYS_ON = SANDBOX == "always-on"
+UNPRIVILEGED = (65534, 65534)
+# The uid and gid the worker runs as (None: as the tests). Without root the
+# tests are unprivileged already.
+WORKER_USER = UNPRIVILEGED if ALWAYS_ON and os.geteuid() == 0 else None
+WORKER_ENV = {"STRATQ_SANDBOX_DISABLE": "namespaces,cgroup"} if ALWAYS_ON else {}
+
+SITE_PACKAGES = "/usr/lib/python3/dist-packages"
+HARNESS_DIR = Path(REPO_ROOT) / "python"
+PRICES = "date,close\n2024-01-02,100.0\n2024-01-03,101.5\n"
 
 
 def expectation(path):
@@ -17,47 +50,197 @@ def expectation(path):
     return first.split(": ", 1)[1].strip()
 
 
-@pytest.fixture(scope="module")
-def sandbox_stack(request, tmp_path_factory, redis_server):
-    from conftest import Stack
+def worker_owned(path, mode=None):
+    """Give ``path`` to the worker's uid (in always-on mode), so that only
+    the sandbox keeps the job from it."""
+    if mode is not None:
+        os.chmod(path, mode)
+    if WORKER_USER:
+        os.chown(path, *WORKER_USER)
+    return path
 
-    s = Stack(tmp_path_factory.mktemp("sandbox"), redis_server)
-    api = s.start_api().client
-    worker = s.start_worker()
-    yield s, api, worker
-    problems = s.teardown()
+
+def worker_dir(path, mode=0o755):
+    path.mkdir()
+    return worker_owned(path, mode)
+
+
+def secret_file(path, text):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    return worker_owned(path)
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory):
+    if WORKER_USER:
+        # pytest's temporary directories are root's and 0700: the
+        # unprivileged worker gets a directory of its own.
+        base = worker_owned(Path(tempfile.mkdtemp(prefix="stratq-sandbox-")))
+    else:
+        base = tmp_path_factory.mktemp("sandbox")
+    redis = stack = None
+    try:
+        password, token = secrets.token_hex(16), secrets.token_hex(16)
+        redis = PrivateRedis(base, password=password)
+        redis.start()
+        worker_owned(redis.conf)
+        tokens_file = secret_file(base / "tokens", f"# API tokens\n{token}\n")
+        data_dir = worker_dir(base / "data")
+        data_file = data_dir / "prices.csv"
+        data_file.write_text(PRICES)
+        worker_owned(data_file)
+        victims = worker_dir(base / "victims")
+        env = dict(WORKER_ENV)
+        if WORKER_USER:
+            home = worker_dir(base / "home", 0o700)
+            env.update({"HOME": str(home), "TMPDIR": str(worker_dir(base / "tmp", 0o700))})
+        else:
+            home = Path(os.environ.get("HOME") or "/root")
+
+        stack = Stack(base, redis)
+        api_proc = stack.start_api(env={"STRATQ_API_TOKENS_FILE": str(tokens_file)}, token=token)
+        api = api_proc.client
+        # Auth is really on: the token is a secret worth stealing.
+        assert Api(api.base_url).get("/v1/queue")[0] == 401
+        worker = stack.start_worker(env=env, user=WORKER_USER)
+        # The worker holds the Redis password (in its environment): the secret
+        # the jobs must not reach.
+        with open(f"/proc/{worker.pid}/environ", "rb") as f:
+            assert password.encode() in f.read()
+        if WORKER_USER:
+            with open(f"/proc/{worker.pid}/status") as f:
+                uids = next(line.split()[1:] for line in f if line.startswith("Uid:"))
+            assert uids == [str(WORKER_USER[0])] * 4, uids
+        yield SimpleNamespace(stack=stack, api=api, api_port=api_proc.port, worker=worker, redis=redis,
+                              password=password, token=token, tokens_file=tokens_file, home=home,
+                              data_dir=data_dir, data_file=data_file, victims=victims)
+    finally:
+        problems = stack.teardown() if stack else []
+        if redis:
+            redis.stop()
+        if WORKER_USER:
+            shutil.rmtree(base, ignore_errors=True)
     assert not problems, problems
 
 
 @pytest.fixture(autouse=True)
-def r(redis_server):
-    # The module shares one stack: no flush between its tests.
-    return redis_server.client()
+def r(sandbox):
+    # The module shares one stack and its own Redis: no flush between tests.
+    return sandbox.stack.r
+
+
+def settled_tree(sb, timeout=30):
+    """The worker's descendants ({pid: comm}) once it is idle and they stay
+    the same for 5 polls in a row (in warm mode the executor forks its next
+    spare after a job's reply)."""
+    seen = []
+
+    def settled():
+        if sb.stack.worker_hash(sb.worker).get("state") != "idle":
+            seen.clear()
+            return None
+        seen.append(descendants(sb.worker.pid))
+        last = seen[-5:]
+        return (last[-1],) if len(last) == 5 and all(t == last[-1] for t in last) else None
+
+    return wait_for(settled, timeout, lambda: f"worker {sb.worker.pid} to be idle with a steady process "
+                    f"tree (last: {seen[-1:]})")[0]
+
+
+def check_read_secrets(sb, job, params):
+    # Neither secret is anywhere in what the job could hand back, and the
+    # Redis URL is not in its environment.
+    record = json.dumps(job)
+    assert sb.password not in record, "the Redis password leaked into the job's record"
+    assert sb.token not in record, "the API token leaked into the job's record"
+    environ = job["result"]["detail"]["environ"]
+    assert "STRATQ_REDIS_URL" not in environ, environ
+
+
+def check_mp_pool(sb, job, params):
+    assert job["result"]["squares"] == [x * x for x in range(10)], job
+    # The segment the job left in its /dev/shm is not on the host's.
+    shm = Path("/dev/shm") / params["shm_name"]
+    wait_for(lambda: not shm.exists(), 5, f"{shm}, left by the job, to be gone from the host")
+
+
+EXTRA_CHECKS = {"read_secrets": check_read_secrets, "mp_pool": check_mp_pool}
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or ALWAYS_ON,
+                    reason="the optional layers (namespaces, cgroup, uid) need a worker run as root")
+def test_the_worker_reports_its_sandbox(sandbox):
+    status, body = sandbox.api.get("/v1/workers")
+    assert status == 200, body
+    workers = body["workers"]
+    assert [w["id"] for w in workers] == [sandbox.worker.id], workers
+    for w in workers:
+        assert w.get("sandbox"), f"worker {w['id']} does not report its sandbox layers: {w}"
 
 
 @pytest.mark.parametrize("attack", ATTACKS, ids=[a.stem for a in ATTACKS])
-def test_attack(attack, sandbox_stack, redis_server, tmp_path):
-    stack, api, worker = sandbox_stack
-    victim_dir = tmp_path / "victim-dir"
-    victim_dir.mkdir()
-    (victim_dir / "keep.txt").write_text("host data")
-    victim_file = tmp_path / "victim.txt"
-    victim_file.write_text("host data")
-    params = {"port": redis_server.port, "victim_file": str(victim_file),
-              "victim_dir": str(victim_dir)}
-    job = api.wait_job(api.submit({"code": attack.read_text(), "params": params, "timeout_s": 3,
-                                   "memory_mb": 512}), timeout=60)
-    want = expectation(attack)
-    if want == "blocked":
-        assert job["status"] == "succeeded", job
-        assert job["result"]["blocked"] is True, job["result"]
-    else:
-        assert job["status"] == want, job
-    # Nothing the job did reached the host's files.
-    assert victim_file.read_text() == "host data"
-    assert (victim_dir / "keep.txt").read_text() == "host data"
-    # The same worker goes on and runs a normal job correctly.
-    assert worker.alive()
-    after = api.wait_job(api.submit({"code": "def run(ctx):\n    return 6 * 7\n"}))
-    assert after["status"] == "succeeded" and after["result"] == 42, after
-    assert after["worker"] == worker.id
+def test_attack(attack, sandbox, request):
+    sb = sandbox
+    request.node._stratq_stack = sb.stack  # daemon log tails in a failure's report
+    api, worker = sb.api, sb.worker
+    victim_dir = worker_owned(Path(tempfile.mkdtemp(dir=sb.victims)), 0o755)
+    victim_file = victim_dir.with_suffix(".txt")
+    for path in (victim_dir / "keep.txt", victim_file):
+        path.write_text("host data")
+        worker_owned(path)
+    before = settled_tree(sb)
+    [executor] = children(worker.pid)
+    name = f"sq-{secrets.token_hex(4)}"  # a process name (15 bytes at most)
+    params = {"port": sb.redis.port, "api_port": sb.api_port, "victim_file": str(victim_file),
+              "victim_dir": str(victim_dir), "supervisor_pid": worker.pid, "executor_pid": executor,
+              "tokens_file": str(sb.tokens_file), "config_file": str(sb.redis.conf),
+              "home": str(sb.home), "site_packages": SITE_PACKAGES, "harness_dir": str(HARNESS_DIR),
+              "data_dir": str(sb.data_dir), "data_file": str(sb.data_file), "proc_name": name,
+              "shm_name": f"stratq-test-{secrets.token_hex(8)}"}
+    try:
+        job = api.wait_job(api.submit({"code": attack.read_text(), "params": params, "timeout_s": 3,
+                                       "memory_mb": 512}), timeout=60)
+        want = expectation(attack)
+        if want == "blocked":
+            assert job["status"] == "succeeded", job
+            assert job["result"]["blocked"] is True, job["result"]
+        else:
+            assert job["status"] == want, job
+
+        # Nothing the job started outlives it: the worker's process tree
+        # comes back to what it was before the job (same executor), and no
+        # process has the name the attacks give theirs.
+        def back():
+            idle = sb.stack.worker_hash(worker).get("state") == "idle"
+            return idle and len(descendants(worker.pid)) == len(before)
+
+        wait_for(back, 10, lambda: f"the worker's processes to be back to {before} after the job "
+                 f"(now {descendants(worker.pid)})")
+        assert children(worker.pid) == [executor], "the job's executor did not survive it"
+        assert not pids_named(name), f"processes named {name!r} outlived the job"
+
+        # Nothing the job did reached the host's files.
+        assert victim_file.read_text() == "host data"
+        assert sorted(p.name for p in victim_dir.iterdir()) == ["keep.txt"]
+        assert (victim_dir / "keep.txt").read_text() == "host data"
+        assert sorted(p.name for p in sb.data_dir.iterdir()) == ["prices.csv"]
+        assert sb.data_file.read_text() == PRICES
+
+        if attack.stem in EXTRA_CHECKS:
+            EXTRA_CHECKS[attack.stem](sb, job, params)
+
+        # The same worker goes on and runs a normal job correctly.
+        assert worker.alive()
+        after = api.wait_job(api.submit({"code": "def run(ctx):\n    return 6 * 7\n"}))
+        assert after["status"] == "succeeded" and after["result"] == 42, after
+        assert after["worker"] == worker.id
+    finally:
+        # What a failed attack left must not spill into the next test.
+        for pid in pids_named(name):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        Path("/dev/shm", params["shm_name"]).unlink(missing_ok=True)

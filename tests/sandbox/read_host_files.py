@@ -1,11 +1,11 @@
 # expect: blocked
+# Host files and other processes' /proc entries (the worker's own are tried
+# by read_secrets.py, by the host pids the test passes).
 import glob
-import os
 
 
 def run(ctx):
     targets = ["/etc/shadow", "/etc/passwd", "/root/.bashrc", "/proc/1/environ",
-               f"/proc/{os.getppid()}/environ", f"/proc/{os.getppid()}/mem",
                "/proc/self/environ"] + glob.glob("/proc/[0-9]*/cmdline")[:20]
     opened = []
     for path in targets:
