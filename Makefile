@@ -79,7 +79,7 @@ unit: $(UNIT_BIN)
 # STRATQ_SANDBOX_DISABLE=namespaces,cgroup; see tests/integration/test_sandbox.py).
 COLD_TESTS := $(addprefix tests/integration/,test_worker.py test_executor.py test_isolation.py \
               test_reliability.py test_protocol.py test_examples.py test_cli.py test_api.py \
-              test_sandbox.py)
+              test_sandbox.py test_sandbox_layers.py)
 
 integration: build/asan/stratq
 	STRATQ_MODE=warm STRATQ_BIN=$(CURDIR)/build/asan/stratq $(PYTHON) -m pytest -q tests/integration

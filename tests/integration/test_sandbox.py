@@ -37,7 +37,14 @@ UNPRIVILEGED = (65534, 65534)
 # The uid and gid the worker runs as (None: as the tests). Without root the
 # tests are unprivileged already.
 WORKER_USER = UNPRIVILEGED if ALWAYS_ON and os.geteuid() == 0 else None
-WORKER_ENV = {"STRATQ_SANDBOX_DISABLE": "namespaces,cgroup"} if ALWAYS_ON else {}
+# The layers the worker must have or refuse to start: the always-on ones, and
+# as root every optional one a root worker uses (userns is for non-root).
+REQUIRED = ["no_new_privs", "seccomp", "landlock", "rlimits", "session"]
+if os.geteuid() == 0 and not ALWAYS_ON:
+    REQUIRED += ["uid", "netns", "pidns", "ipcns", "mountns", "cgroup"]
+WORKER_ENV = {"STRATQ_SANDBOX_REQUIRE": ",".join(REQUIRED)}
+if ALWAYS_ON:
+    WORKER_ENV["STRATQ_SANDBOX_DISABLE"] = "namespaces,cgroup"
 
 SITE_PACKAGES = "/usr/lib/python3/dist-packages"
 HARNESS_DIR = Path(REPO_ROOT) / "python"
@@ -92,7 +99,7 @@ def sandbox(tmp_path_factory):
         data_file.write_text(PRICES)
         worker_owned(data_file)
         victims = worker_dir(base / "victims")
-        env = dict(WORKER_ENV)
+        env = dict(WORKER_ENV, STRATQ_DATA_DIR=str(data_dir))
         if WORKER_USER:
             home = worker_dir(base / "home", 0o700)
             env.update({"HOME": str(home), "TMPDIR": str(worker_dir(base / "tmp", 0o700))})
@@ -169,15 +176,15 @@ def check_mp_pool(sb, job, params):
 EXTRA_CHECKS = {"read_secrets": check_read_secrets, "mp_pool": check_mp_pool}
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or ALWAYS_ON,
-                    reason="the optional layers (namespaces, cgroup, uid) need a worker run as root")
 def test_the_worker_reports_its_sandbox(sandbox):
     status, body = sandbox.api.get("/v1/workers")
     assert status == 200, body
     workers = body["workers"]
     assert [w["id"] for w in workers] == [sandbox.worker.id], workers
     for w in workers:
-        assert w.get("sandbox"), f"worker {w['id']} does not report its sandbox layers: {w}"
+        layers = w.get("sandbox")
+        assert layers, f"worker {w['id']} does not report its sandbox layers: {w}"
+        assert all(layers[x] == "active" for x in REQUIRED), layers
 
 
 @pytest.mark.parametrize("attack", ATTACKS, ids=[a.stem for a in ATTACKS])

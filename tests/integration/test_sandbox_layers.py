@@ -1,0 +1,223 @@
+"""The sandbox's layers one by one (docs/security.md): what `stratq worker
+--check` reports and how STRATQ_SANDBOX_REQUIRE acts on it, the worker's
+registration, and what each optional layer does to a job when this host
+allows it (the uid, the pid namespace, the cgroup). The attack suite
+(test_sandbox.py) shows the same layers holding against hostile code."""
+
+import os
+import subprocess
+import textwrap
+
+import pytest
+
+from conftest import STRATQ_BIN, children, wait_for
+
+ALWAYS_ON = ["no_new_privs", "seccomp", "landlock", "rlimits", "session"]
+OPTIONAL = ["userns", "netns", "pidns", "ipcns", "mountns", "cgroup", "uid"]
+
+
+def check(*args, env=None):
+    full_env = dict(os.environ, **(env or {}))
+    return subprocess.run([str(STRATQ_BIN), "worker", "--check", *args], capture_output=True,
+                          text=True, timeout=60, env=full_env)
+
+
+def layers_of_this_host():
+    """{layer: "active ..." | "unavailable: ..."} as --check prints it."""
+    res = check()
+    return dict(line.split(": ", 1) for line in res.stdout.splitlines())
+
+
+HOST = layers_of_this_host()
+
+
+def active(layer):
+    return HOST.get(layer, "").startswith("active")
+
+
+def needs(*layers):
+    missing = [x for x in layers if not active(x)]
+    return pytest.mark.skipif(bool(missing), reason=f"this host does not allow {missing}: "
+                              + "; ".join(HOST.get(x, "?") for x in missing))
+
+
+def test_check_prints_every_layer_active_or_why_not():
+    res = check()
+    assert res.returncode == 0, res.stderr
+    assert list(HOST) == ALWAYS_ON + OPTIONAL, res.stdout
+    for name, state in HOST.items():
+        assert state.startswith("active") or state.startswith("unavailable: "), (name, state)
+        if not state.startswith("active"):
+            assert len(state) > len("unavailable: ") + 5, f"{name} gives no reason: {state!r}"
+    for name in ALWAYS_ON:
+        assert active(name), (name, HOST[name])
+
+
+def test_check_fails_when_a_required_layer_is_missing():
+    res = check(env={"STRATQ_SANDBOX_DISABLE": "cgroup", "STRATQ_SANDBOX_REQUIRE": "seccomp,cgroup"})
+    assert res.returncode == 1, (res.stdout, res.stderr)
+    assert "cgroup: unavailable: disabled by STRATQ_SANDBOX_DISABLE" in res.stdout
+    assert "the cgroup layer named in STRATQ_SANDBOX_REQUIRE is unavailable" in res.stderr
+
+
+def test_check_passes_when_the_required_layers_are_there():
+    res = check("--sandbox-require", "seccomp,landlock,rlimits")
+    assert res.returncode == 0, res.stderr
+
+
+def test_unknown_layer_names_are_refused_with_the_list():
+    res = check("--sandbox-require", "seccomp,firewall")
+    assert res.returncode == 2
+    assert "unknown sandbox layer 'firewall'" in res.stderr and "cgroup" in res.stderr, res.stderr
+    res = check("--sandbox-disable", "seccomp")
+    assert res.returncode == 2
+    assert "always on" in res.stderr, res.stderr
+
+
+def test_disable_namespaces_turns_off_all_five():
+    res = check("--sandbox-disable", "namespaces")
+    lines = dict(line.split(": ", 1) for line in res.stdout.splitlines())
+    for ns in ("userns", "netns", "pidns", "ipcns", "mountns"):
+        assert lines[ns] == "unavailable: disabled by STRATQ_SANDBOX_DISABLE", (ns, lines[ns])
+
+
+def test_worker_refuses_to_start_without_a_required_layer(stack):
+    proc = stack.spawn("worker", ["worker", "--redis-url", stack.redis_url],
+                       {"STRATQ_SANDBOX_DISABLE": "cgroup", "STRATQ_SANDBOX_REQUIRE": "cgroup"})
+    wait_for(lambda: not proc.alive(), 30, lambda: f"the worker to exit\n{proc.describe()}")
+    assert proc.popen.returncode == 1, proc.describe()
+    assert "a required sandbox layer is missing" in proc.log(), proc.describe()
+    assert stack.worker_ids_by_pid() == {}, "a worker without its required layers registered"
+
+
+def test_registration_carries_the_layers(stack):
+    api = stack.start_api().client
+    worker = stack.start_worker(env={"STRATQ_SANDBOX_REQUIRE": ",".join(ALWAYS_ON)})
+    status, body = api.get("/v1/workers")
+    assert status == 200, body
+    [w] = body["workers"]
+    assert w["id"] == worker.id
+    layers = w["sandbox"]
+    assert list(layers) == ALWAYS_ON + OPTIONAL, layers
+    for name in ALWAYS_ON + OPTIONAL:
+        want = "active" if active(name) else HOST[name]
+        assert layers[name] == want, (name, layers[name], want)
+    logged = [x for x in worker.log_lines_json() if x.get("msg") == "sandbox"]
+    assert logged and logged[0]["layers"] == layers, logged
+
+
+def run_job(stack, code, **spec):
+    api = stack.start_api().client
+    worker = stack.start_worker()
+    job = api.wait_job(api.submit({"code": textwrap.dedent(code), **spec}), timeout=60)
+    return job, worker
+
+
+@needs("uid")
+def test_a_job_runs_as_a_uid_of_its_own(stack):
+    job, worker = run_job(stack, """
+        import os
+        def run(ctx):
+            return [os.getuid(), os.geteuid(), os.getgid(), os.getgroups(), os.getcwd()]
+        """)
+    assert job["status"] == "succeeded", job
+    uid, euid, gid, groups, cwd = job["result"]
+    [executor] = children(worker.pid)
+    assert uid == euid == gid == 200000 + executor, job["result"]
+    assert groups == []
+    # Its temporary directory is its own; the host sees it gone afterwards.
+    assert not os.path.exists(cwd)
+
+
+@needs("pidns")
+def test_a_job_is_pid_1_of_its_own_pid_namespace(stack):
+    job, _ = run_job(stack, """
+        import os
+        def run(ctx):
+            pid = os.fork()
+            if pid == 0:
+                os._exit(0)
+            os.waitpid(pid, 0)
+            return [os.getpid(), pid]
+        """)
+    assert job["status"] == "succeeded", job
+    assert job["result"] == [1, 2], job["result"]
+
+
+@needs("cgroup")
+def test_the_cgroup_bounds_a_jobs_processes_together(stack):
+    # Each child alone stays under its own address-space limit; together they
+    # pass the job's memory_mb, which only the cgroup sees.
+    job, _ = run_job(stack, """
+        import os
+        def run(ctx):
+            kids = []
+            for _ in range(3):
+                pid = os.fork()
+                if pid == 0:
+                    block = bytearray(150 * 1024 * 1024)
+                    for i in range(0, len(block), 4096):
+                        block[i] = 1
+                    os._exit(0)
+                kids.append(pid)
+            for pid in kids:
+                _, status = os.waitpid(pid, 0)
+                if status != 0:
+                    raise RuntimeError(f"a child ended with status {status}")
+            return "all three fit"
+        """, memory_mb=256, timeout_s=30)
+    assert job["status"] == "memory_exceeded", job
+    assert "together" in job["error"]["message"], job["error"]
+
+
+@needs("cgroup")
+def test_processes_within_the_limit_are_left_alone(stack):
+    job, _ = run_job(stack, """
+        import multiprocessing as mp
+        def touch(mb):
+            block = bytearray(mb * 1024 * 1024)
+            for i in range(0, len(block), 4096):
+                block[i] = 1
+            return len(block)
+        def run(ctx):
+            with mp.Pool(2) as p:
+                return sum(p.map(touch, [60, 60]))
+        """, memory_mb=256, timeout_s=30)
+    assert job["status"] == "succeeded", job
+    assert job["result"] == 120 * 1024 * 1024
+
+
+def test_a_job_reads_the_data_directory_and_cannot_write_it(stack, tmp_path_factory):
+    import shutil
+    import tempfile
+
+    # World-readable (pytest's own temporary directories are 0700 root's,
+    # which a job of another uid could not enter whatever the sandbox says).
+    data = tempfile.mkdtemp(prefix="stratq-data-")
+    try:
+        os.chmod(data, 0o755)
+        with open(os.path.join(data, "prices.csv"), "w") as f:
+            f.write("date,close\n2024-01-02,100.5\n")
+        os.chmod(os.path.join(data, "prices.csv"), 0o644)
+        api = stack.start_api().client
+        stack.start_worker(env={"STRATQ_DATA_DIR": data})
+        code = textwrap.dedent(f"""
+            import os
+            def run(ctx):
+                with open("{data}/prices.csv") as f:
+                    text = f.read()
+                refused = []
+                for path in ("{data}/prices.csv", "{data}/new.csv"):
+                    try:
+                        open(path, "a").close()
+                    except PermissionError:
+                        refused.append(path)
+                return [text, refused]
+            """)
+        job = api.wait_job(api.submit({"code": code}))
+        assert job["status"] == "succeeded", job
+        assert job["result"][0] == "date,close\n2024-01-02,100.5\n"
+        assert len(job["result"][1]) == 2, job["result"]
+        assert sorted(os.listdir(data)) == ["prices.csv"]
+    finally:
+        shutil.rmtree(data)
