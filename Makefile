@@ -73,10 +73,11 @@ unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
 # The whole suite runs in warm mode (the default); the modules that run jobs
-# run again in cold mode, which must give the same outcomes. Last, the
-# sandbox-always-on pass runs the attack suite with only the layers that need
-# no privilege, as in an unprivileged Kubernetes pod (the worker as uid 65534,
-# STRATQ_SANDBOX_DISABLE=namespaces,cgroup; see tests/integration/test_sandbox.py).
+# run again in cold mode, which must give the same outcomes. Last, the attack
+# suite runs twice more with the worker as uid 65534: with only the layers
+# that need no privilege, as in an unprivileged Kubernetes pod
+# (STRATQ_SANDBOX_DISABLE=namespaces,cgroup), and with the namespaces a
+# non-root worker makes through a user namespace (tests/integration/test_sandbox.py).
 COLD_TESTS := $(addprefix tests/integration/,test_worker.py test_executor.py test_isolation.py \
               test_reliability.py test_protocol.py test_examples.py test_cli.py test_api.py \
               test_sandbox.py test_sandbox_layers.py)
@@ -85,6 +86,8 @@ integration: build/asan/stratq
 	STRATQ_MODE=warm STRATQ_BIN=$(CURDIR)/build/asan/stratq $(PYTHON) -m pytest -q tests/integration
 	STRATQ_MODE=cold STRATQ_BIN=$(CURDIR)/build/asan/stratq $(PYTHON) -m pytest -q $(COLD_TESTS)
 	STRATQ_TEST_SANDBOX=always-on STRATQ_MODE=warm STRATQ_BIN=$(CURDIR)/build/asan/stratq \
+		$(PYTHON) -m pytest -q tests/integration/test_sandbox.py
+	STRATQ_TEST_SANDBOX=userns STRATQ_MODE=warm STRATQ_BIN=$(CURDIR)/build/asan/stratq \
 		$(PYTHON) -m pytest -q tests/integration/test_sandbox.py
 
 test: deps

@@ -1,8 +1,9 @@
 /* `make bench-sandbox`: what the sandbox costs a job child, in µs.
  *
  * Forks N children that enter the sandbox and exit at once, and times the
- * whole round trip from the executor's side (sandbox_job_begin, fork, the
- * child's sandbox_enter, waitpid, sandbox_job_end), against the baseline of
+ * whole round trip from the executor's side (sandbox_job_begin,
+ * sandbox_before_fork, fork, the child's sandbox_enter, waitpid,
+ * sandbox_job_end), against the baseline of
  * a bare fork + exit + waitpid, in the same run. Configurations: the
  * always-on layers only (as in an unprivileged pod), then every layer this
  * host allows. Run as root to see the optional layers. */
@@ -42,6 +43,10 @@ static double run(int n, int sandboxed)
         }
         if (sandboxed)
             sandbox_job_memory(&sj, 256);
+        if (sandboxed && sandbox_before_fork() < 0) {
+            fprintf(stderr, "sandbox_before_fork failed\n");
+            exit(1);
+        }
         pid_t pid = fork();
         if (pid == 0)
             _exit(sandboxed && sandbox_enter(&sj) < 0 ? 1 : 0);
@@ -82,6 +87,11 @@ int main(int argc, char **argv)
             return 1;
         }
         sandbox_prepare(harness, work, NULL, "");
+        /* Once per executor, not per job (the executor's namespaces). */
+        if (sandbox_executor_enter() < 0) {
+            fprintf(stderr, "sandbox_executor_enter failed\n");
+            return 1;
+        }
         char active[256] = "";
         for (int i = 0; i < SB__COUNT; i++)
             if (st.active[i])

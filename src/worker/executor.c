@@ -141,7 +141,8 @@ static void child_setup(int devnull, int in_r, int res_w, int out_w, int err_w, 
 
     if (setsid() < 0)
         _exit(126);
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+    /* (In its own pid namespace the child sees no parent: getppid() is 0.) */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || (getppid() != parent && getppid() != 0))
         _exit(126);
     if (dup2(devnull, 0) < 0 || dup2(out_w, 1) < 0 || dup2(err_w, 2) < 0 || dup2(in_r, 3) < 0 ||
         dup2(res_w, 4) < 0)
@@ -297,6 +298,10 @@ static int child_spawn(const struct job_run *j, struct child *c)
         goto out;
     if (j)
         sandbox_job_memory(&sj, j->memory_mb);
+    if ((r = sandbox_before_fork()) < 0) {
+        sandbox_job_end(&sj);
+        goto out;
+    }
     pid = j ? fork() : warm_fork();
     if (pid < 0) {
         r = -errno;
@@ -804,6 +809,16 @@ int executor_main(int argc, char **argv)
      * work directory, but cannot list it. */
     if (sst.active[SB_UID])
         chmod(ex.work_dir, 0711);
+    /* Before the warm interpreter starts threads (a user namespace needs a
+     * single-threaded caller). */
+    int nr = sandbox_executor_enter();
+    if (nr < 0) {
+        log_error("cannot enter the jobs' namespaces", "{s:s}", "error", strerror(-nr));
+        cgroup_fini();
+        remove_tree(ex.work_dir);
+        free_env(ex.envp);
+        return 1;
+    }
     _cleanup_free_ char *layers = sandbox_status_json(&sst);
     for (int i = 0; i < SB__COUNT; i++)
         if (!sst.active[i] && i <= SB_SESSION)

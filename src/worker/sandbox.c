@@ -69,6 +69,7 @@ static struct {
     gid_t gid, outer_gid;
     uid_t outer_uid;
     long max_procs;
+    int own_pidns; /* the executor's own pid namespace (root, pid layer) */
 } sb;
 
 uid_t sandbox_job_uid(void)
@@ -154,12 +155,17 @@ static int enter_namespaces(const bool use[SB__COUNT])
     if (flags && unshare(flags) < 0)
         return -errno;
     if (use[SB_USERNS]) {
+        /* A non-dumpable process's /proc/self files are root's: it could not
+         * write its own maps. Nothing else runs in this process meanwhile. */
         char map[64];
+        int dumpable = prctl(PR_GET_DUMPABLE);
+        prctl(PR_SET_DUMPABLE, 1);
         int r = put("/proc/self/setgroups", "deny", 4);
         if (r == 0)
             r = put("/proc/self/uid_map", map, id_map(map, sb.outer_uid));
         if (r == 0)
             r = put("/proc/self/gid_map", map, id_map(map, sb.outer_gid));
+        prctl(PR_SET_DUMPABLE, dumpable > 0 ? 1 : 0);
         if (r < 0)
             return r;
     }
@@ -285,6 +291,7 @@ int sandbox_probe(struct sandbox_status *st, const struct sandbox_options *opt, 
     bool off[SB__COUNT] = {false};
     memset(st, 0, sizeof(*st));
     memset(&sb, 0, sizeof(sb));
+    sb.own_pidns = -1;
     if (parse_layers(opt->disable, off, err, errlen) < 0)
         return -1;
     for (int i = SB_NO_NEW_PRIVS; i <= SB_SESSION; i++)
@@ -681,9 +688,10 @@ void sandbox_job_memory(struct sandbox_job *sj, long long memory_mb)
         cgroup_job_set_memory(&sj->cg, memory_mb + 32);
 }
 
-/* Without a private /dev/shm: removes the entries the job's uid made there
- * while it ran (POSIX shared memory and semaphores it did not unlink). */
-static void sweep_dev_shm(time_t since)
+/* Removes what a job left in /dev/shm (POSIX shared memory and semaphores
+ * it did not unlink): everything, when /dev/shm is the executor's private
+ * tmpfs; otherwise only the entries of the job's uid made while it ran. */
+static void sweep_dev_shm(bool all, time_t since)
 {
     int dfd = open("/dev/shm", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
@@ -692,7 +700,7 @@ static void sweep_dev_shm(time_t since)
     while (d && (e = readdir(d))) {
         struct stat st;
         if (e->d_name[0] == '.' || fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-            st.st_uid != uid || S_ISDIR(st.st_mode) || st.st_ctime < since)
+            S_ISDIR(st.st_mode) || (!all && (st.st_uid != uid || st.st_ctime < since)))
             continue;
         unlinkat(dfd, e->d_name, 0);
     }
@@ -705,14 +713,38 @@ static void sweep_dev_shm(time_t since)
 bool sandbox_job_end(struct sandbox_job *sj)
 {
     bool oom = sj->cg.version ? cgroup_job_destroy(&sj->cg) : false;
-    if (!sb.use[SB_MOUNTNS] && sj->started)
-        sweep_dev_shm(sj->started - 1);
+    if (sj->started)
+        sweep_dev_shm(sb.use[SB_MOUNTNS], sj->started - 1);
     return oom;
 }
 
-/* The process left outside a job's pid namespace: waits for the job (the
- * namespace's first process) and ends the same way, so the executor sees
- * the job's exit status. */
+int sandbox_executor_enter(void)
+{
+    bool use[SB__COUNT];
+    memcpy(use, sb.use, sizeof(use));
+    use[SB_PIDNS] = false; /* one per job */
+    /* A root executor makes each job's pid namespace itself, right before
+     * the fork (sandbox_before_fork), and needs its own to come back to. */
+    if (sb.use[SB_PIDNS] && !sb.use[SB_USERNS] &&
+        (sb.own_pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC)) < 0)
+        return -errno;
+    return enter_namespaces(use);
+}
+
+int sandbox_before_fork(void)
+{
+    /* unshare(CLONE_NEWPID) is refused once the children's namespace is no
+     * longer the caller's own: setns back to it first. */
+    if (sb.use[SB_PIDNS] && !sb.use[SB_USERNS] &&
+        (setns(sb.own_pidns, CLONE_NEWPID) < 0 || unshare(CLONE_NEWPID) < 0))
+        return -errno;
+    return 0;
+}
+
+/* Non-root (a user namespace), where the executor cannot come back to its
+ * own pid namespace: the job's child makes the namespace and forks into it,
+ * and stays outside only to wait for the job (the namespace's first
+ * process) and end the same way, so the executor sees the job's status. */
 static void __attribute__((noreturn)) wait_and_mirror(pid_t pid)
 {
     int st = 0;
@@ -734,9 +766,7 @@ int sandbox_enter(const struct sandbox_job *sj)
     int r;
     if (sj->cg.version && (r = cgroup_job_join(&sj->cg)) < 0)
         return r;
-    if ((r = enter_namespaces(sb.use)) < 0)
-        return r;
-    if (sb.use[SB_PIDNS]) {
+    if (sb.use[SB_PIDNS] && sb.use[SB_USERNS]) {
         if (unshare(CLONE_NEWPID) < 0)
             return -errno;
         pid_t pid = fork();

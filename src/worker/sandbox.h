@@ -102,11 +102,23 @@ void sandbox_job_memory(struct sandbox_job *sj, long long memory_mb);
  * its cgroup. Returns whether the kernel's OOM killer struck the job. */
 bool sandbox_job_end(struct sandbox_job *sj);
 
+/* In the executor, once, while it has no thread but its own (before the
+ * warm interpreter starts): enters the user (non-root), net, ipc and mount
+ * namespaces its jobs run in, and mounts their private /dev/shm. Jobs of
+ * one executor run one at a time and share these; nothing of a job outlives
+ * it in them (its processes are killed, /dev/shm is emptied after it, and
+ * seccomp refuses System V IPC and message queues). Returns 0 or -errno. */
+int sandbox_executor_enter(void);
+
+/* In the executor, right before forking a job's child: with the pid layer,
+ * makes that child the first process (PID 1) of a new pid namespace, so
+ * that every process of the job ends when it does. Returns 0 or -errno. */
+int sandbox_before_fork(void);
+
 /* In a job's child, last thing before the job's code (or the exec of its
- * interpreter): cgroup, namespaces, uid, limits, Landlock, then seccomp. With
- * a pid namespace the calling process stays outside it and only waits: it
- * ends as its child (the job) ends, and sandbox_enter returns in that child.
- * Returns 0 or -errno. Only system calls (async-signal-safe). */
+ * interpreter): cgroup, uid (or, in a user namespace, no capabilities),
+ * limits, Landlock, then seccomp. Returns 0 or -errno. Only system calls
+ * (async-signal-safe). */
 int sandbox_enter(const struct sandbox_job *sj);
 
 #endif

@@ -30,21 +30,28 @@ from conftest import REPO_ROOT, Api, PrivateRedis, Stack, children, descendants,
 ATTACKS = sorted((Path(REPO_ROOT) / "tests" / "sandbox").glob("*.py"))
 
 SANDBOX = os.environ.get("STRATQ_TEST_SANDBOX", "")
-if SANDBOX not in ("", "always-on"):
-    raise ValueError(f"STRATQ_TEST_SANDBOX={SANDBOX!r}: leave it unset, or set it to always-on")
+if SANDBOX not in ("", "always-on", "userns"):
+    raise ValueError(f"STRATQ_TEST_SANDBOX={SANDBOX!r}: leave it unset, or set it to always-on "
+                     "or userns")
+# always-on: only the layers that need no privilege. userns: a non-root
+# worker that makes its namespaces through a user namespace.
 ALWAYS_ON = SANDBOX == "always-on"
 UNPRIVILEGED = (65534, 65534)
 # The uid and gid the worker runs as (None: as the tests). Without root the
 # tests are unprivileged already.
-WORKER_USER = UNPRIVILEGED if ALWAYS_ON and os.geteuid() == 0 else None
+WORKER_USER = UNPRIVILEGED if SANDBOX and os.geteuid() == 0 else None
 # The layers the worker must have or refuse to start: the always-on ones, and
 # as root every optional one a root worker uses (userns is for non-root).
 REQUIRED = ["no_new_privs", "seccomp", "landlock", "rlimits", "session"]
-if os.geteuid() == 0 and not ALWAYS_ON:
+if SANDBOX == "userns":
+    REQUIRED += ["userns", "netns", "pidns", "ipcns", "mountns"]
+elif os.geteuid() == 0 and not ALWAYS_ON:
     REQUIRED += ["uid", "netns", "pidns", "ipcns", "mountns", "cgroup"]
 WORKER_ENV = {"STRATQ_SANDBOX_REQUIRE": ",".join(REQUIRED)}
 if ALWAYS_ON:
     WORKER_ENV["STRATQ_SANDBOX_DISABLE"] = "namespaces,cgroup"
+elif SANDBOX == "userns":
+    WORKER_ENV["STRATQ_SANDBOX_DISABLE"] = "cgroup"
 
 SITE_PACKAGES = "/usr/lib/python3/dist-packages"
 HARNESS_DIR = Path(REPO_ROOT) / "python"
