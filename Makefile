@@ -71,6 +71,7 @@ UNIT_BIN := $(patsubst tests/unit/%.c,build/asan/unit/%,$(UNIT_SRC))
 
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+	$(PYTHON) -m pytest -q tests/python
 
 # The whole suite runs in warm mode (the default); the modules that run jobs
 # run again in cold mode, which must give the same outcomes. Last, the attack
@@ -80,7 +81,7 @@ unit: $(UNIT_BIN)
 # non-root worker makes through a user namespace (tests/integration/test_sandbox.py).
 COLD_TESTS := $(addprefix tests/integration/,test_worker.py test_executor.py test_isolation.py \
               test_reliability.py test_protocol.py test_examples.py test_cli.py test_api.py \
-              test_sandbox.py test_sandbox_layers.py)
+              test_sandbox.py test_sandbox_layers.py test_sdk.py)
 
 integration: build/asan/stratq
 	STRATQ_MODE=warm STRATQ_BIN=$(CURDIR)/build/asan/stratq $(PYTHON) -m pytest -q tests/integration

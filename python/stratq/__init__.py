@@ -7,6 +7,9 @@ context and returns a JSON-serializable value::
         return {"answer": ctx.params.get("x", 0) * 2}
 """
 
+from ._backtest import Backtest, backtest
 from ._context import Context
+from ._metrics import metrics
+from ._result import Result
 
-__all__ = ["Context"]
+__all__ = ["Backtest", "Context", "Result", "backtest", "metrics"]

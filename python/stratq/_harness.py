@@ -8,6 +8,8 @@ The executor starts ``python3 -I -B -c ...`` with:
          "error": {"type", "message", "traceback"}},
         and for a success the result's JSON text after it. The result is
         kept as Python encoded it, so floats keep their shortest form.
+  fd 5: the job's events, one JSON object per line: {"t": "progress",
+        "fraction", "message"} and {"t": "log", "msg", "fields"} (Context).
 stdout and stderr are captured by the executor. The strategy's own code is
 compiled as the module "strategy" under the file name "<strategy>".
 """
@@ -26,6 +28,7 @@ import traceback
 import types
 
 from ._context import Context
+from ._result import Result
 
 STRATEGY_FILE = "<strategy>"
 
@@ -74,20 +77,33 @@ def _load(spec):
     return fn
 
 
+def _result_value(value):
+    """A stratq.Result is stored in its compact, documented shape
+    (docs/result-shape.md); any other value as it is."""
+    return value.to_dict() if isinstance(value, Result) else value
+
+
 def run_job(request):
     """Runs the job described by request; returns the outcome dict."""
     spec = request["spec"]
-    ctx = Context(request.get("id", ""), request.get("attempt", 1), spec.get("params") or {},
-                  spec.get("data"), spec.get("timeout_s", 300))
+    try:
+        ctx = Context(request.get("id", ""), request.get("attempt", 1), spec.get("params") or {},
+                      spec.get("data"), spec.get("timeout_s", 300), data_csv=spec.get("data_csv"),
+                      data_dir=request.get("data_dir"))
+    except Exception as exc:  # data_csv that does not parse
+        return {"status": "failed", "error": _error(exc)}
     try:
         fn = _load(spec)
         value = fn(ctx)
+        value = _result_value(value)
     except MemoryError as exc:
         error = _error(exc)
         error["message"] = f"the job ran out of memory (memory_mb={spec.get('memory_mb')})"
         return {"status": "memory_exceeded", "error": error}
     except BaseException as exc:  # SystemExit and KeyboardInterrupt fail the job too
         return {"status": "failed", "error": _error(exc)}
+    finally:
+        ctx._close()
     try:
         text = json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
         text.encode("utf-8")  # a lone surrogate cannot be stored

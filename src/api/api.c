@@ -639,6 +639,9 @@ static void on_request(struct evhttp_request *req, void *arg)
     case ROUTE_JOB_RETRY:
         jobs_retry(a, req, m.id);
         break;
+    case ROUTE_DATASETS:
+        jobs_datasets(a, req);
+        break;
     case ROUTE__COUNT:
         break;
     }

@@ -73,7 +73,7 @@ struct pending {
     bool final;    /* the next job read answers whatever the status */
     bool created;  /* submit: the job is new (201) rather than existing (200) */
     int wait_s;
-    long long off_out, off_err; /* logs offsets */
+    long long off_out, off_err, off_log; /* logs offsets */
     struct event *op_timer, *wait_timer;
     bool waiting;              /* in the waiter table */
     struct pending *next_wait; /* chain in the waiter table */
@@ -116,6 +116,9 @@ void jobs_batch(struct api *a, struct evhttp_request *req);
 void jobs_get(struct api *a, struct evhttp_request *req, enum route_id route, const char *id);
 void jobs_cancel(struct api *a, struct evhttp_request *req, const char *id);
 void jobs_retry(struct api *a, struct evhttp_request *req, const char *id);
+/* GET /v1/datasets: the CSV files of STRATQ_DATA_DIR, which jobs read with
+ * ctx.dataset(name). */
+void jobs_datasets(struct api *a, struct evhttp_request *req);
 void jobs_logs(struct api *a, struct evhttp_request *req, const char *id);
 void jobs_list(struct api *a, struct evhttp_request *req);
 void jobs_workers(struct api *a, struct evhttp_request *req);

@@ -1,14 +1,18 @@
 /* The job routes of the API. Every Redis transition is a Lua script from
  * src/queue/lua/; reads are plain commands. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "../common/config.h"
 #include "../common/log.h"
 #include "../common/util.h"
 #include "internal.h"
@@ -30,7 +34,8 @@ static void now_str(char *buf, size_t len)
  * them: it is sent as the job wrote it (see record_buffer). */
 static bool json_field(const char *f)
 {
-    return !strcmp(f, "spec") || !strcmp(f, "error") || !strcmp(f, "usage");
+    return !strcmp(f, "spec") || !strcmp(f, "error") || !strcmp(f, "usage") ||
+           !strcmp(f, "progress");
 }
 
 static bool int_field(const char *f)
@@ -494,33 +499,44 @@ static void on_logs(struct pending *p, redisReply *r, void *ctx)
     long long out_len = r->element[3]->integer, err_len = r->element[4]->integer;
     char *o = util_utf8_sanitize(r->element[1]->str, r->element[1]->len);
     char *e = util_utf8_sanitize(r->element[2]->str, r->element[2]->len);
+    json_t *lines = json_array();
+    long long nlines = r->elements > 6 ? r->element[6]->integer : 0;
+    for (size_t i = 0; r->elements > 6 && i < r->element[5]->elements; i++) {
+        const redisReply *l = r->element[5]->element[i];
+        json_t *line = json_loadb(l->str, l->len, 0, NULL);
+        json_array_append_new(lines, line ? line : json_stringn(l->str, l->len));
+    }
     pending_reply(p, 200,
-                  json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:b}", "id", p->id, "status", status,
-                            "stdout", o ? o : "", "stderr", e ? e : "", "stdout_offset",
+                  json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:o, s:I, s:b}", "id", p->id, "status",
+                            status, "stdout", o ? o : "", "stderr", e ? e : "", "stdout_offset",
                             (json_int_t)(out_len > p->off_out ? out_len : p->off_out),
                             "stderr_offset",
-                            (json_int_t)(err_len > p->off_err ? err_len : p->off_err), "done",
-                            job_status_is_terminal(status)));
+                            (json_int_t)(err_len > p->off_err ? err_len : p->off_err), "log", lines,
+                            "log_offset", (json_int_t)(nlines > p->off_log ? nlines : p->off_log),
+                            "done", job_status_is_terminal(status)));
     free(o);
     free(e);
 }
 
 void jobs_logs(struct api *a, struct evhttp_request *req, const char *id)
 {
-    long long oo, oe;
+    long long oo, oe, ol;
     if (api_query_int(req, "stdout_offset", 0, 0, 1LL << 40, &oo) < 0 ||
-        api_query_int(req, "stderr_offset", 0, 0, 1LL << 40, &oe) < 0)
+        api_query_int(req, "stderr_offset", 0, 0, 1LL << 40, &oe) < 0 ||
+        api_query_int(req, "log_offset", 0, 0, 1LL << 40, &ol) < 0)
         return;
     struct pending *p = pending_new(a, req, ROUTE_JOB_LOGS, id);
     if (!p)
         return;
     p->off_out = oo;
     p->off_err = oe;
-    char so[24], se[24];
+    p->off_log = ol;
+    char so[24], se[24], sl[24];
     snprintf(so, sizeof(so), "%lld", oo);
     snprintf(se, sizeof(se), "%lld", oe);
+    snprintf(sl, sizeof(sl), "%lld", ol);
     _cleanup_free_ char *key = queue_job_key(&a->names, id);
-    const char *argv[] = {key, so, se};
+    const char *argv[] = {key, so, se, sl};
     pending_eval(p, on_logs, NULL, QS_LOGS, 1, (int)ARRAY_SIZE(argv), argv, NULL);
     pending_done(p);
 }
@@ -669,4 +685,47 @@ void jobs_queue(struct api *a, struct evhttp_request *req)
                           a->names.processing_prefix};
     pending_eval(p, on_stats, NULL, QS_STATS, 4, (int)ARRAY_SIZE(argv), argv, NULL);
     pending_done(p);
+}
+
+/* --- Datasets --------------------------------------------------------------- */
+
+static int by_name(const void *x, const void *y)
+{
+    return strcmp(json_string_value(json_object_get(*(json_t *const *)x, "name")),
+                  json_string_value(json_object_get(*(json_t *const *)y, "name")));
+}
+
+void jobs_datasets(struct api *a, struct evhttp_request *req)
+{
+    (void)a;
+    const char *dir = config_str(CFG_DATA_DIR);
+    json_t *list = json_array();
+    DIR *d = dir[0] ? opendir(dir) : NULL;
+    if (dir[0] && !d) {
+        json_decref(list);
+        api_send_error(req, 503, "cannot read the data directory %s: %s", dir, strerror(errno));
+        return;
+    }
+    struct dirent *e;
+    size_t n = 0;
+    json_t *items[1000];
+    while (d && (e = readdir(d)) && n < ARRAY_SIZE(items)) {
+        size_t len = strlen(e->d_name);
+        struct stat st;
+        /* Regular CSV files directly in the directory; no symlinks. */
+        if (e->d_name[0] == '.' || len < 5 || strcmp(e->d_name + len - 4, ".csv") != 0 ||
+            fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+            continue;
+        char stem[256];
+        snprintf(stem, sizeof(stem), "%.*s", (int)(len - 4), e->d_name);
+        items[n++] = json_pack("{s:s, s:s, s:I, s:I}", "name", stem, "file", e->d_name, "size",
+                               (json_int_t)st.st_size, "modified_ms",
+                               (json_int_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000);
+    }
+    if (d)
+        closedir(d);
+    qsort(items, n, sizeof(items[0]), by_name);
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(list, items[i]);
+    api_send_json(req, 200, json_pack("{s:o}", "datasets", list));
 }

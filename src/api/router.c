@@ -22,6 +22,7 @@ const struct route router_routes[ROUTE__COUNT] = {
     {ROUTE_JOB_RESULT, "GET", "/v1/jobs/{id}/result", 1},
     {ROUTE_JOB_LOGS, "GET", "/v1/jobs/{id}/logs", 1},
     {ROUTE_JOB_RETRY, "POST", "/v1/jobs/{id}/retry", 1},
+    {ROUTE_DATASETS, "GET", "/v1/datasets", 1},
 };
 
 /* Matches path against pattern; copies the {id} segment into id. */

@@ -21,6 +21,7 @@ enum route_id {
     ROUTE_JOB_RESULT,
     ROUTE_JOB_LOGS,
     ROUTE_JOB_RETRY,
+    ROUTE_DATASETS,
     ROUTE__COUNT
 };
 

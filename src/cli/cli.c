@@ -327,13 +327,56 @@ static void fmt_time(long long ms, char *buf, size_t n)
 }
 
 /* Human form of a job record. */
+/* The job's structured log lines (ctx.log), one per line on stderr:
+ * "[log HH:MM:SS.mmm] message key=value ...". */
+static void print_log_lines(const json_t *lines)
+{
+    size_t i;
+    json_t *l;
+    json_array_foreach(lines, i, l)
+    {
+        long long ts = field_int(l, "ts_ms");
+        time_t secs = (time_t)(ts / 1000);
+        struct tm tm;
+        char when[16] = "?";
+        if (gmtime_r(&secs, &tm))
+            strftime(when, sizeof(when), "%H:%M:%S", &tm);
+        fprintf(stderr, "[log %s.%03lld] %s", when, ts % 1000,
+                json_string_value(json_object_get(l, "msg")) ?: "");
+        const char *k;
+        json_t *v;
+        json_object_foreach(json_object_get(l, "fields"), k, v)
+        {
+            char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+            fprintf(stderr, " %s=%s", k, text ? text : "?");
+            free(text);
+        }
+        fprintf(stderr, "\n");
+    }
+}
+
+/* " 42% message" for a job's progress, or "" without one. */
+static void progress_text(const json_t *job, char *buf, size_t len)
+{
+    json_t *p = json_object_get(job, "progress");
+    buf[0] = '\0';
+    if (json_is_object(p))
+        snprintf(buf, len, " %.0f%%%s%s", json_number_value(json_object_get(p, "fraction")) * 100,
+                 json_string_length(json_object_get(p, "message")) ? " " : "",
+                 json_string_value(json_object_get(p, "message")) ?: "");
+}
+
 static void print_job(const json_t *job, bool with_result)
 {
     const char *status = json_string_value(json_object_get(job, "status"));
     const char *worker = json_string_value(json_object_get(job, "worker"));
     json_t *usage = json_object_get(job, "usage");
 
+    char prog[300];
+    progress_text(job, prog, sizeof(prog));
     printf("job %s: %s", json_string_value(json_object_get(job, "id")), status ? status : "?");
+    if (status && !strcmp(status, "running") && prog[0])
+        printf(",%s", prog);
     if (json_is_object(usage))
         printf(" in %lld ms (cpu %lld ms, max rss %lld KiB)", field_int(usage, "wall_ms"),
                field_int(usage, "cpu_ms"), field_int(usage, "max_rss_kb"));
@@ -489,7 +532,23 @@ int cli_submit(int argc, char **argv)
         }
         json_object_set_new(spec, "params", p);
     }
-    if (config_str(CFG_DATA)[0]) {
+    const char *data_file = config_str(CFG_DATA);
+    size_t dl = strlen(data_file);
+    if (dl > 4 && !strcmp(data_file + dl - 4, ".csv")) {
+        /* A CSV file goes as data_csv: ctx.data is then a DataFrame. */
+        char *csv = NULL;
+        size_t csv_len = 0;
+        int rr = util_read_file(data_file, 16 * 1024 * 1024, &csv, &csv_len);
+        json_t *text = rr < 0 ? NULL : json_stringn(csv, csv_len);
+        free(csv);
+        if (!text) {
+            fprintf(stderr, "stratq: --data %s: %s\n", data_file,
+                    rr < 0 ? strerror(-rr) : "not UTF-8 text");
+            json_decref(spec);
+            return CLI_USAGE;
+        }
+        json_object_set_new(spec, "data_csv", text);
+    } else if (data_file[0]) {
         json_error_t je;
         json_t *d = json_load_file(config_str(CFG_DATA), JSON_DECODE_ANY, &je);
         if (!d) {
@@ -750,13 +809,14 @@ int cli_logs(int argc, char **argv)
     if (!check_id(args[0]))
         return CLI_USAGE;
     bool follow = config_bool(CFG_FOLLOW), json_out = config_bool(CFG_JSON);
-    long long out_off = 0, err_off = 0;
+    long long out_off = 0, err_off = 0, log_off = 0;
     for (;;) {
-        char path[256];
+        char path[300];
         long code;
         json_t *body = NULL;
-        snprintf(path, sizeof(path), "/v1/jobs/%s/logs?stdout_offset=%lld&stderr_offset=%lld",
-                 args[0], out_off, err_off);
+        snprintf(path, sizeof(path),
+                 "/v1/jobs/%s/logs?stdout_offset=%lld&stderr_offset=%lld&log_offset=%lld", args[0],
+                 out_off, err_off, log_off);
         if (http("GET", path, NULL, &code, &body) < 0)
             return CLI_API_ERROR;
         if (code != 200)
@@ -777,11 +837,15 @@ int cli_logs(int argc, char **argv)
         } else {
             write_text(json_object_get(body, "stdout"), stdout);
             write_text(json_object_get(body, "stderr"), stderr);
+            print_log_lines(json_object_get(body, "log"));
         }
+        long long next_log = log_off;
+        field_num(body, "log_offset", &next_log);
         bool done = json_is_true(json_object_get(body, "done"));
         json_decref(body);
         out_off = next_out;
         err_off = next_err;
+        log_off = next_log;
         if (!follow || done)
             return CLI_OK;
         usleep(FOLLOW_INTERVAL_US);

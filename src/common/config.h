@@ -125,7 +125,8 @@ enum cfg_type { CFG_STR, CFG_INT, CFG_BOOL };
     X(API_URL, "api-url", "STRATQ_API_URL", CFG_STR, "http://127.0.0.1:8080", 0, 0, CMD_CLI,       \
       "Base URL of the stratq API")                                                                \
     X(PARAMS, "params", NULL, CFG_STR, "", 0, 0, CMD_SUBMIT, "Job parameters, a JSON object")      \
-    X(DATA, "data", NULL, CFG_STR, "", 0, 0, CMD_SUBMIT, "File holding the job's data (JSON)")     \
+    X(DATA, "data", NULL, CFG_STR, "", 0, 0, CMD_SUBMIT,                                           \
+      "File holding the job's data: JSON (ctx.data), or .csv (ctx.data as a DataFrame)")           \
     X(ENTRYPOINT, "entrypoint", NULL, CFG_STR, "", 0, 0, CMD_SUBMIT,                               \
       "Function the harness calls (default run)")                                                  \
     X(TIMEOUT, "timeout", NULL, CFG_STR, "", 0, 0, CMD_SUBMIT,                                     \

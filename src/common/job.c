@@ -124,9 +124,9 @@ static int check_limit(json_t *spec, const char *field, bool integer, long long 
 
 int job_spec_normalize(json_t *spec, const struct job_limits *lim, char *err, size_t errlen)
 {
-    static const char *const known[] = {"code",         "entrypoint",      "params",
-                                        "data",         "timeout_s",       "memory_mb",
-                                        "max_attempts", "retry_backoff_s", NULL};
+    static const char *const known[] = {
+        "code",      "entrypoint",   "params",          "data", "data_csv", "timeout_s",
+        "memory_mb", "max_attempts", "retry_backoff_s", NULL};
     const char *key;
     json_t *v;
     int r;
@@ -143,7 +143,7 @@ int job_spec_normalize(json_t *spec, const struct job_limits *lim, char *err, si
         if (!ok) {
             snprintf(err, errlen,
                      "unknown field '%s'; a job spec has code, entrypoint, params, data, "
-                     "timeout_s, memory_mb, max_attempts, retry_backoff_s",
+                     "data_csv, timeout_s, memory_mb, max_attempts, retry_backoff_s",
                      key);
             return -EINVAL;
         }
@@ -182,6 +182,19 @@ int job_spec_normalize(json_t *spec, const struct job_limits *lim, char *err, si
         snprintf(err, errlen, "field 'params' has %zu entries; the limit is %d",
                  json_object_size(v), JOB_MAX_PARAMS);
         return -EINVAL;
+    }
+    v = json_object_get(spec, "data_csv");
+    if (v && !json_is_null(v)) {
+        if (!json_is_string(v))
+            return wrong_type("data_csv", "a string (CSV text)", v, err, errlen);
+        json_t *d = json_object_get(spec, "data");
+        if (d && !json_is_null(d)) {
+            snprintf(err, errlen,
+                     "field 'data_csv' cannot be given with 'data': ctx.data is one or the other");
+            return -EINVAL;
+        }
+    } else if (v) {
+        json_object_del(spec, "data_csv");
     }
     if (json_depth(spec) > JOB_MAX_DEPTH) {
         snprintf(err, errlen, "the job spec nests deeper than %d levels (the limit)",

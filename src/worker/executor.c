@@ -43,11 +43,11 @@ static struct {
     /* Warm mode: a child forked ahead of time, waiting for its job. */
     struct child {
         pid_t pid;
-        int in_w, res_r, out_r, err_r;
+        int in_w, res_r, out_r, err_r, ev_r;
         struct sandbox_job sj;
     } spare;
     long long spare_vm_kb; /* the executor's size when the spare was forked */
-} ex = {.spare = {.pid = -1, .in_w = -1, .res_r = -1, .out_r = -1, .err_r = -1}};
+} ex = {.spare = {.pid = -1, .in_w = -1, .res_r = -1, .out_r = -1, .err_r = -1, .ev_r = -1}};
 
 /* Moves fd to a number >= 10 so that it cannot collide with the numbers the
  * child dup2()s onto (0..4). Keeps O_CLOEXEC. */
@@ -110,6 +110,72 @@ static int capture_read(int fd, struct capture *c, size_t *total, size_t total_l
     return 1;
 }
 
+/* The job's events (fd 5): progress and structured log lines, one JSON
+ * object per line, passed on to the supervisor with the live output. */
+#define EVENTS_LINE_MAX 16384
+#define EVENTS_MAX_LOGS 1000
+struct events {
+    char line[EVENTS_LINE_MAX + 1];
+    size_t len;
+    bool skipping;     /* inside a line too long to keep */
+    json_t *progress;  /* the latest progress not passed on yet */
+    json_t *logs;      /* log lines not passed on yet */
+    size_t logs_total; /* log lines kept for this job */
+    size_t dropped;    /* past EVENTS_MAX_LOGS, or malformed */
+};
+
+static void events_line(struct events *ev, const char *line, size_t len)
+{
+    json_t *o = json_loadb(line, len, 0, NULL);
+    const char *t = json_string_value(json_object_get(o, "t"));
+    if (t && !strcmp(t, "progress")) {
+        json_t *f = json_object_get(o, "fraction"), *m = json_object_get(o, "message");
+        double frac = json_number_value(f);
+        if (json_is_number(f) && frac >= 0 && frac <= 1) {
+            json_decref(ev->progress);
+            ev->progress = json_pack("{s:f, s:s, s:I}", "fraction", frac, "message",
+                                     json_is_string(m) ? json_string_value(m) : "", "updated_ms",
+                                     (json_int_t)util_now_ms());
+        }
+    } else if (t && !strcmp(t, "log") && json_is_string(json_object_get(o, "msg")) &&
+               ev->logs_total < EVENTS_MAX_LOGS) {
+        json_t *fields = json_object_get(o, "fields");
+        if (!ev->logs)
+            ev->logs = json_array();
+        json_array_append_new(ev->logs,
+                              json_pack("{s:I, s:O, s:O}", "ts_ms", (json_int_t)util_now_ms(),
+                                        "msg", json_object_get(o, "msg"), "fields",
+                                        json_is_object(fields) ? fields : json_object()));
+        ev->logs_total++;
+    } else {
+        ev->dropped++;
+    }
+    json_decref(o);
+}
+
+/* Reads what the job wrote on its events pipe. Returns like capture_read. */
+static int events_read(int fd, struct events *ev)
+{
+    char tmp[16384];
+    ssize_t n = read(fd, tmp, sizeof(tmp));
+    if (n < 0)
+        return errno == EINTR || errno == EAGAIN ? 1 : -errno;
+    for (ssize_t i = 0; i < n; i++) {
+        if (tmp[i] == '\n') {
+            if (!ev->skipping && ev->len)
+                events_line(ev, ev->line, ev->len);
+            ev->len = 0;
+            ev->skipping = false;
+        } else if (ev->len < EVENTS_LINE_MAX && !ev->skipping) {
+            ev->line[ev->len++] = tmp[i];
+        } else if (!ev->skipping) {
+            ev->skipping = true;
+            ev->dropped++;
+        }
+    }
+    return n == 0 ? 0 : 1;
+}
+
 struct job_run {
     /* inputs */
     const char *python;
@@ -122,6 +188,7 @@ struct job_run {
     int ctl_fd; /* the socket to the supervisor: cancel requests in, output out */
     /* outputs */
     struct capture out, err, res;
+    struct events ev;
     size_t out_sent, err_sent; /* bytes already passed on as live output */
     bool timed_out;
     bool cancelled;
@@ -135,7 +202,8 @@ struct job_run {
  * _exit() on failure. Gives the child its own session (so the whole job is
  * one process group the executor can kill), a parent-death signal, the job's
  * descriptors as 0..4 and nothing else, and default signal handling. */
-static void child_setup(int devnull, int in_r, int res_w, int out_w, int err_w, pid_t parent)
+static void child_setup(int devnull, int in_r, int res_w, int out_w, int err_w, int ev_w,
+                        pid_t parent)
 {
     struct rlimit rl = {0, 0};
 
@@ -145,9 +213,9 @@ static void child_setup(int devnull, int in_r, int res_w, int out_w, int err_w, 
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || (getppid() != parent && getppid() != 0))
         _exit(126);
     if (dup2(devnull, 0) < 0 || dup2(out_w, 1) < 0 || dup2(err_w, 2) < 0 || dup2(in_r, 3) < 0 ||
-        dup2(res_w, 4) < 0)
+        dup2(res_w, 4) < 0 || dup2(ev_w, 5) < 0)
         _exit(126);
-    close_range(5, ~0U, 0);
+    close_range(6, ~0U, 0);
 
     sigset_t none;
     sigemptyset(&none);
@@ -222,15 +290,22 @@ static void send_live_output(struct job_run *j)
 {
     size_t out_end = utf8_whole(j->out.buf ? j->out.buf : "", j->out.len);
     size_t err_end = utf8_whole(j->err.buf ? j->err.buf : "", j->err.len);
-    if (out_end <= j->out_sent && err_end <= j->err_sent)
+    if (out_end <= j->out_sent && err_end <= j->err_sent && !j->ev.progress && !j->ev.logs)
         return;
     char *o = util_utf8_sanitize(j->out.buf ? j->out.buf + j->out_sent : "", out_end - j->out_sent);
     char *e = util_utf8_sanitize(j->err.buf ? j->err.buf + j->err_sent : "", err_end - j->err_sent);
     json_t *msg =
         json_pack("{s:s, s:s, s:s}", "type", "output", "stdout", o ? o : "", "stderr", e ? e : "");
+    if (msg && j->ev.progress)
+        json_object_set(msg, "progress", j->ev.progress);
+    if (msg && j->ev.logs)
+        json_object_set(msg, "log", j->ev.logs);
     if (msg && frame_send_json(j->ctl_fd, msg) == 0) {
         j->out_sent = out_end;
         j->err_sent = err_end;
+        json_decref(j->ev.progress);
+        json_decref(j->ev.logs);
+        j->ev.progress = j->ev.logs = NULL;
     }
     json_decref(msg);
     free(o);
@@ -284,13 +359,13 @@ static void kill_leftovers(void)
  * spare made ahead of time. */
 static int child_spawn(const struct job_run *j, struct child *c)
 {
-    int in[2] = {-1, -1}, res[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1};
+    int in[2] = {-1, -1}, res[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, ev[2] = {-1, -1};
     int devnull = fd_high(open("/dev/null", O_RDWR | O_CLOEXEC)), r = 0;
     pid_t parent = getpid(), pid;
     struct sandbox_job sj;
 
     if (devnull < 0 || pipe_high(in) < 0 || pipe_high(res) < 0 || pipe_high(out) < 0 ||
-        pipe_high(err) < 0) {
+        pipe_high(err) < 0 || pipe_high(ev) < 0) {
         r = -EMFILE;
         goto out;
     }
@@ -309,15 +384,20 @@ static int child_spawn(const struct job_run *j, struct child *c)
         goto out;
     }
     if (pid == 0) {
-        child_setup(devnull, in[0], res[1], out[1], err[1], parent);
+        child_setup(devnull, in[0], res[1], out[1], err[1], ev[1], parent);
         if (j)
             child_exec_cold(j, &sj);
         /* A warm spare is sandboxed before it waits for its job. */
         enter_sandbox_or_die(&sj);
         warm_child_run();
     }
-    *c = (struct child){
-        pid, steal_fd(&in[1]), steal_fd(&res[0]), steal_fd(&out[0]), steal_fd(&err[0]), sj};
+    *c = (struct child){pid,
+                        steal_fd(&in[1]),
+                        steal_fd(&res[0]),
+                        steal_fd(&out[0]),
+                        steal_fd(&err[0]),
+                        steal_fd(&ev[0]),
+                        sj};
 out:
     close_fd(&in[0]);
     close_fd(&in[1]);
@@ -327,6 +407,8 @@ out:
     close_fd(&out[1]);
     close_fd(&err[0]);
     close_fd(&err[1]);
+    close_fd(&ev[0]);
+    close_fd(&ev[1]);
     close_fd(&devnull);
     return r;
 }
@@ -365,7 +447,7 @@ static void refill_spare(void)
 static int job_run(struct job_run *j, struct child *c)
 {
     int in[2] = {-1, c->in_w}, res[2] = {c->res_r, -1}, out[2] = {c->out_r, -1},
-        err[2] = {c->err_r, -1};
+        err[2] = {c->err_r, -1}, ev = c->ev_r;
     int pidfd = -1, r = 0;
     pid_t pid = c->pid;
     size_t written = 0, total_output = 0;
@@ -388,9 +470,9 @@ static int job_run(struct job_run *j, struct child *c)
     int64_t drain_deadline = 0, next_live = start + LIVE_OUTPUT_MS;
     bool ctl_open = j->ctl_fd >= 0;
     for (;;) {
-        struct pollfd p[6];
+        struct pollfd p[7];
         int np = 0, idx_in = -1, idx_res = -1, idx_out = -1, idx_err = -1, idx_pid = -1,
-            idx_ctl = -1;
+            idx_ctl = -1, idx_ev = -1;
         if (ctl_open && !exited) {
             p[np] = (struct pollfd){j->ctl_fd, POLLIN, 0};
             idx_ctl = np++;
@@ -410,6 +492,10 @@ static int job_run(struct job_run *j, struct child *c)
         if (err[0] >= 0) {
             p[np] = (struct pollfd){err[0], POLLIN, 0};
             idx_err = np++;
+        }
+        if (ev >= 0) {
+            p[np] = (struct pollfd){ev, POLLIN, 0};
+            idx_ev = np++;
         }
         if (!exited) {
             p[np] = (struct pollfd){pidfd, POLLIN, 0};
@@ -485,6 +571,8 @@ static int job_run(struct job_run *j, struct child *c)
                 kill_job(pid);
             }
         }
+        if (idx_ev >= 0 && p[idx_ev].revents && events_read(ev, &j->ev) <= 0)
+            close_fd(&ev);
         if (idx_pid >= 0 && p[idx_pid].revents) {
             exited = true;
             j->wall_ms = util_mono_ms() - start;
@@ -503,6 +591,9 @@ static int job_run(struct job_run *j, struct child *c)
      * any child of this process. */
     j->oom = sandbox_job_end(&c->sj);
     kill_leftovers();
+    /* The last progress and log lines go before the outcome. */
+    if (ctl_open)
+        send_live_output(j);
 out:
     close_fd(&in[0]);
     close_fd(&in[1]);
@@ -512,6 +603,7 @@ out:
     close_fd(&out[1]);
     close_fd(&err[0]);
     close_fd(&err[1]);
+    close_fd(&ev);
     close_fd(&pidfd);
     return r;
 }
@@ -687,6 +779,8 @@ static json_t *handle_request(json_t *req)
     }
     json_object_set_new(req, "tmpdir", json_string(tmpdir));
     json_object_set_new(req, "mode", json_string(ex.warm ? "warm" : "cold"));
+    if (config_str(CFG_DATA_DIR)[0])
+        json_object_set_new(req, "data_dir", json_string(config_str(CFG_DATA_DIR)));
     if (ex.warm)
         json_object_set_new(req, "base_vm_kb", json_integer(ex.spare_vm_kb));
     struct job_run j = {
@@ -730,6 +824,8 @@ static json_t *handle_request(json_t *req)
     free(j.out.buf);
     free(j.err.buf);
     free(j.res.buf);
+    json_decref(j.ev.progress);
+    json_decref(j.ev.logs);
     return reply;
 }
 

@@ -226,6 +226,40 @@ static void worker_stop_executor(struct worker *w, bool force)
  * GET /v1/jobs/{id}/logs reads it while the job runs. */
 static void worker_append_output(struct worker *w, const char *job_key, json_t *msg)
 {
+    json_t *progress = json_object_get(msg, "progress"), *logs = json_object_get(msg, "log");
+    if (w->q && (json_is_object(progress) || json_array_size(logs))) {
+        /* progress: the job hash's field, shown by GET /v1/jobs/{id}; log:
+         * the job's structured lines, kept beside it like its output. */
+        int n = 0;
+        if (json_is_object(progress)) {
+            char *p = json_dumps(progress, JSON_COMPACT);
+            redisAppendCommand(w->q->c, "HSET %s progress %s", job_key, p ? p : "{}");
+            free(p);
+            n++;
+        }
+        size_t i;
+        json_t *line;
+        json_array_foreach(logs, i, line)
+        {
+            char *l = json_dumps(line, JSON_COMPACT);
+            redisAppendCommand(w->q->c, "RPUSH %s:log %s", job_key, l ? l : "{}");
+            free(l);
+            n++;
+        }
+        if (json_array_size(logs)) {
+            redisAppendCommand(w->q->c, "EXPIRE %s:log %lld", job_key,
+                               config_int(CFG_FAILED_RESULT_TTL) + config_int(CFG_MAX_TIMEOUT));
+            n++;
+        }
+        for (int k = 0; k < n; k++) {
+            redisReply *r = NULL;
+            if (redisGetReply(w->q->c, (void **)&r) != REDIS_OK) {
+                worker_disconnect(w);
+                return;
+            }
+            freeReplyObject(r);
+        }
+    }
     static const char *const streams[] = {"stdout", "stderr"};
     for (size_t i = 0; i < ARRAY_SIZE(streams); i++) {
         json_t *chunk = json_object_get(msg, streams[i]);

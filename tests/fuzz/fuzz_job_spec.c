@@ -70,9 +70,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     {
         (void)v;
         CHECK(!strcmp(key, "code") || !strcmp(key, "entrypoint") || !strcmp(key, "params") ||
-              !strcmp(key, "data") || !strcmp(key, "timeout_s") || !strcmp(key, "memory_mb") ||
-              !strcmp(key, "max_attempts") || !strcmp(key, "retry_backoff_s"));
+              !strcmp(key, "data") || !strcmp(key, "data_csv") || !strcmp(key, "timeout_s") ||
+              !strcmp(key, "memory_mb") || !strcmp(key, "max_attempts") ||
+              !strcmp(key, "retry_backoff_s"));
     }
+    /* data_csv is CSV text, and never beside data. */
+    json_t *csv = json_object_get(spec, "data_csv");
+    CHECK(!csv || json_is_string(csv));
+    CHECK(!csv || !json_object_get(spec, "data") || json_is_null(json_object_get(spec, "data")));
 
     /* The retry policy is always filled in, within its bounds. */
     json_t *ma = json_object_get(spec, "max_attempts");

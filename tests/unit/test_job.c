@@ -56,6 +56,20 @@ static void test_given_values_kept(void **state)
     json_decref(spec);
 }
 
+static void test_data_csv(void **state)
+{
+    (void)state;
+    char err[512];
+    json_t *spec = NULL;
+    assert_int_equal(parse("{\"code\":\"x\",\"data_csv\":\"a,b\\n1,2\\n\"}", &spec, err), 0);
+    assert_string_equal(json_string_value(json_object_get(spec, "data_csv")), "a,b\n1,2\n");
+    json_decref(spec);
+    expect_error("{\"code\":\"x\",\"data_csv\":[1]}",
+                 "field 'data_csv' must be a string (CSV text), not array");
+    expect_error("{\"code\":\"x\",\"data\":[1],\"data_csv\":\"a\\n\"}",
+                 "field 'data_csv' cannot be given with 'data'");
+}
+
 static void test_malformed_json_has_line_and_column(void **state)
 {
     (void)state;
@@ -157,6 +171,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults_filled),
         cmocka_unit_test(test_given_values_kept),
+        cmocka_unit_test(test_data_csv),
         cmocka_unit_test(test_malformed_json_has_line_and_column),
         cmocka_unit_test(test_missing_code),
         cmocka_unit_test(test_wrong_types_name_field_and_type),

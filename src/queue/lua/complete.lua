@@ -70,6 +70,10 @@ redis.call('HSET', KEYS[1], 'status', status, 'finished_ms', ARGV[4])
 local ttl = tonumber(status == 'succeeded' and ARGV[6] or ARGV[7])
 if ttl > 0 then
   redis.call('EXPIRE', KEYS[1], ttl)
+  -- The job's structured log lines live as long as its record.
+  redis.call('EXPIRE', KEYS[1] .. ':log', ttl)
+else
+  redis.call('PERSIST', KEYS[1] .. ':log')
 end
 stratq_index(ARGV[8], ARGV[1], 'running', status, ARGV[4], tonumber(ARGV[9]))
 redis.call('HINCRBY', stats, 'completed:' .. status, 1)

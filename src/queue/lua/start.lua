@@ -29,6 +29,8 @@ end
 redis.call('HDEL', KEYS[1], 'finished_ms', 'result', 'error', 'stdout', 'stderr', 'usage',
            'cancel_requested_ms', 'next_run_ms')
 redis.call('HSET', KEYS[1], 'status', 'running', 'worker', ARGV[2], 'started_ms', ARGV[3])
+-- Progress is the running attempt's own.
+redis.call('HDEL', KEYS[1], 'progress')
 stratq_index(ARGV[5], ARGV[1], 'queued', 'running', ARGV[3], tonumber(ARGV[6]))
 local created = tonumber(redis.call('HGET', KEYS[1], 'created_ms'))
 if created then
