@@ -310,12 +310,6 @@ def test_jobs_listing_pages(idle):
     assert ei.value.field == "limit", ei.value
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="API bug: list.lua reads at most 2*limit+1 members at the cursor's score, so when "
-    "more jobs than that share a creation millisecond (a batch), a page after them comes back "
-    "empty with next_cursor null and the listing silently ends early",
-)
 def test_jobs_listing_pages_through_jobs_created_in_the_same_millisecond(idle, r):
     c, _ = idle
     ids = c.submit_batch([{"code": RETURN_7, "id": f"same-ms-{i}"} for i in range(7)])

@@ -6,29 +6,41 @@
 -- created_ms, started_ms, finished_ms, worker, index score. Ids whose hash
 -- has expired are dropped from the index on the way.
 local limit = tonumber(ARGV[3])
+local key = KEYS[1]
 local out = {}
 local n = 0
-local max = ARGV[1]
-local skip_id = ARGV[2]
+local cur_score, cur_id = ARGV[1], ARGV[2]
+-- The page starts right after the cursor's job, by rank: jobs created in
+-- the same millisecond (a batch) share a score, and however many there
+-- are, none is skipped or repeated.
+local start
+if cur_id ~= '' then
+  local rank = redis.call('ZREVRANK', key, cur_id)
+  if rank then
+    start = rank + 1
+  end
+end
+-- The cursor's job has left the index (expired): resume at its score,
+-- leaving out the ids with that score at or above it, which came before.
+local check_ties = false
+if not start then
+  start = redis.call('ZCOUNT', key, '(' .. cur_score, '+inf')
+  check_ties = cur_id ~= ''
+end
 while n < limit do
-  local batch = redis.call('ZREVRANGEBYSCORE', KEYS[1], max, '-inf', 'WITHSCORES', 'LIMIT', 0,
-                           limit * 2 + 1)
+  local batch = redis.call('ZREVRANGE', key, start, start + limit * 2, 'WITHSCORES')
   if #batch == 0 then
     break
   end
-  local progressed = false
+  local removed = 0
   for i = 1, #batch, 2 do
     local id, score = batch[i], batch[i + 1]
-    -- Members with the cursor's own score come in reverse id order; those
-    -- at or above the cursor id were on an earlier page.
-    if skip_id ~= '' and score == max and id >= skip_id then
-      -- already returned
-    else
-      progressed = true
+    if not (check_ties and score == cur_score and id >= cur_id) then
       local f = redis.call('HMGET', ARGV[4] .. id, 'status', 'attempts', 'created_ms',
                           'started_ms', 'finished_ms', 'worker')
       if not f[1] then
-        redis.call('ZREM', KEYS[1], id)
+        redis.call('ZREM', key, id)
+        removed = removed + 1
       else
         for _, v in ipairs({id, f[1], f[2] or '', f[3] or '', f[4] or '', f[5] or '',
                             f[6] or '', score}) do
@@ -39,12 +51,9 @@ while n < limit do
           break
         end
       end
-      max = score
-      skip_id = id
     end
   end
-  if not progressed then
-    break
-  end
+  -- Removing a member moved the ones after it up by one.
+  start = start + #batch / 2 - removed
 end
 return out
