@@ -30,6 +30,8 @@ struct child {
     int index;
     pid_t pid;
     int64_t started_ms;
+    bool retiring; /* scaled down: draining, not to be restarted */
+    bool retired;  /* gone for good; the slot may be reused */
     char log[512];
 };
 
@@ -40,7 +42,9 @@ struct up {
     char redis_server[512];
     int redis_port;
     char state_dir[400];
+    char api_url[160];
     bool own_redis;
+    int next_worker; /* index of the next worker started */
 };
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -181,7 +185,15 @@ static int write_redis_conf(struct up *u, const char *password)
 
 static struct child *add_child(struct up *u, enum child_kind kind, int index, const char *name)
 {
-    struct child *c = &u->children[u->nchildren++];
+    struct child *c = NULL;
+    for (int i = 0; i < u->nchildren && !c; i++)
+        if (u->children[i].retired)
+            c = &u->children[i];
+    if (!c && u->nchildren < MAX_CHILDREN)
+        c = &u->children[u->nchildren++];
+    if (!c)
+        return NULL;
+    *c = (struct child){0};
     c->kind = kind;
     c->index = index;
     snprintf(c->log, sizeof(c->log), "%s/logs/%s.log", u->state_dir, name);
@@ -289,6 +301,94 @@ static const char *kind_name(enum child_kind k)
     return k == CHILD_REDIS ? "redis-server" : k == CHILD_API ? "api" : "worker";
 }
 
+/* Workers running and not being scaled away, and those draining. */
+static void count_workers(const struct up *u, int *active, int *draining)
+{
+    *active = *draining = 0;
+    for (int i = 0; i < u->nchildren; i++) {
+        const struct child *c = &u->children[i];
+        if (c->kind != CHILD_WORKER || c->retired)
+            continue;
+        if (c->retiring)
+            (*draining)++;
+        else
+            (*active)++;
+    }
+}
+
+/* <state>/up.json: how scripts find this stack (scripts/scale-workers.sh
+ * local, scripts/monitor-workers.sh local). Written whole, then renamed. */
+static void write_state(const struct up *u)
+{
+    char path[520], tmp[530];
+    int active, draining;
+    count_workers(u, &active, &draining);
+    snprintf(path, sizeof(path), "%s/up.json", u->state_dir);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "we");
+    if (!f)
+        return;
+    fprintf(f, "{\"pid\": %d, \"api_url\": \"%s\", \"workers\": %d, \"draining\": %d}\n",
+            (int)getpid(), u->api_url, active, draining);
+    if (fclose(f) == 0)
+        rename(tmp, path);
+}
+
+static void start_worker(struct up *u)
+{
+    char name[32];
+    int index = ++u->next_worker;
+    snprintf(name, sizeof(name), "worker-%d", index);
+    struct child *c = add_child(u, CHILD_WORKER, index, name);
+    if (c)
+        start_child(u, c);
+}
+
+/* SIGHUP: the number in <state>/workers is how many workers to run. New
+ * ones start; surplus ones (the newest first) get SIGTERM and drain: each
+ * finishes its job, or gives it back to the queue after the drain timeout,
+ * so no job is lost. */
+static void rescale(struct up *u)
+{
+    char path[520], text[32] = "";
+    snprintf(path, sizeof(path), "%s/workers", u->state_dir);
+    FILE *f = fopen(path, "re");
+    if (!f || !fgets(text, sizeof(text), f)) {
+        say("SIGHUP: cannot read %s; write the number of workers there first", path);
+        if (f)
+            fclose(f);
+        return;
+    }
+    fclose(f);
+    char *end;
+    long want = strtol(text, &end, 10);
+    while (*end == '\n' || *end == ' ')
+        end++;
+    if (end == text || *end || want < 1 || want > 256) {
+        say("SIGHUP: %s must hold a number of workers from 1 to 256", path);
+        return;
+    }
+    int active, draining;
+    count_workers(u, &active, &draining);
+    while (active < want) {
+        start_worker(u);
+        active++;
+    }
+    for (int i = u->nchildren - 1; i >= 0 && active > want; i--) {
+        struct child *c = &u->children[i];
+        if (c->kind != CHILD_WORKER || c->retired || c->retiring)
+            continue;
+        c->retiring = true;
+        active--;
+        if (c->pid > 0)
+            kill(c->pid, SIGTERM);
+        else
+            c->retired = true;
+    }
+    say("scaled to %ld workers", want);
+    write_state(u);
+}
+
 static int supervise(struct up *u, sigset_t *mask)
 {
     for (;;) {
@@ -297,20 +397,34 @@ static int supervise(struct up *u, sigset_t *mask)
         int sig = sigtimedwait(mask, &si, &ts);
         if (sig == SIGINT || sig == SIGTERM)
             return 0;
+        if (sig == SIGHUP)
+            rescale(u);
         /* SIGCHLD or a periodic check: restart whatever died. */
+        bool changed = false;
         for (int i = 0; i < u->nchildren; i++) {
             struct child *c = &u->children[i];
             int status;
+            if (c->retired)
+                continue;
             if (c->pid > 0 && waitpid(c->pid, &status, WNOHANG) == c->pid) {
+                if (c->retiring) {
+                    say("%s %d (pid %d) drained and stopped", kind_name(c->kind), c->index,
+                        (int)c->pid);
+                    c->pid = 0;
+                    c->retired = changed = true;
+                    continue;
+                }
                 say("%s %d (pid %d) exited (%s %d); restarting it", kind_name(c->kind), c->index,
                     (int)c->pid, WIFSIGNALED(status) ? "signal" : "code",
                     WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
                 c->pid = 0;
             }
             /* Restart at most once a second, so a crash loop does not spin. */
-            if (c->pid == 0 && util_mono_ms() - c->started_ms >= 1000)
+            if (c->pid == 0 && !c->retiring && util_mono_ms() - c->started_ms >= 1000)
                 start_child(u, c);
         }
+        if (changed)
+            write_state(u);
     }
 }
 
@@ -351,6 +465,7 @@ int up_main(int argc, char **argv)
     sigaddset(&mask, SIGINT);
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGCHLD);
+    sigaddset(&mask, SIGHUP);
     sigprocmask(SIG_BLOCK, &mask, NULL);
     curl_global_init(CURL_GLOBAL_DEFAULT);
 
@@ -390,8 +505,8 @@ int up_main(int argc, char **argv)
      * password does not show in /proc/PID/cmdline. */
     setenv("STRATQ_REDIS_URL", u.redis_url, 1);
 
-    char api_url[160], health[200];
-    snprintf(api_url, sizeof(api_url), "http://%s:%lld", config_str(CFG_API_BIND),
+    char *api_url = u.api_url, health[200];
+    snprintf(u.api_url, sizeof(u.api_url), "http://%s:%lld", config_str(CFG_API_BIND),
              config_int(CFG_API_PORT));
     snprintf(health, sizeof(health), "%s/healthz", api_url);
     start_child(&u, add_child(&u, CHILD_API, 0, "api"));
@@ -402,17 +517,18 @@ int up_main(int argc, char **argv)
         rc = 1;
     } else {
         say("api     %s", api_url);
-        for (int i = 0; i < config_int(CFG_WORKERS); i++) {
-            char name[32];
-            snprintf(name, sizeof(name), "worker-%d", i + 1);
-            start_child(&u, add_child(&u, CHILD_WORKER, i + 1, name));
-        }
+        for (int i = 0; i < config_int(CFG_WORKERS); i++)
+            start_worker(&u);
         say("workers %lld, logs in %s/logs", config_int(CFG_WORKERS), u.state_dir);
+        write_state(&u);
         say("ready: STRATQ_API_URL=%s stratq submit examples/hello.py --wait", api_url);
-        say("Ctrl-C stops everything");
+        say("Ctrl-C stops everything; scripts/scale-workers.sh local N rescales");
         supervise(&u, &mask);
         say("stopping");
     }
+    char state_file[520];
+    snprintf(state_file, sizeof(state_file), "%s/up.json", u.state_dir);
+    unlink(state_file);
     stop_kind(&u, CHILD_WORKER, (int)(config_int(CFG_DRAIN_TIMEOUT) + 5) * 1000);
     stop_kind(&u, CHILD_API, 5000);
     stop_kind(&u, CHILD_REDIS, 10000);

@@ -80,6 +80,10 @@ enum cfg_type { CFG_STR, CFG_INT, CFG_BOOL };
       "Times a job may lose its worker (killed, OOM) before it is dead (a poison pill)")           \
     X(BACKOFF_CAP, "retry-backoff-cap", "STRATQ_RETRY_BACKOFF_CAP_S", CFG_INT, "300", 1, 86400,    \
       CMD_WORKER | CMD_UP, "Longest delay before a retry, in seconds")                             \
+    X(HEALTH_PORT, "health-port", "STRATQ_HEALTH_PORT", CFG_INT, "0", 0, 65535, CMD_WORKER,        \
+      "Port of the worker's health server (/livez, /healthz, /readyz, /metrics); 0: none")         \
+    X(HEALTH_BIND, "health-bind", "STRATQ_HEALTH_BIND", CFG_STR, "0.0.0.0", 0, 0, CMD_WORKER,      \
+      "Address the worker's health server listens on")                                             \
     X(CHECK, "check", NULL, CFG_BOOL, "false", 0, 0, CMD_WORKER,                                   \
       "Print which sandbox layers this host offers, then exit")                                    \
     X(WORKER_ID, "worker-id", "STRATQ_WORKER_ID", CFG_STR, "", 0, 0, CMD_WORKER,                   \

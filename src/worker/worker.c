@@ -19,6 +19,7 @@
 #include "../common/util.h"
 #include "../queue/queue.h"
 #include "executor.h"
+#include "health.h"
 #include "sandbox.h"
 
 /* Seconds BLMOVE blocks; bounds how long a stop request waits. */
@@ -45,6 +46,8 @@ struct worker {
     int64_t next_promote_ms, next_reap_ms;
     int64_t give_up_at; /* when set, stop waiting for Redis then (deregistering) */
     char *sandbox;      /* the executor's sandbox layers, JSON (registration) */
+    bool registered;    /* its last heartbeat reached Redis */
+    int executor_starts;
 };
 
 static volatile sig_atomic_t stop_signals;
@@ -53,6 +56,13 @@ static void on_stop_signal(int sig)
 {
     (void)sig;
     stop_signals++;
+}
+
+/* Tells the health port how the worker is (health.h). */
+static void worker_health(const struct worker *w)
+{
+    health_update(stop_signals ? "draining" : w->state, w->q != NULL, w->exec_fd >= 0,
+                  w->registered && w->q != NULL);
 }
 
 static void worker_disconnect(struct worker *w)
@@ -85,6 +95,7 @@ static int worker_connect(struct worker *w, bool give_up_on_stop)
         if (w->give_up_at && util_mono_ms() >= w->give_up_at)
             return -ETIMEDOUT;
         log_warn("Redis unavailable, retrying", "{s:s, s:i}", "error", err, "retry_ms", backoff_ms);
+        worker_health(w);
         usleep((useconds_t)backoff_ms * 1000);
         backoff_ms = backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2;
     }
@@ -164,6 +175,7 @@ static void worker_heartbeat(struct worker *w)
                           "sandbox",
                           w->sandbox ? w->sandbox : "{}"};
     redisReply *r = worker_eval(w, QS_HEARTBEAT, 2, (int)ARRAY_SIZE(argv), argv, NULL, true);
+    w->registered = r && r->type == REDIS_REPLY_INTEGER;
     if (r)
         freeReplyObject(r);
     w->next_heartbeat_ms = util_mono_ms() + config_int(CFG_HEARTBEAT) * 1000;
@@ -199,6 +211,9 @@ static int worker_start_executor(struct worker *w)
     free(w->sandbox);
     w->sandbox = json_dumps(json_object_get(hello, "sandbox"), JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(hello);
+    health_set_sandbox(w->sandbox);
+    if (w->executor_starts++ > 0)
+        health_executor_restarted();
     char err[300];
     if (sandbox_require(w->sandbox, config_str(CFG_SANDBOX_REQUIRE), err, sizeof(err)) < 0) {
         log_error("a required sandbox layer is missing; not taking jobs", "{s:s}", "error", err);
@@ -310,6 +325,7 @@ static int worker_await(struct worker *w, const char *job_key, json_t **ret_repl
     int64_t drain_deadline = 0, next_cancel_check = util_mono_ms() + CANCEL_POLL_MS;
     bool cancel_sent = false;
     for (;;) {
+        worker_health(w);
         if (stop_signals >= 2)
             return -ECANCELED;
         if (stop_signals && !drain_deadline)
@@ -444,6 +460,7 @@ static void worker_complete(struct worker *w, const char *id, long long attempt,
             w->jobs_done++;
         else
             w->jobs_failed++;
+        health_job_done(status, json_integer_value(json_object_get(usage_obj, "wall_ms")));
     } else if (r->type == REDIS_REPLY_INTEGER && r->integer == 2) {
         log_info("the job's outcome was already recorded (a retried call)", "{s:s, s:I}", "id", id,
                  "attempt", (json_int_t)attempt);
@@ -680,6 +697,7 @@ static void worker_housekeeping(struct worker *w)
 static int worker_loop(struct worker *w)
 {
     while (!stop_signals) {
+        worker_health(w);
         if (util_mono_ms() >= w->next_heartbeat_ms)
             worker_heartbeat(w);
         worker_housekeeping(w);
@@ -821,6 +839,12 @@ int worker_main(int argc, char **argv)
                 w.id);
         goto out;
     }
+    if ((r = health_start(config_str(CFG_HEALTH_BIND), (int)config_int(CFG_HEALTH_PORT), w.id)) <
+        0) {
+        fprintf(stderr, "stratq worker: cannot serve the health port %s:%lld: %s\n",
+                config_str(CFG_HEALTH_BIND), config_int(CFG_HEALTH_PORT), strerror(-r));
+        goto out;
+    }
     w.processing_key = queue_processing_key(&w.names, w.id);
     w.worker_key = queue_worker_key(&w.names, w.id);
     w.started_ms = util_now_ms();
@@ -856,6 +880,7 @@ int worker_main(int argc, char **argv)
 out:
     worker_stop_executor(&w, true);
     worker_disconnect(&w);
+    health_stop();
     free(w.processing_key);
     free(w.worker_key);
     free(w.sandbox);
