@@ -1,62 +1,70 @@
 """Bollinger-band mean reversion.
 
-Goes long when the close falls below the lower band (mean - k * std over the
-window) and short when it rises above the upper band; either position is
-closed when the close crosses back over the moving average.
+Goes long when the close falls below the lower band (the window's mean minus
+k standard deviations) and, with allow_short, short when it rises above the
+upper band; either position is closed when the close crosses back over the
+moving average.
 
-Input (ctx.data): {"symbol": ..., "dates": [ISO dates], "close": [floats]},
-as written by examples/data/make_prices.py; a bare list of closes also works.
+Data: as for ma_crossover.py. ctx.data is a DataFrame with ``date`` and
+``close`` columns (``--data examples/data/prices.csv``), the JSON of
+examples/data/prices.json, or a bare JSON list of closes; or
+params["dataset"] names a CSV file of the data directory (STRATQ_DATA_DIR),
+read with ctx.dataset().
 
 Params (ctx.params), all optional:
-    window           band window in days (default 20)
-    k                band width in standard deviations (default 2.0)
-    allow_short      take short positions above the upper band (default true)
-    initial_capital  starting equity (default 10000)
+    window       band window in days (default 20)
+    k            band width in standard deviations (default 2.0)
+    allow_short  take short positions above the upper band (default true)
+    cost_bps     trading cost in basis points of the traded value (default 5)
+    symbol       the price column to trade (default "close")
+    dataset      see above
 
-The position decided on day t's close is held over day t+1. Returns the same
-metrics as ma_crossover.py: total_return, sharpe (annualised, 252 days),
-max_drawdown (fraction <= 0), trades (position changes), final_equity.
+The position (1 long, -1 short, 0 flat) decided on day t's close is held
+over day t+1. Returns a stratq.Result (docs/result-shape.md).
 
-    stratq submit examples/mean_reversion.py --data examples/data/prices.json --wait
+    stratq submit examples/mean_reversion.py --data examples/data/prices.csv --wait
 """
 
 import math
 
 import pandas as pd
 
-TRADING_DAYS = 252
+import stratq
 
 
-def _closes(data):
-    if isinstance(data, dict):
-        close = data.get("close")
-        dates = data.get("dates")
+def load_close(ctx):
+    """The close prices to trade, as a float Series indexed by date."""
+    params = ctx.params or {}
+    column = params.get("symbol") or "close"
+    if params.get("dataset"):
+        source = f"dataset {params['dataset']}"
+        frame = ctx.dataset(params["dataset"])
+    elif ctx.data is not None:
+        source = "ctx.data"
+        frame = ctx.data
     else:
-        close, dates = data, None
-    if not isinstance(close, list) or len(close) < 2:
-        raise ValueError("ctx.data must hold a list of at least 2 close prices")
-    index = pd.to_datetime(dates) if dates else pd.RangeIndex(len(close))
-    if len(index) != len(close):
-        raise ValueError("ctx.data: 'dates' and 'close' differ in length")
-    return pd.Series(close, index=index, dtype="float64")
+        raise ValueError("no prices: submit with --data examples/data/prices.csv, "
+                         'or name a dataset in the params ({"dataset": "prices"})')
+    if isinstance(frame, list):  # a bare JSON list of closes
+        frame = {"close": frame}
+    if isinstance(frame, dict):  # the JSON of prices.json
+        frame = pd.DataFrame({k: frame[v] for k, v in (("date", "dates"), ("close", "close"))
+                              if frame.get(v) is not None})
+    if not isinstance(frame, pd.DataFrame):
+        raise ValueError(f"{source} must be a table of prices, not {type(frame).__name__}")
+    if column not in frame.columns:
+        raise ValueError(f"{source} has no column {column!r} (columns: {list(frame.columns)})")
+    close = frame[column].astype("float64")
+    close.name = params.get("symbol")  # the symbol in the trades
+    if "date" in frame.columns:
+        close.index = pd.to_datetime(frame["date"])
+    if len(close) < 2:
+        raise ValueError(f"{source} has {len(close)} price(s); at least 2 are needed")
+    return close, source
 
 
-def _metrics(position, close, capital):
-    """Score a -1/0/1 daily position series against the closes."""
-    daily = close.pct_change().fillna(0.0)
-    held = position.shift(1).fillna(0.0)
-    strategy = held * daily
-    equity = capital * (1.0 + strategy).cumprod()
-    std = strategy.std()
-    sharpe = 0.0 if not std or math.isnan(std) else strategy.mean() / std * math.sqrt(TRADING_DAYS)
-    drawdown = (equity / equity.cummax() - 1.0).min()
-    return {
-        "total_return": round(float(equity.iloc[-1] / capital - 1.0), 6),
-        "sharpe": round(float(sharpe), 6),
-        "max_drawdown": round(float(drawdown), 6),
-        "trades": int(position.diff().fillna(position.iloc[0]).abs().gt(0).sum()),
-        "final_equity": round(float(equity.iloc[-1]), 2),
-    }
+def rounded(x, digits=3):
+    return None if x is None else round(float(x), digits)
 
 
 def run(ctx):
@@ -68,18 +76,20 @@ def run(ctx):
     if not k > 0:
         raise ValueError(f"param 'k' must be > 0, got {k!r}")
     allow_short = bool(params.get("allow_short", True))
-    capital = float(params.get("initial_capital", 10000.0))
+    cost_bps = float(params.get("cost_bps", 5.0))
 
-    close = _closes(ctx.data)
+    close, source = load_close(ctx)
+    ctx.log("prices loaded", source=source, rows=len(close))
     mid = close.rolling(window).mean()
     band = k * close.rolling(window).std()
     lower, upper = mid - band, mid + band
 
-    # The band rule is path dependent (hold until the mean is crossed), so
-    # walk the series once instead of vectorising.
+    # The rule is path dependent (hold until the mean is crossed), so walk
+    # the series once; ctx.progress is cheap enough to call on every row.
     state = 0.0
     positions = []
-    for price, m, lo, hi in zip(close.to_numpy(), mid.to_numpy(), lower.to_numpy(), upper.to_numpy()):
+    rows = zip(close.to_numpy(), mid.to_numpy(), lower.to_numpy(), upper.to_numpy())
+    for i, (price, m, lo, hi) in enumerate(rows):
         if math.isnan(m):
             state = 0.0
         elif state == 0.0:
@@ -92,8 +102,13 @@ def run(ctx):
         elif state < 0 and price <= m:
             state = 0.0
         positions.append(state)
+        ctx.progress(0.9 * (i + 1) / len(close), "walking the bands")
     position = pd.Series(positions, index=close.index)
 
-    result = _metrics(position, close, capital)
-    result.update({"window": window, "k": k, "days": int(len(close))})
+    bt = stratq.backtest(close, position, cost_bps=cost_bps)
+    result = stratq.Result.from_backtest(bt, window=window, k=k, allow_short=allow_short,
+                                         cost_bps=cost_bps)
+    ctx.log("backtest done", trades=len(bt.trades), sharpe=rounded(result.metrics["sharpe"]),
+            days_long=int((position > 0).sum()), days_short=int((position < 0).sum()))
+    ctx.progress(1.0, "done")
     return result

@@ -347,7 +347,7 @@ static void print_log_lines(const json_t *lines)
         json_t *v;
         json_object_foreach(json_object_get(l, "fields"), k, v)
         {
-            char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+            char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
             fprintf(stderr, " %s=%s", k, text ? text : "?");
             free(text);
         }
@@ -364,6 +364,44 @@ static void progress_text(const json_t *job, char *buf, size_t len)
         snprintf(buf, len, " %.0f%%%s%s", json_number_value(json_object_get(p, "fraction")) * 100,
                  json_string_length(json_object_get(p, "message")) ? " " : "",
                  json_string_value(json_object_get(p, "message")) ?: "");
+}
+
+/* A stratq.Result (docs/result-shape.md) in a few lines: its metrics, the
+ * ends of the equity curve, the number of trades, the extra values. --json
+ * prints all of it. */
+static void print_backtest(const json_t *r)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(json_object_get(r, "metrics"), k, v)
+    {
+        char *text = json_dumps(v, JSON_ENCODE_ANY | JSON_REAL_PRECISION(6));
+        printf("%-24s %s\n", k, text ? text : "?");
+        free(text);
+    }
+    json_t *eq = json_object_get(r, "equity");
+    json_t *t = json_object_get(eq, "t"), *val = json_object_get(eq, "v");
+    size_t n = json_array_size(val);
+    if (n) {
+        char *t0 = json_dumps(json_array_get(t, 0), JSON_ENCODE_ANY);
+        char *t1 = json_dumps(json_array_get(t, n - 1), JSON_ENCODE_ANY);
+        printf("%-24s %zu points, %.10g at %s -> %.10g at %s\n", "equity", n,
+               json_number_value(json_array_get(val, 0)), t0 ? t0 : "?",
+               json_number_value(json_array_get(val, n - 1)), t1 ? t1 : "?");
+        free(t0);
+        free(t1);
+    }
+    if (json_is_integer(json_object_get(r, "n_trades")))
+        printf("%-24s %lld\n", "trades", field_int(r, "n_trades"));
+    json_object_foreach(json_object_get(r, "extra"), k, v)
+    {
+        char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
+        if (text && strlen(text) <= 200)
+            printf("%-24s %s\n", k, text);
+        else
+            printf("%-24s (%zu bytes of JSON; see --json)\n", k, text ? strlen(text) : 0);
+        free(text);
+    }
 }
 
 static void print_job(const json_t *job, bool with_result)
@@ -404,7 +442,10 @@ static void print_job(const json_t *job, bool with_result)
     json_t *result = json_object_get(job, "result");
     if (result && !json_is_null(result)) {
         printf("--- result\n");
-        print_json(result);
+        if (json_object_get(result, "stratq_result"))
+            print_backtest(result);
+        else
+            print_json(result);
     }
 }
 

@@ -39,7 +39,8 @@ static struct {
     const char *python;
     const char *harness_dir;
     char **envp;
-    char work_dir[256]; /* holds one temporary directory per job */
+    char work_dir[256];  /* holds one temporary directory per job */
+    char data_dir[4096]; /* STRATQ_DATA_DIR, absolute */
     /* Warm mode: a child forked ahead of time, waiting for its job. */
     struct child {
         pid_t pid;
@@ -620,6 +621,12 @@ static void set_text(json_t *reply, const char *key, const struct capture *c)
     free(s);
 }
 
+static long long cpu_ms_of(const struct rusage *ru)
+{
+    return (long long)ru->ru_utime.tv_sec * 1000 + ru->ru_utime.tv_usec / 1000 +
+           (long long)ru->ru_stime.tv_sec * 1000 + ru->ru_stime.tv_usec / 1000;
+}
+
 /* Decides the job's status from how its child ended and what it reported. */
 static json_t *build_reply(struct job_run *j)
 {
@@ -668,7 +675,12 @@ static json_t *build_reply(struct job_run *j)
                  "were killed",
                  j->memory_mb);
         error = error_obj("MemoryExceeded", msg);
-    } else if (WIFSIGNALED(j->wait_status) && WTERMSIG(j->wait_status) == SIGXCPU) {
+    } else if (WIFSIGNALED(j->wait_status) &&
+               (WTERMSIG(j->wait_status) == SIGXCPU ||
+                /* The first process of a pid namespace ignores SIGXCPU; the
+                 * kernel then kills it at the hard limit. */
+                (WTERMSIG(j->wait_status) == SIGKILL &&
+                 cpu_ms_of(&j->ru) >= (long long)(ceil(j->timeout_s) + 1) * 1000))) {
         status = "cpu_exceeded";
         error = error_obj("CpuExceeded", "the job used up its CPU time limit");
     } else if (harness && json_is_string(json_object_get(harness, "status"))) {
@@ -708,8 +720,7 @@ static json_t *build_reply(struct job_run *j)
         json_object_set_new(reply, "error", error);
     set_text(reply, "stdout", &j->out);
     set_text(reply, "stderr", &j->err);
-    long long cpu_ms = (long long)j->ru.ru_utime.tv_sec * 1000 + j->ru.ru_utime.tv_usec / 1000 +
-                       (long long)j->ru.ru_stime.tv_sec * 1000 + j->ru.ru_stime.tv_usec / 1000;
+    long long cpu_ms = cpu_ms_of(&j->ru);
     json_object_set_new(reply, "usage",
                         json_pack("{s:I, s:I, s:I}", "wall_ms", (json_int_t)j->wall_ms, "cpu_ms",
                                   (json_int_t)cpu_ms, "max_rss_kb", (json_int_t)j->ru.ru_maxrss));
@@ -779,8 +790,8 @@ static json_t *handle_request(json_t *req)
     }
     json_object_set_new(req, "tmpdir", json_string(tmpdir));
     json_object_set_new(req, "mode", json_string(ex.warm ? "warm" : "cold"));
-    if (config_str(CFG_DATA_DIR)[0])
-        json_object_set_new(req, "data_dir", json_string(config_str(CFG_DATA_DIR)));
+    if (ex.data_dir[0])
+        json_object_set_new(req, "data_dir", json_string(ex.data_dir));
     if (ex.warm)
         json_object_set_new(req, "base_vm_kb", json_integer(ex.spare_vm_kb));
     struct job_run j = {
@@ -899,8 +910,12 @@ int executor_main(int argc, char **argv)
     /* Warm jobs may exec the interpreter they were forked from (sys.executable,
      * for multiprocessing's spawn and its resource tracker); cold jobs are
      * exec'd as STRATQ_PYTHON. */
-    sandbox_prepare(harness_dir, ex.work_dir, ex.warm ? WARM_PYTHON : ex.python,
-                    config_str(CFG_DATA_DIR));
+    /* Jobs run in their own temporary directories: the data directory is
+     * passed on absolute. */
+    if (config_str(CFG_DATA_DIR)[0] && !realpath(config_str(CFG_DATA_DIR), ex.data_dir))
+        log_warn("the data directory cannot be found; jobs will see none", "{s:s, s:s}", "dir",
+                 config_str(CFG_DATA_DIR), "error", strerror(errno));
+    sandbox_prepare(harness_dir, ex.work_dir, ex.warm ? WARM_PYTHON : ex.python, ex.data_dir);
     /* Jobs of their own uid reach their temporary directories through the
      * work directory, but cannot list it. */
     if (sst.active[SB_UID])

@@ -247,7 +247,7 @@ static void worker_append_output(struct worker *w, const char *job_key, json_t *
          * the job's structured lines, kept beside it like its output. */
         int n = 0;
         if (json_is_object(progress)) {
-            char *p = json_dumps(progress, JSON_COMPACT);
+            char *p = json_dumps(progress, JSON_COMPACT | JSON_REAL_PRECISION(15));
             redisAppendCommand(w->q->c, "HSET %s progress %s", job_key, p ? p : "{}");
             free(p);
             n++;
@@ -256,7 +256,9 @@ static void worker_append_output(struct worker *w, const char *job_key, json_t *
         json_t *line;
         json_array_foreach(logs, i, line)
         {
-            char *l = json_dumps(line, JSON_COMPACT);
+            /* 15 digits: what the job wrote (9203.97), not its nearest
+             * double's 17 (9203.9699999999993). */
+            char *l = json_dumps(line, JSON_COMPACT | JSON_REAL_PRECISION(15));
             redisAppendCommand(w->q->c, "RPUSH %s:log %s", job_key, l ? l : "{}");
             free(l);
             n++;

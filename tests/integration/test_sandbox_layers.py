@@ -221,3 +221,25 @@ def test_a_job_reads_the_data_directory_and_cannot_write_it(stack, tmp_path_fact
         assert sorted(os.listdir(data)) == ["prices.csv"]
     finally:
         shutil.rmtree(data)
+
+
+def test_threads_past_the_cpu_limit_are_cpu_exceeded(stack):
+    # Four threads hash without the GIL, so CPU time passes the limit (just
+    # above timeout_s) well before the wall clock does: cpu_exceeded, also
+    # when the job is PID 1 of its pid namespace, which ignores SIGXCPU and
+    # is killed at the hard limit.
+    job, _ = run_job(stack, """
+        import hashlib, threading
+        def burn():
+            block = b"x" * (8 << 20)
+            while True:
+                hashlib.sha256(block).digest()
+        def run(ctx):
+            threads = [threading.Thread(target=burn, daemon=True) for _ in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        """, timeout_s=12)
+    assert job["status"] == "cpu_exceeded", job
+    assert job["usage"]["cpu_ms"] >= 13000, job["usage"]
