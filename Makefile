@@ -34,7 +34,7 @@ objs = $(patsubst src/%.c,$(1)/obj/%.o,$(2))
 REL_OBJ := $(call objs,build,$(LIB_SRC)) build/obj/gen/lua.o
 ASAN_OBJ := $(call objs,build/asan,$(LIB_SRC)) build/asan/obj/gen/lua.o
 
-.PHONY: all deps test unit integration demo bench bench-api bench-exec bench-sandbox fuzz fuzz-smoke clean lint format chaos soak
+.PHONY: all deps test unit integration deploy-test demo bench bench-api bench-exec bench-sandbox fuzz fuzz-smoke clean lint format chaos soak
 all: build/stratq
 
 deps:
@@ -83,6 +83,13 @@ COLD_TESTS := $(addprefix tests/integration/,test_worker.py test_executor.py tes
               test_reliability.py test_protocol.py test_examples.py test_cli.py test_api.py \
               test_sandbox.py test_sandbox_layers.py test_sdk.py)
 
+# Deployment files (tests/deploy): the Dockerfile, the Compose file, the
+# Kubernetes manifests against the upstream schemas in ../shared/schemas, and
+# scripts/scale-workers.sh and monitor-workers.sh (with fake docker/kubectl,
+# and for real on a local stack). No container engine or cluster needed.
+deploy-test: deps build/stratq
+	STRATQ_SCRIPTS_BIN=$(CURDIR)/build/stratq $(PYTHON) -m pytest -q tests/deploy
+
 integration: build/asan/stratq
 	STRATQ_MODE=warm STRATQ_BIN=$(CURDIR)/build/asan/stratq $(PYTHON) -m pytest -q tests/integration
 	STRATQ_MODE=cold STRATQ_BIN=$(CURDIR)/build/asan/stratq $(PYTHON) -m pytest -q $(COLD_TESTS)
@@ -93,6 +100,7 @@ integration: build/asan/stratq
 
 test: deps
 	$(MAKE) unit
+	$(MAKE) deploy-test
 	$(MAKE) fuzz-smoke
 	$(MAKE) integration
 
@@ -185,6 +193,7 @@ fuzz-smoke: deps $(FUZZ_BIN)
 
 lint:
 	shellcheck scripts/*.sh tools/*.sh .ci/run
+	yamllint -s config/deploy/k8s config/dev/docker-compose.yaml
 	clang-format --dry-run --Werror src/*.c src/*/*.c src/*/*.h tests/unit/*.c tests/fuzz/*.c
 
 format:

@@ -5,6 +5,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -43,6 +44,7 @@ struct up {
     int redis_port;
     char state_dir[400];
     char api_url[160];
+    char error[700]; /* the last rescale's problem, for up.json */
     bool own_redis;
     int next_worker; /* index of the next worker started */
 };
@@ -328,20 +330,32 @@ static void write_state(const struct up *u)
     FILE *f = fopen(tmp, "we");
     if (!f)
         return;
-    fprintf(f, "{\"pid\": %d, \"api_url\": \"%s\", \"workers\": %d, \"draining\": %d}\n",
-            (int)getpid(), u->api_url, active, draining);
+    json_t *o =
+        json_pack("{s:i, s:s, s:i, s:i, s:s?}", "pid", (int)getpid(), "api_url", u->api_url,
+                  "workers", active, "draining", draining, "error", u->error[0] ? u->error : NULL);
+    char *text = json_dumps(o, JSON_PRESERVE_ORDER);
+    fprintf(f, "%s\n", text ? text : "{}");
+    free(text);
+    json_decref(o);
     if (fclose(f) == 0)
         rename(tmp, path);
 }
 
-static void start_worker(struct up *u)
+static bool start_worker(struct up *u)
 {
     char name[32];
     int index = ++u->next_worker;
     snprintf(name, sizeof(name), "worker-%d", index);
     struct child *c = add_child(u, CHILD_WORKER, index, name);
-    if (c)
-        start_child(u, c);
+    if (!c) {
+        snprintf(u->error, sizeof(u->error),
+                 "no room for another worker (%d processes at most, draining ones included)",
+                 MAX_CHILDREN);
+        say("%s", u->error);
+        return false;
+    }
+    start_child(u, c);
+    return true;
 }
 
 /* SIGHUP: the number in <state>/workers is how many workers to run. New
@@ -353,10 +367,14 @@ static void rescale(struct up *u)
     char path[520], text[32] = "";
     snprintf(path, sizeof(path), "%s/workers", u->state_dir);
     FILE *f = fopen(path, "re");
+    u->error[0] = '\0';
     if (!f || !fgets(text, sizeof(text), f)) {
-        say("SIGHUP: cannot read %s; write the number of workers there first", path);
+        snprintf(u->error, sizeof(u->error),
+                 "SIGHUP: cannot read %s; write the number of workers there first", path);
+        say("%s", u->error);
         if (f)
             fclose(f);
+        write_state(u);
         return;
     }
     fclose(f);
@@ -365,15 +383,16 @@ static void rescale(struct up *u)
     while (*end == '\n' || *end == ' ')
         end++;
     if (end == text || *end || want < 1 || want > 256) {
-        say("SIGHUP: %s must hold a number of workers from 1 to 256", path);
+        snprintf(u->error, sizeof(u->error),
+                 "SIGHUP: %s must hold a number of workers from 1 to 256", path);
+        say("%s", u->error);
+        write_state(u);
         return;
     }
     int active, draining;
     count_workers(u, &active, &draining);
-    while (active < want) {
-        start_worker(u);
+    while (active < want && start_worker(u))
         active++;
-    }
     for (int i = u->nchildren - 1; i >= 0 && active > want; i--) {
         struct child *c = &u->children[i];
         if (c->kind != CHILD_WORKER || c->retired || c->retiring)
@@ -506,7 +525,13 @@ int up_main(int argc, char **argv)
     setenv("STRATQ_REDIS_URL", u.redis_url, 1);
 
     char *api_url = u.api_url, health[200];
-    snprintf(u.api_url, sizeof(u.api_url), "http://%s:%lld", config_str(CFG_API_BIND),
+    /* Where to reach it from this machine: a wildcard bind is reached on
+     * loopback. */
+    const char *bind = config_str(CFG_API_BIND);
+    if (!strcmp(bind, "0.0.0.0") || !strcmp(bind, "::") || !bind[0])
+        bind = "127.0.0.1";
+    snprintf(u.api_url, sizeof(u.api_url),
+             strchr(bind, ':') ? "http://[%s]:%lld" : "http://%s:%lld", bind,
              config_int(CFG_API_PORT));
     snprintf(health, sizeof(health), "%s/healthz", api_url);
     start_child(&u, add_child(&u, CHILD_API, 0, "api"));

@@ -1,0 +1,774 @@
+"""Offline checks of the Kubernetes manifests in config/deploy/k8s.
+
+Every YAML document there, and the output of `kubectl kustomize` for the
+base, each overlay and each overlay with the KEDA component, is validated
+against the upstream JSON schemas (yannh/kubernetes-json-schema's
+"standalone-strict" files and KEDA's CRD schemas: unknown fields fail), then
+checked for what the worker scaling guide and docs/scaling.md promise: names,
+namespaces, the HPA's numbers, requests the HPA can act on, probes on the
+health port, the grace period above the drain timeout, the security context,
+Secrets, the PodDisruptionBudget's arithmetic, the NetworkPolicies and KEDA.
+
+No network and no cluster: needs python3-yaml, python3-jsonschema and
+kubectl (its built-in kustomize, v5). The schemas are read from the steering
+repo's shared/schemas beside the work tree ($STRATQ_SHARED_DIR/schemas, or
+$STRATQ_SCHEMA_DIR). A missing schema or kubectl fails the tests that need
+it rather than skipping them, so that no check passes by not running.
+
+    python3 -m pytest -q tests/deploy/test_k8s.py
+"""
+
+import functools
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+jsonschema = pytest.importorskip("jsonschema", reason="install python3-jsonschema")
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "config" / "deploy" / "k8s"
+GUIDE_PATH = K8S / "worker.yaml"
+CONFIG_H = ROOT / "src" / "common" / "config.h"
+SCALING_MD = ROOT / "docs" / "scaling.md"
+SCHEMA_DIR = Path(
+    os.environ.get("STRATQ_SCHEMA_DIR")
+    or Path(os.environ.get("STRATQ_SHARED_DIR", ROOT.parent / "shared")) / "schemas"
+)
+
+ENVS = ("stage", "prod")
+# What `kubectl kustomize` builds: the base alone, each overlay as committed,
+# and each overlay with components/keda added (the documented switch).
+BUILDS = ("base",) + ENVS + tuple(f"{env}+keda" for env in ENVS)
+DEFAULT_BUILDS = ("base",) + ENVS
+KEDA_BUILDS = tuple(f"{env}+keda" for env in ENVS)
+
+# The worker scaling guide's numbers.
+GUIDE_MIN, GUIDE_MAX = 2, 10
+GUIDE_CPU_TARGET, GUIDE_MEMORY_TARGET = 70, 80
+GUIDE_CPU_LIMIT_M, GUIDE_MEMORY_LIMIT = 2000, 2 * 1024**3
+GUIDE_QUEUE = "python_execution_queue"
+GUIDE_QUEUE_PER_WORKER = 5  # "scale up when the queue is consistently > 5"
+
+# A busy worker runs one job; a single-threaded Python job keeps one core
+# busy. An idle warm worker (supervisor, executor with numpy and pandas
+# imported, its spare child) holds about 55 MB of PSS; with the page cache of
+# its libraries the container's working set stays under this.
+ONE_JOB_CPU_M = 1000
+IDLE_WORKER_BYTES = 150 * 1024**2
+# A job that loads a few years of minute bars into pandas: the memory target
+# must fire for a worker running one like it (docs/scaling.md).
+LARGE_JOB_BYTES = 300 * 1024**2
+
+HEALTH_PORT = 8081
+SECRET_NAME = "stratq"
+STRATQ_IMAGE = "ghcr.io/OWNER/stratq"
+NAMESPACED_KINDS = {
+    "ConfigMap", "Secret", "ServiceAccount", "Service", "Deployment",
+    "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy",
+    "ScaledObject", "TriggerAuthentication",
+}
+KUSTOMIZE_KINDS = {"Kustomization", "Component"}
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def load_docs(text):
+    return [d for d in yaml.safe_load_all(text) if d is not None]
+
+
+def manifest_files():
+    """Every YAML file under config/deploy/k8s, once per real file (the
+    guide's worker.yaml is a link to base/worker.yaml)."""
+    seen, files = set(), []
+    for path in sorted(K8S.rglob("*.y*ml")):
+        real = path.resolve()
+        if real not in seen:
+            seen.add(real)
+            files.append(path)
+    return files
+
+
+def schema_path(doc):
+    api, kind = doc["apiVersion"], doc["kind"]
+    group, _, version = api.rpartition("/")
+    if group == "keda.sh":
+        return SCHEMA_DIR / "keda" / f"{kind.lower()}_{version}.json"
+    short = group.split(".")[0]
+    name = f"{kind.lower()}-{short}-{version}" if short else f"{kind.lower()}-{version}"
+    return SCHEMA_DIR / "kubernetes" / f"{name}.json"
+
+
+@functools.lru_cache(maxsize=None)
+def validator_for(path):
+    import json
+
+    schema = json.loads(Path(path).read_text())
+    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)
+    cls.check_schema(schema)
+    return cls(schema)
+
+
+def schema_errors(doc):
+    path = schema_path(doc)
+    if not path.is_file():
+        return [f"no schema for {doc['apiVersion']} {doc['kind']}: expected {path}"]
+    v = validator_for(str(path))
+    return [
+        f"{'.'.join(str(p) for p in e.absolute_path) or '<root>'}: {e.message}"
+        for e in sorted(v.iter_errors(doc), key=lambda e: list(e.absolute_path))
+    ]
+
+
+def need_schemas():
+    if not (SCHEMA_DIR / "kubernetes").is_dir() or not (SCHEMA_DIR / "keda").is_dir():
+        pytest.fail(f"no schemas in {SCHEMA_DIR}: the steering repo's shared/ must sit beside "
+                    f"the work tree, or set STRATQ_SHARED_DIR or STRATQ_SCHEMA_DIR")
+
+
+def kustomize(directory):
+    r = subprocess.run(
+        ["kubectl", "kustomize", str(directory)], capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 0, f"kubectl kustomize {directory} failed:\n{r.stderr}"
+    return load_docs(r.stdout)
+
+
+def find(docs, kind, name=None):
+    return [
+        d for d in docs
+        if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)
+    ]
+
+
+def one(docs, kind, name):
+    found = find(docs, kind, name)
+    assert len(found) == 1, f"expected one {kind} {name}, found {len(found)}"
+    return found[0]
+
+
+def quantity(q):
+    """A Kubernetes quantity as a number: CPU in millicores when it ends in
+    m, bytes for memory suffixes, otherwise the plain number."""
+    s = str(q)
+    suffixes = {
+        "Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "Ti": 1024**4,
+        "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
+    }
+    for suf, mul in suffixes.items():
+        if s.endswith(suf):
+            return float(s[: -len(suf)]) * mul
+    return float(s)
+
+
+def cpu_m(q):
+    s = str(q)
+    return float(s[:-1]) if s.endswith("m") else float(s) * 1000
+
+
+@functools.lru_cache(maxsize=None)
+def stratq_settings():
+    """The STRATQ_* variables of src/common/config.h: env -> (type, default,
+    min, max)."""
+    text = re.sub(r"\\\n", " ", CONFIG_H.read_text())
+    pat = re.compile(
+        r'X\(\s*\w+,\s*"[^"]*",\s*"(STRATQ_\w+)",\s*(CFG_\w+),\s*"([^"]*)",\s*([^,]+),\s*([^,]+),'
+    )
+
+    def num(expr):
+        expr = expr.replace("LL", "").replace("MIB", "(1024 * 1024)").strip()
+        assert re.fullmatch(r"[0-9*() +]+", expr), expr
+        return eval(expr, {"__builtins__": {}})  # digits and * only, checked above
+
+    out = {}
+    for env, typ, default, lo, hi in pat.findall(text):
+        out[env] = (typ, default, num(lo), num(hi))
+    assert "STRATQ_REDIS_URL" in out and "STRATQ_DRAIN_TIMEOUT_S" in out, "config.h not parsed"
+    return out
+
+
+def deployment(docs, name):
+    return one(docs, "Deployment", name)
+
+
+def container(dep, name=None):
+    cs = dep["spec"]["template"]["spec"]["containers"]
+    if name is None:
+        assert len(cs) == 1
+        return cs[0]
+    return next(c for c in cs if c["name"] == name)
+
+
+def env_value(docs, c, name):
+    """The value a container sees for an environment variable: its env entry
+    (literal), else the ConfigMaps of its envFrom; None when unset."""
+    for e in c.get("env", []):
+        if e["name"] == name:
+            return e.get("value", e.get("valueFrom"))
+    for ef in c.get("envFrom", []):
+        if "configMapRef" in ef:
+            cm = one(docs, "ConfigMap", ef["configMapRef"]["name"])
+            if name in cm.get("data", {}):
+                return cm["data"][name]
+    return None
+
+
+def env_names(docs, c):
+    names = {e["name"] for e in c.get("env", [])}
+    for ef in c.get("envFrom", []):
+        if "configMapRef" in ef:
+            names |= set(one(docs, "ConfigMap", ef["configMapRef"]["name"]).get("data", {}))
+    return names
+
+
+def selects(selector, labels):
+    assert "matchExpressions" not in selector, "matchExpressions: extend the test"
+    return all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
+
+
+def pdb_disruptions_allowed(spec, replicas, healthy):
+    """What the disruption controller allows for a PDB spec with `replicas`
+    expected pods of which `healthy` are ready (percentages round up, as in
+    Kubernetes' GetScaledValueFromIntOrPercent)."""
+
+    def scaled(v):
+        if isinstance(v, str) and v.endswith("%"):
+            return -(-int(v[:-1]) * replicas // 100)
+        return int(v)
+
+    if "minAvailable" in spec:
+        desired = scaled(spec["minAvailable"])
+    else:
+        desired = replicas - scaled(spec["maxUnavailable"])
+    return max(0, healthy - desired), desired
+
+
+def example_secret():
+    docs = load_docs((K8S / "secret.example.yaml").read_text())
+    return one(docs, "Secret", SECRET_NAME)
+
+
+# ---------------------------------------------------------------- builds
+
+
+@pytest.fixture(scope="session")
+def builds(tmp_path_factory):
+    if not shutil.which("kubectl"):
+        pytest.fail("kubectl not on PATH: its built-in kustomize (v5) builds the overlays; "
+                    "install it from https://kubernetes.io/docs/tasks/tools/")
+    out = {"base": kustomize(K8S / "base")}
+    for env in ENVS:
+        out[env] = kustomize(K8S / "overlays" / env)
+    # The KEDA switch as docs/scaling.md tells it: the component added to an
+    # overlay. Done on a copy so the tree is left as committed.
+    copy = tmp_path_factory.mktemp("k8s") / "k8s"
+    shutil.copytree(K8S, copy, symlinks=True)
+    for env in ENVS:
+        kfile = copy / "overlays" / env / "kustomization.yaml"
+        k = yaml.safe_load(kfile.read_text())
+        k["components"] = (k.get("components") or []) + ["../../components/keda"]
+        kfile.write_text(yaml.safe_dump(k))
+        out[f"{env}+keda"] = kustomize(copy / "overlays" / env)
+    return out
+
+
+# ---------------------------------------------------------------- the guide's file
+
+
+def test_the_guides_path_holds_the_worker_deployment_and_its_hpa():
+    docs = load_docs(GUIDE_PATH.read_text())
+    assert [(d["kind"], d["metadata"]["name"]) for d in docs] == [
+        ("Deployment", "worker"),
+        ("HorizontalPodAutoscaler", "worker-hpa"),
+    ]
+    # The base builds from this very file (a link, so the two cannot drift).
+    assert GUIDE_PATH.resolve() == (K8S / "base" / "worker.yaml").resolve()
+
+
+# ---------------------------------------------------------------- schemas
+
+
+@pytest.mark.parametrize("path", manifest_files(), ids=lambda p: str(p.relative_to(K8S)))
+def test_every_manifest_file_matches_the_upstream_schema(path):
+    need_schemas()
+    docs = load_docs(path.read_text())
+    assert docs, f"{path} holds no document"
+    for doc in docs:
+        if doc.get("kind") in KUSTOMIZE_KINDS:
+            continue  # kustomize's own files: checked by building them
+        errors = schema_errors(doc)
+        what = f"{path}: {doc['kind']} {doc['metadata'].get('name')}"
+        assert not errors, what + ":\n" + "\n".join(errors)
+
+
+@pytest.mark.parametrize("build", BUILDS)
+def test_every_built_object_matches_the_upstream_schema(builds, build):
+    need_schemas()
+    for doc in builds[build]:
+        errors = schema_errors(doc)
+        what = f"{build}: {doc['kind']} {doc['metadata']['name']}"
+        assert not errors, what + ":\n" + "\n".join(errors)
+
+
+def test_the_schema_check_rejects_an_unknown_field():
+    # The strict schemas are what makes the checks above worth anything.
+    need_schemas()
+    doc = load_docs(GUIDE_PATH.read_text())[0]
+    doc["spec"]["template"]["spec"]["containers"][0]["resource"] = {}
+    assert any("resource" in e for e in schema_errors(doc))
+
+
+@pytest.mark.skipif(not shutil.which("yamllint"), reason="yamllint not installed")
+def test_yamllint():
+    r = subprocess.run(["yamllint", "-s", str(K8S)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+# ---------------------------------------------------------------- names and namespaces
+
+
+@pytest.mark.parametrize("build", BUILDS)
+def test_names_and_labels_are_the_guides(builds, build):
+    docs = builds[build]
+    worker = deployment(docs, "worker")
+    assert worker["spec"]["selector"] == {"matchLabels": {"app": "worker"}}
+    assert worker["spec"]["template"]["metadata"]["labels"]["app"] == "worker"
+    # `kubectl get hpa worker-hpa`: the HPA, or under KEDA the HPA it makes.
+    if build in KEDA_BUILDS:
+        so = one(docs, "ScaledObject", "worker")
+        assert so["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["name"] == "worker-hpa"
+    else:
+        one(docs, "HorizontalPodAutoscaler", "worker-hpa")
+    api = deployment(docs, "api")
+    assert api["spec"]["template"]["metadata"]["labels"]["app"] == "api"
+    svc = one(docs, "Service", "api")
+    assert svc["spec"]["selector"] == {"app": "api"}
+    assert [p["port"] for p in svc["spec"]["ports"]] == [8080]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_overlays_put_everything_in_their_namespace(builds, env):
+    for build in (env, f"{env}+keda"):
+        docs = builds[build]
+        assert [d["metadata"]["name"] for d in find(docs, "Namespace")] == [env]
+        for d in docs:
+            if d["kind"] in NAMESPACED_KINDS:
+                assert d["metadata"].get("namespace") == env, f"{d['kind']} {d['metadata']['name']}"
+            else:
+                assert d["kind"] == "Namespace", f"unexpected kind {d['kind']}"
+
+
+def test_the_base_sets_no_namespace(builds):
+    for d in builds["base"]:
+        assert "namespace" not in d["metadata"], d["metadata"]["name"]
+    assert not find(builds["base"], "Namespace")
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_overlays_pin_an_image_tag(builds, env):
+    tags = set()
+    for name in ("worker", "api"):
+        image = container(deployment(builds[env], name))["image"]
+        repo, _, tag = image.rpartition(":")
+        assert repo == STRATQ_IMAGE, image
+        assert tag and tag != "latest", image
+        tags.add(tag)
+    assert len(tags) == 1, "the API and the workers must run the same build"
+
+
+# ---------------------------------------------------------------- the HPA
+
+
+@pytest.mark.parametrize("build", DEFAULT_BUILDS)
+def test_hpa_is_the_guides(builds, build):
+    hpa = one(builds[build], "HorizontalPodAutoscaler", "worker-hpa")
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    spec = hpa["spec"]
+    assert spec["scaleTargetRef"] == {
+        "apiVersion": "apps/v1", "kind": "Deployment", "name": "worker",
+    }
+    assert (spec["minReplicas"], spec["maxReplicas"]) == (GUIDE_MIN, GUIDE_MAX)
+    targets = {
+        m["resource"]["name"]: (m["type"], m["resource"]["target"]) for m in spec["metrics"]
+    }
+    assert targets == {
+        "cpu": ("Resource", {"type": "Utilization", "averageUtilization": GUIDE_CPU_TARGET}),
+        "memory": ("Resource", {"type": "Utilization", "averageUtilization": GUIDE_MEMORY_TARGET}),
+    }
+    check_guide_behavior(spec["behavior"])
+
+
+def check_guide_behavior(behavior):
+    up, down = behavior["scaleUp"], behavior["scaleDown"]
+    # "Scale up: 100% increase every 15 seconds"
+    assert up["policies"] == [{"type": "Percent", "value": 100, "periodSeconds": 15}]
+    assert up.get("stabilizationWindowSeconds", 0) == 0
+    # "Scale down: 50% decrease every 60 seconds (with 5-minute stabilization)"
+    assert down["policies"] == [{"type": "Percent", "value": 50, "periodSeconds": 60}]
+    assert down["stabilizationWindowSeconds"] == 300
+    assert up.get("selectPolicy", "Max") == down.get("selectPolicy", "Max") == "Max"
+
+
+@pytest.mark.parametrize("build", BUILDS)
+def test_one_autoscaler_owns_the_worker_count_and_apply_does_not_fight_it(builds, build):
+    docs = builds[build]
+    owners = [
+        f"HPA {d['metadata']['name']}"
+        for d in find(docs, "HorizontalPodAutoscaler")
+        if d["spec"]["scaleTargetRef"]["kind"] == "Deployment"
+        and d["spec"]["scaleTargetRef"]["name"] == "worker"
+    ] + [
+        f"ScaledObject {d['metadata']['name']}"
+        for d in find(docs, "ScaledObject")
+        if d["spec"]["scaleTargetRef"]["name"] == "worker"
+        and d["spec"]["scaleTargetRef"].get("kind", "Deployment") == "Deployment"
+    ]
+    assert len(owners) == 1, f"the worker Deployment must have exactly one autoscaler: {owners}"
+    # No replica count in the applied Deployment: `kubectl apply` would reset
+    # the autoscaler's count to it on every deploy (docs/scaling.md).
+    assert "replicas" not in deployment(docs, "worker")["spec"]
+    # The API has no autoscaler, so its count is in the manifest.
+    assert not any(
+        d["spec"]["scaleTargetRef"]["name"] == "api"
+        for d in find(docs, "HorizontalPodAutoscaler") + find(docs, "ScaledObject")
+    )
+    assert deployment(docs, "api")["spec"]["replicas"] >= 2
+
+
+def test_keda_is_not_in_the_default_builds(builds):
+    for build in DEFAULT_BUILDS:
+        kinds = {d["kind"] for d in builds[build]}
+        assert not kinds & {"ScaledObject", "TriggerAuthentication"}, build
+
+
+# ---------------------------------------------------------------- resources
+
+
+def worker_resources(docs):
+    return container(deployment(docs, "worker"), "worker")["resources"]
+
+
+@pytest.mark.parametrize("build", BUILDS)
+def test_worker_limits_are_the_guides(builds, build):
+    limits = worker_resources(builds[build])["limits"]
+    assert cpu_m(limits["cpu"]) == GUIDE_CPU_LIMIT_M
+    assert quantity(limits["memory"]) == GUIDE_MEMORY_LIMIT
+
+
+@pytest.mark.parametrize("build", BUILDS)
+def test_worker_requests_let_the_hpa_targets_fire_for_one_job(builds, build):
+    docs = builds[build]
+    res = worker_resources(docs)
+    req_cpu, req_mem = cpu_m(res["requests"]["cpu"]), quantity(res["requests"]["memory"])
+    assert req_cpu <= cpu_m(res["limits"]["cpu"])
+    assert req_mem <= quantity(res["limits"]["memory"])
+    # Utilisation is usage / request. One busy single-threaded job must read
+    # above the CPU target, or the HPA never adds a worker: against the 2-CPU
+    # limit as request it would read 50%.
+    assert 100 * ONE_JOB_CPU_M / req_cpu > GUIDE_CPU_TARGET
+    assert 100 * ONE_JOB_CPU_M / GUIDE_CPU_LIMIT_M < GUIDE_CPU_TARGET  # why requests < limits
+    # An idle pool must stay well under the memory target, or the HPA would
+    # hold it at its maximum; a worker running a large job must cross it.
+    assert 100 * IDLE_WORKER_BYTES / req_mem < GUIDE_MEMORY_TARGET / 2
+    assert 100 * (IDLE_WORKER_BYTES + LARGE_JOB_BYTES) / req_mem > GUIDE_MEMORY_TARGET
+    # The largest job a worker accepts fits under its limit next to the idle
+    # worker, so it ends memory_exceeded rather than the worker OOM-killed.
+    c = container(deployment(docs, "worker"), "worker")
+    max_job = env_value(docs, c, "STRATQ_MAX_MEMORY_MB")
+    max_job = max_job or stratq_settings()["STRATQ_MAX_MEMORY_MB"][1]
+    assert IDLE_WORKER_BYTES + int(max_job) * 1024**2 < quantity(res["limits"]["memory"])
+
+
+def test_scaling_md_states_the_numbers_in_the_manifests(builds):
+    text = SCALING_MD.read_text()
+    res = worker_resources(builds["prod"])
+    for value in (res["requests"]["cpu"], res["requests"]["memory"]):
+        assert str(value) in text, f"docs/scaling.md does not mention the request {value}"
+    for word in ("worker-hpa", "maxUnavailable: 1", GUIDE_QUEUE, "scale-workers.sh",
+                 "monitor-workers.sh", "terminationGracePeriodSeconds", "components/keda"):
+        assert word in text, f"docs/scaling.md does not mention {word}"
+
+
+# ---------------------------------------------------------------- probes and drain
+
+
+@pytest.mark.parametrize("build", BUILDS)
+def test_worker_probes_use_the_health_port(builds, build):
+    docs = builds[build]
+    c = container(deployment(docs, "worker"), "worker")
+    port = int(env_value(docs, c, "STRATQ_HEALTH_PORT"))
+    assert port == HEALTH_PORT
+    named = {p["name"]: p["containerPort"] for p in c["ports"]}
+    assert named.get("health") == port
+    paths = {}
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        get = c[probe]["httpGet"]
+        target = get["port"]
+        assert (named[target] if isinstance(target, str) else target) == port, probe
+        paths[probe] = get["path"]
+    assert paths["readinessProbe"] == "/readyz"
+    # Liveness must not depend on Redis (/healthz does): a worker restarted
+    # during a Redis outage would lose the results it holds for it.
+    assert paths["livenessProbe"] == "/livez"
+
+
+@pytest.mark.parametrize("build", BUILDS)
+def test_grace_period_outlasts_the_drain(builds, build):
+    docs = builds[build]
+    dep = deployment(docs, "worker")
+    c = container(dep, "worker")
+    drain = env_value(docs, c, "STRATQ_DRAIN_TIMEOUT_S")
+    drain = int(drain if drain is not None else stratq_settings()["STRATQ_DRAIN_TIMEOUT_S"][1])
+    grace = dep["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    # The drain, then writing the result, deregistering and the executor's
+    # exit: at least 10 s more.
+    assert grace >= drain + 10, f"terminationGracePeriodSeconds {grace} vs drain {drain}"
+
+
+@pytest.mark.parametrize("build", BUILDS)
+def test_every_stratq_setting_exists_and_is_in_bounds(builds, build):
+    docs = builds[build]
+    settings = stratq_settings()
+    for name in ("worker", "api"):
+        c = container(deployment(docs, name))
+        for var in sorted(v for v in env_names(docs, c) if v.startswith("STRATQ_")):
+            assert var in settings, f"{name}: {var} is not a setting in src/common/config.h"
+            typ, _, lo, hi = settings[var]
+            value = env_value(docs, c, var)
+            if typ == "CFG_INT" and isinstance(value, str):
+                assert lo <= int(value) <= hi, f"{name}: {var}={value} outside {lo}..{hi}"
+    api = container(deployment(docs, "api"))
+    assert env_value(docs, api, "STRATQ_API_BIND") == "0.0.0.0"
+    assert int(env_value(docs, api, "STRATQ_API_PORT")) == 8080
+    assert {p["name"]: p["containerPort"] for p in api["ports"]}["http"] == 8080
+
+
+# ---------------------------------------------------------------- security
+
+
+def pod_specs(docs):
+    for dep in find(docs, "Deployment"):
+        yield dep["metadata"]["name"], dep["spec"]["template"]["spec"]
+
+
+@pytest.mark.parametrize("build", BUILDS)
+def test_pods_are_locked_down(builds, build):
+    for name, pod in pod_specs(builds[build]):
+        psc = pod.get("securityContext", {})
+        assert pod.get("automountServiceAccountToken") is False, name
+        assert not any(pod.get(k) for k in ("hostNetwork", "hostPID", "hostIPC")), name
+        assert not any("hostPath" in v for v in pod.get("volumes", [])), name
+        for c in pod["containers"] + pod.get("initContainers", []):
+            sc = c.get("securityContext", {})
+            where = f"{name}/{c['name']}"
+            assert sc.get("runAsNonRoot", psc.get("runAsNonRoot")) is True, where
+            assert sc.get("runAsUser", psc.get("runAsUser", 0)) != 0, where
+            assert sc.get("allowPrivilegeEscalation") is False, where
+            assert sc.get("readOnlyRootFilesystem") is True, where
+            assert sc.get("capabilities") == {"drop": ["ALL"]}, where
+            assert not sc.get("privileged"), where
+            seccomp = sc.get("seccompProfile", psc.get("seccompProfile"))
+            assert seccomp == {"type": "RuntimeDefault"}, where
+
+
+@pytest.mark.parametrize("build", BUILDS)
+def test_the_worker_has_a_writable_tmp_and_nothing_else(builds, build):
+    pod = deployment(builds[build], "worker")["spec"]["template"]["spec"]
+    c = container(deployment(builds[build], "worker"), "worker")
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
+    assert list(mounts) == ["/tmp"]
+    assert "emptyDir" in volumes[mounts["/tmp"]["name"]]
+
+
+# ---------------------------------------------------------------- secrets
+
+
+def secret_refs(docs):
+    """(object, secret name, key) for every Secret key the build reads."""
+    for name, pod in pod_specs(docs):
+        for c in pod["containers"]:
+            for e in c.get("env", []):
+                ref = e.get("valueFrom", {}).get("secretKeyRef")
+                if ref:
+                    yield f"{name}/{c['name']} {e['name']}", ref["name"], ref["key"]
+            for ef in c.get("envFrom", []):
+                assert "secretRef" not in ef, f"{name}: name the keys it reads"
+        for v in pod.get("volumes", []):
+            if "secret" in v:
+                items = v["secret"].get("items")
+                assert items, f"{name}: mount only the keys it needs"
+                for item in items:
+                    yield f"{name} volume {v['name']}", v["secret"]["secretName"], item["key"]
+    for ta in find(docs, "TriggerAuthentication"):
+        for ref in ta["spec"].get("secretTargetRef", []):
+            yield f"TriggerAuthentication {ta['metadata']['name']}", ref["name"], ref["key"]
+
+
+@pytest.mark.parametrize("build", BUILDS)
+def test_every_secret_read_is_in_the_documented_secret(builds, build):
+    docs = builds[build]
+    keys = set(example_secret()["stringData"])
+    refs = list(secret_refs(docs))
+    assert refs
+    for where, name, key in refs:
+        assert name == SECRET_NAME and key in keys, (
+            f"{where} reads {name}/{key}: not in secret.example.yaml")
+    # No credential is applied from the repository.
+    assert not find(docs, "Secret")
+
+
+@pytest.mark.parametrize("build", BUILDS)
+def test_credentials_come_only_from_the_secret(builds, build):
+    docs = builds[build]
+    for name in ("worker", "api"):
+        c = container(deployment(docs, name))
+        url = [e for e in c["env"] if e["name"] == "STRATQ_REDIS_URL"]
+        assert len(url) == 1 and url[0]["valueFrom"]["secretKeyRef"]["key"] == "redis-url", name
+        assert "STRATQ_REDIS_URL" not in {
+            k for cm in find(docs, "ConfigMap") for k in cm.get("data", {})
+        }
+    # The API's tokens file is the Secret's key, mounted read-only.
+    api = container(deployment(docs, "api"))
+    path = env_value(docs, api, "STRATQ_API_TOKENS_FILE")
+    mount = next(m for m in api["volumeMounts"] if path.startswith(m["mountPath"] + "/"))
+    assert mount.get("readOnly") is True
+    vol = next(
+        v for v in deployment(docs, "api")["spec"]["template"]["spec"]["volumes"]
+        if v["name"] == mount["name"]
+    )
+    assert vol["secret"]["items"] == [{"key": "api-tokens", "path": path.rsplit("/", 1)[1]}]
+    # Workers never see the API tokens.
+    worker = deployment(docs, "worker")["spec"]["template"]["spec"]
+    assert not any("secret" in v for v in worker.get("volumes", []))
+
+
+def test_the_example_secret_points_at_the_cache_service():
+    data = example_secret()["stringData"]
+    assert re.fullmatch(r"redis://:[^@]+@cache:6379(/\d+)?", data["redis-url"])
+    assert data["redis-address"].startswith("cache.") and data["redis-address"].endswith(":6379")
+
+
+# ---------------------------------------------------------------- disruptions
+
+
+@pytest.mark.parametrize("build", BUILDS)
+def test_pdb_keeps_two_workers_yet_never_blocks_a_drain(builds, build):
+    docs = builds[build]
+    pdbs = [p for p in find(docs, "PodDisruptionBudget")
+            if selects(p["spec"]["selector"], {"app": "worker"})]
+    assert [p["metadata"]["name"] for p in pdbs] == ["worker-pdb"]
+    spec = pdbs[0]["spec"]
+    assert spec == {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "worker"}}}
+    for n in range(GUIDE_MIN, GUIDE_MAX + 1):
+        allowed, desired = pdb_disruptions_allowed(spec, n, n)
+        # A drain always makes progress, one worker at a time ...
+        assert allowed >= 1, f"{n} workers: eviction refused, a node drain would hang"
+        assert allowed == 1, f"{n} workers: more than one evicted at once"
+        # ... and from 3 workers up, at least 2 keep running.
+        if n >= 3:
+            assert desired >= 2, f"{n} workers: fewer than 2 kept"
+    # Why not minAvailable: 2: at the HPA's floor it refuses every eviction.
+    assert pdb_disruptions_allowed({"minAvailable": 2}, GUIDE_MIN, GUIDE_MIN)[0] == 0
+
+
+# ---------------------------------------------------------------- network
+
+
+def is_redis_peer(peer):
+    return peer == {"podSelector": {"matchLabels": {"app": "cache"}}}
+
+
+def is_dns_peer(peer):
+    return peer == {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+        "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+    }
+
+
+def rule_ports(rule):
+    return {(p.get("protocol", "TCP"), p["port"]) for p in rule.get("ports", [])}
+
+
+@pytest.mark.parametrize("build", BUILDS)
+@pytest.mark.parametrize("app", ["worker", "api"])
+def test_pods_reach_only_redis_and_dns(builds, build, app):
+    docs = builds[build]
+    labels = deployment(docs, app)["spec"]["template"]["metadata"]["labels"]
+    policies = [p for p in find(docs, "NetworkPolicy") if selects(p["spec"]["podSelector"], labels)]
+    assert policies, f"no NetworkPolicy selects the {app} pods"
+    egress_policies = [p for p in policies if "Egress" in p["spec"].get("policyTypes", [])]
+    assert egress_policies, f"no policy restricts the {app} pods' egress"
+    kinds = set()
+    for p in egress_policies:
+        for rule in p["spec"].get("egress", []):
+            peers, ports = rule.get("to"), rule_ports(rule)
+            assert peers and ports, (
+                f"{p['metadata']['name']}: a rule without peers or ports allows everything")
+            if all(is_redis_peer(x) for x in peers):
+                assert ports == {("TCP", 6379)}
+                kinds.add("redis")
+            elif all(is_dns_peer(x) for x in peers):
+                assert ports <= {("UDP", 53), ("TCP", 53)}
+                kinds.add("dns")
+            else:
+                pytest.fail(f"{p['metadata']['name']}: egress to {peers} is neither Redis nor DNS")
+    assert kinds == {"redis", "dns"}
+    # In: only the pod's own serving port.
+    own = {"worker": HEALTH_PORT, "api": 8080}[app]
+    for p in policies:
+        if "Ingress" in p["spec"].get("policyTypes", []):
+            for rule in p["spec"].get("ingress", []):
+                assert rule_ports(rule) == {("TCP", own)}
+
+
+def test_stage_runs_its_redis_as_the_service_cache(builds):
+    docs = builds["stage"]
+    svc = one(docs, "Service", "cache")
+    assert svc["spec"]["selector"] == {"app": "cache"}
+    assert [p["port"] for p in svc["spec"]["ports"]] == [6379]
+    cache = deployment(docs, "cache")
+    assert cache["spec"]["template"]["metadata"]["labels"]["app"] == "cache"
+    assert cache["spec"]["replicas"] == 1
+    # Redis opens no connection, and only the stratq pods and KEDA reach it.
+    pol = one(docs, "NetworkPolicy", "cache")
+    assert pol["spec"]["egress"] == [] and "Egress" in pol["spec"]["policyTypes"]
+    # Prod brings its own Redis.
+    assert not find(builds["prod"], "Deployment", "cache")
+
+
+# ---------------------------------------------------------------- KEDA
+
+
+@pytest.mark.parametrize("build", KEDA_BUILDS)
+def test_keda_scales_on_the_queue_length(builds, build):
+    docs = builds[build]
+    so = one(docs, "ScaledObject", "worker")
+    spec = so["spec"]
+    assert spec["scaleTargetRef"]["name"] == "worker"
+    assert spec["scaleTargetRef"].get("kind", "Deployment") == "Deployment"
+    assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (GUIDE_MIN, GUIDE_MAX)
+    check_guide_behavior(spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"])
+    [trigger] = spec["triggers"]
+    assert trigger["type"] == "redis"
+    assert trigger.get("metricType", "AverageValue") == "AverageValue"
+    meta = trigger["metadata"]
+    assert meta["listName"] == GUIDE_QUEUE
+    assert meta["listLength"] == str(GUIDE_QUEUE_PER_WORKER)
+    # The workers consume the list KEDA counts.
+    for name in ("worker", "api"):
+        c = container(deployment(docs, name))
+        queue = env_value(docs, c, "STRATQ_QUEUE") or stratq_settings()["STRATQ_QUEUE"][1]
+        assert queue == meta["listName"]
+    # No address or password in the trigger: both from the Secret.
+    assert not {"address", "host", "password", "addressFromEnv", "passwordFromEnv"} & set(meta)
+    ta = one(docs, "TriggerAuthentication", trigger["authenticationRef"]["name"])
+    params = {r["parameter"] for r in ta["spec"]["secretTargetRef"]}
+    assert params == {"address", "password"}
+    # The CPU/memory HPA is gone from the build: KEDA makes its own.
+    assert not find(docs, "HorizontalPodAutoscaler")
