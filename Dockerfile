@@ -22,6 +22,7 @@ WORKDIR /src
 # .dockerignore lets in only what the release build reads.
 COPY Makefile ./
 COPY tools/ tools/
+COPY web/ web/
 COPY src/ src/
 RUN make -j"$(nproc)" build/stratq
 

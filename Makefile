@@ -14,6 +14,8 @@ ASAN_CFLAGS := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-san
 PYTHON ?= /usr/bin/python3
 
 LUA := $(sort $(wildcard src/queue/lua/*.lua))
+# The dashboard's static files, embedded into the binary (tools/embed_web.sh).
+WEB := $(sort $(wildcard web/*.html web/*.js web/*.css web/*.svg))
 LIB_SRC := $(sort $(wildcard src/common/*.c src/queue/*.c src/api/*.c src/worker/*.c src/cli/*.c))
 MAIN_SRC := src/main.c
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
@@ -31,10 +33,10 @@ endif
 # $(call objs,DIR,SOURCES)
 objs = $(patsubst src/%.c,$(1)/obj/%.o,$(2))
 
-REL_OBJ := $(call objs,build,$(LIB_SRC)) build/obj/gen/lua.o
-ASAN_OBJ := $(call objs,build/asan,$(LIB_SRC)) build/asan/obj/gen/lua.o
+REL_OBJ := $(call objs,build,$(LIB_SRC)) build/obj/gen/lua.o build/obj/gen/web.o
+ASAN_OBJ := $(call objs,build/asan,$(LIB_SRC)) build/asan/obj/gen/lua.o build/asan/obj/gen/web.o
 
-.PHONY: all deps test unit integration deploy-test demo bench bench-api bench-exec bench-sandbox fuzz fuzz-smoke clean lint format chaos soak
+.PHONY: all deps test unit integration deploy-test browser-test demo bench bench-api bench-exec bench-sandbox fuzz fuzz-smoke clean lint format chaos soak
 all: build/stratq
 
 deps:
@@ -48,6 +50,17 @@ build/obj/gen/lua.o: build/gen/lua.c
 	@mkdir -p $(@D)
 	$(call say,CC)$(CC) $(BASE_CFLAGS) $(RELEASE_CFLAGS) -Wno-missing-variable-declarations -c $< -o $@
 build/asan/obj/gen/lua.o: build/gen/lua.c
+	@mkdir -p $(@D)
+	$(call say,CC)$(CC) $(BASE_CFLAGS) $(ASAN_CFLAGS) -c $< -o $@
+
+build/gen/web.c: $(WEB) tools/embed_web.sh $(wildcard web)
+	@mkdir -p $(@D)
+	$(call say,GEN)sh tools/embed_web.sh $@ $(WEB)
+
+build/obj/gen/web.o: build/gen/web.c src/api/ui.h
+	@mkdir -p $(@D)
+	$(call say,CC)$(CC) $(BASE_CFLAGS) $(RELEASE_CFLAGS) -c $< -o $@
+build/asan/obj/gen/web.o: build/gen/web.c src/api/ui.h
 	@mkdir -p $(@D)
 	$(call say,CC)$(CC) $(BASE_CFLAGS) $(ASAN_CFLAGS) -c $< -o $@
 
@@ -90,6 +103,14 @@ COLD_TESTS := $(addprefix tests/integration/,test_worker.py test_executor.py tes
 deploy-test: deps build/stratq
 	STRATQ_SCRIPTS_BIN=$(CURDIR)/build/stratq $(PYTHON) -m pytest -q tests/deploy
 
+# `make browser-test`: the dashboard in Debian's headless Chromium via playwright-core
+# (tests/browser); screenshots into docs/img/. Installs chromium / playwright-core if missing.
+browser-test: build/stratq
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y --no-install-recommends chromium; } \
+		|| { echo "install chromium: sudo apt-get install chromium"; exit 1; }
+	@[ -d tests/browser/node_modules/playwright-core ] || (cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
+	$(PYTHON) tests/browser/run.py --bin $(CURDIR)/build/stratq --out $(CURDIR)/docs/img
+
 integration: build/asan/stratq
 	STRATQ_MODE=warm STRATQ_BIN=$(CURDIR)/build/asan/stratq $(PYTHON) -m pytest -q tests/integration
 	STRATQ_MODE=cold STRATQ_BIN=$(CURDIR)/build/asan/stratq $(PYTHON) -m pytest -q $(COLD_TESTS)
@@ -103,6 +124,7 @@ test: deps
 	$(MAKE) deploy-test
 	$(MAKE) fuzz-smoke
 	$(MAKE) integration
+	$(MAKE) browser-test
 
 demo: deps build/stratq
 	@sh scripts/demo.sh
@@ -192,7 +214,7 @@ fuzz-smoke: deps $(FUZZ_BIN)
 	$(call run_fuzz,$(FUZZ_SMOKE_SECONDS))
 
 lint:
-	shellcheck scripts/*.sh tools/*.sh .ci/run
+	shellcheck -x scripts/*.sh scripts/lib/*.sh tools/*.sh .ci/run
 	yamllint -s config/deploy/k8s config/dev/docker-compose.yaml
 	clang-format --dry-run --Werror src/*.c src/*/*.c src/*/*.h tests/unit/*.c tests/fuzz/*.c
 

@@ -70,31 +70,9 @@ report shows what is missing and the message says what to do), 2 bad arguments.
 EOF
 }
 
-die() {
-    printf '%s: %s\n' "$prog" "$*" >&2
-    exit 1
-}
-
-usage_error() {
-    printf '%s: %s\n' "$prog" "$*" >&2
-    printf "Run 'scripts/%s --help' for the usage.\n" "$prog" >&2
-    exit 2
-}
-
-need() {
-    command -v "$1" >/dev/null 2>&1 || die "$1 not found on PATH: $2"
-}
-
-is_uint() {
-    [[ $1 =~ ^[0-9]{1,6}$ ]]
-}
-
-# in_range VALUE MIN [MAX]: VALUE is a whole number from MIN to MAX.
-in_range() {
-    is_uint "$1" || return 1
-    [ "$((10#$1))" -ge "$2" ] || return 1
-    [ $# -lt 3 ] || [ "$((10#$1))" -le "$3" ]
-}
+# die, usage_error, need, is_uint, in_range
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 # ---------------------------------------------------------------- arguments
 

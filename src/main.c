@@ -28,6 +28,7 @@ static const struct {
     {"logs", cli_logs, 1, "print a job's stdout and stderr (-f: follow)"},
     {"cancel", cli_cancel, 1, "cancel a queued or running job"},
     {"retry", cli_retry, 1, "run a finished, unsuccessful job again"},
+    {"monitor", cli_monitor, 1, "watch the queue, job times and workers, with scaling advice"},
     {"executor", executor_main, 0, NULL}, /* started by the worker only */
 };
 

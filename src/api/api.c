@@ -642,6 +642,12 @@ static void on_request(struct evhttp_request *req, void *arg)
     case ROUTE_DATASETS:
         jobs_datasets(a, req);
         break;
+    case ROUTE_UI_INDEX:
+        ui_serve(a, req, "index.html");
+        break;
+    case ROUTE_UI_FILE:
+        ui_serve(a, req, m.id);
+        break;
     case ROUTE__COUNT:
         break;
     }

@@ -1,6 +1,6 @@
 /* Shared by the API's modules: api.c (server, Redis connections, auth,
  * routing), jobs.c (job routes), events.c (the shared event subscription,
- * long-poll waiters, Server-Sent Events) and metrics.c. */
+ * long-poll waiters, Server-Sent Events), metrics.c and ui.c (the dashboard). */
 #ifndef STRATQ_API_INTERNAL_H
 #define STRATQ_API_INTERNAL_H
 
@@ -137,5 +137,9 @@ void events_connection_closed(struct api *a, struct evhttp_connection *evcon);
 
 /* metrics.c */
 void metrics_get(struct api *a, struct evhttp_request *req);
+
+/* ui.c: GET / (name "index.html") and GET /ui/{file}; 404 for a name that
+ * is not embedded. */
+void ui_serve(struct api *a, struct evhttp_request *req, const char *name);
 
 #endif

@@ -23,21 +23,38 @@ const struct route router_routes[ROUTE__COUNT] = {
     {ROUTE_JOB_LOGS, "GET", "/v1/jobs/{id}/logs", 1},
     {ROUTE_JOB_RETRY, "POST", "/v1/jobs/{id}/retry", 1},
     {ROUTE_DATASETS, "GET", "/v1/datasets", 1},
+    {ROUTE_UI_INDEX, "GET", "/", 0},
+    {ROUTE_UI_FILE, "GET", "/ui/{file}", 0},
 };
 
-/* Matches path against pattern; copies the {id} segment into id. */
+int router_valid_file(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > ROUTER_ID_MAX || name[0] == '.')
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+/* Matches path against pattern; copies the {id} or {file} segment into id. */
 static bool match_path(const char *pattern, const char *path, char *id)
 {
     while (*pattern && *path) {
-        if (!strncmp(pattern, "{id}", 4)) {
+        bool is_id = !strncmp(pattern, "{id}", 4), is_file = !strncmp(pattern, "{file}", 6);
+        if (is_id || is_file) {
             size_t n = strcspn(path, "/");
             if (n == 0 || n > ROUTER_ID_MAX)
                 return false;
             memcpy(id, path, n);
             id[n] = '\0';
-            if (!util_valid_id(id))
+            if (is_id ? !util_valid_id(id) : !router_valid_file(id))
                 return false;
-            pattern += 4;
+            pattern += is_id ? 4 : 6;
             path += n;
             continue;
         }

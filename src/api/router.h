@@ -22,13 +22,15 @@ enum route_id {
     ROUTE_JOB_LOGS,
     ROUTE_JOB_RETRY,
     ROUTE_DATASETS,
+    ROUTE_UI_INDEX, /* the dashboard (web/, embedded at build time; no auth) */
+    ROUTE_UI_FILE,
     ROUTE__COUNT
 };
 
 struct route {
     enum route_id id;
     const char *method;  /* GET, POST, DELETE */
-    const char *pattern; /* "/v1/jobs/{id}/result" */
+    const char *pattern; /* "/v1/jobs/{id}/result", "/ui/{file}" */
     int needs_auth;      /* refused without a token when auth is on */
 };
 
@@ -39,15 +41,20 @@ extern const struct route router_routes[ROUTE__COUNT];
 
 struct route_match {
     enum route_id route;
-    char id[ROUTER_ID_MAX + 1]; /* the {id} segment, when the pattern has one */
+    char id[ROUTER_ID_MAX + 1]; /* the {id} or {file} segment, when the pattern has one */
 };
 
 /* Matches method and path (without the query). Returns 0 with *ret filled;
  * -ENOENT when no route has this path (404); -EPERM when a
  * route has this path but not this method (405), with the allowed methods
  * written to allow ("GET, DELETE"). An {id} segment that is not a valid id
- * (1..64 of [A-Za-z0-9_-]) matches nothing. */
+ * (1..64 of [A-Za-z0-9_-]) matches nothing, nor does a {file} segment that
+ * is not a valid file name (router_valid_file). */
 int router_match(const char *method, const char *path, struct route_match *ret, char *allow,
                  size_t allowlen);
+
+/* A {file} segment: 1..64 of [A-Za-z0-9._-], not starting with a dot (so
+ * never "..", nor a hidden file). */
+int router_valid_file(const char *name);
 
 #endif

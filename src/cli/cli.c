@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -19,7 +20,10 @@
  * allows up to 60 s). On a terminal the live status line wants to see
  * queued -> running, so the requests there are shorter. */
 #define WAIT_S 30
-#define WAIT_TTY_S 2
+/* On a terminal the long-polls last at most a second, so that the progress
+ * bar (the job's `progress`, which only the record carries) is at most a
+ * second behind. */
+#define WAIT_TTY_S 1
 /* How often `logs --follow` asks for new output. */
 #define FOLLOW_INTERVAL_US 250000
 /* A long-poll answered "not finished" sooner than this means the server does
@@ -50,7 +54,62 @@ static struct {
     char status[40];
     int64_t start_ms;
     int64_t last_tenths;
+    /* The job's last ctx.progress() while it runs: fraction < 0 for none. */
+    double fraction;
+    char message[160];
 } live;
+
+/* Set (by `stratq monitor`'s signal handler) to abort a request in flight. */
+volatile sig_atomic_t *cli_abort;
+
+/* Width of the terminal on fd, or 80 when it cannot be told. */
+int cli_term_cols(int fd)
+{
+    struct winsize ws;
+    if (ioctl(fd, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+        return ws.ws_col;
+    return 80;
+}
+
+/* "[#####-----] 50% message" for a fraction in [0, 1]; width cells of bar.
+ * Control characters of the message become spaces. */
+void cli_progress_bar(double fraction, const char *message, int width, char *buf, size_t len)
+{
+    if (!(fraction >= 0))
+        fraction = 0;
+    if (fraction > 1)
+        fraction = 1;
+    int fill = (int)(fraction * width + 0.5);
+    size_t n = 0;
+    buf[0] = '\0';
+    if (len < (size_t)width + 8)
+        return;
+    buf[n++] = '[';
+    for (int i = 0; i < width; i++)
+        buf[n++] = i < fill ? '#' : '-';
+    n += (size_t)snprintf(buf + n, len - n, "] %d%%", (int)(fraction * 100 + 0.5));
+    if (message && *message && n + 2 < len) {
+        buf[n++] = ' ';
+        for (const char *m = message; *m && n + 1 < len; m++)
+            buf[n++] = (unsigned char)*m < 0x20 || *m == 0x7f ? ' ' : *m;
+        buf[n] = '\0';
+    }
+}
+
+/* Cuts s to at most cols terminal cells, counting a UTF-8 sequence as one
+ * cell and never splitting one. */
+static void fit_cols(char *s, int cols)
+{
+    int cells = 0;
+    for (char *p = s; *p; p++) {
+        if (((unsigned char)*p & 0xc0) == 0x80)
+            continue;
+        if (cells++ == cols) {
+            *p = '\0';
+            return;
+        }
+    }
+}
 
 static void live_draw(void)
 {
@@ -59,8 +118,16 @@ static void live_draw(void)
         return;
     live.last_tenths = tenths;
     live.drawn = true;
-    fprintf(stderr, "\r\033[Kjob %s: %s, %" PRId64 ".%" PRId64 " s", live.id[0] ? live.id : "(new)",
-            live.status, tenths / 10, tenths % 10);
+    char line[512], bar[256] = "";
+    if (live.fraction >= 0 && !strcmp(live.status, "running"))
+        cli_progress_bar(live.fraction, live.message, 20, bar, sizeof(bar));
+    snprintf(line, sizeof(line), "job %s: %s, %" PRId64 ".%" PRId64 " s%s%s",
+             live.id[0] ? live.id : "(new)", live.status, tenths / 10, tenths % 10,
+             bar[0] ? " " : "", bar);
+    /* A line wider than the terminal would wrap, and "\r" would then redraw
+     * only its last row. */
+    fit_cols(line, cli_term_cols(STDERR_FILENO) - 1);
+    fprintf(stderr, "\r\033[K%s", line);
     fflush(stderr);
 }
 
@@ -83,10 +150,29 @@ static void live_status(const char *status)
     live_draw();
 }
 
+/* The status and progress of a job record (from GET /v1/jobs/{id}). */
+static void live_job(const json_t *job)
+{
+    if (!live.on)
+        return;
+    json_t *p = json_object_get(job, "progress");
+    if (json_is_number(json_object_get(p, "fraction"))) {
+        live.fraction = json_number_value(json_object_get(p, "fraction"));
+        snprintf(live.message, sizeof(live.message), "%s",
+                 json_string_value(json_object_get(p, "message")) ?: "");
+    } else {
+        live.fraction = -1;
+        live.message[0] = '\0';
+    }
+    live_status(json_string_value(json_object_get(job, "status")));
+}
+
 static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
                        curl_off_t ulnow)
 {
     (void)arg, (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    if (cli_abort && *cli_abort)
+        return 1;
     if (live.on)
         live_draw();
     return 0;
@@ -129,9 +215,10 @@ static int auth_header(char **ret_hdr)
 
 /* Performs one request. On success returns 0 with the status code and the
  * parsed JSON body (*ret_json may be NULL if the body was not JSON). On a
- * transport error prints what failed, naming the URL, and returns -EIO. */
-static int http(const char *method, const char *path, const char *body, long *ret_code,
-                json_t **ret_json)
+ * transport error prints what failed, naming the URL, and returns -EIO; with
+ * errbuf, the message goes there instead of stderr. */
+static int http_ex(const char *method, const char *path, const char *body, long *ret_code,
+                   json_t **ret_json, char *errbuf, size_t errlen)
 {
     char url[2048];
     struct response resp = {0};
@@ -155,9 +242,9 @@ static int http(const char *method, const char *path, const char *body, long *re
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
     /* Long-polls ask for at most WAIT_S seconds; this bounds a server that
      * holds a request longer than it was asked to. */
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, cli_abort ? 10L : 120L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    if (live.on) {
+    if (live.on || cli_abort) {
         curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
         curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
     }
@@ -173,10 +260,16 @@ static int http(const char *method, const char *path, const char *body, long *re
     CURLcode cr = curl_easy_perform(c);
     if (cr != CURLE_OK) {
         live_clear();
-        fprintf(stderr,
-                "stratq: cannot reach the stratq API at %s: %s\n"
-                "  (is it running? set STRATQ_API_URL or --api-url to its address)\n",
-                url, curl_easy_strerror(cr));
+        if (errbuf)
+            snprintf(errbuf, errlen,
+                     "cannot reach the stratq API at %s: %s (is it running? set STRATQ_API_URL "
+                     "or --api-url to its address)",
+                     url, curl_easy_strerror(cr));
+        else
+            fprintf(stderr,
+                    "stratq: cannot reach the stratq API at %s: %s\n"
+                    "  (is it running? set STRATQ_API_URL or --api-url to its address)\n",
+                    url, curl_easy_strerror(cr));
         r = -EIO;
     } else {
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, ret_code);
@@ -188,6 +281,35 @@ static int http(const char *method, const char *path, const char *body, long *re
     curl_slist_free_all(hdrs);
     curl_easy_cleanup(c);
     return r;
+}
+
+static int http(const char *method, const char *path, const char *body, long *ret_code,
+                json_t **ret_json)
+{
+    return http_ex(method, path, body, ret_code, ret_json, NULL, 0);
+}
+
+int cli_get_json(const char *path, json_t **ret_json, char *err, size_t errlen)
+{
+    long code = 0;
+    json_t *body = NULL;
+    *ret_json = NULL;
+    if (http_ex("GET", path, NULL, &code, &body, err, errlen) < 0)
+        return CLI_API_ERROR;
+    free(last_body);
+    last_body = NULL;
+    if (code != 200 || !json_is_object(body)) {
+        const char *msg = json_string_value(json_object_get(body, "error"));
+        snprintf(err, errlen, "the API answered %ld to GET %s: %s%s", code, path,
+                 msg ? msg : "(no message)",
+                 code == 401 || code == 403
+                     ? " (set STRATQ_API_TOKEN to one of the tokens in its STRATQ_API_TOKENS_FILE)"
+                     : "");
+        json_decref(body);
+        return CLI_API_ERROR;
+    }
+    *ret_json = body;
+    return CLI_OK;
 }
 
 void cli_free(void)
@@ -270,7 +392,7 @@ static long long field_int(const json_t *o, const char *k)
 /* A number field that may come as a JSON integer, real or numeric string
  * (worker hashes are strings in Redis). Returns false when it is absent,
  * null or not a number. */
-static bool field_num(const json_t *o, const char *k, long long *ret)
+bool cli_field_num(const json_t *o, const char *k, long long *ret)
 {
     const json_t *v = json_object_get(o, k);
     if (json_is_integer(v)) {
@@ -300,7 +422,7 @@ static const char *field_str(const json_t *o, const char *k, const char *dflt)
 }
 
 /* Human duration: "850ms", "4.2s", "3m07s", "2h05m", "3d04h". */
-static void fmt_duration(long long ms, char *buf, size_t n)
+void cli_fmt_duration(long long ms, char *buf, size_t n)
 {
     if (ms < 0)
         ms = 0;
@@ -492,7 +614,7 @@ static int wait_job(const char *id, int wait_s, json_t *first, json_t **ret_job)
     json_t *job = first;
     for (;;) {
         if (job) {
-            live_status(json_string_value(json_object_get(job, "status")));
+            live_job(job);
             if (is_terminal(job)) {
                 *ret_job = job;
                 return CLI_OK;
@@ -531,6 +653,8 @@ static int live_start(const char *id)
         return WAIT_S;
     live.on = true;
     live.drawn = false;
+    live.fraction = -1;
+    live.message[0] = '\0';
     snprintf(live.id, sizeof(live.id), "%s", id ? id : "");
     snprintf(live.status, sizeof(live.status), "submitting");
     live.start_ms = util_mono_ms();
@@ -707,7 +831,16 @@ int cli_result(int argc, char **argv)
     /* The result route says when the job is done; the full record (stdout,
      * stderr, usage) is then read once for printing. */
     if (config_bool(CFG_WAIT)) {
-        r = wait_result(args[0], live_start(args[0]));
+        int wait_s = live_start(args[0]);
+        if (live.on) {
+            /* On a terminal: the record route, which carries the progress
+             * for the bar (the result route does not). */
+            json_t *job = NULL;
+            r = wait_job(args[0], wait_s, NULL, &job);
+            json_decref(job);
+        } else {
+            r = wait_result(args[0], wait_s);
+        }
         live_clear();
         if (r != CLI_OK)
             return r;
@@ -811,7 +944,7 @@ int cli_retry(int argc, char **argv)
     long long attempts = 0;
     if (config_bool(CFG_JSON))
         print_raw();
-    else if (field_num(body, "attempts", &attempts))
+    else if (cli_field_num(body, "attempts", &attempts))
         printf("job %s: %s again; its next run is attempt %lld\n", args[0],
                field_str(body, "status", "queued"), attempts + 1);
     else
@@ -863,8 +996,8 @@ int cli_logs(int argc, char **argv)
         if (code != 200)
             return api_error(code, body);
         long long next_out, next_err;
-        if (!field_num(body, "stdout_offset", &next_out) ||
-            !field_num(body, "stderr_offset", &next_err)) {
+        if (!cli_field_num(body, "stdout_offset", &next_out) ||
+            !cli_field_num(body, "stderr_offset", &next_err)) {
             fprintf(stderr, "stratq: the API's logs answer has no stdout_offset/stderr_offset\n");
             json_decref(body);
             return CLI_API_ERROR;
@@ -881,7 +1014,7 @@ int cli_logs(int argc, char **argv)
             print_log_lines(json_object_get(body, "log"));
         }
         long long next_log = log_off;
-        field_num(body, "log_offset", &next_log);
+        cli_field_num(body, "log_offset", &next_log);
         bool done = json_is_true(json_object_get(body, "done"));
         json_decref(body);
         out_off = next_out;
@@ -958,13 +1091,13 @@ int cli_workers(int argc, char **argv)
     {
         long long done = 0, failed = 0, pid = 0, started = 0, beat = 0;
         char up[32] = "-", ago[40] = "-";
-        field_num(w, "jobs_done", &done);
-        field_num(w, "jobs_failed", &failed);
-        field_num(w, "pid", &pid);
-        if (field_num(w, "started_ms", &started) && started > 0)
-            fmt_duration(now - started, up, sizeof(up));
-        if (field_num(w, "last_heartbeat_ms", &beat) && beat > 0) {
-            fmt_duration(now - beat, ago, sizeof(ago) - 4);
+        cli_field_num(w, "jobs_done", &done);
+        cli_field_num(w, "jobs_failed", &failed);
+        cli_field_num(w, "pid", &pid);
+        if (cli_field_num(w, "started_ms", &started) && started > 0)
+            cli_fmt_duration(now - started, up, sizeof(up));
+        if (cli_field_num(w, "last_heartbeat_ms", &beat) && beat > 0) {
+            cli_fmt_duration(now - beat, ago, sizeof(ago) - 4);
             strcat(ago, " ago");
         }
         printf("%-*s  %-8s  %-*s  %6lld  %6lld  %-*s  %7lld  %8s  %s\n", wid,
@@ -1030,14 +1163,14 @@ int cli_jobs(int argc, char **argv)
         {
             long long attempts = 0, created, started, finished;
             char when[32] = "-", took[32] = "-";
-            field_num(j, "attempts", &attempts);
-            if (field_num(j, "created_ms", &created))
+            cli_field_num(j, "attempts", &attempts);
+            if (cli_field_num(j, "created_ms", &created))
                 fmt_time(created, when, sizeof(when));
-            if (field_num(j, "started_ms", &started) && started > 0) {
-                if (field_num(j, "finished_ms", &finished) && finished >= started)
-                    fmt_duration(finished - started, took, sizeof(took));
+            if (cli_field_num(j, "started_ms", &started) && started > 0) {
+                if (cli_field_num(j, "finished_ms", &finished) && finished >= started)
+                    cli_fmt_duration(finished - started, took, sizeof(took));
                 else if (!strcmp(field_str(j, "status", ""), "running"))
-                    fmt_duration(now - started, took, sizeof(took));
+                    cli_fmt_duration(now - started, took, sizeof(took));
             }
             printf("%-*s  %-*s  %8lld  %-19s  %9s  %s\n", wid, field_str(j, "id", "-"), wst,
                    field_str(j, "status", "-"), attempts, when, took, field_str(j, "worker", "-"));

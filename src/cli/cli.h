@@ -3,6 +3,11 @@
 #ifndef STRATQ_CLI_H
 #define STRATQ_CLI_H
 
+#include <jansson.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+
 int cli_submit(int argc, char **argv);
 int cli_status(int argc, char **argv);
 int cli_result(int argc, char **argv);
@@ -12,6 +17,26 @@ int cli_retry(int argc, char **argv);
 int cli_logs(int argc, char **argv);
 int cli_workers(int argc, char **argv);
 int cli_jobs(int argc, char **argv);
+/* stratq monitor (monitor.c): a full-screen view of the queue and workers. */
+int cli_monitor(int argc, char **argv);
+
+/* Helpers shared by the client commands (cli.c). */
+
+/* When set and non-zero, a request in flight is aborted (the monitor's
+ * SIGINT/SIGTERM handler sets it); requests then also time out after 10 s. */
+extern volatile sig_atomic_t *cli_abort;
+/* GET path from the API; CLI_OK with its JSON object on 200, else
+ * CLI_API_ERROR with a message in err (naming STRATQ_API_URL when it cannot
+ * be reached). */
+int cli_get_json(const char *path, json_t **ret_json, char *err, size_t errlen);
+/* A number field given as a JSON integer, real or numeric string. */
+bool cli_field_num(const json_t *o, const char *k, long long *ret);
+/* Human duration: "850ms", "4.2s", "3m07s", "2h05m", "3d04h". */
+void cli_fmt_duration(long long ms, char *buf, size_t n);
+/* Columns of the terminal on fd (80 when unknown). */
+int cli_term_cols(int fd);
+/* "[#####-----] 50% message": width cells of bar. */
+void cli_progress_bar(double fraction, const char *message, int width, char *buf, size_t len);
 
 /* Frees what the client commands keep until exit. */
 void cli_free(void);

@@ -22,10 +22,11 @@ enum {
     CMD_LOGS = 1u << 10,
     CMD_WORKERS = 1u << 11,
     CMD_JOBS = 1u << 12,
+    CMD_MONITOR = 1u << 13,
 };
 #define CMD_CLI                                                                                    \
     (CMD_SUBMIT | CMD_STATUS | CMD_RESULT | CMD_QUEUE | CMD_CANCEL | CMD_RETRY | CMD_LOGS |        \
-     CMD_WORKERS | CMD_JOBS)
+     CMD_WORKERS | CMD_JOBS | CMD_MONITOR)
 #define CMD_REDIS (CMD_API | CMD_WORKER | CMD_UP)
 #define CMD_ALL 0xffffffffu
 
@@ -140,6 +141,8 @@ enum cfg_type { CFG_STR, CFG_INT, CFG_BOOL };
     X(WAIT, "wait", NULL, CFG_BOOL, "false", 0, 0, CMD_SUBMIT | CMD_RESULT,                        \
       "Wait for the job to finish and print its result")                                           \
     X(JSON, "json", NULL, CFG_BOOL, "false", 0, 0, CMD_CLI, "Print JSON instead of text")          \
+    X(ONCE, "once", NULL, CFG_BOOL, "false", 0, 0, CMD_MONITOR,                                    \
+      "Print one plain-text report and exit (--json implies it)")                                  \
     X(FOLLOW, "follow", NULL, CFG_BOOL, "false", 0, 0, CMD_LOGS,                                   \
       "Keep printing new output until the job finishes (-f)")                                      \
     X(STATUS, "status", NULL, CFG_STR, "", 0, 0, CMD_JOBS,                                         \

@@ -148,6 +148,7 @@ def fake_root(tmp_path, compose_text=None):
     (root / "scripts").mkdir(parents=True)
     for script in (SCALE, MONITOR):
         shutil.copy2(script, root / "scripts" / script.name)
+    shutil.copytree(SCALE.parent / "lib", root / "scripts" / "lib")
     (root / "config" / "dev").mkdir(parents=True)
     (root / "config" / "dev" / "docker-compose.yaml").write_text(
         compose_text

@@ -90,14 +90,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(!strcmp(rt->method, method));
         CHECK(memchr(m.id, '\0', sizeof(m.id)) != NULL);
         const char *hole = strstr(rt->pattern, "{id}");
+        size_t holelen = 4;
+        if (!hole) {
+            hole = strstr(rt->pattern, "{file}");
+            holelen = 6;
+        }
         if (hole) {
-            /* The path is the pattern with a valid id in the hole. */
-            CHECK(util_valid_id(m.id));
+            /* The path is the pattern with a valid id (or file name) in the hole. */
+            CHECK(holelen == 4 ? util_valid_id(m.id) : router_valid_file(m.id));
             size_t pre = (size_t)(hole - rt->pattern), idlen = strlen(m.id);
-            CHECK(strlen(path) == strlen(rt->pattern) - 4 + idlen);
+            CHECK(strlen(path) == strlen(rt->pattern) - holelen + idlen);
             CHECK(!strncmp(path, rt->pattern, pre));
             CHECK(!strncmp(path + pre, m.id, idlen));
-            CHECK(!strcmp(path + pre + idlen, hole + 4));
+            CHECK(!strcmp(path + pre + idlen, hole + holelen));
         } else {
             CHECK(!strcmp(rt->pattern, path));
         }

@@ -18,7 +18,8 @@ from conftest import REPO_ROOT, STRATQ_BIN, require_binary
 OPENAPI = REPO_ROOT / "docs" / "openapi.yaml"
 API_MD = REPO_ROOT / "docs" / "api.md"
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
-UNAUTHENTICATED = {("GET", "/healthz"), ("GET", "/readyz")}
+# The dashboard's static files (GET /, GET /ui/{file}) hold no data and need no token.
+UNAUTHENTICATED = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/"), ("GET", "/ui/{file}")}
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +169,7 @@ def test_every_path_parameter_is_declared(spec):
 
 
 def test_security_of_each_operation(spec):
-    """/healthz and /readyz are open (security: []); every other operation
+    """/healthz, /readyz and the dashboard's files are open (security: []); every other operation
     keeps the global bearer requirement and documents 401 and 403."""
     for method, path, _, op in operations(spec):
         where = f"{method} {path}"
