@@ -129,6 +129,10 @@ test: deps
 demo: deps build/stratq
 	@sh scripts/demo.sh
 
+# `make bench`: stratq warm/cold vs RQ 1.13 and Celery 5.2 (1, 2, 4 workers and up to
+# nproc): jobs/s, latency, RSS, Redis commands per job, API submit rate vs
+# redis-benchmark; writes docs/benchmarks.md and docs/img/bench-*.png; stops itself
+# within 15 min (bench/suite.py).
 bench: deps build/stratq
 	@sh scripts/bench.sh
 

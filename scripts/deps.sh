@@ -6,7 +6,8 @@ set -eu
 pkgs="build-essential pkg-config libhiredis-dev libevent-dev libjansson-dev
 libcurl4-openssl-dev libcmocka-dev libpython3-dev libseccomp-dev redis-server python3 python3-numpy
 python3-pandas python3-pytest python3-redis python3-rq clang-14 libclang-rt-14-dev wrk curl
-docker-compose python3-jsonschema python3-yaml shellcheck jq yamllint"
+docker-compose python3-jsonschema python3-yaml shellcheck jq yamllint
+python3-celery python3-matplotlib"
 missing=""
 for p in $pkgs; do
     if ! dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed; then
