@@ -177,6 +177,27 @@ def cpu_ms(pids):
     return total * 1000 / CLK_TCK
 
 
+def arm_deadline(seconds):
+    """The whole run ends with BenchError after seconds (SIGALRM); SIGTERM
+    ends it too, so that the finally blocks stop what was started."""
+
+    def on_alarm(signum, frame):
+        raise BenchError(f"the whole run passed its deadline of {seconds} s")
+
+    def on_term(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.signal(signal.SIGTERM, on_term)
+    signal.alarm(seconds)
+
+
+def start_redis(port, workdir):
+    """A throwaway redis-server on loopback: no persistence, logs in workdir."""
+    return start(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                  "--appendonly", "no", "--dir", workdir, "--logfile", os.path.join(workdir, "redis.log")])
+
+
 def start(argv, env=None, log_path=None):
     out = open(log_path, "wb") if log_path else subprocess.DEVNULL
     p = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT if log_path else None,
@@ -777,21 +798,11 @@ def main():
     if not BIN.exists():
         raise SystemExit(f"bench-exec: {BIN} is missing; run make")
     t_start = time.monotonic()
-
-    def on_alarm(signum, frame):
-        raise BenchError(f"the whole run passed its deadline of {DEADLINE_S} s")
-
-    def on_term(signum, frame):
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.signal(signal.SIGTERM, on_term)
-    signal.alarm(DEADLINE_S)
+    arm_deadline(DEADLINE_S)
     tmp = tempfile.mkdtemp(prefix="stratq-bench-exec.")
     rport, aport = free_port(), free_port()
     rurl = f"redis://127.0.0.1:{rport}"
-    redis_p = start(["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--save", "",
-                     "--appendonly", "no", "--dir", tmp, "--logfile", os.path.join(tmp, "redis.log")])
+    redis_p = start_redis(rport, tmp)
     api_p = None
     try:
         r = redis.Redis(host="127.0.0.1", port=rport)

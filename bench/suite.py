@@ -29,12 +29,10 @@ has its own deadline. Stops only what it started, by pid. Exit 1 if a job
 fails or a phase does not finish.
 """
 
-import datetime
 import json
 import os
 import re
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -43,7 +41,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import exec as ex  # noqa: E402  (bench/exec.py: processes, stratq API client, RQ helpers)
-from exec import BenchError, log as _exlog, pct, rss_kb, pss_kb, descendants, children  # noqa: E402
+from exec import BenchError, pct, rss_kb, pss_kb, descendants, children  # noqa: E402
 
 import redis  # noqa: E402
 
@@ -780,23 +778,13 @@ def main():
     if not BIN.exists():
         raise SystemExit(f"bench: {BIN} is missing; run make")
     t_start = time.monotonic()
-
-    def on_alarm(signum, frame):
-        raise BenchError(f"the whole run passed its deadline of {DEADLINE_S} s")
-
-    def on_term(signum, frame):
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.signal(signal.SIGTERM, on_term)
-    signal.alarm(DEADLINE_S)
+    ex.arm_deadline(DEADLINE_S)
     tmp = tempfile.mkdtemp(prefix="stratq-bench.")
     try:
         api_res = run_bench_api() if os.environ.get("BENCH_SKIP_API") != "1" else None
         rport, aport = ex.free_port(), ex.free_port()
         rurl = f"redis://127.0.0.1:{rport}"
-        redis_p = ex.start(["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--save", "",
-                            "--appendonly", "no", "--dir", tmp, "--logfile", os.path.join(tmp, "redis.log")])
+        redis_p = ex.start_redis(rport, tmp)
         r = redis.Redis(host="127.0.0.1", port=rport)
 
         def ping():
