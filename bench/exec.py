@@ -177,6 +177,18 @@ def cpu_ms(pids):
     return total * 1000 / CLK_TCK
 
 
+def log_failure(error, workdir, say=None):
+    """Says (with say, default log) why the run failed, with the tail of each
+    log in workdir."""
+    say = say or log
+    say(f"FAILED: {error}")
+    for name in sorted(os.listdir(workdir)):
+        if name.endswith(".log"):
+            text = Path(workdir, name).read_text(errors="replace").strip()
+            if text:
+                say(f"--- {name} (tail)\n{text[-1500:]}")
+
+
 def arm_deadline(seconds):
     """The whole run ends with BenchError after seconds (SIGALRM); SIGTERM
     ends it too, so that the finally blocks stop what was started."""
@@ -838,12 +850,7 @@ def main():
         report(res, m, time.monotonic() - t_start)
         return 0
     except BenchError as e:
-        log(f"FAILED: {e}")
-        for name in sorted(os.listdir(tmp)):
-            if name.endswith(".log"):
-                text = Path(tmp, name).read_text(errors="replace").strip()
-                if text:
-                    log(f"--- {name} (tail)\n{text[-1500:]}")
+        log_failure(e, tmp)
         return 1
     finally:
         signal.alarm(0)

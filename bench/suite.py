@@ -32,6 +32,7 @@ fails or a phase does not finish.
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -833,17 +834,12 @@ def main():
         report(res, api_res, m, time.monotonic() - t_start, files)
         return 0
     except BenchError as e:
-        log(f"FAILED: {e}")
-        for name in sorted(os.listdir(tmp)):
-            if name.endswith(".log"):
-                text = Path(tmp, name).read_text(errors="replace").strip()
-                if text:
-                    log(f"--- {name} (tail)\n{text[-1500:]}")
+        ex.log_failure(e, tmp, log)
         return 1
     finally:
         signal.alarm(0)
         ex.stop(list(reversed(ex.STARTED)))
-        subprocess.run(["rm", "-rf", tmp])
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
