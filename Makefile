@@ -2,13 +2,24 @@
 # copy (build/asan/stratq) and runs the unit and integration tests with it.
 
 CC ?= cc
-PKGS := hiredis libevent jansson libcurl python3-embed
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lseccomp -lm
+# The libraries' flags come from pkg-config, asked the first time a recipe
+# needs them (not when the Makefile is read: `make demo` and `make test`
+# install the -dev packages first). A missing library stops the build with
+# its name and the package to install, never with an empty flag.
+PKGS := hiredis libevent jansson libcurl python3-embed libseccomp
+pkg_missing = $(shell command -v pkg-config >/dev/null || echo pkg-config; \
+	for m in $(PKGS); do pkg-config --exists $$m 2>/dev/null || echo $$m; done)
+pkg_flags = $(if $(strip $(pkg_missing)),$(error pkg-config finds no $(strip $(pkg_missing)): \
+	run `make deps` (as root it installs them; otherwise it prints the apt-get command), \
+	or install build-essential pkg-config libhiredis-dev libevent-dev libjansson-dev \
+	libcurl4-openssl-dev libpython3-dev libseccomp-dev),$(shell pkg-config $(1) $(PKGS)))
+# Memoized: pkg-config runs once per make, at the first use.
+PKG_CFLAGS = $(eval PKG_CFLAGS := $(call pkg_flags,--cflags))$(PKG_CFLAGS)
+PKG_LIBS = $(eval PKG_LIBS := $(call pkg_flags,--libs) -lm)$(PKG_LIBS)
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wstrict-prototypes -Wformat=2 \
         -Wno-format-nonliteral
-BASE_CFLAGS := -std=c11 -g $(WARN) $(PKG_CFLAGS) -Isrc
+BASE_CFLAGS = -std=c11 -g $(WARN) $(PKG_CFLAGS) -Isrc
 RELEASE_CFLAGS := -O2
 ASAN_CFLAGS := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 PYTHON ?= /usr/bin/python3
@@ -36,11 +47,19 @@ objs = $(patsubst src/%.c,$(1)/obj/%.o,$(2))
 REL_OBJ := $(call objs,build,$(LIB_SRC)) build/obj/gen/lua.o build/obj/gen/web.o
 ASAN_OBJ := $(call objs,build/asan,$(LIB_SRC)) build/asan/obj/gen/lua.o build/asan/obj/gen/web.o
 
-.PHONY: all deps test unit integration deploy-test browser-test demo bench bench-api bench-exec bench-sandbox fuzz fuzz-smoke clean lint format chaos soak
+.PHONY: all deps deps-test deps-bench fresh-check test unit integration deploy-test browser-test demo bench bench-api bench-exec bench-sandbox fuzz fuzz-smoke clean lint format chaos soak
 all: build/stratq
 
+# The Debian packages each goal needs (scripts/deps.sh): `make deps` what
+# building and `make demo` need; `make deps-test` and `make deps-bench` what
+# the tests and the benchmarks add. `make demo`, `make test` and `make bench`
+# run theirs first and only then read the build's flags (in a second make).
 deps:
-	@sh scripts/deps.sh
+	@sh scripts/deps.sh demo
+deps-test:
+	@sh scripts/deps.sh test
+deps-bench:
+	@sh scripts/deps.sh bench
 
 build/gen/lua.c: $(LUA) tools/embed.sh
 	@mkdir -p $(@D)
@@ -100,7 +119,7 @@ COLD_TESTS := $(addprefix tests/integration/,test_worker.py test_executor.py tes
 # Kubernetes manifests against the upstream schemas in ../shared/schemas, and
 # scripts/scale-workers.sh and monitor-workers.sh (with fake docker/kubectl,
 # and for real on a local stack). No container engine or cluster needed.
-deploy-test: deps build/stratq
+deploy-test: deps-test build/stratq
 	STRATQ_SCRIPTS_BIN=$(CURDIR)/build/stratq $(PYTHON) -m pytest -q tests/deploy
 
 # `make browser-test`: the dashboard in Debian's headless Chromium via playwright-core
@@ -119,21 +138,23 @@ integration: build/asan/stratq
 	STRATQ_TEST_SANDBOX=userns STRATQ_MODE=warm STRATQ_BIN=$(CURDIR)/build/asan/stratq \
 		$(PYTHON) -m pytest -q tests/integration/test_sandbox.py
 
-test: deps
+test: deps-test
 	$(MAKE) unit
 	$(MAKE) deploy-test
 	$(MAKE) fuzz-smoke
 	$(MAKE) integration
 	$(MAKE) browser-test
 
-demo: deps build/stratq
+demo: deps
+	@$(MAKE) --no-print-directory build/stratq
 	@sh scripts/demo.sh
 
 # `make bench`: stratq warm/cold vs RQ 1.13 and Celery 5.2 (1, 2, 4 workers and up to
 # nproc): jobs/s, latency, RSS, Redis commands per job, API submit rate vs
 # redis-benchmark; writes docs/benchmarks.md and docs/img/bench-*.png; stops itself
 # within 15 min (bench/suite.py).
-bench: deps build/stratq
+bench: deps-bench
+	@$(MAKE) --no-print-directory build/stratq
 	@sh scripts/bench.sh
 
 # `make chaos`: 3 workers, 2,000 short jobs and 20 of 1-3 s, a worker or an
@@ -141,25 +162,25 @@ bench: deps build/stratq
 # every job succeeded once as recorded and none was lost (tests/chaos/chaos.py;
 # CHAOS_FLAGS passes options such as --seed). A short version runs in `make test`.
 CHAOS_FLAGS ?=
-chaos: deps build/stratq
+chaos: deps-test build/stratq
 	$(PYTHON) tests/chaos/chaos.py --bin $(CURDIR)/build/stratq $(CHAOS_FLAGS)
 
 # `make soak`: a steady mix of jobs for SOAK_MINUTES with occasional kills;
 # RSS of the API and each worker must stay flat (< 5% growth after warm-up)
 # and their open fds must not grow (tests/chaos/soak.py).
 SOAK_MINUTES ?= 30
-soak: deps build/stratq
+soak: deps-test build/stratq
 	$(PYTHON) tests/chaos/soak.py --bin $(CURDIR)/build/stratq --minutes $(SOAK_MINUTES)
 
 # `make bench-api`: wrk against `stratq api` + its own redis-server, with
 # redis-benchmark's rate for the same enqueue script as the ceiling.
-bench-api: deps build/stratq
+bench-api: deps-bench build/stratq
 	@sh scripts/bench-api.sh
 
 # `make bench-exec`: stratq warm, stratq cold and RQ 1.13 (python3-rq) side by
 # side, 2 workers each, one redis-server: jobs/s (no-op, small pandas job),
 # idle-queue latency, idle worker RSS; writes docs/benchmarks-exec.md.
-bench-exec: deps build/stratq
+bench-exec: deps-bench build/stratq
 	@sh scripts/bench-exec.sh
 
 # `make bench-sandbox`: the sandbox's set-up cost per job child in µs against a
@@ -181,7 +202,7 @@ FUZZ_CC ?= clang-14
 FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 8
 FUZZ_FLAGS ?=
-FUZZ_CFLAGS := -std=c11 -g -O1 $(WARN) $(PKG_CFLAGS) -Isrc -fno-omit-frame-pointer \
+FUZZ_CFLAGS = -std=c11 -g -O1 $(WARN) $(PKG_CFLAGS) -Isrc -fno-omit-frame-pointer \
                -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
 FUZZ_LDFLAGS := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_LIB_SRC := $(sort $(wildcard src/common/*.c)) src/api/router.c
@@ -211,10 +232,10 @@ define run_fuzz
 done
 endef
 
-fuzz: deps $(FUZZ_BIN)
+fuzz: deps-test $(FUZZ_BIN)
 	$(call run_fuzz,$(FUZZ_SECONDS))
 
-fuzz-smoke: deps $(FUZZ_BIN)
+fuzz-smoke: deps-test $(FUZZ_BIN)
 	$(call run_fuzz,$(FUZZ_SMOKE_SECONDS))
 
 lint:
@@ -229,3 +250,10 @@ clean:
 	rm -rf build
 
 -include $(shell find build -name '*.d' 2>/dev/null)
+
+# `make fresh-check`: `make demo` and then `make test`, as the README gives
+# them, on a pristine Debian 12 root made by debootstrap and run as a Docker
+# container; prints how long each took (scripts/fresh-check.sh). Tests the
+# committed HEAD (git archive), not the work tree.
+fresh-check:
+	@sh scripts/fresh-check.sh

@@ -1,26 +1,56 @@
 #!/bin/sh
-# Installs the Debian packages stratq needs to build, test and run.
-# Silent when everything is present; as root it installs what is missing,
-# otherwise it prints the apt-get command to run and fails.
+# Installs the Debian packages one of stratq's make targets needs:
+#
+#   scripts/deps.sh build   compiler, pkg-config and the -dev libraries (`make`)
+#   scripts/deps.sh demo    build + redis-server, python3, numpy, pandas (`make demo`)
+#   scripts/deps.sh test    demo + what `make test` uses (cmocka, clang for the
+#                           fuzzers, pytest, Go for tests/deploy, chromium, ...)
+#   scripts/deps.sh bench   demo + RQ, Celery, wrk, matplotlib (`make bench`)
+#   scripts/deps.sh all     every group
+#
+# Silent when everything is there. As root it installs what is missing with
+# apt-get; otherwise it prints the apt-get command to run and fails, naming
+# the packages.
 set -eu
-pkgs="build-essential pkg-config libhiredis-dev libevent-dev libjansson-dev
-libcurl4-openssl-dev libcmocka-dev libpython3-dev libseccomp-dev redis-server python3 python3-numpy
-python3-pandas python3-pytest python3-redis python3-rq clang-14 libclang-rt-14-dev wrk curl
-docker-compose python3-jsonschema python3-yaml shellcheck jq yamllint
-python3-celery python3-matplotlib"
+
+build="build-essential pkg-config libhiredis-dev libevent-dev libjansson-dev
+libcurl4-openssl-dev libpython3-dev libseccomp-dev"
+demo="$build redis-server python3 python3-numpy python3-pandas"
+test="$demo libcmocka-dev clang-14 libclang-rt-14-dev python3-pytest python3-redis
+python3-yaml python3-websocket golang-go docker-compose shellcheck yamllint jq curl
+chromium fonts-dejavu-core"
+bench="$demo python3-redis python3-rq python3-celery python3-matplotlib wrk curl jq"
+
+pkgs=""
+[ $# -gt 0 ] || set -- demo
+for group in "$@"; do
+    case $group in
+    build) pkgs="$pkgs $build" ;;
+    demo) pkgs="$pkgs $demo" ;;
+    test) pkgs="$pkgs $test" ;;
+    bench) pkgs="$pkgs $bench" ;;
+    all) pkgs="$pkgs $test $bench" ;;
+    *)
+        echo "deps.sh: unknown group '$group' (build, demo, test, bench or all)" >&2
+        exit 2
+        ;;
+    esac
+done
+
 missing=""
-for p in $pkgs; do
+# shellcheck disable=SC2086
+for p in $(printf '%s\n' $pkgs | sort -u); do
     if ! dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null | grep -qx installed; then
         missing="$missing $p"
     fi
 done
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
-    echo "stratq needs these Debian packages:$missing" >&2
-    echo "install them with: sudo apt-get install -y$missing" >&2
+    echo "stratq ($*) needs these Debian packages:$missing" >&2
+    echo "install them with: sudo apt-get install -y --no-install-recommends$missing" >&2
     exit 1
 fi
-echo "installing:$missing" >&2
+echo "installing ($*):$missing" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q >&2
 # shellcheck disable=SC2086
