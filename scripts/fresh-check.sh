@@ -10,8 +10,8 @@
 # 3. there it runs `make demo` and then `make test`, exactly as the README
 #    says, and fails on the first failure, printing the time each took.
 #
-# The container is privileged: the worker's sandbox makes namespaces, mounts
-# and cgroups, as it does on a host. Everything it starts is ended by id
+# The container has the host's capabilities and cgroups: the worker's sandbox
+# makes namespaces, mounts and cgroups, as it does on a host. Everything it starts is ended by id
 # (the container, the image, any mount debootstrap left); logs stay in
 # build/fresh/. FRESH_REF picks another commit than HEAD; FRESH_KEEP=1 keeps
 # the container for a look inside (removed with `docker rm -f ID`);
@@ -73,7 +73,12 @@ rm -rf "$root"
 t_root=$(($(now) - t0))
 log "fresh-check: pristine root $image in ${t_root}s"
 
-cid=$(docker create --privileged --shm-size=1g --hostname fresh -w /root/stratq \
+# Every capability the host has (this kind of host lacks CAP_SYS_RESOURCE,
+# which --privileged would ask for), no seccomp or AppArmor profile, and the
+# host's cgroup tree: what the worker's sandbox uses on a host.
+cid=$(docker create --cap-add ALL --cap-drop SYS_RESOURCE --security-opt seccomp=unconfined \
+    --security-opt apparmor=unconfined --security-opt systempaths=unconfined \
+    -v /sys/fs/cgroup:/sys/fs/cgroup:rw --shm-size=1g --hostname fresh -w /root/stratq \
     -e HOME=/root -e TERM=dumb "$image" sleep infinity)
 git archive --prefix=stratq/ "$ref" | docker cp - "$cid:/root/"
 docker start "$cid" >/dev/null
