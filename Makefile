@@ -122,12 +122,11 @@ COLD_TESTS := $(addprefix tests/integration/,test_worker.py test_executor.py tes
 deploy-test: deps-test build/stratq
 	STRATQ_SCRIPTS_BIN=$(CURDIR)/build/stratq $(PYTHON) -m pytest -q tests/deploy
 
-# `make browser-test`: the dashboard in Debian's headless Chromium via playwright-core
-# (tests/browser); screenshots into docs/img/. Installs chromium / playwright-core if missing.
+# `make browser-test`: the dashboard in Debian's headless Chromium, driven over
+# the DevTools protocol with python3-websocket (tests/browser); screenshots
+# into docs/img/.
 browser-test: build/stratq
-	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y --no-install-recommends chromium; } \
-		|| { echo "install chromium: sudo apt-get install chromium"; exit 1; }
-	@[ -d tests/browser/node_modules/playwright-core ] || (cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
+	@sh scripts/deps.sh browser
 	$(PYTHON) tests/browser/run.py --bin $(CURDIR)/build/stratq --out $(CURDIR)/docs/img
 
 integration: build/asan/stratq

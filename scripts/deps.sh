@@ -5,6 +5,7 @@
 #   scripts/deps.sh demo    build + redis-server, python3, numpy, pandas (`make demo`)
 #   scripts/deps.sh test    demo + what `make test` uses (cmocka, clang for the
 #                           fuzzers, pytest, Go for tests/deploy, chromium, ...)
+#   scripts/deps.sh browser chromium and python3-websocket (`make browser-test`)
 #   scripts/deps.sh bench   demo + RQ, Celery, wrk, matplotlib (`make bench`)
 #   scripts/deps.sh all     every group
 #
@@ -17,8 +18,9 @@ build="build-essential pkg-config libhiredis-dev libevent-dev libjansson-dev
 libcurl4-openssl-dev libpython3-dev libseccomp-dev"
 demo="$build redis-server python3 python3-numpy python3-pandas"
 test="$demo libcmocka-dev clang-14 libclang-rt-14-dev python3-pytest python3-redis
-python3-yaml python3-websocket golang-go docker-compose shellcheck yamllint jq curl
-chromium fonts-dejavu-core"
+python3-yaml golang-go docker-compose shellcheck yamllint jq curl"
+browser="python3 chromium python3-websocket fonts-dejavu-core"
+test="$test $browser"
 bench="$demo python3-redis python3-rq python3-celery python3-matplotlib wrk curl jq"
 
 pkgs=""
@@ -29,9 +31,10 @@ for group in "$@"; do
     demo) pkgs="$pkgs $demo" ;;
     test) pkgs="$pkgs $test" ;;
     bench) pkgs="$pkgs $bench" ;;
+    browser) pkgs="$pkgs $browser" ;;
     all) pkgs="$pkgs $test $bench" ;;
     *)
-        echo "deps.sh: unknown group '$group' (build, demo, test, bench or all)" >&2
+        echo "deps.sh: unknown group '$group' (build, demo, test, browser, bench or all)" >&2
         exit 2
         ;;
     esac
