@@ -1,7 +1,9 @@
 """The context object handed to a strategy's entrypoint (docs/strategies.md)."""
 
+import errno
 import json
 import os
+import stat
 import sys
 import time
 
@@ -31,13 +33,16 @@ class Context:
     """
 
     def __init__(self, job_id, attempt, params, data, timeout_s, data_csv=None, data_dir=None,
-                 events_fd=EVENTS_FD):
+                 events_fd=EVENTS_FD, data_fd=None):
         self.job_id = job_id
         self.attempt = attempt
         self.params = params
         self.data = _parse_csv(data_csv, "data_csv") if data_csv is not None else data
         self._deadline = time.monotonic() + float(timeout_s)
         self._data_dir = data_dir or ""
+        # The worker opens the data directory for the job as this descriptor:
+        # the job's uid may not be able to reach it by its path.
+        self._data_fd = data_fd
         self._events_fd = events_fd
         self._last_progress = 0.0
         self._last_sent = (None, None)
@@ -93,13 +98,8 @@ class Context:
             raise PermissionError(f"dataset {name!r} is outside the data directory")
         if not name.endswith(".csv"):
             name += ".csv"
-        base = os.path.realpath(self._data_dir)
-        path = os.path.realpath(os.path.join(base, name))
-        if os.path.commonpath([base, path]) != base:
-            raise PermissionError(f"dataset {name!r} is outside the data directory")
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"no dataset {name!r} in the data directory")
-        with open(path, encoding="utf-8", newline="") as f:
+        fd = _open_beneath(self._data_fd, self._data_dir, name)
+        with open(fd, encoding="utf-8", newline="") as f:
             return _parse_csv(f.read(), f"dataset {name!r}")
 
     def _flush_progress(self, now=None):
@@ -164,3 +164,41 @@ def _parse_csv(text, what):
     import io
 
     return list(csv.DictReader(io.StringIO(text)))
+
+
+def _open_beneath(dir_fd, dir_path, name):
+    """Opens NAME (a relative path of plain components) inside the data
+    directory, given as an open descriptor (or, without one, by its path),
+    one component at a time and following no symbolic link, so that nothing
+    outside it can be reached. Returns a read-only descriptor."""
+    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW
+    parts = name.split("/")
+    base = dir_fd if dir_fd is not None else os.open(dir_path, flags | os.O_DIRECTORY)
+    fd = base
+    try:
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            if part in ("", "."):
+                raise PermissionError(f"dataset {name!r} is outside the data directory")
+            try:
+                nfd = os.open(part, flags | (0 if last else os.O_DIRECTORY), dir_fd=fd)
+            except FileNotFoundError:
+                raise FileNotFoundError(f"no dataset {name!r} in the data directory") from None
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise PermissionError(f"dataset {name!r}: a symbolic link or not a directory"
+                                          " on the way (datasets are plain files in the data"
+                                          " directory)") from None
+                raise
+            if fd != base:
+                os.close(fd)
+            fd = nfd
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise FileNotFoundError(f"no dataset {name!r} in the data directory")
+        out, fd = fd, base
+        return out
+    finally:
+        if fd != base:
+            os.close(fd)
+        if dir_fd is None:
+            os.close(base)

@@ -89,7 +89,7 @@ def run_job(request):
     try:
         ctx = Context(request.get("id", ""), request.get("attempt", 1), spec.get("params") or {},
                       spec.get("data"), spec.get("timeout_s", 300), data_csv=spec.get("data_csv"),
-                      data_dir=request.get("data_dir"))
+                      data_dir=request.get("data_dir"), data_fd=request.get("data_fd"))
     except Exception as exc:  # data_csv that does not parse
         return {"status": "failed", "error": _error(exc)}
     try:

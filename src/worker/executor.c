@@ -17,6 +17,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <dirent.h>
 #include <ftw.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -770,6 +771,58 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
     return 0;
 }
 
+/* Copies the harness's package (DIR/stratq/\*.py) into WORK/sdk, owned by
+ * the executor and readable by all, for jobs of another uid: the checkout
+ * it came from may be out of their reach (a home directory of mode 0700).
+ * Returns the copy's directory (malloc'd), or NULL with errno set. */
+static char *stage_harness(const char *dir, const char *work)
+{
+    char src[4096], dst[4096];
+    _cleanup_free_ char *top = NULL;
+    if (asprintf(&top, "%s/sdk", work) < 0)
+        return NULL;
+    snprintf(dst, sizeof(dst), "%s/stratq", top);
+    snprintf(src, sizeof(src), "%s/stratq", dir);
+    /* (chmod: the executor's umask is not the jobs' business.) */
+    if ((mkdir(top, 0755) < 0 && errno != EEXIST) || chmod(top, 0755) < 0 ||
+        (mkdir(dst, 0755) < 0 && errno != EEXIST) || chmod(dst, 0755) < 0)
+        return NULL;
+    DIR *d = opendir(src);
+    if (!d)
+        return NULL;
+    int err = 0;
+    struct dirent *e;
+    while (!err && (e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n < 4 || strcmp(e->d_name + n - 3, ".py"))
+            continue;
+        int in = openat(dirfd(d), e->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        snprintf(dst, sizeof(dst), "%s/stratq/%s", top, e->d_name);
+        int out = in < 0 ? -1 : open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        char buf[65536];
+        ssize_t r = out < 0 || fchmod(out, 0644) < 0 ? -1 : 0;
+        while (out >= 0 && (r = read(in, buf, sizeof(buf))) > 0)
+            if (util_write_all(out, buf, (size_t)r) < 0) {
+                r = -1;
+                break;
+            }
+        if (r < 0)
+            err = errno ? errno : EIO;
+        if (in >= 0)
+            close(in);
+        if (out >= 0 && close(out) < 0 && !err)
+            err = errno;
+    }
+    closedir(d);
+    if (err) {
+        errno = err;
+        return NULL;
+    }
+    char *res = top;
+    top = NULL;
+    return res;
+}
+
 static void remove_tree(const char *dir)
 {
     nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
@@ -790,8 +843,10 @@ static json_t *handle_request(json_t *req)
     }
     json_object_set_new(req, "tmpdir", json_string(tmpdir));
     json_object_set_new(req, "mode", json_string(ex.warm ? "warm" : "cold"));
-    if (ex.data_dir[0])
+    if (ex.data_dir[0]) {
         json_object_set_new(req, "data_dir", json_string(ex.data_dir));
+        json_object_set_new(req, "data_fd", json_integer(SANDBOX_DATA_FD));
+    }
     if (ex.warm)
         json_object_set_new(req, "base_vm_kb", json_integer(ex.spare_vm_kb));
     struct job_run j = {
@@ -915,11 +970,23 @@ int executor_main(int argc, char **argv)
     if (config_str(CFG_DATA_DIR)[0] && !realpath(config_str(CFG_DATA_DIR), ex.data_dir))
         log_warn("the data directory cannot be found; jobs will see none", "{s:s, s:s}", "dir",
                  config_str(CFG_DATA_DIR), "error", strerror(errno));
-    sandbox_prepare(harness_dir, ex.work_dir, ex.warm ? WARM_PYTHON : ex.python, ex.data_dir);
-    /* Jobs of their own uid reach their temporary directories through the
-     * work directory, but cannot list it. */
-    if (sst.active[SB_UID])
+    /* Jobs of their own uid reach their temporary directories and the
+     * harness's copy through the work directory, but cannot list it. */
+    if (sst.active[SB_UID]) {
         chmod(ex.work_dir, 0711);
+        char *staged = stage_harness(harness_dir, ex.work_dir);
+        if (!staged) {
+            log_error("cannot copy the harness for the jobs' uid", "{s:s, s:s}", "harness",
+                      harness_dir, "error", strerror(errno));
+            remove_tree(ex.work_dir);
+            free_env(ex.envp);
+            return 1;
+        }
+        free(harness_dir);
+        harness_dir = staged;
+        ex.harness_dir = harness_dir;
+    }
+    sandbox_prepare(harness_dir, ex.work_dir, ex.warm ? WARM_PYTHON : ex.python, ex.data_dir);
     /* Before the warm interpreter starts threads (a user namespace needs a
      * single-threaded caller). */
     int nr = sandbox_executor_enter();

@@ -470,13 +470,18 @@ char *sandbox_status_json(const struct sandbox_status *st)
 
 /* The rules, recorded once by sandbox_prepare() and applied by each child
  * in sandbox_enter(): a child builds its own ruleset rather than inherit a
- * descriptor across forks (and opens /dev/shm after mounting its own). */
+ * descriptor across forks. It opens the rules' paths before it takes the
+ * job's uid, which may not be able to reach them (a checkout under a 0700
+ * home): a rule is on the file, not on the path to it. */
 #define MAX_RULES 24
 static struct {
     char path[4096];
     __u64 access;
+    int fd; /* in the child, between landlock_open() and landlock_enter() */
 } rules[MAX_RULES];
 static int nrules;
+/* The data directory the child opens as SANDBOX_DATA_FD, or "". */
+static char data_dir_path[4096];
 
 static void add_rule(const char *path, __u64 access)
 {
@@ -493,6 +498,7 @@ void sandbox_prepare(const char *harness_dir, const char *work_dir, const char *
     int abi = sb.landlock_abi;
     __u64 trunc = abi >= 3 ? LANDLOCK_ACCESS_FS_TRUNCATE : 0;
     nrules = 0;
+    snprintf(data_dir_path, sizeof(data_dir_path), "%s", data_dir ? data_dir : "");
     if (abi <= 0)
         return;
     /* Read-only: the interpreter, its libraries, stdlib and site-packages
@@ -528,8 +534,15 @@ void sandbox_prepare(const char *harness_dir, const char *work_dir, const char *
     add_rule(work_dir, FS_READ | FS_WRITE | trunc | (abi >= 2 ? LANDLOCK_ACCESS_FS_REFER : 0));
 }
 
-/* In the child: builds the ruleset from the recorded rules and restricts
- * itself. Only system calls. */
+/* In the child, with the executor's credentials: opens the rules' paths. */
+static void landlock_open(void)
+{
+    for (int i = 0; i < nrules; i++)
+        rules[i].fd = open(rules[i].path, O_PATH | O_CLOEXEC);
+}
+
+/* In the child, after landlock_open(): builds the ruleset from the
+ * recorded rules and restricts itself. Only system calls. */
 static int landlock_enter(void)
 {
     int abi = sb.landlock_abi;
@@ -555,7 +568,8 @@ static int landlock_enter(void)
         return -errno;
     for (int i = 0; i < nrules; i++) {
         struct landlock_path_beneath_attr rule = {.allowed_access = rules[i].access};
-        rule.parent_fd = open(rules[i].path, O_PATH | O_CLOEXEC);
+        rule.parent_fd = rules[i].fd;
+        rules[i].fd = -1;
         if (rule.parent_fd < 0)
             continue; /* a path this system does not have */
         if (syscall(SYS_landlock_add_rule, fd, LANDLOCK_RULE_PATH_BENEATH, &rule, 0) < 0 &&
@@ -761,9 +775,32 @@ static void __attribute__((noreturn)) wait_and_mirror(pid_t pid)
     _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 126);
 }
 
+/* In the child, with the executor's credentials: the data directory as
+ * SANDBOX_DATA_FD, which the job reads its datasets through (openat), so
+ * that its uid need not reach the directory by its path. */
+static int open_data_dir(void)
+{
+    if (!data_dir_path[0])
+        return 0;
+    int fd = open(data_dir_path, O_RDONLY | O_DIRECTORY);
+    if (fd < 0)
+        return 0; /* jobs find no datasets, as when it is unset */
+    if (fd != SANDBOX_DATA_FD) {
+        int r = dup2(fd, SANDBOX_DATA_FD);
+        close(fd);
+        if (r < 0)
+            return -errno;
+    }
+    return 0;
+}
+
 int sandbox_enter(const struct sandbox_job *sj)
 {
     int r;
+    if ((r = open_data_dir()) < 0)
+        return r;
+    if (sb.landlock_abi > 0)
+        landlock_open();
     if (sj->cg.version && (r = cgroup_job_join(&sj->cg)) < 0)
         return r;
     if (sb.use[SB_PIDNS] && sb.use[SB_USERNS]) {

@@ -81,6 +81,11 @@ char *sandbox_status_json(const struct sandbox_status *st);
 void sandbox_prepare(const char *harness_dir, const char *work_dir, const char *python,
                      const char *data_dir);
 
+/* The descriptor a job's process has its data directory (sandbox_prepare's
+ * data_dir) open as, when there is one: the job's uid may not reach it by
+ * its path. The executor's child_setup() leaves it free. */
+#define SANDBOX_DATA_FD 6
+
 /* The uid and gid job processes run as (the executor's own when the uid
  * layer is off). */
 uid_t sandbox_job_uid(void);
