@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import tempfile
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -171,6 +172,51 @@ def test_datasets_are_read_from_the_data_directory_only(stack, data_dir):
     assert r["passwd"] == "PermissionError"  # a symlink out of the directory
     assert r["sub/../../x"] == "PermissionError"
     assert r["missing"] == "FileNotFoundError"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="jobs take another uid only under a root worker")
+def test_a_checkout_out_of_the_jobs_reach(stack, tmp_path):
+    # A clone under a home directory of mode 0700 (/root, or any home that
+    # Debian 12's adduser makes): the jobs' uid cannot walk to the harness or
+    # the data directory by their paths, yet they import the whole SDK and
+    # read datasets, and nothing else of the directory.
+    home = tmp_path / "home"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "python", home / "stratq" / "python",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    data = home / "stratq" / "data"
+    (data / "sub").mkdir(parents=True)
+    (data / "prices.csv").write_text(PRICES)
+    (data / "sub" / "more.csv").write_text(PRICES)
+    (home / "secret.csv").write_text("date,close\n2024-01-01,1\n")
+    os.symlink(home / "secret.csv", data / "link.csv")
+    os.chmod(home, 0o700)
+    env = {"STRATQ_HARNESS_DIR": str(home / "stratq" / "python"), "STRATQ_DATA_DIR": str(data)}
+    api = stack.start_api(env={"STRATQ_DATA_DIR": str(data)}).client
+    stack.start_worker(env=env)
+    job = api.wait_job(api.submit({"code": code("""
+        import os
+        import stratq
+
+        def run(ctx):
+            df = ctx.dataset("prices")
+            out = {"uid": os.getuid(), "rows": len(df), "sub/more": len(ctx.dataset("sub/more"))}
+            # _engine is imported only now, by the job's uid.
+            out["return"] = float(stratq.backtest(df["close"], df["close"] * 0 + 1).equity.iloc[-1])
+            for name in ("link", "../../secret", "sub"):
+                try:
+                    ctx.dataset(name)
+                    out[name] = "read"
+                except Exception as exc:
+                    out[name] = type(exc).__name__
+            return out
+        """)}))
+    assert job["status"] == "succeeded", job
+    r = job["result"]
+    assert r["uid"] != 0 and r["rows"] == 3 and r["sub/more"] == 3, r
+    assert isinstance(r["return"], float), r
+    assert r["link"] == "PermissionError"  # a symlink, even to a file beside it
+    assert r["../../secret"] == "PermissionError"
+    assert r["sub"] == "FileNotFoundError"  # a directory is no dataset
 
 
 def test_without_a_data_directory(stack):
