@@ -26,6 +26,7 @@
 #include "../common/frame.h"
 #include "../common/log.h"
 #include "../common/util.h"
+#include "capture.h"
 #include "sandbox.h"
 #include "warm.h"
 
@@ -75,40 +76,6 @@ static void close_fd(int *fd)
     if (*fd >= 0)
         close(*fd);
     *fd = -1;
-}
-
-/* Captured bytes of one stream, capped. */
-struct capture {
-    char *buf;
-    size_t len, limit;
-    bool overflow;
-};
-
-static int capture_read(int fd, struct capture *c, size_t *total, size_t total_limit)
-{
-    char tmp[65536];
-    ssize_t n = read(fd, tmp, sizeof(tmp));
-    if (n < 0)
-        return errno == EINTR || errno == EAGAIN ? 1 : -errno;
-    if (n == 0)
-        return 0;
-    size_t room = c->limit - c->len;
-    if (total_limit && total_limit - *total < room)
-        room = total_limit - *total;
-    size_t take = (size_t)n < room ? (size_t)n : room;
-    if (take) {
-        char *nb = realloc(c->buf, c->len + take + 1);
-        if (!nb)
-            return -ENOMEM;
-        c->buf = nb;
-        memcpy(c->buf + c->len, tmp, take);
-        c->len += take;
-        c->buf[c->len] = '\0';
-        *total += take;
-    }
-    if (take < (size_t)n)
-        c->overflow = true;
-    return 1;
 }
 
 /* The job's events (fd 5): progress and structured log lines, one JSON

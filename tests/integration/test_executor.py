@@ -117,3 +117,18 @@ def test_a_worker_without_a_working_executor_takes_no_job(stack, r, tmp_path):
     job = api.wait_job(job_id)
     assert job["status"] == "succeeded", job
     assert stack.stop(broken) == 0
+
+
+def test_a_result_over_the_cap_ends_the_job_at_once(stack):
+    # A job that writes its result pipe itself, past the harness, without
+    # end: the executor reads up to the cap, then kills the job. Reading the
+    # 128 MiB took minutes when the buffer grew by each 64 KiB read (issue
+    # 14), and the job ended as a timeout instead.
+    api = stack.start_api().client
+    stack.start_worker(env={"STRATQ_MAX_RESULT": str(128 * 1024 * 1024)})
+    code = ("import os\n\ndef run(ctx):\n    os.write(4, b'{\"status\": \"succeeded\"}\\n')\n"
+            "    chunk = b'x' * 65536\n    while True:\n        os.write(4, chunk)\n")
+    job = api.wait_job(api.submit({"code": code, "timeout_s": 20}), timeout=60)
+    assert job["status"] == "output_exceeded", job
+    assert job["error"]["type"] == "ResultTooLarge", job
+
