@@ -628,7 +628,10 @@ static json_t *build_reply(struct job_run *j)
                  "and was killed",
                  j->max_output);
         error = error_obj("OutputExceeded", msg);
-    } else if (j->res.overflow) {
+    } else if (j->res.overflow ||
+               (harness && !strcmp(json_string_value(json_object_get(harness, "status")) ?: "",
+                                   "output_exceeded"))) {
+        /* Cut off here, or (the same limit) not written by the harness. */
         status = "output_exceeded";
         snprintf(msg, sizeof(msg), "the job's result is larger than %zu bytes (STRATQ_MAX_RESULT)",
                  j->max_result);
@@ -761,6 +764,8 @@ static json_t *handle_request(json_t *req)
         json_object_set_new(req, "data_dir", json_string(ex.data_dir));
     if (ex.warm)
         json_object_set_new(req, "base_vm_kb", json_integer(ex.spare_vm_kb));
+    /* The harness does not write a result the cap would cut off. */
+    json_object_set_new(req, "max_result", json_integer(config_int(CFG_MAX_RESULT)));
     struct job_run j = {
         .timeout_s = json_number_value(json_object_get(spec, "timeout_s")),
         .memory_mb = json_integer_value(json_object_get(spec, "memory_mb")),
