@@ -3,9 +3,11 @@
 The executor starts ``python3 -I -B -c ...`` with:
   fd 3: the job request as JSON ({"id", "attempt", "spec"}), then end of file;
   fd 4: where the outcome goes: one line holding a JSON object,
-        {"status": "succeeded"} or
+        {"status": "succeeded"},
         {"status": "failed" | "memory_exceeded",
-         "error": {"type", "message", "traceback"}},
+         "error": {"type", "message", "traceback"}} or
+        {"status": "output_exceeded"} (all of it would be more than the
+        request's "max_result" bytes, STRATQ_MAX_RESULT),
         and for a success the result's JSON text after it. The result is
         kept as Python encoded it, so floats keep their shortest form.
   fd 5: the job's events, one JSON object per line: {"t": "progress",
@@ -104,15 +106,27 @@ def run_job(request):
         return {"status": "failed", "error": _error(exc)}
     finally:
         ctx._close()
+    max_result = int(request.get("max_result") or 0)
     try:
         text = json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
-        text.encode("utf-8")  # a lone surrogate cannot be stored
+        del value
+        # Each character is at least one byte of UTF-8: a text this long is
+        # over the cap however it encodes, and is not encoded at all.
+        if max_result and len(text) > max_result:
+            return {"status": "output_exceeded"}
+        data = text.encode("utf-8")  # a lone surrogate cannot be stored
+    except MemoryError:
+        return {"status": "memory_exceeded", "error": {
+            "type": "MemoryError",
+            "message": f"the job ran out of memory (memory_mb={spec.get('memory_mb')}) "
+                       "encoding its result as JSON",
+            "traceback": ""}}
     except (TypeError, ValueError, OverflowError, RecursionError, UnicodeEncodeError) as exc:
         return {"status": "failed", "error": {
             "type": "ResultNotSerializable",
             "message": f"the strategy's return value is not JSON-serializable: {exc}",
             "traceback": ""}}
-    return {"status": "succeeded", "result_text": text}
+    return {"status": "succeeded", "result": data}
 
 
 def _apply_limits(request):
@@ -156,14 +170,19 @@ def main(mode="cold"):
     _enter_tmpdir(request)
     out = os.fdopen(4, "wb")
     outcome = run_job(request)
-    result_text = outcome.pop("result_text", "")
+    result = outcome.pop("result", b"")
     # The header is ASCII; an exception message with a lone surrogate is
     # escaped rather than allowed to make the header unreadable.
-    header = json.dumps(outcome).encode("ascii", "backslashreplace")
-    payload = header + b"\n" + result_text.encode("utf-8")
+    header = json.dumps(outcome).encode("ascii", "backslashreplace") + b"\n"
+    # What the executor would cut off at its cap (and kill the job for) is
+    # not written: the job ends at once, output_exceeded.
+    max_result = int(request.get("max_result") or 0)
+    if max_result and len(header) + len(result) > max_result:
+        header, result = b'{"status": "output_exceeded"}\n', b""
     sys.stdout.flush()
     sys.stderr.flush()
-    out.write(payload)
+    out.write(header)
+    out.write(result)
     out.close()
     # Skip interpreter teardown: nothing the job left behind may run now.
     os._exit(0)

@@ -27,6 +27,7 @@
 #include "../common/frame.h"
 #include "../common/log.h"
 #include "../common/util.h"
+#include "capture.h"
 #include "sandbox.h"
 #include "warm.h"
 
@@ -76,40 +77,6 @@ static void close_fd(int *fd)
     if (*fd >= 0)
         close(*fd);
     *fd = -1;
-}
-
-/* Captured bytes of one stream, capped. */
-struct capture {
-    char *buf;
-    size_t len, limit;
-    bool overflow;
-};
-
-static int capture_read(int fd, struct capture *c, size_t *total, size_t total_limit)
-{
-    char tmp[65536];
-    ssize_t n = read(fd, tmp, sizeof(tmp));
-    if (n < 0)
-        return errno == EINTR || errno == EAGAIN ? 1 : -errno;
-    if (n == 0)
-        return 0;
-    size_t room = c->limit - c->len;
-    if (total_limit && total_limit - *total < room)
-        room = total_limit - *total;
-    size_t take = (size_t)n < room ? (size_t)n : room;
-    if (take) {
-        char *nb = realloc(c->buf, c->len + take + 1);
-        if (!nb)
-            return -ENOMEM;
-        c->buf = nb;
-        memcpy(c->buf + c->len, tmp, take);
-        c->len += take;
-        c->buf[c->len] = '\0';
-        *total += take;
-    }
-    if (take < (size_t)n)
-        c->overflow = true;
-    return 1;
 }
 
 /* The job's events (fd 5): progress and structured log lines, one JSON
@@ -662,7 +629,10 @@ static json_t *build_reply(struct job_run *j)
                  "and was killed",
                  j->max_output);
         error = error_obj("OutputExceeded", msg);
-    } else if (j->res.overflow) {
+    } else if (j->res.overflow ||
+               (harness && !strcmp(json_string_value(json_object_get(harness, "status")) ?: "",
+                                   "output_exceeded"))) {
+        /* Cut off here, or (the same limit) not written by the harness. */
         status = "output_exceeded";
         snprintf(msg, sizeof(msg), "the job's result is larger than %zu bytes (STRATQ_MAX_RESULT)",
                  j->max_result);
@@ -849,6 +819,8 @@ static json_t *handle_request(json_t *req)
     }
     if (ex.warm)
         json_object_set_new(req, "base_vm_kb", json_integer(ex.spare_vm_kb));
+    /* The harness does not write a result the cap would cut off. */
+    json_object_set_new(req, "max_result", json_integer(config_int(CFG_MAX_RESULT)));
     struct job_run j = {
         .timeout_s = json_number_value(json_object_get(spec, "timeout_s")),
         .memory_mb = json_integer_value(json_object_get(spec, "memory_mb")),

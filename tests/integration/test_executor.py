@@ -117,3 +117,42 @@ def test_a_worker_without_a_working_executor_takes_no_job(stack, r, tmp_path):
     job = api.wait_job(job_id)
     assert job["status"] == "succeeded", job
     assert stack.stop(broken) == 0
+
+
+def test_a_result_over_the_cap_ends_the_job_at_once(stack):
+    # A job that writes its result pipe itself, past the harness, without
+    # end: the executor reads up to the cap, then kills the job. Reading the
+    # 128 MiB took minutes when the buffer grew by each 64 KiB read (issue
+    # 14), and the job ended as a timeout instead.
+    api = stack.start_api().client
+    stack.start_worker(env={"STRATQ_MAX_RESULT": str(128 * 1024 * 1024)})
+    code = ("import os\n\ndef run(ctx):\n    os.write(4, b'{\"status\": \"succeeded\"}\\n')\n"
+            "    chunk = b'x' * 65536\n    while True:\n        os.write(4, chunk)\n")
+    job = api.wait_job(api.submit({"code": code, "timeout_s": 20}), timeout=60)
+    assert job["status"] == "output_exceeded", job
+    assert job["error"]["type"] == "ResultTooLarge", job
+
+
+def test_the_harness_does_not_write_a_result_over_the_cap(stack):
+    api = stack.start_api().client
+    stack.start_worker(env={"STRATQ_MAX_RESULT": "1024"})
+
+    def submit(value):
+        return api.submit({"code": f"def run(ctx):\n    print('before')\n    return {value}\n"})
+
+    fits, too_long, too_many_bytes = submit("'x' * 900"), submit("'x' * 2000"), submit("'é' * 600")
+    job = api.wait_job(fits)
+    assert job["status"] == "succeeded" and job["result"] == "x" * 900, job
+    for job in (api.wait_job(too_long), api.wait_job(too_many_bytes)):
+        assert job["status"] == "output_exceeded", job
+        assert job["error"]["type"] == "ResultTooLarge" and "1024 bytes" in job["error"]["message"], job
+        assert job["stdout"] == "before\n" and job.get("result") is None, job
+
+
+def test_a_result_too_large_to_encode_is_memory_exceeded(stack):
+    # The string fits in the job's memory; its JSON text does not.
+    api = stack.start_api().client
+    stack.start_worker()
+    code = "def run(ctx):\n    return 'x' * (200 * 1024 * 1024)\n"
+    job = api.wait_job(api.submit({"code": code, "memory_mb": 256, "timeout_s": 20}), timeout=60)
+    assert job["status"] == "memory_exceeded", job
