@@ -1,23 +1,30 @@
 """Shared fixtures of the deployment tests (tests/deploy/).
 
-They check files, not running services: nothing here needs Docker, a
-cluster or the network. Run them with
+They check files, not running services: nothing here needs a Docker engine,
+a cluster, kubectl or any file outside the repository. Run them with
 
     /usr/bin/python3 -m pytest -q tests/deploy
 
-The JSON schemas used for offline validation live in the steering repo's
-shared/schemas/, which sits beside the work tree (../shared); set
-STRATQ_SHARED_DIR to point elsewhere.
+The Kubernetes manifests are built and checked by kubecheck, a small Go
+program in tests/deploy/kubecheck: kustomize's own library builds the
+overlays, and every object is decoded strictly into the official Kubernetes
+and KEDA Go types. It is built once per session into build/deploy/kubecheck
+with the Go toolchain in $GO, else `go` on PATH (Debian's golang-go); its
+modules come from the Go module proxy on the first build and from Go's
+module cache after that.
 """
 
 import json
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED = Path(os.environ.get("STRATQ_SHARED_DIR", REPO.parent / "shared"))
+KUBECHECK_SRC = REPO / "tests" / "deploy" / "kubecheck"
+KUBECHECK_BIN = REPO / "build" / "deploy" / "kubecheck"
 
 
 @pytest.fixture(scope="session")
@@ -26,17 +33,46 @@ def repo():
     return REPO
 
 
+class Kubecheck:
+    """tests/deploy/kubecheck, built: `build` and `check` as its doc says."""
+
+    def __init__(self, exe):
+        self.exe = str(exe)
+
+    def build(self, directory):
+        """The YAML `kubectl kustomize DIRECTORY` would print."""
+        r = subprocess.run([self.exe, "build", str(directory)],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, f"kustomize build of {directory} failed:\n{r.stderr}"
+        return r.stdout
+
+    def check(self, *paths, text=None):
+        """One result per YAML document of the files, or of `text` when no
+        file is given: {"file", "index", "apiVersion", "kind", "name",
+        "errors"}, errors empty when the document decodes strictly."""
+        args = [str(p) for p in paths] or ["-"]
+        r = subprocess.run([self.exe, "check", *args], input=text,
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode in (0, 1), f"kubecheck check {' '.join(args)}:\n{r.stderr}"
+        results = json.loads(r.stdout)
+        assert (r.returncode == 1) == any(x["errors"] for x in results), r.stdout
+        return results
+
+
 @pytest.fixture(scope="session")
-def load_schema():
-    """load_schema("compose/compose-spec.json") -> the parsed JSON schema
-    from shared/schemas/; fails (does not skip) when it is missing, so that a
-    check cannot pass by not running."""
-
-    def load(rel):
-        path = SHARED / "schemas" / rel
-        if not path.is_file():
-            pytest.fail(f"schema {path} not found: the deployment tests need the steering "
-                        f"repo's shared/ beside the work tree, or STRATQ_SHARED_DIR")
-        return json.loads(path.read_text())
-
-    return load
+def kubecheck():
+    """Builds tests/deploy/kubecheck once per session; fails (does not skip)
+    without a Go toolchain, so that no check passes by not running."""
+    go = os.environ.get("GO") or "go"
+    exe = shutil.which(go)
+    if exe is None:
+        pytest.fail(f"no Go toolchain ({go!r} not found): tests/deploy builds "
+                    f"tests/deploy/kubecheck with it. Install Debian's golang-go "
+                    f"(apt-get install golang-go), or set GO to a go binary")
+    KUBECHECK_BIN.parent.mkdir(parents=True, exist_ok=True)
+    r = subprocess.run([exe, "build", "-buildvcs=false", "-o", str(KUBECHECK_BIN), "."],
+                       cwd=KUBECHECK_SRC, capture_output=True, text=True, timeout=1800)
+    if r.returncode != 0:
+        pytest.fail(f"building tests/deploy/kubecheck with {exe} failed (its modules come "
+                    f"from the Go module proxy, $GOPROXY):\n{r.stderr}")
+    return Kubecheck(KUBECHECK_BIN)

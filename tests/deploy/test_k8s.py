@@ -1,25 +1,26 @@
 """Offline checks of the Kubernetes manifests in config/deploy/k8s.
 
-Every YAML document there, and the output of `kubectl kustomize` for the
-base, each overlay and each overlay with the KEDA component, is validated
-against the upstream JSON schemas (yannh/kubernetes-json-schema's
-"standalone-strict" files and KEDA's CRD schemas: unknown fields fail), then
-checked for what the worker scaling guide and docs/scaling.md promise: names,
-namespaces, the HPA's numbers, requests the HPA can act on, probes on the
-health port, the grace period above the drain timeout, the security context,
-Secrets, the PodDisruptionBudget's arithmetic, the NetworkPolicies and KEDA.
+Every YAML document there, and the kustomize build of the base, each overlay
+and each overlay with the KEDA component, is decoded strictly into its
+official Go type by tests/deploy/kubecheck (conftest.py builds it): Kubernetes
+1.26's k8s.io/api, KEDA's own API types, kustomize's Kustomization. An
+unknown or misspelt field, a duplicate key, a value of the wrong type or an
+apiVersion and kind without a type fails. The builds are kustomize's library
+run as `kubectl kustomize` runs it. Then the objects are checked for what the
+worker scaling guide and docs/scaling.md promise: names, namespaces, the
+HPA's numbers, requests the HPA can act on, probes on the health port, the
+grace period above the drain timeout, the security context, Secrets, the
+PodDisruptionBudget's arithmetic, the NetworkPolicies and KEDA.
 
-No network and no cluster: needs python3-yaml, python3-jsonschema and
-kubectl (its built-in kustomize, v5). The schemas are read from the steering
-repo's shared/schemas beside the work tree ($STRATQ_SHARED_DIR/schemas, or
-$STRATQ_SCHEMA_DIR). A missing schema or kubectl fails the tests that need
-it rather than skipping them, so that no check passes by not running.
+No network beyond the Go module proxy for kubecheck's first build, and no
+cluster: needs python3-yaml and Go (Debian's golang-go). A missing Go fails
+the tests that need it rather than skipping them, so that no check passes by
+not running.
 
-    python3 -m pytest -q tests/deploy/test_k8s.py
+    /usr/bin/python3 -m pytest -q tests/deploy/test_k8s.py
 """
 
 import functools
-import os
 import re
 import shutil
 import subprocess
@@ -28,20 +29,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-jsonschema = pytest.importorskip("jsonschema", reason="install python3-jsonschema")
-
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "config" / "deploy" / "k8s"
 GUIDE_PATH = K8S / "worker.yaml"
 CONFIG_H = ROOT / "src" / "common" / "config.h"
 SCALING_MD = ROOT / "docs" / "scaling.md"
-SCHEMA_DIR = Path(
-    os.environ.get("STRATQ_SCHEMA_DIR")
-    or Path(os.environ.get("STRATQ_SHARED_DIR", ROOT.parent / "shared")) / "schemas"
-)
 
 ENVS = ("stage", "prod")
-# What `kubectl kustomize` builds: the base alone, each overlay as committed,
+# What kustomize builds: the base alone, each overlay as committed,
 # and each overlay with components/keda added (the documented switch).
 BUILDS = ("base",) + ENVS + tuple(f"{env}+keda" for env in ENVS)
 DEFAULT_BUILDS = ("base",) + ENVS
@@ -72,7 +67,6 @@ NAMESPACED_KINDS = {
     "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy",
     "ScaledObject", "TriggerAuthentication",
 }
-KUSTOMIZE_KINDS = {"Kustomization", "Component"}
 
 
 # ---------------------------------------------------------------- helpers
@@ -94,49 +88,13 @@ def manifest_files():
     return files
 
 
-def schema_path(doc):
-    api, kind = doc["apiVersion"], doc["kind"]
-    group, _, version = api.rpartition("/")
-    if group == "keda.sh":
-        return SCHEMA_DIR / "keda" / f"{kind.lower()}_{version}.json"
-    short = group.split(".")[0]
-    name = f"{kind.lower()}-{short}-{version}" if short else f"{kind.lower()}-{version}"
-    return SCHEMA_DIR / "kubernetes" / f"{name}.json"
-
-
-@functools.lru_cache(maxsize=None)
-def validator_for(path):
-    import json
-
-    schema = json.loads(Path(path).read_text())
-    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)
-    cls.check_schema(schema)
-    return cls(schema)
-
-
-def schema_errors(doc):
-    path = schema_path(doc)
-    if not path.is_file():
-        return [f"no schema for {doc['apiVersion']} {doc['kind']}: expected {path}"]
-    v = validator_for(str(path))
+def decode_errors(results):
+    """The errors kubecheck found, one line per document that has any."""
     return [
-        f"{'.'.join(str(p) for p in e.absolute_path) or '<root>'}: {e.message}"
-        for e in sorted(v.iter_errors(doc), key=lambda e: list(e.absolute_path))
+        f"{r['file']}[{r['index']}] {r['apiVersion']} {r['kind']} {r['name']}: "
+        + "; ".join(r["errors"])
+        for r in results if r["errors"]
     ]
-
-
-def need_schemas():
-    if not (SCHEMA_DIR / "kubernetes").is_dir() or not (SCHEMA_DIR / "keda").is_dir():
-        pytest.fail(f"no schemas in {SCHEMA_DIR}: the steering repo's shared/ must sit beside "
-                    f"the work tree, or set STRATQ_SHARED_DIR or STRATQ_SCHEMA_DIR")
-
-
-def kustomize(directory):
-    r = subprocess.run(
-        ["kubectl", "kustomize", str(directory)], capture_output=True, text=True, timeout=120
-    )
-    assert r.returncode == 0, f"kubectl kustomize {directory} failed:\n{r.stderr}"
-    return load_docs(r.stdout)
 
 
 def find(docs, kind, name=None):
@@ -257,13 +215,11 @@ def example_secret():
 
 
 @pytest.fixture(scope="session")
-def builds(tmp_path_factory):
-    if not shutil.which("kubectl"):
-        pytest.fail("kubectl not on PATH: its built-in kustomize (v5) builds the overlays; "
-                    "install it from https://kubernetes.io/docs/tasks/tools/")
-    out = {"base": kustomize(K8S / "base")}
+def built_yaml(kubecheck, tmp_path_factory):
+    """Each build's YAML, as `kubectl kustomize` prints it."""
+    out = {"base": kubecheck.build(K8S / "base")}
     for env in ENVS:
-        out[env] = kustomize(K8S / "overlays" / env)
+        out[env] = kubecheck.build(K8S / "overlays" / env)
     # The KEDA switch as docs/scaling.md tells it: the component added to an
     # overlay. Done on a copy so the tree is left as committed.
     copy = tmp_path_factory.mktemp("k8s") / "k8s"
@@ -273,8 +229,14 @@ def builds(tmp_path_factory):
         k = yaml.safe_load(kfile.read_text())
         k["components"] = (k.get("components") or []) + ["../../components/keda"]
         kfile.write_text(yaml.safe_dump(k))
-        out[f"{env}+keda"] = kustomize(copy / "overlays" / env)
+        out[f"{env}+keda"] = kubecheck.build(copy / "overlays" / env)
     return out
+
+
+@pytest.fixture(scope="session")
+def builds(built_yaml):
+    """Each build's objects, parsed."""
+    return {build: load_docs(text) for build, text in built_yaml.items()}
 
 
 # ---------------------------------------------------------------- the guide's file
@@ -290,37 +252,86 @@ def test_the_guides_path_holds_the_worker_deployment_and_its_hpa():
     assert GUIDE_PATH.resolve() == (K8S / "base" / "worker.yaml").resolve()
 
 
-# ---------------------------------------------------------------- schemas
+# ---------------------------------------------------------------- strict decoding
 
 
 @pytest.mark.parametrize("path", manifest_files(), ids=lambda p: str(p.relative_to(K8S)))
-def test_every_manifest_file_matches_the_upstream_schema(path):
-    need_schemas()
-    docs = load_docs(path.read_text())
-    assert docs, f"{path} holds no document"
-    for doc in docs:
-        if doc.get("kind") in KUSTOMIZE_KINDS:
-            continue  # kustomize's own files: checked by building them
-        errors = schema_errors(doc)
-        what = f"{path}: {doc['kind']} {doc['metadata'].get('name')}"
-        assert not errors, what + ":\n" + "\n".join(errors)
+def test_every_manifest_file_decodes_strictly(kubecheck, path):
+    # kustomize's own files too: Kustomization and Component.
+    results = kubecheck.check(path)
+    assert results, f"{path} holds no document"
+    assert len(results) == len(load_docs(path.read_text()))
+    assert not decode_errors(results), "\n".join(decode_errors(results))
 
 
 @pytest.mark.parametrize("build", BUILDS)
-def test_every_built_object_matches_the_upstream_schema(builds, build):
-    need_schemas()
-    for doc in builds[build]:
-        errors = schema_errors(doc)
-        what = f"{build}: {doc['kind']} {doc['metadata']['name']}"
-        assert not errors, what + ":\n" + "\n".join(errors)
+def test_every_built_object_decodes_strictly(kubecheck, built_yaml, builds, build):
+    results = kubecheck.check(text=built_yaml[build])
+    assert [(r["kind"], r["name"]) for r in results] == [
+        (d["kind"], d["metadata"]["name"]) for d in builds[build]
+    ]
+    assert not decode_errors(results), "\n".join(decode_errors(results))
 
 
-def test_the_schema_check_rejects_an_unknown_field():
-    # The strict schemas are what makes the checks above worth anything.
-    need_schemas()
-    doc = load_docs(GUIDE_PATH.read_text())[0]
-    doc["spec"]["template"]["spec"]["containers"][0]["resource"] = {}
-    assert any("resource" in e for e in schema_errors(doc))
+def set_in(doc, path, value):
+    """doc with the key at path (keys and list indexes) set to value."""
+    node = doc
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return doc
+
+
+CONTAINER = ("spec", "template", "spec", "containers", 0)
+
+
+@pytest.mark.parametrize("file, index, path, value, error", [
+    # A misspelt field, at any depth, in a Kubernetes type ...
+    ("worker.yaml", 0, CONTAINER + ("resource",), {}, "unknown field"),
+    ("worker.yaml", 1, ("spec", "minReplica"), 2, "unknown field"),
+    # ... names are case-sensitive ...
+    ("base/api.yaml", 0, ("spec", "Replicas"), 2, "unknown field"),
+    # ... in KEDA's and in kustomize's ...
+    ("components/keda/keda.yaml", 0, ("spec", "triggers", 0, "metricsType"), "AverageValue",
+     "unknown field"),
+    ("components/keda/keda.yaml", 1, ("spec", "secretTargetRef", 0, "paramater"), "address",
+     "unknown field"),
+    ("overlays/prod/kustomization.yaml", 0, ("resource",), [], "unknown field"),
+    # ... a value of the wrong type ...
+    ("worker.yaml", 1, ("spec", "maxReplicas"), "ten", "cannot unmarshal"),
+    # ... and a kind nothing defines.
+    ("components/keda/keda.yaml", 0, ("kind",), "ScaledObjects", "unknown apiVersion and kind"),
+    ("worker.yaml", 1, ("apiVersion",), "autoscaling/v3", "unknown apiVersion and kind"),
+], ids=["container-field", "hpa-field", "capitalised-field", "keda-trigger-field",
+        "keda-auth-field", "kustomization-field", "wrong-type", "unknown-kind", "unknown-version"])
+def test_strict_decoding_rejects_a_broken_manifest(kubecheck, file, index, path, value, error):
+    # The strictness is what makes the checks above worth anything.
+    doc = load_docs((K8S / file).read_text())[index]
+    assert not decode_errors(kubecheck.check(text=yaml.safe_dump(doc)))
+    [result] = kubecheck.check(text=yaml.safe_dump(set_in(doc, path, value)))
+    assert any(error in e and (error != "unknown field" or str(path[-1]) in e)
+               for e in result["errors"]), result
+
+
+def test_strict_decoding_rejects_a_duplicate_key(kubecheck):
+    text = GUIDE_PATH.read_text().replace("  name: worker\n", "  name: worker\n  name: other\n", 1)
+    result = kubecheck.check(text=text)[0]
+    assert any("already set" in e for e in result["errors"]), result
+
+
+def test_a_broken_manifest_fails_after_the_build_too(kubecheck, tmp_path):
+    # kustomize carries an unknown field through to its output, where the
+    # decoding finds it.
+    copy = tmp_path / "k8s"
+    shutil.copytree(K8S, copy, symlinks=True)
+    worker = copy / "base" / "worker.yaml"
+    docs = load_docs(worker.read_text())
+    set_in(docs[0], CONTAINER + ("resource",), {"limits": {"cpu": "1"}})
+    worker.write_text(yaml.safe_dump_all(docs))
+    results = kubecheck.check(text=kubecheck.build(copy / "overlays" / "prod"))
+    [bad] = [r for r in results if r["errors"]]
+    assert (bad["kind"], bad["name"]) == ("Deployment", "worker")
+    assert bad["errors"] == ['unknown field "spec.template.spec.containers[0].resource"']
 
 
 @pytest.mark.skipif(not shutil.which("yamllint"), reason="yamllint not installed")
