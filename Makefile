@@ -115,8 +115,10 @@ COLD_TESTS := $(addprefix tests/integration/,test_worker.py test_executor.py tes
               test_reliability.py test_protocol.py test_examples.py test_cli.py test_api.py \
               test_sandbox.py test_sandbox_layers.py test_sdk.py)
 
-# Deployment files (tests/deploy): the Dockerfile, the Compose file, the
-# Kubernetes manifests against the upstream schemas in ../shared/schemas, and
+# Deployment files (tests/deploy): the Dockerfile, the Compose file (checked by
+# `docker-compose config`), the Kubernetes and KEDA manifests (built with
+# kustomize's library and decoded strictly into the official Go types by
+# tests/deploy/kubecheck, built with Debian's Go and the Go module proxy), and
 # scripts/scale-workers.sh and monitor-workers.sh (with fake docker/kubectl,
 # and for real on a local stack). No container engine or cluster needed.
 deploy-test: deps-test build/stratq
