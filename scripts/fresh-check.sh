@@ -81,7 +81,18 @@ cid=$(docker create --cap-add ALL --cap-drop SYS_RESOURCE --security-opt seccomp
     -v /sys/fs/cgroup:/sys/fs/cgroup:rw --shm-size=1g --hostname fresh -w /root/stratq \
     -e HOME=/root -e TERM=dumb "$image" sleep infinity)
 git archive --prefix=stratq/ "$ref" | docker cp - "$cid:/root/"
+# The certificate authorities this machine's administrator added (a proxy
+# that inspects TLS, as on this kind of machine and behind many company
+# firewalls) are part of its network, not of the project: the fresh root
+# trusts them too, or the Go module proxy cannot be reached.
+if ls /usr/local/share/ca-certificates/*.crt >/dev/null 2>&1; then
+    docker cp /usr/local/share/ca-certificates/. "$cid:/usr/local/share/ca-certificates/"
+    local_cas=1
+fi
 docker start "$cid" >/dev/null
+if [ "${local_cas:-0}" = 1 ]; then
+    docker exec "$cid" update-ca-certificates >/dev/null
+fi
 log "fresh-check: container ${cid%"${cid#????????????}"} has $(git rev-parse --short "$ref") in /root/stratq"
 
 # timed NAME: `make NAME` in the container, shown and kept in build/fresh/NAME.log;
