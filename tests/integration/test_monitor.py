@@ -156,7 +156,7 @@ def test_monitor_long_queue_advises_scale_up(stack):
     assert any("queue length 8 > 5" in r for r in rep["advice"]["reasons"]), rep["advice"]
     assert rep["advice"]["suggested_workers"] == 2
 
-    res = run_cli(["monitor", "--once"], api_proc.url, env={"LANG": "C"})
+    res = run_cli(["monitor", "--once"], api_proc.url, env={"LC_ALL": "C", "LANG": "C"})
     assert res.returncode == 0, describe_run(res)
     assert advice_line(res.stdout).startswith("advice      scale up to 2 workers"), describe_run(res)
     # Not a UTF-8 locale: the sparkline is ASCII.
