@@ -11,9 +11,9 @@
 #    says, and fails on the first failure, printing the time each took.
 #
 # The container has the host's capabilities and cgroups: the worker's sandbox
-# makes namespaces, mounts and cgroups, as it does on a host. Everything it starts is ended by id
-# (the container, the image, any mount debootstrap left); logs stay in
-# build/fresh/. FRESH_REF picks another commit than HEAD; FRESH_KEEP=1 keeps
+# makes namespaces, mounts and cgroups, as it does on a host. Everything
+# it starts is ended by id (the container, the image, any mount debootstrap
+# left); logs stay in build/fresh/. FRESH_REF picks another commit than HEAD; FRESH_KEEP=1 keeps
 # the container for a look inside (removed with `docker rm -f ID`);
 # FRESH_GOALS=demo runs only the first command.
 set -eu
@@ -31,17 +31,9 @@ out=$PWD/build/fresh
 mkdir -p "$out"
 rm -f "$out"/*.log
 
-need() {
-    command -v "$1" >/dev/null 2>&1 && return 0
-    if [ "$(id -u)" -eq 0 ] && [ -n "$2" ]; then
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$2" >&2
-    else
-        die "fresh-check needs $1 (Debian package ${2:-?}): apt-get install $2"
-    fi
-}
-[ "$(id -u)" -eq 0 ] || die "fresh-check runs debootstrap and a privileged container: run it as root"
-need debootstrap debootstrap
-need docker docker.io
+[ "$(id -u)" -eq 0 ] || die "fresh-check runs debootstrap and a container with the host's capabilities: run it as root"
+sh scripts/deps.sh fresh
+command -v docker >/dev/null 2>&1 || die "fresh-check needs Docker Engine and its client (Debian: docker.io)"
 docker info >/dev/null 2>&1 || die "fresh-check needs a running Docker Engine (docker info fails)"
 git rev-parse --verify -q "$ref^{commit}" >/dev/null || die "fresh-check: $ref is not a commit"
 

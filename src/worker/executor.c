@@ -747,45 +747,40 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
  * Returns the copy's directory (malloc'd), or NULL with errno set. */
 static char *stage_harness(const char *dir, const char *work)
 {
-    char src[4096], dst[4096];
+    char path[4096];
     _cleanup_free_ char *top = NULL;
     if (asprintf(&top, "%s/sdk", work) < 0)
         return NULL;
-    snprintf(dst, sizeof(dst), "%s/stratq", top);
-    snprintf(src, sizeof(src), "%s/stratq", dir);
+    snprintf(path, sizeof(path), "%s/stratq", top);
     /* (chmod: the executor's umask is not the jobs' business.) */
     if ((mkdir(top, 0755) < 0 && errno != EEXIST) || chmod(top, 0755) < 0 ||
-        (mkdir(dst, 0755) < 0 && errno != EEXIST) || chmod(dst, 0755) < 0)
+        (mkdir(path, 0755) < 0 && errno != EEXIST) || chmod(path, 0755) < 0)
         return NULL;
-    DIR *d = opendir(src);
+    snprintf(path, sizeof(path), "%s/stratq", dir);
+    DIR *d = opendir(path);
     if (!d)
         return NULL;
-    int err = 0;
+    int r = 0;
     struct dirent *e;
-    while (!err && (e = readdir(d))) {
+    while (r == 0 && (e = readdir(d))) {
         size_t n = strlen(e->d_name);
         if (n < 4 || strcmp(e->d_name + n - 3, ".py"))
             continue;
-        int in = openat(dirfd(d), e->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-        snprintf(dst, sizeof(dst), "%s/stratq/%s", top, e->d_name);
-        int out = in < 0 ? -1 : open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        char buf[65536];
-        ssize_t r = out < 0 || fchmod(out, 0644) < 0 ? -1 : 0;
-        while (out >= 0 && (r = read(in, buf, sizeof(buf))) > 0)
-            if (util_write_all(out, buf, (size_t)r) < 0) {
-                r = -1;
-                break;
-            }
-        if (r < 0)
-            err = errno ? errno : EIO;
-        if (in >= 0)
-            close(in);
-        if (out >= 0 && close(out) < 0 && !err)
-            err = errno;
+        _cleanup_free_ char *buf = NULL;
+        size_t len = 0;
+        snprintf(path, sizeof(path), "%s/stratq/%s", dir, e->d_name);
+        if ((r = util_read_file(path, 16 << 20, &buf, &len)) < 0)
+            break;
+        snprintf(path, sizeof(path), "%s/stratq/%s", top, e->d_name);
+        int out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (out < 0 || fchmod(out, 0644) < 0 || (r = util_write_all(out, buf, len)) < 0)
+            r = r < 0 ? r : -errno;
+        if (out >= 0 && close(out) < 0 && r == 0)
+            r = -errno;
     }
     closedir(d);
-    if (err) {
-        errno = err;
+    if (r < 0) {
+        errno = -r;
         return NULL;
     }
     char *res = top;

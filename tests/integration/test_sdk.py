@@ -35,6 +35,18 @@ def code(text):
     return textwrap.dedent(text)
 
 
+# Job code: for each dataset name, "read" or the type of what ctx.dataset raised.
+TRY_DATASETS = """
+def try_datasets(ctx, out, names):
+    for name in names:
+        try:
+            ctx.dataset(name)
+            out[name] = "read"
+        except Exception as exc:
+            out[name] = type(exc).__name__
+"""
+
+
 def cli(api_url, *args):
     return subprocess.run([str(STRATQ_BIN), *args], capture_output=True, text=True, timeout=60,
                           env=dict(os.environ, STRATQ_API_URL=api_url))
@@ -156,14 +168,10 @@ def test_datasets_are_read_from_the_data_directory_only(stack, data_dir):
             a = ctx.dataset("prices")
             b = ctx.dataset("prices.csv")
             out["read"] = [len(a), float(a["close"].iloc[-1]), len(b)]
-            for name in ("../etc/passwd", "/etc/passwd", "passwd", "sub/../../x", "missing"):
-                try:
-                    ctx.dataset(name)
-                    out[name] = "read"
-                except Exception as exc:
-                    out[name] = type(exc).__name__
+            try_datasets(ctx, out, ("../etc/passwd", "/etc/passwd", "passwd", "sub/../../x",
+                                    "missing"))
             return out
-        """)}))
+        """) + TRY_DATASETS}))
     assert job["status"] == "succeeded", job
     r = job["result"]
     assert r["read"] == [3, 99.25, 3]
@@ -202,14 +210,9 @@ def test_a_checkout_out_of_the_jobs_reach(stack, tmp_path):
             out = {"uid": os.getuid(), "rows": len(df), "sub/more": len(ctx.dataset("sub/more"))}
             # _engine is imported only now, by the job's uid.
             out["return"] = float(stratq.backtest(df["close"], df["close"] * 0 + 1).equity.iloc[-1])
-            for name in ("link", "../../secret", "sub"):
-                try:
-                    ctx.dataset(name)
-                    out[name] = "read"
-                except Exception as exc:
-                    out[name] = type(exc).__name__
+            try_datasets(ctx, out, ("link", "../../secret", "sub"))
             return out
-        """)}))
+        """) + TRY_DATASETS}))
     assert job["status"] == "succeeded", job
     r = job["result"]
     assert r["uid"] != 0 and r["rows"] == 3 and r["sub/more"] == 3, r
