@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # stratq image: one binary for `stratq api` and `stratq worker` (the default
 # command). Two stages on Debian 12: the build stage compiles a release
 # build/stratq with `make`; the runtime stage has only the shared libraries it

@@ -47,7 +47,7 @@ objs = $(patsubst src/%.c,$(1)/obj/%.o,$(2))
 REL_OBJ := $(call objs,build,$(LIB_SRC)) build/obj/gen/lua.o build/obj/gen/web.o
 ASAN_OBJ := $(call objs,build/asan,$(LIB_SRC)) build/asan/obj/gen/lua.o build/asan/obj/gen/web.o
 
-.PHONY: all deps deps-test deps-bench fresh-check test unit integration deploy-test browser-test demo bench bench-api bench-exec bench-sandbox fuzz fuzz-smoke clean lint format chaos soak
+.PHONY: images compose-test all deps deps-test deps-bench fresh-check test unit integration deploy-test browser-test demo bench bench-api bench-exec bench-sandbox fuzz fuzz-smoke clean lint format chaos soak
 all: build/stratq
 
 # The Debian packages each goal needs (scripts/deps.sh): `make deps` what
@@ -139,12 +139,26 @@ integration: build/asan/stratq
 	STRATQ_TEST_SANDBOX=userns STRATQ_MODE=warm STRATQ_BIN=$(CURDIR)/build/asan/stratq \
 		$(PYTHON) -m pytest -q tests/integration/test_sandbox.py
 
+# `make images`: debian:bookworm-slim from Debian's archive when the engine
+# lacks it (debootstrap, docker import), then stratq:dev and stratq-redis:dev
+# (scripts/images.sh). No registry needed.
+images:
+	@sh scripts/images.sh
+
+# `make compose-test`: the dev stack of config/dev/docker-compose.yaml on the
+# real Docker Engine, driven by the guide's commands (tests/compose). Part of
+# `make test` whenever `docker info` answers.
+compose-test: deps-test images
+	$(PYTHON) -m pytest -q tests/compose
+
 test: deps-test
 	$(MAKE) unit
 	$(MAKE) deploy-test
 	$(MAKE) fuzz-smoke
 	$(MAKE) integration
 	$(MAKE) browser-test
+	@if docker info >/dev/null 2>&1; then $(MAKE) compose-test; \
+	else echo "make test: no Docker Engine answers (docker info): compose-test skipped"; fi
 
 demo: deps
 	@$(MAKE) --no-print-directory build/stratq
