@@ -308,7 +308,7 @@ def test_cache_is_redis_with_aof_and_a_redis_cli_healthcheck():
     assert from_args.split()[0] == "debian:bookworm-slim", from_args
     runs = " ".join(a for w, a in steps if w == "RUN")
     assert "apt-get install" in runs and "redis-server" in runs and "redis-tools" in runs, runs
-    assert ("USER", "redis") in steps, steps
+    assert ("USER", "999:999") in steps, steps
     cmd = cache["command"]
     cmd = shlex.split(cmd) if isinstance(cmd, str) else [str(c) for c in cmd]
     assert cmd[0] == "redis-server"
