@@ -1,4 +1,5 @@
-"""Shared fixtures of the deployment tests (tests/deploy/).
+"""Shared fixtures and helpers of the deployment tests (tests/deploy/): the
+kubecheck tool and the Dockerfile, parsed.
 
 They check files, not running services: nothing here needs a Docker engine,
 a cluster, kubectl or any file outside the repository. Run them with
@@ -16,6 +17,7 @@ module cache after that.
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -25,12 +27,73 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 KUBECHECK_SRC = REPO / "tests" / "deploy" / "kubecheck"
 KUBECHECK_BIN = REPO / "build" / "deploy" / "kubecheck"
+DOCKERFILE = REPO / "Dockerfile"
 
 
 @pytest.fixture(scope="session")
 def repo():
     """The work tree's root."""
     return REPO
+
+
+# The image as the Dockerfile builds it: what the Compose stack and the
+# Kubernetes manifests run (test_compose.py, test_k8s.py).
+
+
+def parse_dockerfile(text):
+    """[(INSTRUCTION, args)] with continuation lines joined and comments
+    (including those between continuation lines) dropped."""
+    out, cur = [], ""
+    for line in text.splitlines():
+        if line.lstrip().startswith("#") or (not cur and not line.strip()):
+            continue
+        if line.rstrip().endswith("\\"):
+            cur += line.rstrip()[:-1] + " "
+            continue
+        cur += line
+        if cur.strip():
+            word, _, args = cur.strip().partition(" ")
+            out.append((word.upper(), args.strip()))
+        cur = ""
+    assert not cur, "Dockerfile ends inside a continuation line"
+    return out
+
+
+def stages(instructions):
+    """[(FROM args, [instructions of the stage])]."""
+    result = []
+    for word, args in instructions:
+        if word == "FROM":
+            result.append((args, []))
+        else:
+            assert result or word in ("ARG",), f"{word} before the first FROM"
+            if result:
+                result[-1][1].append((word, args))
+    return result
+
+
+def dockerfile():
+    return parse_dockerfile(DOCKERFILE.read_text())
+
+
+def runtime_env():
+    """The ENV of the Dockerfile's runtime (last) stage."""
+    env = {}
+    for word, args in stages(dockerfile())[-1][1]:
+        if word == "ENV":
+            for tok in shlex.split(args):
+                k, _, v = tok.partition("=")
+                env[k] = v
+    return env
+
+
+def runtime_user():
+    """(uid, gid) of the runtime stage's last USER, as written; gid is ""
+    when the USER names none."""
+    users = [a for w, a in stages(dockerfile())[-1][1] if w == "USER"]
+    assert users, "the Dockerfile's runtime stage sets no USER"
+    uid, _, gid = users[-1].partition(":")
+    return uid, gid
 
 
 class Kubecheck:

@@ -21,10 +21,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import DOCKERFILE, dockerfile, parse_dockerfile, runtime_env, runtime_user, stages
+
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_REL = "config/dev/docker-compose.yaml"
 COMPOSE = REPO / COMPOSE_REL
-DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
 DEPLOY_MD = REPO / "docs" / "deploy.md"
 
@@ -88,38 +89,6 @@ def tmpfs_paths(service):
     if isinstance(tmpfs, str):
         tmpfs = [tmpfs]
     return {t.split(":", 1)[0] for t in tmpfs}
-
-
-def parse_dockerfile(text):
-    """[(INSTRUCTION, args)] with continuation lines joined and comments
-    (including those between continuation lines) dropped."""
-    out, cur = [], ""
-    for line in text.splitlines():
-        if line.lstrip().startswith("#") or (not cur and not line.strip()):
-            continue
-        if line.rstrip().endswith("\\"):
-            cur += line.rstrip()[:-1] + " "
-            continue
-        cur += line
-        if cur.strip():
-            word, _, args = cur.strip().partition(" ")
-            out.append((word.upper(), args.strip()))
-        cur = ""
-    assert not cur, "Dockerfile ends inside a continuation line"
-    return out
-
-
-def stages(instructions):
-    """[(FROM args, [instructions of the stage])]."""
-    result = []
-    for word, args in instructions:
-        if word == "FROM":
-            result.append((args, []))
-        else:
-            assert result or word in ("ARG",), f"{word} before the first FROM"
-            if result:
-                result[-1][1].append((word, args))
-    return result
 
 
 def apt_packages(stage_instructions):
@@ -523,10 +492,6 @@ def test_v1_creates_workers_with_the_limits():
 # Dockerfile
 
 
-def dockerfile():
-    return parse_dockerfile(DOCKERFILE.read_text())
-
-
 def test_dockerfile_two_bookworm_slim_stages():
     st = stages(dockerfile())
     assert len(st) == 2, [s[0] for s in st]
@@ -548,25 +513,13 @@ def test_dockerfile_no_remote_add():
 
 def test_dockerfile_runtime_user_entrypoint_cmd():
     runtime = stages(dockerfile())[-1][1]
-    users = [a for w, a in runtime if w == "USER"]
-    assert users, "the runtime stage sets no USER"
-    uid, _, gid = users[-1].partition(":")
-    assert uid.isdigit() and int(uid) >= 1000, users[-1]
-    assert not gid or (gid.isdigit() and int(gid) != 0), users[-1]
+    uid, gid = runtime_user()
+    assert uid.isdigit() and int(uid) >= 1000, (uid, gid)
+    assert not gid or (gid.isdigit() and int(gid) != 0), (uid, gid)
     entry = exec_form([a for w, a in runtime if w == "ENTRYPOINT"][-1])
     assert entry[:2] == ["/usr/bin/tini", "--"], entry
     assert entry[2:] == ["stratq"], entry
     assert exec_form([a for w, a in runtime if w == "CMD"][-1]) == ["worker"]
-
-
-def runtime_env():
-    env = {}
-    for word, args in stages(dockerfile())[-1][1]:
-        if word == "ENV":
-            for tok in shlex.split(args):
-                k, _, v = tok.partition("=")
-                env[k] = v
-    return env
 
 
 def test_dockerfile_installs_binary_and_harness_where_they_are_found():

@@ -10,7 +10,10 @@ run as `kubectl kustomize` runs it. Then the objects are checked for what the
 worker scaling guide and docs/scaling.md promise: names, namespaces, the
 HPA's numbers, requests the HPA can act on, probes on the health port, the
 grace period above the drain timeout, the security context, Secrets, the
-PodDisruptionBudget's arithmetic, the NetworkPolicies and KEDA.
+PodDisruptionBudget's arithmetic, the NetworkPolicies and KEDA. The API and
+the workers run as the container run of the Compose stack proved them: the
+Dockerfile's user, a read-only root with a tmpfs /tmp, no capabilities,
+RuntimeDefault seccomp.
 
 No network beyond the Go module proxy for kubecheck's first build, and no
 cluster: needs python3-yaml and Go (Debian's golang-go). A missing Go fails
@@ -29,11 +32,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import runtime_env, runtime_user
+
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "config" / "deploy" / "k8s"
 GUIDE_PATH = K8S / "worker.yaml"
 CONFIG_H = ROOT / "src" / "common" / "config.h"
 SCALING_MD = ROOT / "docs" / "scaling.md"
+API_ROUTES = ROOT / "src" / "api" / "router.c"
 
 ENVS = ("stage", "prod")
 # What kustomize builds: the base alone, each overlay as committed,
@@ -60,6 +66,12 @@ IDLE_WORKER_BYTES = 150 * 1024**2
 LARGE_JOB_BYTES = 300 * 1024**2
 
 HEALTH_PORT = 8081
+# The Deployments that run stratq's image. Their /tmp is a tmpfs of the
+# Compose stack's size (`/tmp:size=256m`, config/dev/docker-compose.yaml),
+# the one the container run was made with.
+STRATQ_APPS = ("worker", "api")
+TMP_BYTES = 256 * 1024**2
+PROBES = ("startupProbe", "livenessProbe", "readinessProbe")
 SECRET_NAME = "stratq"
 STRATQ_IMAGE = "ghcr.io/OWNER/stratq"
 NAMESPACED_KINDS = {
@@ -160,6 +172,42 @@ def container(dep, name=None):
         assert len(cs) == 1
         return cs[0]
     return next(c for c in cs if c["name"] == name)
+
+
+def pod_spec(docs, name):
+    return deployment(docs, name)["spec"]["template"]["spec"]
+
+
+def effective(pod, c, key):
+    """A securityContext setting as the container gets it: its own, else
+    its pod's."""
+    return c.get("securityContext", {}).get(key, pod.get("securityContext", {}).get(key))
+
+
+def mounted_volumes(pod, c):
+    """{mountPath: (volumeMount, the pod's volume)} of a container."""
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    return {m["mountPath"]: (m, volumes[m["name"]]) for m in c.get("volumeMounts", [])}
+
+
+def memory_volume_bytes(pod, c):
+    """What the container's memory-backed emptyDirs may hold: a tmpfs's
+    pages count against the container's memory limit."""
+    total = 0
+    for path, (_, vol) in mounted_volumes(pod, c).items():
+        empty = vol.get("emptyDir")
+        if empty is not None and empty.get("medium") == "Memory":
+            assert "sizeLimit" in empty, f"{path}: a tmpfs without a size limit"
+            total += quantity(empty["sizeLimit"])
+    return total
+
+
+def probe_port(c, action):
+    """The container port a probe's httpGet or tcpSocket targets."""
+    target = action["port"]
+    if isinstance(target, str):
+        return {p["name"]: p["containerPort"] for p in c["ports"]}[target]
+    return target
 
 
 def env_value(docs, c, name):
@@ -488,11 +536,13 @@ def test_worker_requests_let_the_hpa_targets_fire_for_one_job(builds, build):
     assert 100 * IDLE_WORKER_BYTES / req_mem < GUIDE_MEMORY_TARGET / 2
     assert 100 * (IDLE_WORKER_BYTES + LARGE_JOB_BYTES) / req_mem > GUIDE_MEMORY_TARGET
     # The largest job a worker accepts fits under its limit next to the idle
-    # worker, so it ends memory_exceeded rather than the worker OOM-killed.
+    # worker and a full /tmp (a tmpfs, charged to the same limit), so it ends
+    # memory_exceeded rather than the worker OOM-killed.
     c = container(deployment(docs, "worker"), "worker")
     max_job = env_value(docs, c, "STRATQ_MAX_MEMORY_MB")
     max_job = max_job or stratq_settings()["STRATQ_MAX_MEMORY_MB"][1]
-    assert IDLE_WORKER_BYTES + int(max_job) * 1024**2 < quantity(res["limits"]["memory"])
+    tmpfs = memory_volume_bytes(pod_spec(docs, "worker"), c)
+    assert IDLE_WORKER_BYTES + int(max_job) * 1024**2 + tmpfs < quantity(res["limits"]["memory"])
 
 
 def test_scaling_md_states_the_numbers_in_the_manifests(builds):
@@ -517,15 +567,42 @@ def test_worker_probes_use_the_health_port(builds, build):
     named = {p["name"]: p["containerPort"] for p in c["ports"]}
     assert named.get("health") == port
     paths = {}
-    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+    for probe in PROBES:
         get = c[probe]["httpGet"]
-        target = get["port"]
-        assert (named[target] if isinstance(target, str) else target) == port, probe
+        assert probe_port(c, get) == port, probe
         paths[probe] = get["path"]
     assert paths["readinessProbe"] == "/readyz"
     # Liveness must not depend on Redis (/healthz does): a worker restarted
     # during a Redis outage would lose the results it holds for it.
     assert paths["livenessProbe"] == "/livez"
+
+
+def api_open_get_paths():
+    """The GET routes the API serves without a token (src/api/router.c)."""
+    routes = re.findall(r'\{ROUTE_\w+,\s*"GET",\s*"([^"]+)",\s*0\}', API_ROUTES.read_text())
+    assert "/healthz" in routes, "src/api/router.c not parsed"
+    return set(routes)
+
+
+@pytest.mark.parametrize("build", BUILDS)
+def test_api_probes_use_its_port(builds, build):
+    docs = builds[build]
+    c = container(deployment(docs, "api"))
+    port = int(env_value(docs, c, "STRATQ_API_PORT"))
+    probes = {name: c[name] for name in PROBES if name in c}
+    assert {"livenessProbe", "readinessProbe"} <= set(probes)
+    for name, probe in probes.items():
+        actions = [k for k in ("httpGet", "tcpSocket", "exec", "grpc") if k in probe]
+        assert actions in (["httpGet"], ["tcpSocket"]), f"{name}: {actions}"
+        action = probe[actions[0]]
+        assert probe_port(c, action) == port, name
+        if "httpGet" in probe:
+            # A route that wants a token would answer 401 to the kubelet.
+            assert action["path"] in api_open_get_paths(), name
+    assert probes["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    # /healthz and /readyz both answer 503 while Redis is away, and
+    # restarting the API would not bring Redis back: liveness is the port.
+    assert "tcpSocket" in probes["livenessProbe"]
 
 
 @pytest.mark.parametrize("build", BUILDS)
@@ -570,31 +647,72 @@ def pod_specs(docs):
 @pytest.mark.parametrize("build", BUILDS)
 def test_pods_are_locked_down(builds, build):
     for name, pod in pod_specs(builds[build]):
-        psc = pod.get("securityContext", {})
         assert pod.get("automountServiceAccountToken") is False, name
         assert not any(pod.get(k) for k in ("hostNetwork", "hostPID", "hostIPC")), name
         assert not any("hostPath" in v for v in pod.get("volumes", [])), name
         for c in pod["containers"] + pod.get("initContainers", []):
             sc = c.get("securityContext", {})
             where = f"{name}/{c['name']}"
-            assert sc.get("runAsNonRoot", psc.get("runAsNonRoot")) is True, where
-            assert sc.get("runAsUser", psc.get("runAsUser", 0)) != 0, where
+            assert effective(pod, c, "runAsNonRoot") is True, where
+            assert effective(pod, c, "runAsUser") not in (None, 0), where
             assert sc.get("allowPrivilegeEscalation") is False, where
             assert sc.get("readOnlyRootFilesystem") is True, where
             assert sc.get("capabilities") == {"drop": ["ALL"]}, where
             assert not sc.get("privileged"), where
-            seccomp = sc.get("seccompProfile", psc.get("seccompProfile"))
-            assert seccomp == {"type": "RuntimeDefault"}, where
+            assert effective(pod, c, "seccompProfile") == {"type": "RuntimeDefault"}, where
 
 
 @pytest.mark.parametrize("build", BUILDS)
-def test_the_worker_has_a_writable_tmp_and_nothing_else(builds, build):
-    pod = deployment(builds[build], "worker")["spec"]["template"]["spec"]
+@pytest.mark.parametrize("app", STRATQ_APPS)
+def test_stratq_pods_run_as_the_images_user(builds, build, app):
+    # The Dockerfile's USER, numeric so that runAsNonRoot can check it: the
+    # user the container run of the sandbox's layers was made as.
+    uid, gid = runtime_user()
+    assert uid.isdigit() and gid.isdigit(), (uid, gid)
+    pod = pod_spec(builds[build], app)
+    for c in pod["containers"]:
+        where = f"{app}/{c['name']}"
+        assert effective(pod, c, "runAsNonRoot") is True, where
+        assert effective(pod, c, "runAsUser") == int(uid), where
+        assert effective(pod, c, "runAsGroup") == int(gid), where
+    # The group the API's tokens file is readable by, where one is set.
+    assert pod["securityContext"].get("fsGroup", int(gid)) == int(gid), app
+
+
+@pytest.mark.parametrize("build", BUILDS)
+@pytest.mark.parametrize("app", STRATQ_APPS)
+def test_a_read_only_root_gets_a_tmpfs_on_tmp(builds, build, app):
+    docs = builds[build]
+    pod = pod_spec(docs, app)
+    c = container(deployment(docs, app))
+    assert effective(pod, c, "readOnlyRootFilesystem") is True
+    mounts = mounted_volumes(pod, c)
+    assert "/tmp" in mounts, f"{app}: a read-only root and no writable /tmp"
+    mount, vol = mounts["/tmp"]
+    assert not mount.get("readOnly") and not mount.get("subPath"), mount
+    # A tmpfs, as Compose's: in the pod's memory and gone with the pod, of
+    # the size the container run had, and at most half the container's
+    # memory limit (its pages count against it).
+    empty = vol.get("emptyDir")
+    assert empty is not None, f"{app}: /tmp is {vol}, not an emptyDir"
+    assert empty.get("medium") == "Memory", f"{app}: /tmp is not a tmpfs"
+    assert quantity(empty.get("sizeLimit", 0)) == TMP_BYTES
+    assert 2 * memory_volume_bytes(pod, c) <= quantity(c["resources"]["limits"]["memory"])
+    # Everything else it mounts is read-only.
+    assert all(m.get("readOnly") for path, (m, _) in mounts.items() if path != "/tmp")
+    # TMPDIR (the executor's work directories) and HOME (what Python and the
+    # libraries a job imports write to), from the pod or else the image,
+    # lie in /tmp.
+    image_env = runtime_env()
+    for var in ("TMPDIR", "HOME"):
+        value = env_value(docs, c, var) or image_env.get(var)
+        assert value and (value == "/tmp" or value.startswith("/tmp/")), f"{app}: {var}={value}"
+
+
+@pytest.mark.parametrize("build", BUILDS)
+def test_the_worker_mounts_its_tmp_and_nothing_else(builds, build):
     c = container(deployment(builds[build], "worker"), "worker")
-    volumes = {v["name"]: v for v in pod["volumes"]}
-    mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
-    assert list(mounts) == ["/tmp"]
-    assert "emptyDir" in volumes[mounts["/tmp"]["name"]]
+    assert list(mounted_volumes(pod_spec(builds[build], "worker"), c)) == ["/tmp"]
 
 
 # ---------------------------------------------------------------- secrets
@@ -650,12 +768,12 @@ def test_credentials_come_only_from_the_secret(builds, build):
     mount = next(m for m in api["volumeMounts"] if path.startswith(m["mountPath"] + "/"))
     assert mount.get("readOnly") is True
     vol = next(
-        v for v in deployment(docs, "api")["spec"]["template"]["spec"]["volumes"]
+        v for v in pod_spec(docs, "api")["volumes"]
         if v["name"] == mount["name"]
     )
     assert vol["secret"]["items"] == [{"key": "api-tokens", "path": path.rsplit("/", 1)[1]}]
     # Workers never see the API tokens.
-    worker = deployment(docs, "worker")["spec"]["template"]["spec"]
+    worker = pod_spec(docs, "worker")
     assert not any("secret" in v for v in worker.get("volumes", []))
 
 
