@@ -225,21 +225,34 @@ def test_a_job_reads_the_data_directory_and_cannot_write_it(stack, tmp_path_fact
 
 def test_threads_past_the_cpu_limit_are_cpu_exceeded(stack):
     # Four threads hash without the GIL, so CPU time passes the limit (just
-    # above timeout_s) well before the wall clock does: cpu_exceeded, also
+    # above timeout_s, 13 s) before the wall clock does: cpu_exceeded, also
     # when the job is PID 1 of its pid namespace, which ignores SIGXCPU and
-    # is killed at the hard limit.
-    job, _ = run_job(stack, """
-        import hashlib, threading
-        def burn():
-            block = b"x" * (8 << 20)
-            while True:
-                hashlib.sha256(block).digest()
-        def run(ctx):
-            threads = [threading.Thread(target=burn, daemon=True) for _ in range(4)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-        """, timeout_s=12)
-    assert job["status"] == "cpu_exceeded", job
-    assert job["usage"]["cpu_ms"] >= 13000, job["usage"]
+    # is killed at the hard limit. That needs more than one free core for
+    # most of the 12 s: on a 2-core machine busy with something else the job
+    # may not get its 13 CPU seconds, and then a wall-clock timeout is the
+    # right outcome. So every run must end as its CPU use says (cpu_exceeded
+    # past 13 s of CPU, timeout below), and one of at most 3 must get there.
+    statuses = []
+    for _ in range(3):
+        job, _ = run_job(stack, """
+            import hashlib, threading
+            def burn():
+                block = b"x" * (8 << 20)
+                while True:
+                    hashlib.sha256(block).digest()
+            def run(ctx):
+                threads = [threading.Thread(target=burn, daemon=True) for _ in range(4)]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join()
+            """, timeout_s=12)
+        cpu_ms = job["usage"]["cpu_ms"]
+        statuses.append((job["status"], cpu_ms))
+        if job["status"] == "cpu_exceeded":
+            assert cpu_ms >= 13000, job["usage"]
+            return
+        assert job["status"] == "timeout", job
+        assert cpu_ms < 13000, f"past its CPU limit but ended timeout: {job}"
+    pytest.fail(f"never got past its CPU limit in 3 runs (status, cpu_ms): {statuses}: "
+                "is the machine busy with something else?")
