@@ -7,8 +7,8 @@
 #                           fuzzers, pytest, Go for tests/deploy, chromium, ...)
 #   scripts/deps.sh browser chromium and python3-websocket (`make browser-test`)
 #   scripts/deps.sh bench   demo + RQ, Celery, wrk, matplotlib (`make bench`)
-#   scripts/deps.sh fresh   debootstrap (`make fresh-check`; Docker must be there)
-#   scripts/deps.sh all     every group but fresh
+#   scripts/deps.sh images  debootstrap (`make images` and `make fresh-check`, to make debian:bookworm-slim; Docker must be there)
+#   scripts/deps.sh all     every group but images
 #
 # Silent when everything is there. As root it installs what is missing with
 # apt-get; otherwise it prints the apt-get command to run and fails, naming
@@ -22,7 +22,7 @@ test="$demo libcmocka-dev clang-14 libclang-rt-14-dev python3-pytest python3-red
 python3-yaml golang-go docker-compose shellcheck yamllint jq curl"
 browser="python3 chromium python3-websocket fonts-dejavu-core"
 test="$test $browser"
-fresh="debootstrap"
+images="debootstrap"
 bench="$demo python3-redis python3-rq python3-celery python3-matplotlib wrk curl jq"
 
 pkgs=""
@@ -34,10 +34,10 @@ for group in "$@"; do
     test) pkgs="$pkgs $test" ;;
     bench) pkgs="$pkgs $bench" ;;
     browser) pkgs="$pkgs $browser" ;;
-    fresh) pkgs="$pkgs $fresh" ;;
+    images) pkgs="$pkgs $images" ;;
     all) pkgs="$pkgs $test $bench" ;;
     *)
-        echo "deps.sh: unknown group '$group' (build, demo, test, browser, bench, fresh or all)" >&2
+        echo "deps.sh: unknown group '$group' (build, demo, test, browser, bench, images or all)" >&2
         exit 2
         ;;
     esac

@@ -2,9 +2,9 @@
 # `make fresh-check`: the README's two commands on a machine in the state a
 # newcomer's is in.
 #
-# 1. debootstrap builds a minimal Debian 12 root from Debian's archive
-#    (minbase plus git, make and ca-certificates; nothing else) and
-#    `docker import` turns it into an image;
+# 1. a minimal Debian 12 root: debian:bookworm-slim (made from Debian's
+#    archive by debootstrap and `docker import` when the engine lacks it,
+#    scripts/images.sh) plus git, make and ca-certificates; nothing else;
 # 2. a container from that image gets `git archive HEAD` of this checkout in
 #    /root/stratq, as a clone would be;
 # 3. there it runs `make demo` and then `make test`, exactly as the README
@@ -12,8 +12,8 @@
 #
 # The container has the host's capabilities and cgroups: the worker's sandbox
 # makes namespaces, mounts and cgroups, as it does on a host. Everything
-# it starts is ended by id (the container, the image, any mount debootstrap
-# left); logs stay in build/fresh/. FRESH_REF picks another commit than HEAD; FRESH_KEEP=1 keeps
+# it starts is ended by id (the container, the image); logs stay in
+# build/fresh/. FRESH_REF picks another commit than HEAD; FRESH_KEEP=1 keeps
 # the container for a look inside (removed with `docker rm -f ID`);
 # FRESH_GOALS=demo runs only the first command.
 set -eu
@@ -26,27 +26,19 @@ die() {
 }
 
 ref=${FRESH_REF:-HEAD}
-mirror=${FRESH_MIRROR:-http://deb.debian.org/debian}
 out=$PWD/build/fresh
 mkdir -p "$out"
 rm -f "$out"/*.log
 
-[ "$(id -u)" -eq 0 ] || die "fresh-check runs debootstrap and a container with the host's capabilities: run it as root"
-sh scripts/deps.sh fresh
+[ "$(id -u)" -eq 0 ] || die "fresh-check runs a container with the host's capabilities: run it as root"
 command -v docker >/dev/null 2>&1 || die "fresh-check needs Docker Engine and its client (Debian: docker.io)"
 docker info >/dev/null 2>&1 || die "fresh-check needs a running Docker Engine (docker info fails)"
 git rev-parse --verify -q "$ref^{commit}" >/dev/null || die "fresh-check: $ref is not a commit"
 
-root=$(mktemp -d "$out/root.XXXXXX")
 cid=""
 image=""
 cleanup() {
     status=$?
-    # debootstrap mounts /proc and /sys in the root while it runs; an
-    # interrupted run can leave them (deepest first).
-    awk -v r="$root" 'index($2, r) == 1 { print $2 }' /proc/mounts | sort -r |
-        while read -r m; do umount -l "$m" 2>/dev/null || true; done
-    rm -rf "$root"
     if [ -n "$cid" ] && [ "${FRESH_KEEP:-0}" != 1 ]; then docker rm -f "$cid" >/dev/null 2>&1 || true; fi
     if [ -n "$image" ] && [ "${FRESH_KEEP:-0}" != 1 ]; then docker rmi -f "$image" >/dev/null 2>&1 || true; fi
     exit $status
@@ -56,12 +48,15 @@ trap 'exit 130' INT TERM
 
 now() { date +%s; }
 t0=$(now)
-log "fresh-check: debootstrap bookworm (minbase + git make ca-certificates) from $mirror"
-debootstrap --variant=minbase --include=git,make,ca-certificates bookworm "$root" "$mirror" \
-    >"$out/debootstrap.log" 2>&1 || { tail -n 30 "$out/debootstrap.log" >&2; die "debootstrap failed (build/fresh/debootstrap.log)"; }
-rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
-image=$(tar -C "$root" -c . | docker import -c 'CMD ["/bin/bash"]' - "stratq-fresh:$(git rev-parse --short "$ref")")
-rm -rf "$root"
+# debian:bookworm-slim: made from Debian's archive by debootstrap when the
+# engine lacks it (scripts/images.sh, as for `make images`), then what a
+# newcomer's machine has before the README: git, make and the CA bundle.
+sh scripts/images.sh base
+log "fresh-check: pristine root: debian:bookworm-slim + git make ca-certificates"
+image=stratq-fresh:$(git rev-parse --short "$ref")
+printf 'FROM debian:bookworm-slim\nRUN apt-get update && apt-get install -y --no-install-recommends git make ca-certificates && rm -rf /var/lib/apt/lists/*\nCMD ["/bin/bash"]\n' |
+    DOCKER_BUILDKIT=0 docker build -t "$image" - >"$out/root.log" 2>&1 ||
+    { tail -n 30 "$out/root.log" >&2; die "making the pristine root failed (build/fresh/root.log)"; }
 t_root=$(($(now) - t0))
 log "fresh-check: pristine root $image in ${t_root}s"
 
@@ -104,7 +99,7 @@ for goal in ${FRESH_GOALS:-demo test}; do
 done
 
 printf '\nfresh-check passed on a pristine Debian 12 root (%s):\n' "$(git rev-parse --short "$ref")"
-printf '  root (debootstrap + import)  %5ss\n' "$t_root"
+printf '  root (base + git make certs)  %5ss\n' "$t_root"
 for goal in ${FRESH_GOALS:-demo test}; do
     eval "printf '  make %-23s %5ss\\n' $goal \"\$t_$goal\""
 done

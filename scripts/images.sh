@@ -56,7 +56,7 @@ make_base() {
         return
     fi
     [ "$(id -u)" -eq 0 ] || die "$base is missing and debootstrap must run as root to make it: run 'sudo make images' (or 'docker pull $base' where a registry is reachable)"
-    sh scripts/deps.sh fresh
+    sh scripts/deps.sh images
     t=$(now)
     mkdir -p build/images
     root=$(mktemp -d "$PWD/build/images/root.XXXXXX")
@@ -82,8 +82,6 @@ APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/a
 Dir::Cache::pkgcache "";
 Dir::Cache::srcpkgcache "";
 EOF
-    printf 'APT::Install-Recommends "false";\nAPT::Install-Suggests "false";\n' \
-        >"$root/etc/apt/apt.conf.d/docker-no-recommends"
     rm -f "$root/etc/apt/sources.list"
     cat >"$root/etc/apt/sources.list.d/debian.sources" <<EOF
 Types: deb
