@@ -29,6 +29,7 @@ IMAGES = ("debian:bookworm-slim", "stratq:dev", "stratq-redis:dev")
 TOKEN = next(line.strip() for line in (REPO / "config/dev/api-tokens.dev").read_text().splitlines()
              if line.strip() and not line.lstrip().startswith("#"))
 _NO_BODY = object()
+FIGURES = {}  # measured while testing, printed at the end
 # No proxy for loopback, whatever the environment says.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -103,6 +104,14 @@ class Api:
         status, body = self.request("POST", "/v1/jobs", spec)
         assert status == 201, f"POST /v1/jobs -> {status} {body}"
         return body["id"]
+
+    def try_submit(self, spec):
+        """The new job's id, or None while the API cannot take it."""
+        try:
+            status, body = self.request("POST", "/v1/jobs", spec, timeout=5)
+        except OSError:
+            return None
+        return body["id"] if status == 201 else None
 
     def job(self, job_id):
         status, body = self.get(f"/v1/jobs/{job_id}")
@@ -206,7 +215,15 @@ def compose():
         pytest.fail(f"images {missing} are missing: run `make images` (make compose-test does)")
     c = Compose()
     try:
+        t0 = time.monotonic()
         c.run("up", "-d")
+        # A user's first job, submitted as soon as the API takes it: the time
+        # from `up -d` to its result is printed at the end (docs/deploy.md).
+        first = wait_for(lambda: c.api.try_submit({"code": "def run(ctx):\n    return 'first'\n"}), 120,
+                         "the API to take a job after `up -d`", interval=0.1)
+        job = c.api.wait_job(first, timeout=120)
+        assert job["status"] == "succeeded" and job["result"] == "first", job
+        FIGURES["up -d to the first job's result"] = f"{time.monotonic() - t0:.1f} s"
         c.wait_healthy("cache", 1)
         c.wait_healthy("api", 1)
         c.wait_healthy("worker", 3)
@@ -219,3 +236,8 @@ def compose():
 @pytest.fixture
 def api(compose):
     return compose.api
+
+
+def pytest_terminal_summary(terminalreporter):
+    for what, value in FIGURES.items():
+        terminalreporter.write_line(f"compose-test: {what}: {value}")
