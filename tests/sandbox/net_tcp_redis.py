@@ -1,13 +1,20 @@
 # expect: blocked
-# TCP to Redis and to the API on loopback (the ports the test passes).
+# TCP to Redis and to the API at the hosts and ports the test passes
+# (loopback by default; the services' addresses in a Compose network), and
+# to the worker's health port on loopback when the test passes one.
 import socket
 
 
 def run(ctx):
+    p = ctx.params
+    targets = {"redis": (p.get("host", "127.0.0.1"), p.get("port", 6379)),
+               "api": (p.get("api_host", "127.0.0.1"), p.get("api_port", 8080))}
+    if "health_port" in p:
+        targets["health"] = ("127.0.0.1", p["health_port"])
     results = {}
-    for what, port in (("redis", ctx.params.get("port", 6379)), ("api", ctx.params.get("api_port", 8080))):
+    for what, (host, port) in targets.items():
         try:
-            s = socket.create_connection(("127.0.0.1", int(port)), timeout=2)
+            s = socket.create_connection((host, int(port)), timeout=2)
         except PermissionError as e:
             results[what] = f"refused: {e}"
             continue
