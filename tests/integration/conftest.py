@@ -364,9 +364,10 @@ class Stack:
         self.procs = []
         self._n = 0
 
-    def spawn(self, kind, args, env=None, cls=Proc, user=None):
+    def spawn(self, kind, args, env=None, cls=Proc, user=None, binary=None):
         """Start ``stratq ARGS``. ``user``: a (uid, gid) to run it as
-        (needs root), with no supplementary groups."""
+        (needs root), with no supplementary groups; ``binary``: another copy
+        of the binary than $STRATQ_BIN."""
         require_binary()
         self._n += 1
         log_path = self.tmp_path / f"{kind}-{self._n}.log"
@@ -377,7 +378,7 @@ class Stack:
             as_user = {"user": user[0], "group": user[1], "extra_groups": []}
         with open(log_path, "wb") as log:
             popen = subprocess.Popen(
-                [str(STRATQ_BIN), *args],
+                [str(binary or STRATQ_BIN), *args],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -425,9 +426,9 @@ class Stack:
                 out[int(pid)] = wid
         return out
 
-    def start_worker(self, env=None, args=(), user=None):
+    def start_worker(self, env=None, args=(), user=None, binary=None):
         url_args, env = self._redis_url(env)
-        proc = self.spawn("worker", ["worker", *url_args, *args], env, WorkerProc, user=user)
+        proc = self.spawn("worker", ["worker", *url_args, *args], env, WorkerProc, user=user, binary=binary)
 
         def registered():
             assert proc.alive(), f"stratq worker exited with {proc.popen.returncode}\n{proc.describe()}"

@@ -25,7 +25,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import REPO_ROOT, Api, PrivateRedis, Stack, children, descendants, pids_named, wait_for
+from conftest import REPO_ROOT, STRATQ_BIN, Api, PrivateRedis, Stack, children, descendants, pids_named, wait_for
 
 ATTACKS = sorted((Path(REPO_ROOT) / "tests" / "sandbox").glob("*.py"))
 
@@ -113,12 +113,27 @@ def sandbox(tmp_path_factory):
         else:
             home = Path(os.environ.get("HOME") or "/root")
 
+        binary, harness_dir = None, HARNESS_DIR
+        if WORKER_USER:
+            # The checkout may be out of the worker uid's reach (a clone in
+            # root's 0700 home, as on a fresh machine): the worker runs a
+            # copy of the binary with the harness beside it, root's and
+            # world-readable, as an installed stratq would be.
+            install = base / "install"
+            shutil.copytree(HARNESS_DIR / "stratq", install / "python" / "stratq",
+                            ignore=shutil.ignore_patterns("__pycache__"))
+            (install / "bin").mkdir()
+            binary = Path(shutil.copy2(STRATQ_BIN, install / "bin" / "stratq"))
+            for d in (install, install / "bin", install / "python", install / "python" / "stratq"):
+                d.chmod(0o755)
+            harness_dir = install / "python"
+
         stack = Stack(base, redis)
         api_proc = stack.start_api(env={"STRATQ_API_TOKENS_FILE": str(tokens_file)}, token=token)
         api = api_proc.client
         # Auth is really on: the token is a secret worth stealing.
         assert Api(api.base_url).get("/v1/queue")[0] == 401
-        worker = stack.start_worker(env=env, user=WORKER_USER)
+        worker = stack.start_worker(env=env, user=WORKER_USER, binary=binary)
         # The worker holds the Redis password (in its environment): the secret
         # the jobs must not reach.
         with open(f"/proc/{worker.pid}/environ", "rb") as f:
@@ -129,6 +144,7 @@ def sandbox(tmp_path_factory):
             assert uids == [str(WORKER_USER[0])] * 4, uids
         yield SimpleNamespace(stack=stack, api=api, api_port=api_proc.port, worker=worker, redis=redis,
                               password=password, token=token, tokens_file=tokens_file, home=home,
+                              harness_dir=harness_dir,
                               data_dir=data_dir, data_file=data_file, victims=victims)
     finally:
         problems = stack.teardown() if stack else []
@@ -210,7 +226,7 @@ def test_attack(attack, sandbox, request):
     params = {"port": sb.redis.port, "api_port": sb.api_port, "victim_file": str(victim_file),
               "victim_dir": str(victim_dir), "supervisor_pid": worker.pid, "executor_pid": executor,
               "tokens_file": str(sb.tokens_file), "config_file": str(sb.redis.conf),
-              "home": str(sb.home), "site_packages": SITE_PACKAGES, "harness_dir": str(HARNESS_DIR),
+              "home": str(sb.home), "site_packages": SITE_PACKAGES, "harness_dir": str(sb.harness_dir),
               "data_dir": str(sb.data_dir), "data_file": str(sb.data_file), "proc_name": name,
               "shm_name": f"stratq-test-{secrets.token_hex(8)}"}
     try:
