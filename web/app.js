@@ -2,13 +2,13 @@
 // Plain DOM (no innerHTML), no libraries; see docs/dashboard.md.
 import { barChart, fmtNum, lineChart } from './charts.js';
 
-const TERMINAL = new Set(['succeeded', 'failed', 'timeout', 'memory_exceeded', 'cpu_exceeded',
-  'output_exceeded', 'crashed', 'cancelled', 'dead']);
-const RETRYABLE = new Set([...TERMINAL].filter((s) => s !== 'succeeded'));
-const CANCELLABLE = new Set(['queued', 'scheduled', 'running']);
-const STATUSES = ['all', 'queued', 'scheduled', 'running', 'succeeded', 'failed', 'timeout',
-  'memory_exceeded', 'cpu_exceeded', 'output_exceeded', 'crashed', 'cancelled', 'dead'];
-const FAILED = ['failed', 'dead', 'timeout', 'memory_exceeded', 'cpu_exceeded', 'output_exceeded', 'crashed'];
+// The job statuses and their properties come from the server (GET
+// /v1/statuses, loaded before the first page): loadStatuses() fills these.
+const TERMINAL = new Set();
+const RETRYABLE = new Set();
+const CANCELLABLE = new Set();
+const STATUSES = ['all']; // the filters of the jobs page
+const FAILED = []; // the statuses the failed page lists
 const TOKEN_KEY = 'stratq.token';
 
 // --- DOM helpers -------------------------------------------------------------
@@ -139,6 +139,17 @@ async function api(path, opts = {}) {
     }
     if (!res.ok) throw new ApiError(res.status, (body && body.error) || `${res.status} ${res.statusText}`);
     return body;
+  }
+}
+
+async function loadStatuses() {
+  const { statuses } = await api('/v1/statuses');
+  for (const s of statuses) {
+    STATUSES.push(s.name);
+    if (s.terminal) TERMINAL.add(s.name);
+    if (s.retryable) RETRYABLE.add(s.name);
+    if (s.cancellable) CANCELLABLE.add(s.name);
+    if (s.failure) FAILED.push(s.name);
   }
 }
 
@@ -711,12 +722,23 @@ function route() {
   window.scrollTo(0, 0);
 }
 
-onJobEvent((ev) => current?.onEvent?.(ev));
-window.addEventListener('hashchange', route);
-window.addEventListener('resize', debounce(() => current?.redraw?.(), 150));
-
-route();
-seedFinished().then(() => {
+async function start() {
+  for (let backoff = 1000; ; backoff = Math.min(backoff * 2, 10000)) {
+    try {
+      await loadStatuses();
+      break;
+    } catch (e) {
+      $('#main').replaceChildren(errorPanel(e));
+      await new Promise((r) => setTimeout(r, backoff));
+    }
+  }
+  onJobEvent((ev) => current?.onEvent?.(ev));
+  window.addEventListener('hashchange', route);
+  window.addEventListener('resize', debounce(() => current?.redraw?.(), 150));
+  route();
+  await seedFinished();
   sampleQueue();
   streamEvents();
-});
+}
+
+start();

@@ -642,6 +642,9 @@ static void on_request(struct evhttp_request *req, void *arg)
     case ROUTE_DATASETS:
         jobs_datasets(a, req);
         break;
+    case ROUTE_STATUSES:
+        jobs_statuses(a, req);
+        break;
     case ROUTE_UI_INDEX:
         ui_serve(a, req, "index.html");
         break;
@@ -752,10 +755,24 @@ int api_main(int argc, char **argv)
             printf("%s %s\n", router_routes[i].method, router_routes[i].pattern);
         return 0;
     }
+    /* A script exactly as it is sent to Redis, for tests/integration/test_lua.py. */
+    if (argc == 2 && !strcmp(argv[0], "--lua")) {
+        for (int i = 0; i < QS__COUNT; i++) {
+            if (!strcmp(argv[1], queue_script_name(i))) {
+                fputs(queue_script_source(i), stdout);
+                queue_scripts_free();
+                return 0;
+            }
+        }
+        fprintf(stderr, "stratq api: no Lua script '%s'\n", argv[1]);
+        return 2;
+    }
     int r = config_load(CMD_API, argc, argv, &args, &nargs, err, sizeof(err));
     if (r == 1) {
-        config_print_help(CMD_API, "stratq api [options] | stratq api --routes",
-                          "Serves the HTTP/JSON API. --routes prints its routes.");
+        config_print_help(CMD_API,
+                          "stratq api [options] | stratq api --routes | stratq api --lua SCRIPT",
+                          "Serves the HTTP/JSON API. --routes prints its routes; --lua a Lua "
+                          "script as it is sent to Redis.");
         config_free();
         return 0;
     }

@@ -129,7 +129,7 @@ static void on_message(redisAsyncContext *ac, void *reply, void *priv)
     json_t *ev = json_loadb(payload->str, payload->len, 0, NULL);
     const char *id = json_string_value(json_object_get(ev, "id"));
     const char *status = json_string_value(json_object_get(ev, "status"));
-    if (id && status && job_status_is_terminal(status))
+    if (id && status && queue_status_is_terminal(status))
         wake_waiters(a, id);
     json_decref(ev);
 }

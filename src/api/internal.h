@@ -12,6 +12,7 @@
 
 #include "../common/job.h"
 #include "../queue/queue.h"
+#include "../queue/status.h"
 #include "router.h"
 
 /* Redis must answer within this, or the request gets 503. */
@@ -116,6 +117,9 @@ void jobs_batch(struct api *a, struct evhttp_request *req);
 void jobs_get(struct api *a, struct evhttp_request *req, enum route_id route, const char *id);
 void jobs_cancel(struct api *a, struct evhttp_request *req, const char *id);
 void jobs_retry(struct api *a, struct evhttp_request *req, const char *id);
+/* GET /v1/statuses: every job status and its properties (src/queue/status.h),
+ * for the dashboard; needs no Redis. */
+void jobs_statuses(struct api *a, struct evhttp_request *req);
 /* GET /v1/datasets: the CSV files of STRATQ_DATA_DIR, which jobs read with
  * ctx.dataset(name). */
 void jobs_datasets(struct api *a, struct evhttp_request *req);

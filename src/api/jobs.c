@@ -17,12 +17,6 @@
 #include "../common/util.h"
 #include "internal.h"
 
-static const char *const all_statuses[] = {
-    "queued",       "running",         "succeeded", "failed",    "timeout",   "memory_exceeded",
-    "cpu_exceeded", "output_exceeded", "crashed",   "cancelled", "scheduled", "dead",
-    NULL,
-};
-
 static void now_str(char *buf, size_t len)
 {
     snprintf(buf, len, "%lld", (long long)util_now_ms());
@@ -140,7 +134,7 @@ static void on_job_read(struct pending *p, redisReply *r, void *ctx)
         return;
     }
     const redisReply *st = hash_get(r, "status");
-    bool terminal = st && job_status_is_terminal(st->str);
+    bool terminal = st && queue_status_is_terminal(st->str);
     if (!terminal && !p->final) {
         /* Wait for the job's terminal event, or the end of ?wait=. */
         if (!p->waiting)
@@ -427,10 +421,11 @@ static void on_cancel(struct pending *p, redisReply *r, void *ctx)
 {
     (void)ctx;
     const char *what = r->type == REDIS_REPLY_ARRAY && r->elements ? r->element[0]->str : "";
-    if (!strcmp(what, "cancelled"))
-        pending_reply(p, 200, json_pack("{s:s, s:s}", "id", p->id, "status", "cancelled"));
-    else if (!strcmp(what, "cancelling"))
-        pending_reply(p, 202, json_pack("{s:s, s:s}", "id", p->id, "status", "cancelling"));
+    const char *cancelled = queue_status_name(QUEUE_STATUS_CANCELLED);
+    if (!strcmp(what, cancelled))
+        pending_reply(p, 200, json_pack("{s:s, s:s}", "id", p->id, "status", cancelled));
+    else if (!strcmp(what, QUEUE_CANCELLING))
+        pending_reply(p, 202, json_pack("{s:s, s:s}", "id", p->id, "status", QUEUE_CANCELLING));
     else if (!strcmp(what, "terminal"))
         pending_error(p, 409, "job '%s' has already finished (%s); there is nothing to cancel",
                       p->id, r->elements > 1 ? r->element[1]->str : "?");
@@ -459,9 +454,10 @@ static void on_retry(struct pending *p, redisReply *r, void *ctx)
 {
     (void)ctx;
     const char *what = r->type == REDIS_REPLY_ARRAY && r->elements ? r->element[0]->str : "";
-    if (!strcmp(what, "queued"))
+    const char *queued = queue_status_name(QUEUE_STATUS_QUEUED);
+    if (!strcmp(what, queued))
         pending_reply(p, 200,
-                      json_pack("{s:s, s:s, s:I}", "id", p->id, "status", "queued", "attempts",
+                      json_pack("{s:s, s:s, s:I}", "id", p->id, "status", queued, "attempts",
                                 (json_int_t)r->element[1]->integer));
     else if (!strcmp(what, "conflict"))
         pending_error(p, 409,
@@ -513,7 +509,7 @@ static void on_logs(struct pending *p, redisReply *r, void *ctx)
                             "stderr_offset",
                             (json_int_t)(err_len > p->off_err ? err_len : p->off_err), "log", lines,
                             "log_offset", (json_int_t)(nlines > p->off_log ? nlines : p->off_log),
-                            "done", job_status_is_terminal(status)));
+                            "done", queue_status_is_terminal(status)));
     free(o);
     free(e);
 }
@@ -577,17 +573,16 @@ void jobs_list(struct api *a, struct evhttp_request *req)
     long long limit;
     if (api_query_int(req, "limit", 50, 1, 500, &limit) < 0)
         return;
-    if (api_query_str(req, "status", status, sizeof(status))) {
-        bool known = !strcmp(status, "all");
-        for (int i = 0; all_statuses[i]; i++)
-            known = known || !strcmp(status, all_statuses[i]);
-        if (!known) {
-            api_send_error(req, 400,
-                           "query parameter 'status' must be a job status (queued, running, "
-                           "succeeded, failed, timeout, memory_exceeded, cpu_exceeded, "
-                           "output_exceeded, crashed, cancelled, scheduled, dead) or all");
-            return;
-        }
+    if (api_query_str(req, "status", status, sizeof(status)) && strcmp(status, "all") != 0 &&
+        queue_status_parse(status) < 0) {
+        char names[400] = "";
+        size_t used = 0;
+        for (int i = 0; i < QUEUE_STATUS__COUNT && used < sizeof(names); i++)
+            used += (size_t)snprintf(names + used, sizeof(names) - used, "%s%s", i ? ", " : "",
+                                     queue_status_name(i));
+        api_send_error(req, 400, "query parameter 'status' must be a job status (%s) or all",
+                       names);
+        return;
     }
     char score[40] = "+inf";
     const char *cursor_id = "";
@@ -685,6 +680,15 @@ void jobs_queue(struct api *a, struct evhttp_request *req)
                           a->names.processing_prefix};
     pending_eval(p, on_stats, NULL, QS_STATS, 4, (int)ARRAY_SIZE(argv), argv, NULL);
     pending_done(p);
+}
+
+/* --- Statuses --------------------------------------------------------------- */
+
+void jobs_statuses(struct api *a, struct evhttp_request *req)
+{
+    (void)a;
+    json_t *list = queue_status_json();
+    api_send_json(req, 200, list ? json_pack("{s:o}", "statuses", list) : NULL);
 }
 
 /* --- Datasets --------------------------------------------------------------- */

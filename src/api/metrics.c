@@ -40,9 +40,6 @@ static void histogram(struct evbuffer *b, const char *metric, const char *help,
 
 static void on_metrics(struct pending *p, redisReply *r, void *ctx)
 {
-    static const char *const statuses[] = {"succeeded",       "failed",       "timeout",
-                                           "memory_exceeded", "cpu_exceeded", "output_exceeded",
-                                           "crashed",         "cancelled",    "dead"};
     static const char *const gauges[][2] = {
         {"stratq_queue_pending", "Jobs waiting in the queue"},
         {"stratq_queue_processing", "Jobs taken by workers and not finished"},
@@ -72,12 +69,14 @@ static void on_metrics(struct pending *p, redisReply *r, void *ctx)
                         sub ? sub : "0");
     evbuffer_add_printf(b, "# HELP stratq_jobs_completed_total Jobs finished, by status\n"
                            "# TYPE stratq_jobs_completed_total counter\n");
-    for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++) {
+    for (int i = 0; i < QUEUE_STATUS__COUNT; i++) {
+        if (!queue_status_has(i, QUEUE_TERMINAL))
+            continue;
         char field[64];
-        snprintf(field, sizeof(field), "completed:%s", statuses[i]);
+        snprintf(field, sizeof(field), "completed:%s", queue_status_name(i));
         const char *v = stat_of(h, field);
-        evbuffer_add_printf(b, "stratq_jobs_completed_total{status=\"%s\"} %s\n", statuses[i],
-                            v ? v : "0");
+        evbuffer_add_printf(b, "stratq_jobs_completed_total{status=\"%s\"} %s\n",
+                            queue_status_name(i), v ? v : "0");
     }
     histogram(b, "stratq_job_duration_seconds", "Run time of finished jobs", bounds, h, "duration");
     histogram(b, "stratq_job_queue_wait_seconds", "Time from submission to start", bounds, h,

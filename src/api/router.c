@@ -23,6 +23,7 @@ const struct route router_routes[ROUTE__COUNT] = {
     {ROUTE_JOB_LOGS, "GET", "/v1/jobs/{id}/logs", 1},
     {ROUTE_JOB_RETRY, "POST", "/v1/jobs/{id}/retry", 1},
     {ROUTE_DATASETS, "GET", "/v1/datasets", 1},
+    {ROUTE_STATUSES, "GET", "/v1/statuses", 1},
     {ROUTE_UI_INDEX, "GET", "/", 0},
     {ROUTE_UI_FILE, "GET", "/ui/{file}", 0},
 };

@@ -22,6 +22,7 @@ enum route_id {
     ROUTE_JOB_LOGS,
     ROUTE_JOB_RETRY,
     ROUTE_DATASETS,
+    ROUTE_STATUSES,
     ROUTE_UI_INDEX, /* the dashboard (web/, embedded at build time; no auth) */
     ROUTE_UI_FILE,
     ROUTE__COUNT

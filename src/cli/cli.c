@@ -13,8 +13,8 @@
 #include <unistd.h>
 
 #include "../common/config.h"
-#include "../common/job.h"
 #include "../common/util.h"
+#include "../queue/status.h"
 
 /* How long one long-poll request asks the API to hold the answer (the API
  * allows up to 60 s). On a terminal the live status line wants to see
@@ -119,7 +119,7 @@ static void live_draw(void)
     live.last_tenths = tenths;
     live.drawn = true;
     char line[512], bar[256] = "";
-    if (live.fraction >= 0 && !strcmp(live.status, "running"))
+    if (live.fraction >= 0 && queue_status_parse(live.status) == QUEUE_STATUS_RUNNING)
         cli_progress_bar(live.fraction, live.message, 20, bar, sizeof(bar));
     snprintf(line, sizeof(line), "job %s: %s, %" PRId64 ".%" PRId64 " s%s%s",
              live.id[0] ? live.id : "(new)", live.status, tenths / 10, tenths % 10,
@@ -535,7 +535,7 @@ static void print_job(const json_t *job, bool with_result)
     char prog[300];
     progress_text(job, prog, sizeof(prog));
     printf("job %s: %s", json_string_value(json_object_get(job, "id")), status ? status : "?");
-    if (status && !strcmp(status, "running") && prog[0])
+    if (queue_status_parse(status) == QUEUE_STATUS_RUNNING && prog[0])
         printf(",%s", prog);
     if (json_is_object(usage))
         printf(" in %lld ms (cpu %lld ms, max rss %lld KiB)", field_int(usage, "wall_ms"),
@@ -594,7 +594,7 @@ static int get_job(const char *id, int wait_s, json_t **ret_job)
 static bool is_terminal(const json_t *job)
 {
     const char *status = json_string_value(json_object_get(job, "status"));
-    return status && job_status_is_terminal(status);
+    return queue_status_is_terminal(status);
 }
 
 /* Sleeps out the rest of MIN_ROUND_MS after a long-poll that came back
@@ -634,7 +634,7 @@ static int wait_job(const char *id, int wait_s, json_t *first, json_t **ret_job)
 static int finish(json_t *job, bool json_out)
 {
     const char *status = json_string_value(json_object_get(job, "status"));
-    int rc = status && !strcmp(status, "succeeded") ? CLI_OK : CLI_JOB_FAILED;
+    int rc = queue_status_parse(status) == QUEUE_STATUS_SUCCEEDED ? CLI_OK : CLI_JOB_FAILED;
     live_clear();
     if (json_out)
         print_raw();
@@ -850,7 +850,7 @@ int cli_result(int argc, char **argv)
     if (r != CLI_OK)
         return r;
     const char *status = json_string_value(json_object_get(job, "status"));
-    if (!status || !job_status_is_terminal(status)) {
+    if (!queue_status_is_terminal(status)) {
         fprintf(stderr, "stratq: job %s is %s and has no result yet (add --wait to wait for it)\n",
                 args[0], status ? status : "unknown");
         json_decref(job);
@@ -920,7 +920,8 @@ int cli_cancel(int argc, char **argv)
     else if (code == 202)
         printf("job %s: cancelling (its worker stops it within a second)\n", args[0]);
     else
-        printf("job %s: %s\n", args[0], field_str(body, "status", "cancelled"));
+        printf("job %s: %s\n", args[0],
+               field_str(body, "status", queue_status_name(QUEUE_STATUS_CANCELLED)));
     json_decref(body);
     return CLI_OK;
 }
@@ -946,9 +947,10 @@ int cli_retry(int argc, char **argv)
         print_raw();
     else if (cli_field_num(body, "attempts", &attempts))
         printf("job %s: %s again; its next run is attempt %lld\n", args[0],
-               field_str(body, "status", "queued"), attempts + 1);
+               field_str(body, "status", queue_status_name(QUEUE_STATUS_QUEUED)), attempts + 1);
     else
-        printf("job %s: %s again\n", args[0], field_str(body, "status", "queued"));
+        printf("job %s: %s again\n", args[0],
+               field_str(body, "status", queue_status_name(QUEUE_STATUS_QUEUED)));
     json_decref(body);
     return CLI_OK;
 }
@@ -1169,7 +1171,7 @@ int cli_jobs(int argc, char **argv)
             if (cli_field_num(j, "started_ms", &started) && started > 0) {
                 if (cli_field_num(j, "finished_ms", &finished) && finished >= started)
                     cli_fmt_duration(finished - started, took, sizeof(took));
-                else if (!strcmp(field_str(j, "status", ""), "running"))
+                else if (queue_status_parse(field_str(j, "status", "")) == QUEUE_STATUS_RUNNING)
                     cli_fmt_duration(now - started, took, sizeof(took));
             }
             printf("%-*s  %-*s  %8lld  %-19s  %9s  %s\n", wid, field_str(j, "id", "-"), wst,

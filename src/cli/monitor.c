@@ -23,6 +23,7 @@
 
 #include "../common/config.h"
 #include "../common/util.h"
+#include "../queue/status.h"
 #include "cli.h"
 
 #define REFRESH_MS 1000
@@ -348,24 +349,29 @@ static json_t *advice(long long pending, long long live, long long mean_wait_ms,
     return a;
 }
 
+/* The newest jobs in status s (GET /v1/jobs?status=...), as cli_get_json. */
+static int get_listing(enum queue_status s, json_t **ret, char *err, size_t errlen)
+{
+    char path[96];
+    snprintf(path, sizeof(path), "/v1/jobs?status=%s&limit=%d", queue_status_name(s),
+             LISTING_LIMIT);
+    return cli_get_json(path, ret, err, errlen);
+}
+
 /* Reads the API once and builds the report; records a queue sample.
  * CLI_OK, or CLI_API_ERROR with a message in err. */
 static int collect(bool once, json_t **ret, char *err, size_t errlen)
 {
     json_t *queue = NULL, *workers = NULL, *succ = NULL, *failed = NULL, *running = NULL;
-    char path[96];
     int r = cli_get_json("/v1/queue", &queue, err, errlen);
     if (r == CLI_OK)
         r = cli_get_json("/v1/workers", &workers, err, errlen);
-    snprintf(path, sizeof(path), "/v1/jobs?status=succeeded&limit=%d", LISTING_LIMIT);
     if (r == CLI_OK)
-        r = cli_get_json(path, &succ, err, errlen);
-    snprintf(path, sizeof(path), "/v1/jobs?status=failed&limit=%d", LISTING_LIMIT);
+        r = get_listing(QUEUE_STATUS_SUCCEEDED, &succ, err, errlen);
     if (r == CLI_OK)
-        r = cli_get_json(path, &failed, err, errlen);
-    snprintf(path, sizeof(path), "/v1/jobs?status=running&limit=%d", LISTING_LIMIT);
+        r = get_listing(QUEUE_STATUS_FAILED, &failed, err, errlen);
     if (r == CLI_OK)
-        r = cli_get_json(path, &running, err, errlen);
+        r = get_listing(QUEUE_STATUS_RUNNING, &running, err, errlen);
     if (r != CLI_OK) {
         json_decref(queue);
         json_decref(workers);
@@ -401,8 +407,8 @@ static int collect(bool once, json_t **ret, char *err, size_t errlen)
     json_t *tp = json_object();
     json_object_set_new(tp, "window_s", json_integer(THROUGHPUT_WINDOW_MS / 1000));
     json_object_set_new(tp, "per_min", json_integer(ns + nf));
-    json_object_set_new(tp, "succeeded", json_integer(ns));
-    json_object_set_new(tp, "failed", json_integer(nf));
+    json_object_set_new(tp, queue_status_name(QUEUE_STATUS_SUCCEEDED), json_integer(ns));
+    json_object_set_new(tp, queue_status_name(QUEUE_STATUS_FAILED), json_integer(nf));
     json_object_set_new(tp, "capped", json_boolean(capped));
     json_object_set_new(rep, "throughput", tp);
 
@@ -425,7 +431,7 @@ static int collect(bool once, json_t **ret, char *err, size_t errlen)
     long long mean_wait, mean_run;
     json_t *jobs = json_object();
     json_object_set_new(jobs, "sample", json_integer((json_int_t)nj));
-    json_object_set_new(jobs, "status", json_string("succeeded"));
+    json_object_set_new(jobs, "status", json_string(queue_status_name(QUEUE_STATUS_SUCCEEDED)));
     json_object_set_new(jobs, "wait_ms", stats(waits, nj, &mean_wait));
     json_object_set_new(jobs, "run_ms", stats(runs, nj, &mean_run));
     json_object_set_new(rep, "jobs", jobs);
@@ -622,8 +628,8 @@ static void render_text(const json_t *rep, int spark_width, bool utf8, const cha
             " succeeded, %" JSON_INTEGER_FORMAT " failed in the last 60 s)\n",
             json_is_true(json_object_get(tp, "capped")) ? ">=" : "",
             json_integer_value(json_object_get(tp, "per_min")),
-            json_integer_value(json_object_get(tp, "succeeded")),
-            json_integer_value(json_object_get(tp, "failed")));
+            json_integer_value(json_object_get(tp, queue_status_name(QUEUE_STATUS_SUCCEEDED))),
+            json_integer_value(json_object_get(tp, queue_status_name(QUEUE_STATUS_FAILED))));
     json_t *jobs = json_object_get(rep, "jobs"), *wt = json_object_get(jobs, "wait_ms"),
            *rt = json_object_get(jobs, "run_ms");
     fprintf(f, "run time    p50 %-8s p95 %-8s (last %" JSON_INTEGER_FORMAT " succeeded)\n",

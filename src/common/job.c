@@ -6,22 +6,6 @@
 #include <stdio.h>
 #include <string.h>
 
-const char *const job_terminal_statuses[] = {
-    "succeeded",    "failed",
-    "timeout",      "memory_exceeded",
-    "cpu_exceeded", "output_exceeded",
-    "crashed",      "cancelled",
-    "dead",         NULL,
-};
-
-int job_status_is_terminal(const char *status)
-{
-    for (int i = 0; job_terminal_statuses[i]; i++)
-        if (!strcmp(status, job_terminal_statuses[i]))
-            return 1;
-    return 0;
-}
-
 static const char *json_type_name(const json_t *v)
 {
     switch (json_typeof(v)) {

@@ -27,10 +27,6 @@ struct job_limits {
     long long default_memory_mb, max_memory_mb;
 };
 
-/* Terminal statuses, in the order docs/protocol.md lists them. */
-extern const char *const job_terminal_statuses[];
-int job_status_is_terminal(const char *status);
-
 /* Parses JSON text (duplicate keys refused); on failure the message names
  * the line and column. Caller frees *ret with json_decref(). */
 int job_json_parse(const char *text, size_t len, json_t **ret, char *err, size_t errlen);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../common/util.h"
+#include "status.h"
 
 /* Generated from src/queue/lua/ by tools/embed.sh. */
 extern const char lua_lib[], lua_enqueue[], lua_start[], lua_complete[], lua_heartbeat[],
@@ -16,7 +17,7 @@ extern const char lua_lib[], lua_enqueue[], lua_start[], lua_complete[], lua_hea
 static struct {
     const char *name;
     const char *body;
-    char *src; /* lua_lib + body, made on first use */
+    char *src; /* the status table, lua_lib and body, made on first use */
 } scripts[QS__COUNT] = {
     [QS_ENQUEUE] = {"enqueue", lua_enqueue, NULL},
     [QS_START] = {"start", lua_start, NULL},
@@ -38,9 +39,12 @@ static struct {
 
 const char *queue_script_source(enum queue_script s)
 {
-    if (!scripts[s].src && asprintf(&scripts[s].src, "%s\n%s", lua_lib, scripts[s].body) < 0) {
-        scripts[s].src = NULL;
-        abort(); /* out of memory at start-up */
+    if (!scripts[s].src) {
+        char *statuses = queue_status_lua();
+        if (!statuses ||
+            asprintf(&scripts[s].src, "%s\n%s\n%s", statuses, lua_lib, scripts[s].body) < 0)
+            abort(); /* out of memory at start-up */
+        free(statuses);
     }
     return scripts[s].src;
 }

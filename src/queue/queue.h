@@ -51,7 +51,8 @@ char *queue_job_key(const struct queue_names *n, const char *id);
 char *queue_processing_key(const struct queue_names *n, const char *worker);
 char *queue_worker_key(const struct queue_names *n, const char *worker);
 
-/* The script's text as sent to Redis: lib.lua's helpers, then the script. */
+/* The script's text as sent to Redis: the status table (status.h's
+ * queue_status_lua), lib.lua's helpers, then the script. */
 const char *queue_script_source(enum queue_script s);
 const char *queue_script_name(enum queue_script s);
 /* Frees the assembled script texts (at exit, for leak checkers). */

@@ -27,6 +27,7 @@
 #include "../common/frame.h"
 #include "../common/log.h"
 #include "../common/util.h"
+#include "../queue/status.h"
 #include "capture.h"
 #include "sandbox.h"
 #include "warm.h"
@@ -599,11 +600,12 @@ static long long cpu_ms_of(const struct rusage *ru)
 static json_t *build_reply(struct job_run *j)
 {
     json_t *reply = json_object();
-    const char *status = "crashed";
+    enum queue_status status = QUEUE_STATUS_CRASHED;
     json_t *error = NULL;
     char msg[256];
 
-    /* The harness writes a header line, then a success's result as JSON. */
+    /* The harness writes a header line, then a success's result as JSON.
+     * The header's status is a job status (-1: none, or one we do not know). */
     json_t *harness = NULL;
     const char *result_text = NULL;
     size_t result_len = 0;
@@ -613,34 +615,32 @@ static json_t *build_reply(struct job_run *j)
         result_text = nl + 1;
         result_len = j->res.len - (size_t)(nl + 1 - j->res.buf);
     }
+    json_t *hs_json = json_object_get(harness, "status");
+    int hs = queue_status_parse(json_string_value(hs_json));
 
     if (j->cancelled) {
-        status = "cancelled";
+        status = QUEUE_STATUS_CANCELLED;
         error = error_obj("Cancelled", "the job was cancelled while it ran and was killed");
     } else if (j->timed_out) {
-        status = "timeout";
+        status = QUEUE_STATUS_TIMEOUT;
         snprintf(msg, sizeof(msg), "the job ran past its timeout of %g s and was killed",
                  j->timeout_s);
         error = error_obj("Timeout", msg);
     } else if (j->out.overflow || j->err.overflow) {
-        status = "output_exceeded";
+        status = QUEUE_STATUS_OUTPUT_EXCEEDED;
         snprintf(msg, sizeof(msg),
                  "the job wrote more than %zu bytes to stdout and stderr (STRATQ_MAX_OUTPUT) "
                  "and was killed",
                  j->max_output);
         error = error_obj("OutputExceeded", msg);
-    } else if (j->res.overflow ||
-               (harness && !strcmp(json_string_value(json_object_get(harness, "status")) ?: "",
-                                   "output_exceeded"))) {
+    } else if (j->res.overflow || hs == QUEUE_STATUS_OUTPUT_EXCEEDED) {
         /* Cut off here, or (the same limit) not written by the harness. */
-        status = "output_exceeded";
+        status = QUEUE_STATUS_OUTPUT_EXCEEDED;
         snprintf(msg, sizeof(msg), "the job's result is larger than %zu bytes (STRATQ_MAX_RESULT)",
                  j->max_result);
         error = error_obj("ResultTooLarge", msg);
-    } else if (j->oom &&
-               !(harness && !strcmp(json_string_value(json_object_get(harness, "status")) ?: "",
-                                    "succeeded"))) {
-        status = "memory_exceeded";
+    } else if (j->oom && hs != QUEUE_STATUS_SUCCEEDED) {
+        status = QUEUE_STATUS_MEMORY_EXCEEDED;
         snprintf(msg, sizeof(msg),
                  "the job's processes together used more than its memory limit of %lld MiB and "
                  "were killed",
@@ -652,19 +652,18 @@ static json_t *build_reply(struct job_run *j)
                  * kernel then kills it at the hard limit. */
                 (WTERMSIG(j->wait_status) == SIGKILL &&
                  cpu_ms_of(&j->ru) >= (long long)(ceil(j->timeout_s) + 1) * 1000))) {
-        status = "cpu_exceeded";
+        status = QUEUE_STATUS_CPU_EXCEEDED;
         error = error_obj("CpuExceeded", "the job used up its CPU time limit");
-    } else if (harness && json_is_string(json_object_get(harness, "status"))) {
-        const char *hs = json_string_value(json_object_get(harness, "status"));
+    } else if (json_is_string(hs_json)) {
         json_t *check = NULL;
-        if (!strcmp(hs, "succeeded") &&
+        if (hs == QUEUE_STATUS_SUCCEEDED &&
             (check = json_loadb(result_text, result_len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL))) {
             /* Stored as the job wrote it; parsed only to check it is JSON. */
-            status = "succeeded";
+            status = QUEUE_STATUS_SUCCEEDED;
             json_object_set_new(reply, "result_json", json_stringn(result_text, result_len));
             json_decref(check);
-        } else if (!strcmp(hs, "failed") || !strcmp(hs, "memory_exceeded")) {
-            status = !strcmp(hs, "failed") ? "failed" : "memory_exceeded";
+        } else if (hs == QUEUE_STATUS_FAILED || hs == QUEUE_STATUS_MEMORY_EXCEEDED) {
+            status = hs;
             error = json_incref(json_object_get(harness, "error"));
             if (!json_is_object(error)) {
                 json_decref(error);
@@ -686,7 +685,7 @@ static json_t *build_reply(struct job_run *j)
     json_decref(harness);
 
     json_object_set_new(reply, "type", json_string("done"));
-    json_object_set_new(reply, "status", json_string(status));
+    json_object_set_new(reply, "status", json_string(queue_status_name(status)));
     if (error)
         json_object_set_new(reply, "error", error);
     set_text(reply, "stdout", &j->out);
@@ -848,8 +847,8 @@ static json_t *handle_request(json_t *req)
     if (r < 0) {
         char msg[160];
         snprintf(msg, sizeof(msg), "the executor could not run the job: %s", strerror(-r));
-        reply = json_pack("{s:s, s:o, s:s, s:s}", "status", "crashed", "error",
-                          error_obj("ExecutorError", msg), "stdout", "", "stderr", "");
+        reply = json_pack("{s:s, s:o, s:s, s:s}", "status", queue_status_name(QUEUE_STATUS_CRASHED),
+                          "error", error_obj("ExecutorError", msg), "stdout", "", "stderr", "");
     } else {
         reply = build_reply(&j);
     }

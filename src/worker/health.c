@@ -16,15 +16,13 @@
 
 #include "../common/log.h"
 #include "../common/util.h"
+#include "../queue/status.h"
 
 /* The loop must have turned this recently to count as alive. Its longest
  * waits are a blocking BLMOVE (1 s), a Redis reconnect back-off (5 s at
  * most) and a job's poll (a second). */
 #define LOOP_STALE_MS 30000
 
-static const char *const statuses[] = {"succeeded",       "failed",       "timeout",
-                                       "memory_exceeded", "cpu_exceeded", "output_exceeded",
-                                       "crashed",         "cancelled",    "dead"};
 static const double buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
                                  1,     2.5,  5,     10,   30,  60,   300};
 
@@ -41,7 +39,8 @@ static struct {
     int64_t loop_ms;
     char state[16];
     bool redis, executor, registered;
-    long long jobs[ARRAY_SIZE(statuses) + 1]; /* + other */
+    /* By status; a status that is not terminal, or unknown, counts as "other". */
+    long long jobs[QUEUE_STATUS__COUNT + 1];
     long long bucket_counts[ARRAY_SIZE(buckets)];
     long long duration_count;
     double duration_sum;
@@ -67,10 +66,8 @@ void health_job_done(const char *status, long long wall_ms)
     if (!h.on)
         return;
     pthread_mutex_lock(&h.lock);
-    size_t i = 0;
-    while (i < ARRAY_SIZE(statuses) && strcmp(statuses[i], status ? status : "") != 0)
-        i++;
-    h.jobs[i]++;
+    int st = queue_status_parse(status);
+    h.jobs[queue_status_has(st, QUEUE_TERMINAL) ? st : QUEUE_STATUS__COUNT]++;
     double s = (double)wall_ms / 1000.0;
     for (size_t b = 0; b < ARRAY_SIZE(buckets); b++)
         if (s <= buckets[b])
@@ -160,9 +157,11 @@ static void metrics(struct evhttp_request *req)
                         id, h.executor);
     evbuffer_add_printf(b, "# HELP stratq_worker_jobs_total Jobs this worker finished, by "
                            "status.\n# TYPE stratq_worker_jobs_total counter\n");
-    for (size_t i = 0; i <= ARRAY_SIZE(statuses); i++)
-        evbuffer_add_printf(b, "stratq_worker_jobs_total{worker=\"%s\",status=\"%s\"} %lld\n", id,
-                            i < ARRAY_SIZE(statuses) ? statuses[i] : "other", h.jobs[i]);
+    for (int i = 0; i <= QUEUE_STATUS__COUNT; i++)
+        if (i == QUEUE_STATUS__COUNT || queue_status_has(i, QUEUE_TERMINAL))
+            evbuffer_add_printf(b, "stratq_worker_jobs_total{worker=\"%s\",status=\"%s\"} %lld\n",
+                                id, i < QUEUE_STATUS__COUNT ? queue_status_name(i) : "other",
+                                h.jobs[i]);
     evbuffer_add_printf(b, "# HELP stratq_worker_job_duration_seconds Wall time of the jobs "
                            "this worker ran.\n# TYPE stratq_worker_job_duration_seconds "
                            "histogram\n");

@@ -18,6 +18,7 @@
 #include "../common/log.h"
 #include "../common/util.h"
 #include "../queue/queue.h"
+#include "../queue/status.h"
 #include "executor.h"
 #include "health.h"
 #include "sandbox.h"
@@ -388,7 +389,7 @@ static void worker_complete(struct worker *w, const char *id, long long attempt,
     _cleanup_free_ char *error = NULL, *usage = NULL;
 
     if (!status)
-        status = "crashed";
+        status = queue_status_name(QUEUE_STATUS_CRASHED);
     snprintf(att, sizeof(att), "%lld", attempt);
     snprintf(now, sizeof(now), "%lld", (long long)util_now_ms());
     snprintf(ttl, sizeof(ttl), "%lld", config_int(CFG_RESULT_TTL));
@@ -458,7 +459,7 @@ static void worker_complete(struct worker *w, const char *id, long long attempt,
                  (json_int_t)attempt, "status", status, "wall_ms",
                  json_integer_value(json_object_get(usage_obj, "wall_ms")), "max_rss_kb",
                  json_integer_value(json_object_get(usage_obj, "max_rss_kb")));
-        if (!strcmp(status, "succeeded"))
+        if (queue_status_parse(status) == QUEUE_STATUS_SUCCEEDED)
             w->jobs_done++;
         else
             w->jobs_failed++;
@@ -576,8 +577,9 @@ static void worker_run(struct worker *w, const char *id)
     if (!spec || job_spec_normalize(spec, &w->lim, err, sizeof(err)) < 0) {
         char reason[600];
         snprintf(reason, sizeof(reason), "invalid spec: %s", err);
-        reply = json_pack("{s:s, s:s, s:{s:s, s:s}}", "status", "dead", "dead_reason", reason,
-                          "error", "type", "InvalidSpec", "message", err);
+        reply =
+            json_pack("{s:s, s:s, s:{s:s, s:s}}", "status", queue_status_name(QUEUE_STATUS_DEAD),
+                      "dead_reason", reason, "error", "type", "InvalidSpec", "message", err);
         log_warn("dead-lettered a job with an invalid spec", "{s:s, s:s}", "id", id, "reason", err);
         worker_complete(w, id, attempt, reply, NULL);
         json_decref(reply);

@@ -169,6 +169,10 @@ def checks(page, problems, api, url, token, shots, examples, step):
             " && document.querySelector('#filters a.active')?.textContent === 'succeeded'")
     wait_selector(f'tr[data-job="{bt_id}"]')
     check(not page.count(f'tr[data-job="{fail_id}"]'), "the status filter shows a failed job")
+    # The filters are the server's statuses (GET /v1/statuses), after "all".
+    names = [s["name"] for s in api("GET", "/v1/statuses")["statuses"]]
+    shown = page.evaluate("[...document.querySelectorAll('#filters a')].map((a) => a.textContent)")
+    check(shown == ["all"] + [n.replace("_", " ") for n in names], f"status filters {shown}, statuses {names}")
 
     # 3. Its detail page draws the equity curve.
     step("job: equity curve")

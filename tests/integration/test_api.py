@@ -5,8 +5,9 @@ import json
 import textwrap
 
 import pytest
+import yaml
 
-from conftest import JOB_ID_RE, QUEUE
+from conftest import JOB_ID_RE, QUEUE, REPO_ROOT, TERMINAL
 
 SQUARE = textwrap.dedent(
     """
@@ -239,3 +240,76 @@ def test_ids_are_unique(stack):
     ids = [api.submit({"code": GOOD}) for _ in range(50)]
     assert len(set(ids)) == len(ids)
     assert all(JOB_ID_RE.match(i) for i in ids)
+
+
+# The statuses, in order, and their properties as they were before one
+# table owned them: the terminal ones (conftest), retry.lua's, complete.lua's,
+# cancel.lua's, and the dashboard's failed page's.
+STATUSES = ["queued", "scheduled", "running", "succeeded", "failed", "timeout", "memory_exceeded",
+            "cpu_exceeded", "output_exceeded", "crashed", "cancelled", "dead"]
+RETRYABLE = TERMINAL - {"succeeded"}
+WITH = {
+    "terminal": TERMINAL,
+    "retryable": RETRYABLE,
+    "auto_retry": {"failed", "timeout", "crashed"},
+    "cancellable": {"queued", "scheduled", "running"},
+    "failure": RETRYABLE - {"cancelled"},
+}
+PROPS = tuple(WITH)
+
+
+def get_statuses(api):
+    status, body = api.get("/v1/statuses")
+    assert status == 200, (status, body)
+    return body["statuses"]
+
+
+def test_statuses_route_lists_every_status_and_its_properties(stack):
+    statuses = get_statuses(stack.start_api().client)
+    assert [s["name"] for s in statuses] == STATUSES
+    for s in statuses:
+        assert set(s) == {"name", *PROPS, "meaning"}, s
+        assert {p: s[p] for p in PROPS} == {p: s["name"] in WITH[p] for p in PROPS}, s
+        assert isinstance(s["meaning"], str) and s["meaning"], s
+
+
+def test_statuses_route_needs_a_token_when_auth_is_on(stack, tmp_path):
+    tokens = tmp_path / "tokens"
+    tokens.write_text("secret\n")
+    api = stack.start_api(env={"STRATQ_API_TOKENS_FILE": str(tokens)}).client
+    assert api.get("/v1/statuses")[0] == 401
+    assert api.get("/v1/statuses", headers={"Authorization": "Bearer nope"})[0] == 403
+    status, body = api.get("/v1/statuses", headers={"Authorization": "Bearer secret"})
+    assert status == 200 and len(body["statuses"]) == len(STATUSES), body
+
+
+def test_listing_refuses_an_unknown_status_and_names_the_known_ones(stack):
+    status, body = stack.start_api().client.get("/v1/jobs?status=bogus")
+    assert status == 400, body
+    assert f"({', '.join(STATUSES)}) or all" in body["error"], body
+
+
+def markdown_table(text, heading, first_column):
+    """The rows (lists of cells) of the first table after the heading whose
+    first column is headed first_column."""
+    lines = text.split(heading + "\n", 1)[1].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"| {first_column} |"))
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip().strip("|").split(" | ")])
+    return rows
+
+
+def test_protocol_md_statuses_table_is_the_servers(stack):
+    """docs/protocol.md's table of statuses is GET /v1/statuses, row for row;
+    docs/openapi.yaml's Status enum names the same statuses in the same order."""
+    statuses = get_statuses(stack.start_api().client)
+    yes = {True: "yes", False: "no"}
+    want = [[f"`{s['name']}`", *(yes[s[p]] for p in PROPS), s["meaning"]] for s in statuses]
+    got = markdown_table((REPO_ROOT / "docs" / "protocol.md").read_text(), "### Statuses", "status")
+    expected = "\n".join("| " + " | ".join(row) + " |" for row in want)
+    assert got == want, f"docs/protocol.md's statuses table should read:\n{expected}"
+    spec = yaml.safe_load((REPO_ROOT / "docs" / "openapi.yaml").read_text())
+    assert spec["components"]["schemas"]["Status"]["enum"] == [s["name"] for s in statuses]

@@ -1,21 +1,33 @@
 """The Lua scripts of src/queue/lua/, run alone against a real Redis.
 
-Each test loads one script file as the worker does and drives it with
-plain commands, so the transitions (and the fencing of completion on
-(worker, attempt)) are checked without any stratq process in the way."""
+Each test loads one script as the worker does and drives it with plain
+commands, so the transitions (and the fencing of completion on (worker,
+attempt)) are checked without any stratq process in the way. The script's
+text comes from ``stratq api --lua NAME``: the status table generated from
+src/queue/status.h, lib.lua's helpers, then the script file."""
 
+import functools
 import json
-from pathlib import Path
+import subprocess
 
-from conftest import EVENTS_CHANNEL, PREFIX, QUEUE, REPO_ROOT
+from conftest import EVENTS_CHANNEL, PREFIX, QUEUE, require_binary
 
-LUA = Path(REPO_ROOT) / "src" / "queue" / "lua"
 JOB_PREFIX = f"{PREFIX}:job:"
 
 
+@functools.cache
+def source(name):
+    res = subprocess.run(
+        [str(require_binary()), "api", "--lua", name],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30,
+    )
+    assert res.returncode == 0, f"stratq api --lua {name}: {res.stderr}"
+    return res.stdout
+
+
 def script(r, name):
-    """A script as the worker loads it: lib.lua's helpers first."""
-    return r.register_script((LUA / "lib.lua").read_text() + "\n" + (LUA / f"{name}.lua").read_text())
+    """A script as the worker loads it."""
+    return r.register_script(source(name))
 
 
 def enqueue(r, job_id, spec=None):

@@ -116,15 +116,6 @@ static void test_duplicate_keys_refused(void **state)
     expect_error("{\"code\": \"x\", \"code\": \"y\"}", "duplicate");
 }
 
-static void test_terminal_statuses(void **state)
-{
-    (void)state;
-    assert_true(job_status_is_terminal("succeeded"));
-    assert_true(job_status_is_terminal("memory_exceeded"));
-    assert_false(job_status_is_terminal("queued"));
-    assert_false(job_status_is_terminal("running"));
-}
-
 static void test_retry_policy_fields(void **state)
 {
     (void)state;
@@ -178,7 +169,6 @@ int main(void)
         cmocka_unit_test(test_limits_enforced),
         cmocka_unit_test(test_unknown_field_named),
         cmocka_unit_test(test_duplicate_keys_refused),
-        cmocka_unit_test(test_terminal_statuses),
         cmocka_unit_test(test_retry_policy_fields),
         cmocka_unit_test(test_retry_delay_is_exponential_capped_and_jittered),
         cmocka_unit_test(test_nesting_and_params_limits),

@@ -2,6 +2,7 @@
 -- KEYS[1] job hash, KEYS[2] queue list, KEYS[3] scheduled zset
 -- ARGV[1] id, ARGV[2] now (ms), ARGV[3] events channel, ARGV[4] key prefix,
 -- ARGV[5] index size limit, ARGV[6] TTL (s) of the cancelled record
+-- Only a job whose status is cancellable (waiting or running) is touched.
 -- Returns {"cancelled"} for a job that was waiting (removed from the queue
 -- and finished at once); {"cancelling"} for a running job (its worker sees
 -- cancel_requested_ms, kills it and records "cancelled"); {"terminal",
@@ -10,7 +11,10 @@ local status = redis.call('HGET', KEYS[1], 'status')
 if not status then
   return {'missing'}
 end
-if status == 'queued' or status == 'scheduled' then
+if not stratq_is(status, 'cancellable') then
+  return {'terminal', status}
+end
+if status ~= 'running' then
   redis.call('LREM', KEYS[2], 0, ARGV[1])
   redis.call('ZREM', KEYS[3], ARGV[1])
   redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finished_ms', ARGV[2], 'error',
@@ -24,11 +28,8 @@ if status == 'queued' or status == 'scheduled' then
   redis.call('PUBLISH', ARGV[3], cjson.encode({id = ARGV[1], status = 'cancelled'}))
   return {'cancelled'}
 end
-if status == 'running' then
-  if not redis.call('HGET', KEYS[1], 'cancel_requested_ms') then
-    redis.call('HSET', KEYS[1], 'cancel_requested_ms', ARGV[2])
-    redis.call('PUBLISH', ARGV[3], cjson.encode({id = ARGV[1], status = 'cancelling'}))
-  end
-  return {'cancelling'}
+if not redis.call('HGET', KEYS[1], 'cancel_requested_ms') then
+  redis.call('HSET', KEYS[1], 'cancel_requested_ms', ARGV[2])
+  redis.call('PUBLISH', ARGV[3], cjson.encode({id = ARGV[1], status = 'cancelling'}))
 end
-return {'terminal', status}
+return {'cancelling'}

@@ -10,10 +10,10 @@
 -- ARGV[9] index size limit, ARGV[10] the job's max_attempts, ARGV[11] when
 -- to run it again (ms) if this outcome is retried, ARGV[12] status, then
 -- field/value pairs (result, error, stdout, ...).
--- A failed, timed-out or crashed run of a job with attempts left is not
--- final: the job becomes "scheduled" until ARGV[11]; one with none left
--- becomes "dead". Runs ended by a lost worker or a drain never get here and
--- so never count against max_attempts.
+-- A run whose status is auto_retry (failed, timed out or crashed) of a job
+-- with attempts left is not final: the job becomes "scheduled" until
+-- ARGV[11]; one with none left becomes "dead". Runs ended by a lost worker
+-- or a drain never get here and so never count against max_attempts.
 -- Returns 1 when recorded, 0 when fenced off, 2 when this very outcome was
 -- recorded already (the worker's first call went through but its reply was
 -- lost with the connection).
@@ -46,9 +46,8 @@ local stats = ARGV[8] .. ':stats'
 if fields[4] then
   stratq_observe(stats, 'duration', math.max(0, tonumber(ARGV[4]) - tonumber(fields[4])) / 1000)
 end
-local retryable = {failed = true, timeout = true, crashed = true}
 local max_attempts = tonumber(ARGV[10])
-if retryable[status] and max_attempts > 1 then
+if stratq_is(status, 'auto_retry') and max_attempts > 1 then
   local failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
   if failures < max_attempts then
     redis.call('HSET', KEYS[1], 'status', 'scheduled', 'next_run_ms', ARGV[11], 'last_status',

@@ -1,5 +1,14 @@
 -- Shared helpers, prepended to every script when it is loaded (see
--- queue.c). ARGV and KEYS conventions are each script's own.
+-- queue.c), after the table stratq_status: each job status's properties
+-- (terminal, retryable, auto_retry, cancellable, failure), generated from
+-- src/queue/status.h. ARGV and KEYS conventions are each script's own.
+
+-- Whether status (a job's status, or nil) has the property prop
+-- ('terminal', 'retryable', ...); false for an unknown status.
+local function stratq_is(status, prop)
+  local s = stratq_status[status]
+  return s ~= nil and s[prop]
+end
 
 -- Moves a job between the per-status listing indexes
 -- (<prefix>:index:<status>, a ZSET of id -> time it entered the status),

@@ -12,7 +12,7 @@ if not f[1] then
   return {}
 end
 local out, err
-if f[1] == 'running' or f[1] == 'queued' or f[1] == 'scheduled' then
+if stratq_status[f[1]] and not stratq_is(f[1], 'terminal') then
   out = redis.call('GET', KEYS[1] .. ':stdout') or ''
   err = redis.call('GET', KEYS[1] .. ':stderr') or ''
 else

@@ -2,15 +2,14 @@
 -- KEYS[1] job hash, KEYS[2] queue list, KEYS[3] dead zset
 -- ARGV[1] id, ARGV[2] now (ms), ARGV[3] events channel, ARGV[4] key prefix,
 -- ARGV[5] index size limit
--- Returns {"queued", attempts so far}, {"conflict", status} for a job that
--- is waiting, running or succeeded, {"missing"} for an unknown id.
-local retryable = {failed = true, timeout = true, memory_exceeded = true, cpu_exceeded = true,
-                   output_exceeded = true, crashed = true, cancelled = true, dead = true}
+-- Returns {"queued", attempts so far}, {"conflict", status} for a job whose
+-- status is not retryable (waiting, running or succeeded), {"missing"} for
+-- an unknown id.
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then
   return {'missing'}
 end
-if not retryable[status] then
+if not stratq_is(status, 'retryable') then
   return {'conflict', status}
 end
 -- A retry starts the job's budgets afresh: max_attempts and the
