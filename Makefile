@@ -254,13 +254,17 @@ fuzz: deps-test $(FUZZ_BIN)
 fuzz-smoke: deps-test $(FUZZ_BIN)
 	$(call run_fuzz,$(FUZZ_SMOKE_SECONDS))
 
-lint:
+# Debian 12's clang-format is clang-format-14 (package clang-format-14, in
+# the test group); a plain clang-format is taken where there is no -14.
+CLANG_FORMAT = $(or $(shell command -v clang-format-14 2>/dev/null),clang-format)
+
+lint: deps-test
 	shellcheck -x scripts/*.sh scripts/lib/*.sh tools/*.sh .ci/run
 	yamllint -s config/deploy/k8s config/dev/docker-compose.yaml
-	clang-format --dry-run --Werror src/*.c src/*/*.c src/*/*.h tests/unit/*.c tests/fuzz/*.c
+	$(CLANG_FORMAT) --dry-run --Werror src/*.c src/*/*.c src/*/*.h tests/unit/*.c tests/fuzz/*.c
 
 format:
-	clang-format -i src/*.c src/*/*.c src/*/*.h tests/unit/*.c tests/fuzz/*.c
+	$(CLANG_FORMAT) -i src/*.c src/*/*.c src/*/*.h tests/unit/*.c tests/fuzz/*.c
 
 clean:
 	rm -rf build
