@@ -108,7 +108,9 @@ unit: $(UNIT_BIN)
 # The whole suite runs in warm mode (the default); the modules whose outcome
 # depends on how a job's interpreter is made (worker, executor, isolation,
 # reliability, examples, sandbox, SDK) run again in cold mode, which must
-# give the same outcomes; the API, CLI and protocol modules do not. Last, the attack
+# give the same outcomes; the API, CLI and protocol modules do not. Workers
+# preload numpy and pandas only in the modules where a job's imports matter
+# (tests/integration/conftest.py, PRELOAD_MODULES). Last, the attack
 # suite runs twice more with the worker as uid 65534: with only the layers
 # that need no privilege, as in an unprivileged Kubernetes pod
 # (STRATQ_SANDBOX_DISABLE=namespaces,cgroup), and with the namespaces a

@@ -237,6 +237,29 @@ class RedisServer:
         return redis.Redis(host="127.0.0.1", port=self.port, decode_responses=True, **kw)
 
 
+# Workers preload numpy and pandas by default (STRATQ_PRELOAD), which costs
+# each worker start about a second under ASan. The modules where what a job
+# imports matters (examples, isolation, SDK, the sandbox, the executor) keep
+# the default; elsewhere the tests' workers preload nothing, which is still
+# warm mode (jobs fork from an interpreter holding the harness). A module
+# opts in with PRELOAD = True; STRATQ_PRELOAD in the environment wins.
+PRELOAD_MODULES = {"test_examples", "test_isolation", "test_sdk", "test_sandbox", "test_sandbox_layers",
+                   "test_executor"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _worker_preload(request):
+    if "STRATQ_PRELOAD" in os.environ or getattr(request.module, "PRELOAD", False) or \
+            request.module.__name__.rpartition(".")[2] in PRELOAD_MODULES:
+        yield
+        return
+    os.environ["STRATQ_PRELOAD"] = ""
+    try:
+        yield
+    finally:
+        os.environ.pop("STRATQ_PRELOAD", None)
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
     assert os.access(REDIS_SERVER, os.X_OK), f"redis-server not found at {REDIS_SERVER}"
