@@ -755,6 +755,12 @@ int api_main(int argc, char **argv)
             printf("%s %s\n", router_routes[i].method, router_routes[i].pattern);
         return 0;
     }
+    /* The KEYS and ARGV of every script, as docs/protocol.md shows them
+     * (tests/integration/test_lua.py compares the two). */
+    if (argc == 1 && !strcmp(argv[0], "--scripts")) {
+        queue_scripts_markdown(stdout);
+        return 0;
+    }
     /* A script exactly as it is sent to Redis, for tests/integration/test_lua.py. */
     if (argc == 2 && !strcmp(argv[0], "--lua")) {
         for (int i = 0; i < QS__COUNT; i++) {
