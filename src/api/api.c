@@ -303,15 +303,17 @@ void pending_command(struct pending *p, pending_handler *h, void *ctx, const cha
         call_failed(p, c);
 }
 
-void pending_eval(struct pending *p, pending_handler *h, void *ctx, enum queue_script s, int nkeys,
-                  int argc, const char **argv, const size_t *argvlen)
+void pending_call(struct pending *p, pending_handler *h, void *ctx, struct queue_call *c,
+                  int built_rc)
 {
-    struct call *c = call_start(p, h, ctx);
-    if (!c)
+    if (built_rc < 0) {
+        pending_error(p, 503, "out of memory");
         return;
-    if (queue_async_eval(p->api->rc, &p->api->shas, s, nkeys, argc, argv, argvlen, on_eval_reply,
-                         c) < 0)
-        call_failed(p, c);
+    }
+    struct call *call = call_start(p, h, ctx);
+    if (call && queue_async_call(p->api->rc, &p->api->shas, c, on_eval_reply, call) < 0)
+        call_failed(p, call);
+    queue_call_free(c);
 }
 
 /* --- The command connection to Redis --------------------------------------- */
@@ -753,6 +755,12 @@ int api_main(int argc, char **argv)
     if (argc == 1 && !strcmp(argv[0], "--routes")) {
         for (int i = 0; i < ROUTE__COUNT; i++)
             printf("%s %s\n", router_routes[i].method, router_routes[i].pattern);
+        return 0;
+    }
+    /* The KEYS and ARGV of every script, as docs/protocol.md shows them
+     * (tests/integration/test_lua.py compares the two). */
+    if (argc == 1 && !strcmp(argv[0], "--scripts")) {
+        queue_scripts_markdown(stdout);
         return 0;
     }
     /* A script exactly as it is sent to Redis, for tests/integration/test_lua.py. */

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 
 #include "../common/job.h"
+#include "../queue/jobq.h"
 #include "../queue/queue.h"
 #include "../queue/status.h"
 #include "router.h"
@@ -86,11 +87,13 @@ struct pending {
 /* api.c */
 struct pending *pending_new(struct api *a, struct evhttp_request *req, enum route_id route,
                             const char *id);
-/* Sends a Redis command (printf-style) or script for p; on failure answers
- * 503. The handler runs only if p is still unanswered. */
+/* Sends a Redis command (printf-style) or a script call for p; on failure
+ * answers 503. The handler runs only if p is still unanswered. The call
+ * comes from a queue_build_* function (src/queue/jobq.h), whose result is
+ * built_rc (-ENOMEM: answered 503); it is freed. */
 void pending_command(struct pending *p, pending_handler *h, void *ctx, const char *fmt, ...);
-void pending_eval(struct pending *p, pending_handler *h, void *ctx, enum queue_script s, int nkeys,
-                  int argc, const char **argv, const size_t *argvlen);
+void pending_call(struct pending *p, pending_handler *h, void *ctx, struct queue_call *c,
+                  int built_rc);
 /* Answers p (body stolen) unless it was answered already. */
 void pending_reply(struct pending *p, int code, json_t *body);
 void pending_reply_raw(struct pending *p, int code, struct evbuffer *body, const char *type);

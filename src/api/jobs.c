@@ -17,11 +17,6 @@
 #include "../common/util.h"
 #include "internal.h"
 
-static void now_str(char *buf, size_t len)
-{
-    snprintf(buf, len, "%lld", (long long)util_now_ms());
-}
-
 /* --- Job records ----------------------------------------------------------- */
 
 /* Hash fields holding JSON text, returned parsed. The result is not among
@@ -171,7 +166,12 @@ void jobs_reread(struct pending *p, bool final)
     if (p->answered)
         return;
     p->final = p->final || final;
-    pending_command(p, on_job_read, NULL, "HGETALL %s%s", p->api->names.job_prefix, p->id);
+    _cleanup_free_ char *key = queue_job_key(&p->api->names, p->id);
+    if (!key) {
+        pending_error(p, 503, "out of memory");
+        return;
+    }
+    pending_command(p, on_job_read, NULL, "HGETALL %s", key);
 }
 
 void jobs_get(struct api *a, struct evhttp_request *req, enum route_id route, const char *id)
@@ -233,13 +233,9 @@ static void enqueue(struct pending *p, pending_handler *h, void *ctx, const char
                     const char *spec_text)
 {
     struct api *a = p->api;
-    char now[24], imax[24];
-    _cleanup_free_ char *key = queue_job_key(&a->names, id);
-    now_str(now, sizeof(now));
-    snprintf(imax, sizeof(imax), "%lld", a->index_size);
-    const char *argv[] = {key, a->names.queue, id, spec_text, now, a->names.events, a->names.prefix,
-                          imax};
-    pending_eval(p, h, ctx, QS_ENQUEUE, 2, (int)ARRAY_SIZE(argv), argv, NULL);
+    struct queue_call c;
+    pending_call(p, h, ctx, &c,
+                 queue_build_enqueue(&c, &a->names, id, spec_text, util_now_ms(), a->index_size));
 }
 
 static void on_enqueued(struct pending *p, redisReply *r, void *ctx)
@@ -436,17 +432,12 @@ static void on_cancel(struct pending *p, redisReply *r, void *ctx)
 void jobs_cancel(struct api *a, struct evhttp_request *req, const char *id)
 {
     struct pending *p = pending_new(a, req, ROUTE_JOB_CANCEL, id);
-    char now[24], imax[24], ttl[24];
+    struct queue_call c;
     if (!p)
         return;
-    _cleanup_free_ char *key = queue_job_key(&a->names, id);
-    now_str(now, sizeof(now));
-    snprintf(imax, sizeof(imax), "%lld", a->index_size);
-    snprintf(ttl, sizeof(ttl), "%lld", a->failed_ttl);
-    const char *argv[] = {key, a->names.queue,  a->names.scheduled, id,
-                          now, a->names.events, a->names.prefix,    imax,
-                          ttl};
-    pending_eval(p, on_cancel, NULL, QS_CANCEL, 3, (int)ARRAY_SIZE(argv), argv, NULL);
+    pending_call(
+        p, on_cancel, NULL, &c,
+        queue_build_cancel(&c, &a->names, id, util_now_ms(), a->index_size, a->failed_ttl));
     pending_done(p);
 }
 
@@ -470,15 +461,11 @@ static void on_retry(struct pending *p, redisReply *r, void *ctx)
 void jobs_retry(struct api *a, struct evhttp_request *req, const char *id)
 {
     struct pending *p = pending_new(a, req, ROUTE_JOB_RETRY, id);
-    char now[24], imax[24];
+    struct queue_call c;
     if (!p)
         return;
-    _cleanup_free_ char *key = queue_job_key(&a->names, id);
-    now_str(now, sizeof(now));
-    snprintf(imax, sizeof(imax), "%lld", a->index_size);
-    const char *argv[] = {key, a->names.queue,  a->names.dead,   id,
-                          now, a->names.events, a->names.prefix, imax};
-    pending_eval(p, on_retry, NULL, QS_RETRY, 3, (int)ARRAY_SIZE(argv), argv, NULL);
+    pending_call(p, on_retry, NULL, &c,
+                 queue_build_retry(&c, &a->names, id, util_now_ms(), a->index_size));
     pending_done(p);
 }
 
@@ -527,13 +514,8 @@ void jobs_logs(struct api *a, struct evhttp_request *req, const char *id)
     p->off_out = oo;
     p->off_err = oe;
     p->off_log = ol;
-    char so[24], se[24], sl[24];
-    snprintf(so, sizeof(so), "%lld", oo);
-    snprintf(se, sizeof(se), "%lld", oe);
-    snprintf(sl, sizeof(sl), "%lld", ol);
-    _cleanup_free_ char *key = queue_job_key(&a->names, id);
-    const char *argv[] = {key, so, se, sl};
-    pending_eval(p, on_logs, NULL, QS_LOGS, 1, (int)ARRAY_SIZE(argv), argv, NULL);
+    struct queue_call c;
+    pending_call(p, on_logs, NULL, &c, queue_build_logs(&c, &a->names, id, oo, oe, ol));
     pending_done(p);
 }
 
@@ -603,12 +585,9 @@ void jobs_list(struct api *a, struct evhttp_request *req)
     struct pending *p = pending_new(a, req, ROUTE_JOBS_LIST, NULL);
     if (!p)
         return;
-    char key[200], lim[24];
-    snprintf(key, sizeof(key), "%s:index:%s", a->names.prefix, status);
-    snprintf(lim, sizeof(lim), "%lld", limit);
-    const char *argv[] = {key, score, cursor_id, lim, a->names.job_prefix};
-    pending_eval(p, on_list, (void *)(intptr_t)limit, QS_LIST, 1, (int)ARRAY_SIZE(argv), argv,
-                 NULL);
+    struct queue_call c;
+    pending_call(p, on_list, (void *)(intptr_t)limit, &c,
+                 queue_build_list(&c, &a->names, status, score, cursor_id, limit));
     pending_done(p);
 }
 
@@ -650,8 +629,8 @@ void jobs_workers(struct api *a, struct evhttp_request *req)
     struct pending *p = pending_new(a, req, ROUTE_WORKERS, NULL);
     if (!p)
         return;
-    const char *argv[] = {a->names.workers, a->names.worker_prefix};
-    pending_eval(p, on_workers, NULL, QS_WORKERS, 1, (int)ARRAY_SIZE(argv), argv, NULL);
+    struct queue_call c;
+    pending_call(p, on_workers, NULL, &c, queue_build_workers(&c, &a->names));
     pending_done(p);
 }
 
@@ -676,9 +655,8 @@ void jobs_queue(struct api *a, struct evhttp_request *req)
     struct pending *p = pending_new(a, req, ROUTE_QUEUE, NULL);
     if (!p)
         return;
-    const char *argv[] = {a->names.queue, a->names.workers, a->names.scheduled, a->names.dead,
-                          a->names.processing_prefix};
-    pending_eval(p, on_stats, NULL, QS_STATS, 4, (int)ARRAY_SIZE(argv), argv, NULL);
+    struct queue_call c;
+    pending_call(p, on_stats, NULL, &c, queue_build_stats(&c, &a->names));
     pending_done(p);
 }
 

@@ -90,8 +90,7 @@ void metrics_get(struct api *a, struct evhttp_request *req)
     struct pending *p = pending_new(a, req, ROUTE_METRICS, NULL);
     if (!p)
         return;
-    const char *argv[] = {a->names.queue, a->names.workers, a->names.scheduled,
-                          a->names.dead,  a->names.stats,   a->names.processing_prefix};
-    pending_eval(p, on_metrics, NULL, QS_METRICS, 5, (int)ARRAY_SIZE(argv), argv, NULL);
+    struct queue_call c;
+    pending_call(p, on_metrics, NULL, &c, queue_build_metrics(&c, &a->names));
     pending_done(p);
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/log.h"
 #include "../common/util.h"
 #include "status.h"
 
@@ -15,27 +16,92 @@ extern const char lua_lib[], lua_enqueue[], lua_start[], lua_complete[], lua_hea
     lua_metrics[], lua_reap[], lua_lost[], lua_promote[], lua_deadletter[];
 
 static struct {
-    const char *name;
     const char *body;
     char *src; /* the status table, lua_lib and body, made on first use */
 } scripts[QS__COUNT] = {
-    [QS_ENQUEUE] = {"enqueue", lua_enqueue, NULL},
-    [QS_START] = {"start", lua_start, NULL},
-    [QS_COMPLETE] = {"complete", lua_complete, NULL},
-    [QS_HEARTBEAT] = {"heartbeat", lua_heartbeat, NULL},
-    [QS_DEREGISTER] = {"deregister", lua_deregister, NULL},
-    [QS_STATS] = {"stats", lua_stats, NULL},
-    [QS_CANCEL] = {"cancel", lua_cancel, NULL},
-    [QS_RETRY] = {"retry", lua_retry, NULL},
-    [QS_LIST] = {"list", lua_list, NULL},
-    [QS_WORKERS] = {"workers", lua_workers, NULL},
-    [QS_LOGS] = {"logs", lua_logs, NULL},
-    [QS_METRICS] = {"metrics", lua_metrics, NULL},
-    [QS_REAP] = {"reap", lua_reap, NULL},
-    [QS_LOST] = {"lost", lua_lost, NULL},
-    [QS_PROMOTE] = {"promote", lua_promote, NULL},
-    [QS_DEADLETTER] = {"deadletter", lua_deadletter, NULL},
+    [QS_ENQUEUE] = {lua_enqueue, NULL},
+    [QS_START] = {lua_start, NULL},
+    [QS_COMPLETE] = {lua_complete, NULL},
+    [QS_HEARTBEAT] = {lua_heartbeat, NULL},
+    [QS_DEREGISTER] = {lua_deregister, NULL},
+    [QS_STATS] = {lua_stats, NULL},
+    [QS_CANCEL] = {lua_cancel, NULL},
+    [QS_RETRY] = {lua_retry, NULL},
+    [QS_LIST] = {lua_list, NULL},
+    [QS_WORKERS] = {lua_workers, NULL},
+    [QS_LOGS] = {lua_logs, NULL},
+    [QS_METRICS] = {lua_metrics, NULL},
+    [QS_REAP] = {lua_reap, NULL},
+    [QS_LOST] = {lua_lost, NULL},
+    [QS_PROMOTE] = {lua_promote, NULL},
+    [QS_DEADLETTER] = {lua_deadletter, NULL},
 };
+
+#define QS_LIST_OF(...)                                                                            \
+    {                                                                                              \
+        __VA_ARGS__                                                                                \
+    }
+#define QS_COUNT_OF(...) ((int)(sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *)))
+
+/* Each script's entry of QUEUE_SCRIPT_TABLE. */
+static const struct {
+    const char *name;
+    const char *const *keys, *const *args;
+    int nkeys, nargs;
+    enum queue_reply reply;
+    const char *returns;
+} specs[QS__COUNT] = {
+#define X(id, name, k, a, rep, ret)                                                                \
+    [QS_##id] = {name,                                                                             \
+                 (const char *const[])QS_LIST_OF k,                                                \
+                 (const char *const[])QS_LIST_OF a,                                                \
+                 QS_COUNT_OF k,                                                                    \
+                 QS_COUNT_OF a,                                                                    \
+                 rep,                                                                              \
+                 ret},
+    QUEUE_SCRIPT_TABLE(X)
+#undef X
+};
+
+int queue_script_nkeys(enum queue_script s)
+{
+    return specs[s].nkeys;
+}
+
+/* Whether the script's last ARGV is a run of field/value pairs. */
+static bool has_pairs(enum queue_script s)
+{
+    const char *last = specs[s].args[specs[s].nargs - 1];
+    size_t n = strlen(last);
+    return n >= 3 && !strcmp(last + n - 3, "...");
+}
+
+bool queue_script_check(enum queue_script s, int nkeys, int argc)
+{
+    if (s < 0 || s >= QS__COUNT || nkeys != specs[s].nkeys)
+        return false;
+    int fixed = specs[s].nargs - (has_pairs(s) ? 1 : 0), nargs = argc - nkeys;
+    if (has_pairs(s))
+        return nargs >= fixed && (nargs - fixed) % 2 == 0;
+    return nargs == fixed;
+}
+
+void queue_scripts_markdown(FILE *f)
+{
+    static const char *const replies[] = {[QUEUE_REPLY_INTEGER] = "integer",
+                                          [QUEUE_REPLY_STRING] = "string",
+                                          [QUEUE_REPLY_ARRAY] = "array"};
+    fputs("| script | KEYS | ARGV | reply |\n|---|---|---|---|\n", f);
+    for (int s = 0; s < QS__COUNT; s++) {
+        fprintf(f, "| `%s.lua` | ", specs[s].name);
+        for (int i = 0; i < specs[s].nkeys; i++)
+            fprintf(f, "%s`%s`", i ? ", " : "", specs[s].keys[i]);
+        fputs(" | ", f);
+        for (int i = 0; i < specs[s].nargs; i++)
+            fprintf(f, "%s`%s`", i ? ", " : "", specs[s].args[i]);
+        fprintf(f, " | %s: %s |\n", replies[specs[s].reply], specs[s].returns);
+    }
+}
 
 const char *queue_script_source(enum queue_script s)
 {
@@ -59,7 +125,7 @@ void queue_scripts_free(void)
 
 const char *queue_script_name(enum queue_script s)
 {
-    return scripts[s].name;
+    return specs[s].name;
 }
 
 static char *join(const char *a, const char *b)
@@ -259,7 +325,7 @@ int queue_sync_connect(const struct queue_url *url, int timeout_ms, struct queue
     for (int i = 0; i < QS__COUNT; i++) {
         redisReply *rep = redisCommand(q->c, "SCRIPT LOAD %s", queue_script_source(i));
         if (!rep || rep->type != REDIS_REPLY_STRING || rep->len != 40) {
-            snprintf(err, errlen, "SCRIPT LOAD %s: %s", scripts[i].name,
+            snprintf(err, errlen, "SCRIPT LOAD %s: %s", specs[i].name,
                      !rep                             ? "connection lost"
                      : rep->type == REDIS_REPLY_ERROR ? rep->str
                                                       : "unexpected reply");
@@ -279,8 +345,9 @@ fail:
 }
 
 /* Builds "EVALSHA sha nkeys argv..." (or EVAL src ...) into a new array. */
-static int build_eval(const char *cmd, const char *body, int nkeys, int argc, const char **argv,
-                      const size_t *argvlen, const char ***ret_v, size_t **ret_l, char *numbuf)
+static int build_eval(const char *cmd, const char *body, int nkeys, int argc,
+                      const char *const *argv, const size_t *argvlen, const char ***ret_v,
+                      size_t **ret_l, char *numbuf)
 {
     const char **v = calloc((size_t)argc + 3, sizeof(char *));
     size_t *l = calloc((size_t)argc + 3, sizeof(size_t));
@@ -305,19 +372,31 @@ static int build_eval(const char *cmd, const char *body, int nkeys, int argc, co
     return 0;
 }
 
+/* A call that does not match its script's table entry is a bug in stratq:
+ * stop at once rather than run the script with shifted arguments. */
+static void check_call(enum queue_script s, int nkeys, int argc)
+{
+    if (!queue_script_check(s, nkeys, argc)) {
+        log_error("a script call does not match the script's KEYS and ARGV", "{s:s, s:i, s:i}",
+                  "script", queue_script_name(s), "keys", nkeys, "strings", argc);
+        abort();
+    }
+}
+
 static int is_noscript(const redisReply *r)
 {
     return r && r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "NOSCRIPT", 8);
 }
 
 redisReply *queue_sync_eval(struct queue_sync *q, enum queue_script s, int nkeys, int argc,
-                            const char **argv, const size_t *argvlen)
+                            const char *const *argv, const size_t *argvlen)
 {
     const char **v;
     size_t *l;
     char num[16];
     redisReply *r;
 
+    check_call(s, nkeys, argc);
     if (build_eval("EVALSHA", q->sha[s], nkeys, argc, argv, argvlen, &v, &l, num) < 0)
         return NULL;
     r = redisCommandArgv(q->c, argc + 3, v, l);
@@ -386,7 +465,7 @@ static void async_reply(redisAsyncContext *ac, void *reply, void *priv)
 }
 
 int queue_async_eval(redisAsyncContext *ac, struct queue_async_shas *shas, enum queue_script s,
-                     int nkeys, int argc, const char **argv, const size_t *argvlen,
+                     int nkeys, int argc, const char *const *argv, const size_t *argvlen,
                      queue_async_cb *cb, void *priv)
 {
     struct async_call *c = calloc(1, sizeof(*c));
@@ -395,6 +474,7 @@ int queue_async_eval(redisAsyncContext *ac, struct queue_async_shas *shas, enum 
     const char *body = shas->loaded ? shas->sha[s] : queue_script_source(s);
     char num[16];
 
+    check_call(s, nkeys, argc);
     if (!c)
         return -ENOMEM;
     c->script = s;

@@ -17,6 +17,7 @@
 #include "../common/job.h"
 #include "../common/log.h"
 #include "../common/util.h"
+#include "../queue/jobq.h"
 #include "../queue/queue.h"
 #include "../queue/status.h"
 #include "executor.h"
@@ -24,17 +25,16 @@
 #include "sandbox.h"
 
 /* Seconds BLMOVE blocks; bounds how long a stop request waits. */
-#define FETCH_BLOCK_S "1"
+#define FETCH_BLOCK_S 1
 
 struct worker {
     struct queue_names names;
     struct queue_url url;
     struct queue_sync *q;
+    struct jobq jq; /* the protocol's calls, run through worker_call */
     struct job_limits lim;
     char id[160];
     char host[64];
-    char *processing_key;
-    char *worker_key;
     pid_t exec_pid;
     int exec_fd;
     int64_t next_heartbeat_ms;
@@ -82,10 +82,7 @@ static int worker_connect(struct worker *w, bool give_up_on_stop)
     while (!w->q) {
         if (queue_sync_connect(&w->url, 5000, &w->q, err, sizeof(err)) == 0) {
             w->connected_since = util_mono_ms();
-            /* Named, so that CLIENT LIST shows who is who. */
-            redisReply *n = redisCommand(w->q->c, "CLIENT SETNAME stratq-worker");
-            if (n)
-                freeReplyObject(n);
+            queue_sync_setname(w->q, "stratq-worker");
             log_info("connected to Redis", "{s:s, s:i}", "host", w->url.host, "port", w->url.port);
             return 0;
         }
@@ -114,15 +111,18 @@ static bool is_transient(const char *err)
     return false;
 }
 
-/* Runs a script, reconnecting on connection errors; returns the reply or
- * NULL when it gave up (a stop was requested while Redis was down). */
-static redisReply *worker_eval(struct worker *w, enum queue_script s, int nkeys, int argc,
-                               const char **argv, const size_t *argvlen, bool give_up_on_stop)
+/* Runs a script call (jobq's eval hook), reconnecting on connection
+ * errors; returns the reply or NULL when it gave up (a stop was requested
+ * while Redis was down; a call that must be done waits for a second one). */
+static redisReply *worker_call(void *priv, const struct queue_call *c)
 {
+    struct worker *w = priv;
+    enum queue_script s = c->script;
+    bool give_up_on_stop = !c->until_done;
     for (;;) {
         if (worker_connect(w, give_up_on_stop) < 0)
             return NULL;
-        redisReply *r = queue_sync_eval(w->q, s, nkeys, argc, argv, argvlen);
+        redisReply *r = queue_sync_call(w->q, c);
         if (r && r->type == REDIS_REPLY_ERROR && is_transient(r->str)) {
             /* Redis is loading, failing over or briefly out of memory: the
              * same call will succeed later, and giving up would strand the
@@ -150,35 +150,15 @@ static redisReply *worker_eval(struct worker *w, enum queue_script s, int nkeys,
 
 static void worker_heartbeat(struct worker *w)
 {
-    char now[24], ttl[24], pid[16], started[24];
-    snprintf(now, sizeof(now), "%lld", (long long)util_now_ms());
-    snprintf(ttl, sizeof(ttl), "%lld", config_int(CFG_HEARTBEAT) * 3000);
-    snprintf(pid, sizeof(pid), "%d", (int)getpid());
-    snprintf(started, sizeof(started), "%lld", (long long)w->started_ms);
-    /* jobs_done and jobs_failed are counted by complete.lua itself. */
-    const char *argv[] = {w->names.workers,
-                          w->worker_key,
-                          w->id,
-                          now,
-                          ttl,
-                          "host",
-                          w->host,
-                          "pid",
-                          pid,
-                          "version",
-                          STRATQ_VERSION,
-                          "state",
-                          w->state,
-                          "current_job",
-                          w->current,
-                          "started_ms",
-                          started,
-                          "sandbox",
-                          w->sandbox ? w->sandbox : "{}"};
-    redisReply *r = worker_eval(w, QS_HEARTBEAT, 2, (int)ARRAY_SIZE(argv), argv, NULL, true);
-    w->registered = r && r->type == REDIS_REPLY_INTEGER;
-    if (r)
-        freeReplyObject(r);
+    struct jobq_worker_info info = {.host = w->host,
+                                    .version = STRATQ_VERSION,
+                                    .state = w->state,
+                                    .current_job = w->current,
+                                    .sandbox = w->sandbox,
+                                    .pid = getpid(),
+                                    .started_ms = w->started_ms};
+    w->registered =
+        jobq_heartbeat(&w->jq, &info, util_now_ms(), config_int(CFG_HEARTBEAT) * 3000) == 0;
     w->next_heartbeat_ms = util_mono_ms() + config_int(CFG_HEARTBEAT) * 1000;
 }
 
@@ -238,82 +218,54 @@ static void worker_stop_executor(struct worker *w, bool force)
     w->exec_pid = -1;
 }
 
-/* Appends a chunk of the running job's output to its live log key, where
+/* Passes a chunk of the running job's output to its live keys, where
  * GET /v1/jobs/{id}/logs reads it while the job runs. */
-static void worker_append_output(struct worker *w, const char *job_key, json_t *msg)
+static void worker_append_output(struct worker *w, const char *id, json_t *msg)
 {
     json_t *progress = json_object_get(msg, "progress"), *logs = json_object_get(msg, "log");
-    if (w->q && (json_is_object(progress) || json_array_size(logs))) {
-        /* progress: the job hash's field, shown by GET /v1/jobs/{id}; log:
-         * the job's structured lines, kept beside it like its output. */
-        int n = 0;
-        if (json_is_object(progress)) {
-            char *p = json_dumps(progress, JSON_COMPACT | JSON_REAL_PRECISION(15));
-            redisAppendCommand(w->q->c, "HSET %s progress %s", job_key, p ? p : "{}");
-            free(p);
-            n++;
-        }
-        size_t i;
-        json_t *line;
-        json_array_foreach(logs, i, line)
-        {
-            /* 15 digits: what the job wrote (9203.97), not its nearest
-             * double's 17 (9203.9699999999993). */
-            char *l = json_dumps(line, JSON_COMPACT | JSON_REAL_PRECISION(15));
-            redisAppendCommand(w->q->c, "RPUSH %s:log %s", job_key, l ? l : "{}");
-            free(l);
-            n++;
-        }
-        if (json_array_size(logs)) {
-            redisAppendCommand(w->q->c, "EXPIRE %s:log %lld", job_key,
-                               config_int(CFG_FAILED_RESULT_TTL) + config_int(CFG_MAX_TIMEOUT));
-            n++;
-        }
-        for (int k = 0; k < n; k++) {
-            redisReply *r = NULL;
-            if (redisGetReply(w->q->c, (void **)&r) != REDIS_OK) {
-                worker_disconnect(w);
-                return;
-            }
-            freeReplyObject(r);
-        }
+    _cleanup_free_ char *p = NULL;
+    size_t nlogs = json_array_size(logs);
+    char **lines = calloc(nlogs ? nlogs : 1, sizeof(char *));
+    struct jobq_output o = {.logs = (const char *const *)lines, .nlogs = lines ? nlogs : 0};
+
+    if (!w->q || !lines) {
+        free(lines);
+        return;
+    }
+    if (json_is_object(progress)) {
+        p = json_dumps(progress, JSON_COMPACT | JSON_REAL_PRECISION(15));
+        o.progress = p ? p : "{}";
+    }
+    for (size_t i = 0; i < o.nlogs; i++) {
+        /* 15 digits: what the job wrote (9203.97), not its nearest double's
+         * 17 (9203.9699999999993). */
+        lines[i] = json_dumps(json_array_get(logs, i), JSON_COMPACT | JSON_REAL_PRECISION(15));
+        if (!lines[i])
+            lines[i] = strdup("{}");
     }
     static const char *const streams[] = {"stdout", "stderr"};
     for (size_t i = 0; i < ARRAY_SIZE(streams); i++) {
         json_t *chunk = json_object_get(msg, streams[i]);
-        size_t len = json_string_length(chunk);
-        if (!len || !w->q)
-            continue;
-        redisAppendCommand(w->q->c, "APPEND %s:%s %b", job_key, streams[i],
-                           json_string_value(chunk), len);
-        redisAppendCommand(w->q->c, "EXPIRE %s:%s %lld", job_key, streams[i],
-                           config_int(CFG_FAILED_RESULT_TTL) + config_int(CFG_MAX_TIMEOUT));
-        for (int k = 0; k < 2; k++) {
-            redisReply *r = NULL;
-            if (redisGetReply(w->q->c, (void **)&r) != REDIS_OK) {
-                /* Live output is best effort; the final record has it all. */
-                worker_disconnect(w);
-                return;
-            }
-            freeReplyObject(r);
-        }
+        o.stream[i] = json_string_value(chunk);
+        o.stream_len[i] = json_string_length(chunk);
     }
+    if (jobq_output(&w->jq, w->q, id, &o) == -EIO)
+        worker_disconnect(w); /* best effort; the final record has it all */
+    for (size_t i = 0; i < o.nlogs; i++)
+        free(lines[i]);
+    free(lines);
 }
 
 /* Whether a cancel was requested for the running job (DELETE on the API
  * sets cancel_requested_ms in its hash). */
-static bool worker_cancel_requested(struct worker *w, const char *job_key)
+static bool worker_cancel_requested(struct worker *w, const char *id)
 {
     if (!w->q)
         return false;
-    redisReply *r = redisCommand(w->q->c, "HEXISTS %s cancel_requested_ms", job_key);
-    if (!r) {
+    int r = jobq_cancel_requested(&w->jq, w->q, id);
+    if (r == -EIO)
         worker_disconnect(w);
-        return false;
-    }
-    bool yes = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
-    freeReplyObject(r);
-    return yes;
+    return r == 1;
 }
 
 /* How often a busy worker checks its job for a cancel request. */
@@ -323,7 +275,7 @@ static bool worker_cancel_requested(struct worker *w, const char *job_key)
  * runs, passing on its live output and any cancel request. Returns 0 with
  * *ret_reply, -EPIPE if the executor died, or -ECANCELED when a second stop
  * signal asked to give the job up. */
-static int worker_await(struct worker *w, const char *job_key, json_t **ret_reply)
+static int worker_await(struct worker *w, const char *id, json_t **ret_reply)
 {
     int64_t drain_deadline = 0, next_cancel_check = util_mono_ms() + CANCEL_POLL_MS;
     bool cancel_sent = false;
@@ -352,7 +304,7 @@ static int worker_await(struct worker *w, const char *job_key, json_t **ret_repl
                 return -EPIPE;
             const char *type = json_string_value(json_object_get(msg, "type"));
             if (type && !strcmp(type, "output")) {
-                worker_append_output(w, job_key, msg);
+                worker_append_output(w, id, msg);
                 json_decref(msg);
                 continue;
             }
@@ -362,7 +314,7 @@ static int worker_await(struct worker *w, const char *job_key, json_t **ret_repl
         now = util_mono_ms();
         if (!cancel_sent && now >= next_cancel_check) {
             next_cancel_check = now + CANCEL_POLL_MS;
-            if (worker_cancel_requested(w, job_key)) {
+            if (worker_cancel_requested(w, id)) {
                 json_t *cancel = json_pack("{s:s}", "type", "cancel");
                 frame_send_json(w->exec_fd, cancel);
                 json_decref(cancel);
@@ -381,112 +333,59 @@ static int worker_await(struct worker *w, const char *job_key, json_t **ret_repl
 static void worker_complete(struct worker *w, const char *id, long long attempt, json_t *reply,
                             const json_t *spec)
 {
-    const char *status = json_string_value(json_object_get(reply, "status"));
-    char att[24], now[24], ttl[24], fttl[24], imax[24], maxatt[24], next[24];
-    const char *argv[30];
-    int n = 0;
-    _cleanup_free_ char *job_key = queue_job_key(&w->names, id);
-    _cleanup_free_ char *error = NULL, *usage = NULL;
-
-    if (!status)
-        status = queue_status_name(QUEUE_STATUS_CRASHED);
-    snprintf(att, sizeof(att), "%lld", attempt);
-    snprintf(now, sizeof(now), "%lld", (long long)util_now_ms());
-    snprintf(ttl, sizeof(ttl), "%lld", config_int(CFG_RESULT_TTL));
-    snprintf(fttl, sizeof(fttl), "%lld", config_int(CFG_FAILED_RESULT_TTL));
-    snprintf(imax, sizeof(imax), "%lld", config_int(CFG_INDEX_SIZE));
-    argv[n++] = job_key;
-    argv[n++] = w->processing_key;
-    argv[n++] = w->worker_key;
-    argv[n++] = id;
-    argv[n++] = w->id;
-    argv[n++] = att;
-    argv[n++] = now;
-    argv[n++] = w->names.events;
-    argv[n++] = ttl;
-    argv[n++] = fttl;
-    argv[n++] = w->names.prefix;
-    argv[n++] = imax;
+    int st = queue_status_parse(json_string_value(json_object_get(reply, "status")));
+    json_t *e = json_object_get(reply, "error"), *u = json_object_get(reply, "usage");
+    _cleanup_free_ char *error = e ? json_dumps(e, JSON_COMPACT) : NULL;
+    _cleanup_free_ char *usage = u ? json_dumps(u, JSON_COMPACT) : NULL;
     /* Should this outcome be retried, this is when (failures_hint is the
      * number of the failure being recorded). */
-    long long max_attempts = spec ? json_integer_value(json_object_get(spec, "max_attempts")) : 1;
     double backoff = spec ? json_number_value(json_object_get(spec, "retry_backoff_s")) : 0;
-    snprintf(maxatt, sizeof(maxatt), "%lld", max_attempts > 0 ? max_attempts : 1);
-    snprintf(next, sizeof(next), "%lld",
-             (long long)util_now_ms() +
-                 job_retry_delay_ms(backoff, w->failures_hint, (double)config_int(CFG_BACKOFF_CAP),
-                                    (double)(random() % 1000000) / 1000000.0));
-    argv[n++] = maxatt;
-    argv[n++] = next;
-    argv[n++] = status;
-    const char *result = json_string_value(json_object_get(reply, "result_json"));
-    if (result) {
-        argv[n++] = "result";
-        argv[n++] = result;
-    }
-    json_t *e = json_object_get(reply, "error");
-    if (e) {
-        error = json_dumps(e, JSON_COMPACT);
-        argv[n++] = "error";
-        argv[n++] = error ? error : "{}";
-    }
-    const char *out = json_string_value(json_object_get(reply, "stdout"));
-    const char *err = json_string_value(json_object_get(reply, "stderr"));
-    argv[n++] = "stdout";
-    argv[n++] = out ? out : "";
-    argv[n++] = "stderr";
-    argv[n++] = err ? err : "";
-    const char *reason = json_string_value(json_object_get(reply, "dead_reason"));
-    if (reason) {
-        argv[n++] = "dead_reason";
-        argv[n++] = reason;
-    }
-    json_t *u = json_object_get(reply, "usage");
-    if (u) {
-        usage = json_dumps(u, JSON_COMPACT);
-        argv[n++] = "usage";
-        argv[n++] = usage ? usage : "{}";
-    }
+    struct job_outcome o = {
+        .status = st < 0 ? QUEUE_STATUS_CRASHED : (enum queue_status)st,
+        .attempt = attempt,
+        .result = json_string_value(json_object_get(reply, "result_json")),
+        .error = e ? (error ? error : "{}") : NULL,
+        .out = json_string_value(json_object_get(reply, "stdout")),
+        .err = json_string_value(json_object_get(reply, "stderr")),
+        .dead_reason = json_string_value(json_object_get(reply, "dead_reason")),
+        .usage = u ? (usage ? usage : "{}") : NULL,
+        .max_attempts = spec ? json_integer_value(json_object_get(spec, "max_attempts")) : 1,
+        .next_run_ms =
+            (long long)util_now_ms() + job_retry_delay_ms(backoff, w->failures_hint,
+                                                          (double)config_int(CFG_BACKOFF_CAP),
+                                                          (double)(random() % 1000000) / 1000000.0),
+    };
+    const char *status = queue_status_name(o.status);
 
-    redisReply *r = worker_eval(w, QS_COMPLETE, 3, n, argv, NULL, false);
-    if (!r) {
+    int r = jobq_complete(&w->jq, id, &o, util_now_ms());
+    if (r == -EIO) {
         log_error("could not record the job's outcome", "{s:s, s:s}", "id", id, "status", status);
         return;
     }
-    if (r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
-        json_t *usage_obj = json_object_get(reply, "usage");
+    if (r == 1) {
         log_info("job finished", "{s:s, s:I, s:s, s:I, s:I}", "id", id, "attempt",
                  (json_int_t)attempt, "status", status, "wall_ms",
-                 json_integer_value(json_object_get(usage_obj, "wall_ms")), "max_rss_kb",
-                 json_integer_value(json_object_get(usage_obj, "max_rss_kb")));
-        if (queue_status_parse(status) == QUEUE_STATUS_SUCCEEDED)
+                 json_integer_value(json_object_get(u, "wall_ms")), "max_rss_kb",
+                 json_integer_value(json_object_get(u, "max_rss_kb")));
+        if (o.status == QUEUE_STATUS_SUCCEEDED)
             w->jobs_done++;
         else
             w->jobs_failed++;
-        health_job_done(status, json_integer_value(json_object_get(usage_obj, "wall_ms")));
-    } else if (r->type == REDIS_REPLY_INTEGER && r->integer == 2) {
+        health_job_done(status, json_integer_value(json_object_get(u, "wall_ms")));
+    } else if (r == 2) {
         log_info("the job's outcome was already recorded (a retried call)", "{s:s, s:I}", "id", id,
                  "attempt", (json_int_t)attempt);
     } else {
         log_warn("discarded a late result: the job was taken over by another attempt",
                  "{s:s, s:I, s:s}", "id", id, "attempt", (json_int_t)attempt, "status", status);
     }
-    freeReplyObject(r);
 }
 
 /* Takes a queue entry no worker can run off the processing list and keeps
  * it, with its reason, in the dead-letter list. */
 static void worker_deadletter(struct worker *w, const char *entry, size_t len, const char *reason)
 {
-    char now[24];
-    snprintf(now, sizeof(now), "%lld", (long long)util_now_ms());
-    const char *argv[] = {
-        w->processing_key, w->names.deadletter, entry, reason, now, w->id, "10000"};
-    size_t lens[] = {strlen(argv[0]), strlen(argv[1]), len, strlen(reason),
-                     strlen(now),     strlen(w->id),   5};
-    redisReply *r = worker_eval(w, QS_DEADLETTER, 2, (int)ARRAY_SIZE(argv), argv, lens, false);
-    if (r)
-        freeReplyObject(r);
+    jobq_deadletter(&w->jq, entry, len, reason, util_now_ms());
     log_warn("dead-lettered a queue entry", "{s:s%, s:s}", "entry", entry,
              len > 200 ? (size_t)200 : len, "reason", reason);
 }
@@ -519,55 +418,31 @@ static void worker_abandon_job(struct worker *w)
  * or to the dead set when it has now lost its worker too often. */
 static void worker_lost_job(struct worker *w, const char *id)
 {
-    char now[24], maxd[24], imax[24], ttl[24];
-    snprintf(now, sizeof(now), "%lld", (long long)util_now_ms());
-    snprintf(maxd, sizeof(maxd), "%lld", config_int(CFG_MAX_DELIVERIES));
-    snprintf(imax, sizeof(imax), "%lld", config_int(CFG_INDEX_SIZE));
-    snprintf(ttl, sizeof(ttl), "%lld", config_int(CFG_FAILED_RESULT_TTL));
-    const char *argv[] = {w->processing_key, w->names.queue,  id,   w->id, now,
-                          w->names.prefix,   w->names.events, maxd, imax,  ttl};
-    redisReply *r = worker_eval(w, QS_LOST, 2, (int)ARRAY_SIZE(argv), argv, NULL, false);
-    if (r) {
-        log_warn("job given back after its executor died", "{s:s, s:s}", "id", id, "outcome",
-                 r->type == REDIS_REPLY_STRING ? r->str : "?");
-        freeReplyObject(r);
-    }
+    char what[40];
+    if (jobq_lost(&w->jq, id, util_now_ms(), what, sizeof(what)) == 0)
+        log_warn("job given back after its executor died", "{s:s, s:s}", "id", id, "outcome", what);
 }
 
 /* Runs one job that BLMOVE put into this worker's processing list. */
 static void worker_run(struct worker *w, const char *id)
 {
-    char now[24], imax[24];
-    _cleanup_free_ char *job_key = queue_job_key(&w->names, id);
-    snprintf(now, sizeof(now), "%lld", (long long)util_now_ms());
-    snprintf(imax, sizeof(imax), "%lld", config_int(CFG_INDEX_SIZE));
-    const char *argv[] = {job_key, w->processing_key, w->worker_key,   id,  w->id,
-                          now,     w->names.events,   w->names.prefix, imax};
-    redisReply *r = worker_eval(w, QS_START, 3, (int)ARRAY_SIZE(argv), argv, NULL, false);
-    if (!r)
+    struct jobq_start st;
+    if (jobq_start(&w->jq, id, util_now_ms(), &st) < 0)
         return;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1) {
-        freeReplyObject(r);
-        return;
-    }
-    const char *what = r->element[0]->str;
-    if (!strcmp(what, "missing")) {
-        freeReplyObject(r);
+    if (st.what == JOBQ_MISSING) {
         worker_deadletter(w, id, strlen(id), "no job hash for this id");
         return;
     }
-    if (!strcmp(what, "skip")) {
+    if (st.what == JOBQ_SKIP) {
         log_info("skipped a job that is no longer queued", "{s:s, s:s}", "id", id, "status",
-                 r->elements > 1 ? r->element[1]->str : "?");
-        freeReplyObject(r);
+                 st.status);
         return;
     }
-    long long attempt = r->element[1]->integer;
+    long long attempt = st.attempt;
     char err[512];
-    json_t *spec = json_loadb(r->element[2]->str, r->element[2]->len, 0, NULL);
-
-    long long failures = r->elements > 3 ? r->element[3]->integer : 0;
-    freeReplyObject(r);
+    json_t *spec = json_loadb(st.spec, st.spec_len, 0, NULL);
+    long long failures = st.failures;
+    free(st.spec);
 
     /* A spec no worker can run (written straight into Redis by a foreign
      * producer) is dead-lettered with its reason. */
@@ -607,7 +482,7 @@ static void worker_run(struct worker *w, const char *id)
     }
     json_decref(req);
     if (rr == 0)
-        rr = worker_await(w, job_key, &reply);
+        rr = worker_await(w, id, &reply);
     if (rr == -ECANCELED) {
         /* Stop now: have the executor kill the job (it then stays clean for
          * a successor), and leave the job in the processing list, from
@@ -632,17 +507,9 @@ static void worker_run(struct worker *w, const char *id)
 
 static void worker_deregister(struct worker *w)
 {
-    _cleanup_free_ char *job_prefix = queue_job_key(&w->names, "");
-    const char *argv[] = {w->names.workers, w->worker_key, w->processing_key,
-                          w->names.queue,   w->id,         job_prefix,
-                          w->names.events};
-    redisReply *r = worker_eval(w, QS_DEREGISTER, 4, (int)ARRAY_SIZE(argv), argv, NULL, false);
-    if (r) {
-        if (r->type == REDIS_REPLY_INTEGER && r->integer > 0)
-            log_warn("gave unfinished jobs back to the queue", "{s:I}", "count",
-                     (json_int_t)r->integer);
-        freeReplyObject(r);
-    }
+    long long n = jobq_deregister(&w->jq);
+    if (n > 0)
+        log_warn("gave unfinished jobs back to the queue", "{s:I}", "count", (json_int_t)n);
 }
 
 /* Duties any live worker shares: promoting due retries (about once a
@@ -654,48 +521,26 @@ static void worker_housekeeping(struct worker *w)
 {
     int64_t mono = util_mono_ms();
     long long hb_ms = config_int(CFG_HEARTBEAT) * 1000, dead_ms = 3 * hb_ms;
-    char now[24], imax[24];
+    long long now = util_now_ms();
     if (!w->q)
         return;
-    snprintf(now, sizeof(now), "%lld", (long long)util_now_ms());
-    snprintf(imax, sizeof(imax), "%lld", config_int(CFG_INDEX_SIZE));
     if (mono >= w->next_promote_ms) {
         w->next_promote_ms = mono + 1000;
-        const char *argv[] = {w->names.scheduled, w->names.queue,  now,
-                              w->names.prefix,    w->names.events, imax};
-        redisReply *r = worker_eval(w, QS_PROMOTE, 2, (int)ARRAY_SIZE(argv), argv, NULL, true);
-        if (r) {
-            if (r->type == REDIS_REPLY_INTEGER && r->integer > 0)
-                log_info("promoted retries to the queue", "{s:I}", "count", (json_int_t)r->integer);
-            freeReplyObject(r);
-        }
+        long long n = jobq_promote(&w->jq, now);
+        if (n > 0)
+            log_info("promoted retries to the queue", "{s:I}", "count", (json_int_t)n);
     }
     if (mono < w->next_reap_ms || !w->q || mono - w->connected_since < dead_ms)
         return;
     w->next_reap_ms = mono + hb_ms;
-    redisReply *lock =
-        redisCommand(w->q->c, "SET %s %s NX PX %lld", w->names.reaper_lock, w->id, hb_ms);
-    if (!lock) {
+    struct jobq_reaped reaped;
+    int r = jobq_reap(&w->jq, w->q, now, dead_ms, hb_ms, &reaped);
+    if (r == -EIO)
         worker_disconnect(w);
-        return;
-    }
-    bool mine = lock->type == REDIS_REPLY_STATUS;
-    freeReplyObject(lock);
-    if (!mine)
-        return;
-    char silence[24], maxd[24], ttl[24];
-    snprintf(silence, sizeof(silence), "%lld", dead_ms);
-    snprintf(maxd, sizeof(maxd), "%lld", config_int(CFG_MAX_DELIVERIES));
-    snprintf(ttl, sizeof(ttl), "%lld", config_int(CFG_FAILED_RESULT_TTL));
-    const char *argv[] = {w->names.workers, w->names.queue, now,  silence, w->names.prefix,
-                          w->names.events,  maxd,           imax, ttl,     w->id};
-    redisReply *r = worker_eval(w, QS_REAP, 2, (int)ARRAY_SIZE(argv), argv, NULL, true);
-    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 3 && r->element[0]->integer > 0)
+    else if (r == 1 && reaped.workers > 0)
         log_warn("reaped workers that stopped heartbeating", "{s:I, s:I, s:I}", "workers",
-                 (json_int_t)r->element[0]->integer, "requeued", (json_int_t)r->element[1]->integer,
-                 "dead", (json_int_t)r->element[2]->integer);
-    if (r)
-        freeReplyObject(r);
+                 (json_int_t)reaped.workers, "requeued", (json_int_t)reaped.requeued, "dead",
+                 (json_int_t)reaped.dead);
 }
 
 static int worker_loop(struct worker *w)
@@ -714,40 +559,29 @@ static int worker_loop(struct worker *w)
         }
         if (worker_connect(w, true) < 0)
             break;
-        redisReply *r = redisCommand(w->q->c, "BLMOVE %s %s RIGHT LEFT " FETCH_BLOCK_S,
-                                     w->names.queue, w->processing_key);
-        if (!r) {
+        char *entry = NULL, err[256];
+        size_t len = 0;
+        int r = jobq_take(&w->jq, w->q, FETCH_BLOCK_S, &entry, &len, err, sizeof(err));
+        if (r == -EIO) {
             log_warn("lost the Redis connection", "{s:s}", "error", w->q->c->errstr);
             worker_disconnect(w);
             continue;
         }
-        if (r->type == REDIS_REPLY_STRING) {
-            char id[80];
-            if (r->len < sizeof(id) && memchr(r->str, '\0', r->len) == NULL) {
-                memcpy(id, r->str, r->len + 1);
-                if (util_valid_id(id)) {
-                    freeReplyObject(r);
-                    worker_run(w, id);
-                    continue;
-                }
-            }
-            /* Not an id any producer may use: dead-letter exactly these
-             * bytes rather than run or cycle them. */
-            char *entry = malloc(r->len + 1);
-            if (entry) {
-                memcpy(entry, r->str, r->len);
-                entry[r->len] = '\0';
-                worker_deadletter(w, entry, r->len, "not a job id (1-64 of [A-Za-z0-9_-])");
-                free(entry);
-            }
-            freeReplyObject(r);
+        if (r == -EPROTO) {
+            log_error("BLMOVE failed", "{s:s}", "error", err);
+            usleep(500000);
             continue;
         }
-        if (r->type == REDIS_REPLY_ERROR) {
-            log_error("BLMOVE failed", "{s:s}", "error", r->str);
-            usleep(500000);
+        if (r != 1)
+            continue;
+        if (memchr(entry, '\0', len) == NULL && util_valid_id(entry)) {
+            worker_run(w, entry);
+        } else {
+            /* Not an id any producer may use: dead-letter exactly these
+             * bytes rather than run or cycle them. */
+            worker_deadletter(w, entry, len, "not a job id (1-64 of [A-Za-z0-9_-])");
         }
-        freeReplyObject(r);
+        free(entry);
     }
     return 0;
 }
@@ -849,8 +683,15 @@ int worker_main(int argc, char **argv)
                 config_str(CFG_HEALTH_BIND), config_int(CFG_HEALTH_PORT), strerror(-r));
         goto out;
     }
-    w.processing_key = queue_processing_key(&w.names, w.id);
-    w.worker_key = queue_worker_key(&w.names, w.id);
+    struct jobq_settings set = {
+        .index_size = config_int(CFG_INDEX_SIZE),
+        .result_ttl_s = config_int(CFG_RESULT_TTL),
+        .failed_ttl_s = config_int(CFG_FAILED_RESULT_TTL),
+        .max_deliveries = config_int(CFG_MAX_DELIVERIES),
+        .live_ttl_s = config_int(CFG_FAILED_RESULT_TTL) + config_int(CFG_MAX_TIMEOUT),
+    };
+    if (jobq_init(&w.jq, &w.names, w.id, &set, worker_call, &w) < 0)
+        goto out;
     w.started_ms = util_now_ms();
 
     /* The supervisor holds the Redis password: keep it out of core dumps and
@@ -885,8 +726,7 @@ out:
     worker_stop_executor(&w, true);
     worker_disconnect(&w);
     health_stop();
-    free(w.processing_key);
-    free(w.worker_key);
+    jobq_free(&w.jq);
     free(w.sandbox);
     queue_names_free(&w.names);
     queue_url_free(&w.url);

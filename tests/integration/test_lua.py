@@ -10,7 +10,7 @@ import functools
 import json
 import subprocess
 
-from conftest import EVENTS_CHANNEL, PREFIX, QUEUE, require_binary
+from conftest import EVENTS_CHANNEL, PREFIX, QUEUE, REPO_ROOT, require_binary
 
 JOB_PREFIX = f"{PREFIX}:job:"
 
@@ -56,6 +56,28 @@ def complete(r, job_id, worker, attempt, status="succeeded", result="42"):
         args=[job_id, worker, attempt, 3000, EVENTS_CHANNEL, 60, 120, PREFIX, 100, 1, 0, status,
               "result", result],
     )
+
+
+def test_protocol_md_scripts_table_is_the_binarys():
+    """docs/protocol.md's table of the scripts' KEYS and ARGV is the one the
+    binary checks every call against (`stratq api --scripts`), row for row."""
+    res = subprocess.run([str(require_binary()), "api", "--scripts"], stdin=subprocess.DEVNULL,
+                         capture_output=True, text=True, timeout=30)
+    assert res.returncode == 0, res.stderr
+    want = res.stdout.splitlines()
+    doc = (REPO_ROOT / "docs" / "protocol.md").read_text().split("### Scripts\n", 1)[1]
+    lines = doc.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| script |"))
+    got = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        got.append(line)
+    expected = "\n".join(want)
+    assert got == want, f"docs/protocol.md's scripts table should read:\n{expected}"
+    names = sorted(p.stem for p in (REPO_ROOT / "src" / "queue" / "lua").glob("*.lua"))
+    assert sorted(row.split("`")[1].removesuffix(".lua") for row in want[2:]) == \
+        [n for n in names if n != "lib"]
 
 
 def test_enqueue_is_idempotent_per_id(r):

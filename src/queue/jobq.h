@@ -1,0 +1,191 @@
+/* Typed calls of the Redis protocol: the only place, with queue.c, that
+ * names a key or lays out a script's KEYS and ARGV (in the order of
+ * QUEUE_SCRIPT_TABLE, queue.h). A call is first built (queue_call, shared
+ * by the worker's synchronous path and the API's asynchronous one), then
+ * run: the worker's through its jobq, whose eval hook adds its reconnects
+ * and retries; the API's through queue_async_call. */
+#ifndef STRATQ_QUEUE_JOBQ_H
+#define STRATQ_QUEUE_JOBQ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "queue.h"
+#include "status.h"
+
+/* The most strings a call sends (KEYS and ARGV). */
+#define QUEUE_CALL_MAX 40
+
+/* One script call, its strings in order. Built by the queue_build_* and
+ * jobq_build_* functions; freed with queue_call_free(). */
+struct queue_call {
+    enum queue_script script;
+    int nkeys, argc;
+    /* Whether the worker keeps retrying it through a stop request: its
+     * effect must not be lost (start, complete, lost, deadletter,
+     * deregister), unlike a heartbeat's or a housekeeping duty's. */
+    bool until_done;
+    bool nomem; /* a string could not be made; the call is not to be run */
+    const char *argv[QUEUE_CALL_MAX];
+    size_t len[QUEUE_CALL_MAX];
+    char *owned[QUEUE_CALL_MAX];
+};
+
+void queue_call_free(struct queue_call *c);
+
+/* Runs a call on a synchronous connection once (queue_sync_eval). */
+redisReply *queue_sync_call(struct queue_sync *q, const struct queue_call *c);
+/* Sends a call on the API's connection (queue_async_eval). */
+int queue_async_call(redisAsyncContext *ac, struct queue_async_shas *shas,
+                     const struct queue_call *c, queue_async_cb *cb, void *priv);
+
+/* --- The API's calls ------------------------------------------------------- */
+
+/* Each builds its script's call from the names and typed arguments; 0, or
+ * -ENOMEM. */
+int queue_build_enqueue(struct queue_call *c, const struct queue_names *n, const char *id,
+                        const char *spec, long long now_ms, long long index_size);
+int queue_build_cancel(struct queue_call *c, const struct queue_names *n, const char *id,
+                       long long now_ms, long long index_size, long long cancelled_ttl_s);
+int queue_build_retry(struct queue_call *c, const struct queue_names *n, const char *id,
+                      long long now_ms, long long index_size);
+int queue_build_logs(struct queue_call *c, const struct queue_names *n, const char *id,
+                     long long stdout_offset, long long stderr_offset, long long log_offset);
+/* status: a status's name or "all"; cursor_score "+inf" and cursor_id ""
+ * for the first page. */
+int queue_build_list(struct queue_call *c, const struct queue_names *n, const char *status,
+                     const char *cursor_score, const char *cursor_id, long long limit);
+int queue_build_workers(struct queue_call *c, const struct queue_names *n);
+int queue_build_stats(struct queue_call *c, const struct queue_names *n);
+int queue_build_metrics(struct queue_call *c, const struct queue_names *n);
+
+/* --- The worker's calls ---------------------------------------------------- */
+
+/* Runs a built call; returns its reply (the caller frees it) or NULL when
+ * it gave up. The worker's retries through reconnects and busy replies. */
+typedef redisReply *jobq_eval_fn(void *priv, const struct queue_call *c);
+
+/* The worker's settings that its calls pass on to the scripts. */
+struct jobq_settings {
+    long long index_size;     /* STRATQ_INDEX_SIZE */
+    long long result_ttl_s;   /* a succeeded job's record */
+    long long failed_ttl_s;   /* any other outcome's, and a dead job's */
+    long long max_deliveries; /* STRATQ_MAX_DELIVERIES */
+    long long live_ttl_s;     /* the live output keys */
+};
+
+/* One worker's side of the protocol. */
+struct jobq {
+    const struct queue_names *names;
+    char *worker; /* its id */
+    char *processing_key, *worker_key, *job_prefix;
+    struct jobq_settings set;
+    jobq_eval_fn *eval;
+    void *priv;
+};
+
+int jobq_init(struct jobq *j, const struct queue_names *n, const char *worker,
+              const struct jobq_settings *set, jobq_eval_fn *eval, void *priv);
+void jobq_free(struct jobq *j);
+
+/* Names the connection (CLIENT SETNAME), so that CLIENT LIST shows who is
+ * who. */
+void queue_sync_setname(struct queue_sync *q, const char *name);
+
+/* BLMOVE of the oldest queue entry into the worker's processing list,
+ * blocking up to block_s. Returns 1 with *entry (malloc'd, NUL-terminated,
+ * its length in *len: any bytes, not necessarily an id), 0 when none came,
+ * -EIO when the connection was lost, -EPROTO with err for an error reply,
+ * -ENOMEM. */
+int jobq_take(struct jobq *j, struct queue_sync *q, int block_s, char **entry, size_t *len,
+              char *err, size_t errlen);
+
+enum jobq_start_what { JOBQ_RUN, JOBQ_MISSING, JOBQ_SKIP };
+struct jobq_start {
+    enum jobq_start_what what;
+    long long attempt, failures; /* JOBQ_RUN */
+    char *spec;                  /* JOBQ_RUN: the spec's text (malloc'd) */
+    size_t spec_len;
+    char status[40]; /* JOBQ_SKIP: the job's status */
+};
+int jobq_build_start(const struct jobq *j, struct queue_call *c, const char *id, long long now_ms);
+/* start.lua for the job id just taken. 0 with *out (free out->spec), or
+ * -EIO when it gave up or the reply was not start.lua's. */
+int jobq_start(struct jobq *j, const char *id, long long now_ms, struct jobq_start *out);
+
+/* What a run came to, for complete.lua. Strings may be NULL (absent). */
+struct job_outcome {
+    enum queue_status status;
+    long long attempt;
+    const char *result;      /* JSON text of a succeeded run's value */
+    const char *error;       /* JSON text {type, message, traceback} */
+    const char *out, *err;   /* stdout and stderr (NULL: empty) */
+    const char *dead_reason; /* why a dead job was given up */
+    const char *usage;       /* JSON text {wall_ms, cpu_ms, max_rss_kb} */
+    long long max_attempts;  /* the job's; below 1 counts as 1 */
+    long long next_run_ms;   /* when it runs again, should it be retried */
+};
+int jobq_build_complete(const struct jobq *j, struct queue_call *c, const char *id,
+                        const struct job_outcome *o, long long now_ms);
+/* complete.lua: 1 recorded, 0 fenced off, 2 recorded already; -EIO when
+ * it gave up, -EPROTO for another reply. */
+int jobq_complete(struct jobq *j, const char *id, const struct job_outcome *o, long long now_ms);
+
+/* What a heartbeat writes into the worker's hash. */
+struct jobq_worker_info {
+    const char *host, *version, *state, *current_job, *sandbox;
+    long long pid, started_ms;
+};
+int jobq_build_heartbeat(const struct jobq *j, struct queue_call *c,
+                         const struct jobq_worker_info *info, long long now_ms, long long ttl_ms);
+/* heartbeat.lua: 0 when registered, -EIO otherwise. */
+int jobq_heartbeat(struct jobq *j, const struct jobq_worker_info *info, long long now_ms,
+                   long long ttl_ms);
+
+int jobq_build_deregister(const struct jobq *j, struct queue_call *c);
+/* deregister.lua: the number of jobs given back, or -EIO. */
+long long jobq_deregister(struct jobq *j);
+
+int jobq_build_promote(const struct jobq *j, struct queue_call *c, long long now_ms);
+/* promote.lua: the number of retries promoted, or -EIO. */
+long long jobq_promote(struct jobq *j, long long now_ms);
+
+struct jobq_reaped {
+    long long workers, requeued, dead;
+};
+int jobq_build_reap(const struct jobq *j, struct queue_call *c, long long now_ms,
+                    long long silence_ms);
+/* Takes the reaper lock for lock_ms (SET NX PX on q) and, when it got it,
+ * runs reap.lua. 1 with *out when it reaped, 0 when another worker holds
+ * the lock or the script gave up, -EIO when the connection was lost. */
+int jobq_reap(struct jobq *j, struct queue_sync *q, long long now_ms, long long silence_ms,
+              long long lock_ms, struct jobq_reaped *out);
+
+int jobq_build_lost(const struct jobq *j, struct queue_call *c, const char *id, long long now_ms);
+/* lost.lua: 0 with its outcome in what ("requeued", "dead", "" or "?"),
+ * -EIO when it gave up. */
+int jobq_lost(struct jobq *j, const char *id, long long now_ms, char *what, size_t whatlen);
+
+int jobq_build_deadletter(const struct jobq *j, struct queue_call *c, const char *entry, size_t len,
+                          const char *reason, long long now_ms);
+/* deadletter.lua for the queue entry (len bytes); 0 or -EIO. */
+int jobq_deadletter(struct jobq *j, const char *entry, size_t len, const char *reason,
+                    long long now_ms);
+
+/* A chunk of a running job's output (live keys next to its hash). */
+struct jobq_output {
+    const char *progress;    /* JSON text for the hash's progress field, or NULL */
+    const char *const *logs; /* JSON texts of structured log lines */
+    size_t nlogs;
+    const char *stream[2]; /* stdout and stderr chunks (NULL: none) */
+    size_t stream_len[2];
+};
+/* Writes it, pipelined (HSET, RPUSH, APPEND, each with its EXPIRE). Best
+ * effort: 0, or -EIO when the connection was lost. */
+int jobq_output(struct jobq *j, struct queue_sync *q, const char *id, const struct jobq_output *o);
+
+/* Whether a cancel was requested for the job (its hash has
+ * cancel_requested_ms): 1 or 0, -EIO when the connection was lost. */
+int jobq_cancel_requested(struct jobq *j, struct queue_sync *q, const char *id);
+
+#endif
