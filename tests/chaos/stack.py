@@ -180,15 +180,38 @@ def sanitizer_findings(text):
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-class Api:
-    """A small HTTP/JSON client (urllib only)."""
+def attack_expectation(path):
+    """What an attack of tests/sandbox must end as: its first line,
+    ``# expect: STATUS`` or ``# expect: blocked``."""
+    first = path.read_text().splitlines()[0]
+    assert first.startswith("# expect: "), f"{path.name} must start with '# expect: ...'"
+    return first.split(": ", 1)[1].strip()
 
-    def __init__(self, base_url):
+
+def check_attack_outcome(path, job):
+    """The attack's job ended as its first line says (``blocked``: it
+    succeeded and reports ``blocked``)."""
+    want = attack_expectation(path)
+    if want == "blocked":
+        assert job["status"] == "succeeded", job
+        assert job["result"]["blocked"] is True, job["result"]
+    else:
+        assert job["status"] == want, job
+
+
+class Api:
+    """A small HTTP/JSON client (urllib only). With a ``token`` it sends
+    ``Authorization: Bearer <token>``."""
+
+    def __init__(self, base_url, token=None):
         self.base_url = base_url.rstrip("/")
+        self.token = token
 
     def request(self, method, path, body=None, timeout=30):
         data = json.dumps(body).encode() if body is not None else None
         headers = {"Content-Type": "application/json"} if data is not None else {}
+        if self.token is not None:
+            headers["Authorization"] = f"Bearer {self.token}"
         req = urllib.request.Request(self.base_url + path, data=data, method=method, headers=headers)
         try:
             with _OPENER.open(req, timeout=timeout) as resp:

@@ -14,38 +14,25 @@ removed by id, then its network and volume by `down -v`."""
 import json
 import os
 import secrets
-import socket
 import subprocess
+import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+# The HTTP client and the polling helpers are the chaos scripts' (as for
+# tests/integration).
+sys.path.insert(0, str(REPO / "tests" / "chaos"))
+import stack  # noqa: E402
+from stack import TERMINAL, free_port, wait_for  # noqa: E402,F401  (wait_for is for the tests)
+
 COMPOSE_FILE = "config/dev/docker-compose.yaml"
 IMAGES = ("debian:bookworm-slim", "stratq:dev", "stratq-redis:dev")
 TOKEN = next(line.strip() for line in (REPO / "config/dev/api-tokens.dev").read_text().splitlines()
              if line.strip() and not line.lstrip().startswith("#"))
-_NO_BODY = object()
 FIGURES = {}  # measured while testing, printed at the end
-# No proxy for loopback, whatever the environment says.
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def wait_for(predicate, timeout, what, interval=0.2):
-    """Poll ``predicate`` until it returns something truthy (returned) or
-    ``timeout`` seconds pass (the test fails, naming ``what``; a callable
-    ``what`` is asked at that moment)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what() if callable(what) else what}")
-        time.sleep(interval)
 
 
 def docker_answers():
@@ -54,12 +41,6 @@ def docker_answers():
                               timeout=30).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def docker(*args, check=True, timeout=120, **kw):
@@ -73,29 +54,12 @@ def inspect(cid):
     return json.loads(docker("inspect", cid).stdout)[0]
 
 
-class Api:
-    """A small JSON client for the published API port, with the dev token."""
+class Api(stack.Api):
+    """The chaos scripts' client with the dev token, and the job calls the
+    tests use."""
 
     def __init__(self, base_url, token=TOKEN):
-        self.base_url = base_url
-        self.token = token
-
-    def request(self, method, path, body=_NO_BODY, timeout=30):
-        headers = {"Authorization": f"Bearer {self.token}"}
-        data = None
-        if body is not _NO_BODY:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
-        req = urllib.request.Request(self.base_url + path, data=data, method=method, headers=headers)
-        try:
-            with _OPENER.open(req, timeout=timeout) as resp:
-                status, payload = resp.status, resp.read()
-        except urllib.error.HTTPError as e:
-            status, payload = e.code, e.read()
-        try:
-            return status, json.loads(payload) if payload else None
-        except ValueError:
-            return status, payload.decode(errors="replace")
+        super().__init__(base_url, token)
 
     def get(self, path, **kw):
         return self.request("GET", path, **kw)
@@ -128,16 +92,8 @@ class Api:
             status, body = self.get(f"/v1/jobs/{job_id}?wait={max(1, min(int(left), 20))}",
                                     timeout=left + 10)
             assert status == 200, f"GET /v1/jobs/{job_id}?wait -> {status} {body}"
-            if body.get("terminal") or body["status"] in ("succeeded", "failed", "timeout", "crashed",
-                                                          "memory_exceeded", "output_exceeded",
-                                                          "cancelled", "dead"):
+            if body["status"] in TERMINAL:
                 return body
-
-    def healthy(self):
-        try:
-            return self.get("/healthz", timeout=3)[0] == 200
-        except OSError:
-            return False
 
 
 class Compose:
