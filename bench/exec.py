@@ -303,14 +303,14 @@ def stratq_env(mode):
 
 
 def stratq_completed(r):
-    stats = r.hgetall("stratq:stats")
+    stats = r.hgetall("stratq:{python_execution_queue}:stats")
     return sum(int(v) for k, v in stats.items() if k.startswith(b"completed:"))
 
 
 def stratq_ready(r, workers, mode):
-    if r.zcard("stratq:workers") != WORKERS:
+    if r.zcard("stratq:{python_execution_queue}:workers") != WORKERS:
         return False
-    for k in r.keys("stratq:worker:*"):
+    for k in r.keys("stratq:{python_execution_queue}:worker:*"):
         if r.hget(k, "state") != b"idle":
             return False
     for w in workers:
@@ -361,7 +361,7 @@ def stratq_submit_batch(api, kind, n):
 def stratq_statuses(r, ids):
     p = r.pipeline(transaction=False)
     for i in ids:
-        p.hmget(f"stratq:job:{i}", "status", "result", "error")
+        p.hmget(f"stratq:{{python_execution_queue}}:job:{i}", "status", "result", "error")
     return p.execute()
 
 
@@ -395,7 +395,7 @@ def stuck(r, ids, workers, what):
     hist = {}
     for s in st:
         hist[s[0]] = hist.get(s[0], 0) + 1
-    wk = {k.decode(): r.hgetall(k) for k in r.keys("stratq:worker:*")}
+    wk = {k.decode(): r.hgetall(k) for k in r.keys("stratq:{python_execution_queue}:worker:*")}
     q = r.llen("python_execution_queue")
     raise BenchError(f"{what}: not finished after {PHASE_TIMEOUT_S} s; statuses {hist}; "
                      f"queue length {q}; workers {wk}; worker trees "
@@ -411,7 +411,7 @@ def stratq_latency(api, r, n):
         t1 = time.perf_counter()
         if status not in (200, 201) or not body or body.get("status") != "succeeded":
             raise BenchError(f"latency job {i}: {status} {str(body)[:500]}")
-        started = int(r.hget(f"stratq:job:{body['id']}", "started_ms"))
+        started = int(r.hget(f"stratq:{{python_execution_queue}}:job:{body['id']}", "started_ms"))
         d2f.append(float(body["result"]) - started)
         s2r.append((t1 - t0) * 1000)
     return d2f, s2r

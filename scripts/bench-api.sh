@@ -152,7 +152,7 @@ else
         cat src/queue/lua/enqueue.lua
     } >"$tmp/script.lua"
     sha=$(rcli -x script load <"$tmp/script.lua")
-    rbargs="EVALSHA $sha 2 stratq:job:__rand_int__ python_execution_queue __rand_int__ '{\"code\":\"x\"}' 1 stratq:events stratq 10000"
+    rbargs="EVALSHA $sha 3 stratq:{python_execution_queue}:job:__rand_int__ python_execution_queue stratq:{python_execution_queue}:index:all __rand_int__ '{\"code\":\"x\"}' 1 stratq:{python_execution_queue}:events 0"
 fi
 cat "$tmp/capture.err" >&2 2>/dev/null || true
 printf 'bench-api: redis-benchmark command (%s): %s\n' "$rb_src" "$rbargs" >&2

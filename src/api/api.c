@@ -709,6 +709,7 @@ static bool is_loopback(const char *addr)
 
 static void free_api(struct api *a)
 {
+    metrics_stop(a);
     events_stop(a);
     if (a->rc) {
         redisAsyncContext *rc = a->rc;
@@ -825,8 +826,14 @@ int api_main(int argc, char **argv)
         nofile.rlim_cur = nofile.rlim_max;
         setrlimit(RLIMIT_NOFILE, &nofile);
     }
-    if (queue_names_init(&a.names, config_str(CFG_QUEUE), config_str(CFG_PREFIX)) < 0)
-        goto out;
+    {
+        char nerr[300];
+        if (queue_names_init(&a.names, config_str(CFG_QUEUE), config_str(CFG_PREFIX), nerr,
+                             sizeof(nerr)) < 0) {
+            fprintf(stderr, "stratq api: %s\n", nerr);
+            goto out;
+        }
+    }
     a.base = event_base_new();
     a.http = a.base ? evhttp_new(a.base) : NULL;
     if (!a.http)
@@ -855,7 +862,7 @@ int api_main(int argc, char **argv)
     event_add(a.sig_ev[0], NULL);
     event_add(a.sig_ev[1], NULL);
     api_connect(&a);
-    if (events_start(&a) < 0)
+    if (metrics_start(&a) < 0 || events_start(&a) < 0)
         goto out;
     log_info("API listening", "{s:s, s:I, s:s, s:s}", "bind", bind, "port",
              (json_int_t)config_int(CFG_API_PORT), "queue", a.names.queue, "auth",

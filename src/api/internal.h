@@ -42,6 +42,10 @@ struct api {
     struct job_limits lim;
     size_t max_body;
     long long index_size, failed_ttl;
+    /* Jobs this API created since it last added them to the stats hash
+     * (metrics.c: about once a second, and before GET /metrics). */
+    long long submitted_unflushed, submitted_inflight;
+    struct event *stats_ev;
     struct event *reconnect_ev, *sub_reconnect_ev, *sse_keepalive_ev;
     int reconnect_ms, sub_reconnect_ms;
     struct event *ping_ev; /* repeats the readiness PING while Redis loads */
@@ -134,6 +138,10 @@ void jobs_queue(struct api *a, struct evhttp_request *req);
 void jobs_reread(struct pending *p, bool final);
 
 /* events.c */
+/* metrics.c: the submitted counter's flushes. */
+int metrics_start(struct api *a);
+void metrics_stop(struct api *a);
+void metrics_flush(struct api *a);
 int events_start(struct api *a);
 void events_stop(struct api *a);
 void events_add_waiter(struct api *a, struct pending *p);

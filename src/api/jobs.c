@@ -230,12 +230,12 @@ static bool take_client_id(json_t *spec, const char *header, char *id, size_t id
 
 /* Runs the enqueue script for one spec; h gets its reply. */
 static void enqueue(struct pending *p, pending_handler *h, void *ctx, const char *id,
-                    const char *spec_text)
+                    bool client_id, const char *spec_text)
 {
     struct api *a = p->api;
     struct queue_call c;
     pending_call(p, h, ctx, &c,
-                 queue_build_enqueue(&c, &a->names, id, spec_text, util_now_ms(), a->index_size));
+                 queue_build_enqueue(&c, &a->names, id, spec_text, util_now_ms(), client_id));
 }
 
 static void on_enqueued(struct pending *p, redisReply *r, void *ctx)
@@ -246,6 +246,8 @@ static void on_enqueued(struct pending *p, redisReply *r, void *ctx)
         return;
     }
     p->created = r->element[0]->integer == 1;
+    if (p->created)
+        p->api->submitted_unflushed++;
     if (p->wait_s > 0) {
         jobs_reread(p, false);
         return;
@@ -289,7 +291,8 @@ void jobs_submit(struct api *a, struct evhttp_request *req)
         api_send_error(req, 400, "%s", err);
         return;
     }
-    if (!id[0])
+    bool client_id = id[0] != '\0';
+    if (!client_id)
         util_new_id(id);
     _cleanup_free_ char *text = json_dumps(spec, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(spec);
@@ -303,13 +306,14 @@ void jobs_submit(struct api *a, struct evhttp_request *req)
     p->wait_s = (int)wait;
     if (wait > 0)
         events_add_waiter(a, p);
-    enqueue(p, on_enqueued, NULL, id, text);
+    enqueue(p, on_enqueued, NULL, id, client_id, text);
     pending_done(p);
 }
 
 struct batch_item {
     size_t index;
     char id[ROUTER_ID_MAX + 1];
+    bool client_id;
 };
 
 static void on_batch_enqueued(struct pending *p, redisReply *r, void *ctx)
@@ -319,6 +323,8 @@ static void on_batch_enqueued(struct pending *p, redisReply *r, void *ctx)
                       ? json_pack("{s:s, s:s}", "id", it->id, "status", r->element[1]->str)
                       : json_pack("{s:s, s:s}", "id", it->id, "error", "Redis refused the job");
     json_array_set_new(p->items, it->index, res);
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[0]->integer == 1)
+        p->api->submitted_unflushed++;
     free(it);
     if (--p->outstanding == 0)
         pending_reply(p, 200, json_pack("{s:O}", "jobs", p->items));
@@ -382,6 +388,7 @@ void jobs_batch(struct api *a, struct evhttp_request *req)
             continue;
         }
         todo[i]->index = i;
+        todo[i]->client_id = id[0] != '\0';
         if (id[0])
             snprintf(todo[i]->id, sizeof(todo[i]->id), "%s", id);
         else
@@ -398,7 +405,7 @@ void jobs_batch(struct api *a, struct evhttp_request *req)
             free(todo[i]);
         } else {
             int before = p->inflight;
-            enqueue(p, on_batch_enqueued, todo[i], todo[i]->id, texts[i]);
+            enqueue(p, on_batch_enqueued, todo[i], todo[i]->id, todo[i]->client_id, texts[i]);
             if (p->inflight == before)
                 free(todo[i]); /* not sent: the request was answered 503 */
         }
@@ -435,9 +442,8 @@ void jobs_cancel(struct api *a, struct evhttp_request *req, const char *id)
     struct queue_call c;
     if (!p)
         return;
-    pending_call(
-        p, on_cancel, NULL, &c,
-        queue_build_cancel(&c, &a->names, id, util_now_ms(), a->index_size, a->failed_ttl));
+    pending_call(p, on_cancel, NULL, &c,
+                 queue_build_cancel(&c, &a->names, id, util_now_ms(), a->failed_ttl));
     pending_done(p);
 }
 
@@ -464,8 +470,7 @@ void jobs_retry(struct api *a, struct evhttp_request *req, const char *id)
     struct queue_call c;
     if (!p)
         return;
-    pending_call(p, on_retry, NULL, &c,
-                 queue_build_retry(&c, &a->names, id, util_now_ms(), a->index_size));
+    pending_call(p, on_retry, NULL, &c, queue_build_retry(&c, &a->names, id, util_now_ms()));
     pending_done(p);
 }
 
@@ -526,10 +531,15 @@ static json_t *int_or_null(const redisReply *v)
 
 static void on_list(struct pending *p, redisReply *r, void *ctx)
 {
-    long long limit = (long long)(intptr_t)ctx;
+    (void)ctx;
     json_t *jobs = json_array();
-    const char *last_id = NULL, *last_score = NULL;
-    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i + 7 < r->elements; i += 8) {
+    /* list.lua's reply: the cursor to resume from, then 8 entries a job. */
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 2) {
+        json_decref(jobs);
+        pending_error(p, 503, "unexpected reply from Redis");
+        return;
+    }
+    for (size_t i = 2; i + 7 < r->elements; i += 8) {
         redisReply **e = r->element + i;
         json_array_append_new(jobs, json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o}", "id",
                                               e[0]->str, "status", e[1]->str, "attempts",
@@ -537,13 +547,11 @@ static void on_list(struct pending *p, redisReply *r, void *ctx)
                                               "started_ms", int_or_null(e[4]), "finished_ms",
                                               int_or_null(e[5]), "worker",
                                               e[6]->len ? json_string(e[6]->str) : json_null()));
-        last_id = e[0]->str;
-        last_score = e[7]->str;
     }
     json_t *next = json_null();
-    if (last_id && (long long)json_array_size(jobs) >= limit) {
+    if (r->element[0]->len && r->element[1]->len) {
         char cursor[160];
-        snprintf(cursor, sizeof(cursor), "%s:%s", last_score, last_id);
+        snprintf(cursor, sizeof(cursor), "%s:%s", r->element[0]->str, r->element[1]->str);
         next = json_string(cursor);
     }
     pending_reply(p, 200, json_pack("{s:o, s:o}", "jobs", jobs, "next_cursor", next));

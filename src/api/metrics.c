@@ -1,8 +1,12 @@
 /* GET /metrics in the Prometheus text format. Counters and histograms live
- * in Redis (<prefix>:stats, kept by the Lua scripts), so every API replica
- * reports the same cluster-wide figures. */
+ * in Redis (<base>:stats), so every API replica reports the same
+ * cluster-wide figures. No job's own path writes them: each API adds the
+ * jobs it created about once a second (and before answering GET
+ * /metrics), each worker adds its jobs' outcomes and histograms with its
+ * heartbeats, within about a second of a change (docs/protocol.md). */
 #define _GNU_SOURCE
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -85,11 +89,61 @@ static void on_metrics(struct pending *p, redisReply *r, void *ctx)
     evbuffer_free(b);
 }
 
+static void on_count_reply(redisReply *r, void *priv)
+{
+    struct api *a = priv;
+    if (!r || r->type != REDIS_REPLY_INTEGER) {
+        /* Not added: try again with the next flush. */
+        a->submitted_unflushed += a->submitted_inflight;
+    }
+    a->submitted_inflight = 0;
+}
+
+void metrics_flush(struct api *a)
+{
+    if (!a->rc || !a->redis_ready || a->submitted_unflushed <= 0 || a->submitted_inflight)
+        return;
+    struct queue_call c;
+    if (queue_build_count_submitted(&c, &a->names, a->submitted_unflushed) < 0)
+        return;
+    if (queue_async_call(a->rc, &a->shas, &c, on_count_reply, a) == 0) {
+        a->submitted_inflight = a->submitted_unflushed;
+        a->submitted_unflushed = 0;
+    }
+    queue_call_free(&c);
+}
+
+static void on_stats_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    metrics_flush(arg);
+}
+
+int metrics_start(struct api *a)
+{
+    a->stats_ev = event_new(a->base, -1, EV_PERSIST, on_stats_timer, a);
+    if (!a->stats_ev)
+        return -1;
+    struct timeval tv = {1, 0};
+    return event_add(a->stats_ev, &tv);
+}
+
+void metrics_stop(struct api *a)
+{
+    metrics_flush(a);
+    if (a->stats_ev)
+        event_free(a->stats_ev);
+    a->stats_ev = NULL;
+}
+
 void metrics_get(struct api *a, struct evhttp_request *req)
 {
     struct pending *p = pending_new(a, req, ROUTE_METRICS, NULL);
     if (!p)
         return;
+    /* Sent first on the same connection, so the counts below include it. */
+    metrics_flush(a);
     struct queue_call c;
     pending_call(p, on_metrics, NULL, &c, queue_build_metrics(&c, &a->names));
     pending_done(p);

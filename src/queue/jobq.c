@@ -2,6 +2,7 @@
 #include "jobq.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,57 +107,46 @@ int queue_async_call(redisAsyncContext *ac, struct queue_async_shas *shas,
 /* --- The API's calls ------------------------------------------------------- */
 
 int queue_build_enqueue(struct queue_call *c, const struct queue_names *n, const char *id,
-                        const char *spec, long long now_ms, long long index_size)
+                        const char *spec, long long now_ms, bool client_id)
 {
     call_init(c, QS_ENQUEUE, false);
     put_key(c, n->job_prefix, "", id);
     put(c, n->queue);
+    put_key(c, n->index_prefix, "", "all");
     put(c, id);
     put(c, spec);
     put_int(c, now_ms);
     put(c, n->events);
-    put(c, n->prefix);
-    put_int(c, index_size);
+    put(c, client_id ? "1" : "0");
     return built(c);
 }
 
-/* The KEYS of cancel.lua and retry.lua: the job's hash, the queue, and
- * the set the job may also be in. */
-static void put_job_keys(struct queue_call *c, const struct queue_names *n, const char *id,
-                         const char *set)
+int queue_build_cancel(struct queue_call *c, const struct queue_names *n, const char *id,
+                       long long now_ms, long long cancelled_ttl_s)
 {
+    call_init(c, QS_CANCEL, false);
     put_key(c, n->job_prefix, "", id);
     put(c, n->queue);
-    put(c, set);
-}
-
-/* The ARGV they start with: what a job's status change needs. */
-static void put_transition(struct queue_call *c, const struct queue_names *n, const char *id,
-                           long long now_ms, long long index_size)
-{
+    put(c, n->scheduled);
+    put_key(c, n->index_prefix, "", queue_status_name(QUEUE_STATUS_CANCELLED));
     put(c, id);
     put_int(c, now_ms);
     put(c, n->events);
-    put(c, n->prefix);
-    put_int(c, index_size);
-}
-
-int queue_build_cancel(struct queue_call *c, const struct queue_names *n, const char *id,
-                       long long now_ms, long long index_size, long long cancelled_ttl_s)
-{
-    call_init(c, QS_CANCEL, false);
-    put_job_keys(c, n, id, n->scheduled);
-    put_transition(c, n, id, now_ms, index_size);
     put_int(c, cancelled_ttl_s);
+    put(c, n->control_prefix);
     return built(c);
 }
 
 int queue_build_retry(struct queue_call *c, const struct queue_names *n, const char *id,
-                      long long now_ms, long long index_size)
+                      long long now_ms)
 {
     call_init(c, QS_RETRY, false);
-    put_job_keys(c, n, id, n->dead);
-    put_transition(c, n, id, now_ms, index_size);
+    put_key(c, n->job_prefix, "", id);
+    put(c, n->queue);
+    put(c, n->dead);
+    put(c, id);
+    put_int(c, now_ms);
+    put(c, n->events);
     return built(c);
 }
 
@@ -165,6 +155,9 @@ int queue_build_logs(struct queue_call *c, const struct queue_names *n, const ch
 {
     call_init(c, QS_LOGS, false);
     put_key(c, n->job_prefix, "", id);
+    put_key(c, n->job_prefix, id, ":stdout");
+    put_key(c, n->job_prefix, id, ":stderr");
+    put_key(c, n->job_prefix, id, ":log");
     put_int(c, stdout_offset);
     put_int(c, stderr_offset);
     put_int(c, log_offset);
@@ -175,11 +168,15 @@ int queue_build_list(struct queue_call *c, const struct queue_names *n, const ch
                      const char *cursor_score, const char *cursor_id, long long limit)
 {
     call_init(c, QS_LIST, false);
-    put_key(c, n->prefix, ":index:", status);
+    /* A status without an index of its own is listed from index:all. */
+    bool all = !strcmp(status, "all");
+    bool own = !all && queue_status_has(queue_status_parse(status), QUEUE_INDEXED);
+    put_key(c, n->index_prefix, "", own ? status : "all");
     put(c, cursor_score);
     put(c, cursor_id);
     put_int(c, limit);
     put(c, n->job_prefix);
+    put(c, all ? "" : status);
     return built(c);
 }
 
@@ -218,6 +215,15 @@ int queue_build_metrics(struct queue_call *c, const struct queue_names *n)
     return built(c);
 }
 
+int queue_build_count_submitted(struct queue_call *c, const struct queue_names *n,
+                                long long submitted)
+{
+    call_init(c, QS_COUNT, false);
+    put(c, n->stats);
+    put_field_int(c, "submitted", submitted);
+    return built(c);
+}
+
 /* --- The worker's calls ---------------------------------------------------- */
 
 int jobq_init(struct jobq *j, const struct queue_names *n, const char *worker,
@@ -228,11 +234,12 @@ int jobq_init(struct jobq *j, const struct queue_names *n, const char *worker,
     j->worker = strdup(worker);
     j->processing_key = queue_processing_key(n, worker);
     j->worker_key = queue_worker_key(n, worker);
-    j->job_prefix = queue_job_key(n, "");
+    if (asprintf(&j->control_channel, "%s%s", n->control_prefix, worker) < 0)
+        j->control_channel = NULL;
     j->set = *set;
     j->eval = eval;
     j->priv = priv;
-    if (!j->worker || !j->processing_key || !j->worker_key || !j->job_prefix) {
+    if (!j->worker || !j->processing_key || !j->worker_key || !j->control_channel) {
         jobq_free(j);
         return -ENOMEM;
     }
@@ -244,8 +251,8 @@ void jobq_free(struct jobq *j)
     free(j->worker);
     free(j->processing_key);
     free(j->worker_key);
-    free(j->job_prefix);
-    j->worker = j->processing_key = j->worker_key = j->job_prefix = NULL;
+    free(j->control_channel);
+    j->worker = j->processing_key = j->worker_key = j->control_channel = NULL;
 }
 
 void queue_sync_setname(struct queue_sync *q, const char *name)
@@ -292,26 +299,23 @@ int jobq_take(struct jobq *j, struct queue_sync *q, int block_s, char **entry, s
     return rc;
 }
 
-/* What start.lua and complete.lua begin with: KEYS the job's hash, the
- * worker's processing list and hash; ARGV the job's and the worker's ids. */
-static void put_run(struct queue_call *c, const struct jobq *j, const char *id)
-{
-    put_key(c, j->job_prefix, "", id);
-    put(c, j->processing_key);
-    put(c, j->worker_key);
-    put(c, id);
-    put(c, j->worker);
-}
-
 int jobq_build_start(const struct jobq *j, struct queue_call *c, const char *id, long long now_ms)
 {
     call_init(c, QS_START, true);
-    put_run(c, j, id);
+    put_key(c, j->names->job_prefix, "", id);
+    put(c, j->processing_key);
+    put(c, id);
+    put(c, j->worker);
     put_int(c, now_ms);
     put(c, j->names->events);
-    put(c, j->names->prefix);
-    put_int(c, j->set.index_size);
     return built(c);
+}
+
+/* The integer at element i of an array reply, or 0. */
+static long long int_at(const redisReply *r, size_t i)
+{
+    return i < r->elements && r->element[i]->type == REDIS_REPLY_INTEGER ? r->element[i]->integer
+                                                                         : 0;
 }
 
 int jobq_start(struct jobq *j, const char *id, long long now_ms, struct jobq_start *out)
@@ -337,8 +341,9 @@ int jobq_start(struct jobq *j, const char *id, long long now_ms, struct jobq_sta
     } else if (!strcmp(what, "run") && r->elements >= 3 &&
                r->element[2]->type == REDIS_REPLY_STRING) {
         out->what = JOBQ_RUN;
-        out->attempt = r->element[1]->integer;
-        out->failures = r->elements > 3 ? r->element[3]->integer : 0;
+        out->attempt = int_at(r, 1);
+        out->failures = int_at(r, 3);
+        out->created_ms = int_at(r, 4);
         out->spec = malloc(r->element[2]->len + 1);
         if (out->spec) {
             memcpy(out->spec, r->element[2]->str, r->element[2]->len);
@@ -355,18 +360,29 @@ out:
 int jobq_build_complete(const struct jobq *j, struct queue_call *c, const char *id,
                         const struct job_outcome *o, long long now_ms)
 {
+    const struct queue_names *n = j->names;
     call_init(c, QS_COMPLETE, true);
-    put_run(c, j, id);
+    put_key(c, n->job_prefix, "", id);
+    put(c, j->processing_key);
+    put_key(c, n->job_prefix, id, ":stdout");
+    put_key(c, n->job_prefix, id, ":stderr");
+    put_key(c, n->job_prefix, id, ":log");
+    put(c, n->scheduled);
+    put(c, n->dead);
+    put_key(c, n->index_prefix, "", queue_status_name(o->status));
+    put_key(c, n->index_prefix, "", queue_status_name(QUEUE_STATUS_SCHEDULED));
+    put_key(c, n->index_prefix, "", queue_status_name(QUEUE_STATUS_DEAD));
+    put(c, id);
+    put(c, j->worker);
     put_int(c, o->attempt);
     put_int(c, now_ms);
-    put(c, j->names->events);
+    put(c, n->events);
     put_int(c, j->set.result_ttl_s);
     put_int(c, j->set.failed_ttl_s);
-    put(c, j->names->prefix);
-    put_int(c, j->set.index_size);
     put_int(c, o->max_attempts > 0 ? o->max_attempts : 1);
     put_int(c, o->next_run_ms);
     put(c, queue_status_name(o->status));
+    put(c, o->live ? "1" : "0");
     put_field(c, "result", o->result);
     put_field(c, "error", o->error);
     put_field(c, "stdout", o->out ? o->out : "");
@@ -376,7 +392,20 @@ int jobq_build_complete(const struct jobq *j, struct queue_call *c, const char *
     return built(c);
 }
 
-int jobq_complete(struct jobq *j, const char *id, const struct job_outcome *o, long long now_ms)
+void jobq_observe(struct jobq_histogram *h, double seconds)
+{
+    for (int i = 0; i < queue_nbuckets && i < (int)ARRAY_SIZE(h->buckets); i++) {
+        if (seconds <= queue_buckets[i]) {
+            h->buckets[i]++;
+            break;
+        }
+    }
+    h->sum += seconds;
+    h->count++;
+}
+
+int jobq_complete(struct jobq *j, const char *id, const struct job_outcome *o, long long now_ms,
+                  double duration_s)
 {
     struct queue_call c;
     redisReply *r = run(j, &c, jobq_build_complete(j, &c, id, o, now_ms));
@@ -385,7 +414,35 @@ int jobq_complete(struct jobq *j, const char *id, const struct job_outcome *o, l
     int rc = r->type == REDIS_REPLY_INTEGER && r->integer >= 0 && r->integer <= 2 ? (int)r->integer
                                                                                   : -EPROTO;
     freeReplyObject(r);
+    if (rc == 1) {
+        /* complete.lua may have made it scheduled or dead; the counters
+         * count what the run ended as, like the worker's own metrics. */
+        j->stats.completed[o->status]++;
+        jobq_observe(&j->stats.duration, duration_s);
+    }
     return rc;
+}
+
+/* Puts a histogram's nonzero counts as stats pairs; returns their number. */
+static int put_histogram(struct queue_call *c, const char *name, const struct jobq_histogram *h)
+{
+    int n = 0;
+    char *s;
+    for (int i = 0; i < queue_nbuckets && i < (int)ARRAY_SIZE(h->buckets); i++) {
+        if (!h->buckets[i])
+            continue;
+        put_own(c, asprintf(&s, "%s:bucket:%d", name, i + 1) < 0 ? NULL : s);
+        put_int(c, h->buckets[i]);
+        n++;
+    }
+    if (h->count) {
+        put_own(c, asprintf(&s, "%s:sum", name) < 0 ? NULL : s);
+        put_own(c, asprintf(&s, "%.6f", h->sum) < 0 ? NULL : s);
+        put_own(c, asprintf(&s, "%s:count", name) < 0 ? NULL : s);
+        put_int(c, h->count);
+        n += 2;
+    }
+    return n;
 }
 
 int jobq_build_heartbeat(const struct jobq *j, struct queue_call *c,
@@ -394,16 +451,36 @@ int jobq_build_heartbeat(const struct jobq *j, struct queue_call *c,
     call_init(c, QS_HEARTBEAT, false);
     put(c, j->names->workers);
     put(c, j->worker_key);
+    put(c, j->names->stats);
     put(c, j->worker);
     put_int(c, now_ms);
     put_int(c, ttl_ms);
-    /* jobs_done and jobs_failed are counted by complete.lua itself. */
+    int at = c->argc, n = 0;
+    put(c, "0"); /* nstats, set below */
+    for (int s = 0; s < QUEUE_STATUS__COUNT; s++) {
+        if (!j->stats.completed[s])
+            continue;
+        put_key(c, "completed:", queue_status_name(s), "");
+        put_int(c, j->stats.completed[s]);
+        n++;
+    }
+    n += put_histogram(c, "duration", &j->stats.duration);
+    n += put_histogram(c, "queue_wait", &j->stats.queue_wait);
+    if (at < QUEUE_CALL_MAX) {
+        char *num;
+        c->argv[at] = c->owned[at] = asprintf(&num, "%d", n) < 0 ? NULL : num;
+        c->len[at] = c->argv[at] ? strlen(c->argv[at]) : 0;
+        if (!c->argv[at])
+            c->nomem = true;
+    }
     put_field(c, "host", info->host);
     put_field_int(c, "pid", info->pid);
     put_field(c, "version", info->version);
     put_field(c, "state", info->state);
     put_field(c, "current_job", info->current_job);
     put_field_int(c, "started_ms", info->started_ms);
+    put_field_int(c, "jobs_done", info->jobs_done);
+    put_field_int(c, "jobs_failed", info->jobs_failed);
     put_field(c, "sandbox", info->sandbox ? info->sandbox : "{}");
     return built(c);
 }
@@ -416,20 +493,9 @@ int jobq_heartbeat(struct jobq *j, const struct jobq_worker_info *info, long lon
     int rc = r && r->type == REDIS_REPLY_INTEGER ? 0 : -EIO;
     if (r)
         freeReplyObject(r);
+    if (rc == 0)
+        memset(&j->stats, 0, sizeof(j->stats));
     return rc;
-}
-
-int jobq_build_deregister(const struct jobq *j, struct queue_call *c)
-{
-    call_init(c, QS_DEREGISTER, true);
-    put(c, j->names->workers);
-    put(c, j->worker_key);
-    put(c, j->processing_key);
-    put(c, j->names->queue);
-    put(c, j->worker);
-    put(c, j->job_prefix);
-    put(c, j->names->events);
-    return built(c);
 }
 
 /* An integer reply as a count; -EIO for none or another type. */
@@ -441,38 +507,105 @@ static long long count(redisReply *r)
     return n;
 }
 
-long long jobq_deregister(struct jobq *j)
+/* A plain command on q (the reads and the lock no script needs); the
+ * reply, or NULL when the connection was lost. */
+static redisReply *command(struct queue_sync *q, int argc, const char **argv)
 {
-    struct queue_call c;
-    return count(run(j, &c, jobq_build_deregister(j, &c)));
+    return redisCommandArgv(q->c, argc, argv, NULL);
 }
 
-int jobq_build_promote(const struct jobq *j, struct queue_call *c, long long now_ms)
+/* The strings of an array reply of strings, as a NULL-ended array that
+ * points into r; NULL when out of memory or another reply. */
+static const char **strings_of(const redisReply *r, size_t *n)
+{
+    *n = 0;
+    if (!r || r->type != REDIS_REPLY_ARRAY)
+        return NULL;
+    const char **v = calloc(r->elements + 1, sizeof(*v));
+    for (size_t i = 0; v && i < r->elements; i++)
+        if (r->element[i]->type == REDIS_REPLY_STRING)
+            v[(*n)++] = r->element[i]->str;
+    return v;
+}
+
+int jobq_build_forget(const struct jobq *j, struct queue_call *c, const char *worker)
+{
+    call_init(c, QS_FORGET, true);
+    put(c, j->names->workers);
+    put_key(c, j->names->worker_prefix, worker, "");
+    put_key(c, j->names->processing_prefix, worker, "");
+    put(c, worker);
+    return built(c);
+}
+
+/* Gives back every job in worker's processing list (lost.lua) and forgets
+ * the worker: the number given back or dead, -EIO. */
+static long long give_back_all(struct jobq *j, struct queue_sync *q, const char *worker,
+                               bool counts, long long now_ms, long long *dead)
+{
+    _cleanup_free_ char *plist = queue_processing_key(j->names, worker);
+    if (!plist)
+        return -ENOMEM;
+    const char *lrange[] = {"LRANGE", plist, "0", "-1"};
+    redisReply *ids = command(q, 4, lrange);
+    if (!ids)
+        return -EIO;
+    size_t n;
+    _cleanup_free_ const char **v = strings_of(ids, &n);
+    long long moved = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct queue_call c;
+        redisReply *r = run(j, &c, jobq_build_lost(j, &c, worker, v[i], now_ms, counts));
+        if (r && r->type == REDIS_REPLY_STRING && !strcmp(r->str, "requeued"))
+            moved++;
+        else if (r && r->type == REDIS_REPLY_STRING && !strcmp(r->str, "dead") && dead)
+            (*dead)++;
+        if (r)
+            freeReplyObject(r);
+    }
+    freeReplyObject(ids);
+    struct queue_call c;
+    if (count(run(j, &c, jobq_build_forget(j, &c, worker))) < 0)
+        return -EIO;
+    return moved;
+}
+
+long long jobq_deregister(struct jobq *j, struct queue_sync *q)
+{
+    return give_back_all(j, q, j->worker, false, 0, NULL);
+}
+
+int jobq_build_promote(const struct jobq *j, struct queue_call *c, const char *id, long long now_ms)
 {
     call_init(c, QS_PROMOTE, false);
     put(c, j->names->scheduled);
     put(c, j->names->queue);
+    put_key(c, j->names->job_prefix, "", id);
+    put(c, id);
     put_int(c, now_ms);
-    put(c, j->names->prefix);
     put(c, j->names->events);
-    put_int(c, j->set.index_size);
     return built(c);
 }
 
-long long jobq_promote(struct jobq *j, long long now_ms)
+long long jobq_promote(struct jobq *j, struct queue_sync *q, long long now_ms)
 {
-    struct queue_call c;
-    return count(run(j, &c, jobq_build_promote(j, &c, now_ms)));
-}
-
-/* The ARGV reap.lua and lost.lua pass on to lib.lua's stratq_lost. */
-static void put_lost_args(struct queue_call *c, const struct jobq *j)
-{
-    put(c, j->names->prefix);
-    put(c, j->names->events);
-    put_int(c, j->set.max_deliveries);
-    put_int(c, j->set.index_size);
-    put_int(c, j->set.failed_ttl_s);
+    char now[32];
+    snprintf(now, sizeof(now), "%lld", now_ms);
+    const char *due[] = {"ZRANGEBYSCORE", j->names->scheduled, "-inf", now, "LIMIT", "0", "200"};
+    redisReply *ids = command(q, 7, due);
+    if (!ids)
+        return -EIO;
+    size_t n;
+    _cleanup_free_ const char **v = strings_of(ids, &n);
+    long long promoted = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct queue_call c;
+        long long r = count(run(j, &c, jobq_build_promote(j, &c, v[i], now_ms)));
+        if (r > 0)
+            promoted += r;
+    }
+    freeReplyObject(ids);
+    return promoted;
 }
 
 int jobq_build_reap(const struct jobq *j, struct queue_call *c, long long now_ms,
@@ -480,55 +613,89 @@ int jobq_build_reap(const struct jobq *j, struct queue_call *c, long long now_ms
 {
     call_init(c, QS_REAP, false);
     put(c, j->names->workers);
-    put(c, j->names->queue);
     put_int(c, now_ms);
     put_int(c, silence_ms);
-    put_lost_args(c, j);
     put(c, j->worker);
+    return built(c);
+}
+
+/* trim.lua over index:all and every indexed status's index. */
+static int build_trim(const struct jobq *j, struct queue_call *c)
+{
+    call_init(c, QS_TRIM, false);
+    c->nkeys = 0;
+    put_key(c, j->names->index_prefix, "", "all");
+    for (int s = 0; s < QUEUE_STATUS__COUNT; s++)
+        if (queue_status_has(s, QUEUE_INDEXED))
+            put_key(c, j->names->index_prefix, "", queue_status_name(s));
+    c->nkeys = c->argc;
+    put_int(c, j->set.index_size);
     return built(c);
 }
 
 int jobq_reap(struct jobq *j, struct queue_sync *q, long long now_ms, long long silence_ms,
               long long lock_ms, struct jobq_reaped *out)
 {
-    redisReply *lock =
-        redisCommand(q->c, "SET %s %s NX PX %lld", j->names->reaper_lock, j->worker, lock_ms);
+    char px[32];
+    snprintf(px, sizeof(px), "%lld", lock_ms);
+    const char *set[] = {"SET", j->names->reaper_lock, j->worker, "NX", "PX", px};
+    redisReply *lock = command(q, 6, set);
     if (!lock)
         return -EIO;
     bool mine = lock->type == REDIS_REPLY_STATUS;
     freeReplyObject(lock);
     if (!mine)
         return 0;
+    memset(out, 0, sizeof(*out));
     struct queue_call c;
     redisReply *r = run(j, &c, jobq_build_reap(j, &c, now_ms, silence_ms));
-    int rc = 0;
-    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 3) {
-        out->workers = r->element[0]->integer;
-        out->requeued = r->element[1]->integer;
-        out->dead = r->element[2]->integer;
-        rc = 1;
+    if (!r)
+        return 0;
+    size_t n;
+    _cleanup_free_ const char **dead = strings_of(r, &n);
+    int rc = 1;
+    for (size_t i = 0; i < n; i++) {
+        long long moved = give_back_all(j, q, dead[i], true, now_ms, &out->dead);
+        if (moved == -EIO) {
+            rc = -EIO;
+            break;
+        }
+        out->requeued += moved > 0 ? moved : 0;
+        out->workers++;
     }
-    if (r)
-        freeReplyObject(r);
+    freeReplyObject(r);
+    if (rc == 1)
+        count(run(j, &c, build_trim(j, &c)));
     return rc;
 }
 
-int jobq_build_lost(const struct jobq *j, struct queue_call *c, const char *id, long long now_ms)
+int jobq_build_lost(const struct jobq *j, struct queue_call *c, const char *worker, const char *id,
+                    long long now_ms, bool counts)
 {
+    const struct queue_names *n = j->names;
     call_init(c, QS_LOST, true);
-    put(c, j->processing_key);
-    put(c, j->names->queue);
+    if (worker)
+        put_key(c, n->processing_prefix, worker, "");
+    else
+        put(c, j->processing_key);
+    put(c, n->queue);
+    put_key(c, n->job_prefix, "", id);
+    put(c, n->dead);
+    put_key(c, n->index_prefix, "", queue_status_name(QUEUE_STATUS_DEAD));
     put(c, id);
-    put(c, j->worker);
+    put(c, worker ? worker : j->worker);
     put_int(c, now_ms);
-    put_lost_args(c, j);
+    put(c, n->events);
+    put_int(c, j->set.max_deliveries);
+    put_int(c, j->set.failed_ttl_s);
+    put(c, counts ? "1" : "0");
     return built(c);
 }
 
 int jobq_lost(struct jobq *j, const char *id, long long now_ms, char *what, size_t whatlen)
 {
     struct queue_call c;
-    redisReply *r = run(j, &c, jobq_build_lost(j, &c, id, now_ms));
+    redisReply *r = run(j, &c, jobq_build_lost(j, &c, NULL, id, now_ms, true));
     if (!r)
         return -EIO;
     snprintf(what, whatlen, "%s", r->type == REDIS_REPLY_STRING ? r->str : "?");
@@ -625,4 +792,93 @@ int jobq_cancel_requested(struct jobq *j, struct queue_sync *q, const char *id)
     int yes = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
     freeReplyObject(r);
     return yes;
+}
+
+/* --- The control channel ---------------------------------------------------- */
+
+struct queue_sub {
+    redisContext *c;
+};
+
+void queue_sub_free(struct queue_sub *s)
+{
+    if (!s)
+        return;
+    if (s->c)
+        redisFree(s->c);
+    free(s);
+}
+
+int jobq_subscribe(struct jobq *j, const struct queue_url *url, int timeout_ms,
+                   struct queue_sub **ret, char *err, size_t errlen)
+{
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    struct queue_sub *s = calloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    s->c = url->unix_socket ? redisConnectUnixWithTimeout(url->host, tv)
+                            : redisConnectWithTimeout(url->host, url->port, tv);
+    if (!s->c || s->c->err) {
+        snprintf(err, errlen, "cannot connect to Redis for the control channel: %s",
+                 s->c ? s->c->errstr : "out of memory");
+        queue_sub_free(s);
+        return -ECONNREFUSED;
+    }
+    redisSetTimeout(s->c, tv);
+    redisEnableKeepAlive(s->c);
+    redisReply *r = NULL;
+    if (url->password) {
+        const char *auth[] = {"AUTH", url->password};
+        r = redisCommandArgv(s->c, 2, auth, NULL);
+        if (!r || r->type == REDIS_REPLY_ERROR)
+            goto fail;
+        freeReplyObject(r);
+    }
+    const char *sub[] = {"SUBSCRIBE", j->control_channel};
+    r = redisCommandArgv(s->c, 2, sub, NULL);
+    if (!r || r->type != REDIS_REPLY_ARRAY)
+        goto fail;
+    freeReplyObject(r);
+    *ret = s;
+    return 0;
+fail:
+    snprintf(err, errlen, "SUBSCRIBE %s: %s", j->control_channel,
+             !r                             ? s->c->errstr
+             : r->type == REDIS_REPLY_ERROR ? r->str
+                                            : "unexpected reply");
+    if (r)
+        freeReplyObject(r);
+    queue_sub_free(s);
+    return -EIO;
+}
+
+int queue_sub_fd(const struct queue_sub *s)
+{
+    return s->c->fd;
+}
+
+int queue_sub_cancel_for(struct queue_sub *s, const char *id)
+{
+    if (redisBufferRead(s->c) != REDIS_OK)
+        return -EIO;
+    int found = 0;
+    for (;;) {
+        redisReply *r = NULL;
+        if (redisGetReplyFromReader(s->c, (void **)&r) != REDIS_OK)
+            return -EIO;
+        if (!r)
+            break;
+        /* {"message", channel, {"id": ..., "status": "cancelling"}} */
+        if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+            r->element[2]->type == REDIS_REPLY_STRING) {
+            json_t *ev = json_loadb(r->element[2]->str, r->element[2]->len, 0, NULL);
+            const char *evid = json_string_value(json_object_get(ev, "id"));
+            const char *st = json_string_value(json_object_get(ev, "status"));
+            if (evid && st && !strcmp(evid, id) && !strcmp(st, QUEUE_CANCELLING))
+                found = 1;
+            json_decref(ev);
+        }
+        freeReplyObject(r);
+    }
+    return found;
 }

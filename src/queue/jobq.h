@@ -13,8 +13,9 @@
 #include "queue.h"
 #include "status.h"
 
-/* The most strings a call sends (KEYS and ARGV). */
-#define QUEUE_CALL_MAX 40
+/* The most strings a call sends (KEYS and ARGV): a heartbeat with every
+ * status and bucket counted since the last one is the longest (about 125). */
+#define QUEUE_CALL_MAX 160
 
 /* One script call, its strings in order. Built by the queue_build_* and
  * jobq_build_* functions; freed with queue_call_free(). */
@@ -43,12 +44,14 @@ int queue_async_call(redisAsyncContext *ac, struct queue_async_shas *shas,
 
 /* Each builds its script's call from the names and typed arguments; 0, or
  * -ENOMEM. */
+/* client_id: the id came from the client (it may name a job that exists);
+ * false for one the API made (util_new_id: 128 random bits). */
 int queue_build_enqueue(struct queue_call *c, const struct queue_names *n, const char *id,
-                        const char *spec, long long now_ms, long long index_size);
+                        const char *spec, long long now_ms, bool client_id);
 int queue_build_cancel(struct queue_call *c, const struct queue_names *n, const char *id,
-                       long long now_ms, long long index_size, long long cancelled_ttl_s);
+                       long long now_ms, long long cancelled_ttl_s);
 int queue_build_retry(struct queue_call *c, const struct queue_names *n, const char *id,
-                      long long now_ms, long long index_size);
+                      long long now_ms);
 int queue_build_logs(struct queue_call *c, const struct queue_names *n, const char *id,
                      long long stdout_offset, long long stderr_offset, long long log_offset);
 /* status: a status's name or "all"; cursor_score "+inf" and cursor_id ""
@@ -58,6 +61,9 @@ int queue_build_list(struct queue_call *c, const struct queue_names *n, const ch
 int queue_build_workers(struct queue_call *c, const struct queue_names *n);
 int queue_build_stats(struct queue_call *c, const struct queue_names *n);
 int queue_build_metrics(struct queue_call *c, const struct queue_names *n);
+/* count.lua: adds submitted to the stats hash's submitted counter. */
+int queue_build_count_submitted(struct queue_call *c, const struct queue_names *n,
+                                long long submitted);
 
 /* --- The worker's calls ---------------------------------------------------- */
 
@@ -67,19 +73,36 @@ typedef redisReply *jobq_eval_fn(void *priv, const struct queue_call *c);
 
 /* The worker's settings that its calls pass on to the scripts. */
 struct jobq_settings {
-    long long index_size;     /* STRATQ_INDEX_SIZE */
+    long long index_size;     /* STRATQ_INDEX_SIZE, kept by the reaper (trim.lua) */
     long long result_ttl_s;   /* a succeeded job's record */
     long long failed_ttl_s;   /* any other outcome's, and a dead job's */
     long long max_deliveries; /* STRATQ_MAX_DELIVERIES */
     long long live_ttl_s;     /* the live output keys */
 };
 
+/* A histogram's counts since the last heartbeat: one per bucket of
+ * QUEUE_BUCKETS (an observation counts in the first bucket it fits), the
+ * sum and the count. */
+struct jobq_histogram {
+    long long buckets[32];
+    double sum;
+    long long count;
+};
+
+/* What a worker counted since its last heartbeat, which adds it to the
+ * stats hash (heartbeat.lua): no job's own path pays for metrics. */
+struct jobq_stats {
+    long long completed[QUEUE_STATUS__COUNT];
+    struct jobq_histogram duration, queue_wait;
+};
+
 /* One worker's side of the protocol. */
 struct jobq {
     const struct queue_names *names;
     char *worker; /* its id */
-    char *processing_key, *worker_key, *job_prefix;
+    char *processing_key, *worker_key, *control_channel;
     struct jobq_settings set;
+    struct jobq_stats stats;
     jobq_eval_fn *eval;
     void *priv;
 };
@@ -104,6 +127,7 @@ enum jobq_start_what { JOBQ_RUN, JOBQ_MISSING, JOBQ_SKIP };
 struct jobq_start {
     enum jobq_start_what what;
     long long attempt, failures; /* JOBQ_RUN */
+    long long created_ms;        /* JOBQ_RUN: when it was submitted (0: unknown) */
     char *spec;                  /* JOBQ_RUN: the spec's text (malloc'd) */
     size_t spec_len;
     char status[40]; /* JOBQ_SKIP: the job's status */
@@ -124,31 +148,42 @@ struct job_outcome {
     const char *usage;       /* JSON text {wall_ms, cpu_ms, max_rss_kb} */
     long long max_attempts;  /* the job's; below 1 counts as 1 */
     long long next_run_ms;   /* when it runs again, should it be retried */
+    bool live;               /* the run wrote live output or log lines (jobq_output) */
 };
 int jobq_build_complete(const struct jobq *j, struct queue_call *c, const char *id,
                         const struct job_outcome *o, long long now_ms);
 /* complete.lua: 1 recorded, 0 fenced off, 2 recorded already; -EIO when
- * it gave up, -EPROTO for another reply. */
-int jobq_complete(struct jobq *j, const char *id, const struct job_outcome *o, long long now_ms);
+ * it gave up, -EPROTO for another reply. Counts the outcome and its
+ * duration (duration_s) into j->stats when it was recorded. */
+int jobq_complete(struct jobq *j, const char *id, const struct job_outcome *o, long long now_ms,
+                  double duration_s);
+/* Counts an observation into a histogram of j->stats. */
+void jobq_observe(struct jobq_histogram *h, double seconds);
 
 /* What a heartbeat writes into the worker's hash. */
 struct jobq_worker_info {
     const char *host, *version, *state, *current_job, *sandbox;
     long long pid, started_ms;
+    long long jobs_done, jobs_failed; /* since it started */
 };
 int jobq_build_heartbeat(const struct jobq *j, struct queue_call *c,
                          const struct jobq_worker_info *info, long long now_ms, long long ttl_ms);
-/* heartbeat.lua: 0 when registered, -EIO otherwise. */
+/* heartbeat.lua, with j->stats (cleared once they are added): 0 when
+ * registered, -EIO otherwise. */
 int jobq_heartbeat(struct jobq *j, const struct jobq_worker_info *info, long long now_ms,
                    long long ttl_ms);
 
-int jobq_build_deregister(const struct jobq *j, struct queue_call *c);
-/* deregister.lua: the number of jobs given back, or -EIO. */
-long long jobq_deregister(struct jobq *j);
+int jobq_build_forget(const struct jobq *j, struct queue_call *c, const char *worker);
+/* Gives back every job in the worker's processing list (lost.lua, the
+ * loss not counted) and forgets the worker (forget.lua): the number of
+ * jobs given back, or -EIO. */
+long long jobq_deregister(struct jobq *j, struct queue_sync *q);
 
-int jobq_build_promote(const struct jobq *j, struct queue_call *c, long long now_ms);
-/* promote.lua: the number of retries promoted, or -EIO. */
-long long jobq_promote(struct jobq *j, long long now_ms);
+int jobq_build_promote(const struct jobq *j, struct queue_call *c, const char *id,
+                       long long now_ms);
+/* Finds the retries due by now_ms (ZRANGEBYSCORE on q) and promotes each
+ * (promote.lua): the number promoted, or -EIO. */
+long long jobq_promote(struct jobq *j, struct queue_sync *q, long long now_ms);
 
 struct jobq_reaped {
     long long workers, requeued, dead;
@@ -156,14 +191,19 @@ struct jobq_reaped {
 int jobq_build_reap(const struct jobq *j, struct queue_call *c, long long now_ms,
                     long long silence_ms);
 /* Takes the reaper lock for lock_ms (SET NX PX on q) and, when it got it,
- * runs reap.lua. 1 with *out when it reaped, 0 when another worker holds
- * the lock or the script gave up, -EIO when the connection was lost. */
+ * finds the silent workers (reap.lua), gives their jobs back (lost.lua,
+ * the loss counted), forgets them (forget.lua) and trims the listing
+ * indexes (trim.lua). 1 with *out when it reaped, 0 when another worker
+ * holds the lock or a script gave up, -EIO when the connection was lost. */
 int jobq_reap(struct jobq *j, struct queue_sync *q, long long now_ms, long long silence_ms,
               long long lock_ms, struct jobq_reaped *out);
 
-int jobq_build_lost(const struct jobq *j, struct queue_call *c, const char *id, long long now_ms);
-/* lost.lua: 0 with its outcome in what ("requeued", "dead", "" or "?"),
- * -EIO when it gave up. */
+/* worker: whose processing list (NULL: this worker's); counts: whether the
+ * loss counts against STRATQ_MAX_DELIVERIES. */
+int jobq_build_lost(const struct jobq *j, struct queue_call *c, const char *worker, const char *id,
+                    long long now_ms, bool counts);
+/* lost.lua for this worker's job whose executor died: 0 with its outcome
+ * in what ("requeued", "dead", "" or "?"), -EIO when it gave up. */
 int jobq_lost(struct jobq *j, const char *id, long long now_ms, char *what, size_t whatlen);
 
 int jobq_build_deadletter(const struct jobq *j, struct queue_call *c, const char *entry, size_t len,
@@ -185,7 +225,21 @@ struct jobq_output {
 int jobq_output(struct jobq *j, struct queue_sync *q, const char *id, const struct jobq_output *o);
 
 /* Whether a cancel was requested for the job (its hash has
- * cancel_requested_ms): 1 or 0, -EIO when the connection was lost. */
+ * cancel_requested_ms): 1 or 0, -EIO when the connection was lost. For
+ * when the control channel's subscription was interrupted. */
 int jobq_cancel_requested(struct jobq *j, struct queue_sync *q, const char *id);
+
+/* The worker's control channel (cancel.lua publishes a running job's
+ * cancel request on it): a subscription on a connection of its own,
+ * which the worker polls (queue_sub_fd) while a job runs. */
+struct queue_sub;
+int jobq_subscribe(struct jobq *j, const struct queue_url *url, int timeout_ms,
+                   struct queue_sub **ret, char *err, size_t errlen);
+int queue_sub_fd(const struct queue_sub *s);
+/* Reads what has arrived (call when its fd is readable): 1 when a cancel
+ * request for job id came, 0 when none did, -EIO when the connection was
+ * lost (free it and subscribe again). */
+int queue_sub_cancel_for(struct queue_sub *s, const char *id);
+void queue_sub_free(struct queue_sub *s);
 
 #endif

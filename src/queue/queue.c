@@ -12,29 +12,22 @@
 
 /* Generated from src/queue/lua/ by tools/embed.sh. */
 extern const char lua_lib[], lua_enqueue[], lua_start[], lua_complete[], lua_heartbeat[],
-    lua_deregister[], lua_stats[], lua_cancel[], lua_retry[], lua_list[], lua_workers[], lua_logs[],
-    lua_metrics[], lua_reap[], lua_lost[], lua_promote[], lua_deadletter[];
+    lua_forget[], lua_stats[], lua_cancel[], lua_retry[], lua_list[], lua_workers[], lua_logs[],
+    lua_metrics[], lua_count[], lua_reap[], lua_lost[], lua_promote[], lua_trim[], lua_deadletter[];
 
 static struct {
     const char *body;
     char *src; /* the status table, lua_lib and body, made on first use */
 } scripts[QS__COUNT] = {
-    [QS_ENQUEUE] = {lua_enqueue, NULL},
-    [QS_START] = {lua_start, NULL},
-    [QS_COMPLETE] = {lua_complete, NULL},
-    [QS_HEARTBEAT] = {lua_heartbeat, NULL},
-    [QS_DEREGISTER] = {lua_deregister, NULL},
-    [QS_STATS] = {lua_stats, NULL},
-    [QS_CANCEL] = {lua_cancel, NULL},
-    [QS_RETRY] = {lua_retry, NULL},
-    [QS_LIST] = {lua_list, NULL},
-    [QS_WORKERS] = {lua_workers, NULL},
-    [QS_LOGS] = {lua_logs, NULL},
-    [QS_METRICS] = {lua_metrics, NULL},
-    [QS_REAP] = {lua_reap, NULL},
-    [QS_LOST] = {lua_lost, NULL},
-    [QS_PROMOTE] = {lua_promote, NULL},
-    [QS_DEADLETTER] = {lua_deadletter, NULL},
+    [QS_ENQUEUE] = {lua_enqueue, NULL},   [QS_START] = {lua_start, NULL},
+    [QS_COMPLETE] = {lua_complete, NULL}, [QS_HEARTBEAT] = {lua_heartbeat, NULL},
+    [QS_FORGET] = {lua_forget, NULL},     [QS_STATS] = {lua_stats, NULL},
+    [QS_CANCEL] = {lua_cancel, NULL},     [QS_RETRY] = {lua_retry, NULL},
+    [QS_LIST] = {lua_list, NULL},         [QS_WORKERS] = {lua_workers, NULL},
+    [QS_LOGS] = {lua_logs, NULL},         [QS_METRICS] = {lua_metrics, NULL},
+    [QS_COUNT] = {lua_count, NULL},       [QS_REAP] = {lua_reap, NULL},
+    [QS_LOST] = {lua_lost, NULL},         [QS_PROMOTE] = {lua_promote, NULL},
+    [QS_TRIM] = {lua_trim, NULL},         [QS_DEADLETTER] = {lua_deadletter, NULL},
 };
 
 #define QS_LIST_OF(...)                                                                            \
@@ -63,22 +56,34 @@ static const struct {
 #undef X
 };
 
+static bool ends_in_dots(const char *name)
+{
+    size_t n = strlen(name);
+    return n >= 3 && !strcmp(name + n - 3, "...");
+}
+
 int queue_script_nkeys(enum queue_script s)
 {
     return specs[s].nkeys;
 }
 
+/* Whether the script's last KEYS name stands for one or more keys. */
+static bool has_more_keys(enum queue_script s)
+{
+    return ends_in_dots(specs[s].keys[specs[s].nkeys - 1]);
+}
+
 /* Whether the script's last ARGV is a run of field/value pairs. */
 static bool has_pairs(enum queue_script s)
 {
-    const char *last = specs[s].args[specs[s].nargs - 1];
-    size_t n = strlen(last);
-    return n >= 3 && !strcmp(last + n - 3, "...");
+    return ends_in_dots(specs[s].args[specs[s].nargs - 1]);
 }
 
 bool queue_script_check(enum queue_script s, int nkeys, int argc)
 {
-    if (s < 0 || s >= QS__COUNT || nkeys != specs[s].nkeys)
+    if (s < 0 || s >= QS__COUNT)
+        return false;
+    if (has_more_keys(s) ? nkeys < specs[s].nkeys : nkeys != specs[s].nkeys)
         return false;
     int fixed = specs[s].nargs - (has_pairs(s) ? 1 : 0), nargs = argc - nkeys;
     if (has_pairs(s))
@@ -134,66 +139,69 @@ static char *join(const char *a, const char *b)
     return asprintf(&s, "%s%s", a, b) < 0 ? NULL : s;
 }
 
-int queue_names_init(struct queue_names *n, const char *queue, const char *prefix)
+int queue_names_init(struct queue_names *n, const char *queue, const char *prefix, char *err,
+                     size_t errlen)
 {
     memset(n, 0, sizeof(*n));
+    if (!queue[0] || strpbrk(queue, "{}")) {
+        snprintf(err, errlen,
+                 "queue name '%s' cannot be used: it must be non-empty and hold no '{' or '}' "
+                 "(the other keys carry it as their Redis Cluster hash tag)",
+                 queue);
+        return -EINVAL;
+    }
     n->queue = strdup(queue);
     n->prefix = strdup(prefix);
-    n->events = join(prefix, ":events");
-    n->workers = join(prefix, ":workers");
-    n->scheduled = join(prefix, ":scheduled");
-    n->dead = join(prefix, ":dead");
-    n->processing_prefix = join(prefix, ":processing:");
-    n->job_prefix = join(prefix, ":job:");
-    n->worker_prefix = join(prefix, ":worker:");
-    n->stats = join(prefix, ":stats");
-    n->deadletter = join(prefix, ":deadletter");
-    n->reaper_lock = join(prefix, ":reaper:lock");
-    if (!n->queue || !n->prefix || !n->events || !n->workers || !n->scheduled || !n->dead ||
-        !n->processing_prefix || !n->job_prefix || !n->worker_prefix || !n->stats ||
-        !n->deadletter || !n->reaper_lock) {
-        queue_names_free(n);
-        return -ENOMEM;
-    }
+    if (asprintf(&n->base, "%s:{%s}", prefix, queue) < 0)
+        n->base = NULL;
+    if (!n->queue || !n->prefix || !n->base)
+        goto nomem;
+    char **fields[] = {&n->events,        &n->workers,           &n->scheduled,
+                       &n->dead,          &n->processing_prefix, &n->job_prefix,
+                       &n->worker_prefix, &n->index_prefix,      &n->control_prefix,
+                       &n->stats,         &n->deadletter,        &n->reaper_lock};
+    static const char *const suffixes[] = {
+        ":events",  ":workers", ":scheduled", ":dead",  ":processing:", ":job:",
+        ":worker:", ":index:",  ":control:",  ":stats", ":deadletter",  ":reaper:lock"};
+    for (size_t i = 0; i < ARRAY_SIZE(fields); i++)
+        if (!(*fields[i] = join(n->base, suffixes[i])))
+            goto nomem;
     return 0;
+nomem:
+    queue_names_free(n);
+    snprintf(err, errlen, "out of memory");
+    return -ENOMEM;
 }
 
 void queue_names_free(struct queue_names *n)
 {
-    free(n->queue);
-    free(n->prefix);
-    free(n->events);
-    free(n->workers);
-    free(n->scheduled);
-    free(n->dead);
-    free(n->processing_prefix);
-    free(n->job_prefix);
-    free(n->worker_prefix);
-    free(n->stats);
-    free(n->deadletter);
-    free(n->reaper_lock);
+    char *all[] = {n->queue,      n->prefix,        n->base,         n->events,
+                   n->workers,    n->scheduled,     n->dead,         n->processing_prefix,
+                   n->job_prefix, n->worker_prefix, n->index_prefix, n->control_prefix,
+                   n->stats,      n->deadletter,    n->reaper_lock};
+    for (size_t i = 0; i < ARRAY_SIZE(all); i++)
+        free(all[i]);
     memset(n, 0, sizeof(*n));
-}
-
-static char *key3(const char *prefix, const char *mid, const char *id)
-{
-    char *s;
-    return asprintf(&s, "%s:%s:%s", prefix, mid, id) < 0 ? NULL : s;
 }
 
 char *queue_job_key(const struct queue_names *n, const char *id)
 {
-    return key3(n->prefix, "job", id);
+    return join(n->job_prefix, id);
 }
 
 char *queue_processing_key(const struct queue_names *n, const char *worker)
 {
-    return key3(n->prefix, "processing", worker);
+    return join(n->processing_prefix, worker);
 }
 
 char *queue_worker_key(const struct queue_names *n, const char *worker)
 {
-    return key3(n->prefix, "worker", worker);
+    return join(n->worker_prefix, worker);
+}
+
+char *queue_index_key(const struct queue_names *n, const char *status)
+{
+    return join(n->index_prefix, status);
 }
 
 int queue_url_parse(const char *url, struct queue_url *ret, char *err, size_t errlen)

@@ -11,74 +11,75 @@
 #include <stdio.h>
 
 /* The scripts of src/queue/lua/: X(ID, name, KEYS, ARGV, reply, returns).
- * KEYS and ARGV are parenthesized lists of names (KEYS by the default key
- * they name); an ARGV list whose last name ends in "..." takes any number of
- * field/value pairs there. reply is the Redis type of a normal reply,
- * returns its meaning (Markdown, as docs/protocol.md shows it; a test checks
- * that table against `stratq api --scripts`). Every call is checked against
- * its entry (queue_script_check), and the typed calls of jobq.h build their
- * arguments in this order. */
+ * KEYS and ARGV are parenthesized lists of names (KEYS by the key they
+ * name: <queue> is the queue list, <base> is <prefix>:{<queue>}); a KEYS
+ * list whose last name ends in "..." takes one or more keys there, an ARGV
+ * list whose last name ends in "..." any number of field/value pairs. reply is the Redis type of a
+ * normal reply, returns its meaning (Markdown, as docs/protocol.md shows it; a test checks that
+ * table against `stratq api --scripts`). Every call is checked against its entry
+ * (queue_script_check), and the typed calls of jobq.h build their arguments in this order. */
 #define QUEUE_SCRIPT_TABLE(X)                                                                      \
-    X(ENQUEUE, "enqueue", ("stratq:job:<id>", "python_execution_queue"),                           \
-      ("id", "spec", "now_ms", "events", "prefix", "index_size"), QUEUE_REPLY_ARRAY,               \
+    X(ENQUEUE, "enqueue", ("<base>:job:<id>", "<queue>", "<base>:index:all"),                      \
+      ("id", "spec", "now_ms", "events", "client_id"), QUEUE_REPLY_ARRAY,                          \
       "`{1, \"queued\"}` when created; `{0, status}` when the id exists (left untouched)")         \
-    X(START, "start", ("stratq:job:<id>", "stratq:processing:<worker>", "stratq:worker:<worker>"), \
-      ("id", "worker", "now_ms", "events", "prefix", "index_size"), QUEUE_REPLY_ARRAY,             \
-      "`{\"run\", attempt, spec, failures}`; `{\"missing\"}` (no job hash) or `{\"skip\", "        \
-      "status}` (no longer queued), the id then taken off the processing list")                    \
+    X(START, "start", ("<base>:job:<id>", "<base>:processing:<worker>"),                           \
+      ("id", "worker", "now_ms", "events"), QUEUE_REPLY_ARRAY,                                     \
+      "`{\"run\", attempt, spec, failures, created_ms}`; `{\"missing\"}` (no job hash) or "        \
+      "`{\"skip\", status}` (no longer queued), the id then taken off the processing list")        \
     X(COMPLETE, "complete",                                                                        \
-      ("stratq:job:<id>", "stratq:processing:<worker>", "stratq:worker:<worker>"),                 \
-      ("id", "worker", "attempt", "now_ms", "events", "result_ttl_s", "failed_ttl_s", "prefix",    \
-       "index_size", "max_attempts", "next_run_ms", "status", "field value ..."),                  \
+      ("<base>:job:<id>", "<base>:processing:<worker>", "<base>:job:<id>:stdout",                  \
+       "<base>:job:<id>:stderr", "<base>:job:<id>:log", "<base>:scheduled", "<base>:dead",         \
+       "<base>:index:<status>", "<base>:index:scheduled", "<base>:index:dead"),                    \
+      ("id", "worker", "attempt", "now_ms", "events", "result_ttl_s", "failed_ttl_s",              \
+       "max_attempts", "next_run_ms", "status", "live", "field value ..."),                        \
       QUEUE_REPLY_INTEGER,                                                                         \
-      "1 when recorded, 0 when fenced off (another worker or attempt), 2 when this outcome was "   \
-      "recorded already")                                                                          \
-    X(HEARTBEAT, "heartbeat", ("stratq:workers", "stratq:worker:<worker>"),                        \
-      ("worker", "now_ms", "ttl_ms", "field value ..."), QUEUE_REPLY_INTEGER, "1")                 \
-    X(DEREGISTER, "deregister",                                                                    \
-      ("stratq:workers", "stratq:worker:<worker>", "stratq:processing:<worker>",                   \
-       "python_execution_queue"),                                                                  \
-      ("worker", "job_prefix", "events"), QUEUE_REPLY_INTEGER,                                     \
-      "the number of jobs given back to the queue")                                                \
-    X(STATS, "stats",                                                                              \
-      ("python_execution_queue", "stratq:workers", "stratq:scheduled", "stratq:dead"),             \
+      "1 when recorded, 0 when fenced off (no longer in the worker's processing list), 2 when "    \
+      "this outcome was recorded already")                                                         \
+    X(HEARTBEAT, "heartbeat", ("<base>:workers", "<base>:worker:<worker>", "<base>:stats"),        \
+      ("worker", "now_ms", "ttl_ms", "nstats", "field value ..."), QUEUE_REPLY_INTEGER, "1")       \
+    X(FORGET, "forget",                                                                            \
+      ("<base>:workers", "<base>:worker:<worker>", "<base>:processing:<worker>"), ("worker"),      \
+      QUEUE_REPLY_INTEGER, "the number of ids dropped from the processing list")                   \
+    X(STATS, "stats", ("<queue>", "<base>:workers", "<base>:scheduled", "<base>:dead"),            \
       ("processing_prefix"), QUEUE_REPLY_ARRAY,                                                    \
       "`{pending, processing, scheduled, dead, workers}`")                                         \
-    X(CANCEL, "cancel", ("stratq:job:<id>", "python_execution_queue", "stratq:scheduled"),         \
-      ("id", "now_ms", "events", "prefix", "index_size", "cancelled_ttl_s"), QUEUE_REPLY_ARRAY,    \
+    X(CANCEL, "cancel",                                                                            \
+      ("<base>:job:<id>", "<queue>", "<base>:scheduled", "<base>:index:cancelled"),                \
+      ("id", "now_ms", "events", "cancelled_ttl_s", "control_prefix"), QUEUE_REPLY_ARRAY,          \
       "`{\"cancelled\"}` (it was waiting), `{\"cancelling\"}` (it is running), `{\"terminal\", "   \
       "status}` or `{\"missing\"}`")                                                               \
-    X(RETRY, "retry", ("stratq:job:<id>", "python_execution_queue", "stratq:dead"),                \
-      ("id", "now_ms", "events", "prefix", "index_size"), QUEUE_REPLY_ARRAY,                       \
-      "`{\"queued\", attempts}`, `{\"conflict\", status}` or `{\"missing\"}`")                     \
-    X(LIST, "list", ("stratq:index:<status>"),                                                     \
-      ("cursor_score", "cursor_id", "limit", "job_prefix"), QUEUE_REPLY_ARRAY,                     \
-      "8 entries per job: id, status, attempts, created_ms, started_ms, finished_ms, worker, "     \
-      "index score")                                                                               \
-    X(WORKERS, "workers", ("stratq:workers"), ("worker_prefix"), QUEUE_REPLY_ARRAY,                \
+    X(RETRY, "retry", ("<base>:job:<id>", "<queue>", "<base>:dead"), ("id", "now_ms", "events"),   \
+      QUEUE_REPLY_ARRAY, "`{\"queued\", attempts}`, `{\"conflict\", status}` or `{\"missing\"}`")  \
+    X(LIST, "list", ("<base>:index:<status or all>"),                                              \
+      ("cursor_score", "cursor_id", "limit", "job_prefix", "status"), QUEUE_REPLY_ARRAY,           \
+      "the cursor to resume from (score, id; empty at the end), then 8 entries per job: id, "      \
+      "status, attempts, created_ms, started_ms, finished_ms, worker, index score")                \
+    X(WORKERS, "workers", ("<base>:workers"), ("worker_prefix"), QUEUE_REPLY_ARRAY,                \
       "3 entries per worker: id, last heartbeat (ms), `{field, value, ...}`")                      \
-    X(LOGS, "logs", ("stratq:job:<id>"), ("stdout_offset", "stderr_offset", "log_offset"),         \
-      QUEUE_REPLY_ARRAY,                                                                           \
+    X(LOGS, "logs",                                                                                \
+      ("<base>:job:<id>", "<base>:job:<id>:stdout", "<base>:job:<id>:stderr",                      \
+       "<base>:job:<id>:log"),                                                                     \
+      ("stdout_offset", "stderr_offset", "log_offset"), QUEUE_REPLY_ARRAY,                         \
       "`{status, stdout, stderr, stdout length, stderr length, {log lines}, log count}`, or `{}` " \
       "for an unknown job")                                                                        \
     X(METRICS, "metrics",                                                                          \
-      ("python_execution_queue", "stratq:workers", "stratq:scheduled", "stratq:dead",              \
-       "stratq:stats"),                                                                            \
+      ("<queue>", "<base>:workers", "<base>:scheduled", "<base>:dead", "<base>:stats"),            \
       ("processing_prefix"), QUEUE_REPLY_ARRAY,                                                    \
       "`{pending, processing, scheduled, dead, workers, {bucket bounds}, {stats field, value, "    \
       "...}}`")                                                                                    \
-    X(REAP, "reap", ("stratq:workers", "python_execution_queue"),                                  \
-      ("now_ms", "silence_ms", "prefix", "events", "max_deliveries", "index_size", "dead_ttl_s",   \
-       "worker"),                                                                                  \
-      QUEUE_REPLY_ARRAY, "`{workers reaped, jobs requeued, jobs dead}`")                           \
-    X(LOST, "lost", ("stratq:processing:<worker>", "python_execution_queue"),                      \
-      ("id", "worker", "now_ms", "prefix", "events", "max_deliveries", "index_size",               \
-       "dead_ttl_s"),                                                                              \
+    X(COUNT, "count", ("<base>:stats"), ("field value ..."), QUEUE_REPLY_INTEGER, "1")             \
+    X(REAP, "reap", ("<base>:workers"), ("now_ms", "silence_ms", "worker"), QUEUE_REPLY_ARRAY,     \
+      "the ids of the workers silent for `silence_ms`, the caller's own left out")                 \
+    X(LOST, "lost",                                                                                \
+      ("<base>:processing:<worker>", "<queue>", "<base>:job:<id>", "<base>:dead",                  \
+       "<base>:index:dead"),                                                                       \
+      ("id", "worker", "now_ms", "events", "max_deliveries", "dead_ttl_s", "counts"),              \
       QUEUE_REPLY_STRING, "`requeued`, `dead`, or empty when the job was no longer the worker's")  \
-    X(PROMOTE, "promote", ("stratq:scheduled", "python_execution_queue"),                          \
-      ("now_ms", "prefix", "events", "index_size"), QUEUE_REPLY_INTEGER,                           \
-      "the number of jobs promoted")                                                               \
-    X(DEADLETTER, "deadletter", ("stratq:processing:<worker>", "stratq:deadletter"),               \
+    X(PROMOTE, "promote", ("<base>:scheduled", "<queue>", "<base>:job:<id>"),                      \
+      ("id", "now_ms", "events"), QUEUE_REPLY_INTEGER, "1 when promoted, else 0")                  \
+    X(TRIM, "trim", ("<base>:index:all", "<base>:index:<status> ..."), ("max"),                    \
+      QUEUE_REPLY_INTEGER, "the number of index entries removed")                                  \
+    X(DEADLETTER, "deadletter", ("<base>:processing:<worker>", "<base>:deadletter"),               \
       ("entry", "reason", "now_ms", "worker", "cap"), QUEUE_REPLY_INTEGER, "1")
 
 enum queue_reply { QUEUE_REPLY_INTEGER, QUEUE_REPLY_STRING, QUEUE_REPLY_ARRAY };
@@ -90,28 +91,39 @@ enum queue_script {
         QS__COUNT
 };
 
-/* Key names derived from the configured queue name and prefix. */
+/* Key names derived from the configured queue name and prefix. Every key
+ * but the queue list itself carries the queue's Redis Cluster hash tag,
+ * {<queue>}, whose slot is the queue list's own: all of a queue's keys live
+ * in one slot, so every script's keys do (docs/protocol.md, "Keys"). */
 struct queue_names {
-    char *queue;             /* python_execution_queue */
+    char *queue;             /* python_execution_queue: the list of pending ids */
     char *prefix;            /* stratq */
-    char *events;            /* stratq:events (pub/sub channel) */
-    char *workers;           /* stratq:workers */
-    char *scheduled;         /* stratq:scheduled */
-    char *dead;              /* stratq:dead */
-    char *processing_prefix; /* stratq:processing: */
-    char *job_prefix;        /* stratq:job: */
-    char *worker_prefix;     /* stratq:worker: */
-    char *stats;             /* stratq:stats */
-    char *deadletter;        /* stratq:deadletter */
-    char *reaper_lock;       /* stratq:reaper:lock */
+    char *base;              /* stratq:{python_execution_queue}, what the rest start with */
+    char *events;            /* <base>:events (pub/sub channel) */
+    char *workers;           /* <base>:workers */
+    char *scheduled;         /* <base>:scheduled */
+    char *dead;              /* <base>:dead */
+    char *processing_prefix; /* <base>:processing: */
+    char *job_prefix;        /* <base>:job: */
+    char *worker_prefix;     /* <base>:worker: */
+    char *index_prefix;      /* <base>:index: */
+    char *control_prefix;    /* <base>:control: (a worker's channel, + its id) */
+    char *stats;             /* <base>:stats */
+    char *deadletter;        /* <base>:deadletter */
+    char *reaper_lock;       /* <base>:reaper:lock */
 };
 
-int queue_names_init(struct queue_names *n, const char *queue, const char *prefix);
+/* 0, -EINVAL with err for a queue name that cannot be one (empty, or
+ * holding a brace, which would change its hash tag), -ENOMEM. */
+int queue_names_init(struct queue_names *n, const char *queue, const char *prefix, char *err,
+                     size_t errlen);
 void queue_names_free(struct queue_names *n);
-/* Key of a job hash, a worker's processing list, a worker hash. Caller frees. */
+/* Key of a job hash, a worker's processing list, a worker hash, a listing
+ * index (a status's name or "all"). Caller frees. */
 char *queue_job_key(const struct queue_names *n, const char *id);
 char *queue_processing_key(const struct queue_names *n, const char *worker);
 char *queue_worker_key(const struct queue_names *n, const char *worker);
+char *queue_index_key(const struct queue_names *n, const char *status);
 
 /* The script's text as sent to Redis: the status table (status.h's
  * queue_status_lua), lib.lua's helpers, then the script. */

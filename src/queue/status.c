@@ -26,6 +26,9 @@ static const struct {
 #undef X
 };
 
+const double queue_buckets[] = {QUEUE_BUCKETS};
+const int queue_nbuckets = (int)ARRAY_SIZE(queue_buckets);
+
 const char *queue_status_name(enum queue_status s)
 {
     return statuses[s].name;
@@ -86,6 +89,10 @@ char *queue_status_lua(void)
                     statuses[i].props & props[p].bit ? "true" : "false");
         fputs("},\n", f);
     }
+    fputs("}\n-- Histogram bucket bounds (seconds), from QUEUE_BUCKETS.\nlocal stratq_buckets = {",
+          f);
+    for (int i = 0; i < queue_nbuckets; i++)
+        fprintf(f, "%s%g", i ? ", " : "", queue_buckets[i]);
     fputs("}\n", f);
     if (fclose(f) != 0) {
         free(buf);

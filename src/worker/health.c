@@ -23,8 +23,8 @@
  * most) and a job's poll (a second). */
 #define LOOP_STALE_MS 30000
 
-static const double buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                                 1,     2.5,  5,     10,   30,  60,   300};
+/* The bounds of the Redis-wide histograms (src/queue/status.h). */
+static const double buckets[] = {QUEUE_BUCKETS};
 
 static struct {
     pthread_mutex_t lock;

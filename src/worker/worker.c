@@ -49,6 +49,12 @@ struct worker {
     char *sandbox;      /* the executor's sandbox layers, JSON (registration) */
     bool registered;    /* its last heartbeat reached Redis */
     int executor_starts;
+    struct queue_sub *sub;     /* its control channel (a running job's cancel) */
+    int64_t next_subscribe_ms; /* when to try subscribing again */
+    int64_t last_report_ms;    /* monotonic ms of its last heartbeat */
+    bool report_due;           /* its state or counts changed since then */
+    bool live;                 /* the running job wrote live output */
+    int64_t job_started_mono;  /* when the running job started (ms) */
 };
 
 static volatile sig_atomic_t stop_signals;
@@ -70,6 +76,29 @@ static void worker_disconnect(struct worker *w)
 {
     queue_sync_free(w->q);
     w->q = NULL;
+    queue_sub_free(w->sub);
+    w->sub = NULL;
+}
+
+/* How often a busy worker whose control channel is down reads its job's
+ * hash for a cancel request, and tries to subscribe again. */
+#define CANCEL_POLL_MS 250
+
+/* Subscribes to the worker's control channel when it is not, at most every
+ * CANCEL_POLL_MS. Returns true when it just subscribed: a cancel request
+ * published while it was not is then only in the job's hash. */
+static bool worker_subscribe(struct worker *w)
+{
+    if (w->sub || util_mono_ms() < w->next_subscribe_ms)
+        return false;
+    w->next_subscribe_ms = util_mono_ms() + CANCEL_POLL_MS;
+    char err[256];
+    if (jobq_subscribe(&w->jq, &w->url, 2000, &w->sub, err, sizeof(err)) < 0) {
+        log_warn("cannot subscribe to the control channel; polling for cancel requests", "{s:s}",
+                 "error", err);
+        return false;
+    }
+    return true;
 }
 
 /* Connects to Redis, retrying with capped exponential backoff until it
@@ -83,6 +112,7 @@ static int worker_connect(struct worker *w, bool give_up_on_stop)
         if (queue_sync_connect(&w->url, 5000, &w->q, err, sizeof(err)) == 0) {
             w->connected_since = util_mono_ms();
             queue_sync_setname(w->q, "stratq-worker");
+            worker_subscribe(w);
             log_info("connected to Redis", "{s:s, s:i}", "host", w->url.host, "port", w->url.port);
             return 0;
         }
@@ -156,10 +186,29 @@ static void worker_heartbeat(struct worker *w)
                                     .current_job = w->current,
                                     .sandbox = w->sandbox,
                                     .pid = getpid(),
-                                    .started_ms = w->started_ms};
+                                    .started_ms = w->started_ms,
+                                    .jobs_done = w->jobs_done,
+                                    .jobs_failed = w->jobs_failed};
     w->registered =
         jobq_heartbeat(&w->jq, &info, util_now_ms(), config_int(CFG_HEARTBEAT) * 3000) == 0;
-    w->next_heartbeat_ms = util_mono_ms() + config_int(CFG_HEARTBEAT) * 1000;
+    w->last_report_ms = util_mono_ms();
+    w->next_heartbeat_ms = w->last_report_ms + config_int(CFG_HEARTBEAT) * 1000;
+    if (w->registered)
+        w->report_due = false;
+}
+
+/* The least time between two heartbeats that report a change (the worker
+ * went busy or idle, or counted jobs): its hash and the stats hash follow
+ * within about this, and a busy worker heartbeats at most once this often
+ * (docs/protocol.md, "Commands per job"). */
+#define REPORT_MS 1000
+
+/* Heartbeats when one is due, or when a change waits to be reported. */
+static void worker_maybe_heartbeat(struct worker *w)
+{
+    int64_t now = util_mono_ms();
+    if (now >= w->next_heartbeat_ms || (w->report_due && now - w->last_report_ms >= REPORT_MS))
+        worker_heartbeat(w);
 }
 
 static void worker_stop_executor(struct worker *w, bool force);
@@ -249,6 +298,7 @@ static void worker_append_output(struct worker *w, const char *id, json_t *msg)
         o.stream[i] = json_string_value(chunk);
         o.stream_len[i] = json_string_length(chunk);
     }
+    w->live = true;
     if (jobq_output(&w->jq, w->q, id, &o) == -EIO)
         worker_disconnect(w); /* best effort; the final record has it all */
     for (size_t i = 0; i < o.nlogs; i++)
@@ -268,9 +318,6 @@ static bool worker_cancel_requested(struct worker *w, const char *id)
     return r == 1;
 }
 
-/* How often a busy worker checks its job for a cancel request. */
-#define CANCEL_POLL_MS 250
-
 /* Waits for the executor's reply to the running job, heartbeating while it
  * runs, passing on its live output and any cancel request. Returns 0 with
  * *ret_reply, -EPIPE if the executor died, or -ECANCELED when a second stop
@@ -278,7 +325,7 @@ static bool worker_cancel_requested(struct worker *w, const char *id)
 static int worker_await(struct worker *w, const char *id, json_t **ret_reply)
 {
     int64_t drain_deadline = 0, next_cancel_check = util_mono_ms() + CANCEL_POLL_MS;
-    bool cancel_sent = false;
+    bool cancel_sent = false, cancel_seen = false;
     for (;;) {
         worker_health(w);
         if (stop_signals >= 2)
@@ -292,13 +339,27 @@ static int worker_await(struct worker *w, const char *id, json_t **ret_reply)
         }
         int64_t now = util_mono_ms();
         int64_t wait = w->next_heartbeat_ms - now;
-        if (wait > next_cancel_check - now)
+        if (w->report_due && wait > w->last_report_ms + REPORT_MS - now)
+            wait = w->last_report_ms + REPORT_MS - now;
+        /* Without its control channel, the worker polls the job's hash. */
+        if (!w->sub && wait > next_cancel_check - now)
             wait = next_cancel_check - now;
-        struct pollfd p = {w->exec_fd, POLLIN, 0};
-        int n = poll(&p, 1, wait > 0 ? (int)wait : 0);
+        struct pollfd p[2] = {{w->exec_fd, POLLIN, 0},
+                              {w->sub ? queue_sub_fd(w->sub) : -1, POLLIN, 0}};
+        int n = poll(p, 2, wait > 0 ? (int)wait : 0);
         if (n < 0 && errno != EINTR)
             return -errno;
-        if (n > 0) {
+        if (n > 0 && p[1].revents) {
+            int r = queue_sub_cancel_for(w->sub, id);
+            if (r < 0) {
+                log_warn("lost the control channel; subscribing again", "{s:s}", "id", id);
+                queue_sub_free(w->sub);
+                w->sub = NULL;
+            } else if (r > 0) {
+                cancel_seen = true;
+            }
+        }
+        if (n > 0 && p[0].revents) {
             json_t *msg = NULL;
             if (frame_recv_json(w->exec_fd, &msg) < 0)
                 return -EPIPE;
@@ -312,9 +373,15 @@ static int worker_await(struct worker *w, const char *id, json_t **ret_reply)
             return 0;
         }
         now = util_mono_ms();
-        if (!cancel_sent && now >= next_cancel_check) {
+        if (!cancel_sent && !w->sub && now >= next_cancel_check) {
             next_cancel_check = now + CANCEL_POLL_MS;
-            if (worker_cancel_requested(w, id)) {
+            /* Subscribed again, or still not: either way a request made
+             * meanwhile is only in the hash. */
+            worker_subscribe(w);
+            cancel_seen = cancel_seen || worker_cancel_requested(w, id);
+        }
+        if (!cancel_sent && cancel_seen) {
+            {
                 json_t *cancel = json_pack("{s:s}", "type", "cancel");
                 frame_send_json(w->exec_fd, cancel);
                 json_decref(cancel);
@@ -322,8 +389,7 @@ static int worker_await(struct worker *w, const char *id, json_t **ret_reply)
                 log_info("cancelling the running job", "{s:s}", "id", w->current);
             }
         }
-        if (now >= w->next_heartbeat_ms)
-            worker_heartbeat(w);
+        worker_maybe_heartbeat(w);
     }
 }
 
@@ -350,6 +416,7 @@ static void worker_complete(struct worker *w, const char *id, long long attempt,
         .dead_reason = json_string_value(json_object_get(reply, "dead_reason")),
         .usage = u ? (usage ? usage : "{}") : NULL,
         .max_attempts = spec ? json_integer_value(json_object_get(spec, "max_attempts")) : 1,
+        .live = w->live,
         .next_run_ms =
             (long long)util_now_ms() + job_retry_delay_ms(backoff, w->failures_hint,
                                                           (double)config_int(CFG_BACKOFF_CAP),
@@ -357,7 +424,9 @@ static void worker_complete(struct worker *w, const char *id, long long attempt,
     };
     const char *status = queue_status_name(o.status);
 
-    int r = jobq_complete(&w->jq, id, &o, util_now_ms());
+    double duration_s = (double)(util_mono_ms() - w->job_started_mono) / 1000.0;
+    int r = jobq_complete(&w->jq, id, &o, util_now_ms(), duration_s < 0 ? 0 : duration_s);
+    w->report_due = true;
     if (r == -EIO) {
         log_error("could not record the job's outcome", "{s:s, s:s}", "id", id, "status", status);
         return;
@@ -439,6 +508,12 @@ static void worker_run(struct worker *w, const char *id)
         return;
     }
     long long attempt = st.attempt;
+    w->job_started_mono = util_mono_ms();
+    w->live = false;
+    if (st.created_ms > 0) {
+        long long waited = util_now_ms() - st.created_ms;
+        jobq_observe(&w->jq.stats.queue_wait, waited > 0 ? (double)waited / 1000.0 : 0);
+    }
     char err[512];
     json_t *spec = json_loadb(st.spec, st.spec_len, 0, NULL);
     long long failures = st.failures;
@@ -463,10 +538,11 @@ static void worker_run(struct worker *w, const char *id)
     }
     w->failures_hint = failures + 1;
 
-    /* start.lua marked this worker busy in its hash; complete.lua marks it
-     * idle again: no heartbeat round trips on the job's path. */
+    /* Its hash shows it busy from its next heartbeat, within REPORT_MS:
+     * no round trip on the job's path. */
     snprintf(w->current, sizeof(w->current), "%s", id);
     w->state = "busy";
+    w->report_due = true;
     log_info("job started", "{s:s, s:I}", "id", id, "attempt", (json_int_t)attempt);
 
     json_t *req = json_pack("{s:s, s:s, s:I, s:O}", "type", "run", "id", id, "attempt",
@@ -503,11 +579,12 @@ static void worker_run(struct worker *w, const char *id)
     json_decref(spec);
     w->current[0] = '\0';
     w->state = stop_signals ? "draining" : "idle";
+    w->report_due = true;
 }
 
 static void worker_deregister(struct worker *w)
 {
-    long long n = jobq_deregister(&w->jq);
+    long long n = w->q ? jobq_deregister(&w->jq, w->q) : -EIO;
     if (n > 0)
         log_warn("gave unfinished jobs back to the queue", "{s:I}", "count", (json_int_t)n);
 }
@@ -526,7 +603,11 @@ static void worker_housekeeping(struct worker *w)
         return;
     if (mono >= w->next_promote_ms) {
         w->next_promote_ms = mono + 1000;
-        long long n = jobq_promote(&w->jq, now);
+        long long n = jobq_promote(&w->jq, w->q, now);
+        if (n == -EIO) {
+            worker_disconnect(w);
+            return;
+        }
         if (n > 0)
             log_info("promoted retries to the queue", "{s:I}", "count", (json_int_t)n);
     }
@@ -547,8 +628,7 @@ static int worker_loop(struct worker *w)
 {
     while (!stop_signals) {
         worker_health(w);
-        if (util_mono_ms() >= w->next_heartbeat_ms)
-            worker_heartbeat(w);
+        worker_maybe_heartbeat(w);
         worker_housekeeping(w);
         if (w->exec_fd < 0) {
             /* Take no job without an executor to run it. */
@@ -655,8 +735,14 @@ int worker_main(int argc, char **argv)
     }
     w.lim = (struct job_limits){config_int(CFG_DEFAULT_TIMEOUT), config_int(CFG_MAX_TIMEOUT),
                                 config_int(CFG_DEFAULT_MEMORY), config_int(CFG_MAX_MEMORY)};
-    if (queue_names_init(&w.names, config_str(CFG_QUEUE), config_str(CFG_PREFIX)) < 0)
-        goto out;
+    {
+        char nerr[300];
+        if (queue_names_init(&w.names, config_str(CFG_QUEUE), config_str(CFG_PREFIX), nerr,
+                             sizeof(nerr)) < 0) {
+            fprintf(stderr, "stratq worker: %s\n", nerr);
+            goto out;
+        }
+    }
     gethostname(w.host, sizeof(w.host) - 1);
     if (config_str(CFG_WORKER_ID)[0]) {
         snprintf(w.id, sizeof(w.id), "%s", config_str(CFG_WORKER_ID));
@@ -717,8 +803,11 @@ int worker_main(int argc, char **argv)
     /* Deregistering is a courtesy (the reaper does it for a worker that
      * cannot): wait for an absent Redis a few seconds only. */
     w.give_up_at = util_mono_ms() + 5000;
-    if (worker_connect(&w, false) == 0)
+    if (worker_connect(&w, false) == 0) {
+        if (w.report_due)
+            worker_heartbeat(&w); /* its last counts, into the stats hash */
         worker_deregister(&w);
+    }
     log_info("worker stopped", "{s:s, s:I, s:I}", "worker", w.id, "jobs_done",
              (json_int_t)w.jobs_done, "jobs_failed", (json_int_t)w.jobs_failed);
     rc = 0;

@@ -43,7 +43,7 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from stack import (  # noqa: E402
-    ALL_STATUSES,
+    INDEXED_STATUSES,
     PREFIX,
     QUEUE,
     REPO_ROOT,
@@ -308,13 +308,17 @@ class Chaos:
             if len(bad) > 10:
                 self.violation(f"... and {len(bad) - 10} more bad jobs")
 
-            # Exactly one status index per job, and it is the terminal one.
-            members = {s: set(r.zrange(f"{PREFIX}:index:{s}", 0, -1)) for s in ALL_STATUSES}
+            # Every job in index:all, and in its status's own index if that
+            # status has one (and no other: no job here passed through one).
+            members = {s: set(r.zrange(f"{PREFIX}:index:{s}", 0, -1)) for s in INDEXED_STATUSES}
+            everyone = set(r.zrange(f"{PREFIX}:index:all", 0, -1))
             index_bad = []
             for jid, (status, *_rest) in zip(ids, rows):
-                listed = sorted(s for s in ALL_STATUSES if jid in members[s])
-                if listed != [status]:
-                    index_bad.append(f"{jid}: status {status}, listed under {listed}")
+                listed = sorted(s for s in INDEXED_STATUSES if jid in members[s])
+                want = [status] if status in INDEXED_STATUSES else []
+                if listed != want or jid not in everyone:
+                    index_bad.append(f"{jid}: status {status}, listed under {listed}, "
+                                     f"in index:all: {jid in everyone}")
             for line in index_bad[:5]:
                 self.violation(f"status index: {line}")
             if len(index_bad) > 5:

@@ -22,7 +22,7 @@ import redis
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REDIS_SERVER = os.environ.get("STRATQ_TEST_REDIS_SERVER", "/usr/bin/redis-server")
 
-PREFIX = "stratq"
+PREFIX = "stratq:{python_execution_queue}"  # what every key but the queue list starts with
 QUEUE = "python_execution_queue"
 WORKERS_KEY = f"{PREFIX}:workers"
 
@@ -39,8 +39,10 @@ TERMINAL = frozenset(
         "dead",
     }
 )
-# Every status a job can be listed under (stratq:index:<status>).
-ALL_STATUSES = TERMINAL | {"queued", "running", "scheduled"}
+# The statuses with a listing index of their own (<base>:index:<status>,
+# the `indexed` property of src/queue/status.h); every job is also in
+# <base>:index:all.
+INDEXED_STATUSES = (TERMINAL - {"succeeded"}) | {"scheduled"}
 
 SANITIZER_MARKERS = (
     "ERROR: AddressSanitizer",

@@ -43,7 +43,7 @@ EXAMPLES = REPO_ROOT / "examples"
 STRATQ_BIN = Path(os.environ.get("STRATQ_BIN", REPO_ROOT / "build" / "asan" / "stratq"))
 REDIS_SERVER = os.environ.get("STRATQ_TEST_REDIS_SERVER", "/usr/bin/redis-server")
 
-PREFIX = "stratq"
+PREFIX = "stratq:{python_execution_queue}"  # what every key but the queue list starts with
 QUEUE = "python_execution_queue"
 WORKERS_KEY = f"{PREFIX}:workers"
 EVENTS_CHANNEL = f"{PREFIX}:events"

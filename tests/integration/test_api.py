@@ -254,6 +254,8 @@ WITH = {
     "auto_retry": {"failed", "timeout", "crashed"},
     "cancellable": {"queued", "scheduled", "running"},
     "failure": RETRYABLE - {"cancelled"},
+    # Every status but those each job passes through has an index of its own.
+    "indexed": set(STATUSES) - {"queued", "running", "succeeded"},
 }
 PROPS = tuple(WITH)
 

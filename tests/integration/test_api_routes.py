@@ -277,9 +277,18 @@ def test_metrics(stack):
     stack.start_worker()
     for code in (RETURN_7, RETURN_7, BOOM):
         api.wait_job(api.submit({"code": code}))
-    status, text = api.get("/metrics")
-    assert status == 200 and isinstance(text, str), text
-    lines = dict(line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
+
+    def metrics():
+        status, text = api.get("/metrics")
+        assert status == 200 and isinstance(text, str), text
+        return dict(line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
+
+    # The API adds its submits before it answers; the worker adds its
+    # outcomes with its next heartbeat, within about a second.
+    assert metrics()["stratq_jobs_submitted_total"] == "3"
+    wait_for(lambda: metrics().get("stratq_job_duration_seconds_count") == "3", 10,
+             lambda: f"the worker's counts in /metrics: {metrics()}")
+    lines = metrics()
     assert lines["stratq_jobs_submitted_total"] == "3"
     assert lines['stratq_jobs_completed_total{status="succeeded"}'] == "2"
     assert lines['stratq_jobs_completed_total{status="failed"}'] == "1"

@@ -264,7 +264,10 @@ def test_workers(stack):
 def test_workers_shows_busy_worker_and_its_job(running, stack):
     job_id = running.client.submit({"code": SLEEPY, "params": {"s": 60}})
     running.client.wait_status(job_id, "running")
-    res = run_cli(["workers"], running.url)
+    # The worker's hash shows it busy from its next heartbeat, within about
+    # a second of the job's start.
+    res = wait_for(lambda: (lambda r: r if "busy" in r.stdout else None)(run_cli(["workers"], running.url)),
+                   10, "stratq workers to show the worker busy")
     assert res.returncode == OK, describe_run(res)
     assert "busy" in res.stdout and job_id in res.stdout, describe_run(res)
     assert run_cli(["cancel", job_id], running.url).returncode == OK

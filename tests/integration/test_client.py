@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import QUEUE, REPO_ROOT, free_port, wait_for
+from conftest import PREFIX, QUEUE, REPO_ROOT, free_port, wait_for
 
 sys.path.insert(0, str(REPO_ROOT / "clients" / "python"))
 import stratq_client  # noqa: E402
@@ -314,8 +314,8 @@ def test_jobs_listing_pages_through_jobs_created_in_the_same_millisecond(idle, r
     c, _ = idle
     ids = c.submit_batch([{"code": RETURN_7, "id": f"same-ms-{i}"} for i in range(7)])
     # Make them all created in the same millisecond, as a batch often is.
-    score = r.zscore("stratq:index:all", ids[0])
-    r.zadd("stratq:index:all", {i: score for i in ids})
+    score = r.zscore(f"{PREFIX}:index:all", ids[0])
+    r.zadd(f"{PREFIX}:index:all", {i: score for i in ids})
     assert sorted(j["id"] for j in c.jobs(page_size=1)) == sorted(ids)
 
 

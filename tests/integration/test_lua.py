@@ -30,11 +30,11 @@ def script(r, name):
     return r.register_script(source(name))
 
 
-def enqueue(r, job_id, spec=None):
+def enqueue(r, job_id, spec=None, client_id=True):
     spec = spec or {"code": "def run(ctx):\n    return 1\n"}
     return script(r, "enqueue")(
-        keys=[JOB_PREFIX + job_id, QUEUE],
-        args=[job_id, json.dumps(spec), 1000, EVENTS_CHANNEL, PREFIX, 100],
+        keys=[JOB_PREFIX + job_id, QUEUE, f"{PREFIX}:index:all"],
+        args=[job_id, json.dumps(spec), 1000, EVENTS_CHANNEL, 1 if client_id else 0],
     )
 
 
@@ -44,17 +44,28 @@ def take(r, worker):
     job_id = r.blmove(QUEUE, processing, 1, "RIGHT", "LEFT")
     assert job_id is not None
     reply = script(r, "start")(
-        keys=[JOB_PREFIX + job_id, processing, f"{PREFIX}:worker:{worker}"],
-        args=[job_id, worker, 2000, EVENTS_CHANNEL, PREFIX, 100],
+        keys=[JOB_PREFIX + job_id, processing],
+        args=[job_id, worker, 2000, EVENTS_CHANNEL],
     )
     return job_id, reply
 
 
 def complete(r, job_id, worker, attempt, status="succeeded", result="42"):
+    job = JOB_PREFIX + job_id
     return script(r, "complete")(
-        keys=[JOB_PREFIX + job_id, f"{PREFIX}:processing:{worker}", f"{PREFIX}:worker:{worker}"],
-        args=[job_id, worker, attempt, 3000, EVENTS_CHANNEL, 60, 120, PREFIX, 100, 1, 0, status,
+        keys=[job, f"{PREFIX}:processing:{worker}", f"{job}:stdout", f"{job}:stderr", f"{job}:log",
+              f"{PREFIX}:scheduled", f"{PREFIX}:dead", f"{PREFIX}:index:{status}",
+              f"{PREFIX}:index:scheduled", f"{PREFIX}:index:dead"],
+        args=[job_id, worker, attempt, 3000, EVENTS_CHANNEL, 60, 120, 1, 0, status, 0,
               "result", result],
+    )
+
+
+def lost(r, job_id, worker, counts):
+    return script(r, "lost")(
+        keys=[f"{PREFIX}:processing:{worker}", QUEUE, JOB_PREFIX + job_id, f"{PREFIX}:dead",
+              f"{PREFIX}:index:dead"],
+        args=[job_id, worker, 2500, EVENTS_CHANNEL, 3, 120, 1 if counts else 0],
     )
 
 
@@ -85,6 +96,10 @@ def test_enqueue_is_idempotent_per_id(r):
     assert enqueue(r, "j1", {"code": "other"}) == [0, "queued"]
     assert r.llen(QUEUE) == 1
     assert json.loads(r.hget(JOB_PREFIX + "j1", "spec"))["code"] != "other"
+    assert r.zscore(f"{PREFIX}:index:all", "j1") == 1000
+    # An id the API made itself (128 random bits) is not checked first.
+    assert enqueue(r, "fresh", client_id=False) == [1, "queued"]
+    assert r.hget(JOB_PREFIX + "fresh", "status") == "queued" and r.llen(QUEUE) == 2
 
 
 def test_start_then_complete_writes_outcome(r):
@@ -100,21 +115,19 @@ def test_start_then_complete_writes_outcome(r):
     assert 0 < r.ttl(JOB_PREFIX + job_id) <= 60
 
 
-def test_completion_is_fenced_on_worker_and_attempt(r):
+def test_completion_is_fenced_on_the_processing_list(r):
     enqueue(r, "j1")
     take(r, "w1")
-    # w1 is presumed dead: its job goes back to the queue and w2 runs it as
-    # attempt 2 (what the reaper does).
-    r.lmove(f"{PREFIX}:processing:w1", QUEUE, "RIGHT", "RIGHT")
-    r.hset(JOB_PREFIX + "j1", "status", "queued")
+    # w1 is presumed dead: the reaper gives its job back to the queue and w2
+    # runs it as attempt 2.
+    assert lost(r, "j1", "w1", counts=True) == "requeued"
     _, reply = take(r, "w2")
     assert reply[1] == 2
-    # The late result of w1 is discarded ...
+    # The late result of w1 is discarded: the id left its processing list.
     assert complete(r, "j1", "w1", 1, result='"late"') == 0
     assert r.hget(JOB_PREFIX + "j1", "status") == "running"
-    # ... as is a result for the right worker but the wrong attempt ...
-    assert complete(r, "j1", "w2", 1, result='"stale"') == 0
-    # ... and only the current attempt's result stands.
+    assert r.hget(JOB_PREFIX + "j1", "lost") == "1"
+    # Only the current attempt's result stands.
     assert complete(r, "j1", "w2", 2, result='"fresh"') == 1
     assert r.hget(JOB_PREFIX + "j1", "result") == '"fresh"'
     # The same worker and attempt again (a retried call): acknowledged as
@@ -134,24 +147,66 @@ def test_start_skips_jobs_no_longer_queued_and_drops_missing(r):
     assert r.llen(f"{PREFIX}:processing:w1") == 0
 
 
-def test_deregister_gives_unfinished_jobs_back_uncounted(r):
+def test_a_stopping_worker_gives_its_jobs_back_uncounted(r):
     enqueue(r, "j1")
     enqueue(r, "j2")
     job_id, _ = take(r, "w1")
     r.zadd(f"{PREFIX}:workers", {"w1": 1})
     r.hset(f"{PREFIX}:worker:w1", "state", "busy")
-    moved = script(r, "deregister")(
-        keys=[f"{PREFIX}:workers", f"{PREFIX}:worker:w1", f"{PREFIX}:processing:w1", QUEUE],
-        args=["w1", JOB_PREFIX, EVENTS_CHANNEL],
-    )
-    assert moved == 1
+    # What the worker does as it stops: lost.lua for each id of its list,
+    # the loss not counted, then forget.lua.
+    assert lost(r, job_id, "w1", counts=False) == "requeued"
+    left = script(r, "forget")(
+        keys=[f"{PREFIX}:workers", f"{PREFIX}:worker:w1", f"{PREFIX}:processing:w1"], args=["w1"])
+    assert left == 0
     job = r.hgetall(JOB_PREFIX + job_id)
-    # The attempt stays counted, so (worker, attempt) pairs never repeat.
-    assert job["status"] == "queued" and job["attempts"] == "1"
+    # The attempt stays counted, so (worker, attempt) pairs never repeat;
+    # the loss does not count against STRATQ_MAX_DELIVERIES.
+    assert job["status"] == "queued" and job["attempts"] == "1" and "lost" not in job
     # Given back to the head of the queue: it is the next one taken.
     assert r.lindex(QUEUE, -1) == job_id
     assert r.zscore(f"{PREFIX}:workers", "w1") is None
     assert not r.exists(f"{PREFIX}:worker:w1")
+
+
+def test_a_job_that_loses_its_worker_too_often_is_dead(r):
+    enqueue(r, "j1")
+    for n in (1, 2):
+        take(r, "w1")
+        assert lost(r, "j1", "w1", counts=True) == "requeued"
+        assert r.hget(JOB_PREFIX + "j1", "lost") == str(n)
+    take(r, "w1")
+    assert lost(r, "j1", "w1", counts=True) == "dead"
+    job = r.hgetall(JOB_PREFIX + "j1")
+    assert job["status"] == "dead" and job["dead_reason"] == "worker lost 3 times", job
+    assert r.zscore(f"{PREFIX}:dead", "j1") == 2500
+    assert r.zscore(f"{PREFIX}:index:dead", "j1") == 2500
+    assert r.llen(QUEUE) == 0 and r.llen(f"{PREFIX}:processing:w1") == 0
+    # Not this worker's job (any more): untouched.
+    assert lost(r, "j1", "w1", counts=True) == ""
+
+
+def test_list_filters_the_all_index_for_statuses_without_their_own(r):
+    for i in range(5):
+        enqueue(r, f"j{i}")
+    r.zadd(f"{PREFIX}:index:all", {f"j{i}": 1000 + i for i in range(5)})
+    for i in (1, 3):
+        r.hset(JOB_PREFIX + f"j{i}", "status", "succeeded")
+    lst = script(r, "list")
+    page = lst(keys=[f"{PREFIX}:index:all"], args=["+inf", "", 10, JOB_PREFIX, "succeeded"])
+    assert page[:2] == ["", ""]  # the end: no cursor
+    assert [page[i] for i in range(2, len(page), 8)] == ["j3", "j1"]
+    # A page that fills up carries the cursor of its last job.
+    page = lst(keys=[f"{PREFIX}:index:all"], args=["+inf", "", 1, JOB_PREFIX, "queued"])
+    assert page[2] == "j4" and page[:2] == ["1004", "j4"]
+    page = lst(keys=[f"{PREFIX}:index:all"], args=["1004", "j4", 10, JOB_PREFIX, "queued"])
+    assert [page[i] for i in range(2, len(page), 8)] == ["j2", "j0"]
+    # A status index's entry whose job has left that status is dropped.
+    r.zadd(f"{PREFIX}:index:failed", {"j1": 5, "j2": 6})
+    r.hset(JOB_PREFIX + "j2", "status", "failed")
+    page = lst(keys=[f"{PREFIX}:index:failed"], args=["+inf", "", 10, JOB_PREFIX, "failed"])
+    assert [page[i] for i in range(2, len(page), 8)] == ["j2"]
+    assert r.zrange(f"{PREFIX}:index:failed", 0, -1) == ["j2"]
 
 
 def test_stats_counts(r):

@@ -128,11 +128,11 @@ def test_custom_queue_and_prefix(stack, r):
     """STRATQ_QUEUE and STRATQ_PREFIX move every key."""
     env = {"STRATQ_QUEUE": "other_queue", "STRATQ_PREFIX": "sq2"}
     worker = stack.spawn("worker", ["worker", "--redis-url", stack.redis_url], env)
-    wait_for(lambda: r.zcard("sq2:workers") == 1, 30, lambda: f"a worker in sq2:workers\n{worker.describe()}")
+    wait_for(lambda: r.zcard("sq2:{other_queue}:workers") == 1, 30, lambda: f"a worker in sq2:{{other_queue}}:workers\n{worker.describe()}")
     job_id = uuid.uuid4().hex
     pipe = r.pipeline(transaction=True)
     pipe.hset(
-        f"sq2:job:{job_id}",
+        f"sq2:{{other_queue}}:job:{job_id}",
         mapping={
             "spec": json.dumps({"code": SQUARE, "params": {"n": 6}}),
             "status": "queued",
@@ -142,17 +142,17 @@ def test_custom_queue_and_prefix(stack, r):
     pipe.lpush("other_queue", job_id)
     pipe.execute()
     wait_for(
-        lambda: r.hget(f"sq2:job:{job_id}", "status") in TERMINAL,
+        lambda: r.hget(f"sq2:{{other_queue}}:job:{job_id}", "status") in TERMINAL,
         60,
-        lambda: f"the job under the custom prefix to finish: {r.hgetall(f'sq2:job:{job_id}')}",
+        lambda: f"the job under the custom prefix to finish: {r.hgetall(f'sq2:{{other_queue}}:job:{job_id}')}",
     )
-    assert r.hget(f"sq2:job:{job_id}", "status") == "succeeded"
-    assert json.loads(r.hget(f"sq2:job:{job_id}", "result"))["square"] == 36
+    assert r.hget(f"sq2:{{other_queue}}:job:{job_id}", "status") == "succeeded"
+    assert json.loads(r.hget(f"sq2:{{other_queue}}:job:{job_id}", "result"))["square"] == 36
 
     # The API honours the same settings.
     api = stack.start_api(env=env).client
     api_job = api.submit({"code": SQUARE, "params": {"n": 2}})
-    assert r.hget(f"sq2:job:{api_job}", "status") in ("queued", "running", "succeeded")
+    assert r.hget(f"sq2:{{other_queue}}:job:{api_job}", "status") in ("queued", "running", "succeeded")
     assert api.wait_job(api_job)["result"]["square"] == 4
     assert api.job(job_id)["status"] == "succeeded"
     assert api.queue()["workers"] == 1

@@ -120,16 +120,27 @@ static void test_key_names(void **state)
 {
     (void)state;
     struct queue_names n;
-    assert_int_equal(queue_names_init(&n, "python_execution_queue", "stratq"), 0);
+    char err[300];
+    assert_int_equal(queue_names_init(&n, "python_execution_queue", "stratq", err, sizeof(err)), 0);
+    /* The queue list keeps its name; every other key carries its hash tag. */
+    assert_string_equal(n.queue, "python_execution_queue");
     char *k = queue_job_key(&n, "abc");
-    assert_string_equal(k, "stratq:job:abc");
+    assert_string_equal(k, "stratq:{python_execution_queue}:job:abc");
     free(k);
     k = queue_processing_key(&n, "w1");
-    assert_string_equal(k, "stratq:processing:w1");
+    assert_string_equal(k, "stratq:{python_execution_queue}:processing:w1");
     free(k);
-    assert_string_equal(n.events, "stratq:events");
-    assert_string_equal(n.workers, "stratq:workers");
+    k = queue_index_key(&n, "failed");
+    assert_string_equal(k, "stratq:{python_execution_queue}:index:failed");
+    free(k);
+    assert_string_equal(n.events, "stratq:{python_execution_queue}:events");
+    assert_string_equal(n.workers, "stratq:{python_execution_queue}:workers");
+    assert_string_equal(n.control_prefix, "stratq:{python_execution_queue}:control:");
     queue_names_free(&n);
+    /* A brace in the queue's name would change its hash tag. */
+    assert_int_equal(queue_names_init(&n, "a{b}", "stratq", err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "'{'"));
+    assert_int_equal(queue_names_init(&n, "", "stratq", err, sizeof(err)), -EINVAL);
 }
 
 int main(void)

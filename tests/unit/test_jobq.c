@@ -48,7 +48,8 @@ static redisReply *fake_eval(void *priv, const struct queue_call *c)
 static int setup(void **state)
 {
     (void)state;
-    assert_int_equal(queue_names_init(&names, "q", "sq"), 0);
+    char err[200];
+    assert_int_equal(queue_names_init(&names, "q", "sq", err, sizeof(err)), 0);
     assert_int_equal(jobq_init(&jq, &names, "w1", &settings, fake_eval, NULL), 0);
     return 0;
 }
@@ -80,18 +81,23 @@ static const char *joined(struct queue_call *c)
 static void test_table_check(void **state)
 {
     (void)state;
-    /* complete: 3 KEYS, 12 fixed ARGV, then field/value pairs. */
-    assert_true(queue_script_check(QS_COMPLETE, 3, 15));
-    assert_true(queue_script_check(QS_COMPLETE, 3, 17));
-    assert_false(queue_script_check(QS_COMPLETE, 3, 16));
-    assert_false(queue_script_check(QS_COMPLETE, 3, 14));
-    assert_false(queue_script_check(QS_COMPLETE, 2, 15));
-    /* enqueue: exactly 2 + 6. */
-    assert_true(queue_script_check(QS_ENQUEUE, 2, 8));
-    assert_false(queue_script_check(QS_ENQUEUE, 2, 9));
-    assert_false(queue_script_check(QS_ENQUEUE, 2, 10));
+    /* complete: 10 KEYS, 11 fixed ARGV, then field/value pairs. */
+    assert_true(queue_script_check(QS_COMPLETE, 10, 21));
+    assert_true(queue_script_check(QS_COMPLETE, 10, 23));
+    assert_false(queue_script_check(QS_COMPLETE, 10, 22));
+    assert_false(queue_script_check(QS_COMPLETE, 10, 20));
+    assert_false(queue_script_check(QS_COMPLETE, 9, 21));
+    /* enqueue: exactly 3 + 5. */
+    assert_true(queue_script_check(QS_ENQUEUE, 3, 8));
+    assert_false(queue_script_check(QS_ENQUEUE, 3, 9));
+    assert_false(queue_script_check(QS_ENQUEUE, 2, 7));
+    /* trim: index:all and one or more status indexes, then its one ARGV. */
+    assert_true(queue_script_check(QS_TRIM, 2, 3));
+    assert_true(queue_script_check(QS_TRIM, 10, 11));
+    assert_false(queue_script_check(QS_TRIM, 1, 2));
+    assert_false(queue_script_check(QS_TRIM, 10, 12));
     assert_false(queue_script_check(QS__COUNT, 0, 0));
-    assert_int_equal(queue_script_nkeys(QS_DEREGISTER), 4);
+    assert_int_equal(queue_script_nkeys(QS_FORGET), 3);
     assert_string_equal(queue_script_name(QS_DEADLETTER), "deadletter");
 }
 
@@ -107,9 +113,8 @@ static void test_markdown(void **state)
     for (const char *p = text; (p = strchr(p, '\n')); p++)
         rows++;
     assert_int_equal(rows, QS__COUNT + 2);
-    assert_non_null(strstr(text,
-                           "| `heartbeat.lua` | `stratq:workers`, `stratq:worker:<worker>` | "
-                           "`worker`, `now_ms`, `ttl_ms`, `field value ...` | integer: 1 |\n"));
+    assert_non_null(strstr(text, "| `forget.lua` | `<base>:workers`, `<base>:worker:<worker>`, "
+                                 "`<base>:processing:<worker>` | `worker` | integer: "));
     free(text);
 }
 
@@ -117,22 +122,36 @@ static void test_api_calls(void **state)
 {
     (void)state;
     struct queue_call c;
-    assert_int_equal(queue_build_enqueue(&c, &names, "j1", "{}", 1000, 100), 0);
-    assert_string_equal(joined(&c), "sq:job:j1 q j1 {} 1000 sq:events sq 100");
-    assert_int_equal(queue_build_cancel(&c, &names, "j1", 1000, 100, 120), 0);
-    assert_string_equal(joined(&c), "sq:job:j1 q sq:scheduled j1 1000 sq:events sq 100 120");
-    assert_int_equal(queue_build_retry(&c, &names, "j1", 1000, 100), 0);
-    assert_string_equal(joined(&c), "sq:job:j1 q sq:dead j1 1000 sq:events sq 100");
+    assert_int_equal(queue_build_enqueue(&c, &names, "j1", "{}", 1000, false), 0);
+    assert_string_equal(joined(&c), "sq:{q}:job:j1 q sq:{q}:index:all j1 {} 1000 sq:{q}:events 0");
+    assert_int_equal(queue_build_enqueue(&c, &names, "mine", "{}", 1000, true), 0);
+    assert_string_equal(joined(&c),
+                        "sq:{q}:job:mine q sq:{q}:index:all mine {} 1000 sq:{q}:events 1");
+    assert_int_equal(queue_build_cancel(&c, &names, "j1", 1000, 120), 0);
+    assert_string_equal(joined(&c), "sq:{q}:job:j1 q sq:{q}:scheduled sq:{q}:index:cancelled j1 "
+                                    "1000 sq:{q}:events 120 sq:{q}:control:");
+    assert_int_equal(queue_build_retry(&c, &names, "j1", 1000), 0);
+    assert_string_equal(joined(&c), "sq:{q}:job:j1 q sq:{q}:dead j1 1000 sq:{q}:events");
     assert_int_equal(queue_build_logs(&c, &names, "j1", 1, 2, 3), 0);
-    assert_string_equal(joined(&c), "sq:job:j1 1 2 3");
+    assert_string_equal(joined(&c), "sq:{q}:job:j1 sq:{q}:job:j1:stdout sq:{q}:job:j1:stderr "
+                                    "sq:{q}:job:j1:log 1 2 3");
     assert_int_equal(queue_build_list(&c, &names, "all", "+inf", "", 50), 0);
-    assert_string_equal(joined(&c), "sq:index:all +inf  50 sq:job:");
+    assert_string_equal(joined(&c), "sq:{q}:index:all +inf  50 sq:{q}:job: ");
+    /* A status with an index of its own reads it; one without filters all. */
+    assert_int_equal(queue_build_list(&c, &names, "failed", "+inf", "", 50), 0);
+    assert_string_equal(joined(&c), "sq:{q}:index:failed +inf  50 sq:{q}:job: failed");
+    assert_int_equal(queue_build_list(&c, &names, "succeeded", "+inf", "", 50), 0);
+    assert_string_equal(joined(&c), "sq:{q}:index:all +inf  50 sq:{q}:job: succeeded");
     assert_int_equal(queue_build_workers(&c, &names), 0);
-    assert_string_equal(joined(&c), "sq:workers sq:worker:");
+    assert_string_equal(joined(&c), "sq:{q}:workers sq:{q}:worker:");
     assert_int_equal(queue_build_stats(&c, &names), 0);
-    assert_string_equal(joined(&c), "q sq:workers sq:scheduled sq:dead sq:processing:");
+    assert_string_equal(joined(&c), "q sq:{q}:workers sq:{q}:scheduled sq:{q}:dead "
+                                    "sq:{q}:processing:");
     assert_int_equal(queue_build_metrics(&c, &names), 0);
-    assert_string_equal(joined(&c), "q sq:workers sq:scheduled sq:dead sq:stats sq:processing:");
+    assert_string_equal(joined(&c), "q sq:{q}:workers sq:{q}:scheduled sq:{q}:dead sq:{q}:stats "
+                                    "sq:{q}:processing:");
+    assert_int_equal(queue_build_count_submitted(&c, &names, 7), 0);
+    assert_string_equal(joined(&c), "sq:{q}:stats submitted 7");
 }
 
 static void test_worker_calls(void **state)
@@ -141,18 +160,22 @@ static void test_worker_calls(void **state)
     struct queue_call c;
     assert_int_equal(jobq_build_start(&jq, &c, "j1", 2000), 0);
     assert_true(c.until_done);
-    assert_string_equal(joined(&c),
-                        "sq:job:j1 sq:processing:w1 sq:worker:w1 j1 w1 2000 sq:events sq 100");
-    assert_int_equal(jobq_build_deregister(&jq, &c), 0);
-    assert_string_equal(joined(&c), "sq:workers sq:worker:w1 sq:processing:w1 q w1 sq:job: "
-                                    "sq:events");
-    assert_int_equal(jobq_build_promote(&jq, &c, 5), 0);
+    assert_string_equal(joined(&c), "sq:{q}:job:j1 sq:{q}:processing:w1 j1 w1 2000 sq:{q}:events");
+    assert_int_equal(jobq_build_forget(&jq, &c, "w9"), 0);
+    assert_string_equal(joined(&c), "sq:{q}:workers sq:{q}:worker:w9 sq:{q}:processing:w9 w9");
+    assert_int_equal(jobq_build_promote(&jq, &c, "j1", 5), 0);
     assert_false(c.until_done);
-    assert_string_equal(joined(&c), "sq:scheduled q 5 sq sq:events 100");
+    assert_string_equal(joined(&c), "sq:{q}:scheduled q sq:{q}:job:j1 j1 5 sq:{q}:events");
     assert_int_equal(jobq_build_reap(&jq, &c, 5, 6000), 0);
-    assert_string_equal(joined(&c), "sq:workers q 5 6000 sq sq:events 3 100 120 w1");
-    assert_int_equal(jobq_build_lost(&jq, &c, "j1", 5), 0);
-    assert_string_equal(joined(&c), "sq:processing:w1 q j1 w1 5 sq sq:events 3 100 120");
+    assert_string_equal(joined(&c), "sq:{q}:workers 5 6000 w1");
+    /* This worker's executor died: the loss counts. */
+    assert_int_equal(jobq_build_lost(&jq, &c, NULL, "j1", 5, true), 0);
+    assert_string_equal(joined(&c), "sq:{q}:processing:w1 q sq:{q}:job:j1 sq:{q}:dead "
+                                    "sq:{q}:index:dead j1 w1 5 sq:{q}:events 3 120 1");
+    /* A stopping worker w9 gives its job back: it does not. */
+    assert_int_equal(jobq_build_lost(&jq, &c, "w9", "j1", 5, false), 0);
+    assert_string_equal(joined(&c), "sq:{q}:processing:w9 q sq:{q}:job:j1 sq:{q}:dead "
+                                    "sq:{q}:index:dead j1 w9 5 sq:{q}:events 3 120 0");
     /* The exact bytes of an entry, NUL included. */
     assert_int_equal(jobq_build_deadletter(&jq, &c, "a\0b", 3, "why", 5), 0);
     assert_int_equal((int)c.len[2], 3);
@@ -164,10 +187,39 @@ static void test_worker_calls(void **state)
                                     .state = "idle",
                                     .current_job = "",
                                     .pid = 42,
-                                    .started_ms = 7};
+                                    .started_ms = 7,
+                                    .jobs_done = 5,
+                                    .jobs_failed = 1};
     assert_int_equal(jobq_build_heartbeat(&jq, &c, &info, 8, 15000), 0);
-    assert_string_equal(joined(&c), "sq:workers sq:worker:w1 w1 8 15000 host h pid 42 version 1.0 "
-                                    "state idle current_job  started_ms 7 sandbox {}");
+    assert_string_equal(joined(&c), "sq:{q}:workers sq:{q}:worker:w1 sq:{q}:stats w1 8 15000 0 "
+                                    "host h pid 42 version 1.0 state idle current_job  "
+                                    "started_ms 7 jobs_done 5 jobs_failed 1 sandbox {}");
+    /* What the worker counted rides on its next heartbeat. */
+    jq.stats.completed[QUEUE_STATUS_SUCCEEDED] = 2;
+    jobq_observe(&jq.stats.queue_wait, 0.003);
+    jobq_observe(&jq.stats.queue_wait, 0.5);
+    assert_int_equal(jobq_build_heartbeat(&jq, &c, &info, 8, 15000), 0);
+    assert_string_equal(joined(&c), "sq:{q}:workers sq:{q}:worker:w1 sq:{q}:stats w1 8 15000 5 "
+                                    "completed:succeeded 2 queue_wait:bucket:1 1 "
+                                    "queue_wait:bucket:7 1 queue_wait:sum 0.503000 "
+                                    "queue_wait:count 2 "
+                                    "host h pid 42 version 1.0 state idle current_job  "
+                                    "started_ms 7 jobs_done 5 jobs_failed 1 sandbox {}");
+    /* Every status and bucket counted at once still fits one call. */
+    for (int st = 0; st < QUEUE_STATUS__COUNT; st++)
+        jq.stats.completed[st] = 1;
+    for (int b = 0; b < queue_nbuckets; b++) {
+        jobq_observe(&jq.stats.duration, queue_buckets[b]);
+        jobq_observe(&jq.stats.queue_wait, queue_buckets[b]);
+    }
+    assert_int_equal(jobq_build_heartbeat(&jq, &c, &info, 8, 15000), 0);
+    assert_false(c.nomem);
+    queue_call_free(&c);
+    /* Cleared once the heartbeat went through. */
+    reply_integer = 1;
+    assert_int_equal(jobq_heartbeat(&jq, &info, 8, 15000), 0);
+    assert_int_equal(jq.stats.queue_wait.count, 0);
+    assert_int_equal(jq.stats.completed[QUEUE_STATUS_SUCCEEDED], 0);
 }
 
 static void test_complete(void **state)
@@ -179,25 +231,38 @@ static void test_complete(void **state)
                             .out = "hi",
                             .usage = "{}",
                             .max_attempts = 0,
-                            .next_run_ms = 9};
+                            .next_run_ms = 9,
+                            .live = true};
     reply_integer = 1;
-    assert_int_equal(jobq_complete(&jq, "j1", &o, 3000), 1);
+    assert_int_equal(jobq_complete(&jq, "j1", &o, 3000, 0.2), 1);
     assert_true(last_until_done);
-    assert_string_equal(last_call, "complete sq:job:j1 sq:processing:w1 sq:worker:w1 j1 w1 2 3000 "
-                                   "sq:events 60 120 sq 100 1 9 failed error {\"type\":\"E\"} "
-                                   "stdout hi stderr  usage {}");
+    assert_string_equal(last_call,
+                        "complete sq:{q}:job:j1 sq:{q}:processing:w1 sq:{q}:job:j1:stdout "
+                        "sq:{q}:job:j1:stderr sq:{q}:job:j1:log sq:{q}:scheduled sq:{q}:dead "
+                        "sq:{q}:index:failed sq:{q}:index:scheduled sq:{q}:index:dead j1 w1 2 "
+                        "3000 sq:{q}:events 60 120 1 9 failed 1 error {\"type\":\"E\"} "
+                        "stdout hi stderr  usage {}");
+    /* Counted for the next heartbeat. */
+    assert_int_equal(jq.stats.completed[QUEUE_STATUS_FAILED], 1);
+    assert_int_equal(jq.stats.duration.count, 1);
+    assert_int_equal(jq.stats.duration.buckets[5], 1); /* 0.2 <= 0.25 */
     o = (struct job_outcome){.status = QUEUE_STATUS_SUCCEEDED,
                              .attempt = 1,
                              .result = "42",
                              .dead_reason = "r",
                              .max_attempts = 3};
     reply_integer = 2;
-    assert_int_equal(jobq_complete(&jq, "j2", &o, 3000), 2);
-    assert_string_equal(last_call, "complete sq:job:j2 sq:processing:w1 sq:worker:w1 j2 w1 1 3000 "
-                                   "sq:events 60 120 sq 100 3 0 succeeded result 42 stdout  "
-                                   "stderr  dead_reason r");
+    assert_int_equal(jobq_complete(&jq, "j2", &o, 3000, 0.1), 2);
+    assert_string_equal(last_call,
+                        "complete sq:{q}:job:j2 sq:{q}:processing:w1 sq:{q}:job:j2:stdout "
+                        "sq:{q}:job:j2:stderr sq:{q}:job:j2:log sq:{q}:scheduled sq:{q}:dead "
+                        "sq:{q}:index:succeeded sq:{q}:index:scheduled sq:{q}:index:dead j2 w1 1 "
+                        "3000 sq:{q}:events 60 120 3 0 succeeded 0 result 42 stdout  stderr  "
+                        "dead_reason r");
+    /* Recorded already: not counted twice. */
+    assert_int_equal(jq.stats.completed[QUEUE_STATUS_SUCCEEDED], 0);
     reply_integer = 7;
-    assert_int_equal(jobq_complete(&jq, "j2", &o, 3000), -EPROTO);
+    assert_int_equal(jobq_complete(&jq, "j2", &o, 3000, 0.1), -EPROTO);
     reply_integer = 1;
 }
 

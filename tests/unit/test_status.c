@@ -95,7 +95,7 @@ static void test_json(void **state)
         assert_string_equal(json_string_value(json_object_get(s, "name")), names[i]);
         assert_true(json_is_string(json_object_get(s, "meaning")));
         assert_true(json_string_length(json_object_get(s, "meaning")) > 0);
-        assert_int_equal(json_object_size(s), 7);
+        assert_int_equal(json_object_size(s), 8);
         assert_int_equal(json_is_true(json_object_get(s, "terminal")),
                          queue_status_has(i, QUEUE_TERMINAL));
         assert_int_equal(json_is_true(json_object_get(s, "retryable")),
@@ -106,6 +106,8 @@ static void test_json(void **state)
                          queue_status_has(i, QUEUE_CANCELLABLE));
         assert_int_equal(json_is_true(json_object_get(s, "failure")),
                          queue_status_has(i, QUEUE_FAILURE));
+        assert_int_equal(json_is_true(json_object_get(s, "indexed")),
+                         queue_status_has(i, QUEUE_INDEXED));
     }
     json_decref(list);
 }
@@ -117,11 +119,14 @@ static void test_lua(void **state)
     assert_non_null(lua);
     assert_non_null(strstr(lua, "local stratq_status = {\n"));
     assert_non_null(strstr(lua, "\n  queued = {terminal = false, retryable = false, auto_retry = "
-                                "false, cancellable = true, failure = false},\n"));
+                                "false, cancellable = true, failure = false, indexed = false},\n"));
     assert_non_null(strstr(lua, "\n  crashed = {terminal = true, retryable = true, auto_retry = "
-                                "true, cancellable = false, failure = true},\n"));
+                                "true, cancellable = false, failure = true, indexed = true},\n"));
     assert_non_null(strstr(lua, "\n  cancelled = {terminal = true, retryable = true, auto_retry = "
-                                "false, cancellable = false, failure = false},\n"));
+                                "false, cancellable = false, failure = false, indexed = true},\n"));
+    /* The histogram bounds, from QUEUE_BUCKETS. */
+    assert_non_null(strstr(lua, "\nlocal stratq_buckets = {0.005, 0.01, 0.025, "));
+    assert_non_null(strstr(lua, ", 900, 3600}\n"));
     int rows = 0;
     for (const char *p = lua; (p = strstr(p, " = {terminal = ")); p++)
         rows++;

@@ -1,19 +1,17 @@
--- Enqueue a new job: create its hash and push its id onto the queue.
--- KEYS[1] job hash (stratq:job:<id>), KEYS[2] queue list
+-- Enqueue a new job: create its hash, push its id onto the queue and list
+-- it in the `all` index.
+-- KEYS[1] job hash, KEYS[2] queue list, KEYS[3] index:all
 -- ARGV[1] id, ARGV[2] spec JSON, ARGV[3] now (ms), ARGV[4] events channel,
--- ARGV[5] key prefix ("stratq"), ARGV[6] index size limit
+-- ARGV[5] "1" when the id came from the client (it may exist already),
+-- "0" for an id the API made (128 random bits: it cannot)
 -- Returns {1, "queued"} when created, {0, <status>} when the id exists
 -- (the existing job is left untouched: enqueue is idempotent per id).
-local existing = redis.call('HGET', KEYS[1], 'status')
-if existing then
-  return {0, existing}
+if ARGV[5] == '1' and redis.call('HSETNX', KEYS[1], 'status', 'queued') == 0 then
+  return {0, redis.call('HGET', KEYS[1], 'status')}
 end
-redis.call('HSET', KEYS[1], 'spec', ARGV[2], 'status', 'queued', 'attempts', 0,
-           'created_ms', ARGV[3])
+redis.call('HSET', KEYS[1], 'status', 'queued', 'spec', ARGV[2], 'attempts', 0, 'created_ms',
+           ARGV[3])
 redis.call('LPUSH', KEYS[2], ARGV[1])
-local max = tonumber(ARGV[6])
-stratq_index(ARGV[5], ARGV[1], nil, 'all', ARGV[3], max)
-stratq_index(ARGV[5], ARGV[1], nil, 'queued', ARGV[3], max)
-redis.call('HINCRBY', ARGV[5] .. ':stats', 'submitted', 1)
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
 redis.call('PUBLISH', ARGV[4], cjson.encode({id = ARGV[1], status = 'queued'}))
 return {1, 'queued'}

@@ -1,21 +1,19 @@
--- Move retries whose backoff has passed from the scheduled set to the
--- queue. Run by live workers about once a second.
--- KEYS[1] scheduled zset, KEYS[2] queue
--- ARGV[1] now (ms), ARGV[2] key prefix, ARGV[3] events channel,
--- ARGV[4] index size limit
--- Returns the number of jobs promoted.
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 200)
-local n = 0
-for _, id in ipairs(due) do
-  redis.call('ZREM', KEYS[1], id)
-  local job = ARGV[2] .. ':job:' .. id
-  if redis.call('HGET', job, 'status') == 'scheduled' then
-    redis.call('HSET', job, 'status', 'queued')
-    redis.call('HDEL', job, 'next_run_ms')
-    redis.call('LPUSH', KEYS[2], id)
-    stratq_index(ARGV[2], id, 'scheduled', 'queued', ARGV[1], tonumber(ARGV[4]))
-    redis.call('PUBLISH', ARGV[3], cjson.encode({id = id, status = 'queued'}))
-    n = n + 1
-  end
+-- Move one retry whose backoff has passed from the scheduled set to the
+-- queue. Live workers find the due ones (ZRANGEBYSCORE) about once a
+-- second and call this for each.
+-- KEYS[1] scheduled zset, KEYS[2] queue, KEYS[3] job hash
+-- ARGV[1] id, ARGV[2] now (ms), ARGV[3] events channel
+-- Returns 1 when promoted, 0 when it was no longer due or scheduled.
+local due = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not due or tonumber(due) > tonumber(ARGV[2]) then
+  return 0
 end
-return n
+redis.call('ZREM', KEYS[1], ARGV[1])
+if redis.call('HGET', KEYS[3], 'status') ~= 'scheduled' then
+  return 0
+end
+redis.call('HSET', KEYS[3], 'status', 'queued')
+redis.call('HDEL', KEYS[3], 'next_run_ms')
+redis.call('LPUSH', KEYS[2], ARGV[1])
+redis.call('PUBLISH', ARGV[3], cjson.encode({id = ARGV[1], status = 'queued'}))
+return 1

@@ -1,11 +1,12 @@
 -- Re-enqueue a job that ended without success, as a new attempt.
 -- KEYS[1] job hash, KEYS[2] queue list, KEYS[3] dead zset
--- ARGV[1] id, ARGV[2] now (ms), ARGV[3] events channel, ARGV[4] key prefix,
--- ARGV[5] index size limit
+-- ARGV[1] id, ARGV[2] now (ms), ARGV[3] events channel
 -- Returns {"queued", attempts so far}, {"conflict", status} for a job whose
 -- status is not retryable (waiting, running or succeeded), {"missing"} for
--- an unknown id.
-local status = redis.call('HGET', KEYS[1], 'status')
+-- an unknown id. Its entry in its old status's index is left for list.lua
+-- to drop (it lists a job only under its current status).
+local f = redis.call('HMGET', KEYS[1], 'status', 'attempts')
+local status = f[1]
 if not status then
   return {'missing'}
 end
@@ -21,6 +22,5 @@ redis.call('HSET', KEYS[1], 'status', 'queued', 'retried_ms', ARGV[2])
 redis.call('PERSIST', KEYS[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('LPUSH', KEYS[2], ARGV[1])
-stratq_index(ARGV[4], ARGV[1], status, 'queued', ARGV[2], tonumber(ARGV[5]))
 redis.call('PUBLISH', ARGV[3], cjson.encode({id = ARGV[1], status = 'queued'}))
-return {'queued', tonumber(redis.call('HGET', KEYS[1], 'attempts') or '0')}
+return {'queued', tonumber(f[2] or '0')}
