@@ -97,10 +97,10 @@ redisReply *queue_sync_call(struct queue_sync *q, const struct queue_call *c)
     return queue_sync_eval(q, c->script, c->nkeys, c->argc, c->argv, c->len);
 }
 
-int queue_async_call(redisAsyncContext *ac, struct queue_async_shas *shas,
-                     const struct queue_call *c, queue_async_cb *cb, void *priv)
+int queue_async_call(struct queue_async *qa, const struct queue_call *c, queue_async_cb *cb,
+                     void *priv)
 {
-    return queue_async_eval(ac, shas, c->script, c->nkeys, c->argc, c->argv, c->len, cb, priv);
+    return queue_async_eval(qa, c->script, c->nkeys, c->argc, c->argv, c->len, cb, priv);
 }
 
 /* --- The API's calls ------------------------------------------------------- */
@@ -250,6 +250,12 @@ void jobq_free(struct jobq *j)
 
 void queue_sync_setname(struct queue_sync *q, const char *name)
 {
+    /* Kept, for the connections a redirect makes. */
+    char *copy = strdup(name);
+    if (copy) {
+        free(q->name);
+        q->name = copy;
+    }
     redisReply *r = redisCommand(q->c, "CLIENT SETNAME %s", name);
     if (r)
         freeReplyObject(r);
@@ -269,8 +275,11 @@ static redisReply *run(struct jobq *j, struct queue_call *c, int built_rc)
 int jobq_take(struct jobq *j, struct queue_sync *q, int block_s, char **entry, size_t *len,
               char *err, size_t errlen)
 {
-    redisReply *r = redisCommand(q->c, "BLMOVE %s %s RIGHT LEFT %d", j->names->queue,
-                                 j->processing_key, block_s);
+    /* Atomic on the node that owns the slot: a BLMOVE blocked there when
+     * the slot moves away is answered MOVED (nothing taken) and sent again
+     * to the new owner. */
+    redisReply *r = queue_sync_command(q, "BLMOVE %s %s RIGHT LEFT %d", j->names->queue,
+                                       j->processing_key, block_s);
     int rc = 0;
     if (!r)
         return -EIO;
@@ -492,7 +501,7 @@ int jobq_reap(struct jobq *j, struct queue_sync *q, long long now_ms, long long 
               long long lock_ms, struct jobq_reaped *out)
 {
     redisReply *lock =
-        redisCommand(q->c, "SET %s %s NX PX %lld", j->names->reaper_lock, j->worker, lock_ms);
+        queue_sync_command(q, "SET %s %s NX PX %lld", j->names->reaper_lock, j->worker, lock_ms);
     if (!lock)
         return -EIO;
     bool mine = lock->type == REDIS_REPLY_STATUS;

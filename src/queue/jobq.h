@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "conn.h"
 #include "queue.h"
 #include "status.h"
 
@@ -36,8 +37,8 @@ void queue_call_free(struct queue_call *c);
 /* Runs a call on a synchronous connection once (queue_sync_eval). */
 redisReply *queue_sync_call(struct queue_sync *q, const struct queue_call *c);
 /* Sends a call on the API's connection (queue_async_eval). */
-int queue_async_call(redisAsyncContext *ac, struct queue_async_shas *shas,
-                     const struct queue_call *c, queue_async_cb *cb, void *priv);
+int queue_async_call(struct queue_async *qa, const struct queue_call *c, queue_async_cb *cb,
+                     void *priv);
 
 /* --- The API's calls ------------------------------------------------------- */
 

@@ -83,7 +83,7 @@ static int worker_connect(struct worker *w, bool give_up_on_stop)
         if (queue_sync_connect(&w->url, 5000, &w->q, err, sizeof(err)) == 0) {
             w->connected_since = util_mono_ms();
             queue_sync_setname(w->q, "stratq-worker");
-            log_info("connected to Redis", "{s:s, s:i}", "host", w->url.host, "port", w->url.port);
+            log_info("connected to Redis", "{s:s, s:i}", "host", w->q->host, "port", w->q->port);
             return 0;
         }
         if (give_up_on_stop && stop_signals)
@@ -143,7 +143,7 @@ static redisReply *worker_call(void *priv, const struct queue_call *c)
         }
         if (r)
             return r;
-        log_warn("lost the Redis connection", "{s:s}", "error", w->q->c->errstr);
+        log_warn("lost the Redis connection", "{s:s}", "error", queue_sync_errstr(w->q));
         worker_disconnect(w);
     }
 }
@@ -563,7 +563,7 @@ static int worker_loop(struct worker *w)
         size_t len = 0;
         int r = jobq_take(&w->jq, w->q, FETCH_BLOCK_S, &entry, &len, err, sizeof(err));
         if (r == -EIO) {
-            log_warn("lost the Redis connection", "{s:s}", "error", w->q->c->errstr);
+            log_warn("lost the Redis connection", "{s:s}", "error", queue_sync_errstr(w->q));
             worker_disconnect(w);
             continue;
         }
@@ -648,7 +648,8 @@ int worker_main(int argc, char **argv)
         config_free();
         return rc;
     }
-    if (queue_url_parse(config_str(CFG_REDIS_URL), &w.url, err, sizeof(err)) < 0) {
+    if (queue_url_parse(config_str(CFG_REDIS_URL), &w.url, err, sizeof(err)) < 0 ||
+        queue_url_set_cluster(&w.url, config_str(CFG_REDIS_CLUSTER_NODES), err, sizeof(err)) < 0) {
         fprintf(stderr, "stratq worker: %s\n", err);
         config_free();
         return 2;
