@@ -279,3 +279,25 @@ def test_primary_restart_loses_nothing(cstack, cluster):
     for job_id in ids:
         job = api.client.wait_job(job_id)
         assert job["status"] == "succeeded" and job["attempts"] == 1, job
+
+
+def test_events_subscription_moves_to_the_next_seed(cstack, cluster):
+    """The node the API subscribed on (the first seed) stops: the
+    subscription is made again on the next seed, and ?wait= is still woken
+    by the jobs' events."""
+    gone, home = cluster.nodes[0], cluster.nodes[1]
+    queue = cluster.name_on(home, "sub")
+    api = cstack.start_api(queue, seeds=cluster.seeds)
+    cstack.start_worker(api, queue)
+    gone.stop(signal.SIGTERM)
+    try:
+        wait_for(lambda: any(line.get("msg") == "lost the events subscription, reconnecting"
+                             for line in api.log_lines_json()),
+                 START_TIMEOUT, lambda: f"the API to lose its subscription\n{api.describe()}")
+        wait_for(lambda: api.client.get("/readyz")[0] == 200, START_TIMEOUT,
+                 lambda: f"the API to subscribe again\n{api.describe()}")
+        st, body = api.client.post("/v1/jobs?wait=30", {"code": RETURN_ID, "params": {"n": 9}})
+        assert st in (200, 201) and body["status"] == "succeeded" and body["result"] == 9, body
+    finally:
+        gone.start()
+        cluster.wait_ok()
