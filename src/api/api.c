@@ -6,7 +6,6 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
-#include <hiredis/adapters/libevent.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -251,14 +250,6 @@ struct call {
     void *ctx;
 };
 
-static void on_command_reply(redisAsyncContext *ac, void *reply, void *priv)
-{
-    struct call *c = priv;
-    (void)ac;
-    dispatch(c->p, c->h, c->ctx, reply);
-    free(c);
-}
-
 static void on_eval_reply(redisReply *reply, void *priv)
 {
     struct call *c = priv;
@@ -297,9 +288,9 @@ void pending_command(struct pending *p, pending_handler *h, void *ctx, const cha
     if (!c)
         return;
     va_start(ap, fmt);
-    int r = redisvAsyncCommand(p->api->rc, on_command_reply, c, fmt, ap);
+    int r = queue_async_vcommand(p->api->rc, on_eval_reply, c, fmt, ap);
     va_end(ap);
-    if (r != REDIS_OK)
+    if (r < 0)
         call_failed(p, c);
 }
 
@@ -311,128 +302,26 @@ void pending_call(struct pending *p, pending_handler *h, void *ctx, struct queue
         return;
     }
     struct call *call = call_start(p, h, ctx);
-    if (call && queue_async_call(p->api->rc, &p->api->shas, c, on_eval_reply, call) < 0)
+    if (call && queue_async_call(p->api->rc, c, on_eval_reply, call) < 0)
         call_failed(p, call);
     queue_call_free(c);
 }
 
 /* --- The command connection to Redis --------------------------------------- */
 
-static void api_connect(struct api *a);
-
-static void schedule_reconnect(struct api *a)
-{
-    struct timeval tv = {a->reconnect_ms / 1000, (a->reconnect_ms % 1000) * 1000};
-    evtimer_add(a->reconnect_ev, &tv);
-    a->reconnect_ms = a->reconnect_ms * 2 > 5000 ? 5000 : a->reconnect_ms * 2;
-}
-
-static void on_reconnect_timer(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    api_connect(arg);
-}
-
-static void on_redis_connect(const redisAsyncContext *ac, int status)
-{
-    struct api *a = ac->data;
-    if (status != REDIS_OK) {
-        log_warn("cannot connect to Redis, retrying", "{s:s, s:i}", "error", ac->errstr, "retry_ms",
-                 a->reconnect_ms);
-        a->rc = NULL;
-        schedule_reconnect(a);
-        return;
-    }
-    log_info("connected to Redis", "{s:s, s:i}", "host", a->url.host, "port", a->url.port);
-    a->reconnect_ms = 100;
-}
-
-static void on_redis_disconnect(const redisAsyncContext *ac, int status)
-{
-    struct api *a = ac->data;
-    a->rc = NULL;
-    a->redis_ready = false;
-    if (status != REDIS_OK) {
-        log_warn("lost the Redis connection, reconnecting", "{s:s}", "error", ac->errstr);
-        schedule_reconnect(a);
-    }
-}
-
-static void on_setup_reply(redisAsyncContext *ac, void *reply, void *priv)
-{
-    redisReply *r = reply;
-    (void)ac;
-    if (r && r->type == REDIS_REPLY_ERROR)
-        log_error("Redis refused the connection setup", "{s:s, s:s}", "step", (char *)priv, "error",
-                  r->str);
-}
-
-static void on_ready_ping(redisAsyncContext *ac, void *reply, void *priv);
-
-static void on_ping_timer(evutil_socket_t fd, short what, void *arg)
-{
-    struct api *a = arg;
-    (void)fd;
-    (void)what;
-    if (a->rc && !a->redis_ready) {
-        queue_async_load(a->rc, &a->shas);
-        redisAsyncCommand(a->rc, on_ready_ping, a, "PING");
-    }
-}
-
-/* The PING queued after AUTH and SELECT: Redis is usable only once it
- * answers, so /healthz stays 503 while the password is wrong or while
- * Redis is still loading its data after a restart. Until then the PING is
- * repeated, with backoff. */
-static void on_ready_ping(redisAsyncContext *ac, void *reply, void *priv)
+/* src/queue/conn.c connects, reconnects and follows a cluster's redirects;
+ * the API hears when Redis becomes usable (/healthz 200) and when it went
+ * (requests get 503 until it is back). */
+static void on_redis_ready(void *priv)
 {
     struct api *a = priv;
-    redisReply *r = reply;
-    (void)ac;
-    if (r && r->type == REDIS_REPLY_STATUS) {
-        a->redis_ready = true;
-        a->ping_retry_ms = 100;
-        return;
-    }
-    if (!r)
-        return; /* the connection is gone; reconnecting re-sends the PING */
-    if (!strncmp(r->str, "NOAUTH", 6) || !strncmp(r->str, "WRONGPASS", 9))
-        log_error("Redis refuses commands; check the password in the Redis URL", "{s:s}", "error",
-                  r->str);
-    else
-        log_warn("Redis is not ready yet", "{s:s, s:i}", "error", r->str, "retry_ms",
-                 a->ping_retry_ms);
-    struct timeval tv = {a->ping_retry_ms / 1000, (a->ping_retry_ms % 1000) * 1000};
-    evtimer_add(a->ping_ev, &tv);
-    a->ping_retry_ms = a->ping_retry_ms * 2 > 5000 ? 5000 : a->ping_retry_ms * 2;
+    a->redis_ready = true;
 }
 
-static void api_connect(struct api *a)
+static void on_redis_lost(void *priv)
 {
-    redisAsyncContext *ac = a->url.unix_socket ? redisAsyncConnectUnix(a->url.host)
-                                               : redisAsyncConnect(a->url.host, a->url.port);
-    if (!ac || ac->err) {
-        log_warn("cannot connect to Redis, retrying", "{s:s}", "error",
-                 ac ? ac->errstr : "out of memory");
-        if (ac)
-            redisAsyncFree(ac);
-        schedule_reconnect(a);
-        return;
-    }
-    ac->data = a;
-    a->rc = ac;
-    redisLibeventAttach(ac, a->base);
-    redisAsyncSetConnectCallback(ac, on_redis_connect);
-    redisAsyncSetDisconnectCallback(ac, on_redis_disconnect);
-    /* Queued now, sent once connected, in order. */
-    if (a->url.password)
-        redisAsyncCommand(ac, on_setup_reply, "AUTH", "AUTH %s", a->url.password);
-    if (a->url.db)
-        redisAsyncCommand(ac, on_setup_reply, "SELECT", "SELECT %d", a->url.db);
-    redisAsyncCommand(ac, NULL, NULL, "CLIENT SETNAME stratq-api");
-    queue_async_load(ac, &a->shas);
-    redisAsyncCommand(ac, on_ready_ping, a, "PING");
+    struct api *a = priv;
+    a->redis_ready = false;
 }
 
 /* --- Connections, auth, routing ------------------------------------------ */
@@ -712,17 +601,13 @@ static void free_api(struct api *a)
     metrics_stop(a);
     events_stop(a);
     if (a->rc) {
-        redisAsyncContext *rc = a->rc;
+        struct queue_async *rc = a->rc;
         a->rc = NULL;
-        redisAsyncFree(rc);
+        queue_async_free(rc);
     }
     for (int i = 0; i < 2; i++)
         if (a->sig_ev[i])
             event_free(a->sig_ev[i]);
-    if (a->reconnect_ev)
-        event_free(a->reconnect_ev);
-    if (a->ping_ev)
-        event_free(a->ping_ev);
     if (a->http)
         evhttp_free(a->http);
     for (int i = 0; i < WAITER_BUCKETS; i++) {
@@ -751,7 +636,6 @@ int api_main(int argc, char **argv)
     char **args;
     int nargs, rc = 1;
 
-    a.reconnect_ms = a.sub_reconnect_ms = 100;
     log_set_component("api");
     if (argc == 1 && !strcmp(argv[0], "--routes")) {
         for (int i = 0; i < ROUTE__COUNT; i++)
@@ -793,7 +677,8 @@ int api_main(int argc, char **argv)
         config_free();
         return 2;
     }
-    if (queue_url_parse(config_str(CFG_REDIS_URL), &a.url, err, sizeof(err)) < 0) {
+    if (queue_url_parse(config_str(CFG_REDIS_URL), &a.url, err, sizeof(err)) < 0 ||
+        queue_url_set_cluster(&a.url, config_str(CFG_REDIS_CLUSTER_NODES), err, sizeof(err)) < 0) {
         fprintf(stderr, "stratq api: %s\n", err);
         config_free();
         return 2;
@@ -854,14 +739,13 @@ int api_main(int argc, char **argv)
                 config_int(CFG_API_PORT));
         goto out;
     }
-    a.reconnect_ev = evtimer_new(a.base, on_reconnect_timer, &a);
-    a.ping_ev = evtimer_new(a.base, on_ping_timer, &a);
-    a.ping_retry_ms = 100;
     a.sig_ev[0] = evsignal_new(a.base, SIGTERM, on_signal, &a);
     a.sig_ev[1] = evsignal_new(a.base, SIGINT, on_signal, &a);
     event_add(a.sig_ev[0], NULL);
     event_add(a.sig_ev[1], NULL);
-    api_connect(&a);
+    static const struct queue_async_ops ops = {on_redis_ready, on_redis_lost};
+    if (queue_async_new(a.base, &a.url, "stratq-api", &ops, &a, &a.rc) < 0)
+        goto out;
     if (metrics_start(&a) < 0 || events_start(&a) < 0)
         goto out;
     log_info("API listening", "{s:s, s:I, s:s, s:s}", "bind", bind, "port",

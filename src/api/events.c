@@ -5,7 +5,6 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
-#include <hiredis/adapters/libevent.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,17 +105,15 @@ static void broadcast(struct api *a, const char *payload, size_t len)
     evbuffer_free(line);
 }
 
-static void on_message(redisAsyncContext *ac, void *reply, void *priv)
+static void on_message(redisReply *r, void *priv)
 {
     struct api *a = priv;
-    redisReply *r = reply;
-    (void)ac;
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 3)
         return;
     const char *kind = r->element[0]->str;
     if (!strcmp(kind, "subscribe")) {
         a->sub_ready = true;
-        a->sub_reconnect_ms = 100;
+        queue_sub_confirmed(a->sub);
         log_info("subscribed to job events", "{s:s}", "channel", a->names.events);
         recheck_all_waiters(a);
         return;
@@ -134,62 +131,10 @@ static void on_message(redisAsyncContext *ac, void *reply, void *priv)
     json_decref(ev);
 }
 
-static void sub_connect(struct api *a);
-
-static void on_sub_reconnect_timer(evutil_socket_t fd, short what, void *arg)
+static void on_sub_lost(void *priv)
 {
-    (void)fd;
-    (void)what;
-    sub_connect(arg);
-}
-
-static void schedule_sub_reconnect(struct api *a)
-{
-    struct timeval tv = {a->sub_reconnect_ms / 1000, (a->sub_reconnect_ms % 1000) * 1000};
-    evtimer_add(a->sub_reconnect_ev, &tv);
-    a->sub_reconnect_ms = a->sub_reconnect_ms * 2 > 5000 ? 5000 : a->sub_reconnect_ms * 2;
-}
-
-static void on_sub_connect(const redisAsyncContext *ac, int status)
-{
-    struct api *a = ac->data;
-    if (status != REDIS_OK) {
-        a->sub = NULL;
-        schedule_sub_reconnect(a);
-    }
-}
-
-static void on_sub_disconnect(const redisAsyncContext *ac, int status)
-{
-    struct api *a = ac->data;
-    a->sub = NULL;
+    struct api *a = priv;
     a->sub_ready = false;
-    if (status != REDIS_OK) {
-        log_warn("lost the events subscription, reconnecting", "{s:s}", "error", ac->errstr);
-        schedule_sub_reconnect(a);
-    }
-}
-
-static void sub_connect(struct api *a)
-{
-    redisAsyncContext *ac = a->url.unix_socket ? redisAsyncConnectUnix(a->url.host)
-                                               : redisAsyncConnect(a->url.host, a->url.port);
-    if (!ac || ac->err) {
-        if (ac)
-            redisAsyncFree(ac);
-        schedule_sub_reconnect(a);
-        return;
-    }
-    ac->data = a;
-    a->sub = ac;
-    redisLibeventAttach(ac, a->base);
-    redisAsyncSetConnectCallback(ac, on_sub_connect);
-    redisAsyncSetDisconnectCallback(ac, on_sub_disconnect);
-    if (a->url.password)
-        redisAsyncCommand(ac, NULL, NULL, "AUTH %s", a->url.password);
-    redisAsyncCommand(ac, NULL, NULL, "CLIENT SETNAME stratq-api-events");
-    /* Pub/sub messages are global to a Redis server, whatever the db. */
-    redisAsyncCommand(ac, on_message, a, "SUBSCRIBE %s", a->names.events);
 }
 
 static void on_keepalive(evutil_socket_t fd, short what, void *arg)
@@ -204,14 +149,15 @@ static void on_keepalive(evutil_socket_t fd, short what, void *arg)
 
 int events_start(struct api *a)
 {
-    a->sub_reconnect_ev = evtimer_new(a->base, on_sub_reconnect_timer, a);
     a->sse_keepalive_ev = event_new(a->base, -1, EV_PERSIST, on_keepalive, a);
-    if (!a->sub_reconnect_ev || !a->sse_keepalive_ev)
+    if (!a->sse_keepalive_ev)
         return -1;
     struct timeval tv = {SSE_KEEPALIVE_S, 0};
     event_add(a->sse_keepalive_ev, &tv);
-    sub_connect(a);
-    return 0;
+    return queue_sub_new(a->base, &a->url, "stratq-api-events", a->names.events, on_message,
+                         on_sub_lost, a, &a->sub) < 0
+               ? -1
+               : 0;
 }
 
 void events_sse(struct api *a, struct evhttp_request *req)
@@ -264,13 +210,11 @@ void events_stop(struct api *a)
         free(c);
     }
     if (a->sub) {
-        redisAsyncContext *sub = a->sub;
+        struct queue_sub *sub = a->sub;
         a->sub = NULL;
-        redisAsyncFree(sub);
+        queue_sub_free(sub);
     }
-    if (a->sub_reconnect_ev)
-        event_free(a->sub_reconnect_ev);
     if (a->sse_keepalive_ev)
         event_free(a->sse_keepalive_ev);
-    a->sub_reconnect_ev = a->sse_keepalive_ev = NULL;
+    a->sse_keepalive_ev = NULL;
 }

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 
 #include "../common/job.h"
+#include "../queue/conn.h"
 #include "../queue/jobq.h"
 #include "../queue/queue.h"
 #include "../queue/status.h"
@@ -32,11 +33,12 @@ struct conn;
 struct api {
     struct event_base *base;
     struct evhttp *http;
-    /* Commands go over rc; sub holds the one subscription to the events
+    /* Commands go over rc (src/queue/conn.h owns connecting, reconnects
+     * and cluster redirects); sub holds the one subscription to the events
      * channel that wakes every long-poll waiter and SSE client. */
-    redisAsyncContext *rc, *sub;
+    struct queue_async *rc;
+    struct queue_sub *sub;
     bool redis_ready, sub_ready;
-    struct queue_async_shas shas;
     struct queue_url url;
     struct queue_names names;
     struct job_limits lim;
@@ -46,10 +48,7 @@ struct api {
      * (metrics.c: about once a second, and before GET /metrics). */
     long long submitted_unflushed, submitted_inflight;
     struct event *stats_ev;
-    struct event *reconnect_ev, *sub_reconnect_ev, *sse_keepalive_ev;
-    int reconnect_ms, sub_reconnect_ms;
-    struct event *ping_ev; /* repeats the readiness PING while Redis loads */
-    int ping_retry_ms;
+    struct event *sse_keepalive_ev;
     struct event *sig_ev[2];
     /* Auth: tokens from STRATQ_API_TOKENS_FILE; none means auth is off. */
     char **tokens;

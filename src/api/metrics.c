@@ -106,7 +106,7 @@ void metrics_flush(struct api *a)
     struct queue_call c;
     if (queue_build_count_submitted(&c, &a->names, a->submitted_unflushed) < 0)
         return;
-    if (queue_async_call(a->rc, &a->shas, &c, on_count_reply, a) == 0) {
+    if (queue_async_call(a->rc, &c, on_count_reply, a) == 0) {
         a->submitted_inflight = a->submitted_unflushed;
         a->submitted_unflushed = 0;
     }

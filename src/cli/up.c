@@ -20,6 +20,7 @@
 
 #include "../common/config.h"
 #include "../common/util.h"
+#include "../queue/conn.h"
 #include "../queue/queue.h"
 
 #define MAX_CHILDREN 260
@@ -208,26 +209,7 @@ static bool wait_redis(struct up *u, int timeout_ms)
     char err[256];
     if (queue_url_parse(u->redis_url, &url, err, sizeof(err)) < 0)
         return false;
-    int64_t deadline = util_mono_ms() + timeout_ms;
-    bool ok = false;
-    while (!ok && util_mono_ms() < deadline) {
-        struct timeval tv = {1, 0};
-        redisContext *c = url.unix_socket ? redisConnectUnixWithTimeout(url.host, tv)
-                                          : redisConnectWithTimeout(url.host, url.port, tv);
-        if (c && !c->err) {
-            redisReply *r = url.password ? redisCommand(c, "AUTH %s", url.password) : NULL;
-            if (r)
-                freeReplyObject(r);
-            r = redisCommand(c, "PING");
-            ok = r && r->type == REDIS_REPLY_STATUS;
-            if (r)
-                freeReplyObject(r);
-        }
-        if (c)
-            redisFree(c);
-        if (!ok)
-            usleep(50000);
-    }
+    bool ok = queue_sync_ping(&url, timeout_ms);
     queue_url_free(&url);
     return ok;
 }
@@ -488,7 +470,7 @@ int up_main(int argc, char **argv)
     sigprocmask(SIG_BLOCK, &mask, NULL);
     curl_global_init(CURL_GLOBAL_DEFAULT);
 
-    u.own_redis = !config_is_set(CFG_REDIS_URL);
+    u.own_redis = !config_is_set(CFG_REDIS_URL) && !config_str(CFG_REDIS_CLUSTER_NODES)[0];
     if (u.own_redis) {
         if (!find_in_path("redis-server", u.redis_server, sizeof(u.redis_server))) {
             fprintf(stderr, "stratq up: redis-server not found on PATH; install it with "

@@ -39,6 +39,10 @@ enum cfg_type { CFG_STR, CFG_INT, CFG_BOOL };
     X(REDIS_URL, "redis-url", "STRATQ_REDIS_URL", CFG_STR, "redis://127.0.0.1:6379", 0, 0,         \
       CMD_API | CMD_WORKER | CMD_UP,                                                               \
       "Redis server, redis://[:password@]host[:port][/db] (stratq up starts its own if unset)")    \
+    X(REDIS_CLUSTER_NODES, "redis-cluster-nodes", "STRATQ_REDIS_CLUSTER_NODES", CFG_STR, "", 0, 0, \
+      CMD_API | CMD_WORKER | CMD_UP,                                                               \
+      "Redis Cluster seed nodes, host:port,host:port,...; the Redis URL's password applies, its "  \
+      "host is not used")                                                                          \
     X(QUEUE, "queue", "STRATQ_QUEUE", CFG_STR, "python_execution_queue", 0, 0, CMD_REDIS,          \
       "Redis list holding the ids of pending jobs")                                                \
     X(PREFIX, "prefix", "STRATQ_PREFIX", CFG_STR, "stratq", 0, 0, CMD_REDIS,                       \

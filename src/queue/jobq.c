@@ -98,10 +98,10 @@ redisReply *queue_sync_call(struct queue_sync *q, const struct queue_call *c)
     return queue_sync_eval(q, c->script, c->nkeys, c->argc, c->argv, c->len);
 }
 
-int queue_async_call(redisAsyncContext *ac, struct queue_async_shas *shas,
-                     const struct queue_call *c, queue_async_cb *cb, void *priv)
+int queue_async_call(struct queue_async *qa, const struct queue_call *c, queue_async_cb *cb,
+                     void *priv)
 {
-    return queue_async_eval(ac, shas, c->script, c->nkeys, c->argc, c->argv, c->len, cb, priv);
+    return queue_async_eval(qa, c->script, c->nkeys, c->argc, c->argv, c->len, cb, priv);
 }
 
 /* --- The API's calls ------------------------------------------------------- */
@@ -257,6 +257,12 @@ void jobq_free(struct jobq *j)
 
 void queue_sync_setname(struct queue_sync *q, const char *name)
 {
+    /* Kept, for the connections a redirect makes. */
+    char *copy = strdup(name);
+    if (copy) {
+        free(q->name);
+        q->name = copy;
+    }
     redisReply *r = redisCommand(q->c, "CLIENT SETNAME %s", name);
     if (r)
         freeReplyObject(r);
@@ -276,8 +282,11 @@ static redisReply *run(struct jobq *j, struct queue_call *c, int built_rc)
 int jobq_take(struct jobq *j, struct queue_sync *q, int block_s, char **entry, size_t *len,
               char *err, size_t errlen)
 {
-    redisReply *r = redisCommand(q->c, "BLMOVE %s %s RIGHT LEFT %d", j->names->queue,
-                                 j->processing_key, block_s);
+    /* Atomic on the node that owns the slot: a BLMOVE blocked there when
+     * the slot moves away is answered MOVED (nothing taken) and sent again
+     * to the new owner. */
+    redisReply *r = queue_sync_command(q, "BLMOVE %s %s RIGHT LEFT %d", j->names->queue,
+                                       j->processing_key, block_s);
     int rc = 0;
     if (!r)
         return -EIO;
@@ -511,7 +520,7 @@ static long long count(redisReply *r)
  * reply, or NULL when the connection was lost. */
 static redisReply *command(struct queue_sync *q, int argc, const char **argv)
 {
-    return redisCommandArgv(q->c, argc, argv, NULL);
+    return queue_sync_command_argv(q, argc, argv, NULL);
 }
 
 /* The strings of an array reply of strings, as a NULL-ended array that
@@ -786,7 +795,8 @@ int jobq_cancel_requested(struct jobq *j, struct queue_sync *q, const char *id)
     _cleanup_free_ char *job_key = queue_job_key(j->names, id);
     if (!job_key)
         return -ENOMEM;
-    redisReply *r = redisCommand(q->c, "HEXISTS %s cancel_requested_ms", job_key);
+    const char *hexists[] = {"HEXISTS", job_key, "cancel_requested_ms"};
+    redisReply *r = command(q, 3, hexists);
     if (!r)
         return -EIO;
     int yes = r->type == REDIS_REPLY_INTEGER && r->integer == 1;
@@ -796,11 +806,11 @@ int jobq_cancel_requested(struct jobq *j, struct queue_sync *q, const char *id)
 
 /* --- The control channel ---------------------------------------------------- */
 
-struct queue_sub {
+struct jobq_control {
     redisContext *c;
 };
 
-void queue_sub_free(struct queue_sub *s)
+void jobq_control_free(struct jobq_control *s)
 {
     if (!s)
         return;
@@ -809,11 +819,11 @@ void queue_sub_free(struct queue_sub *s)
     free(s);
 }
 
-int jobq_subscribe(struct jobq *j, const struct queue_url *url, int timeout_ms,
-                   struct queue_sub **ret, char *err, size_t errlen)
+int jobq_control_open(struct jobq *j, const struct queue_url *url, int timeout_ms,
+                      struct jobq_control **ret, char *err, size_t errlen)
 {
     struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-    struct queue_sub *s = calloc(1, sizeof(*s));
+    struct jobq_control *s = calloc(1, sizeof(*s));
     if (!s)
         return -ENOMEM;
     s->c = url->unix_socket ? redisConnectUnixWithTimeout(url->host, tv)
@@ -821,7 +831,7 @@ int jobq_subscribe(struct jobq *j, const struct queue_url *url, int timeout_ms,
     if (!s->c || s->c->err) {
         snprintf(err, errlen, "cannot connect to Redis for the control channel: %s",
                  s->c ? s->c->errstr : "out of memory");
-        queue_sub_free(s);
+        jobq_control_free(s);
         return -ECONNREFUSED;
     }
     redisSetTimeout(s->c, tv);
@@ -848,16 +858,16 @@ fail:
                                             : "unexpected reply");
     if (r)
         freeReplyObject(r);
-    queue_sub_free(s);
+    jobq_control_free(s);
     return -EIO;
 }
 
-int queue_sub_fd(const struct queue_sub *s)
+int jobq_control_fd(const struct jobq_control *s)
 {
     return s->c->fd;
 }
 
-int queue_sub_cancel_for(struct queue_sub *s, const char *id)
+int jobq_control_cancel_for(struct jobq_control *s, const char *id)
 {
     if (redisBufferRead(s->c) != REDIS_OK)
         return -EIO;

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "conn.h"
 #include "queue.h"
 #include "status.h"
 
@@ -37,8 +38,8 @@ void queue_call_free(struct queue_call *c);
 /* Runs a call on a synchronous connection once (queue_sync_eval). */
 redisReply *queue_sync_call(struct queue_sync *q, const struct queue_call *c);
 /* Sends a call on the API's connection (queue_async_eval). */
-int queue_async_call(redisAsyncContext *ac, struct queue_async_shas *shas,
-                     const struct queue_call *c, queue_async_cb *cb, void *priv);
+int queue_async_call(struct queue_async *qa, const struct queue_call *c, queue_async_cb *cb,
+                     void *priv);
 
 /* --- The API's calls ------------------------------------------------------- */
 
@@ -231,15 +232,15 @@ int jobq_cancel_requested(struct jobq *j, struct queue_sync *q, const char *id);
 
 /* The worker's control channel (cancel.lua publishes a running job's
  * cancel request on it): a subscription on a connection of its own,
- * which the worker polls (queue_sub_fd) while a job runs. */
-struct queue_sub;
-int jobq_subscribe(struct jobq *j, const struct queue_url *url, int timeout_ms,
-                   struct queue_sub **ret, char *err, size_t errlen);
-int queue_sub_fd(const struct queue_sub *s);
+ * which the worker polls (jobq_control_fd) while a job runs. */
+struct jobq_control;
+int jobq_control_open(struct jobq *j, const struct queue_url *url, int timeout_ms,
+                      struct jobq_control **ret, char *err, size_t errlen);
+int jobq_control_fd(const struct jobq_control *s);
 /* Reads what has arrived (call when its fd is readable): 1 when a cancel
  * request for job id came, 0 when none did, -EIO when the connection was
  * lost (free it and subscribe again). */
-int queue_sub_cancel_for(struct queue_sub *s, const char *id);
-void queue_sub_free(struct queue_sub *s);
+int jobq_control_cancel_for(struct jobq_control *s, const char *id);
+void jobq_control_free(struct jobq_control *s);
 
 #endif

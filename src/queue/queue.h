@@ -1,11 +1,9 @@
 /* The Redis protocol: key names, the Lua scripts for every multi-key
- * transition, and the calls that run them (EVALSHA, falling back to EVAL
- * when Redis has lost its script cache). docs/protocol.md documents it. */
+ * transition. conn.h runs them (EVALSHA, falling back to EVAL when Redis
+ * has lost its script cache). docs/protocol.md documents it. */
 #ifndef STRATQ_QUEUE_H
 #define STRATQ_QUEUE_H
 
-#include <hiredis/async.h>
-#include <hiredis/hiredis.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -147,41 +145,15 @@ struct queue_url {
     int db;
     char *password;
     int unix_socket;
+    /* Redis Cluster's seed nodes (conn.h, queue_url_set_cluster); none
+     * for a plain server. */
+    struct queue_node {
+        char *host;
+        int port;
+    } * nodes;
+    int nnodes;
 };
 int queue_url_parse(const char *url, struct queue_url *ret, char *err, size_t errlen);
 void queue_url_free(struct queue_url *u);
-
-/* Read timeout of synchronous connections, in seconds; longer than any
- * blocking command the worker sends. */
-#define QUEUE_READ_TIMEOUT_S 10
-
-/* Synchronous connection (worker). Connects, authenticates, selects the db
- * and loads every script. Caller frees with queue_sync_free(). */
-struct queue_sync {
-    redisContext *c;
-    char sha[QS__COUNT][41];
-};
-int queue_sync_connect(const struct queue_url *url, int timeout_ms, struct queue_sync **ret,
-                       char *err, size_t errlen);
-void queue_sync_free(struct queue_sync *q);
-
-/* Runs a script with nkeys keys followed by args (argv has nkeys + nargs
- * strings; argvlen may be NULL for NUL-terminated strings). Returns the
- * reply (caller frees with freeReplyObject) or NULL on a connection error. */
-redisReply *queue_sync_eval(struct queue_sync *q, enum queue_script s, int nkeys, int argc,
-                            const char *const *argv, const size_t *argvlen);
-
-/* Asynchronous form for the API. shas is filled by queue_async_load(). The
- * callback receives the reply (NULL when the connection failed); hiredis
- * frees it after the callback returns. */
-struct queue_async_shas {
-    char sha[QS__COUNT][41];
-    int loaded;
-};
-typedef void queue_async_cb(redisReply *reply, void *priv);
-int queue_async_load(redisAsyncContext *ac, struct queue_async_shas *shas);
-int queue_async_eval(redisAsyncContext *ac, struct queue_async_shas *shas, enum queue_script s,
-                     int nkeys, int argc, const char *const *argv, const size_t *argvlen,
-                     queue_async_cb *cb, void *priv);
 
 #endif

@@ -49,7 +49,7 @@ struct worker {
     char *sandbox;      /* the executor's sandbox layers, JSON (registration) */
     bool registered;    /* its last heartbeat reached Redis */
     int executor_starts;
-    struct queue_sub *sub;     /* its control channel (a running job's cancel) */
+    struct jobq_control *sub;  /* its control channel (a running job's cancel) */
     int64_t next_subscribe_ms; /* when to try subscribing again */
     int64_t last_report_ms;    /* monotonic ms of its last heartbeat */
     bool report_due;           /* its state or counts changed since then */
@@ -76,7 +76,7 @@ static void worker_disconnect(struct worker *w)
 {
     queue_sync_free(w->q);
     w->q = NULL;
-    queue_sub_free(w->sub);
+    jobq_control_free(w->sub);
     w->sub = NULL;
 }
 
@@ -93,7 +93,7 @@ static bool worker_subscribe(struct worker *w)
         return false;
     w->next_subscribe_ms = util_mono_ms() + CANCEL_POLL_MS;
     char err[256];
-    if (jobq_subscribe(&w->jq, &w->url, 2000, &w->sub, err, sizeof(err)) < 0) {
+    if (jobq_control_open(&w->jq, &w->url, 2000, &w->sub, err, sizeof(err)) < 0) {
         log_warn("cannot subscribe to the control channel; polling for cancel requests", "{s:s}",
                  "error", err);
         return false;
@@ -113,7 +113,7 @@ static int worker_connect(struct worker *w, bool give_up_on_stop)
             w->connected_since = util_mono_ms();
             queue_sync_setname(w->q, "stratq-worker");
             worker_subscribe(w);
-            log_info("connected to Redis", "{s:s, s:i}", "host", w->url.host, "port", w->url.port);
+            log_info("connected to Redis", "{s:s, s:i}", "host", w->q->host, "port", w->q->port);
             return 0;
         }
         if (give_up_on_stop && stop_signals)
@@ -173,7 +173,7 @@ static redisReply *worker_call(void *priv, const struct queue_call *c)
         }
         if (r)
             return r;
-        log_warn("lost the Redis connection", "{s:s}", "error", w->q->c->errstr);
+        log_warn("lost the Redis connection", "{s:s}", "error", queue_sync_errstr(w->q));
         worker_disconnect(w);
     }
 }
@@ -345,15 +345,15 @@ static int worker_await(struct worker *w, const char *id, json_t **ret_reply)
         if (!w->sub && wait > next_cancel_check - now)
             wait = next_cancel_check - now;
         struct pollfd p[2] = {{w->exec_fd, POLLIN, 0},
-                              {w->sub ? queue_sub_fd(w->sub) : -1, POLLIN, 0}};
+                              {w->sub ? jobq_control_fd(w->sub) : -1, POLLIN, 0}};
         int n = poll(p, 2, wait > 0 ? (int)wait : 0);
         if (n < 0 && errno != EINTR)
             return -errno;
         if (n > 0 && p[1].revents) {
-            int r = queue_sub_cancel_for(w->sub, id);
+            int r = jobq_control_cancel_for(w->sub, id);
             if (r < 0) {
                 log_warn("lost the control channel; subscribing again", "{s:s}", "id", id);
-                queue_sub_free(w->sub);
+                jobq_control_free(w->sub);
                 w->sub = NULL;
             } else if (r > 0) {
                 cancel_seen = true;
@@ -643,7 +643,7 @@ static int worker_loop(struct worker *w)
         size_t len = 0;
         int r = jobq_take(&w->jq, w->q, FETCH_BLOCK_S, &entry, &len, err, sizeof(err));
         if (r == -EIO) {
-            log_warn("lost the Redis connection", "{s:s}", "error", w->q->c->errstr);
+            log_warn("lost the Redis connection", "{s:s}", "error", queue_sync_errstr(w->q));
             worker_disconnect(w);
             continue;
         }
@@ -728,7 +728,8 @@ int worker_main(int argc, char **argv)
         config_free();
         return rc;
     }
-    if (queue_url_parse(config_str(CFG_REDIS_URL), &w.url, err, sizeof(err)) < 0) {
+    if (queue_url_parse(config_str(CFG_REDIS_URL), &w.url, err, sizeof(err)) < 0 ||
+        queue_url_set_cluster(&w.url, config_str(CFG_REDIS_CLUSTER_NODES), err, sizeof(err)) < 0) {
         fprintf(stderr, "stratq worker: %s\n", err);
         config_free();
         return 2;

@@ -1,0 +1,138 @@
+/* Connections to Redis: the one owner of connecting, AUTH, SELECT, CLIENT
+ * SETNAME, SCRIPT LOAD, readiness, reconnects and, with Redis Cluster
+ * (STRATQ_REDIS_CLUSTER_NODES), the redirects a node answers with:
+ *
+ *   -MOVED slot host:port  the slot lives elsewhere for good: the home
+ *                          connection moves there and the command is sent
+ *                          again;
+ *   -ASK slot host:port    the slot is being migrated and this key already
+ *                          left: ASKING then the command, on a connection to
+ *                          the target, the home staying where it is;
+ *   -TRYAGAIN, -CLUSTERDOWN  the command is sent again after a short backoff.
+ *
+ * At most QUEUE_MAX_REDIRECTS of them per command, so that a confused
+ * cluster cannot make a loop. Every key of one queue lives in one slot (the
+ * queue's hash tag), so one home connection serves every call of a process.
+ * A plain Redis server never answers with these, and then nothing of this
+ * applies. */
+#ifndef STRATQ_QUEUE_CONN_H
+#define STRATQ_QUEUE_CONN_H
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "queue.h"
+
+struct event_base;
+
+/* Redirects and retries one command may take. */
+#define QUEUE_MAX_REDIRECTS 16
+
+/* The Redis Cluster slot of a key: CRC16-XMODEM of the key (or of its hash
+ * tag, the bytes between the first '{' and the next '}' when there are
+ * any) modulo 16384, as `CLUSTER KEYSLOT` computes it. */
+int queue_key_slot(const char *key, size_t len);
+
+/* Parses "host:port,host:port,..." (STRATQ_REDIS_CLUSTER_NODES) into the
+ * url's seed nodes; an empty list leaves the url a plain server's. The
+ * url's password applies to every node; its host and port are not used. */
+int queue_url_set_cluster(struct queue_url *u, const char *nodes, char *err, size_t errlen);
+
+/* Parses "MOVED 3999 127.0.0.1:6381" and "ASK ..." error replies. Returns
+ * 1 (MOVED), 2 (ASK) or 0 (anything else); host is NUL-terminated. */
+enum queue_redirect { QUEUE_REDIRECT_NONE, QUEUE_REDIRECT_MOVED, QUEUE_REDIRECT_ASK };
+enum queue_redirect queue_redirect_parse(const char *err, char *host, size_t hostlen, int *port);
+
+/* --- Synchronous connection (worker, stratq up) --------------------------- */
+
+/* Read timeout of synchronous connections, in seconds; longer than any
+ * blocking command the worker sends. */
+#define QUEUE_READ_TIMEOUT_S 10
+
+/* Connects (the first seed that answers, with Cluster), authenticates,
+ * selects the db and loads every script. The url must outlive it. Caller
+ * frees with queue_sync_free(). c is the home node's connection. */
+struct queue_sync {
+    redisContext *c;
+    char sha[QS__COUNT][41];
+    const struct queue_url *url;
+    char *host; /* the home node (cluster) or the server */
+    int port;
+    int timeout_ms;
+    char *name;        /* CLIENT SETNAME, given again to every new node */
+    redisContext *ask; /* connection to the target of the last ASK */
+    char *ask_host;
+    int ask_port;
+    char errstr[160]; /* why the last call returned NULL */
+};
+int queue_sync_connect(const struct queue_url *url, int timeout_ms, struct queue_sync **ret,
+                       char *err, size_t errlen);
+void queue_sync_free(struct queue_sync *q);
+/* Why the connection failed (after a call returned NULL). */
+const char *queue_sync_errstr(const struct queue_sync *q);
+
+/* Sends a command (printf-style as redisCommand, or argv) to the node of
+ * the home slot, following redirects. Returns the reply (caller frees with
+ * freeReplyObject) or NULL when the connection was lost. */
+redisReply *queue_sync_command(struct queue_sync *q, const char *fmt, ...);
+redisReply *queue_sync_command_argv(struct queue_sync *q, int argc, const char **argv,
+                                    const size_t *argvlen);
+
+/* Runs a script with nkeys keys followed by args (argv has nkeys + nargs
+ * strings; argvlen may be NULL for NUL-terminated strings), EVALSHA falling
+ * back to EVAL on NOSCRIPT, following redirects. Returns the reply (caller
+ * frees with freeReplyObject) or NULL on a connection error. */
+redisReply *queue_sync_eval(struct queue_sync *q, enum queue_script s, int nkeys, int argc,
+                            const char *const *argv, const size_t *argvlen);
+
+/* Connects, authenticates and PINGs, retrying until timeout_ms: whether
+ * Redis (or one seed of the cluster) answers. */
+bool queue_sync_ping(const struct queue_url *url, int timeout_ms);
+
+/* --- Asynchronous connection (the API, on libevent) ----------------------- */
+
+/* What the owner hears: ready once Redis answers its readiness PING (after
+ * AUTH, SELECT, SCRIPT LOAD), lost when the connection went and calls fail
+ * until ready again. Reconnects, with backoff, are the connection's own. */
+struct queue_async_ops {
+    void (*ready)(void *priv);
+    void (*lost)(void *priv);
+};
+
+/* The callback receives the reply (NULL when the connection failed); it is
+ * freed after the callback returns. */
+typedef void queue_async_cb(redisReply *reply, void *priv);
+
+struct queue_async;
+/* Starts connecting (name: CLIENT SETNAME). The url must outlive it.
+ * Caller frees with queue_async_free(), which fails every outstanding call
+ * (NULL reply). */
+int queue_async_new(struct event_base *base, const struct queue_url *url, const char *name,
+                    const struct queue_async_ops *ops, void *priv, struct queue_async **ret);
+void queue_async_free(struct queue_async *qa);
+bool queue_async_ready(const struct queue_async *qa);
+
+/* As queue_sync_eval and queue_sync_command; 0, or -EIO (not connected)
+ * or -ENOMEM, when cb will not be called. */
+int queue_async_eval(struct queue_async *qa, enum queue_script s, int nkeys, int argc,
+                     const char *const *argv, const size_t *argvlen, queue_async_cb *cb,
+                     void *priv);
+int queue_async_vcommand(struct queue_async *qa, queue_async_cb *cb, void *priv, const char *fmt,
+                         va_list ap);
+
+/* A subscription to one channel (the API's job events). PUBLISH reaches
+ * every node of a cluster, so any node does; when it is lost it is made
+ * again, on the next seed. on_reply receives each subscribe and message
+ * reply; lost is called when the subscription went. */
+struct queue_sub;
+int queue_sub_new(struct event_base *base, const struct queue_url *url, const char *name,
+                  const char *channel, queue_async_cb *on_reply, void (*lost)(void *priv),
+                  void *priv, struct queue_sub **ret);
+/* Called once a subscribe reply came: resets the reconnect backoff. */
+void queue_sub_confirmed(struct queue_sub *s);
+void queue_sub_free(struct queue_sub *s);
+
+#endif

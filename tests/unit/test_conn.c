@@ -1,0 +1,105 @@
+/* Unit tests for src/queue/conn.c's pure parts: the cluster slot of a key
+ * (the expected values are what `redis-cli CLUSTER KEYSLOT` answered on
+ * redis-server 7.0), the seed list and the redirect errors. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "queue/conn.h"
+
+static int slot(const char *key)
+{
+    return queue_key_slot(key, strlen(key));
+}
+
+static void test_key_slot(void **state)
+{
+    (void)state;
+    assert_int_equal(slot("foo"), 12182);
+    assert_int_equal(slot("bar"), 5061);
+    assert_int_equal(slot(""), 0);
+    assert_int_equal(slot("python_execution_queue"), 12230);
+    assert_int_equal(slot("stratq:job:x"), 8604);
+    assert_int_equal(slot("q1"), 7450);
+    assert_int_equal(slot("q3"), 15704);
+    /* The hash tag: the bytes between the first '{' and the next '}'. */
+    assert_int_equal(slot("{python_execution_queue}:job:abc"), 12230);
+    assert_int_equal(slot("{user1000}.following"), 3443);
+    assert_int_equal(slot("a{b}c{d}"), 3300);
+    /* No tag: an empty one, or an unclosed one, hashes the whole key. */
+    assert_int_equal(slot("a{}b"), 13694);
+    assert_int_equal(slot("{}{x}"), 3257);
+    assert_int_equal(slot("{"), 4092);
+    assert_int_equal(slot("x{"), 3596);
+    /* Binary keys: the length counts, not a NUL. */
+    assert_int_equal(queue_key_slot("foo\0bar", 3), 12182);
+}
+
+static void test_cluster_nodes(void **state)
+{
+    (void)state;
+    char err[256];
+    struct queue_url u;
+    assert_int_equal(queue_url_parse("redis://:pw@ignored:1/0", &u, err, sizeof(err)), 0);
+    assert_int_equal(queue_url_set_cluster(&u, "", err, sizeof(err)), 0);
+    assert_int_equal(u.nnodes, 0);
+    assert_int_equal(
+        queue_url_set_cluster(&u, "127.0.0.1:7000, 10.0.0.2:7001,[::1]:7002", err, sizeof(err)), 0);
+    assert_int_equal(u.nnodes, 3);
+    assert_string_equal(u.nodes[0].host, "127.0.0.1");
+    assert_int_equal(u.nodes[0].port, 7000);
+    assert_string_equal(u.nodes[1].host, "10.0.0.2");
+    assert_int_equal(u.nodes[2].port, 7002);
+    assert_int_equal(queue_url_set_cluster(&u, "127.0.0.1", err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "not host:port"));
+    assert_int_equal(queue_url_set_cluster(&u, "h:99999", err, sizeof(err)), -EINVAL);
+    assert_int_equal(u.nnodes, 3); /* a bad list leaves the old one */
+    queue_url_free(&u);
+    assert_int_equal(queue_url_parse("redis://h:1/2", &u, err, sizeof(err)), 0);
+    assert_int_equal(queue_url_set_cluster(&u, "h:1", err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "database 0"));
+    queue_url_free(&u);
+}
+
+static void test_redirect_parse(void **state)
+{
+    (void)state;
+    char host[64];
+    int port = 0;
+    assert_int_equal(queue_redirect_parse("MOVED 3999 127.0.0.1:6381", host, sizeof(host), &port),
+                     QUEUE_REDIRECT_MOVED);
+    assert_string_equal(host, "127.0.0.1");
+    assert_int_equal(port, 6381);
+    assert_int_equal(queue_redirect_parse("ASK 12230 10.1.2.3:7002", host, sizeof(host), &port),
+                     QUEUE_REDIRECT_ASK);
+    assert_string_equal(host, "10.1.2.3");
+    assert_int_equal(port, 7002);
+    /* Redis 7's unknown endpoint: an empty host, the node that answered. */
+    assert_int_equal(queue_redirect_parse("MOVED 1 :7005", host, sizeof(host), &port),
+                     QUEUE_REDIRECT_MOVED);
+    assert_string_equal(host, "");
+    assert_int_equal(queue_redirect_parse("TRYAGAIN Multiple keys", host, sizeof(host), &port),
+                     QUEUE_REDIRECT_NONE);
+    assert_int_equal(queue_redirect_parse("MOVED 3999", host, sizeof(host), &port),
+                     QUEUE_REDIRECT_NONE);
+    assert_int_equal(queue_redirect_parse("MOVED 3999 h:x", host, sizeof(host), &port),
+                     QUEUE_REDIRECT_NONE);
+    assert_int_equal(queue_redirect_parse("ERR MOVED 1 h:1", host, sizeof(host), &port),
+                     QUEUE_REDIRECT_NONE);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_key_slot),
+        cmocka_unit_test(test_cluster_nodes),
+        cmocka_unit_test(test_redirect_parse),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
