@@ -281,24 +281,12 @@ static void call_failed(struct pending *p, struct call *c)
     pending_error(p, 503, "Redis is unavailable; retry shortly");
 }
 
-void pending_command(struct pending *p, pending_handler *h, void *ctx, const char *fmt, ...)
-{
-    struct call *c = call_start(p, h, ctx);
-    va_list ap;
-    if (!c)
-        return;
-    va_start(ap, fmt);
-    int r = queue_async_vcommand(p->api->rc, on_eval_reply, c, fmt, ap);
-    va_end(ap);
-    if (r < 0)
-        call_failed(p, c);
-}
-
 void pending_call(struct pending *p, pending_handler *h, void *ctx, struct queue_call *c,
                   int built_rc)
 {
     if (built_rc < 0) {
-        pending_error(p, 503, "out of memory");
+        pending_error(p, 503,
+                      built_rc == -EPROTO ? "unexpected reply from Redis" : "out of memory");
         return;
     }
     struct call *call = call_start(p, h, ctx);

@@ -90,11 +90,10 @@ struct pending {
 /* api.c */
 struct pending *pending_new(struct api *a, struct evhttp_request *req, enum route_id route,
                             const char *id);
-/* Sends a Redis command (printf-style) or a script call for p; on failure
- * answers 503. The handler runs only if p is still unanswered. The call
- * comes from a queue_build_* function (src/queue/jobq.h), whose result is
- * built_rc (-ENOMEM: answered 503); it is freed. */
-void pending_command(struct pending *p, pending_handler *h, void *ctx, const char *fmt, ...);
+/* Sends a call (a script's or a plain read) for p; on failure answers 503.
+ * The handler runs only if p is still unanswered. The call comes from a
+ * queue_build_* function (src/queue/jobq.h), whose result is built_rc
+ * (-ENOMEM, -EPROTO: answered 503); it is freed. */
 void pending_call(struct pending *p, pending_handler *h, void *ctx, struct queue_call *c,
                   int built_rc);
 /* Answers p (body stolen) unless it was answered already. */
@@ -118,6 +117,14 @@ int api_query_int(struct evhttp_request *req, const char *name, long long def, l
 bool api_query_str(struct evhttp_request *req, const char *name, char *buf, size_t len);
 
 /* jobs.c */
+/* The second step of a read that names each worker's key: ctx is a
+ * worker_keys_step, whose build makes the script call from the workers'
+ * ids (the first step's reply) and whose then gets its reply. */
+struct worker_keys_step {
+    int (*build)(struct queue_call *c, const struct queue_names *n, const redisReply *ids);
+    pending_handler *then;
+};
+void jobs_on_worker_ids(struct pending *p, redisReply *r, void *ctx);
 void jobs_submit(struct api *a, struct evhttp_request *req);
 void jobs_batch(struct api *a, struct evhttp_request *req);
 void jobs_get(struct api *a, struct evhttp_request *req, enum route_id route, const char *id);

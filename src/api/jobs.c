@@ -166,12 +166,8 @@ void jobs_reread(struct pending *p, bool final)
     if (p->answered)
         return;
     p->final = p->final || final;
-    _cleanup_free_ char *key = queue_job_key(&p->api->names, p->id);
-    if (!key) {
-        pending_error(p, 503, "out of memory");
-        return;
-    }
-    pending_command(p, on_job_read, NULL, "HGETALL %s", key);
+    struct queue_call c;
+    pending_call(p, on_job_read, NULL, &c, queue_build_job_read(&c, &p->api->names, p->id));
 }
 
 void jobs_get(struct api *a, struct evhttp_request *req, enum route_id route, const char *id)
@@ -557,6 +553,14 @@ static void on_list(struct pending *p, redisReply *r, void *ctx)
     pending_reply(p, 200, json_pack("{s:o, s:o}", "jobs", jobs, "next_cursor", next));
 }
 
+/* list.lua's ids: now their jobs (page.lua). */
+static void on_list_ids(struct pending *p, redisReply *r, void *ctx)
+{
+    struct queue_call c;
+    pending_call(p, on_list, NULL, &c,
+                 queue_build_page(&c, &p->api->names, p->id, (long long)(intptr_t)ctx, r));
+}
+
 void jobs_list(struct api *a, struct evhttp_request *req)
 {
     char status[40] = "all", cursor[160] = "";
@@ -590,11 +594,12 @@ void jobs_list(struct api *a, struct evhttp_request *req)
         score[colon - cursor] = '\0';
         cursor_id = colon + 1;
     }
-    struct pending *p = pending_new(a, req, ROUTE_JOBS_LIST, NULL);
+    /* The status travels in p->id to the second call. */
+    struct pending *p = pending_new(a, req, ROUTE_JOBS_LIST, status);
     if (!p)
         return;
     struct queue_call c;
-    pending_call(p, on_list, (void *)(intptr_t)limit, &c,
+    pending_call(p, on_list_ids, (void *)(intptr_t)limit, &c,
                  queue_build_list(&c, &a->names, status, score, cursor_id, limit));
     pending_done(p);
 }
@@ -632,13 +637,21 @@ static void on_workers(struct pending *p, redisReply *r, void *ctx)
     pending_reply(p, 200, json_pack("{s:o}", "workers", list));
 }
 
+void jobs_on_worker_ids(struct pending *p, redisReply *r, void *ctx)
+{
+    const struct worker_keys_step *step = ctx;
+    struct queue_call c;
+    pending_call(p, step->then, NULL, &c, step->build(&c, &p->api->names, r));
+}
+
 void jobs_workers(struct api *a, struct evhttp_request *req)
 {
     struct pending *p = pending_new(a, req, ROUTE_WORKERS, NULL);
     if (!p)
         return;
     struct queue_call c;
-    pending_call(p, on_workers, NULL, &c, queue_build_workers(&c, &a->names));
+    static const struct worker_keys_step step = {queue_build_workers, on_workers};
+    pending_call(p, jobs_on_worker_ids, (void *)&step, &c, queue_build_worker_ids(&c, &a->names));
     pending_done(p);
 }
 
@@ -664,7 +677,8 @@ void jobs_queue(struct api *a, struct evhttp_request *req)
     if (!p)
         return;
     struct queue_call c;
-    pending_call(p, on_stats, NULL, &c, queue_build_stats(&c, &a->names));
+    static const struct worker_keys_step step = {queue_build_stats, on_stats};
+    pending_call(p, jobs_on_worker_ids, (void *)&step, &c, queue_build_worker_ids(&c, &a->names));
     pending_done(p);
 }
 

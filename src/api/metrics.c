@@ -13,33 +13,17 @@
 #include "../common/util.h"
 #include "internal.h"
 
-static const char *stat_of(const redisReply *h, const char *field)
-{
-    for (size_t i = 0; i + 1 < h->elements; i += 2)
-        if (!strcmp(h->element[i]->str, field))
-            return h->element[i + 1]->str;
-    return NULL;
-}
-
 static void histogram(struct evbuffer *b, const char *metric, const char *help,
-                      const redisReply *bounds, const redisReply *h, const char *name)
+                      const struct jobq_histogram *h)
 {
-    char field[80];
     long long cumulative = 0;
     evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s histogram\n", metric, help, metric);
-    for (size_t i = 0; i < bounds->elements; i++) {
-        snprintf(field, sizeof(field), "%s:bucket:%zu", name, i + 1);
-        const char *v = stat_of(h, field);
-        cumulative += v ? atoll(v) : 0;
-        evbuffer_add_printf(b, "%s_bucket{le=\"%s\"} %lld\n", metric, bounds->element[i]->str,
-                            cumulative);
+    for (int i = 0; i < queue_nbuckets; i++) {
+        cumulative += h->buckets[i];
+        evbuffer_add_printf(b, "%s_bucket{le=\"%g\"} %lld\n", metric, queue_buckets[i], cumulative);
     }
-    snprintf(field, sizeof(field), "%s:count", name);
-    const char *count = stat_of(h, field);
-    snprintf(field, sizeof(field), "%s:sum", name);
-    const char *sum = stat_of(h, field);
-    evbuffer_add_printf(b, "%s_bucket{le=\"+Inf\"} %s\n%s_sum %s\n%s_count %s\n", metric,
-                        count ? count : "0", metric, sum ? sum : "0", metric, count ? count : "0");
+    evbuffer_add_printf(b, "%s_bucket{le=\"+Inf\"} %lld\n%s_sum %.15g\n%s_count %lld\n", metric,
+                        h->count, metric, h->sum, metric, h->count);
 }
 
 static void on_metrics(struct pending *p, redisReply *r, void *ctx)
@@ -51,40 +35,34 @@ static void on_metrics(struct pending *p, redisReply *r, void *ctx)
         {"stratq_queue_dead", "Jobs that exhausted their attempts"},
         {"stratq_workers", "Registered workers"},
     };
+    struct queue_metrics m;
     (void)ctx;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 7) {
+    if (queue_metrics_parse(r, &m) < 0) {
         pending_error(p, 503, "unexpected reply from Redis");
         return;
     }
-    const redisReply *bounds = r->element[5], *h = r->element[6];
     struct evbuffer *b = evbuffer_new();
     if (!b) {
         pending_error(p, 500, "out of memory");
         return;
     }
-    for (size_t i = 0; i < 5; i++)
+    const long long values[] = {m.pending, m.processing, m.scheduled, m.dead, m.workers};
+    for (size_t i = 0; i < ARRAY_SIZE(gauges); i++)
         evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s gauge\n%s %lld\n", gauges[i][0],
-                            gauges[i][1], gauges[i][0], gauges[i][0], r->element[i]->integer);
-    const char *sub = stat_of(h, "submitted");
+                            gauges[i][1], gauges[i][0], gauges[i][0], values[i]);
     evbuffer_add_printf(b,
                         "# HELP stratq_jobs_submitted_total Jobs enqueued\n"
                         "# TYPE stratq_jobs_submitted_total counter\n"
-                        "stratq_jobs_submitted_total %s\n",
-                        sub ? sub : "0");
+                        "stratq_jobs_submitted_total %lld\n",
+                        m.submitted);
     evbuffer_add_printf(b, "# HELP stratq_jobs_completed_total Jobs finished, by status\n"
                            "# TYPE stratq_jobs_completed_total counter\n");
-    for (int i = 0; i < QUEUE_STATUS__COUNT; i++) {
-        if (!queue_status_has(i, QUEUE_TERMINAL))
-            continue;
-        char field[64];
-        snprintf(field, sizeof(field), "completed:%s", queue_status_name(i));
-        const char *v = stat_of(h, field);
-        evbuffer_add_printf(b, "stratq_jobs_completed_total{status=\"%s\"} %s\n",
-                            queue_status_name(i), v ? v : "0");
-    }
-    histogram(b, "stratq_job_duration_seconds", "Run time of finished jobs", bounds, h, "duration");
-    histogram(b, "stratq_job_queue_wait_seconds", "Time from submission to start", bounds, h,
-              "queue_wait");
+    for (int i = 0; i < QUEUE_STATUS__COUNT; i++)
+        if (queue_status_has(i, QUEUE_TERMINAL))
+            evbuffer_add_printf(b, "stratq_jobs_completed_total{status=\"%s\"} %lld\n",
+                                queue_status_name(i), m.completed[i]);
+    histogram(b, "stratq_job_duration_seconds", "Run time of finished jobs", &m.duration);
+    histogram(b, "stratq_job_queue_wait_seconds", "Time from submission to start", &m.queue_wait);
     pending_reply_raw(p, 200, b, "text/plain; version=0.0.4");
     evbuffer_free(b);
 }
@@ -145,6 +123,7 @@ void metrics_get(struct api *a, struct evhttp_request *req)
     /* Sent first on the same connection, so the counts below include it. */
     metrics_flush(a);
     struct queue_call c;
-    pending_call(p, on_metrics, NULL, &c, queue_build_metrics(&c, &a->names));
+    static const struct worker_keys_step step = {queue_build_metrics, on_metrics};
+    pending_call(p, jobs_on_worker_ids, (void *)&step, &c, queue_build_worker_ids(&c, &a->names));
     pending_done(p);
 }

@@ -1098,8 +1098,8 @@ int queue_async_eval(struct queue_async *qa, enum queue_script s, int nkeys, int
     return 0;
 }
 
-int queue_async_vcommand(struct queue_async *qa, queue_async_cb *cb, void *priv, const char *fmt,
-                         va_list ap)
+int queue_async_command_argv(struct queue_async *qa, int argc, const char *const *argv,
+                             const size_t *argvlen, queue_async_cb *cb, void *priv)
 {
     if (!qa->ac || qa->freeing)
         return -EIO;
@@ -1109,7 +1109,7 @@ int queue_async_vcommand(struct queue_async *qa, queue_async_cb *cb, void *priv,
     c->qa = qa;
     c->cb = cb;
     c->priv = priv;
-    int len = redisvFormatCommand(&c->cmd, fmt, ap);
+    int len = redisFormatCommandArgv(&c->cmd, argc, (const char **)argv, argvlen);
     if (len < 0) {
         c->cmd = NULL;
         acall_free(c);

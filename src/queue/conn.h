@@ -115,13 +115,13 @@ int queue_async_new(struct event_base *base, const struct queue_url *url, const 
 void queue_async_free(struct queue_async *qa);
 bool queue_async_ready(const struct queue_async *qa);
 
-/* As queue_sync_eval and queue_sync_command; 0, or -EIO (not connected)
+/* As queue_sync_eval and queue_sync_command_argv; 0, or -EIO (not connected)
  * or -ENOMEM, when cb will not be called. */
 int queue_async_eval(struct queue_async *qa, enum queue_script s, int nkeys, int argc,
                      const char *const *argv, const size_t *argvlen, queue_async_cb *cb,
                      void *priv);
-int queue_async_vcommand(struct queue_async *qa, queue_async_cb *cb, void *priv, const char *fmt,
-                         va_list ap);
+int queue_async_command_argv(struct queue_async *qa, int argc, const char *const *argv,
+                             const size_t *argvlen, queue_async_cb *cb, void *priv);
 
 /* A subscription to one channel (the API's job events). PUBLISH reaches
  * every node of a cluster, so any node does; when it is lost it is made

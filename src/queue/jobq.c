@@ -9,6 +9,9 @@
 
 #include "../common/util.h"
 
+_Static_assert(sizeof((double[]){QUEUE_BUCKETS}) / sizeof(double) <= 32,
+               "struct jobq_histogram holds 32 buckets");
+
 /* --- Building a call ------------------------------------------------------- */
 
 static void call_init(struct queue_call *c, enum queue_script s, bool until_done)
@@ -19,10 +22,35 @@ static void call_init(struct queue_call *c, enum queue_script s, bool until_done
     c->until_done = until_done;
 }
 
+/* Room for one more string; false (and nomem) when there is none. */
+static bool grow(struct queue_call *c)
+{
+    if (c->argc < c->cap)
+        return true;
+    int cap = c->cap ? c->cap * 2 : 32;
+    const char **v = realloc(c->argv, (size_t)cap * sizeof(*v));
+    if (v)
+        c->argv = v;
+    size_t *l = realloc(c->len, (size_t)cap * sizeof(*l));
+    if (l)
+        c->len = l;
+    char **o = realloc(c->owned, (size_t)cap * sizeof(*o));
+    if (o) {
+        memset(o + c->cap, 0, (size_t)(cap - c->cap) * sizeof(*o));
+        c->owned = o;
+    }
+    if (!v || !l || !o) {
+        c->nomem = true;
+        return false;
+    }
+    c->cap = cap;
+    return true;
+}
+
 /* Appends len bytes at s, which the call does not own. */
 static void put_bin(struct queue_call *c, const char *s, size_t len)
 {
-    if (c->argc >= QUEUE_CALL_MAX || !s) {
+    if (!s || !grow(c)) {
         c->nomem = true;
         return;
     }
@@ -35,15 +63,25 @@ static void put(struct queue_call *c, const char *s)
     put_bin(c, s, s ? strlen(s) : 0);
 }
 
+/* A plain command: its name, then what put() appends. */
+static void command_init(struct queue_call *c, const char *name)
+{
+    memset(c, 0, sizeof(*c));
+    c->plain = true;
+    put(c, name);
+}
+
 /* Appends s (made with malloc, or NULL when it could not be), which the
  * call now owns. */
 static void put_own(struct queue_call *c, char *s)
 {
-    if (c->argc < QUEUE_CALL_MAX)
-        c->owned[c->argc] = s;
-    else
+    if (!s || !grow(c)) {
         free(s);
-    put(c, c->argc < QUEUE_CALL_MAX ? s : NULL);
+        c->nomem = true;
+        return;
+    }
+    c->owned[c->argc] = s;
+    put(c, s);
 }
 
 static void put_int(struct queue_call *c, long long v)
@@ -86,21 +124,29 @@ static int built(struct queue_call *c)
 
 void queue_call_free(struct queue_call *c)
 {
-    for (int i = 0; i < QUEUE_CALL_MAX; i++) {
+    for (int i = 0; c->owned && i < c->cap; i++)
         free(c->owned[i]);
-        c->owned[i] = NULL;
-    }
-    c->argc = 0;
+    free(c->owned);
+    free(c->argv);
+    free(c->len);
+    c->owned = NULL;
+    c->argv = NULL;
+    c->len = NULL;
+    c->argc = c->cap = 0;
 }
 
 redisReply *queue_sync_call(struct queue_sync *q, const struct queue_call *c)
 {
+    if (c->plain)
+        return queue_sync_command_argv(q, c->argc, c->argv, c->len);
     return queue_sync_eval(q, c->script, c->nkeys, c->argc, c->argv, c->len);
 }
 
 int queue_async_call(struct queue_async *qa, const struct queue_call *c, queue_async_cb *cb,
                      void *priv)
 {
+    if (c->plain)
+        return queue_async_command_argv(qa, c->argc, c->argv, c->len, cb, priv);
     return queue_async_eval(qa, c->script, c->nkeys, c->argc, c->argv, c->len, cb, priv);
 }
 
@@ -164,27 +210,106 @@ int queue_build_logs(struct queue_call *c, const struct queue_names *n, const ch
     return built(c);
 }
 
+/* Appends a copy of len bytes at s. */
+static void put_copy(struct queue_call *c, const char *s, size_t len)
+{
+    char *copy = s ? strndup(s, len) : NULL;
+    put_own(c, copy);
+    if (copy)
+        c->len[c->argc - 1] = len;
+}
+
+/* The index a listing of status reads, and whether it is that status's
+ * own (else index:all, filtered by status unless status is "all"). */
+static const char *list_index(const char *status, bool *own)
+{
+    *own =
+        strcmp(status, "all") != 0 && queue_status_has(queue_status_parse(status), QUEUE_INDEXED);
+    return *own ? status : "all";
+}
+
+/* How many ids list.lua hands page.lua for a page of limit jobs: a few
+ * spare for ids to drop, or, when the all index is filtered by a status,
+ * a budget of reads after which a short page comes with a cursor. */
+static long long list_count(const char *status, long long limit)
+{
+    bool own;
+    list_index(status, &own);
+    if (own || !strcmp(status, "all"))
+        return limit + limit / 4 + 4;
+    return 1000 + 10 * limit;
+}
+
 int queue_build_list(struct queue_call *c, const struct queue_names *n, const char *status,
                      const char *cursor_score, const char *cursor_id, long long limit)
 {
+    bool own;
     call_init(c, QS_LIST, false);
-    /* A status without an index of its own is listed from index:all. */
-    bool all = !strcmp(status, "all");
-    bool own = !all && queue_status_has(queue_status_parse(status), QUEUE_INDEXED);
-    put_key(c, n->index_prefix, "", own ? status : "all");
+    put_key(c, n->index_prefix, "", list_index(status, &own));
     put(c, cursor_score);
     put(c, cursor_id);
-    put_int(c, limit);
-    put(c, n->job_prefix);
-    put(c, all ? "" : status);
+    put_int(c, list_count(status, limit));
     return built(c);
 }
 
-int queue_build_workers(struct queue_call *c, const struct queue_names *n)
+int queue_build_page(struct queue_call *c, const struct queue_names *n, const char *status,
+                     long long limit, const redisReply *ids)
+{
+    bool own;
+    call_init(c, QS_PAGE, false);
+    if (ids->type != REDIS_REPLY_ARRAY || ids->elements < 1 ||
+        ids->element[0]->type != REDIS_REPLY_INTEGER)
+        return -EPROTO;
+    put_key(c, n->index_prefix, "", list_index(status, &own));
+    for (size_t i = 1; i + 1 < ids->elements; i += 2)
+        put_key(c, n->job_prefix, ids->element[i]->str, "");
+    c->nkeys = c->argc;
+    put(c, strcmp(status, "all") ? status : "");
+    put(c, own ? "1" : "0");
+    put_int(c, limit);
+    put_int(c, ids->element[0]->integer);
+    for (size_t i = 1; i + 1 < ids->elements; i += 2) {
+        put_copy(c, ids->element[i]->str, ids->element[i]->len);
+        put_copy(c, ids->element[i + 1]->str, ids->element[i + 1]->len);
+    }
+    return built(c);
+}
+
+int queue_build_worker_ids(struct queue_call *c, const struct queue_names *n)
+{
+    command_init(c, "ZRANGE");
+    put(c, n->workers);
+    put(c, "0");
+    put(c, "-1");
+    return built(c);
+}
+
+int queue_build_job_read(struct queue_call *c, const struct queue_names *n, const char *id)
+{
+    command_init(c, "HGETALL");
+    put_key(c, n->job_prefix, id, "");
+    return built(c);
+}
+
+/* Puts the key prefix + each id of a ZRANGE reply (the workers' ids). */
+static int put_worker_keys(struct queue_call *c, const char *prefix, const redisReply *ids)
+{
+    if (ids->type != REDIS_REPLY_ARRAY)
+        return -EPROTO;
+    for (size_t i = 0; i < ids->elements; i++)
+        put_key(c, prefix, ids->element[i]->str, "");
+    return 0;
+}
+
+int queue_build_workers(struct queue_call *c, const struct queue_names *n, const redisReply *ids)
 {
     call_init(c, QS_WORKERS, false);
     put(c, n->workers);
-    put(c, n->worker_prefix);
+    if (put_worker_keys(c, n->worker_prefix, ids) < 0)
+        return -EPROTO;
+    c->nkeys = c->argc;
+    for (size_t i = 0; i < ids->elements; i++)
+        put_copy(c, ids->element[i]->str, ids->element[i]->len);
     return built(c);
 }
 
@@ -198,21 +323,78 @@ static void put_count_keys(struct queue_call *c, const struct queue_names *n)
     put(c, n->dead);
 }
 
-int queue_build_stats(struct queue_call *c, const struct queue_names *n)
+int queue_build_stats(struct queue_call *c, const struct queue_names *n, const redisReply *ids)
 {
     call_init(c, QS_STATS, false);
     put_count_keys(c, n);
-    put(c, n->processing_prefix);
+    if (put_worker_keys(c, n->processing_prefix, ids) < 0)
+        return -EPROTO;
+    c->nkeys = c->argc;
     return built(c);
 }
 
-int queue_build_metrics(struct queue_call *c, const struct queue_names *n)
+int queue_build_metrics(struct queue_call *c, const struct queue_names *n, const redisReply *ids)
 {
     call_init(c, QS_METRICS, false);
     put_count_keys(c, n);
     put(c, n->stats);
-    put(c, n->processing_prefix);
+    if (put_worker_keys(c, n->processing_prefix, ids) < 0)
+        return -EPROTO;
+    c->nkeys = c->argc;
     return built(c);
+}
+
+/* The stats hash's field names: "submitted", "completed:<status>", and
+ * per histogram "<name>:bucket:<1-based bound index>", "<name>:sum",
+ * "<name>:count" (heartbeat.lua and count.lua write them). */
+#define STAT_SUBMITTED "submitted"
+#define STAT_COMPLETED "completed:"
+
+static const char *stat_of(const redisReply *h, const char *field)
+{
+    for (size_t i = 0; i + 1 < h->elements; i += 2)
+        if (h->element[i]->type == REDIS_REPLY_STRING && !strcmp(h->element[i]->str, field))
+            return h->element[i + 1]->str;
+    return NULL;
+}
+
+static void parse_histogram(const redisReply *h, const char *name, struct jobq_histogram *out)
+{
+    char field[80];
+    for (int i = 0; i < queue_nbuckets && i < (int)ARRAY_SIZE(out->buckets); i++) {
+        snprintf(field, sizeof(field), "%s:bucket:%d", name, i + 1);
+        const char *v = stat_of(h, field);
+        out->buckets[i] = v ? atoll(v) : 0;
+    }
+    snprintf(field, sizeof(field), "%s:sum", name);
+    const char *v = stat_of(h, field);
+    out->sum = v ? strtod(v, NULL) : 0;
+    snprintf(field, sizeof(field), "%s:count", name);
+    v = stat_of(h, field);
+    out->count = v ? atoll(v) : 0;
+}
+
+int queue_metrics_parse(const redisReply *r, struct queue_metrics *m)
+{
+    memset(m, 0, sizeof(*m));
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 7 ||
+        r->element[6]->type != REDIS_REPLY_ARRAY)
+        return -EPROTO;
+    long long *counts[] = {&m->pending, &m->processing, &m->scheduled, &m->dead, &m->workers};
+    for (size_t i = 0; i < ARRAY_SIZE(counts); i++)
+        *counts[i] = r->element[i]->type == REDIS_REPLY_INTEGER ? r->element[i]->integer : 0;
+    const redisReply *h = r->element[6];
+    const char *v = stat_of(h, STAT_SUBMITTED);
+    m->submitted = v ? atoll(v) : 0;
+    for (int s = 0; s < QUEUE_STATUS__COUNT; s++) {
+        char field[64];
+        snprintf(field, sizeof(field), STAT_COMPLETED "%s", queue_status_name(s));
+        v = stat_of(h, field);
+        m->completed[s] = v ? atoll(v) : 0;
+    }
+    parse_histogram(h, "duration", &m->duration);
+    parse_histogram(h, "queue_wait", &m->queue_wait);
+    return 0;
 }
 
 int queue_build_count_submitted(struct queue_call *c, const struct queue_names *n,
@@ -220,7 +402,7 @@ int queue_build_count_submitted(struct queue_call *c, const struct queue_names *
 {
     call_init(c, QS_COUNT, false);
     put(c, n->stats);
-    put_field_int(c, "submitted", submitted);
+    put_field_int(c, STAT_SUBMITTED, submitted);
     return built(c);
 }
 
@@ -466,16 +648,17 @@ int jobq_build_heartbeat(const struct jobq *j, struct queue_call *c,
     put_int(c, ttl_ms);
     int at = c->argc, n = 0;
     put(c, "0"); /* nstats, set below */
+    bool placed = !c->nomem;
     for (int s = 0; s < QUEUE_STATUS__COUNT; s++) {
         if (!j->stats.completed[s])
             continue;
-        put_key(c, "completed:", queue_status_name(s), "");
+        put_key(c, STAT_COMPLETED, queue_status_name(s), "");
         put_int(c, j->stats.completed[s]);
         n++;
     }
     n += put_histogram(c, "duration", &j->stats.duration);
     n += put_histogram(c, "queue_wait", &j->stats.queue_wait);
-    if (at < QUEUE_CALL_MAX) {
+    if (placed) {
         char *num;
         c->argv[at] = c->owned[at] = asprintf(&num, "%d", n) < 0 ? NULL : num;
         c->len[at] = c->argv[at] ? strlen(c->argv[at]) : 0;
@@ -826,8 +1009,19 @@ int jobq_control_open(struct jobq *j, const struct queue_url *url, int timeout_m
     struct jobq_control *s = calloc(1, sizeof(*s));
     if (!s)
         return -ENOMEM;
-    s->c = url->unix_socket ? redisConnectUnixWithTimeout(url->host, tv)
-                            : redisConnectWithTimeout(url->host, url->port, tv);
+    if (url->nnodes) {
+        /* Redis Cluster: PUBLISH reaches every node, so any seed will do. */
+        for (int i = 0; i < url->nnodes; i++) {
+            if (s->c)
+                redisFree(s->c);
+            s->c = redisConnectWithTimeout(url->nodes[i].host, url->nodes[i].port, tv);
+            if (s->c && !s->c->err)
+                break;
+        }
+    } else {
+        s->c = url->unix_socket ? redisConnectUnixWithTimeout(url->host, tv)
+                                : redisConnectWithTimeout(url->host, url->port, tv);
+    }
     if (!s->c || s->c->err) {
         snprintf(err, errlen, "cannot connect to Redis for the control channel: %s",
                  s->c ? s->c->errstr : "out of memory");

@@ -14,28 +14,27 @@
 #include "queue.h"
 #include "status.h"
 
-/* The most strings a call sends (KEYS and ARGV): a heartbeat with every
- * status and bucket counted since the last one is the longest (about 125). */
-#define QUEUE_CALL_MAX 160
-
-/* One script call, its strings in order. Built by the queue_build_* and
+/* One script call (KEYS then ARGV), or one plain command (its name then
+ * its arguments), its strings in order. Built by the queue_build_* and
  * jobq_build_* functions; freed with queue_call_free(). */
 struct queue_call {
     enum queue_script script;
-    int nkeys, argc;
+    bool plain; /* a plain command (a read of a key the caller names), not a script */
+    int nkeys, argc, cap;
     /* Whether the worker keeps retrying it through a stop request: its
      * effect must not be lost (start, complete, lost, deadletter,
      * deregister), unlike a heartbeat's or a housekeeping duty's. */
     bool until_done;
     bool nomem; /* a string could not be made; the call is not to be run */
-    const char *argv[QUEUE_CALL_MAX];
-    size_t len[QUEUE_CALL_MAX];
-    char *owned[QUEUE_CALL_MAX];
+    const char **argv;
+    size_t *len;
+    char **owned; /* the strings the call made, freed with it */
 };
 
 void queue_call_free(struct queue_call *c);
 
-/* Runs a call on a synchronous connection once (queue_sync_eval). */
+/* Runs a call on a synchronous connection once (queue_sync_eval, or
+ * queue_sync_command_argv for a plain command). */
 redisReply *queue_sync_call(struct queue_sync *q, const struct queue_call *c);
 /* Sends a call on the API's connection (queue_async_eval). */
 int queue_async_call(struct queue_async *qa, const struct queue_call *c, queue_async_cb *cb,
@@ -55,16 +54,47 @@ int queue_build_retry(struct queue_call *c, const struct queue_names *n, const c
                       long long now_ms);
 int queue_build_logs(struct queue_call *c, const struct queue_names *n, const char *id,
                      long long stdout_offset, long long stderr_offset, long long log_offset);
-/* status: a status's name or "all"; cursor_score "+inf" and cursor_id ""
- * for the first page. */
+/* A listing page is two calls: list.lua (the ids of the index after the
+ * cursor) then page.lua (their jobs, filtered), built from list.lua's
+ * reply. status: a status's name or "all"; cursor_score "+inf" and
+ * cursor_id "" for the first page. */
 int queue_build_list(struct queue_call *c, const struct queue_names *n, const char *status,
                      const char *cursor_score, const char *cursor_id, long long limit);
-int queue_build_workers(struct queue_call *c, const struct queue_names *n);
-int queue_build_stats(struct queue_call *c, const struct queue_names *n);
-int queue_build_metrics(struct queue_call *c, const struct queue_names *n);
+/* 0, -ENOMEM, or -EPROTO when ids is not list.lua's reply. */
+int queue_build_page(struct queue_call *c, const struct queue_names *n, const char *status,
+                     long long limit, const redisReply *ids);
+/* GET /v1/workers, /v1/queue and /metrics are two calls: the workers' ids
+ * (ZRANGE of the workers zset), then the script, with each worker's key
+ * named, built from that reply (-EPROTO when it is not an array). */
+int queue_build_worker_ids(struct queue_call *c, const struct queue_names *n);
+/* HGETALL of the job's hash (GET /v1/jobs/{id}, and a waiter's read). */
+int queue_build_job_read(struct queue_call *c, const struct queue_names *n, const char *id);
+int queue_build_workers(struct queue_call *c, const struct queue_names *n, const redisReply *ids);
+int queue_build_stats(struct queue_call *c, const struct queue_names *n, const redisReply *ids);
+int queue_build_metrics(struct queue_call *c, const struct queue_names *n, const redisReply *ids);
 /* count.lua: adds submitted to the stats hash's submitted counter. */
 int queue_build_count_submitted(struct queue_call *c, const struct queue_names *n,
                                 long long submitted);
+
+/* A histogram: one count per bucket of QUEUE_BUCKETS (an observation
+ * counts in the first bucket it fits; not cumulative), the sum and the
+ * count. */
+struct jobq_histogram {
+    long long buckets[32];
+    double sum;
+    long long count;
+};
+
+/* metrics.lua's reply, read: the queue's counts and the stats hash's
+ * counters and histograms. */
+struct queue_metrics {
+    long long pending, processing, scheduled, dead, workers;
+    long long submitted;
+    long long completed[QUEUE_STATUS__COUNT];
+    struct jobq_histogram duration, queue_wait;
+};
+/* 0, or -EPROTO for a reply that is not metrics.lua's. */
+int queue_metrics_parse(const redisReply *r, struct queue_metrics *m);
 
 /* --- The worker's calls ---------------------------------------------------- */
 
@@ -81,16 +111,7 @@ struct jobq_settings {
     long long live_ttl_s;     /* the live output keys */
 };
 
-/* A histogram's counts since the last heartbeat: one per bucket of
- * QUEUE_BUCKETS (an observation counts in the first bucket it fits), the
- * sum and the count. */
-struct jobq_histogram {
-    long long buckets[32];
-    double sum;
-    long long count;
-};
-
-/* What a worker counted since its last heartbeat, which adds it to the
+/* What a worker counted since its last heartbeat (histograms as above), which adds it to the
  * stats hash (heartbeat.lua): no job's own path pays for metrics. */
 struct jobq_stats {
     long long completed[QUEUE_STATUS__COUNT];

@@ -11,22 +11,33 @@
 
 /* Generated from src/queue/lua/ by tools/embed.sh. */
 extern const char lua_lib[], lua_enqueue[], lua_start[], lua_complete[], lua_heartbeat[],
-    lua_forget[], lua_stats[], lua_cancel[], lua_retry[], lua_list[], lua_workers[], lua_logs[],
-    lua_metrics[], lua_count[], lua_reap[], lua_lost[], lua_promote[], lua_trim[], lua_deadletter[];
+    lua_forget[], lua_stats[], lua_cancel[], lua_retry[], lua_list[], lua_page[], lua_workers[],
+    lua_logs[], lua_metrics[], lua_count[], lua_reap[], lua_lost[], lua_promote[], lua_trim[],
+    lua_deadletter[];
 
 static struct {
     const char *body;
     char *src; /* the status table, lua_lib and body, made on first use */
 } scripts[QS__COUNT] = {
-    [QS_ENQUEUE] = {lua_enqueue, NULL},   [QS_START] = {lua_start, NULL},
-    [QS_COMPLETE] = {lua_complete, NULL}, [QS_HEARTBEAT] = {lua_heartbeat, NULL},
-    [QS_FORGET] = {lua_forget, NULL},     [QS_STATS] = {lua_stats, NULL},
-    [QS_CANCEL] = {lua_cancel, NULL},     [QS_RETRY] = {lua_retry, NULL},
-    [QS_LIST] = {lua_list, NULL},         [QS_WORKERS] = {lua_workers, NULL},
-    [QS_LOGS] = {lua_logs, NULL},         [QS_METRICS] = {lua_metrics, NULL},
-    [QS_COUNT] = {lua_count, NULL},       [QS_REAP] = {lua_reap, NULL},
-    [QS_LOST] = {lua_lost, NULL},         [QS_PROMOTE] = {lua_promote, NULL},
-    [QS_TRIM] = {lua_trim, NULL},         [QS_DEADLETTER] = {lua_deadletter, NULL},
+    [QS_ENQUEUE] = {lua_enqueue, NULL},
+    [QS_START] = {lua_start, NULL},
+    [QS_COMPLETE] = {lua_complete, NULL},
+    [QS_HEARTBEAT] = {lua_heartbeat, NULL},
+    [QS_FORGET] = {lua_forget, NULL},
+    [QS_STATS] = {lua_stats, NULL},
+    [QS_CANCEL] = {lua_cancel, NULL},
+    [QS_RETRY] = {lua_retry, NULL},
+    [QS_LIST] = {lua_list, NULL},
+    [QS_PAGE] = {lua_page, NULL},
+    [QS_WORKERS] = {lua_workers, NULL},
+    [QS_LOGS] = {lua_logs, NULL},
+    [QS_METRICS] = {lua_metrics, NULL},
+    [QS_COUNT] = {lua_count, NULL},
+    [QS_REAP] = {lua_reap, NULL},
+    [QS_LOST] = {lua_lost, NULL},
+    [QS_PROMOTE] = {lua_promote, NULL},
+    [QS_TRIM] = {lua_trim, NULL},
+    [QS_DEADLETTER] = {lua_deadletter, NULL},
 };
 
 #define QS_LIST_OF(...)                                                                            \
@@ -61,32 +72,47 @@ static bool ends_in_dots(const char *name)
     return n >= 3 && !strcmp(name + n - 3, "...");
 }
 
+/* The number of ARGV names: (NULL) in the table is none. */
+static int nargs_of(enum queue_script s)
+{
+    return specs[s].args[0] ? specs[s].nargs : 0;
+}
+
 int queue_script_nkeys(enum queue_script s)
 {
     return specs[s].nkeys;
 }
 
-/* Whether the script's last KEYS name stands for one or more keys. */
+/* Whether the script's last KEYS name stands for any number of keys. */
 static bool has_more_keys(enum queue_script s)
 {
     return ends_in_dots(specs[s].keys[specs[s].nkeys - 1]);
 }
 
-/* Whether the script's last ARGV is a run of field/value pairs. */
-static bool has_pairs(enum queue_script s)
+/* How the script's last ARGV name ends the list: 0, a fixed name; 1, any
+ * number of strings ("worker ..."); 2, any number of pairs ("field value
+ * ...", two names before the dots). */
+static int arg_run(enum queue_script s)
 {
-    return ends_in_dots(specs[s].args[specs[s].nargs - 1]);
+    if (!nargs_of(s))
+        return 0;
+    const char *last = specs[s].args[specs[s].nargs - 1];
+    if (!ends_in_dots(last))
+        return 0;
+    return strchr(last, ' ') != strrchr(last, ' ') ? 2 : 1;
 }
 
 bool queue_script_check(enum queue_script s, int nkeys, int argc)
 {
     if (s < 0 || s >= QS__COUNT)
         return false;
-    if (has_more_keys(s) ? nkeys < specs[s].nkeys : nkeys != specs[s].nkeys)
+    if (has_more_keys(s) ? nkeys < specs[s].nkeys - 1 : nkeys != specs[s].nkeys)
         return false;
-    int fixed = specs[s].nargs - (has_pairs(s) ? 1 : 0), nargs = argc - nkeys;
-    if (has_pairs(s))
+    int run = arg_run(s), fixed = nargs_of(s) - (run ? 1 : 0), nargs = argc - nkeys;
+    if (run == 2)
         return nargs >= fixed && (nargs - fixed) % 2 == 0;
+    if (run == 1)
+        return nargs >= fixed;
     return nargs == fixed;
 }
 
@@ -101,8 +127,10 @@ void queue_scripts_markdown(FILE *f)
         for (int i = 0; i < specs[s].nkeys; i++)
             fprintf(f, "%s`%s`", i ? ", " : "", specs[s].keys[i]);
         fputs(" | ", f);
-        for (int i = 0; i < specs[s].nargs; i++)
+        for (int i = 0; i < nargs_of(s); i++)
             fprintf(f, "%s`%s`", i ? ", " : "", specs[s].args[i]);
+        if (!nargs_of(s))
+            fputs("none", f);
         fprintf(f, " | %s: %s |\n", replies[specs[s].reply], specs[s].returns);
     }
 }

@@ -11,8 +11,10 @@
 /* The scripts of src/queue/lua/: X(ID, name, KEYS, ARGV, reply, returns).
  * KEYS and ARGV are parenthesized lists of names (KEYS by the key they
  * name: <queue> is the queue list, <base> is <prefix>:{<queue>}); a KEYS
- * list whose last name ends in "..." takes one or more keys there, an ARGV
- * list whose last name ends in "..." any number of field/value pairs. reply is the Redis type of a
+ * list whose last name ends in "..." takes any number of keys there; an
+ * ARGV list whose last name ends in "..." any number of strings there, or
+ * of pairs when two names come before the dots ("field value ..."); (NULL)
+ * is no ARGV. reply is the Redis type of a
  * normal reply, returns its meaning (Markdown, as docs/protocol.md shows it; a test checks that
  * table against `stratq api --scripts`). Every call is checked against its entry
  * (queue_script_check), and the typed calls of jobq.h build their arguments in this order. */
@@ -38,9 +40,10 @@
     X(FORGET, "forget",                                                                            \
       ("<base>:workers", "<base>:worker:<worker>", "<base>:processing:<worker>"), ("worker"),      \
       QUEUE_REPLY_INTEGER, "the number of ids dropped from the processing list")                   \
-    X(STATS, "stats", ("<queue>", "<base>:workers", "<base>:scheduled", "<base>:dead"),            \
-      ("processing_prefix"), QUEUE_REPLY_ARRAY,                                                    \
-      "`{pending, processing, scheduled, dead, workers}`")                                         \
+    X(STATS, "stats",                                                                              \
+      ("<queue>", "<base>:workers", "<base>:scheduled", "<base>:dead",                             \
+       "<base>:processing:<worker> ..."),                                                          \
+      (NULL), QUEUE_REPLY_ARRAY, "`{pending, processing, scheduled, dead, workers}`")              \
     X(CANCEL, "cancel",                                                                            \
       ("<base>:job:<id>", "<queue>", "<base>:scheduled", "<base>:index:cancelled"),                \
       ("id", "now_ms", "events", "cancelled_ttl_s", "control_prefix"), QUEUE_REPLY_ARRAY,          \
@@ -48,12 +51,16 @@
       "status}` or `{\"missing\"}`")                                                               \
     X(RETRY, "retry", ("<base>:job:<id>", "<queue>", "<base>:dead"), ("id", "now_ms", "events"),   \
       QUEUE_REPLY_ARRAY, "`{\"queued\", attempts}`, `{\"conflict\", status}` or `{\"missing\"}`")  \
-    X(LIST, "list", ("<base>:index:<status or all>"),                                              \
-      ("cursor_score", "cursor_id", "limit", "job_prefix", "status"), QUEUE_REPLY_ARRAY,           \
+    X(LIST, "list", ("<base>:index:<status or all>"), ("cursor_score", "cursor_id", "count"),      \
+      QUEUE_REPLY_ARRAY,                                                                           \
+      "`{more, id, score, ...}`: up to `count` ids after the cursor, newest first; more is 1 "     \
+      "when the index has more")                                                                   \
+    X(PAGE, "page", ("<base>:index:<status or all>", "<base>:job:<id> ..."),                       \
+      ("status", "own_index", "limit", "more", "id score ..."), QUEUE_REPLY_ARRAY,                 \
       "the cursor to resume from (score, id; empty at the end), then 8 entries per job: id, "      \
       "status, attempts, created_ms, started_ms, finished_ms, worker, index score")                \
-    X(WORKERS, "workers", ("<base>:workers"), ("worker_prefix"), QUEUE_REPLY_ARRAY,                \
-      "3 entries per worker: id, last heartbeat (ms), `{field, value, ...}`")                      \
+    X(WORKERS, "workers", ("<base>:workers", "<base>:worker:<worker> ..."), ("worker ..."),        \
+      QUEUE_REPLY_ARRAY, "3 entries per worker: id, last heartbeat (ms), `{field, value, ...}`")   \
     X(LOGS, "logs",                                                                                \
       ("<base>:job:<id>", "<base>:job:<id>:stdout", "<base>:job:<id>:stderr",                      \
        "<base>:job:<id>:log"),                                                                     \
@@ -61,8 +68,9 @@
       "`{status, stdout, stderr, stdout length, stderr length, {log lines}, log count}`, or `{}` " \
       "for an unknown job")                                                                        \
     X(METRICS, "metrics",                                                                          \
-      ("<queue>", "<base>:workers", "<base>:scheduled", "<base>:dead", "<base>:stats"),            \
-      ("processing_prefix"), QUEUE_REPLY_ARRAY,                                                    \
+      ("<queue>", "<base>:workers", "<base>:scheduled", "<base>:dead", "<base>:stats",             \
+       "<base>:processing:<worker> ..."),                                                          \
+      (NULL), QUEUE_REPLY_ARRAY,                                                                   \
       "`{pending, processing, scheduled, dead, workers, {bucket bounds}, {stats field, value, "    \
       "...}}`")                                                                                    \
     X(COUNT, "count", ("<base>:stats"), ("field value ..."), QUEUE_REPLY_INTEGER, "1")             \

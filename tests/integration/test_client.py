@@ -547,3 +547,14 @@ def test_a_dropped_keep_alive_connection_is_replaced():
                 n += 1
         assert fake.counts[("GET", "/v1/queue")] == 5
         assert fake.counts[("POST", "/v1/jobs")] == 5
+
+
+def test_the_clients_status_sets_are_the_servers(stack):
+    """The client ships its status sets (a client works offline); they are
+    the server's one list (GET /v1/statuses, src/queue/status.h)."""
+    api = stack.start_api()
+    status, body = api.client.get("/v1/statuses")
+    assert status == 200, body
+    served = body["statuses"]
+    assert stratq_client.STATUSES == {s["name"] for s in served}
+    assert stratq_client.TERMINAL_STATUSES == {s["name"] for s in served if s["terminal"]}

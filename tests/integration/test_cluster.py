@@ -278,3 +278,69 @@ def test_events_subscription_moves_to_the_next_seed(cstack, cluster):
     finally:
         gone.start()
         cluster.wait_ok()
+
+
+def test_plain_redis_py_producer_through_the_cluster(cstack, cluster):
+    """docs/protocol.md's producer, as another backend writes it: redis-py's
+    RedisCluster, plain commands in the documented order (no stratq code),
+    on a queue whose slot is not on the first seed; the result is read back
+    with HGET and the events channel is heard on another node."""
+    import json
+    import time
+    import uuid
+
+    from redis.cluster import ClusterNode, RedisCluster
+
+    home = cluster.nodes[2]
+    queue = cluster.name_on(home, "plain")
+    api = cstack.start_api(queue)
+    cstack.start_worker(api, queue)
+    rc = RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", n.port) for n in cluster.nodes],
+                      decode_responses=True)
+    sub = cluster.nodes[0].client().pubsub(ignore_subscribe_messages=True)
+    base = "stratq:{%s}" % queue
+    try:
+        sub.subscribe(f"{base}:events")
+        job_id = uuid.uuid4().hex
+        now = int(time.time() * 1000)
+        spec = {"code": RETURN_ID, "params": {"n": 41}}
+        rc.hset(f"{base}:job:{job_id}",
+                mapping={"spec": json.dumps(spec), "status": "queued", "attempts": 0, "created_ms": now})
+        rc.lpush(queue, job_id)
+        rc.zadd(f"{base}:index:all", {job_id: now})
+        wait_for(lambda: rc.hget(f"{base}:job:{job_id}", "status") == "succeeded", JOB_TIMEOUT,
+                 lambda: f"the job to succeed: {rc.hgetall(f'{base}:job:{job_id}')}")
+        assert json.loads(rc.hget(f"{base}:job:{job_id}", "result")) == 41
+        seen = []
+
+        def heard():
+            m = sub.get_message(timeout=0.2)
+            if m:
+                seen.append(json.loads(m["data"]))
+            return any(e.get("id") == job_id and e.get("status") == "succeeded" for e in seen)
+
+        wait_for(heard, 10, lambda: f"the succeeded event on node 0's subscription: {seen}")
+        # The API lists the job it did not create.
+        st, body = api.client.get("/v1/jobs?status=succeeded")
+        assert st == 200 and job_id in [j["id"] for j in body["jobs"]], body
+    finally:
+        sub.close()
+        rc.close()
+
+
+def test_cancel_reaches_the_busy_worker_through_the_cluster(cstack, cluster):
+    """A running job's cancel request is published on its worker's control
+    channel; the worker subscribed on a seed (any node hears every PUBLISH),
+    not on the URL's host, which a cluster does not use."""
+    home = cluster.nodes[1]
+    queue = cluster.name_on(home, "cancel")
+    api = cstack.start_api(queue)
+    worker = cstack.start_worker(api, queue)
+    job_id = api.client.submit({"code": SLEEPY, "params": {"s": 60, "n": 1}})
+    api.client.wait_status(job_id, "running")
+    st, body = api.client.request("DELETE", f"/v1/jobs/{job_id}")
+    assert st == 202, body
+    job = api.client.wait_job(job_id, 15)
+    assert job["status"] == "cancelled", job
+    assert not any(line.get("msg", "").startswith("cannot subscribe to the control channel")
+                   for line in worker.log_lines_json()), worker.describe()

@@ -186,26 +186,39 @@ def test_a_job_that_loses_its_worker_too_often_is_dead(r):
     assert lost(r, "j1", "w1", counts=True) == ""
 
 
+def page(r, index, status, limit, cursor=("+inf", ""), own=False, count=None):
+    """A listing page as the API reads it: list.lua, then page.lua."""
+    key = f"{PREFIX}:index:{index}"
+    found = script(r, "list")(keys=[key], args=[*cursor, count or limit + 4])
+    ids = found[1::2]
+    return script(r, "page")(
+        keys=[key, *(JOB_PREFIX + i for i in ids)],
+        args=[status, 1 if own else 0, limit, found[0], *found[1:]],
+    )
+
+
 def test_list_filters_the_all_index_for_statuses_without_their_own(r):
     for i in range(5):
         enqueue(r, f"j{i}")
     r.zadd(f"{PREFIX}:index:all", {f"j{i}": 1000 + i for i in range(5)})
     for i in (1, 3):
         r.hset(JOB_PREFIX + f"j{i}", "status", "succeeded")
-    lst = script(r, "list")
-    page = lst(keys=[f"{PREFIX}:index:all"], args=["+inf", "", 10, JOB_PREFIX, "succeeded"])
-    assert page[:2] == ["", ""]  # the end: no cursor
-    assert [page[i] for i in range(2, len(page), 8)] == ["j3", "j1"]
+    got = page(r, "all", "succeeded", 10)
+    assert got[:2] == ["", ""]  # the end: no cursor
+    assert [got[i] for i in range(2, len(got), 8)] == ["j3", "j1"]
     # A page that fills up carries the cursor of its last job.
-    page = lst(keys=[f"{PREFIX}:index:all"], args=["+inf", "", 1, JOB_PREFIX, "queued"])
-    assert page[2] == "j4" and page[:2] == ["1004", "j4"]
-    page = lst(keys=[f"{PREFIX}:index:all"], args=["1004", "j4", 10, JOB_PREFIX, "queued"])
-    assert [page[i] for i in range(2, len(page), 8)] == ["j2", "j0"]
+    got = page(r, "all", "queued", 1)
+    assert got[2] == "j4" and got[:2] == ["1004", "j4"]
+    got = page(r, "all", "queued", 10, cursor=("1004", "j4"))
+    assert [got[i] for i in range(2, len(got), 8)] == ["j2", "j0"] and got[:2] == ["", ""]
+    # Reading stops at the ids it was given: a short page with a cursor.
+    got = page(r, "all", "queued", 10, count=2)
+    assert [got[i] for i in range(2, len(got), 8)] == ["j4"] and got[:2] == ["1003", "j3"]
     # A status index's entry whose job has left that status is dropped.
     r.zadd(f"{PREFIX}:index:failed", {"j1": 5, "j2": 6})
     r.hset(JOB_PREFIX + "j2", "status", "failed")
-    page = lst(keys=[f"{PREFIX}:index:failed"], args=["+inf", "", 10, JOB_PREFIX, "failed"])
-    assert [page[i] for i in range(2, len(page), 8)] == ["j2"]
+    got = page(r, "failed", "failed", 10, own=True)
+    assert [got[i] for i in range(2, len(got), 8)] == ["j2"]
     assert r.zrange(f"{PREFIX}:index:failed", 0, -1) == ["j2"]
 
 
@@ -215,8 +228,11 @@ def test_stats_counts(r):
     take(r, "w1")
     r.zadd(f"{PREFIX}:workers", {"w1": 1, "w2": 1})
     r.zadd(f"{PREFIX}:dead", {"d": 1})
+    # The API reads the workers first, then names their processing lists.
+    workers = r.zrange(f"{PREFIX}:workers", 0, -1)
     counts = script(r, "stats")(
-        keys=[QUEUE, f"{PREFIX}:workers", f"{PREFIX}:scheduled", f"{PREFIX}:dead"],
-        args=[f"{PREFIX}:processing:"],
+        keys=[QUEUE, f"{PREFIX}:workers", f"{PREFIX}:scheduled", f"{PREFIX}:dead",
+              *(f"{PREFIX}:processing:{w}" for w in workers)],
+        args=[],
     )
     assert counts == [2, 1, 0, 1, 2]

@@ -16,12 +16,14 @@ SQUARE = "def run(ctx):\n    return {'square': ctx.params['n'] ** 2, 'data': ctx
 def enqueue(r, spec, job_id=None):
     """Enqueue exactly as docs/protocol.md tells a backend to."""
     job_id = job_id or uuid.uuid4().hex
+    now = int(time.time() * 1000)
     pipe = r.pipeline(transaction=True)  # MULTI ... EXEC
     pipe.hset(
         f"{PREFIX}:job:{job_id}",
-        mapping={"spec": json.dumps(spec), "status": "queued", "created_ms": int(time.time() * 1000)},
+        mapping={"spec": json.dumps(spec), "status": "queued", "attempts": 0, "created_ms": now},
     )
     pipe.lpush(QUEUE, job_id)
+    pipe.zadd(f"{PREFIX}:index:all", {job_id: now})
     pipe.execute()
     return job_id
 

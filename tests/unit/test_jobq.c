@@ -69,7 +69,7 @@ static const char *joined(struct queue_call *c)
     static char buf[4096];
     size_t used = 0;
     assert_false(c->nomem);
-    assert_true(queue_script_check(c->script, c->nkeys, c->argc));
+    assert_true(c->plain || queue_script_check(c->script, c->nkeys, c->argc));
     buf[0] = '\0';
     for (int i = 0; i < c->argc; i++)
         used += (size_t)snprintf(buf + used, sizeof(buf) - used, "%s%.*s", i ? " " : "",
@@ -91,11 +91,18 @@ static void test_table_check(void **state)
     assert_true(queue_script_check(QS_ENQUEUE, 3, 8));
     assert_false(queue_script_check(QS_ENQUEUE, 3, 9));
     assert_false(queue_script_check(QS_ENQUEUE, 2, 7));
-    /* trim: index:all and one or more status indexes, then its one ARGV. */
-    assert_true(queue_script_check(QS_TRIM, 2, 3));
+    /* trim: index:all and any number of status indexes, then its one ARGV. */
+    assert_true(queue_script_check(QS_TRIM, 1, 2));
     assert_true(queue_script_check(QS_TRIM, 10, 11));
-    assert_false(queue_script_check(QS_TRIM, 1, 2));
+    assert_false(queue_script_check(QS_TRIM, 0, 1));
     assert_false(queue_script_check(QS_TRIM, 10, 12));
+    /* stats: 4 KEYS and any number of processing lists; no ARGV. */
+    assert_true(queue_script_check(QS_STATS, 4, 4));
+    assert_true(queue_script_check(QS_STATS, 7, 7));
+    assert_false(queue_script_check(QS_STATS, 4, 5));
+    /* workers: the zset, then one hash and one id per worker (any number). */
+    assert_true(queue_script_check(QS_WORKERS, 3, 5));
+    assert_true(queue_script_check(QS_WORKERS, 1, 1));
     assert_false(queue_script_check(QS__COUNT, 0, 0));
     assert_int_equal(queue_script_nkeys(QS_FORGET), 3);
     assert_string_equal(queue_script_name(QS_DEADLETTER), "deadletter");
@@ -135,21 +142,54 @@ static void test_api_calls(void **state)
     assert_int_equal(queue_build_logs(&c, &names, "j1", 1, 2, 3), 0);
     assert_string_equal(joined(&c), "sq:{q}:job:j1 sq:{q}:job:j1:stdout sq:{q}:job:j1:stderr "
                                     "sq:{q}:job:j1:log 1 2 3");
-    assert_int_equal(queue_build_list(&c, &names, "all", "+inf", "", 50), 0);
-    assert_string_equal(joined(&c), "sq:{q}:index:all +inf  50 sq:{q}:job: ");
-    /* A status with an index of its own reads it; one without filters all. */
-    assert_int_equal(queue_build_list(&c, &names, "failed", "+inf", "", 50), 0);
-    assert_string_equal(joined(&c), "sq:{q}:index:failed +inf  50 sq:{q}:job: failed");
-    assert_int_equal(queue_build_list(&c, &names, "succeeded", "+inf", "", 50), 0);
-    assert_string_equal(joined(&c), "sq:{q}:index:all +inf  50 sq:{q}:job: succeeded");
-    assert_int_equal(queue_build_workers(&c, &names), 0);
-    assert_string_equal(joined(&c), "sq:{q}:workers sq:{q}:worker:");
-    assert_int_equal(queue_build_stats(&c, &names), 0);
+    assert_int_equal(queue_build_list(&c, &names, "all", "+inf", "", 40), 0);
+    assert_string_equal(joined(&c), "sq:{q}:index:all +inf  54");
+    /* A status with an index of its own reads it; one without filters all,
+     * reading up to a budget of ids. */
+    assert_int_equal(queue_build_list(&c, &names, "failed", "+inf", "", 40), 0);
+    assert_string_equal(joined(&c), "sq:{q}:index:failed +inf  54");
+    assert_int_equal(queue_build_list(&c, &names, "succeeded", "1000", "j9", 40), 0);
+    assert_string_equal(joined(&c), "sq:{q}:index:all 1000 j9 1400");
+    /* The page's call names each id's job hash, from list.lua's reply. */
+    redisReply *ids[5], *e;
+    const char *const strs[] = {"j2", "1002", "j1", "1001"};
+    for (int i = 0; i < 4; i++) {
+        ids[i + 1] = calloc(1, sizeof(*e));
+        ids[i + 1]->type = REDIS_REPLY_STRING;
+        ids[i + 1]->str = (char *)strs[i];
+        ids[i + 1]->len = strlen(strs[i]);
+    }
+    ids[0] = calloc(1, sizeof(*e));
+    ids[0]->type = REDIS_REPLY_INTEGER;
+    ids[0]->integer = 1;
+    redisReply list = {.type = REDIS_REPLY_ARRAY, .elements = 5, .element = ids};
+    assert_int_equal(queue_build_page(&c, &names, "succeeded", 40, &list), 0);
+    assert_int_equal(c.nkeys, 3);
+    assert_string_equal(joined(&c), "sq:{q}:index:all sq:{q}:job:j2 sq:{q}:job:j1 succeeded 0 40 1 "
+                                    "j2 1002 j1 1001");
+    /* The workers' ids name their hashes and processing lists. */
+    redisReply workers = {.type = REDIS_REPLY_ARRAY, .elements = 2, .element = ids + 1};
+    ids[2]->str = (char *)"w2";
+    ids[2]->len = 2;
+    assert_int_equal(queue_build_job_read(&c, &names, "j7"), 0);
+    assert_true(c.plain);
+    assert_string_equal(joined(&c), "HGETALL sq:{q}:job:j7");
+    assert_int_equal(queue_build_worker_ids(&c, &names), 0);
+    assert_true(c.plain);
+    assert_string_equal(joined(&c), "ZRANGE sq:{q}:workers 0 -1");
+    assert_int_equal(queue_build_workers(&c, &names, &workers), 0);
+    assert_string_equal(joined(&c), "sq:{q}:workers sq:{q}:worker:j2 sq:{q}:worker:w2 j2 w2");
+    assert_int_equal(queue_build_stats(&c, &names, &workers), 0);
     assert_string_equal(joined(&c), "q sq:{q}:workers sq:{q}:scheduled sq:{q}:dead "
-                                    "sq:{q}:processing:");
-    assert_int_equal(queue_build_metrics(&c, &names), 0);
+                                    "sq:{q}:processing:j2 sq:{q}:processing:w2");
+    assert_int_equal(queue_build_metrics(&c, &names, &workers), 0);
     assert_string_equal(joined(&c), "q sq:{q}:workers sq:{q}:scheduled sq:{q}:dead sq:{q}:stats "
-                                    "sq:{q}:processing:");
+                                    "sq:{q}:processing:j2 sq:{q}:processing:w2");
+    /* A reply of another shape is refused. */
+    assert_int_equal(queue_build_stats(&c, &names, ids[0]), -EPROTO);
+    assert_int_equal(queue_build_page(&c, &names, "all", 40, &workers), -EPROTO);
+    for (int i = 0; i < 5; i++)
+        free(ids[i]);
     assert_int_equal(queue_build_count_submitted(&c, &names, 7), 0);
     assert_string_equal(joined(&c), "sq:{q}:stats submitted 7");
 }

@@ -1,11 +1,16 @@
--- Every registered worker's hash, for GET /v1/workers.
--- KEYS[1] workers zset. ARGV[1] worker key prefix ("stratq:worker:").
--- Returns a flat array: id, last heartbeat (ms), {field, value, ...}.
+-- The registered workers' hashes, for GET /v1/workers. The caller reads the
+-- workers zset first (ZRANGE) and names each worker's hash.
+-- KEYS[1] workers zset, KEYS[2..] the workers' hashes. ARGV the workers'
+-- ids, in the order of KEYS[2..].
+-- Returns a flat array: id, last heartbeat (ms), {field, value, ...} for
+-- each worker still registered.
 local out = {}
-local members = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
-for i = 1, #members, 2 do
-  out[#out + 1] = members[i]
-  out[#out + 1] = members[i + 1]
-  out[#out + 1] = redis.call('HGETALL', ARGV[1] .. members[i])
+for i, id in ipairs(ARGV) do
+  local beat = redis.call('ZSCORE', KEYS[1], id)
+  if beat then
+    out[#out + 1] = id
+    out[#out + 1] = beat
+    out[#out + 1] = redis.call('HGETALL', KEYS[i + 1])
+  end
 end
 return out
