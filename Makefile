@@ -210,6 +210,13 @@ build/bench/sandbox_cost: bench/sandbox_cost.c $(REL_OBJ)
 bench-sandbox: deps build/bench/sandbox_cost
 	build/bench/sandbox_cost 300 $(CURDIR)/python
 
+# `make bench-protocol`: the Redis protocol alone, no Python: full no-op job
+# lifecycles per second that one Redis core sustains, driven through the
+# API's and the worker's own typed calls (bench/protocol_load.c).
+build/bench/protocol_load: bench/protocol_load.c $(REL_OBJ)
+	@mkdir -p $(@D)
+	$(call say,LD)$(CC) $(BASE_CFLAGS) $(RELEASE_CFLAGS) -pthread $< $(REL_OBJ) $(PKG_LIBS) -o $@
+
 # libFuzzer targets (tests/fuzz/fuzz_*.c), built with clang into build/fuzz/
 # apart from the gcc builds. Each links only the code it fuzzes: src/common
 # and the router (not the HTTP server). `make fuzz` runs each for
