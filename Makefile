@@ -47,7 +47,7 @@ objs = $(patsubst src/%.c,$(1)/obj/%.o,$(2))
 REL_OBJ := $(call objs,build,$(LIB_SRC)) build/obj/gen/lua.o build/obj/gen/web.o
 ASAN_OBJ := $(call objs,build/asan,$(LIB_SRC)) build/asan/obj/gen/lua.o build/asan/obj/gen/web.o
 
-.PHONY: images compose-test all deps deps-test deps-bench fresh-check test unit integration deploy-test browser-test demo bench bench-api bench-exec bench-sandbox fuzz fuzz-smoke clean lint format chaos soak
+.PHONY: images compose-test all deps deps-test deps-bench fresh-check test unit integration deploy-test browser-test demo bench bench-api bench-exec bench-sandbox bench-protocol fuzz fuzz-smoke clean lint format chaos soak
 all: build/stratq
 
 # The Debian packages each goal needs (scripts/deps.sh): `make deps` what
@@ -170,7 +170,8 @@ demo: deps
 # `make bench`: stratq warm/cold vs RQ 1.13 and Celery 5.2 (1, 2, 4 workers and up to
 # nproc): jobs/s, latency, RSS, Redis commands per job, API submit rate vs
 # redis-benchmark; writes docs/benchmarks.md and docs/img/bench-*.png; stops itself
-# within 15 min (bench/suite.py).
+# within 15 min (bench/suite.py). `make bench-protocol` (the Redis protocol
+# alone, about 80 s) is separate, to keep this within its 15 minutes.
 bench: deps-bench
 	@$(MAKE) --no-print-directory build/stratq
 	@sh scripts/bench.sh
@@ -209,6 +210,17 @@ build/bench/sandbox_cost: bench/sandbox_cost.c $(REL_OBJ)
 	$(call say,LD)$(CC) $(BASE_CFLAGS) $(RELEASE_CFLAGS) $< $(REL_OBJ) $(PKG_LIBS) -o $@
 bench-sandbox: deps build/bench/sandbox_cost
 	build/bench/sandbox_cost 300 $(CURDIR)/python
+
+# `make bench-protocol`: the Redis protocol alone, no Python: full no-op job
+# lifecycles per second that one Redis core sustains, driven through the
+# API's and the worker's own typed calls (bench/protocol_load.c), and 1
+# against 3 Redis Cluster primaries (bench/protocol.py, about 80 s);
+# writes docs/benchmarks-protocol.md.
+build/bench/protocol_load: bench/protocol_load.c $(REL_OBJ)
+	@mkdir -p $(@D)
+	$(call say,LD)$(CC) $(BASE_CFLAGS) $(RELEASE_CFLAGS) -pthread $< $(REL_OBJ) $(PKG_LIBS) -o $@
+bench-protocol: deps-bench build/bench/protocol_load
+	@sh scripts/bench-protocol.sh
 
 # libFuzzer targets (tests/fuzz/fuzz_*.c), built with clang into build/fuzz/
 # apart from the gcc builds. Each links only the code it fuzzes: src/common

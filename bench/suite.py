@@ -771,6 +771,11 @@ Hollow markers: a batch cut short after {BATCH_CAP_S} s. The grey band is more w
 {notes}
 `make bench-exec` (docs/benchmarks-exec.md) has the finer stratq-vs-RQ figures at 2 workers
 (dequeue -> first line, CPU per job, the sandbox's cost).
+
+## The protocol alone
+
+`make bench-protocol` ([benchmarks-protocol.md](benchmarks-protocol.md)): job lifecycles per
+second that one Redis core sustains with no Python, and 1 against 3 Redis Cluster primaries.
 """
     DOC.write_text(doc)
 
