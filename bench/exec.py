@@ -47,6 +47,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -302,9 +303,46 @@ def stratq_env(mode):
     return env
 
 
+# A job's terminal statuses (GET /v1/statuses, the terminal ones).
+TERMINAL = frozenset({"succeeded", "failed", "timeout", "memory_exceeded", "cpu_exceeded",
+                      "output_exceeded", "crashed", "cancelled", "dead"})
+
+
+class EventCounter:
+    """Counts the terminal job events on the events channel, from a
+    subscription of the benchmark's own: the moment a job is recorded,
+    without a command per poll (the stats hash's counters trail by up to a
+    heartbeat, docs/protocol.md)."""
+
+    def __init__(self, r):
+        self.count = 0
+        self.pubsub = r.pubsub(ignore_subscribe_messages=True)
+        self.pubsub.subscribe("stratq:{python_execution_queue}:events")
+        # Subscribed before the first submit: wait for the confirmation.
+        deadline = time.monotonic() + 10
+        while not self.pubsub.subscribed and time.monotonic() < deadline:
+            self.pubsub.get_message(timeout=0.05)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        try:
+            for m in self.pubsub.listen():
+                if m.get("type") == "message" and json.loads(m["data"]).get("status") in TERMINAL:
+                    self.count += 1
+        except Exception:  # the benchmark is over and Redis gone
+            pass
+
+
+_counters = {}
+
+
 def stratq_completed(r):
-    stats = r.hgetall("stratq:{python_execution_queue}:stats")
-    return sum(int(v) for k, v in stats.items() if k.startswith(b"completed:"))
+    """Jobs recorded finished since the first call for r's Redis."""
+    key = id(r.connection_pool)
+    if key not in _counters:
+        _counters[key] = EventCounter(r)
+    return _counters[key].count
 
 
 def stratq_ready(r, workers, mode):
@@ -690,7 +728,8 @@ CONFIG_NOTES = """\
 - Throughput: the workers are started, registered and idle first; warm-up jobs (4 of each kind)
   are not counted; then all N jobs are enqueued at once (stratq: `POST /v1/jobs/batch`, at most
   1,000 per request; RQ: `Queue.enqueue_many`, one pipeline) and timed from the enqueue until the
-  completion counters (stratq: `stratq:stats` `completed:*`; RQ: finished + failed registries,
+  completion counts (stratq: terminal events on `stratq:{python_execution_queue}:events`, from a
+  subscription of the benchmark's own; RQ: finished + failed registries,
   polled every 5 ms) reach N. Every job is checked to have succeeded. Each phase runs
   {repeats} times; the table shows the median run.
 - CPU ms per job: user + system CPU time over a throughput run (from `/proc/<pid>/stat`,

@@ -687,7 +687,6 @@ int api_main(int argc, char **argv)
     }
     a.max_body = (size_t)config_int(CFG_MAX_BODY);
     a.max_conns = config_int(CFG_MAX_CONNECTIONS);
-    a.index_size = config_int(CFG_INDEX_SIZE);
     a.failed_ttl = config_int(CFG_FAILED_RESULT_TTL);
     a.lim = (struct job_limits){config_int(CFG_DEFAULT_TIMEOUT), config_int(CFG_MAX_TIMEOUT),
                                 config_int(CFG_DEFAULT_MEMORY), config_int(CFG_MAX_MEMORY)};

@@ -43,7 +43,7 @@ struct api {
     struct queue_names names;
     struct job_limits lim;
     size_t max_body;
-    long long index_size, failed_ttl;
+    long long failed_ttl;
     /* Jobs this API created since it last added them to the stats hash
      * (metrics.c: about once a second, and before GET /metrics). */
     long long submitted_unflushed, submitted_inflight;

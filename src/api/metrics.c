@@ -3,7 +3,7 @@
  * cluster-wide figures. No job's own path writes them: each API adds the
  * jobs it created about once a second (and before answering GET
  * /metrics), each worker adds its jobs' outcomes and histograms with its
- * heartbeats, within about a second of a change (docs/protocol.md). */
+ * regular heartbeats and once the queue runs dry (docs/protocol.md). */
 #define _GNU_SOURCE
 #include <event2/buffer.h>
 #include <event2/event.h>

@@ -68,7 +68,8 @@ enum cfg_type { CFG_STR, CFG_INT, CFG_BOOL };
       315360000, CMD_API | CMD_WORKER | CMD_UP,                                                    \
       "Seconds the record of a job that did not succeed is kept (0: forever)")                     \
     X(INDEX_SIZE, "index-size", "STRATQ_INDEX_SIZE", CFG_INT, "10000", 10, 10000000,               \
-      CMD_API | CMD_WORKER | CMD_UP, "Jobs kept in each listing index (GET /v1/jobs)")             \
+      CMD_API | CMD_WORKER | CMD_UP,                                                               \
+      "Jobs kept in each listing index (GET /v1/jobs; workers trim)")                              \
     X(TOKENS_FILE, "tokens-file", "STRATQ_API_TOKENS_FILE", CFG_STR, "", 0, 0, CMD_API | CMD_UP,   \
       "File of API bearer tokens, one per line; unset: no auth, loopback only")                    \
     X(MAX_CONNECTIONS, "max-connections", "STRATQ_MAX_CONNECTIONS", CFG_INT, "1024", 1, 1000000,   \

@@ -636,8 +636,14 @@ static int put_histogram(struct queue_call *c, const char *name, const struct jo
     return n;
 }
 
+bool jobq_stats_pending(const struct jobq *j)
+{
+    return j->stats.duration.count || j->stats.queue_wait.count;
+}
+
 int jobq_build_heartbeat(const struct jobq *j, struct queue_call *c,
-                         const struct jobq_worker_info *info, long long now_ms, long long ttl_ms)
+                         const struct jobq_worker_info *info, long long now_ms, long long ttl_ms,
+                         bool with_stats)
 {
     call_init(c, QS_HEARTBEAT, false);
     put(c, j->names->workers);
@@ -649,15 +655,17 @@ int jobq_build_heartbeat(const struct jobq *j, struct queue_call *c,
     int at = c->argc, n = 0;
     put(c, "0"); /* nstats, set below */
     bool placed = !c->nomem;
-    for (int s = 0; s < QUEUE_STATUS__COUNT; s++) {
+    for (int s = 0; with_stats && s < QUEUE_STATUS__COUNT; s++) {
         if (!j->stats.completed[s])
             continue;
         put_key(c, STAT_COMPLETED, queue_status_name(s), "");
         put_int(c, j->stats.completed[s]);
         n++;
     }
-    n += put_histogram(c, "duration", &j->stats.duration);
-    n += put_histogram(c, "queue_wait", &j->stats.queue_wait);
+    if (with_stats) {
+        n += put_histogram(c, "duration", &j->stats.duration);
+        n += put_histogram(c, "queue_wait", &j->stats.queue_wait);
+    }
     if (placed) {
         char *num;
         c->argv[at] = c->owned[at] = asprintf(&num, "%d", n) < 0 ? NULL : num;
@@ -678,14 +686,14 @@ int jobq_build_heartbeat(const struct jobq *j, struct queue_call *c,
 }
 
 int jobq_heartbeat(struct jobq *j, const struct jobq_worker_info *info, long long now_ms,
-                   long long ttl_ms)
+                   long long ttl_ms, bool with_stats)
 {
     struct queue_call c;
-    redisReply *r = run(j, &c, jobq_build_heartbeat(j, &c, info, now_ms, ttl_ms));
+    redisReply *r = run(j, &c, jobq_build_heartbeat(j, &c, info, now_ms, ttl_ms, with_stats));
     int rc = r && r->type == REDIS_REPLY_INTEGER ? 0 : -EIO;
     if (r)
         freeReplyObject(r);
-    if (rc == 0)
+    if (rc == 0 && with_stats)
         memset(&j->stats, 0, sizeof(j->stats));
     return rc;
 }

@@ -188,12 +188,16 @@ struct jobq_worker_info {
     long long pid, started_ms;
     long long jobs_done, jobs_failed; /* since it started */
 };
+/* with_stats: the call adds j->stats to the stats hash too. */
 int jobq_build_heartbeat(const struct jobq *j, struct queue_call *c,
-                         const struct jobq_worker_info *info, long long now_ms, long long ttl_ms);
-/* heartbeat.lua, with j->stats (cleared once they are added): 0 when
- * registered, -EIO otherwise. */
+                         const struct jobq_worker_info *info, long long now_ms, long long ttl_ms,
+                         bool with_stats);
+/* heartbeat.lua, with j->stats when with_stats (cleared once they are
+ * added): 0 when registered, -EIO otherwise. */
 int jobq_heartbeat(struct jobq *j, const struct jobq_worker_info *info, long long now_ms,
-                   long long ttl_ms);
+                   long long ttl_ms, bool with_stats);
+/* Whether j->stats holds counts not yet added. */
+bool jobq_stats_pending(const struct jobq *j);
 
 int jobq_build_forget(const struct jobq *j, struct queue_call *c, const char *worker);
 /* Gives back every job in the worker's processing list (lost.lua, the

@@ -54,6 +54,7 @@ struct worker {
     int64_t last_report_ms;    /* monotonic ms of its last heartbeat */
     bool report_due;           /* its state or counts changed since then */
     bool live;                 /* the running job wrote live output */
+    bool queue_dry;            /* its last BLMOVE found the queue empty */
     int64_t job_started_mono;  /* when the running job started (ms) */
 };
 
@@ -178,7 +179,8 @@ static redisReply *worker_call(void *priv, const struct queue_call *c)
     }
 }
 
-static void worker_heartbeat(struct worker *w)
+/* A heartbeat; with_stats: it also adds what the worker counted. */
+static void worker_heartbeat_with(struct worker *w, bool with_stats)
 {
     struct jobq_worker_info info = {.host = w->host,
                                     .version = STRATQ_VERSION,
@@ -189,26 +191,38 @@ static void worker_heartbeat(struct worker *w)
                                     .started_ms = w->started_ms,
                                     .jobs_done = w->jobs_done,
                                     .jobs_failed = w->jobs_failed};
-    w->registered =
-        jobq_heartbeat(&w->jq, &info, util_now_ms(), config_int(CFG_HEARTBEAT) * 3000) == 0;
+    w->registered = jobq_heartbeat(&w->jq, &info, util_now_ms(), config_int(CFG_HEARTBEAT) * 3000,
+                                   with_stats) == 0;
     w->last_report_ms = util_mono_ms();
-    w->next_heartbeat_ms = w->last_report_ms + config_int(CFG_HEARTBEAT) * 1000;
+    if (with_stats)
+        w->next_heartbeat_ms = w->last_report_ms + config_int(CFG_HEARTBEAT) * 1000;
     if (w->registered)
         w->report_due = false;
 }
 
-/* The least time between two heartbeats that report a change (the worker
- * went busy or idle, or counted jobs): its hash and the stats hash follow
- * within about this, and a busy worker heartbeats at most once this often
- * (docs/protocol.md, "Commands per job"). */
+static void worker_heartbeat(struct worker *w)
+{
+    worker_heartbeat_with(w, true);
+}
+
+/* The least time between two heartbeats that report a change of state
+ * (the worker went busy or idle): its hash follows within about this, and
+ * a busy worker heartbeats at most once this often. What it counted rides
+ * on the regular heartbeats (every STRATQ_HEARTBEAT_S) and on the first one
+ * after the queue ran dry, so that the counters of /metrics trail by a
+ * heartbeat interval at most while jobs flow and by about a second once
+ * they stop (docs/protocol.md, "Commands per job"). */
 #define REPORT_MS 1000
 
 /* Heartbeats when one is due, or when a change waits to be reported. */
 static void worker_maybe_heartbeat(struct worker *w)
 {
     int64_t now = util_mono_ms();
-    if (now >= w->next_heartbeat_ms || (w->report_due && now - w->last_report_ms >= REPORT_MS))
-        worker_heartbeat(w);
+    if (now >= w->next_heartbeat_ms ||
+        (w->queue_dry && jobq_stats_pending(&w->jq) && now - w->last_report_ms >= REPORT_MS))
+        worker_heartbeat_with(w, true);
+    else if (w->report_due && now - w->last_report_ms >= REPORT_MS)
+        worker_heartbeat_with(w, false);
 }
 
 static void worker_stop_executor(struct worker *w, bool force);
@@ -642,6 +656,7 @@ static int worker_loop(struct worker *w)
         char *entry = NULL, err[256];
         size_t len = 0;
         int r = jobq_take(&w->jq, w->q, FETCH_BLOCK_S, &entry, &len, err, sizeof(err));
+        w->queue_dry = r == 0;
         if (r == -EIO) {
             log_warn("lost the Redis connection", "{s:s}", "error", queue_sync_errstr(w->q));
             worker_disconnect(w);

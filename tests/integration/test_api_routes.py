@@ -284,7 +284,8 @@ def test_metrics(stack):
         return dict(line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
 
     # The API adds its submits before it answers; the worker adds its
-    # outcomes with its next heartbeat, within about a second.
+    # outcomes with the first heartbeat after the queue ran dry, about a
+    # second after the last job.
     assert metrics()["stratq_jobs_submitted_total"] == "3"
     wait_for(lambda: metrics().get("stratq_job_duration_seconds_count") == "3", 10,
              lambda: f"the worker's counts in /metrics: {metrics()}")

@@ -558,3 +558,22 @@ def test_the_clients_status_sets_are_the_servers(stack):
     served = body["statuses"]
     assert stratq_client.STATUSES == {s["name"] for s in served}
     assert stratq_client.TERMINAL_STATUSES == {s["name"] for s in served if s["terminal"]}
+
+
+def test_jobs_follows_a_cursor_past_an_empty_page(stack, r):
+    """A status listed by filtering the index of all jobs (queued) reads a
+    bounded number of ids per page: with 1,100 newer jobs of another status
+    first, page one is empty but has a cursor, and the iteration goes on to
+    the queued job."""
+    api = stack.start_api()
+    c = client_for(api)
+    old = c.submit("def run(ctx):\n    return 1\n")  # no worker: it stays queued
+    score = r.zscore(f"{PREFIX}:index:all", old)
+    pipe = r.pipeline(transaction=False)
+    for i in range(1100):
+        pipe.hset(f"{PREFIX}:job:done{i}", mapping={"status": "succeeded", "attempts": 1})
+        pipe.zadd(f"{PREFIX}:index:all", {f"done{i}": score + 1 + i})
+    pipe.execute()
+    first = c.jobs_page(status="queued", limit=1)
+    assert first["jobs"] == [] and first["next_cursor"], first
+    assert [j["id"] for j in c.jobs(status="queued", page_size=1)] == [old]

@@ -230,7 +230,7 @@ static void test_worker_calls(void **state)
                                     .started_ms = 7,
                                     .jobs_done = 5,
                                     .jobs_failed = 1};
-    assert_int_equal(jobq_build_heartbeat(&jq, &c, &info, 8, 15000), 0);
+    assert_int_equal(jobq_build_heartbeat(&jq, &c, &info, 8, 15000, true), 0);
     assert_string_equal(joined(&c), "sq:{q}:workers sq:{q}:worker:w1 sq:{q}:stats w1 8 15000 0 "
                                     "host h pid 42 version 1.0 state idle current_job  "
                                     "started_ms 7 jobs_done 5 jobs_failed 1 sandbox {}");
@@ -238,13 +238,21 @@ static void test_worker_calls(void **state)
     jq.stats.completed[QUEUE_STATUS_SUCCEEDED] = 2;
     jobq_observe(&jq.stats.queue_wait, 0.003);
     jobq_observe(&jq.stats.queue_wait, 0.5);
-    assert_int_equal(jobq_build_heartbeat(&jq, &c, &info, 8, 15000), 0);
+    assert_int_equal(jobq_build_heartbeat(&jq, &c, &info, 8, 15000, true), 0);
     assert_string_equal(joined(&c), "sq:{q}:workers sq:{q}:worker:w1 sq:{q}:stats w1 8 15000 5 "
                                     "completed:succeeded 2 queue_wait:bucket:1 1 "
                                     "queue_wait:bucket:7 1 queue_wait:sum 0.503000 "
                                     "queue_wait:count 2 "
                                     "host h pid 42 version 1.0 state idle current_job  "
                                     "started_ms 7 jobs_done 5 jobs_failed 1 sandbox {}");
+    /* A heartbeat that reports a change of state only leaves them for later. */
+    assert_true(jobq_stats_pending(&jq));
+    assert_int_equal(jobq_build_heartbeat(&jq, &c, &info, 8, 15000, false), 0);
+    assert_string_equal(joined(&c), "sq:{q}:workers sq:{q}:worker:w1 sq:{q}:stats w1 8 15000 0 "
+                                    "host h pid 42 version 1.0 state idle current_job  "
+                                    "started_ms 7 jobs_done 5 jobs_failed 1 sandbox {}");
+    assert_int_equal(jobq_heartbeat(&jq, &info, 8, 15000, false), 0);
+    assert_true(jobq_stats_pending(&jq));
     /* Every status and bucket counted at once still fits one call. */
     for (int st = 0; st < QUEUE_STATUS__COUNT; st++)
         jq.stats.completed[st] = 1;
@@ -252,14 +260,15 @@ static void test_worker_calls(void **state)
         jobq_observe(&jq.stats.duration, queue_buckets[b]);
         jobq_observe(&jq.stats.queue_wait, queue_buckets[b]);
     }
-    assert_int_equal(jobq_build_heartbeat(&jq, &c, &info, 8, 15000), 0);
+    assert_int_equal(jobq_build_heartbeat(&jq, &c, &info, 8, 15000, true), 0);
     assert_false(c.nomem);
     queue_call_free(&c);
     /* Cleared once the heartbeat went through. */
     reply_integer = 1;
-    assert_int_equal(jobq_heartbeat(&jq, &info, 8, 15000), 0);
+    assert_int_equal(jobq_heartbeat(&jq, &info, 8, 15000, true), 0);
     assert_int_equal(jq.stats.queue_wait.count, 0);
     assert_int_equal(jq.stats.completed[QUEUE_STATUS_SUCCEEDED], 0);
+    assert_false(jobq_stats_pending(&jq));
 }
 
 static void test_complete(void **state)

@@ -601,8 +601,10 @@ class Client:
                 n += 1
                 if limit is not None and n >= limit:
                     return
+            # A page can be short, even empty, and still have a cursor: the
+            # server reads a bounded number of ids per page.
             cursor = page.get("next_cursor")
-            if not cursor or not page["jobs"]:
+            if not cursor:
                 return
 
     def jobs_page(self, status=None, limit=50, cursor=None):
