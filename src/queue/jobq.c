@@ -111,6 +111,13 @@ static void put_field_int(struct queue_call *c, const char *field, long long val
     put_int(c, value);
 }
 
+/* The end of building a call from a reply of the wrong shape. */
+static int refused(struct queue_call *c)
+{
+    queue_call_free(c);
+    return -EPROTO;
+}
+
 /* The end of building: -ENOMEM when a string was missing. */
 static int built(struct queue_call *c)
 {
@@ -306,7 +313,7 @@ int queue_build_workers(struct queue_call *c, const struct queue_names *n, const
     call_init(c, QS_WORKERS, false);
     put(c, n->workers);
     if (put_worker_keys(c, n->worker_prefix, ids) < 0)
-        return -EPROTO;
+        return refused(c);
     c->nkeys = c->argc;
     for (size_t i = 0; i < ids->elements; i++)
         put_copy(c, ids->element[i]->str, ids->element[i]->len);
@@ -328,7 +335,7 @@ int queue_build_stats(struct queue_call *c, const struct queue_names *n, const r
     call_init(c, QS_STATS, false);
     put_count_keys(c, n);
     if (put_worker_keys(c, n->processing_prefix, ids) < 0)
-        return -EPROTO;
+        return refused(c);
     c->nkeys = c->argc;
     return built(c);
 }
@@ -339,7 +346,7 @@ int queue_build_metrics(struct queue_call *c, const struct queue_names *n, const
     put_count_keys(c, n);
     put(c, n->stats);
     if (put_worker_keys(c, n->processing_prefix, ids) < 0)
-        return -EPROTO;
+        return refused(c);
     c->nkeys = c->argc;
     return built(c);
 }
