@@ -1124,11 +1124,15 @@ def test_scale_local_for_real(tmp_path):
             assert job["attempts"] == 1, f"job {job_id} ran {job['attempts']} times\n{job}"
             if job_id == drained_job:
                 assert job["worker"] == drained_worker, f"the draining worker finished its own job: {job}"
-        with urllib.request.urlopen(api.url + "/metrics", timeout=10) as resp:
-            text = resp.read().decode()
-        succeeded = [line for line in text.splitlines()
-                     if line.startswith('stratq_jobs_completed_total{status="succeeded"}')]
-        assert succeeded and float(succeeded[0].split()[-1]) == len(ids), succeeded
+        def succeeded():
+            with urllib.request.urlopen(api.url + "/metrics", timeout=10) as resp:
+                text = resp.read().decode()
+            return [float(line.split()[-1]) for line in text.splitlines()
+                    if line.startswith('stratq_jobs_completed_total{status="succeeded"}')]
+
+        # The workers add their counts once the queue runs dry (about a second).
+        wait_for(lambda: succeeded() == [len(ids)], 15,
+                 lambda: f"the succeeded counter to be {len(ids)}: {succeeded()}")
         status, queue = api.call("GET", "/v1/queue")
         assert queue["pending"] == 0 and queue["processing"] == 0 and queue["dead"] == 0, queue
     finally:
