@@ -291,11 +291,14 @@ int queue_build_job_read(struct queue_call *c, const struct queue_names *n, cons
     return built(c);
 }
 
-/* Puts the key prefix + each id of a ZRANGE reply (the workers' ids). */
+/* Puts the key prefix + each id of a ZRANGE reply (the workers' ids);
+ * -EPROTO, the call freed, for another reply. */
 static int put_worker_keys(struct queue_call *c, const char *prefix, const redisReply *ids)
 {
-    if (ids->type != REDIS_REPLY_ARRAY)
+    if (ids->type != REDIS_REPLY_ARRAY) {
+        queue_call_free(c);
         return -EPROTO;
+    }
     for (size_t i = 0; i < ids->elements; i++)
         put_key(c, prefix, ids->element[i]->str, "");
     return 0;
