@@ -452,44 +452,47 @@ def report(single, clusters, m, elapsed):
     xp, yp = plain["owner_us"], plain["other_us"]
     cap1 = 1e6 / lone["cpu_us"]
     cap3 = 3e6 / (x + 2 * y)
-    cap3p = 3e6 / (xp + 2 * yp)
 
-    def added(x, y):
-        """What each primary past the first adds to a lifecycle: its sender's
-        share of the owner's extra cost, and its own."""
-        return max(y, (x - lone["cpu_us"]) / 2 + y)
-
-    per_node, per_node_p = added(x, y), added(xp, yp)
+    # What each primary past the first added with plain PUBLISH: its
+    # sender's share of the owner's extra cost, and its own.
+    per_node_p = max(yp, (xp - lone["cpu_us"]) / 2 + yp)
     scaling = (f"3 primaries against 1, {CLUSTER_QUEUES} queues, on this machine's {m['nproc']} "
                f"shared cores: raw lifecycles/s x{raw:.2f}, lifecycles per primary core-second "
                f"x{core:.2f}")
-    bound = (f"near {1e6 / per_node:.0f} lifecycles/s however many primaries it has"
-             if per_node >= 1 else "by nothing measurable: the primaries share nothing")
+    # Sharded: nothing a primary does for its own queues depends on the other
+    # nodes, so each added primary costs a lifecycle only what it spends
+    # itself (y, its idle load); plain PUBLISH: the owner also sends each
+    # event to every other node (its extra over a lone primary, per other
+    # node), and each other node receives it.
+    capn = ", ".join(f"{n} primaries {n * 1e6 / (x + (n - 1) * y):.0f}" for n in (6, 10))
+    capn_p = ", ".join(f"{n} {n * 1e6 / (lone['cpu_us'] + (n - 1) * per_node_p):.0f}"
+                       for n in (3, 6, 10))
     why = (f"A lifecycle publishes {three['calls_publish']:.0f} events (`queued`, `running`, "
            f"`succeeded`). On a cluster stratq publishes them with `SPUBLISH` (sharded pub/sub): "
            f"an event stays on the primary that owns its queue's slot, and the cluster bus carried "
            f"{three['bus']:.2f} publish messages per lifecycle to the other nodes; an `SPUBLISH` "
            f"cost {three['publish_us']:.2f} µs. With one queue driven and the other primaries "
            f"idle, a lifecycle cost its own primary {x:.0f} µs of CPU and each other primary "
-           f"{y:.1f} µs (against {lone['cpu_us']:.0f} µs on a lone primary, the same driver). With "
-           f"a core per primary and the queues spread evenly, 3 primaries sustain 3 / ({x:.0f} + "
-           f"2 x {y:.1f}) µs = **{cap3:.0f} lifecycles/s**, x{cap3 / cap1:.2f} the lone primary's "
-           f"{cap1:.0f}. Each primary past the first adds about {per_node:.1f} µs to a lifecycle "
-           f"(its sender's share, ({x:.0f} - {lone['cpu_us']:.0f}) / 2, and its own {y:.1f}: an "
-           f"idle primary's CPU is mostly its cron and the cluster bus' pings), so N primaries "
-           f"sustain about N x 10^6 / ({lone['cpu_us']:.0f} + (N - 1) x {per_node:.1f}) "
-           f"lifecycles/s, a cluster bounded {bound}. The same one-queue "
-           f"run with plain `PUBLISH` (what stratq did before; the driver's `--publish PUBLISH`): "
-           f"Redis Cluster carries every `PUBLISH` to every node, each lifecycle's events arrived "
+           f"{y:.1f} µs, their idle load (cron, the cluster bus' pings), against {lone['cpu_us']:.0f} "
+           f"µs on a lone primary with the same driver: nothing an `SPUBLISH` does depends on the "
+           f"other nodes, and the gap is what cluster mode costs a primary, or this machine's noise "
+           f"between runs. With a core per primary and the queues spread evenly, N primaries "
+           f"sustain about N x 10^6 / ({x:.0f} + (N - 1) x {y:.1f}) lifecycles/s: 1 primary "
+           f"{cap1:.0f} (the lone one's), **3 primaries {cap3:.0f}, x{cap3 / cap1:.2f}**, "
+           f"{capn}: linear in the primaries, each adding a queue's worth. The same one-queue "
+           f"run with "
+           f"plain `PUBLISH` (what stratq did before; the driver's `--publish PUBLISH`): Redis "
+           f"Cluster carries every `PUBLISH` to every node, each lifecycle's events arrived "
            f"{plain['bus']:.0f} times on the other nodes, a `PUBLISH` cost its sender "
            f"{plain['publish_us']:.2f} µs, a lifecycle cost its own primary {xp:.0f} µs and each "
-           f"other {yp:.1f} µs: 3 primaries would sustain {cap3p:.0f} lifecycles/s, and each "
-           f"primary past the first added about {per_node_p:.0f} µs, bounding a cluster near "
-           f"{1e6 / per_node_p:.0f} lifecycles/s. The contended {CLUSTER_QUEUES}-queue run cannot "
-           f"show either: its 3 servers and 3 drivers share {m['nproc']} cores, so its per-core "
-           f"figure also pays for preemption (a command's time, measured on the wall clock, grows "
-           f"with it: {three['cmd_us']:.0f} µs in commands per lifecycle against "
-           f"{one['cmd_us']:.0f})")
+           f"other {yp:.1f} µs; each primary past the first added about {per_node_p:.0f} µs "
+           f"(its sender's share, ({xp:.0f} - {lone['cpu_us']:.0f}) / 2, and its own {yp:.1f}), so "
+           f"N primaries sustained N x 10^6 / ({lone['cpu_us']:.0f} + (N - 1) x "
+           f"{per_node_p:.0f}): {capn_p}, bounded near {1e6 / per_node_p:.0f} lifecycles/s "
+           f"however many. The contended {CLUSTER_QUEUES}-queue run cannot show either: its 3 "
+           f"servers and 3 drivers share {m['nproc']} cores, so its per-core figure also pays for "
+           f"preemption (a command's time, measured on the wall clock, grows with it: "
+           f"{three['cmd_us']:.0f} µs in commands per lifecycle against {one['cmd_us']:.0f})")
     calls = sorted(best["calls"].items(), key=lambda kv: -kv[1])
     breakdown = "\n".join(f"{k:<22} {v / best['window_lifecycles']:7.3f}" for k, v in calls)
     print()
