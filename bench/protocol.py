@@ -451,7 +451,7 @@ def report(single, clusters, m, elapsed):
     x, y = alone["owner_us"], alone["other_us"]
     xp, yp = plain["owner_us"], plain["other_us"]
     cap1 = 1e6 / lone["cpu_us"]
-    cap3 = 3e6 / (x + 2 * y)
+    cap3 = 3e6 / (lone["cpu_us"] + 2 * y)
 
     # What each primary past the first added with plain PUBLISH: its
     # sender's share of the owner's extra cost, and its own.
@@ -464,7 +464,8 @@ def report(single, clusters, m, elapsed):
     # itself (y, its idle load); plain PUBLISH: the owner also sends each
     # event to every other node (its extra over a lone primary, per other
     # node), and each other node receives it.
-    capn = ", ".join(f"{n} primaries {n * 1e6 / (x + (n - 1) * y):.0f}" for n in (6, 10))
+    capn = ", ".join(f"{n} primaries {n * 1e6 / (lone['cpu_us'] + (n - 1) * y):.0f}"
+                     for n in (6, 10))
     capn_p = ", ".join(f"{n} {n * 1e6 / (lone['cpu_us'] + (n - 1) * per_node_p):.0f}"
                        for n in (3, 6, 10))
     why = (f"A lifecycle publishes {three['calls_publish']:.0f} events (`queued`, `running`, "
@@ -475,9 +476,11 @@ def report(single, clusters, m, elapsed):
            f"idle, a lifecycle cost its own primary {x:.0f} µs of CPU and each other primary "
            f"{y:.1f} µs, their idle load (cron, the cluster bus' pings), against {lone['cpu_us']:.0f} "
            f"µs on a lone primary with the same driver: nothing an `SPUBLISH` does depends on the "
-           f"other nodes, and the gap is what cluster mode costs a primary, or this machine's noise "
-           f"between runs. With a core per primary and the queues spread evenly, N primaries "
-           f"sustain about N x 10^6 / ({x:.0f} + (N - 1) x {y:.1f}) lifecycles/s: 1 primary "
+           f"other nodes, and the gap between the two is this machine's noise between runs. With a "
+           f"core per primary and the queues spread evenly, each primary runs its own queues' "
+           f"lifecycles at a lone primary's cost, and each other primary adds only its idle load: "
+           f"N primaries sustain about N x 10^6 / ({lone['cpu_us']:.0f} + (N - 1) x {y:.1f}) "
+           f"lifecycles/s: 1 primary "
            f"{cap1:.0f} (the lone one's), **3 primaries {cap3:.0f}, x{cap3 / cap1:.2f}**, "
            f"{capn}: linear in the primaries, each adding a queue's worth. The same one-queue "
            f"run with "
