@@ -19,7 +19,11 @@ succeeded and exits 1 otherwise; so does this script.
                 (CLUSTER_THREADS threads each), given the cluster's seeds; then
                 one queue alone (CLUSTER_ONE_THREADS threads) on each, which
                 shows what a lifecycle costs its own primary and each other
-                one (every PUBLISH crosses the cluster bus to every node).
+                one. The scripts publish with SPUBLISH there (sharded pub/sub,
+                as stratq does on a cluster); the one-queue run on 3
+                primaries is then made again with plain PUBLISH (the
+                driver's --publish PUBLISH, what stratq did before), which
+                Redis Cluster carries to every node over the cluster bus.
 
 What is measured, in a window that leaves out each run's first WARMUP_S and
 its last second (the connections, the script loads and the end checks):
@@ -112,17 +116,24 @@ def wait_ping(port, proc):
     return r
 
 
+# The publish commands: PUBLISH on a plain server, SPUBLISH (sharded) on a
+# cluster.
+PUBLISHES = ("publish", "spublish")
+
+
 def sample(r, cluster=False):
     """Redis CPU-seconds so far, the calls and µs of each command (INFO's
-    calls left out) and, in a cluster, the PUBLISH messages the node received
-    over the cluster bus."""
+    calls left out) and, in a cluster, the publish messages (PUBLISH, and
+    SPUBLISH's, which only go to the replicas of the slot's shard) the node
+    received over the cluster bus."""
     cpu = r.info("cpu")
     cs = r.info("commandstats")
     bus = 0
     if cluster:
         for line in r.execute_command("CLUSTER", "INFO").splitlines():
-            if line.startswith("cluster_stats_messages_publish_received:"):
-                bus = int(line.split(":")[1])
+            if line.startswith(("cluster_stats_messages_publish_received:",
+                                "cluster_stats_messages_publishshard_received:")):
+                bus += int(line.split(":")[1])
     return {"cpu": float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"]),
             "calls": {k[len("cmdstat_"):]: int(v["calls"]) for k, v in cs.items()
                       if k != "cmdstat_info"},
@@ -135,9 +146,10 @@ def delta(a, b):
     calls = {k: n - a["calls"].get(k, 0) for k, n in b["calls"].items()}
     calls = {k: n for k, n in calls.items() if n > 0}
     usec = sum(b["usec"].get(k, 0) - a["usec"].get(k, 0) for k in TOP_LEVEL)
-    publish_us = b["usec"].get("publish", 0) - a["usec"].get("publish", 0)
+    publish_us = sum(b["usec"].get(k, 0) - a["usec"].get(k, 0) for k in PUBLISHES)
+    publishes = sum(calls.get(k, 0) for k in PUBLISHES)
     return {"cpu": b["cpu"] - a["cpu"], "calls": calls, "usec": usec, "bus": b["bus"] - a["bus"],
-            "publish_us": publish_us / max(1, calls.get("publish", 0)),
+            "publishes": publishes, "publish_us": publish_us / max(1, publishes),
             "lifecycles": calls.get("blmove", 0),
             "commands": sum(calls.values()), "wall": b["t"] - a["t"]}
 
@@ -294,7 +306,7 @@ def cluster_row(n, nodes, queues, m):
     servers = m["servers"]
     lifecycles = sum(s["lifecycles"] for s in servers.values())
     cpu = sum(s["cpu"] for s in servers.values())
-    publishes = sum(s["calls"].get("publish", 0) for s in servers.values())
+    publishes = sum(s["publishes"] for s in servers.values())
     return {"primaries": n, "queues": queues,
             "rate": sum(d["lifecycles_per_s"] for d in m["drivers"]),
             "p50_us": max(d["p50_us"] for d in m["drivers"]),
@@ -305,27 +317,40 @@ def cluster_row(n, nodes, queues, m):
             "lifecycles": lifecycles, "cpu_us": cpu * 1e6 / lifecycles,
             "cmd_us": sum(s["usec"] for s in servers.values()) / lifecycles,
             "bus": sum(s["bus"] for s in servers.values()) / lifecycles,
-            "publish_us": sum(s["publish_us"] * s["calls"].get("publish", 0)
+            "publish_us": sum(s["publish_us"] * s["publishes"]
                               for s in servers.values()) / max(1, publishes),
             "cmds": sum(s["commands"] for s in servers.values()) / lifecycles,
             "calls_publish": publishes / lifecycles,
             "driver_cores": m["driver_cpu"] / max(d["seconds"] for d in m["drivers"])}
 
 
+def one_queue_costs(one, n):
+    """What a lifecycle of the one-queue run cost its own primary and each
+    other one (CPU µs)."""
+    owner = max(range(n), key=lambda i: one["primary_lifecycles"][i])
+    others = [i for i in range(n) if i != owner]
+    one["owner_us"] = one["primary_cpu"][owner] * 1e6 / one["lifecycles"]
+    one["other_us"] = (sum(one["primary_cpu"][i] for i in others) / len(others)
+                       * 1e6 / one["lifecycles"] if others else 0.0)
+    return one
+
+
 def run_cluster(tmp, n):
     """The 3 queues on n primaries, then one queue alone (on 3 primaries,
     the others idle): what a lifecycle costs its own primary and what it
-    costs each of the others (the cluster bus carries every PUBLISH to every
-    node)."""
+    costs each of the others, with sharded pub/sub (SPUBLISH) and, on 3
+    primaries, again with plain PUBLISH, which the cluster bus carries to
+    every node."""
     nodes = start_cluster(tmp, n)
     try:
         queues = queue_names(nodes[0]["r"])
         seeds = ",".join(f"127.0.0.1:{node['port']}" for node in nodes)
         clients = {node["port"]: node["r"] for node in nodes}
 
-        def driver(q, threads):
+        def driver(q, threads, publish="SPUBLISH"):
             return (q, ["--redis", f"redis://127.0.0.1:{nodes[0]['port']}", "--cluster", seeds,
-                        "--queue", q, "--threads", str(threads), "--seconds", str(CLUSTER_S)])
+                        "--queue", q, "--threads", str(threads), "--seconds", str(CLUSTER_S),
+                        "--publish", publish])
 
         m = measure(tmp, f"cluster-{n}", clients, [driver(q, CLUSTER_THREADS) for q in queues],
                     CLUSTER_S, cluster=True)
@@ -337,15 +362,20 @@ def run_cluster(tmp, n):
             node["r"].flushall()
         m = measure(tmp, f"cluster-{n}-one", clients, [driver(queues[0], CLUSTER_ONE_THREADS)],
                     CLUSTER_S, cluster=True)
-        one = cluster_row(n, nodes, queues[:1], m)
-        owner = max(range(n), key=lambda i: one["primary_lifecycles"][i])
-        others = [i for i in range(n) if i != owner]
-        one["owner_us"] = one["primary_cpu"][owner] * 1e6 / one["lifecycles"]
-        one["other_us"] = (sum(one["primary_cpu"][i] for i in others) / len(others)
-                           * 1e6 / one["lifecycles"] if others else 0.0)
+        one = one_queue_costs(cluster_row(n, nodes, queues[:1], m), n)
         row["one_queue"] = one
         log(f"{n} primaries, one queue: {one['rate']:.0f} lifecycles/s, {one['owner_us']:.0f} µs "
             f"of its primary's CPU and {one['other_us']:.1f} µs of each other's per lifecycle")
+        if n > 1:
+            for node in nodes:
+                node["r"].flushall()
+            m = measure(tmp, f"cluster-{n}-one-publish", clients,
+                        [driver(queues[0], CLUSTER_ONE_THREADS, "PUBLISH")], CLUSTER_S, cluster=True)
+            plain = one_queue_costs(cluster_row(n, nodes, queues[:1], m), n)
+            row["one_queue_publish"] = plain
+            log(f"{n} primaries, one queue, plain PUBLISH: {plain['rate']:.0f} lifecycles/s, "
+                f"{plain['owner_us']:.0f} µs of its primary's CPU and {plain['other_us']:.1f} µs "
+                f"of each other's per lifecycle")
         return row
     finally:
         stop([node["proc"] for node in nodes])
@@ -396,16 +426,17 @@ def report(single, clusters, m, elapsed):
                       f"{r['cpu_us']:.0f} ({r['cmd_us']:.0f})", f"{r['cmds']:.2f}",
                       f"{r['driver_cores']:.2f}"])
     one, three = clusters
-    alone, lone = three["one_queue"], one["one_queue"]
+    alone, lone, plain = three["one_queue"], one["one_queue"], three["one_queue_publish"]
     crows = [["configuration", "lifecycles/s", "p99 µs (worst driver)",
               "lifecycles/s per primary (window)", "CPU-s per primary (window)",
               "lifecycles per primary core-second", "Redis CPU µs per lifecycle (in commands)",
-              "µs per PUBLISH", "bus PUBLISH messages received per lifecycle",
+              "µs per SPUBLISH (PUBLISH)", "bus publish messages received per lifecycle",
               "commands per lifecycle", "drivers' cores busy"]]
     for label, r in ((f"1 primary, {CLUSTER_QUEUES} queues", one),
                      (f"3 primaries, {CLUSTER_QUEUES} queues", three),
                      ("1 primary, 1 queue", lone),
-                     ("3 primaries, 1 queue (the others idle)", alone)):
+                     ("3 primaries, 1 queue (the others idle)", alone),
+                     ("3 primaries, 1 queue, plain PUBLISH (the others idle)", plain)):
         crows.append([label, f"{r['rate']:.0f}", r["p99_us"],
                       " / ".join(f"{n / r['window']:.0f}" for n in r["primary_lifecycles"]),
                       " / ".join(f"{c:.2f}" for c in r["primary_cpu"]) + f" in {r['window']:.1f} s",
@@ -418,30 +449,52 @@ def report(single, clusters, m, elapsed):
     # each primary runs a third of the lifecycles (owner_us each) and hears
     # the events of the other two thirds (other_us each).
     x, y = alone["owner_us"], alone["other_us"]
+    xp, yp = plain["owner_us"], plain["other_us"]
     cap1 = 1e6 / lone["cpu_us"]
-    cap3 = 3e6 / (x + 2 * y)
-    per_node = max(y, (x - lone["cpu_us"]) / 2 + y)
+    cap3 = 3e6 / (lone["cpu_us"] + 2 * y)
+
+    # What each primary past the first added with plain PUBLISH: its
+    # sender's share of the owner's extra cost, and its own.
+    per_node_p = max(yp, (xp - lone["cpu_us"]) / 2 + yp)
     scaling = (f"3 primaries against 1, {CLUSTER_QUEUES} queues, on this machine's {m['nproc']} "
                f"shared cores: raw lifecycles/s x{raw:.2f}, lifecycles per primary core-second "
                f"x{core:.2f}")
+    # Sharded: nothing a primary does for its own queues depends on the other
+    # nodes, so each added primary costs a lifecycle only what it spends
+    # itself (y, its idle load); plain PUBLISH: the owner also sends each
+    # event to every other node (its extra over a lone primary, per other
+    # node), and each other node receives it.
+    capn = ", ".join(f"{n} primaries {n * 1e6 / (lone['cpu_us'] + (n - 1) * y):.0f}"
+                     for n in (6, 10))
+    capn_p = ", ".join(f"{n} {n * 1e6 / (lone['cpu_us'] + (n - 1) * per_node_p):.0f}"
+                       for n in (3, 6, 10))
     why = (f"A lifecycle publishes {three['calls_publish']:.0f} events (`queued`, `running`, "
-           f"`succeeded`), and Redis Cluster carries every PUBLISH to every node over the cluster "
-           f"bus: with 3 primaries each lifecycle's events arrive {three['bus']:.0f} times on the "
-           f"other nodes, and a PUBLISH costs its sender {three['publish_us']:.2f} µs instead of "
-           f"{one['publish_us']:.2f}. With one queue driven and the other primaries idle, a "
-           f"lifecycle cost its own primary {x:.0f} µs of CPU and each other primary {y:.1f} µs "
-           f"(against {lone['cpu_us']:.0f} µs on a lone primary, the same driver). With a core "
-           f"per primary and the queues spread evenly, 3 primaries sustain 3 / ({x:.0f} + 2 x {y:.1f}) µs = "
-           f"**{cap3:.0f} lifecycles/s**, x{cap3 / cap1:.2f} the lone primary's {cap1:.0f}. Each "
-           f"primary past the first adds about {per_node:.0f} µs to a lifecycle (its sender's "
-           f"share, ({x:.0f} - {lone['cpu_us']:.0f}) / 2, and its own {y:.1f}), so N primaries "
-           f"sustain about N x 10^6 / ({lone['cpu_us']:.0f} + (N - 1) x {per_node:.0f}) "
-           f"lifecycles/s: the fan-out bounds a cluster near {1e6 / per_node:.0f} lifecycles/s "
-           f"however many primaries it has (sharded pub/sub, SPUBLISH, would keep an event on "
-           f"its queue's shard). The "
-           f"contended {CLUSTER_QUEUES}-queue run cannot show that: its 3 servers and 3 drivers "
-           f"share {m['nproc']} cores, so its per-core figure also pays for preemption (a "
-           f"command's time, measured on the wall clock, grows with it: "
+           f"`succeeded`). On a cluster stratq publishes them with `SPUBLISH` (sharded pub/sub): "
+           f"an event stays on the primary that owns its queue's slot, and the cluster bus carried "
+           f"{three['bus']:.2f} publish messages per lifecycle to the other nodes; an `SPUBLISH` "
+           f"cost {three['publish_us']:.2f} µs. With one queue driven and the other primaries "
+           f"idle, a lifecycle cost its own primary {x:.0f} µs of CPU and each other primary "
+           f"{y:.1f} µs, their idle load (cron, the cluster bus' pings), against {lone['cpu_us']:.0f} "
+           f"µs on a lone primary with the same driver: nothing an `SPUBLISH` does depends on the "
+           f"other nodes, and the gap between the two is this machine's noise between runs. With a "
+           f"core per primary and the queues spread evenly, each primary runs its own queues' "
+           f"lifecycles at a lone primary's cost, and each other primary adds only its idle load: "
+           f"N primaries sustain about N x 10^6 / ({lone['cpu_us']:.0f} + (N - 1) x {y:.1f}) "
+           f"lifecycles/s: 1 primary "
+           f"{cap1:.0f} (the lone one's), **3 primaries {cap3:.0f}, x{cap3 / cap1:.2f}**, "
+           f"{capn}: linear in the primaries, each adding a queue's worth. The same one-queue "
+           f"run with "
+           f"plain `PUBLISH` (what stratq did before; the driver's `--publish PUBLISH`): Redis "
+           f"Cluster carries every `PUBLISH` to every node, each lifecycle's events arrived "
+           f"{plain['bus']:.0f} times on the other nodes, a `PUBLISH` cost its sender "
+           f"{plain['publish_us']:.2f} µs, a lifecycle cost its own primary {xp:.0f} µs and each "
+           f"other {yp:.1f} µs; each primary past the first added about {per_node_p:.0f} µs "
+           f"(its sender's share, ({xp:.0f} - {lone['cpu_us']:.0f}) / 2, and its own {yp:.1f}), so "
+           f"N primaries sustained N x 10^6 / ({lone['cpu_us']:.0f} + (N - 1) x "
+           f"{per_node_p:.0f}): {capn_p}, bounded near {1e6 / per_node_p:.0f} lifecycles/s "
+           f"however many. The contended {CLUSTER_QUEUES}-queue run cannot show either: its 3 "
+           f"servers and 3 drivers share {m['nproc']} cores, so its per-core figure also pays for "
+           f"preemption (a command's time, measured on the wall clock, grows with it: "
            f"{three['cmd_us']:.0f} µs in commands per lifecycle against {one['cmd_us']:.0f})")
     calls = sorted(best["calls"].items(), key=lambda kv: -kv[1])
     breakdown = "\n".join(f"{k:<22} {v / best['window_lifecycles']:7.3f}" for k, v in calls)
@@ -499,7 +552,8 @@ The {CLUSTER_QUEUES}-queue runs offer the same load to 1 and to 3 primaries:
 {CLUSTER_QUEUES} queues (`{'`, `'.join(three['queues'])}`), whose names hash onto the three thirds
 of the slots, one driver process per queue with {CLUSTER_THREADS} threads, given the cluster's
 seeds. With 1 primary all three queues live on it; with 3, each on its own. The 1-queue run
-drives `{alone['queues'][0]}` alone with {CLUSTER_ONE_THREADS} threads. A queue's keys share its
+drives `{alone['queues'][0]}` alone with {CLUSTER_ONE_THREADS} threads, with `SPUBLISH` as
+stratq does on a cluster, then with plain `PUBLISH` for comparison. A queue's keys share its
 hash tag, so one queue is never spread over primaries: more primaries help only as many queues
 as there are.
 

@@ -25,8 +25,15 @@
  * exits 1 on any error or a failed check. One driver per queue: the
  * stats check counts every worker's completions on that queue.
  *
+ * With --cluster the scripts publish with SPUBLISH, sharded pub/sub, as
+ * stratq's own processes do on a cluster (queue.h, struct queue_names'
+ * sharded); --publish PUBLISH makes them use plain PUBLISH there instead,
+ * which Redis Cluster carries to every node (what stratq did before), for
+ * comparison.
+ *
  *   protocol_load [--redis URL] [--cluster host:port,...] [--queue NAME]
  *                 [--prefix P] [--threads N] [--seconds S]
+ *                 [--publish PUBLISH|SPUBLISH]
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -51,7 +58,7 @@
 #define SAMPLE_MAX 2000   /* ids whose status is read at the end, in all */
 
 struct options {
-    const char *redis, *cluster, *queue, *prefix;
+    const char *redis, *cluster, *queue, *prefix, *publish;
     int threads;
     double seconds;
 };
@@ -342,20 +349,26 @@ static char *make_spec(void)
 static void usage(void)
 {
     fprintf(stderr, "usage: protocol_load [--redis URL] [--cluster host:port,...] [--queue NAME]\n"
-                    "                     [--prefix P] [--threads N] [--seconds S]\n");
+                    "                     [--prefix P] [--threads N] [--seconds S]\n"
+                    "                     [--publish PUBLISH|SPUBLISH]\n");
 }
 
 int main(int argc, char **argv)
 {
     struct options opt = {
-        "redis://127.0.0.1:6379", NULL, "python_execution_queue", "stratq", 4, 10};
+        "redis://127.0.0.1:6379", NULL, "python_execution_queue", "stratq", NULL, 4, 10};
     static const struct option longs[] = {
-        {"redis", required_argument, NULL, 'r'},   {"cluster", required_argument, NULL, 'c'},
-        {"queue", required_argument, NULL, 'q'},   {"prefix", required_argument, NULL, 'p'},
-        {"threads", required_argument, NULL, 't'}, {"seconds", required_argument, NULL, 's'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+        {"redis", required_argument, NULL, 'r'},
+        {"cluster", required_argument, NULL, 'c'},
+        {"queue", required_argument, NULL, 'q'},
+        {"prefix", required_argument, NULL, 'p'},
+        {"threads", required_argument, NULL, 't'},
+        {"seconds", required_argument, NULL, 's'},
+        {"publish", required_argument, NULL, 'P'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
-    for (int ch; (ch = getopt_long(argc, argv, "r:c:q:p:t:s:h", longs, NULL)) != -1;) {
+    for (int ch; (ch = getopt_long(argc, argv, "r:c:q:p:t:s:P:h", longs, NULL)) != -1;) {
         switch (ch) {
         case 'r':
             opt.redis = optarg;
@@ -375,12 +388,16 @@ int main(int argc, char **argv)
         case 's':
             opt.seconds = atof(optarg);
             break;
+        case 'P':
+            opt.publish = optarg;
+            break;
         default:
             usage();
             return 2;
         }
     }
-    if (optind < argc || opt.threads < 1 || opt.threads > 256 || !(opt.seconds > 0)) {
+    if (optind < argc || opt.threads < 1 || opt.threads > 256 || !(opt.seconds > 0) ||
+        (opt.publish && strcmp(opt.publish, "PUBLISH") && strcmp(opt.publish, "SPUBLISH"))) {
         usage();
         return 2;
     }
@@ -399,6 +416,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "protocol_load: %s\n", err);
         goto out;
     }
+    names.sharded = opt.publish ? !strcmp(opt.publish, "SPUBLISH") : url.nnodes > 0;
     if (!(spec = make_spec()))
         goto out;
     /* The script texts are assembled on first use (queue.c): do it here,

@@ -705,6 +705,8 @@ int api_main(int argc, char **argv)
             fprintf(stderr, "stratq api: %s\n", nerr);
             goto out;
         }
+        /* Sharded pub/sub on a cluster (queue.h). */
+        a.names.sharded = a.url.nnodes > 0;
     }
     a.base = event_base_new();
     a.http = a.base ? evhttp_new(a.base) : NULL;

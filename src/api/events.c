@@ -1,4 +1,5 @@
-/* One subscription to the events channel per API process. It wakes the
+/* One subscription to the events channel per API process (SSUBSCRIBE on
+ * the node owning the queue's slot on Redis Cluster; conn.h). It wakes the
  * long-poll waiters of jobs that finish (so 1,000 waiters cost one Redis
  * connection, not 1,000) and feeds every Server-Sent Events stream. */
 #define _GNU_SOURCE
@@ -105,25 +106,23 @@ static void broadcast(struct api *a, const char *payload, size_t len)
     evbuffer_free(line);
 }
 
-static void on_message(redisReply *r, void *priv)
+/* The subscription was (re)made: a completion published while it was not
+ * was missed, so every waiter's job is read again. */
+static void on_subscribed(void *priv)
 {
     struct api *a = priv;
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 3)
-        return;
-    const char *kind = r->element[0]->str;
-    if (!strcmp(kind, "subscribe")) {
-        a->sub_ready = true;
-        queue_sub_confirmed(a->sub);
-        log_info("subscribed to job events", "{s:s}", "channel", a->names.events);
-        recheck_all_waiters(a);
-        return;
-    }
-    if (strcmp(kind, "message") != 0)
-        return;
-    const redisReply *payload = r->element[2];
+    a->sub_ready = true;
+    log_info("subscribed to job events", "{s:s, s:b}", "channel", a->names.events, "sharded",
+             a->names.sharded);
+    recheck_all_waiters(a);
+}
+
+static void on_event(void *priv, const char *payload, size_t len)
+{
+    struct api *a = priv;
     if (a->sse)
-        broadcast(a, payload->str, payload->len);
-    json_t *ev = json_loadb(payload->str, payload->len, 0, NULL);
+        broadcast(a, payload, len);
+    json_t *ev = json_loadb(payload, len, 0, NULL);
     const char *id = json_string_value(json_object_get(ev, "id"));
     const char *status = json_string_value(json_object_get(ev, "status"));
     if (id && status && queue_status_is_terminal(status))
@@ -154,8 +153,9 @@ int events_start(struct api *a)
         return -1;
     struct timeval tv = {SSE_KEEPALIVE_S, 0};
     event_add(a->sse_keepalive_ev, &tv);
-    return queue_sub_new(a->base, &a->url, "stratq-api-events", a->names.events, on_message,
-                         on_sub_lost, a, &a->sub) < 0
+    static const struct queue_sub_ops ops = {on_subscribed, on_event, on_sub_lost};
+    return queue_sub_new(a->base, &a->url, "stratq-api-events", a->names.events, a->names.sharded,
+                         &ops, a, &a->sub) < 0
                ? -1
                : 0;
 }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "../common/log.h"
@@ -1123,22 +1124,140 @@ int queue_async_command_argv(struct queue_async *qa, int argc, const char *const
     return 0;
 }
 
-/* --- Subscription ----------------------------------------------------------- */
+/* --- Subscriptions ---------------------------------------------------------- */
 
+/* Whether a subscribed connection's reply kind k is name, plain or sharded
+ * ("s" + name: ssubscribe, smessage, sunsubscribe). */
+static bool is_kind(const char *k, const char *name)
+{
+    return !strcmp(k, name) || (k[0] == 's' && !strcmp(k + 1, name));
+}
+
+enum queue_sub_msg queue_sub_parse(const redisReply *r, const redisReply **payload)
+{
+    *payload = NULL;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+        r->element[0]->type != REDIS_REPLY_STRING)
+        return QUEUE_SUB_OTHER;
+    const char *k = r->element[0]->str;
+    if (is_kind(k, "subscribe"))
+        return QUEUE_SUB_SUBSCRIBED;
+    if (is_kind(k, "unsubscribe"))
+        return QUEUE_SUB_UNSUBSCRIBED;
+    if (is_kind(k, "message") && r->element[2]->type == REDIS_REPLY_STRING) {
+        *payload = r->element[2];
+        return QUEUE_SUB_MESSAGE;
+    }
+    return QUEUE_SUB_OTHER;
+}
+
+static const char *subscribe_command(bool sharded)
+{
+    return sharded ? "SSUBSCRIBE" : "SUBSCRIBE";
+}
+
+/* A MOVED in reply r to a (S)SUBSCRIBE sent to at: 1 with the node named
+ * (at itself for Redis 7's empty host) in host and port, else 0. */
+static int sub_moved(const redisReply *r, const char *at, char *host, size_t hostlen, int *port)
+{
+    if (!r || r->type != REDIS_REPLY_ERROR ||
+        queue_redirect_parse(r->str, host, hostlen, port) != QUEUE_REDIRECT_MOVED)
+        return 0;
+    if (!host[0])
+        snprintf(host, hostlen, "%s", at);
+    log_info("following a Redis Cluster redirect", "{s:s, s:s, s:i}", "redirect", "MOVED", "host",
+             host, "port", *port);
+    return 1;
+}
+
+int queue_sync_subscribe(const struct queue_url *url, const char *channel, bool sharded,
+                         int timeout_ms, redisContext **ret, char *err, size_t errlen)
+{
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    const char *argv[] = {subscribe_command(sharded), channel};
+    int nseeds = url->nnodes ? url->nnodes : 1, seed = 0, redirects = 0, rc = -ECONNREFUSED;
+    char moved[256] = "", at[256];
+    int moved_port = 0;
+    while (moved[0] || seed < nseeds) {
+        int port;
+        if (moved[0]) {
+            snprintf(at, sizeof(at), "%s", moved);
+            port = moved_port;
+            moved[0] = '\0';
+        } else {
+            snprintf(at, sizeof(at), "%s", url->nnodes ? url->nodes[seed].host : url->host);
+            port = url->nnodes ? url->nodes[seed].port : url->port;
+            seed++;
+        }
+        redisContext *c;
+        if ((rc = node_connect(url, at, port, timeout_ms, NULL, &c, err, errlen)) < 0)
+            continue;
+        redisSetTimeout(c, tv);
+        redisReply *r = redisCommandArgv(c, 2, argv, NULL);
+        if (r && r->type == REDIS_REPLY_ARRAY) {
+            freeReplyObject(r);
+            *ret = c;
+            return 0;
+        }
+        rc = -EIO;
+        snprintf(err, errlen, "%s %s on %s:%d: %s", argv[0], channel, at, port,
+                 !r                             ? c->errstr
+                 : r->type == REDIS_REPLY_ERROR ? r->str
+                                                : "unexpected reply");
+        if (redirects++ >= QUEUE_MAX_REDIRECTS ||
+            !sub_moved(r, at, moved, sizeof(moved), &moved_port))
+            moved[0] = '\0';
+        if (r)
+            freeReplyObject(r);
+        redisFree(c);
+    }
+    return rc;
+}
+
+/* The API's: a non-blocking hiredis context of its own on libevent, rather
+ * than hiredis' async API, which (in the hiredis of Debian 12, 0.14) knows
+ * SUBSCRIBE but not SSUBSCRIBE. */
 struct queue_sub {
     struct event_base *base;
     const struct queue_url *url;
     char *name, *channel;
-    queue_async_cb *on_reply;
-    void (*lost)(void *priv);
+    bool sharded;
+    struct queue_sub_ops ops;
     void *priv;
-    redisAsyncContext *ac;
-    struct event *reconnect_ev;
+    redisContext *c;         /* NULL between connections */
+    struct event *rev, *wev; /* c's fd readable, writable (what it holds unsent) */
+    struct event *retry_ev;
+    bool connecting;
+    int setup; /* the setup replies still to come (AUTH, CLIENT SETNAME) */
+    char *at;  /* the node c is connected to */
+    int at_port;
+    char *moved; /* where the last MOVED sent it: the next connect goes there */
+    int moved_port;
+    int redirects; /* MOVED followed since it last subscribed */
     int reconnect_ms;
-    int node; /* the seed it uses, with a cluster */
+    int node; /* the seed of the next try, with a cluster */
 };
 
 static void sub_connect(struct queue_sub *s);
+
+static void sub_close(struct queue_sub *s)
+{
+    if (s->rev)
+        event_free(s->rev);
+    if (s->wev)
+        event_free(s->wev);
+    s->rev = s->wev = NULL;
+    if (s->c)
+        redisFree(s->c);
+    s->c = NULL;
+    s->connecting = false;
+}
+
+static void sub_lost(struct queue_sub *s)
+{
+    if (s->ops.lost)
+        s->ops.lost(s->priv);
+}
 
 static void on_sub_timer(evutil_socket_t fd, short what, void *arg)
 {
@@ -1147,88 +1266,216 @@ static void on_sub_timer(evutil_socket_t fd, short what, void *arg)
     sub_connect(arg);
 }
 
-/* Another try, on the next seed with a cluster. */
+/* Drops the connection and tries again after a backoff, on the next seed
+ * with a cluster. */
 static void sub_retry(struct queue_sub *s)
 {
+    sub_close(s);
+    sub_lost(s);
+    free(s->moved);
+    s->moved = NULL;
     s->node++;
     struct timeval tv = {s->reconnect_ms / 1000, (s->reconnect_ms % 1000) * 1000};
-    evtimer_add(s->reconnect_ev, &tv);
+    evtimer_add(s->retry_ev, &tv);
     s->reconnect_ms = s->reconnect_ms * 2 > 5000 ? 5000 : s->reconnect_ms * 2;
 }
 
-static void on_sub_connect(const redisAsyncContext *ac, int status)
+/* Queues the (S)SUBSCRIBE; the write event sends it. */
+static void sub_send_subscribe(struct queue_sub *s)
 {
-    struct queue_sub *s = ac->data;
-    if (s && status != REDIS_OK) {
-        s->ac = NULL;
-        sub_retry(s);
-    }
+    const char *argv[] = {subscribe_command(s->sharded), s->channel};
+    redisAppendCommandArgv(s->c, 2, argv, NULL);
+    event_add(s->wev, NULL);
 }
 
-static void on_sub_disconnect(const redisAsyncContext *ac, int status)
+/* Whether the connect in progress failed (read once the fd is ready). */
+static bool sub_connect_failed(struct queue_sub *s)
 {
-    struct queue_sub *s = ac->data;
-    if (!s)
+    int e = 0;
+    socklen_t len = sizeof(e);
+    if (getsockopt(s->c->fd, SOL_SOCKET, SO_ERROR, &e, &len) < 0)
+        e = errno;
+    s->connecting = false;
+    if (!e)
+        return false;
+    log_warn("cannot connect for the events subscription, retrying", "{s:s, s:i, s:s, s:i}", "host",
+             s->at, "port", s->at_port, "error", strerror(e), "retry_ms", s->reconnect_ms);
+    sub_retry(s);
+    return true;
+}
+
+static void on_sub_write(evutil_socket_t fd, short what, void *arg)
+{
+    struct queue_sub *s = arg;
+    int done = 0;
+    (void)fd;
+    (void)what;
+    if (s->connecting && sub_connect_failed(s))
         return;
-    s->ac = NULL;
-    if (s->lost)
-        s->lost(s->priv);
-    if (status != REDIS_OK) {
-        log_warn("lost the events subscription, reconnecting", "{s:s}", "error", ac->errstr);
+    if (redisBufferWrite(s->c, &done) != REDIS_OK) {
+        log_warn("lost the events subscription, reconnecting", "{s:s}", "error", s->c->errstr);
         sub_retry(s);
+    } else if (!done) {
+        event_add(s->wev, NULL);
     }
 }
 
-static void on_sub_reply(redisAsyncContext *ac, void *reply, void *priv)
+/* Handles one reply; false when the connection was dropped with it. */
+static bool sub_reply(struct queue_sub *s, redisReply *r)
 {
-    struct queue_sub *s = priv;
-    if (ac->data)
-        s->on_reply(reply, s->priv);
+    if (s->setup > 0) {
+        /* The AUTH reply comes first, when there is one. */
+        bool auth = s->url->password && s->setup == 2;
+        s->setup--;
+        if (auth && r->type == REDIS_REPLY_ERROR) {
+            log_error("Redis refused the events subscription; check the password in the Redis URL",
+                      "{s:s}", "error", r->str);
+            sub_retry(s);
+            return false;
+        }
+        return true;
+    }
+    const redisReply *payload;
+    switch (queue_sub_parse(r, &payload)) {
+    case QUEUE_SUB_SUBSCRIBED:
+        s->reconnect_ms = 100;
+        s->redirects = 0;
+        log_debug("subscribed", "{s:s, s:s, s:s, s:i}", "channel", s->channel, "command",
+                  subscribe_command(s->sharded), "host", s->at, "port", s->at_port);
+        s->ops.subscribed(s->priv);
+        return true;
+    case QUEUE_SUB_MESSAGE:
+        s->ops.message(s->priv, payload->str, payload->len);
+        return true;
+    case QUEUE_SUB_UNSUBSCRIBED:
+        /* Redis 7 ends a sharded subscription when the channel's slot
+         * leaves the node (a migration, a failover): the node answers the
+         * new SSUBSCRIBE with MOVED to the slot's new owner. */
+        log_info("the events channel's slot left the node; subscribing again", "{s:s, s:s, s:i}",
+                 "channel", s->channel, "host", s->at, "port", s->at_port);
+        sub_lost(s);
+        sub_send_subscribe(s);
+        return true;
+    case QUEUE_SUB_OTHER:
+        break;
+    }
+    if (r->type != REDIS_REPLY_ERROR)
+        return true;
+    char host[256];
+    int port;
+    if (s->redirects < QUEUE_MAX_REDIRECTS && sub_moved(r, s->at, host, sizeof(host), &port)) {
+        char *h = strdup(host);
+        if (h) {
+            s->redirects++;
+            sub_close(s);
+            free(s->moved);
+            s->moved = h;
+            s->moved_port = port;
+            sub_connect(s);
+            return false;
+        }
+    }
+    if (s->sharded && !strncmp(r->str, "ERR unknown command", 19))
+        log_error("Redis Cluster needs Redis 7.0 or newer: stratq uses sharded pub/sub there",
+                  "{s:s}", "error", r->str);
+    log_warn("cannot subscribe to the events channel, retrying", "{s:s, s:s, s:i}", "error", r->str,
+             "channel", s->channel, "retry_ms", s->reconnect_ms);
+    sub_retry(s);
+    return false;
 }
 
+static void on_sub_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct queue_sub *s = arg;
+    (void)fd;
+    (void)what;
+    if (s->connecting && sub_connect_failed(s))
+        return;
+    if (redisBufferRead(s->c) != REDIS_OK) {
+        log_warn("lost the events subscription, reconnecting", "{s:s}", "error", s->c->errstr);
+        sub_retry(s);
+        return;
+    }
+    for (;;) {
+        redisReply *r = NULL;
+        if (redisGetReplyFromReader(s->c, (void **)&r) != REDIS_OK) {
+            log_warn("lost the events subscription, reconnecting", "{s:s}", "error", s->c->errstr);
+            sub_retry(s);
+            return;
+        }
+        if (!r)
+            return;
+        bool kept = sub_reply(s, r);
+        freeReplyObject(r);
+        if (!kept)
+            return;
+    }
+}
+
+/* Connects to where a MOVED sent it, else to the server or the seed of
+ * this try, and subscribes. */
 static void sub_connect(struct queue_sub *s)
 {
     const struct queue_url *u = s->url;
-    const char *host = u->nnodes ? u->nodes[s->node % u->nnodes].host : u->host;
-    int port = u->nnodes ? u->nodes[s->node % u->nnodes].port : u->port;
-    redisAsyncContext *ac =
-        u->unix_socket && !u->nnodes ? redisAsyncConnectUnix(host) : redisAsyncConnect(host, port);
-    if (!ac || ac->err) {
-        if (ac)
-            redisAsyncFree(ac);
+    const char *host = s->moved    ? s->moved
+                       : u->nnodes ? u->nodes[s->node % u->nnodes].host
+                                   : u->host;
+    int port = s->moved ? s->moved_port : u->nnodes ? u->nodes[s->node % u->nnodes].port : u->port;
+    char *at = strdup(host);
+    free(s->at);
+    s->at = at;
+    s->at_port = port;
+    free(s->moved); /* host may be it: at is the copy */
+    s->moved = NULL;
+    bool unix_socket = u->unix_socket && !u->nnodes;
+    s->c = !at ? NULL : unix_socket ? redisConnectUnixNonBlock(at) : redisConnectNonBlock(at, port);
+    if (!s->c || s->c->err) {
+        log_warn("cannot connect for the events subscription, retrying", "{s:s, s:i, s:s, s:i}",
+                 "host", at ? at : "?", "port", port, "error",
+                 s->c ? s->c->errstr : "out of memory", "retry_ms", s->reconnect_ms);
         sub_retry(s);
         return;
     }
-    ac->data = s;
-    s->ac = ac;
-    redisLibeventAttach(ac, s->base);
-    redisAsyncSetConnectCallback(ac, on_sub_connect);
-    redisAsyncSetDisconnectCallback(ac, on_sub_disconnect);
-    if (u->password)
-        redisAsyncCommand(ac, NULL, NULL, "AUTH %s", u->password);
-    redisAsyncCommand(ac, NULL, NULL, "CLIENT SETNAME %s", s->name);
-    /* Pub/sub messages are global to a Redis server, whatever the db, and
-     * to a cluster, whatever the node. */
-    redisAsyncCommand(ac, on_sub_reply, s, "SUBSCRIBE %s", s->channel);
+    s->rev = event_new(s->base, s->c->fd, EV_READ | EV_PERSIST, on_sub_read, s);
+    s->wev = event_new(s->base, s->c->fd, EV_WRITE, on_sub_write, s);
+    if (!s->rev || !s->wev) {
+        sub_retry(s);
+        return;
+    }
+    redisEnableKeepAlive(s->c);
+    s->connecting = true;
+    s->setup = 0;
+    if (u->password) {
+        const char *auth[] = {"AUTH", u->password};
+        redisAppendCommandArgv(s->c, 2, auth, NULL);
+        s->setup++;
+    }
+    const char *setname[] = {"CLIENT", "SETNAME", s->name};
+    redisAppendCommandArgv(s->c, 3, setname, NULL);
+    s->setup++;
+    /* A plain server's messages reach every subscriber, whatever the db;
+     * a sharded channel's only those on the node owning its slot. */
+    sub_send_subscribe(s);
+    event_add(s->rev, NULL);
 }
 
 int queue_sub_new(struct event_base *base, const struct queue_url *url, const char *name,
-                  const char *channel, queue_async_cb *on_reply, void (*lost)(void *priv),
-                  void *priv, struct queue_sub **ret)
+                  const char *channel, bool sharded, const struct queue_sub_ops *ops, void *priv,
+                  struct queue_sub **ret)
 {
     struct queue_sub *s = calloc(1, sizeof(*s));
     if (!s)
         return -ENOMEM;
     s->base = base;
     s->url = url;
-    s->on_reply = on_reply;
-    s->lost = lost;
+    s->sharded = sharded;
+    s->ops = *ops;
     s->priv = priv;
     s->reconnect_ms = 100;
     s->name = strdup(name);
     s->channel = strdup(channel);
-    s->reconnect_ev = evtimer_new(base, on_sub_timer, s);
-    if (!s->name || !s->channel || !s->reconnect_ev) {
+    s->retry_ev = evtimer_new(base, on_sub_timer, s);
+    if (!s->name || !s->channel || !s->retry_ev) {
         queue_sub_free(s);
         return -ENOMEM;
     }
@@ -1237,24 +1484,16 @@ int queue_sub_new(struct event_base *base, const struct queue_url *url, const ch
     return 0;
 }
 
-void queue_sub_confirmed(struct queue_sub *s)
-{
-    s->reconnect_ms = 100;
-}
-
 void queue_sub_free(struct queue_sub *s)
 {
     if (!s)
         return;
-    if (s->ac) {
-        redisAsyncContext *ac = s->ac;
-        ac->data = NULL;
-        s->ac = NULL;
-        redisAsyncFree(ac);
-    }
-    if (s->reconnect_ev)
-        event_free(s->reconnect_ev);
+    sub_close(s);
+    if (s->retry_ev)
+        event_free(s->retry_ev);
     free(s->name);
     free(s->channel);
+    free(s->at);
+    free(s->moved);
     free(s);
 }

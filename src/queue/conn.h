@@ -123,16 +123,53 @@ int queue_async_eval(struct queue_async *qa, enum queue_script s, int nkeys, int
 int queue_async_command_argv(struct queue_async *qa, int argc, const char *const *argv,
                              const size_t *argvlen, queue_async_cb *cb, void *priv);
 
-/* A subscription to one channel (the API's job events). PUBLISH reaches
- * every node of a cluster, so any node does; when it is lost it is made
- * again, on the next seed. on_reply receives each subscribe and message
- * reply; lost is called when the subscription went. */
+/* --- Subscriptions ---------------------------------------------------------- */
+
+/* Pub/sub on a plain server is SUBSCRIBE: a PUBLISH reaches every
+ * subscriber. On Redis Cluster stratq uses sharded pub/sub (Redis 7,
+ * struct queue_names' sharded): the scripts SPUBLISH, a message stays on
+ * the node that owns the channel's slot (the queue's: the channels carry
+ * its hash tag), and a subscriber must SSUBSCRIBE there. A seed that does
+ * not own the slot answers SSUBSCRIBE with MOVED, which is followed; when
+ * the slot leaves the node (a migration, a failover) Redis 7 ends the
+ * subscription with an sunsubscribe message, and the subscriber subscribes
+ * again, following the old owner's MOVED to the new one. */
+
+/* What a reply on a subscribed connection is, plain or sharded:
+ * (s)subscribe, (s)message (*payload then points at its payload),
+ * (s)unsubscribe (the subscription ended: on a cluster, the slot moved),
+ * or anything else (an error reply among them). */
+enum queue_sub_msg {
+    QUEUE_SUB_OTHER,
+    QUEUE_SUB_SUBSCRIBED,
+    QUEUE_SUB_MESSAGE,
+    QUEUE_SUB_UNSUBSCRIBED
+};
+enum queue_sub_msg queue_sub_parse(const redisReply *r, const redisReply **payload);
+
+/* A blocking subscription to channel (SSUBSCRIBE when sharded, else
+ * SUBSCRIBE) on a connection of its own (the worker's control channel):
+ * the server, or the seeds in turn, following MOVED to the slot's owner.
+ * Its reads time out after timeout_ms. 0 with *ret subscribed, or
+ * -ECONNREFUSED or -EIO with err. */
+int queue_sync_subscribe(const struct queue_url *url, const char *channel, bool sharded,
+                         int timeout_ms, redisContext **ret, char *err, size_t errlen);
+
+/* The API's subscription to one channel, on libevent: subscribed is called
+ * each time the subscription is (re)made (messages published in between
+ * were missed), message with each message's payload, lost when the
+ * subscription went (the connection was lost, or the slot moved). It is
+ * made again by itself: after a lost connection on the next seed with a
+ * cluster, with backoff. */
+struct queue_sub_ops {
+    void (*subscribed)(void *priv);
+    void (*message)(void *priv, const char *payload, size_t len);
+    void (*lost)(void *priv);
+};
 struct queue_sub;
 int queue_sub_new(struct event_base *base, const struct queue_url *url, const char *name,
-                  const char *channel, queue_async_cb *on_reply, void (*lost)(void *priv),
-                  void *priv, struct queue_sub **ret);
-/* Called once a subscribe reply came: resets the reconnect backoff. */
-void queue_sub_confirmed(struct queue_sub *s);
+                  const char *channel, bool sharded, const struct queue_sub_ops *ops, void *priv,
+                  struct queue_sub **ret);
 void queue_sub_free(struct queue_sub *s);
 
 #endif

@@ -157,6 +157,14 @@ int queue_async_call(struct queue_async *qa, const struct queue_call *c, queue_a
     return queue_async_eval(qa, c->script, c->nkeys, c->argc, c->argv, c->len, cb, priv);
 }
 
+/* The events channel and the command the script publishes on it with
+ * (queue.h, struct queue_names' sharded). */
+static void put_events(struct queue_call *c, const struct queue_names *n)
+{
+    put(c, n->events);
+    put(c, n->sharded ? "SPUBLISH" : "PUBLISH");
+}
+
 /* --- The API's calls ------------------------------------------------------- */
 
 int queue_build_enqueue(struct queue_call *c, const struct queue_names *n, const char *id,
@@ -169,7 +177,7 @@ int queue_build_enqueue(struct queue_call *c, const struct queue_names *n, const
     put(c, id);
     put(c, spec);
     put_int(c, now_ms);
-    put(c, n->events);
+    put_events(c, n);
     put(c, client_id ? "1" : "0");
     return built(c);
 }
@@ -184,7 +192,7 @@ int queue_build_cancel(struct queue_call *c, const struct queue_names *n, const 
     put_key(c, n->index_prefix, "", queue_status_name(QUEUE_STATUS_CANCELLED));
     put(c, id);
     put_int(c, now_ms);
-    put(c, n->events);
+    put_events(c, n);
     put_int(c, cancelled_ttl_s);
     put(c, n->control_prefix);
     return built(c);
@@ -199,7 +207,7 @@ int queue_build_retry(struct queue_call *c, const struct queue_names *n, const c
     put(c, n->dead);
     put(c, id);
     put_int(c, now_ms);
-    put(c, n->events);
+    put_events(c, n);
     return built(c);
 }
 
@@ -298,11 +306,14 @@ int queue_build_job_read(struct queue_call *c, const struct queue_names *n, cons
     return built(c);
 }
 
-/* Puts the key prefix + each id of a ZRANGE reply (the workers' ids). */
+/* Puts the key prefix + each id of a ZRANGE reply (the workers' ids);
+ * -EPROTO, the call freed, for another reply. */
 static int put_worker_keys(struct queue_call *c, const char *prefix, const redisReply *ids)
 {
-    if (ids->type != REDIS_REPLY_ARRAY)
+    if (ids->type != REDIS_REPLY_ARRAY) {
+        queue_call_free(c);
         return -EPROTO;
+    }
     for (size_t i = 0; i < ids->elements; i++)
         put_key(c, prefix, ids->element[i]->str, "");
     return 0;
@@ -505,7 +516,7 @@ int jobq_build_start(const struct jobq *j, struct queue_call *c, const char *id,
     put(c, id);
     put(c, j->worker);
     put_int(c, now_ms);
-    put(c, j->names->events);
+    put_events(c, j->names);
     return built(c);
 }
 
@@ -574,7 +585,7 @@ int jobq_build_complete(const struct jobq *j, struct queue_call *c, const char *
     put(c, j->worker);
     put_int(c, o->attempt);
     put_int(c, now_ms);
-    put(c, n->events);
+    put_events(c, n);
     put_int(c, j->set.result_ttl_s);
     put_int(c, j->set.failed_ttl_s);
     put_int(c, o->max_attempts > 0 ? o->max_attempts : 1);
@@ -790,7 +801,7 @@ int jobq_build_promote(const struct jobq *j, struct queue_call *c, const char *i
     put_key(c, j->names->job_prefix, "", id);
     put(c, id);
     put_int(c, now_ms);
-    put(c, j->names->events);
+    put_events(c, j->names);
     return built(c);
 }
 
@@ -892,7 +903,7 @@ int jobq_build_lost(const struct jobq *j, struct queue_call *c, const char *work
     put(c, id);
     put(c, worker ? worker : j->worker);
     put_int(c, now_ms);
-    put(c, n->events);
+    put_events(c, n);
     put_int(c, j->set.max_deliveries);
     put_int(c, j->set.failed_ttl_s);
     put(c, counts ? "1" : "0");
@@ -1020,55 +1031,19 @@ void jobq_control_free(struct jobq_control *s)
 int jobq_control_open(struct jobq *j, const struct queue_url *url, int timeout_ms,
                       struct jobq_control **ret, char *err, size_t errlen)
 {
-    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
     struct jobq_control *s = calloc(1, sizeof(*s));
     if (!s)
         return -ENOMEM;
-    if (url->nnodes) {
-        /* Redis Cluster: PUBLISH reaches every node, so any seed will do. */
-        for (int i = 0; i < url->nnodes; i++) {
-            if (s->c)
-                redisFree(s->c);
-            s->c = redisConnectWithTimeout(url->nodes[i].host, url->nodes[i].port, tv);
-            if (s->c && !s->c->err)
-                break;
-        }
-    } else {
-        s->c = url->unix_socket ? redisConnectUnixWithTimeout(url->host, tv)
-                                : redisConnectWithTimeout(url->host, url->port, tv);
+    /* On a cluster, SSUBSCRIBE on the node owning the queue's slot, where
+     * cancel.lua SPUBLISHes (conn.h). */
+    int r = queue_sync_subscribe(url, j->control_channel, j->names->sharded, timeout_ms, &s->c, err,
+                                 errlen);
+    if (r < 0) {
+        free(s);
+        return r;
     }
-    if (!s->c || s->c->err) {
-        snprintf(err, errlen, "cannot connect to Redis for the control channel: %s",
-                 s->c ? s->c->errstr : "out of memory");
-        jobq_control_free(s);
-        return -ECONNREFUSED;
-    }
-    redisSetTimeout(s->c, tv);
-    redisEnableKeepAlive(s->c);
-    redisReply *r = NULL;
-    if (url->password) {
-        const char *auth[] = {"AUTH", url->password};
-        r = redisCommandArgv(s->c, 2, auth, NULL);
-        if (!r || r->type == REDIS_REPLY_ERROR)
-            goto fail;
-        freeReplyObject(r);
-    }
-    const char *sub[] = {"SUBSCRIBE", j->control_channel};
-    r = redisCommandArgv(s->c, 2, sub, NULL);
-    if (!r || r->type != REDIS_REPLY_ARRAY)
-        goto fail;
-    freeReplyObject(r);
     *ret = s;
     return 0;
-fail:
-    snprintf(err, errlen, "SUBSCRIBE %s: %s", j->control_channel,
-             !r                             ? s->c->errstr
-             : r->type == REDIS_REPLY_ERROR ? r->str
-                                            : "unexpected reply");
-    if (r)
-        freeReplyObject(r);
-    jobq_control_free(s);
-    return -EIO;
 }
 
 int jobq_control_fd(const struct jobq_control *s)
@@ -1087,10 +1062,12 @@ int jobq_control_cancel_for(struct jobq_control *s, const char *id)
             return -EIO;
         if (!r)
             break;
-        /* {"message", channel, {"id": ..., "status": "cancelling"}} */
-        if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
-            r->element[2]->type == REDIS_REPLY_STRING) {
-            json_t *ev = json_loadb(r->element[2]->str, r->element[2]->len, 0, NULL);
+        /* {"message" or "smessage", channel, {"id": ..., "status":
+         * "cancelling"}}; an sunsubscribe when the slot left the node. */
+        const redisReply *payload;
+        enum queue_sub_msg kind = queue_sub_parse(r, &payload);
+        if (kind == QUEUE_SUB_MESSAGE) {
+            json_t *ev = json_loadb(payload->str, payload->len, 0, NULL);
             const char *evid = json_string_value(json_object_get(ev, "id"));
             const char *st = json_string_value(json_object_get(ev, "status"));
             if (evid && st && !strcmp(evid, id) && !strcmp(st, QUEUE_CANCELLING))
@@ -1098,6 +1075,10 @@ int jobq_control_cancel_for(struct jobq_control *s, const char *id)
             json_decref(ev);
         }
         freeReplyObject(r);
+        /* Subscribing again follows the slot; a request published
+         * meanwhile is in the job's hash (cancel_requested_ms). */
+        if (kind == QUEUE_SUB_UNSUBSCRIBED)
+            return -EIO;
     }
     return found;
 }

@@ -257,14 +257,17 @@ int jobq_cancel_requested(struct jobq *j, struct queue_sync *q, const char *id);
 
 /* The worker's control channel (cancel.lua publishes a running job's
  * cancel request on it): a subscription on a connection of its own,
- * which the worker polls (jobq_control_fd) while a job runs. */
+ * which the worker polls (jobq_control_fd) while a job runs. On Redis
+ * Cluster it is sharded: SSUBSCRIBE on the node owning the queue's slot
+ * (conn.h, queue_sync_subscribe). */
 struct jobq_control;
 int jobq_control_open(struct jobq *j, const struct queue_url *url, int timeout_ms,
                       struct jobq_control **ret, char *err, size_t errlen);
 int jobq_control_fd(const struct jobq_control *s);
 /* Reads what has arrived (call when its fd is readable): 1 when a cancel
  * request for job id came, 0 when none did, -EIO when the connection was
- * lost (free it and subscribe again). */
+ * lost or the subscription ended (the slot left the node): free it,
+ * subscribe again and read the job's hash for a request made meanwhile. */
 int jobq_control_cancel_for(struct jobq_control *s, const char *id);
 void jobq_control_free(struct jobq_control *s);
 

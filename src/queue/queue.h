@@ -14,23 +14,25 @@
  * list whose last name ends in "..." takes any number of keys there; an
  * ARGV list whose last name ends in "..." any number of strings there, or
  * of pairs when two names come before the dots ("field value ..."); (NULL)
- * is no ARGV. reply is the Redis type of a
+ * is no ARGV. "publish" is the command the script publishes its events
+ * with, "PUBLISH" or "SPUBLISH" (struct queue_names' sharded). reply is the
+ * Redis type of a
  * normal reply, returns its meaning (Markdown, as docs/protocol.md shows it; a test checks that
  * table against `stratq api --scripts`). Every call is checked against its entry
  * (queue_script_check), and the typed calls of jobq.h build their arguments in this order. */
 #define QUEUE_SCRIPT_TABLE(X)                                                                      \
     X(ENQUEUE, "enqueue", ("<base>:job:<id>", "<queue>", "<base>:index:all"),                      \
-      ("id", "spec", "now_ms", "events", "client_id"), QUEUE_REPLY_ARRAY,                          \
+      ("id", "spec", "now_ms", "events", "publish", "client_id"), QUEUE_REPLY_ARRAY,               \
       "`{1, \"queued\"}` when created; `{0, status}` when the id exists (left untouched)")         \
     X(START, "start", ("<base>:job:<id>", "<base>:processing:<worker>"),                           \
-      ("id", "worker", "now_ms", "events"), QUEUE_REPLY_ARRAY,                                     \
+      ("id", "worker", "now_ms", "events", "publish"), QUEUE_REPLY_ARRAY,                          \
       "`{\"run\", attempt, spec, failures, created_ms}`; `{\"missing\"}` (no job hash) or "        \
       "`{\"skip\", status}` (no longer queued), the id then taken off the processing list")        \
     X(COMPLETE, "complete",                                                                        \
       ("<base>:job:<id>", "<base>:processing:<worker>", "<base>:job:<id>:stdout",                  \
        "<base>:job:<id>:stderr", "<base>:job:<id>:log", "<base>:scheduled", "<base>:dead",         \
        "<base>:index:<status>", "<base>:index:scheduled", "<base>:index:dead"),                    \
-      ("id", "worker", "attempt", "now_ms", "events", "result_ttl_s", "failed_ttl_s",              \
+      ("id", "worker", "attempt", "now_ms", "events", "publish", "result_ttl_s", "failed_ttl_s",   \
        "max_attempts", "next_run_ms", "status", "live", "field value ..."),                        \
       QUEUE_REPLY_INTEGER,                                                                         \
       "1 when recorded, 0 when fenced off (no longer in the worker's processing list), 2 when "    \
@@ -46,11 +48,13 @@
       (NULL), QUEUE_REPLY_ARRAY, "`{pending, processing, scheduled, dead, workers}`")              \
     X(CANCEL, "cancel",                                                                            \
       ("<base>:job:<id>", "<queue>", "<base>:scheduled", "<base>:index:cancelled"),                \
-      ("id", "now_ms", "events", "cancelled_ttl_s", "control_prefix"), QUEUE_REPLY_ARRAY,          \
+      ("id", "now_ms", "events", "publish", "cancelled_ttl_s", "control_prefix"),                  \
+      QUEUE_REPLY_ARRAY,                                                                           \
       "`{\"cancelled\"}` (it was waiting), `{\"cancelling\"}` (it is running), `{\"terminal\", "   \
       "status}` or `{\"missing\"}`")                                                               \
-    X(RETRY, "retry", ("<base>:job:<id>", "<queue>", "<base>:dead"), ("id", "now_ms", "events"),   \
-      QUEUE_REPLY_ARRAY, "`{\"queued\", attempts}`, `{\"conflict\", status}` or `{\"missing\"}`")  \
+    X(RETRY, "retry", ("<base>:job:<id>", "<queue>", "<base>:dead"),                               \
+      ("id", "now_ms", "events", "publish"), QUEUE_REPLY_ARRAY,                                    \
+      "`{\"queued\", attempts}`, `{\"conflict\", status}` or `{\"missing\"}`")                     \
     X(LIST, "list", ("<base>:index:<status or all>"), ("cursor_score", "cursor_id", "count"),      \
       QUEUE_REPLY_ARRAY,                                                                           \
       "`{more, id, score, ...}`: up to `count` ids after the cursor, newest first; more is 1 "     \
@@ -79,10 +83,10 @@
     X(LOST, "lost",                                                                                \
       ("<base>:processing:<worker>", "<queue>", "<base>:job:<id>", "<base>:dead",                  \
        "<base>:index:dead"),                                                                       \
-      ("id", "worker", "now_ms", "events", "max_deliveries", "dead_ttl_s", "counts"),              \
+      ("id", "worker", "now_ms", "events", "publish", "max_deliveries", "dead_ttl_s", "counts"),   \
       QUEUE_REPLY_STRING, "`requeued`, `dead`, or empty when the job was no longer the worker's")  \
     X(PROMOTE, "promote", ("<base>:scheduled", "<queue>", "<base>:job:<id>"),                      \
-      ("id", "now_ms", "events"), QUEUE_REPLY_INTEGER, "1 when promoted, else 0")                  \
+      ("id", "now_ms", "events", "publish"), QUEUE_REPLY_INTEGER, "1 when promoted, else 0")       \
     X(TRIM, "trim", ("<base>:index:all", "<base>:index:<status> ..."), ("max"),                    \
       QUEUE_REPLY_INTEGER, "the number of index entries removed")                                  \
     X(DEADLETTER, "deadletter", ("<base>:processing:<worker>", "<base>:deadletter"),               \
@@ -117,6 +121,15 @@ struct queue_names {
     char *stats;             /* <base>:stats */
     char *deadletter;        /* <base>:deadletter */
     char *reaper_lock;       /* <base>:reaper:lock */
+    /* Redis Cluster (STRATQ_REDIS_CLUSTER_NODES): the scripts publish with
+     * SPUBLISH, sharded pub/sub, which keeps a message on the shard of the
+     * channel's slot (the queue's: the channels carry its hash tag) instead
+     * of carrying it to every node over the cluster bus, and subscribers
+     * SSUBSCRIBE on that slot's node (conn.h's queue_sub, jobq.h's control
+     * channel). False, the default, on a plain server: PUBLISH and
+     * SUBSCRIBE (Redis 6.2 has no sharded pub/sub). Set by the caller of
+     * queue_names_init. */
+    bool sharded;
 };
 
 /* 0, -EINVAL with err for a queue name that cannot be one (empty, or

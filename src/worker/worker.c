@@ -758,6 +758,8 @@ int worker_main(int argc, char **argv)
             fprintf(stderr, "stratq worker: %s\n", nerr);
             goto out;
         }
+        /* Sharded pub/sub on a cluster (queue.h). */
+        w.names.sharded = w.url.nnodes > 0;
     }
     gethostname(w.host, sizeof(w.host) - 1);
     if (config_str(CFG_WORKER_ID)[0]) {

@@ -237,6 +237,43 @@ class RedisServer:
         return redis.Redis(host="127.0.0.1", port=self.port, decode_responses=True, **kw)
 
 
+class Subscriber:
+    """One channel subscribed on one node with SUBSCRIBE, or with SSUBSCRIBE
+    (sharded pub/sub, Redis 7: what stratq uses on Redis Cluster, and which
+    redis-py 4.3's PubSub does not know), on a raw connection. The reply to
+    the subscribe is ``reply`` (an error reply, such as a MOVED from a node
+    that does not own the channel's slot, raises)."""
+
+    def __init__(self, port, channel, command="SUBSCRIBE"):
+        self.conn = redis.connection.Connection(host="127.0.0.1", port=port, socket_timeout=10,
+                                                decode_responses=True)
+        self.conn.send_command(command, channel)
+        try:
+            self.reply = self.conn.read_response()
+        except BaseException:
+            self.conn.disconnect()
+            raise
+
+    def get(self, timeout=0.2):
+        """The next message (``[kind, channel, data]``), or None when none
+        came within timeout seconds."""
+        if self.conn.can_read(timeout=timeout):
+            return self.conn.read_response()
+        return None
+
+    def events(self, timeout=0.2):
+        """The JSON events of the messages that came within timeout seconds
+        of each other."""
+        out = []
+        while (m := self.get(timeout)) is not None:
+            if m[0] in ("message", "smessage"):
+                out.append(json.loads(m[2]))
+        return out
+
+    def close(self):
+        self.conn.disconnect()
+
+
 # Workers preload numpy and pandas by default (STRATQ_PRELOAD), which costs
 # each worker start about a second under ASan. The modules where what a job
 # imports matters (examples, isolation, SDK, the sandbox, the executor) keep

@@ -3,7 +3,10 @@ primaries started by tests/integration/cluster.py, the API and workers
 given one or all of them as seeds, following MOVED, ASK and TRYAGAIN.
 
 Every key of a queue lives in the queue's slot: the queue list ``Q``
-and every ``stratq:{Q}:...`` key (docs/protocol.md, "Keys").
+and every ``stratq:{Q}:...`` key (docs/protocol.md, "Keys"). So do its
+pub/sub channels, which are sharded on a cluster: the scripts SPUBLISH,
+and the API's events subscription and each worker's control channel
+SSUBSCRIBE on the slot's owner, following it when the slot moves.
 """
 
 import os
@@ -11,6 +14,7 @@ import signal
 import threading
 
 import pytest
+import redis
 
 from cluster import REDIS_CLI, Cluster, key_slot
 from conftest import (
@@ -19,6 +23,7 @@ from conftest import (
     Api,
     ApiProc,
     Stack,
+    Subscriber,
     WorkerProc,
     free_port,
     wait_for,
@@ -114,6 +119,28 @@ def followed(proc, kind):
                for line in proc.log_lines_json())
 
 
+def shard_subscribers(node, channel):
+    """SSUBSCRIBE subscribers of channel on node (0 when node answers MOVED:
+    it does not own the channel's slot)."""
+    try:
+        reply = node.cmd("PUBSUB", "SHARDNUMSUB", channel)
+    except redis.exceptions.ResponseError:
+        return 0
+    flat = [x for pair in reply for x in (pair if isinstance(pair, (list, tuple)) else [pair])]
+    return int(flat[1]) if len(flat) > 1 else 0
+
+
+def bus_messages(node, kind):
+    """The cluster bus messages of a kind (publish, publishshard) node sent
+    and received so far (CLUSTER INFO leaves out the kinds it has none of)."""
+    stats = dict(line.split(":", 1) for line in node.cmd("CLUSTER", "INFO").splitlines() if ":" in line)
+    return sum(int(stats.get(f"cluster_stats_messages_{kind}_{way}", 0)) for way in ("sent", "received"))
+
+
+def events_channel(queue):
+    return "stratq:{%s}:events" % queue
+
+
 def test_seed_that_does_not_own_the_slot_redirects_with_moved(cstack, cluster):
     """The only seed given owns none of the queue's slot: the API's and the
     worker's first keyed calls come back MOVED and are followed."""
@@ -128,13 +155,15 @@ def test_seed_that_does_not_own_the_slot_redirects_with_moved(cstack, cluster):
     assert seed.cmd("DBSIZE") == 0 or seed.cmd("EXISTS", "stratq:{%s}:workers" % queue) == 0
 
 
-def test_long_poll_waits_through_the_cluster_bus(cstack, cluster):
-    """?wait= is woken by the events channel: the API subscribes on the
-    first seed, the script PUBLISHes on the slot's node."""
+def test_long_poll_waits_on_the_slots_node(cstack, cluster):
+    """?wait= is woken by the events channel, sharded: the API is given a
+    seed that does not own the queue's slot, whose MOVED sends its
+    SSUBSCRIBE to the slot's node, where the scripts SPUBLISH."""
     seed, home = cluster.nodes[0], cluster.nodes[2]
     queue = cluster.name_on(home, "wait")
     api = cstack.start_api(queue, seeds=seed.addr)
     cstack.start_worker(api, queue)
+    assert shard_subscribers(home, events_channel(queue)) == 1
     st, body = api.client.post("/v1/jobs?wait=30", {"code": RETURN_ID, "params": {"n": 5}})
     assert st in (200, 201) and body["status"] == "succeeded" and body["result"] == 5, body
 
@@ -258,25 +287,39 @@ def test_primary_restart_loses_nothing(cstack, cluster):
         assert job["status"] == "succeeded" and job["attempts"] == 1, job
 
 
-def test_events_subscription_moves_to_the_next_seed(cstack, cluster):
-    """The node the API subscribed on (the first seed) stops: the
-    subscription is made again on the next seed, and ?wait= is still woken
-    by the jobs' events."""
-    gone, home = cluster.nodes[0], cluster.nodes[1]
+def test_events_subscription_comes_back_with_its_node(cstack, cluster):
+    """The node the API's sharded subscription is on, the owner of the
+    queue's slot, stops and comes back (with its AOF): the subscription is
+    lost, tried again on the seeds in turn (the others answer MOVED to the
+    owner while it is away), and made again on the owner; ?wait= is still
+    woken by the jobs' events. A seed that is down when the API starts is
+    passed over."""
+    first, home = cluster.nodes[0], cluster.nodes[1]
     queue = cluster.name_on(home, "sub")
     api = cstack.start_api(queue, seeds=cluster.seeds)
     cstack.start_worker(api, queue)
-    gone.stop(signal.SIGTERM)
+    home.stop(signal.SIGTERM)
     try:
         wait_for(lambda: any(line.get("msg") == "lost the events subscription, reconnecting"
                              for line in api.log_lines_json()),
                  START_TIMEOUT, lambda: f"the API to lose its subscription\n{api.describe()}")
-        wait_for(lambda: api.client.get("/readyz")[0] == 200, START_TIMEOUT,
-                 lambda: f"the API to subscribe again\n{api.describe()}")
-        st, body = api.client.post("/v1/jobs?wait=30", {"code": RETURN_ID, "params": {"n": 9}})
-        assert st in (200, 201) and body["status"] == "succeeded" and body["result"] == 9, body
     finally:
-        gone.start()
+        home.start()
+        cluster.wait_ok()
+    wait_for(lambda: api.client.get("/readyz")[0] == 200, START_TIMEOUT,
+             lambda: f"the API to subscribe again\n{api.describe()}")
+    assert shard_subscribers(home, events_channel(queue)) == 1
+    st, body = api.client.post("/v1/jobs?wait=30", {"code": RETURN_ID, "params": {"n": 9}})
+    assert st in (200, 201) and body["status"] == "succeeded" and body["result"] == 9, body
+    # An API whose first seed is down subscribes through the next one.
+    first.stop(signal.SIGTERM)
+    try:
+        other = cstack.start_api(queue, seeds=cluster.seeds)
+        assert shard_subscribers(home, events_channel(queue)) == 2
+        st, body = other.client.post("/v1/jobs?wait=30", {"code": RETURN_ID, "params": {"n": 8}})
+        assert st in (200, 201) and body["status"] == "succeeded" and body["result"] == 8, body
+    finally:
+        first.start()
         cluster.wait_ok()
 
 
@@ -284,7 +327,8 @@ def test_plain_redis_py_producer_through_the_cluster(cstack, cluster):
     """docs/protocol.md's producer, as another backend writes it: redis-py's
     RedisCluster, plain commands in the documented order (no stratq code),
     on a queue whose slot is not on the first seed; the result is read back
-    with HGET and the events channel is heard on another node."""
+    with HGET and the events channel is heard with SSUBSCRIBE on the node
+    that owns the queue's slot (CLUSTER KEYSLOT <queue>)."""
     import json
     import time
     import uuid
@@ -297,10 +341,12 @@ def test_plain_redis_py_producer_through_the_cluster(cstack, cluster):
     cstack.start_worker(api, queue)
     rc = RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", n.port) for n in cluster.nodes],
                       decode_responses=True)
-    sub = cluster.nodes[0].client().pubsub(ignore_subscribe_messages=True)
     base = "stratq:{%s}" % queue
+    slot = rc.keyslot(queue)
+    owner = rc.get_node_from_key(queue)
+    assert slot == key_slot(queue) and owner.port == home.port
+    sub = Subscriber(owner.port, f"{base}:events", "SSUBSCRIBE")
     try:
-        sub.subscribe(f"{base}:events")
         job_id = uuid.uuid4().hex
         now = int(time.time() * 1000)
         spec = {"code": RETURN_ID, "params": {"n": 41}}
@@ -314,12 +360,10 @@ def test_plain_redis_py_producer_through_the_cluster(cstack, cluster):
         seen = []
 
         def heard():
-            m = sub.get_message(timeout=0.2)
-            if m:
-                seen.append(json.loads(m["data"]))
+            seen.extend(sub.events(0.2))
             return any(e.get("id") == job_id and e.get("status") == "succeeded" for e in seen)
 
-        wait_for(heard, 10, lambda: f"the succeeded event on node 0's subscription: {seen}")
+        wait_for(heard, 10, lambda: f"the succeeded event on the owner's subscription: {seen}")
         # The API lists the job it did not create.
         st, body = api.client.get("/v1/jobs?status=succeeded")
         assert st == 200 and job_id in [j["id"] for j in body["jobs"]], body
@@ -330,17 +374,104 @@ def test_plain_redis_py_producer_through_the_cluster(cstack, cluster):
 
 def test_cancel_reaches_the_busy_worker_through_the_cluster(cstack, cluster):
     """A running job's cancel request is published on its worker's control
-    channel; the worker subscribed on a seed (any node hears every PUBLISH),
-    not on the URL's host, which a cluster does not use."""
+    channel (SPUBLISH); the worker subscribed (SSUBSCRIBE) on the node that
+    owns the queue's slot, following a seed's MOVED, not on the URL's host,
+    which a cluster does not use."""
     home = cluster.nodes[1]
     queue = cluster.name_on(home, "cancel")
     api = cstack.start_api(queue)
     worker = cstack.start_worker(api, queue)
     job_id = api.client.submit({"code": SLEEPY, "params": {"s": 60, "n": 1}})
     api.client.wait_status(job_id, "running")
+    control = "stratq:{%s}:control:%s" % (queue, worker.id)
+    assert shard_subscribers(home, control) == 1
     st, body = api.client.request("DELETE", f"/v1/jobs/{job_id}")
     assert st == 202, body
     job = api.client.wait_job(job_id, 15)
     assert job["status"] == "cancelled", job
     assert not any(line.get("msg", "").startswith("cannot subscribe to the control channel")
                    for line in worker.log_lines_json()), worker.describe()
+
+
+def test_events_stay_on_the_queues_shard(cstack, cluster):
+    """Sharded pub/sub: a queue's events are published on the node that
+    owns its slot and reach no other. A plain SUBSCRIBE on any node hears
+    nothing of a job's life while an SSUBSCRIBE on the owner hears it all,
+    no cluster bus message carries a PUBLISH, and an SSUBSCRIBE on a node
+    that does not own the slot is answered MOVED."""
+    home = cluster.nodes[1]
+    others = [n for n in cluster.nodes if n is not home]
+    queue = cluster.name_on(home, "shard")
+    events = events_channel(queue)
+    api = cstack.start_api(queue, seeds=others[0].addr)
+    cstack.start_worker(api, queue)
+    with pytest.raises(redis.exceptions.ResponseError, match="MOVED"):
+        Subscriber(others[0].port, events, "SSUBSCRIBE")
+    plain = [Subscriber(n.port, events) for n in cluster.nodes]
+    owner = Subscriber(home.port, events, "SSUBSCRIBE")
+    bus = [(bus_messages(n, "publish"), bus_messages(n, "publishshard")) for n in cluster.nodes]
+    try:
+        st, body = api.client.post("/v1/jobs?wait=30", {"code": RETURN_ID, "params": {"n": 4}})
+        assert st in (200, 201) and body["status"] == "succeeded", body
+        seen = []
+
+        def heard():
+            seen.extend((e["id"], e["status"]) for e in owner.events(0.2))
+            return (body["id"], "succeeded") in seen
+
+        wait_for(heard, 10, lambda: f"the job's events on the owner: {seen}")
+        assert [status for i, status in seen if i == body["id"]] == ["queued", "running", "succeeded"]
+        assert [p.events(0.5) for p in plain] == [[], [], []]
+        assert [(bus_messages(n, "publish"), bus_messages(n, "publishshard"))
+                for n in cluster.nodes] == bus
+    finally:
+        for sub in (*plain, owner):
+            sub.close()
+
+
+def test_wait_and_cancel_follow_a_slot_migration(cstack, cluster):
+    """The queue's slot moves to another primary while a job runs and a
+    ?wait= long poll waits for the next: the old owner ends the API's and
+    the worker's sharded subscriptions (sunsubscribe), both subscribe again
+    on the new owner (its MOVED followed), the running job's cancel
+    reaches the worker there, and the long poll is woken by the next job's
+    completion, published on the new owner."""
+    src, dst = cluster.nodes[2], cluster.nodes[0]
+    queue = cluster.name_on(src, "follow")
+    slot = key_slot(queue)
+    events = events_channel(queue)
+    api = cstack.start_api(queue)
+    worker = cstack.start_worker(api, queue)
+    control = "stratq:{%s}:control:%s" % (queue, worker.id)
+    busy = api.client.submit({"code": SLEEPY, "params": {"s": 60, "n": 1}})
+    api.client.wait_status(busy, "running")
+    wait_for(lambda: shard_subscribers(src, control) == 1, START_TIMEOUT,
+             "the worker's control channel on the slot's owner")
+    assert shard_subscribers(src, events) == 1
+    polled = {}
+
+    def poll():
+        polled["reply"] = api.client.post("/v1/jobs?wait=60", {"code": RETURN_ID, "params": {"n": 7}},
+                                          timeout=90)
+
+    waiter = threading.Thread(target=poll)
+    waiter.start()
+    try:
+        wait_for(lambda: api.client.get("/v1/queue")[1].get("pending") == 1, START_TIMEOUT,
+                 "the long-polled job to wait behind the running one")
+        cluster.move_slot(slot, src, dst)
+        wait_for(lambda: shard_subscribers(dst, events) == 1, START_TIMEOUT,
+                 lambda: f"the API to subscribe on the new owner\n{api.describe()}")
+        wait_for(lambda: shard_subscribers(dst, control) == 1, START_TIMEOUT,
+                 lambda: f"the worker to subscribe on the new owner\n{worker.describe()}")
+        assert any(line.get("msg") == "the events channel's slot left the node; subscribing again"
+                   for line in api.log_lines_json()), api.describe()
+        st, body = api.client.request("DELETE", f"/v1/jobs/{busy}")
+        assert st == 202, body
+        job = api.client.wait_job(busy, 15)
+        assert job["status"] == "cancelled", job
+    finally:
+        waiter.join(timeout=90)
+    st, body = polled["reply"]
+    assert st in (200, 201) and body["status"] == "succeeded" and body["result"] == 7, body
+    assert src.cmd("CLUSTER", "COUNTKEYSINSLOT", slot) == 0

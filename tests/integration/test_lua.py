@@ -10,7 +10,9 @@ import functools
 import json
 import subprocess
 
-from conftest import EVENTS_CHANNEL, PREFIX, QUEUE, REPO_ROOT, require_binary
+import pytest
+
+from conftest import EVENTS_CHANNEL, PREFIX, QUEUE, REPO_ROOT, Subscriber, require_binary
 
 JOB_PREFIX = f"{PREFIX}:job:"
 
@@ -30,33 +32,33 @@ def script(r, name):
     return r.register_script(source(name))
 
 
-def enqueue(r, job_id, spec=None, client_id=True):
+def enqueue(r, job_id, spec=None, client_id=True, publish="PUBLISH"):
     spec = spec or {"code": "def run(ctx):\n    return 1\n"}
     return script(r, "enqueue")(
         keys=[JOB_PREFIX + job_id, QUEUE, f"{PREFIX}:index:all"],
-        args=[job_id, json.dumps(spec), 1000, EVENTS_CHANNEL, 1 if client_id else 0],
+        args=[job_id, json.dumps(spec), 1000, EVENTS_CHANNEL, publish, 1 if client_id else 0],
     )
 
 
-def take(r, worker):
+def take(r, worker, publish="PUBLISH"):
     """BLMOVE as the worker does, then start.lua."""
     processing = f"{PREFIX}:processing:{worker}"
     job_id = r.blmove(QUEUE, processing, 1, "RIGHT", "LEFT")
     assert job_id is not None
     reply = script(r, "start")(
         keys=[JOB_PREFIX + job_id, processing],
-        args=[job_id, worker, 2000, EVENTS_CHANNEL],
+        args=[job_id, worker, 2000, EVENTS_CHANNEL, publish],
     )
     return job_id, reply
 
 
-def complete(r, job_id, worker, attempt, status="succeeded", result="42"):
+def complete(r, job_id, worker, attempt, status="succeeded", result="42", publish="PUBLISH"):
     job = JOB_PREFIX + job_id
     return script(r, "complete")(
         keys=[job, f"{PREFIX}:processing:{worker}", f"{job}:stdout", f"{job}:stderr", f"{job}:log",
               f"{PREFIX}:scheduled", f"{PREFIX}:dead", f"{PREFIX}:index:{status}",
               f"{PREFIX}:index:scheduled", f"{PREFIX}:index:dead"],
-        args=[job_id, worker, attempt, 3000, EVENTS_CHANNEL, 60, 120, 1, 0, status, 0,
+        args=[job_id, worker, attempt, 3000, EVENTS_CHANNEL, publish, 60, 120, 1, 0, status, 0,
               "result", result],
     )
 
@@ -65,7 +67,7 @@ def lost(r, job_id, worker, counts):
     return script(r, "lost")(
         keys=[f"{PREFIX}:processing:{worker}", QUEUE, JOB_PREFIX + job_id, f"{PREFIX}:dead",
               f"{PREFIX}:index:dead"],
-        args=[job_id, worker, 2500, EVENTS_CHANNEL, 3, 120, 1 if counts else 0],
+        args=[job_id, worker, 2500, EVENTS_CHANNEL, "PUBLISH", 3, 120, 1 if counts else 0],
     )
 
 
@@ -236,3 +238,28 @@ def test_stats_counts(r):
         args=[],
     )
     assert counts == [2, 1, 0, 1, 2]
+
+
+def test_events_are_published_with_the_callers_command(r, redis_server):
+    """The scripts publish with the command their caller names: PUBLISH
+    (plain Redis; 6.2 has no SPUBLISH), heard by SUBSCRIBE; SPUBLISH (what
+    stratq sends on Redis Cluster, sharded pub/sub), heard by SSUBSCRIBE
+    and not by SUBSCRIBE."""
+    if int(r.info("server")["redis_version"].split(".")[0]) < 7:
+        pytest.skip("sharded pub/sub needs Redis 7")
+    plain = Subscriber(redis_server.port, EVENTS_CHANNEL)
+    sharded = Subscriber(redis_server.port, EVENTS_CHANNEL, "SSUBSCRIBE")
+    try:
+        assert sharded.reply == ["ssubscribe", EVENTS_CHANNEL, 1]
+        enqueue(r, "j1")
+        assert plain.events() == [{"id": "j1", "status": "queued"}]
+        assert sharded.events() == []
+        enqueue(r, "j2", publish="SPUBLISH")
+        job_id, _ = take(r, "w1", publish="SPUBLISH")
+        assert complete(r, job_id, "w1", 1, publish="SPUBLISH") == 1
+        assert [(e["id"], e["status"]) for e in sharded.events()] == \
+            [("j2", "queued"), ("j1", "running"), ("j1", "succeeded")]
+        assert plain.events() == []
+    finally:
+        plain.close()
+        sharded.close()

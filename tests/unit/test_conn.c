@@ -1,6 +1,7 @@
 /* Unit tests for src/queue/conn.c's pure parts: the cluster slot of a key
  * (the expected values are what `redis-cli CLUSTER KEYSLOT` answered on
- * redis-server 7.0), the seed list and the redirect errors. */
+ * redis-server 7.0), the seed list, the redirect errors and the replies of
+ * a subscribed connection, plain and sharded. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <setjmp.h>
@@ -94,12 +95,51 @@ static void test_redirect_parse(void **state)
                      QUEUE_REDIRECT_NONE);
 }
 
+/* A reply of a subscribed connection: {kind, channel, last}. */
+static enum queue_sub_msg sub_parse(const char *kind, const char *last, const char **payload)
+{
+    redisReply k = {.type = REDIS_REPLY_STRING, .str = (char *)kind, .len = strlen(kind)};
+    redisReply ch = {.type = REDIS_REPLY_STRING, .str = (char *)"c", .len = 1};
+    redisReply n = {.type = REDIS_REPLY_INTEGER, .integer = 1};
+    redisReply data = {
+        .type = REDIS_REPLY_STRING, .str = (char *)last, .len = last ? strlen(last) : 0};
+    redisReply *elems[] = {&k, &ch, last ? &data : &n};
+    redisReply r = {.type = REDIS_REPLY_ARRAY, .elements = 3, .element = elems};
+    const redisReply *p;
+    enum queue_sub_msg m = queue_sub_parse(&r, &p);
+    *payload = p ? p->str : NULL;
+    return m;
+}
+
+static void test_sub_parse(void **state)
+{
+    (void)state;
+    const char *payload;
+    assert_int_equal(sub_parse("subscribe", NULL, &payload), QUEUE_SUB_SUBSCRIBED);
+    assert_int_equal(sub_parse("ssubscribe", NULL, &payload), QUEUE_SUB_SUBSCRIBED);
+    assert_int_equal(sub_parse("message", "{}", &payload), QUEUE_SUB_MESSAGE);
+    assert_string_equal(payload, "{}");
+    assert_int_equal(sub_parse("smessage", "{\"id\":\"j\"}", &payload), QUEUE_SUB_MESSAGE);
+    assert_string_equal(payload, "{\"id\":\"j\"}");
+    /* The end of a sharded subscription: its slot left the node. */
+    assert_int_equal(sub_parse("sunsubscribe", NULL, &payload), QUEUE_SUB_UNSUBSCRIBED);
+    assert_int_equal(sub_parse("unsubscribe", NULL, &payload), QUEUE_SUB_UNSUBSCRIBED);
+    assert_int_equal(sub_parse("ubscribe", NULL, &payload), QUEUE_SUB_OTHER);
+    assert_int_equal(sub_parse("pong", "", &payload), QUEUE_SUB_OTHER);
+    assert_null(payload);
+    redisReply err = {.type = REDIS_REPLY_ERROR, .str = (char *)"MOVED 1 h:2", .len = 11};
+    const redisReply *p;
+    assert_int_equal(queue_sub_parse(&err, &p), QUEUE_SUB_OTHER);
+    assert_int_equal(queue_sub_parse(NULL, &p), QUEUE_SUB_OTHER);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_key_slot),
         cmocka_unit_test(test_cluster_nodes),
         cmocka_unit_test(test_redirect_parse),
+        cmocka_unit_test(test_sub_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -81,16 +81,16 @@ static const char *joined(struct queue_call *c)
 static void test_table_check(void **state)
 {
     (void)state;
-    /* complete: 10 KEYS, 11 fixed ARGV, then field/value pairs. */
-    assert_true(queue_script_check(QS_COMPLETE, 10, 21));
-    assert_true(queue_script_check(QS_COMPLETE, 10, 23));
-    assert_false(queue_script_check(QS_COMPLETE, 10, 22));
-    assert_false(queue_script_check(QS_COMPLETE, 10, 20));
-    assert_false(queue_script_check(QS_COMPLETE, 9, 21));
-    /* enqueue: exactly 3 + 5. */
-    assert_true(queue_script_check(QS_ENQUEUE, 3, 8));
-    assert_false(queue_script_check(QS_ENQUEUE, 3, 9));
-    assert_false(queue_script_check(QS_ENQUEUE, 2, 7));
+    /* complete: 10 KEYS, 12 fixed ARGV, then field/value pairs. */
+    assert_true(queue_script_check(QS_COMPLETE, 10, 22));
+    assert_true(queue_script_check(QS_COMPLETE, 10, 24));
+    assert_false(queue_script_check(QS_COMPLETE, 10, 23));
+    assert_false(queue_script_check(QS_COMPLETE, 10, 21));
+    assert_false(queue_script_check(QS_COMPLETE, 9, 22));
+    /* enqueue: exactly 3 + 6. */
+    assert_true(queue_script_check(QS_ENQUEUE, 3, 9));
+    assert_false(queue_script_check(QS_ENQUEUE, 3, 10));
+    assert_false(queue_script_check(QS_ENQUEUE, 2, 8));
     /* trim: index:all and any number of status indexes, then its one ARGV. */
     assert_true(queue_script_check(QS_TRIM, 1, 2));
     assert_true(queue_script_check(QS_TRIM, 10, 11));
@@ -130,15 +130,16 @@ static void test_api_calls(void **state)
     (void)state;
     struct queue_call c;
     assert_int_equal(queue_build_enqueue(&c, &names, "j1", "{}", 1000, false), 0);
-    assert_string_equal(joined(&c), "sq:{q}:job:j1 q sq:{q}:index:all j1 {} 1000 sq:{q}:events 0");
+    assert_string_equal(joined(&c),
+                        "sq:{q}:job:j1 q sq:{q}:index:all j1 {} 1000 sq:{q}:events PUBLISH 0");
     assert_int_equal(queue_build_enqueue(&c, &names, "mine", "{}", 1000, true), 0);
     assert_string_equal(joined(&c),
-                        "sq:{q}:job:mine q sq:{q}:index:all mine {} 1000 sq:{q}:events 1");
+                        "sq:{q}:job:mine q sq:{q}:index:all mine {} 1000 sq:{q}:events PUBLISH 1");
     assert_int_equal(queue_build_cancel(&c, &names, "j1", 1000, 120), 0);
     assert_string_equal(joined(&c), "sq:{q}:job:j1 q sq:{q}:scheduled sq:{q}:index:cancelled j1 "
-                                    "1000 sq:{q}:events 120 sq:{q}:control:");
+                                    "1000 sq:{q}:events PUBLISH 120 sq:{q}:control:");
     assert_int_equal(queue_build_retry(&c, &names, "j1", 1000), 0);
-    assert_string_equal(joined(&c), "sq:{q}:job:j1 q sq:{q}:dead j1 1000 sq:{q}:events");
+    assert_string_equal(joined(&c), "sq:{q}:job:j1 q sq:{q}:dead j1 1000 sq:{q}:events PUBLISH");
     assert_int_equal(queue_build_logs(&c, &names, "j1", 1, 2, 3), 0);
     assert_string_equal(joined(&c), "sq:{q}:job:j1 sq:{q}:job:j1:stdout sq:{q}:job:j1:stderr "
                                     "sq:{q}:job:j1:log 1 2 3");
@@ -200,22 +201,23 @@ static void test_worker_calls(void **state)
     struct queue_call c;
     assert_int_equal(jobq_build_start(&jq, &c, "j1", 2000), 0);
     assert_true(c.until_done);
-    assert_string_equal(joined(&c), "sq:{q}:job:j1 sq:{q}:processing:w1 j1 w1 2000 sq:{q}:events");
+    assert_string_equal(joined(&c),
+                        "sq:{q}:job:j1 sq:{q}:processing:w1 j1 w1 2000 sq:{q}:events PUBLISH");
     assert_int_equal(jobq_build_forget(&jq, &c, "w9"), 0);
     assert_string_equal(joined(&c), "sq:{q}:workers sq:{q}:worker:w9 sq:{q}:processing:w9 w9");
     assert_int_equal(jobq_build_promote(&jq, &c, "j1", 5), 0);
     assert_false(c.until_done);
-    assert_string_equal(joined(&c), "sq:{q}:scheduled q sq:{q}:job:j1 j1 5 sq:{q}:events");
+    assert_string_equal(joined(&c), "sq:{q}:scheduled q sq:{q}:job:j1 j1 5 sq:{q}:events PUBLISH");
     assert_int_equal(jobq_build_reap(&jq, &c, 5, 6000), 0);
     assert_string_equal(joined(&c), "sq:{q}:workers 5 6000 w1");
     /* This worker's executor died: the loss counts. */
     assert_int_equal(jobq_build_lost(&jq, &c, NULL, "j1", 5, true), 0);
     assert_string_equal(joined(&c), "sq:{q}:processing:w1 q sq:{q}:job:j1 sq:{q}:dead "
-                                    "sq:{q}:index:dead j1 w1 5 sq:{q}:events 3 120 1");
+                                    "sq:{q}:index:dead j1 w1 5 sq:{q}:events PUBLISH 3 120 1");
     /* A stopping worker w9 gives its job back: it does not. */
     assert_int_equal(jobq_build_lost(&jq, &c, "w9", "j1", 5, false), 0);
     assert_string_equal(joined(&c), "sq:{q}:processing:w9 q sq:{q}:job:j1 sq:{q}:dead "
-                                    "sq:{q}:index:dead j1 w9 5 sq:{q}:events 3 120 0");
+                                    "sq:{q}:index:dead j1 w9 5 sq:{q}:events PUBLISH 3 120 0");
     /* The exact bytes of an entry, NUL included. */
     assert_int_equal(jobq_build_deadletter(&jq, &c, "a\0b", 3, "why", 5), 0);
     assert_int_equal((int)c.len[2], 3);
@@ -289,7 +291,7 @@ static void test_complete(void **state)
                         "complete sq:{q}:job:j1 sq:{q}:processing:w1 sq:{q}:job:j1:stdout "
                         "sq:{q}:job:j1:stderr sq:{q}:job:j1:log sq:{q}:scheduled sq:{q}:dead "
                         "sq:{q}:index:failed sq:{q}:index:scheduled sq:{q}:index:dead j1 w1 2 "
-                        "3000 sq:{q}:events 60 120 1 9 failed 1 error {\"type\":\"E\"} "
+                        "3000 sq:{q}:events PUBLISH 60 120 1 9 failed 1 error {\"type\":\"E\"} "
                         "stdout hi stderr  usage {}");
     /* Counted for the next heartbeat. */
     assert_int_equal(jq.stats.completed[QUEUE_STATUS_FAILED], 1);
@@ -302,12 +304,12 @@ static void test_complete(void **state)
                              .max_attempts = 3};
     reply_integer = 2;
     assert_int_equal(jobq_complete(&jq, "j2", &o, 3000, 0.1), 2);
-    assert_string_equal(last_call,
-                        "complete sq:{q}:job:j2 sq:{q}:processing:w1 sq:{q}:job:j2:stdout "
-                        "sq:{q}:job:j2:stderr sq:{q}:job:j2:log sq:{q}:scheduled sq:{q}:dead "
-                        "sq:{q}:index:succeeded sq:{q}:index:scheduled sq:{q}:index:dead j2 w1 1 "
-                        "3000 sq:{q}:events 60 120 3 0 succeeded 0 result 42 stdout  stderr  "
-                        "dead_reason r");
+    assert_string_equal(
+        last_call, "complete sq:{q}:job:j2 sq:{q}:processing:w1 sq:{q}:job:j2:stdout "
+                   "sq:{q}:job:j2:stderr sq:{q}:job:j2:log sq:{q}:scheduled sq:{q}:dead "
+                   "sq:{q}:index:succeeded sq:{q}:index:scheduled sq:{q}:index:dead j2 w1 1 "
+                   "3000 sq:{q}:events PUBLISH 60 120 3 0 succeeded 0 result 42 stdout  stderr  "
+                   "dead_reason r");
     /* Recorded already: not counted twice. */
     assert_int_equal(jq.stats.completed[QUEUE_STATUS_SUCCEEDED], 0);
     reply_integer = 7;
@@ -315,12 +317,46 @@ static void test_complete(void **state)
     reply_integer = 1;
 }
 
+/* On Redis Cluster every script that publishes is told to use SPUBLISH
+ * (sharded pub/sub); the rest of its call is the same. */
+static void test_sharded(void **state)
+{
+    (void)state;
+    struct queue_call c;
+    names.sharded = true;
+    /* cancel.lua publishes on the worker's control channel with it too. */
+    assert_int_equal(queue_build_cancel(&c, &names, "j1", 1000, 120), 0);
+    assert_string_equal(joined(&c), "sq:{q}:job:j1 q sq:{q}:scheduled sq:{q}:index:cancelled j1 "
+                                    "1000 sq:{q}:events SPUBLISH 120 sq:{q}:control:");
+    /* Every call that publishes names the command right after the channel. */
+    assert_int_equal(queue_build_enqueue(&c, &names, "j1", "{}", 1000, false), 0);
+    assert_non_null(strstr(joined(&c), " 1000 sq:{q}:events SPUBLISH 0"));
+    assert_int_equal(queue_build_retry(&c, &names, "j1", 1000), 0);
+    assert_non_null(strstr(joined(&c), " 1000 sq:{q}:events SPUBLISH"));
+    assert_int_equal(jobq_build_start(&jq, &c, "j1", 2000), 0);
+    assert_non_null(strstr(joined(&c), " 2000 sq:{q}:events SPUBLISH"));
+    assert_int_equal(jobq_build_promote(&jq, &c, "j1", 5), 0);
+    assert_non_null(strstr(joined(&c), " 5 sq:{q}:events SPUBLISH"));
+    assert_int_equal(jobq_build_lost(&jq, &c, NULL, "j1", 5, true), 0);
+    assert_string_equal(joined(&c), "sq:{q}:processing:w1 q sq:{q}:job:j1 sq:{q}:dead "
+                                    "sq:{q}:index:dead j1 w1 5 sq:{q}:events SPUBLISH 3 120 1");
+    struct job_outcome o = {.status = QUEUE_STATUS_SUCCEEDED, .attempt = 1, .result = "1"};
+    assert_int_equal(jobq_build_complete(&jq, &c, "j1", &o, 3000), 0);
+    assert_string_equal(joined(&c),
+                        "sq:{q}:job:j1 sq:{q}:processing:w1 sq:{q}:job:j1:stdout "
+                        "sq:{q}:job:j1:stderr sq:{q}:job:j1:log sq:{q}:scheduled sq:{q}:dead "
+                        "sq:{q}:index:succeeded sq:{q}:index:scheduled sq:{q}:index:dead j1 w1 1 "
+                        "3000 sq:{q}:events SPUBLISH 60 120 1 0 succeeded 0 result 1 stdout  "
+                        "stderr ");
+    names.sharded = false;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table_check), cmocka_unit_test(test_markdown),
         cmocka_unit_test(test_api_calls),   cmocka_unit_test(test_worker_calls),
-        cmocka_unit_test(test_complete),
+        cmocka_unit_test(test_complete),    cmocka_unit_test(test_sharded),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,12 +1,13 @@
 -- Cancel a job.
 -- KEYS[1] job hash, KEYS[2] queue list, KEYS[3] scheduled zset,
 -- KEYS[4] index:cancelled
--- ARGV[1] id, ARGV[2] now (ms), ARGV[3] events channel, ARGV[4] TTL (s) of
--- the cancelled record, ARGV[5] prefix of the workers' control channels
+-- ARGV[1] id, ARGV[2] now (ms), ARGV[3] events channel, ARGV[4] publish
+-- command (lib.lua's stratq_publish), ARGV[5] TTL (s) of the cancelled
+-- record, ARGV[6] prefix of the workers' control channels
 -- Only a job whose status is cancellable (waiting or running) is touched.
 -- Returns {"cancelled"} for a job that was waiting (removed from the queue
 -- and finished at once); {"cancelling"} for a running job: the request is
--- published on its worker's control channel (ARGV[5] .. worker id), which
+-- published on its worker's control channel (ARGV[6] .. worker id), which
 -- the worker listens to while it runs a job, and kept in the hash as
 -- cancel_requested_ms, which the worker reads when its subscription was
 -- interrupted; the worker kills the job and records "cancelled".
@@ -24,18 +25,18 @@ if status ~= 'running' then
   redis.call('ZREM', KEYS[3], ARGV[1])
   redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finished_ms', ARGV[2], 'error',
              cjson.encode({type = 'Cancelled', message = 'cancelled before it ran'}))
-  local ttl = tonumber(ARGV[4])
+  local ttl = tonumber(ARGV[5])
   if ttl > 0 then
     redis.call('EXPIRE', KEYS[1], ttl)
   end
   redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
-  redis.call('PUBLISH', ARGV[3], cjson.encode({id = ARGV[1], status = 'cancelled'}))
+  stratq_publish(ARGV[4], ARGV[3], cjson.encode({id = ARGV[1], status = 'cancelled'}))
   return {'cancelled'}
 end
 if not f[3] then
   redis.call('HSET', KEYS[1], 'cancel_requested_ms', ARGV[2])
   local event = cjson.encode({id = ARGV[1], status = 'cancelling'})
-  redis.call('PUBLISH', ARGV[3], event)
-  redis.call('PUBLISH', ARGV[5] .. (f[2] or ''), event)
+  stratq_publish(ARGV[4], ARGV[3], event)
+  stratq_publish(ARGV[4], ARGV[6] .. (f[2] or ''), event)
 end
 return {'cancelling'}

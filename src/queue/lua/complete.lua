@@ -6,17 +6,18 @@
 -- elsewhere never overwrites the result.
 -- KEYS[1] job hash, KEYS[2] the worker's processing list, KEYS[3] the
 -- job's live stdout, KEYS[4] its live stderr, KEYS[5] its log lines,
--- KEYS[6] scheduled zset, KEYS[7] dead zset, KEYS[8] the index of ARGV[10],
+-- KEYS[6] scheduled zset, KEYS[7] dead zset, KEYS[8] the index of ARGV[11],
 -- KEYS[9] index:scheduled, KEYS[10] index:dead
 -- ARGV[1] id, ARGV[2] worker id, ARGV[3] attempt, ARGV[4] now (ms),
--- ARGV[5] events channel, ARGV[6] TTL in seconds of a succeeded job's record,
--- ARGV[7] TTL of any other outcome (0: keep), ARGV[8] the job's
--- max_attempts, ARGV[9] when to run it again (ms) if this outcome is
--- retried, ARGV[10] status, ARGV[11] "1" when the run wrote live output or
+-- ARGV[5] events channel, ARGV[6] publish command (lib.lua's
+-- stratq_publish), ARGV[7] TTL in seconds of a succeeded job's record,
+-- ARGV[8] TTL of any other outcome (0: keep), ARGV[9] the job's
+-- max_attempts, ARGV[10] when to run it again (ms) if this outcome is
+-- retried, ARGV[11] status, ARGV[12] "1" when the run wrote live output or
 -- log lines (KEYS[3..5]), then field/value pairs (result, error, stdout, ...).
 -- A run whose status is auto_retry (failed, timed out or crashed) of a job
 -- with attempts left is not final: the job becomes "scheduled" until
--- ARGV[9]; one with none left becomes "dead". Runs ended by a lost worker
+-- ARGV[10]; one with none left becomes "dead". Runs ended by a lost worker
 -- or a drain never get here and so never count against max_attempts.
 -- Returns 1 when recorded, 0 when fenced off, 2 when this very outcome was
 -- recorded already (the worker's first call went through but its reply was
@@ -28,29 +29,29 @@ if redis.call('LREM', KEYS[2], 1, ARGV[1]) == 0 then
   end
   return 0
 end
-local status = ARGV[10]
+local status = ARGV[11]
 local now = ARGV[4]
 local fields = {}
-for i = 12, #ARGV do
+for i = 13, #ARGV do
   fields[#fields + 1] = ARGV[i]
 end
-if ARGV[11] == '1' then
+if ARGV[12] == '1' then
   -- The live output of the running job is now in the hash.
   redis.call('DEL', KEYS[3], KEYS[4])
 end
-local max_attempts = tonumber(ARGV[8])
+local max_attempts = tonumber(ARGV[9])
 if stratq_is(status, 'auto_retry') and max_attempts > 1 then
   local failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
   if failures < max_attempts then
-    for _, v in ipairs({'status', 'scheduled', 'next_run_ms', ARGV[9], 'last_status', status,
+    for _, v in ipairs({'status', 'scheduled', 'next_run_ms', ARGV[10], 'last_status', status,
                         'finished_ms', now}) do
       fields[#fields + 1] = v
     end
     stratq_hset(KEYS[1], fields)
-    redis.call('ZADD', KEYS[6], ARGV[9], ARGV[1])
+    redis.call('ZADD', KEYS[6], ARGV[10], ARGV[1])
     redis.call('ZADD', KEYS[9], now, ARGV[1])
-    redis.call('PUBLISH', ARGV[5], cjson.encode({id = ARGV[1], status = 'scheduled',
-                                                 next_run_ms = tonumber(ARGV[9])}))
+    stratq_publish(ARGV[6], ARGV[5], cjson.encode({id = ARGV[1], status = 'scheduled',
+                                                   next_run_ms = tonumber(ARGV[10])}))
     return 1
   end
   for _, v in ipairs({'last_status', status, 'dead_reason',
@@ -70,11 +71,11 @@ if status == 'dead' then
 elseif stratq_is(status, 'indexed') then
   redis.call('ZADD', KEYS[8], now, ARGV[1])
 end
-local ttl = tonumber(status == 'succeeded' and ARGV[6] or ARGV[7])
+local ttl = tonumber(status == 'succeeded' and ARGV[7] or ARGV[8])
 if ttl > 0 then
   redis.call('EXPIRE', KEYS[1], ttl)
 end
-if ARGV[11] == '1' then
+if ARGV[12] == '1' then
   -- The job's structured log lines live as long as its record.
   if ttl > 0 then
     redis.call('EXPIRE', KEYS[5], ttl)
@@ -82,5 +83,5 @@ if ARGV[11] == '1' then
     redis.call('PERSIST', KEYS[5])
   end
 end
-redis.call('PUBLISH', ARGV[5], cjson.encode({id = ARGV[1], status = status}))
+stratq_publish(ARGV[6], ARGV[5], cjson.encode({id = ARGV[1], status = status}))
 return 1

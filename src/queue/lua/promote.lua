@@ -2,7 +2,8 @@
 -- queue. Live workers find the due ones (ZRANGEBYSCORE) about once a
 -- second and call this for each.
 -- KEYS[1] scheduled zset, KEYS[2] queue, KEYS[3] job hash
--- ARGV[1] id, ARGV[2] now (ms), ARGV[3] events channel
+-- ARGV[1] id, ARGV[2] now (ms), ARGV[3] events channel, ARGV[4] publish
+-- command (lib.lua's stratq_publish)
 -- Returns 1 when promoted, 0 when it was no longer due or scheduled.
 local due = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if not due or tonumber(due) > tonumber(ARGV[2]) then
@@ -15,5 +16,5 @@ end
 redis.call('HSET', KEYS[3], 'status', 'queued')
 redis.call('HDEL', KEYS[3], 'next_run_ms')
 redis.call('LPUSH', KEYS[2], ARGV[1])
-redis.call('PUBLISH', ARGV[3], cjson.encode({id = ARGV[1], status = 'queued'}))
+stratq_publish(ARGV[4], ARGV[3], cjson.encode({id = ARGV[1], status = 'queued'}))
 return 1

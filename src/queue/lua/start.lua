@@ -1,6 +1,7 @@
 -- Start a job a worker has just moved (BLMOVE) into its processing list.
 -- KEYS[1] job hash, KEYS[2] the worker's processing list
--- ARGV[1] id, ARGV[2] worker id, ARGV[3] now (ms), ARGV[4] events channel
+-- ARGV[1] id, ARGV[2] worker id, ARGV[3] now (ms), ARGV[4] events channel,
+-- ARGV[5] publish command (lib.lua's stratq_publish)
 -- Returns {"run", attempt, spec, failures so far, created_ms}; {"missing"}
 -- when no job hash exists; {"skip", status} when the job is no longer
 -- queued (e.g. cancelled). In the last two cases the id is removed from
@@ -29,6 +30,6 @@ if attempt > 1 then
 end
 redis.call('HSET', KEYS[1], 'status', 'running', 'worker', ARGV[2], 'started_ms', ARGV[3],
            'attempts', attempt)
-redis.call('PUBLISH', ARGV[4], cjson.encode({id = ARGV[1], status = 'running',
-                                             worker = ARGV[2], attempt = attempt}))
+stratq_publish(ARGV[5], ARGV[4], cjson.encode({id = ARGV[1], status = 'running',
+                                               worker = ARGV[2], attempt = attempt}))
 return {'run', attempt, f[4] or '', tonumber(f[5] or '0'), tonumber(f[6] or '0')}
