@@ -147,23 +147,41 @@ def test_a_job_is_pid_1_of_its_own_pid_namespace(stack):
 @needs("cgroup")
 def test_the_cgroup_bounds_a_jobs_processes_together(stack):
     # Each child alone stays under its own address-space limit; together they
-    # pass the job's memory_mb, which only the cgroup sees.
+    # pass the job's memory_mb, which only the cgroup sees. Each child holds
+    # its memory until all three have theirs (or one was killed), so they
+    # overlap however the machine schedules them.
     job, _ = run_job(stack, """
-        import os
+        import os, select
         def run(ctx):
+            ready_r, ready_w = os.pipe()
+            go_r, go_w = os.pipe()
             kids = []
             for _ in range(3):
                 pid = os.fork()
                 if pid == 0:
+                    os.close(ready_r)
+                    os.close(go_w)
                     block = bytearray(150 * 1024 * 1024)
                     for i in range(0, len(block), 4096):
                         block[i] = 1
+                    os.write(ready_w, b"x")
+                    os.read(go_r, 1)
                     os._exit(0)
                 kids.append(pid)
+            os.close(ready_w)
+            got, ended = b"", {}
+            while len(got) < 3 and not ended:
+                if select.select([ready_r], [], [], 0.05)[0]:
+                    got += os.read(ready_r, 3)
+                for pid in kids:  # a child killed before it had its memory
+                    if os.waitpid(pid, os.WNOHANG)[0]:
+                        ended[pid] = True
+            os.close(go_w)
             for pid in kids:
-                _, status = os.waitpid(pid, 0)
-                if status != 0:
-                    raise RuntimeError(f"a child ended with status {status}")
+                if pid not in ended and os.waitpid(pid, 0)[1] != 0:
+                    raise RuntimeError("a child was killed")
+            if ended:
+                raise RuntimeError("a child was killed")
             return "all three fit"
         """, memory_mb=256, timeout_s=30)
     assert job["status"] == "memory_exceeded", job
