@@ -52,10 +52,8 @@ import datetime
 import json
 import os
 import platform
-import random
 import resource
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -65,6 +63,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from exec import (  # noqa: E402  (bench/exec.py: processes and deadlines)
     STARTED, BenchError, arm_deadline, free_port, log_failure, start, start_redis, stop, wait_for)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "chaos"))
+from stack import cluster_port  # noqa: E402  (shared with tests/integration/cluster.py)
 
 import redis  # noqa: E402
 
@@ -230,22 +230,6 @@ def run_single(tmp):
 
 # --- Redis Cluster ---------------------------------------------------------------
 
-def bindable(port):
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def cluster_port():
-    """A free port P whose cluster bus port P + 10000 is free too."""
-    for _ in range(1000):
-        port = random.randint(20000, 45000)
-        if bindable(port) and bindable(port + 10000):
-            return port
-    raise BenchError("no free port pair for a cluster node")
 
 
 def slot_ranges(n):

@@ -128,7 +128,7 @@ static int load_heartbeat(struct load *l, const char *state)
                                     .started_ms = 0,
                                     .jobs_done = l->completed,
                                     .jobs_failed = 0};
-    int r = jobq_heartbeat(&l->jq, &info, util_now_ms(), 3 * HEARTBEAT_MS);
+    int r = jobq_heartbeat(&l->jq, &info, util_now_ms(), 3 * HEARTBEAT_MS, true);
     l->heartbeats++;
     return r;
 }
@@ -412,11 +412,12 @@ int main(int argc, char **argv)
     unsigned *lat = NULL;
     if (queue_url_parse(opt.redis, &url, err, sizeof(err)) < 0 ||
         (opt.cluster && queue_url_set_cluster(&url, opt.cluster, err, sizeof(err)) < 0) ||
-        queue_names_init(&names, opt.queue, opt.prefix, err, sizeof(err)) < 0) {
+        queue_names_init(&names, opt.queue, opt.prefix, &url, err, sizeof(err)) < 0) {
         fprintf(stderr, "protocol_load: %s\n", err);
         goto out;
     }
-    names.sharded = opt.publish ? !strcmp(opt.publish, "SPUBLISH") : url.nnodes > 0;
+    if (opt.publish)
+        names.sharded = !strcmp(opt.publish, "SPUBLISH");
     if (!(spec = make_spec()))
         goto out;
     /* The script texts are assembled on first use (queue.c): do it here,

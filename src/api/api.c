@@ -698,15 +698,10 @@ int api_main(int argc, char **argv)
         nofile.rlim_cur = nofile.rlim_max;
         setrlimit(RLIMIT_NOFILE, &nofile);
     }
-    {
-        char nerr[300];
-        if (queue_names_init(&a.names, config_str(CFG_QUEUE), config_str(CFG_PREFIX), nerr,
-                             sizeof(nerr)) < 0) {
-            fprintf(stderr, "stratq api: %s\n", nerr);
-            goto out;
-        }
-        /* Sharded pub/sub on a cluster (queue.h). */
-        a.names.sharded = a.url.nnodes > 0;
+    if (queue_names_init(&a.names, config_str(CFG_QUEUE), config_str(CFG_PREFIX), &a.url, err,
+                         sizeof(err)) < 0) {
+        fprintf(stderr, "stratq api: %s\n", err);
+        goto out;
     }
     a.base = event_base_new();
     a.http = a.base ? evhttp_new(a.base) : NULL;

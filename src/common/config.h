@@ -46,7 +46,7 @@ enum cfg_type { CFG_STR, CFG_INT, CFG_BOOL };
     X(QUEUE, "queue", "STRATQ_QUEUE", CFG_STR, "python_execution_queue", 0, 0, CMD_REDIS,          \
       "Redis list holding the ids of pending jobs")                                                \
     X(PREFIX, "prefix", "STRATQ_PREFIX", CFG_STR, "stratq", 0, 0, CMD_REDIS,                       \
-      "Prefix of every other Redis key and of the events channel")                                 \
+      "Prefix of every other Redis key and channel (then {queue}, its hash tag)")                  \
     X(API_BIND, "bind", "STRATQ_API_BIND", CFG_STR, "127.0.0.1", 0, 0, CMD_API | CMD_UP,           \
       "Address the HTTP API listens on")                                                           \
     X(API_PORT, "port", "STRATQ_API_PORT", CFG_INT, "8080", 0, 65535, CMD_API | CMD_UP,            \

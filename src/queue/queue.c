@@ -166,10 +166,11 @@ static char *join(const char *a, const char *b)
     return asprintf(&s, "%s%s", a, b) < 0 ? NULL : s;
 }
 
-int queue_names_init(struct queue_names *n, const char *queue, const char *prefix, char *err,
-                     size_t errlen)
+int queue_names_init(struct queue_names *n, const char *queue, const char *prefix,
+                     const struct queue_url *url, char *err, size_t errlen)
 {
     memset(n, 0, sizeof(*n));
+    n->sharded = url && url->nnodes > 0;
     if (!queue[0] || strpbrk(queue, "{}")) {
         snprintf(err, errlen,
                  "queue name '%s' cannot be used: it must be non-empty and hold no '{' or '}' "

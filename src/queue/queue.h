@@ -127,15 +127,17 @@ struct queue_names {
      * of carrying it to every node over the cluster bus, and subscribers
      * SSUBSCRIBE on that slot's node (conn.h's queue_sub, jobq.h's control
      * channel). False, the default, on a plain server: PUBLISH and
-     * SUBSCRIBE (Redis 6.2 has no sharded pub/sub). Set by the caller of
-     * queue_names_init. */
+     * SUBSCRIBE (Redis 6.2 has no sharded pub/sub). Set by
+     * queue_names_init from the URL's seed nodes. */
     bool sharded;
 };
 
-/* 0, -EINVAL with err for a queue name that cannot be one (empty, or
- * holding a brace, which would change its hash tag), -ENOMEM. */
-int queue_names_init(struct queue_names *n, const char *queue, const char *prefix, char *err,
-                     size_t errlen);
+/* The names of queue's keys for url's Redis (NULL: a plain server); 0,
+ * -EINVAL with err for a queue name that cannot be one (empty, or holding a
+ * brace, which would change its hash tag), -ENOMEM. */
+struct queue_url;
+int queue_names_init(struct queue_names *n, const char *queue, const char *prefix,
+                     const struct queue_url *url, char *err, size_t errlen);
 void queue_names_free(struct queue_names *n);
 /* Key of a job hash, a worker's processing list, a worker hash, a listing
  * index (a status's name or "all"). Caller frees. */

@@ -751,15 +751,10 @@ int worker_main(int argc, char **argv)
     }
     w.lim = (struct job_limits){config_int(CFG_DEFAULT_TIMEOUT), config_int(CFG_MAX_TIMEOUT),
                                 config_int(CFG_DEFAULT_MEMORY), config_int(CFG_MAX_MEMORY)};
-    {
-        char nerr[300];
-        if (queue_names_init(&w.names, config_str(CFG_QUEUE), config_str(CFG_PREFIX), nerr,
-                             sizeof(nerr)) < 0) {
-            fprintf(stderr, "stratq worker: %s\n", nerr);
-            goto out;
-        }
-        /* Sharded pub/sub on a cluster (queue.h). */
-        w.names.sharded = w.url.nnodes > 0;
+    if (queue_names_init(&w.names, config_str(CFG_QUEUE), config_str(CFG_PREFIX), &w.url, err,
+                         sizeof(err)) < 0) {
+        fprintf(stderr, "stratq worker: %s\n", err);
+        goto out;
     }
     gethostname(w.host, sizeof(w.host) - 1);
     if (config_str(CFG_WORKER_ID)[0]) {

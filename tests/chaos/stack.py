@@ -9,6 +9,7 @@ has a deadline.
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -77,6 +78,25 @@ def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _bindable(port):
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def cluster_port():
+    """A free loopback port P whose Redis Cluster bus port P + 10000 is free
+    too (so P <= 55535)."""
+    for _ in range(1000):
+        port = random.randint(20000, 45000)
+        if _bindable(port) and _bindable(port + 10000):
+            return port
+    raise StackError("no free port pair for a Redis Cluster node")
 
 
 def process_state(pid):

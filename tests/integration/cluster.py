@@ -9,14 +9,12 @@ sleep; every redis-server is stopped by its pid.
 """
 
 import os
-import random
 import signal
-import socket
 import subprocess
 
 import redis
 
-from stack import wait_for
+from stack import cluster_port, wait_for
 
 REDIS_SERVER = os.environ.get("STRATQ_TEST_REDIS_SERVER", "/usr/bin/redis-server")
 REDIS_CLI = os.environ.get("STRATQ_TEST_REDIS_CLI", "/usr/bin/redis-cli")
@@ -46,22 +44,6 @@ def key_slot(key):
     return crc16(raw) % 16384
 
 
-def _bindable(port):
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def cluster_port():
-    """A free port P whose bus port P + 10000 is free too (so P <= 55535)."""
-    for _ in range(1000):
-        port = random.randint(20000, 45000)
-        if _bindable(port) and _bindable(port + 10000):
-            return port
-    raise AssertionError("no free port pair for a cluster node")
 
 
 class Node:

@@ -121,7 +121,8 @@ static void test_key_names(void **state)
     (void)state;
     struct queue_names n;
     char err[300];
-    assert_int_equal(queue_names_init(&n, "python_execution_queue", "stratq", err, sizeof(err)), 0);
+    assert_int_equal(
+        queue_names_init(&n, "python_execution_queue", "stratq", NULL, err, sizeof(err)), 0);
     /* The queue list keeps its name; every other key carries its hash tag. */
     assert_string_equal(n.queue, "python_execution_queue");
     char *k = queue_job_key(&n, "abc");
@@ -136,11 +137,18 @@ static void test_key_names(void **state)
     assert_string_equal(n.events, "stratq:{python_execution_queue}:events");
     assert_string_equal(n.workers, "stratq:{python_execution_queue}:workers");
     assert_string_equal(n.control_prefix, "stratq:{python_execution_queue}:control:");
+    assert_false(n.sharded); /* a plain server: PUBLISH */
+    queue_names_free(&n);
+    /* With a cluster's seed nodes, the events are sharded (SPUBLISH). */
+    struct queue_node seed = {(char *)"127.0.0.1", 7000};
+    struct queue_url cluster = {.nodes = &seed, .nnodes = 1};
+    assert_int_equal(queue_names_init(&n, "q", "stratq", &cluster, err, sizeof(err)), 0);
+    assert_true(n.sharded);
     queue_names_free(&n);
     /* A brace in the queue's name would change its hash tag. */
-    assert_int_equal(queue_names_init(&n, "a{b}", "stratq", err, sizeof(err)), -EINVAL);
+    assert_int_equal(queue_names_init(&n, "a{b}", "stratq", NULL, err, sizeof(err)), -EINVAL);
     assert_non_null(strstr(err, "'{'"));
-    assert_int_equal(queue_names_init(&n, "", "stratq", err, sizeof(err)), -EINVAL);
+    assert_int_equal(queue_names_init(&n, "", "stratq", NULL, err, sizeof(err)), -EINVAL);
 }
 
 int main(void)

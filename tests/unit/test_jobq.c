@@ -49,7 +49,7 @@ static int setup(void **state)
 {
     (void)state;
     char err[200];
-    assert_int_equal(queue_names_init(&names, "q", "sq", err, sizeof(err)), 0);
+    assert_int_equal(queue_names_init(&names, "q", "sq", NULL, err, sizeof(err)), 0);
     assert_int_equal(jobq_init(&jq, &names, "w1", &settings, fake_eval, NULL), 0);
     return 0;
 }
