@@ -38,11 +38,45 @@ enum cfg_type { CFG_STR, CFG_INT, CFG_BOOL };
 #define CONFIG_TABLE(X)                                                                            \
     X(REDIS_URL, "redis-url", "STRATQ_REDIS_URL", CFG_STR, "redis://127.0.0.1:6379", 0, 0,         \
       CMD_API | CMD_WORKER | CMD_UP,                                                               \
-      "Redis server, redis://[:password@]host[:port][/db] (stratq up starts its own if unset)")    \
+      "Redis server, redis[s]://[[user]:password@]host[:port][/db] (stratq up starts its own if "  \
+      "unset)")                                                                                    \
     X(REDIS_CLUSTER_NODES, "redis-cluster-nodes", "STRATQ_REDIS_CLUSTER_NODES", CFG_STR, "", 0, 0, \
       CMD_API | CMD_WORKER | CMD_UP,                                                               \
       "Redis Cluster seed nodes, host:port,host:port,...; the Redis URL's password applies, its "  \
       "host is not used")                                                                          \
+    X(REDIS_CACERT, "redis-cacert", "STRATQ_REDIS_CACERT", CFG_STR, "", 0, 0,                      \
+      CMD_API | CMD_WORKER | CMD_UP,                                                               \
+      "CA bundle (PEM) that signs the Redis server's certificate, for rediss:// (default: the "    \
+      "system's)")                                                                                 \
+    X(REDIS_CERT, "redis-cert", "STRATQ_REDIS_CERT", CFG_STR, "", 0, 0,                            \
+      CMD_API | CMD_WORKER | CMD_UP,                                                               \
+      "Client certificate (PEM) for rediss://, when Redis has tls-auth-clients yes")               \
+    X(REDIS_KEY, "redis-key", "STRATQ_REDIS_KEY", CFG_STR, "", 0, 0,                               \
+      CMD_API | CMD_WORKER | CMD_UP, "Private key (PEM) of the client certificate")                \
+    X(REDIS_SNI, "redis-sni", "STRATQ_REDIS_SNI", CFG_STR, "", 0, 0,                               \
+      CMD_API | CMD_WORKER | CMD_UP,                                                               \
+      "Server name sent in the TLS handshake and checked against the certificate (default: the "   \
+      "host)")                                                                                     \
+    X(REDIS_TLS_INSECURE, "redis-tls-insecure", "STRATQ_REDIS_TLS_INSECURE", CFG_BOOL, "false", 0, \
+      0, CMD_API | CMD_WORKER | CMD_UP,                                                            \
+      "Do not verify the Redis server's certificate or host name (testing only; logged loudly)")   \
+    X(REDIS_SENTINELS, "redis-sentinels", "STRATQ_REDIS_SENTINELS", CFG_STR, "", 0, 0,             \
+      CMD_API | CMD_WORKER | CMD_UP,                                                               \
+      "Redis Sentinel nodes, host:port,host:port,...: the primary is asked of them (the Redis "    \
+      "URL's host is not used)")                                                                   \
+    X(REDIS_SENTINEL_MASTER, "redis-sentinel-master", "STRATQ_REDIS_SENTINEL_MASTER", CFG_STR,     \
+      "mymaster", 0, 0, CMD_API | CMD_WORKER | CMD_UP,                                             \
+      "Name of the primary the sentinels monitor")                                                 \
+    X(REDIS_SENTINEL_PASSWORD, "redis-sentinel-password", "STRATQ_REDIS_SENTINEL_PASSWORD",        \
+      CFG_STR, "", 0, 0, CMD_API | CMD_WORKER | CMD_UP,                                            \
+      "Password of the sentinels themselves ([user:]password), when they have one")                \
+    X(REDIS_MIN_REPLICAS, "redis-min-replicas", "STRATQ_REDIS_MIN_REPLICAS", CFG_INT, "-1", -1,    \
+      100, CMD_API | CMD_WORKER | CMD_UP,                                                          \
+      "Replicas that must have a submit or a completion (WAIT) before it is acknowledged; -1: 1 "  \
+      "with Sentinel, else 0")                                                                     \
+    X(REDIS_WAIT_TIMEOUT, "redis-wait-timeout", "STRATQ_REDIS_WAIT_TIMEOUT_MS", CFG_INT, "2000",   \
+      10, 60000, CMD_API | CMD_WORKER | CMD_UP,                                                    \
+      "Longest wait for the replicas, in ms; then the submit fails with 503 (the worker retries)") \
     X(QUEUE, "queue", "STRATQ_QUEUE", CFG_STR, "python_execution_queue", 0, 0, CMD_REDIS,          \
       "Redis list holding the ids of pending jobs")                                                \
     X(PREFIX, "prefix", "STRATQ_PREFIX", CFG_STR, "stratq", 0, 0, CMD_REDIS,                       \

@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "queue.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -232,6 +233,32 @@ char *queue_index_key(const struct queue_names *n, const char *status)
     return join(n->index_prefix, status);
 }
 
+/* Percent-decodes len bytes of s (user and password may hold ':', '@'
+ * and '/' written as %3A, %40, %2F). NULL on a bad escape or no memory. */
+static char *url_decode(const char *s, size_t len)
+{
+    char *out = malloc(len + 1), *o = out;
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] != '%') {
+            *o++ = s[i];
+            continue;
+        }
+        if (i + 2 >= len || !isxdigit((unsigned char)s[i + 1]) ||
+            !isxdigit((unsigned char)s[i + 2])) {
+            free(out);
+            return NULL;
+        }
+        char hex[3] = {s[i + 1], s[i + 2], '\0'};
+        unsigned v = (unsigned)strtoul(hex, NULL, 16);
+        *o++ = (char)v;
+        i += 2;
+    }
+    *o = '\0';
+    return out;
+}
+
 int queue_url_parse(const char *url, struct queue_url *ret, char *err, size_t errlen)
 {
     struct queue_url u = {.port = 6379};
@@ -245,16 +272,30 @@ int queue_url_parse(const char *url, struct queue_url *ret, char *err, size_t er
         *ret = u;
         return 0;
     }
-    if (strncmp(url, "redis://", 8) != 0) {
-        snprintf(err, errlen, "Redis URL '%s' must start with redis:// (or unix:/path)", url);
+    if (!strncmp(url, "redis://", 8)) {
+        p = url + 8;
+    } else if (!strncmp(url, "rediss://", 9)) {
+        u.tls = true;
+        p = url + 9;
+    } else {
+        snprintf(err, errlen,
+                 "Redis URL '%s' must start with redis://, rediss:// (TLS) or unix:/path", url);
         return -EINVAL;
     }
-    p = url + 8;
     const char *at = strrchr(p, '@');
     if (at) {
         const char *colon = memchr(p, ':', (size_t)(at - p));
         const char *pw = colon ? colon + 1 : p;
-        u.password = strndup(pw, (size_t)(at - pw));
+        u.password = url_decode(pw, (size_t)(at - pw));
+        if (colon && colon > p)
+            u.user = url_decode(p, (size_t)(colon - p));
+        if (!u.password || (colon && colon > p && !u.user)) {
+            snprintf(err, errlen,
+                     "the Redis URL's user or password has a bad %%-escape (write %%XX, e.g. "
+                     "%%40 for @)");
+            queue_url_free(&u);
+            return -EINVAL;
+        }
         p = at + 1;
     }
     size_t hostlen = strcspn(p, ":/");
@@ -290,14 +331,30 @@ int queue_url_parse(const char *url, struct queue_url *ret, char *err, size_t er
     return 0;
 }
 
+static void free_nodes(struct queue_node **v, int *n)
+{
+    for (int i = 0; i < *n; i++)
+        free((*v)[i].host);
+    free(*v);
+    *v = NULL;
+    *n = 0;
+}
+
 void queue_url_free(struct queue_url *u)
 {
     free(u->host);
+    free(u->user);
     free(u->password);
-    u->host = u->password = NULL;
-    for (int i = 0; i < u->nnodes; i++)
-        free(u->nodes[i].host);
-    free(u->nodes);
-    u->nodes = NULL;
-    u->nnodes = 0;
+    u->host = u->user = u->password = NULL;
+    free(u->tls_opt.cacert);
+    free(u->tls_opt.cert);
+    free(u->tls_opt.key);
+    free(u->tls_opt.sni);
+    u->tls_opt = (struct queue_tls){0};
+    free_nodes(&u->nodes, &u->nnodes);
+    free_nodes(&u->sentinels, &u->nsentinels);
+    free(u->master);
+    free(u->sentinel_user);
+    free(u->sentinel_password);
+    u->master = u->sentinel_user = u->sentinel_password = NULL;
 }

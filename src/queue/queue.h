@@ -160,21 +160,40 @@ bool queue_script_check(enum queue_script s, int nkeys, int argc);
 /* The table of scripts as docs/protocol.md shows it (Markdown). */
 void queue_scripts_markdown(FILE *f);
 
-/* Parsed redis://[:password@]host[:port][/db] (also rediss-less
- * "unix:/path" for a Unix socket). */
+/* Parsed redis[s]://[[user]:password@]host[:port][/db] (also "unix:/path"
+ * for a Unix socket), with what the other STRATQ_REDIS_* settings add
+ * (conn.h's queue_url_configure): TLS files, Cluster seeds, Sentinel. */
+struct queue_node {
+    char *host;
+    int port;
+};
 struct queue_url {
     char *host; /* or socket path when unix is set */
     int port;
     int db;
-    char *password;
+    char *user;     /* ACL user (AUTH user password); NULL: "default" */
+    char *password; /* percent-decoded */
     int unix_socket;
+    /* rediss://: TLS to every node (and to the sentinels). */
+    bool tls;
+    struct queue_tls {
+        char *cacert, *cert, *key, *sni; /* NULL: unset */
+        bool insecure;                   /* no certificate or host name check */
+    } tls_opt;
     /* Redis Cluster's seed nodes (conn.h, queue_url_set_cluster); none
      * for a plain server. */
-    struct queue_node {
-        char *host;
-        int port;
-    } * nodes;
+    struct queue_node *nodes;
     int nnodes;
+    /* Sentinel (STRATQ_REDIS_SENTINELS): the primary of master is asked
+     * of these; host and port above are then the last primary found. */
+    struct queue_node *sentinels;
+    int nsentinels;
+    char *master;
+    char *sentinel_user, *sentinel_password;
+    /* Replicas a write must reach (WAIT) before it is acknowledged, and
+     * how long to wait for them. */
+    int min_replicas;
+    int wait_timeout_ms;
 };
 int queue_url_parse(const char *url, struct queue_url *ret, char *err, size_t errlen);
 void queue_url_free(struct queue_url *u);
