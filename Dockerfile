@@ -8,14 +8,14 @@
 
 # ---------------------------------------------------------------------------
 # build: the -dev packages that the Makefile's pkg-config line (hiredis
-# libevent jansson libcurl python3-embed) and -lseccomp need.
+# libevent libevent_openssl openssl jansson libcurl python3-embed) and -lseccomp need.
 FROM debian:bookworm-slim AS build
 ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
         build-essential pkg-config \
         libhiredis-dev libevent-dev libjansson-dev libcurl4-openssl-dev \
-        libpython3-dev libseccomp-dev \
+        libssl-dev libpython3-dev libseccomp-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # .dockerignore lets in only what the release build reads.
@@ -34,7 +34,8 @@ ENV DEBIAN_FRONTEND=noninteractive
 # runs /usr/bin/python3; warm mode preloads numpy and pandas), tini as PID 1.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-        libhiredis0.14 libevent-2.1-7 libjansson4 libcurl4 libseccomp2 \
+        libhiredis0.14 libevent-2.1-7 libevent-openssl-2.1-7 libssl3 libjansson4 libcurl4 \
+        libseccomp2 ca-certificates \
         libpython3.11 python3 python3-numpy python3-pandas \
         tini \
  && rm -rf /var/lib/apt/lists/* \

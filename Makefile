@@ -6,13 +6,13 @@ CC ?= cc
 # needs them (not when the Makefile is read: `make demo` and `make test`
 # install the -dev packages first). A missing library stops the build with
 # its name and the package to install, never with an empty flag.
-PKGS := hiredis libevent jansson libcurl python3-embed libseccomp
+PKGS := hiredis libevent libevent_openssl openssl jansson libcurl python3-embed libseccomp
 pkg_missing = $(shell command -v pkg-config >/dev/null || echo pkg-config; \
 	for m in $(PKGS); do pkg-config --exists $$m 2>/dev/null || echo $$m; done)
 pkg_flags = $(if $(strip $(pkg_missing)),$(error pkg-config finds no $(strip $(pkg_missing)): \
 	run `make deps` (as root it installs them; otherwise it prints the apt-get command), \
 	or install build-essential pkg-config libhiredis-dev libevent-dev libjansson-dev \
-	libcurl4-openssl-dev libpython3-dev libseccomp-dev),$(shell pkg-config $(1) $(PKGS)))
+	libcurl4-openssl-dev libssl-dev libpython3-dev libseccomp-dev),$(shell pkg-config $(1) $(PKGS)))
 # Memoized: pkg-config runs once per make, at the first use.
 PKG_CFLAGS = $(eval PKG_CFLAGS := $(call pkg_flags,--cflags))$(PKG_CFLAGS)
 PKG_LIBS = $(eval PKG_LIBS := $(call pkg_flags,--libs) -lm)$(PKG_LIBS)

@@ -233,7 +233,12 @@ static void dispatch(struct pending *p, pending_handler *h, void *ctx, redisRepl
     if (p->inflight == 0)
         evtimer_del(p->op_timer);
     if (!p->answered) {
-        if (!r || r->type == REDIS_REPLY_ERROR) {
+        if (r && r->type == REDIS_REPLY_ERROR &&
+            !strncmp(r->str, QUEUE_NOREPLICAS, strlen(QUEUE_NOREPLICAS))) {
+            /* Not acknowledged: it may be lost in a failover. A retry
+             * with the same client id is safe. */
+            pending_error(p, 503, "not acknowledged: %s; retry shortly", r->str);
+        } else if (!r || r->type == REDIS_REPLY_ERROR) {
             if (r)
                 log_error("Redis error", "{s:s}", "error", r->str);
             pending_error(p, 503, "Redis failed the request; retry shortly");
@@ -269,7 +274,9 @@ static struct call *call_start(struct pending *p, pending_handler *h, void *ctx)
     c->h = h;
     c->ctx = ctx;
     p->inflight++;
-    struct timeval tv = {API_REDIS_TIMEOUT_MS / 1000, (API_REDIS_TIMEOUT_MS % 1000) * 1000};
+    /* A submit may also WAIT for the replicas. */
+    int ms = API_REDIS_TIMEOUT_MS + (a->url.min_replicas > 0 ? a->url.wait_timeout_ms : 0);
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     evtimer_add(p->op_timer, &tv);
     return c;
 }
@@ -418,9 +425,13 @@ static void handle_readyz(struct api *a, struct evhttp_request *req)
     bool ready = a->redis_ready && a->sub_ready;
     if (!ready)
         evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
-    api_send_json(req, ready ? 200 : 503,
-                  json_pack("{s:b, s:b, s:b}", "ready", ready, "redis", a->redis_ready, "events",
-                            a->sub_ready));
+    json_t *body = json_pack("{s:b, s:b, s:b}", "ready", ready, "redis", a->redis_ready, "events",
+                             a->sub_ready);
+    /* Why Redis is not usable: a wrong password, a certificate that
+     * does not verify, no primary during a failover. */
+    if (body && !a->redis_ready && a->rc && queue_async_error(a->rc)[0])
+        json_object_set_new(body, "redis_error", json_string(queue_async_error(a->rc)));
+    api_send_json(req, ready ? 200 : 503, body);
 }
 
 static const char *method_name(enum evhttp_cmd_type m)
@@ -665,8 +676,7 @@ int api_main(int argc, char **argv)
         config_free();
         return 2;
     }
-    if (queue_url_parse(config_str(CFG_REDIS_URL), &a.url, err, sizeof(err)) < 0 ||
-        queue_url_set_cluster(&a.url, config_str(CFG_REDIS_CLUSTER_NODES), err, sizeof(err)) < 0) {
+    if (queue_url_load(&a.url, err, sizeof(err)) < 0) {
         fprintf(stderr, "stratq api: %s\n", err);
         config_free();
         return 2;

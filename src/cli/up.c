@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "../common/config.h"
+#include "../common/log.h"
 #include "../common/util.h"
 #include "../queue/conn.h"
 #include "../queue/queue.h"
@@ -207,8 +208,13 @@ static bool wait_redis(struct up *u, int timeout_ms)
 {
     struct queue_url url;
     char err[256];
-    if (queue_url_parse(u->redis_url, &url, err, sizeof(err)) < 0)
+    /* A Redis of the user's takes every STRATQ_REDIS_* setting (TLS,
+     * Sentinel); the one stratq up starts is a plain local server. */
+    if (config_is_set(CFG_REDIS_URL) ? queue_url_load(&url, err, sizeof(err)) < 0
+                                     : queue_url_parse(u->redis_url, &url, err, sizeof(err)) < 0) {
+        log_error("bad Redis settings", "{s:s}", "error", err);
         return false;
+    }
     bool ok = queue_sync_ping(&url, timeout_ms);
     queue_url_free(&url);
     return ok;

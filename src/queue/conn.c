@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../common/config.h"
 #include "../common/log.h"
 #include "../common/util.h"
 
@@ -44,44 +45,34 @@ int queue_key_slot(const char *key, size_t len)
 /* The most seed nodes STRATQ_REDIS_CLUSTER_NODES may name. */
 #define MAX_SEEDS 64
 
-int queue_url_set_cluster(struct queue_url *u, const char *nodes, char *err, size_t errlen)
+static int parse_nodes(const char *what, const char *list, struct queue_node **ret, int *nret,
+                       char *err, size_t errlen)
 {
-    _cleanup_free_ char *copy = strdup(nodes);
+    _cleanup_free_ char *copy = strdup(list);
     if (!copy)
         return -ENOMEM;
     int n = 0;
     for (char *save, *tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save))
         n++;
+    *ret = NULL;
+    *nret = 0;
     if (n == 0)
         return 0;
-    if (u->unix_socket) {
-        snprintf(err, errlen,
-                 "STRATQ_REDIS_CLUSTER_NODES needs a redis:// URL (for its password), not a "
-                 "Unix socket");
-        return -EINVAL;
-    }
-    if (u->db) {
-        snprintf(err, errlen, "Redis Cluster has database 0 only; the Redis URL names database %d",
-                 u->db);
-        return -EINVAL;
-    }
     if (n > MAX_SEEDS) {
-        snprintf(err, errlen, "STRATQ_REDIS_CLUSTER_NODES names %d nodes; at most %d", n,
-                 MAX_SEEDS);
+        snprintf(err, errlen, "%s names %d nodes; at most %d", what, n, MAX_SEEDS);
         return -EINVAL;
     }
     struct queue_node *v = calloc((size_t)n, sizeof(*v));
     if (!v)
         return -ENOMEM;
-    strcpy(copy, nodes);
+    strcpy(copy, list);
     int i = 0;
     for (char *save, *tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
         char *colon = strrchr(tok, ':'), *end;
         long port = colon ? strtol(colon + 1, &end, 10) : 0;
         if (!colon || colon == tok || end == colon + 1 || *end || port <= 0 || port > 65535) {
             snprintf(err, errlen,
-                     "STRATQ_REDIS_CLUSTER_NODES: '%s' is not host:port (a list like "
-                     "10.0.0.1:6379,10.0.0.2:6379)",
+                     "%s: '%s' is not host:port (a list like 10.0.0.1:6379,10.0.0.2:6379)", what,
                      tok);
             goto fail;
         }
@@ -90,17 +81,41 @@ int queue_url_set_cluster(struct queue_url *u, const char *nodes, char *err, siz
         if (!v[i++].host)
             goto fail;
     }
-    for (int k = 0; k < u->nnodes; k++)
-        free(u->nodes[k].host);
-    free(u->nodes);
-    u->nodes = v;
-    u->nnodes = n;
+    *ret = v;
+    *nret = n;
     return 0;
 fail:
     for (int k = 0; k < i; k++)
         free(v[k].host);
     free(v);
     return -EINVAL;
+}
+
+int queue_url_set_cluster(struct queue_url *u, const char *nodes, char *err, size_t errlen)
+{
+    struct queue_node *v;
+    int n, r = parse_nodes("STRATQ_REDIS_CLUSTER_NODES", nodes, &v, &n, err, errlen);
+    if (r < 0 || n == 0)
+        return r; /* an empty list: a plain server */
+    if (u->unix_socket || u->db) {
+        if (u->unix_socket)
+            snprintf(err, errlen,
+                     "STRATQ_REDIS_CLUSTER_NODES needs a redis:// URL (for its password), not a "
+                     "Unix socket");
+        else
+            snprintf(err, errlen,
+                     "Redis Cluster has database 0 only; the Redis URL names database %d", u->db);
+        for (int k = 0; k < n; k++)
+            free(v[k].host);
+        free(v);
+        return -EINVAL;
+    }
+    for (int k = 0; k < u->nnodes; k++)
+        free(u->nodes[k].host);
+    free(u->nodes);
+    u->nodes = v;
+    u->nnodes = n;
+    return 0;
 }
 
 enum queue_redirect queue_redirect_parse(const char *err, char *host, size_t hostlen, int *port)
@@ -156,12 +171,133 @@ static void check_call(enum queue_script s, int nkeys, int argc)
     }
 }
 
+/* --- Settings ----------------------------------------------------------------- */
+
+static int dup_opt(char **dst, const char *v)
+{
+    free(*dst);
+    *dst = v && *v ? strdup(v) : NULL;
+    return v && *v && !*dst ? -ENOMEM : 0;
+}
+
+/* A file the settings name must be readable now, not at the first
+ * connect: the error names the setting. */
+static int check_file(const char *setting, const char *path, char *err, size_t errlen)
+{
+    if (path && access(path, R_OK) < 0) {
+        snprintf(err, errlen, "%s: cannot read %s: %s", setting, path, strerror(errno));
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int queue_url_configure(struct queue_url *u, const struct queue_url_settings *s, char *err,
+                        size_t errlen)
+{
+    int r;
+    if (s->cluster_nodes && *s->cluster_nodes &&
+        (r = queue_url_set_cluster(u, s->cluster_nodes, err, errlen)) < 0)
+        return r;
+    if (s->sentinels && *s->sentinels) {
+        if (u->nnodes) {
+            snprintf(err, errlen,
+                     "STRATQ_REDIS_SENTINELS and STRATQ_REDIS_CLUSTER_NODES are both set: a "
+                     "Redis Cluster fails over by itself, without sentinels; set one");
+            return -EINVAL;
+        }
+        if (u->unix_socket) {
+            snprintf(err, errlen,
+                     "STRATQ_REDIS_SENTINELS needs a redis:// or rediss:// URL (for its password "
+                     "and database), not a Unix socket");
+            return -EINVAL;
+        }
+        if ((r = parse_nodes("STRATQ_REDIS_SENTINELS", s->sentinels, &u->sentinels,
+                             &u->nsentinels, err, errlen)) < 0)
+            return r;
+        if (!s->sentinel_master || !*s->sentinel_master) {
+            snprintf(err, errlen, "STRATQ_REDIS_SENTINEL_MASTER is empty: name the primary the "
+                                  "sentinels monitor");
+            return -EINVAL;
+        }
+        if (dup_opt(&u->master, s->sentinel_master) < 0)
+            return -ENOMEM;
+        if (s->sentinel_password && *s->sentinel_password) {
+            const char *colon = strchr(s->sentinel_password, ':');
+            if (colon) {
+                u->sentinel_user = strndup(s->sentinel_password,
+                                           (size_t)(colon - s->sentinel_password));
+                if (dup_opt(&u->sentinel_password, colon + 1) < 0 || !u->sentinel_user)
+                    return -ENOMEM;
+            } else if (dup_opt(&u->sentinel_password, s->sentinel_password) < 0) {
+                return -ENOMEM;
+            }
+        }
+    }
+    u->min_replicas = s->min_replicas >= 0 ? s->min_replicas : u->nsentinels ? 1 : 0;
+    u->wait_timeout_ms = s->wait_timeout_ms > 0 ? s->wait_timeout_ms : 1000;
+    bool files = (s->cacert && *s->cacert) || (s->cert && *s->cert) || (s->key && *s->key) ||
+                 (s->sni && *s->sni);
+    if (!u->tls) {
+        if (files || s->tls_insecure) {
+            snprintf(err, errlen,
+                     "%s is set but the Redis URL is not rediss://: write rediss://host:port to "
+                     "use TLS",
+                     s->tls_insecure             ? "STRATQ_REDIS_TLS_INSECURE"
+                     : s->cacert && *s->cacert   ? "STRATQ_REDIS_CACERT"
+                     : s->cert && *s->cert       ? "STRATQ_REDIS_CERT"
+                     : s->key && *s->key         ? "STRATQ_REDIS_KEY"
+                                                 : "STRATQ_REDIS_SNI");
+            return -EINVAL;
+        }
+        return 0;
+    }
+    if (!(s->cert && *s->cert) != !(s->key && *s->key)) {
+        snprintf(err, errlen, "%s is set without %s: a client certificate needs both",
+                 s->cert && *s->cert ? "STRATQ_REDIS_CERT" : "STRATQ_REDIS_KEY",
+                 s->cert && *s->cert ? "STRATQ_REDIS_KEY" : "STRATQ_REDIS_CERT");
+        return -EINVAL;
+    }
+    if (dup_opt(&u->tls_opt.cacert, s->cacert) < 0 || dup_opt(&u->tls_opt.cert, s->cert) < 0 ||
+        dup_opt(&u->tls_opt.key, s->key) < 0 || dup_opt(&u->tls_opt.sni, s->sni) < 0)
+        return -ENOMEM;
+    u->tls_opt.insecure = s->tls_insecure;
+    if ((r = check_file("STRATQ_REDIS_CACERT", u->tls_opt.cacert, err, errlen)) < 0 ||
+        (r = check_file("STRATQ_REDIS_CERT", u->tls_opt.cert, err, errlen)) < 0 ||
+        (r = check_file("STRATQ_REDIS_KEY", u->tls_opt.key, err, errlen)) < 0)
+        return r;
+    return wire_tls_new(&u->tls_opt, &u->tls_ctx, err, errlen);
+}
+
+int queue_url_load(struct queue_url *u, char *err, size_t errlen)
+{
+    struct queue_url_settings st = {
+        .cluster_nodes = config_str(CFG_REDIS_CLUSTER_NODES),
+        .cacert = config_str(CFG_REDIS_CACERT),
+        .cert = config_str(CFG_REDIS_CERT),
+        .key = config_str(CFG_REDIS_KEY),
+        .sni = config_str(CFG_REDIS_SNI),
+        .tls_insecure = config_bool(CFG_REDIS_TLS_INSECURE),
+        .sentinels = config_str(CFG_REDIS_SENTINELS),
+        .sentinel_master = config_str(CFG_REDIS_SENTINEL_MASTER),
+        .sentinel_password = config_str(CFG_REDIS_SENTINEL_PASSWORD),
+        .min_replicas = (int)config_int(CFG_REDIS_MIN_REPLICAS),
+        .wait_timeout_ms = (int)config_int(CFG_REDIS_WAIT_TIMEOUT),
+    };
+    memset(u, 0, sizeof(*u));
+    int r = queue_url_parse(config_str(CFG_REDIS_URL), u, err, errlen);
+    if (r < 0)
+        return r;
+    if ((r = queue_url_configure(u, &st, err, errlen)) < 0)
+        queue_url_free(u);
+    return r;
+}
+
 /* --- Synchronous ------------------------------------------------------------ */
 
-static int reply_ok(redisReply *r, char *err, size_t errlen, const char *what)
+static int reply_ok(redisReply *r, char *err, size_t errlen, const char *what, struct wire *c)
 {
     if (!r) {
-        snprintf(err, errlen, "%s: connection lost", what);
+        snprintf(err, errlen, "%s", wire_errstr(c));
         return -EIO;
     }
     if (r->type == REDIS_REPLY_ERROR) {
@@ -173,52 +309,152 @@ static int reply_ok(redisReply *r, char *err, size_t errlen, const char *what)
     return 0;
 }
 
-/* Connects to one node (or the server), authenticates, selects the db and
- * names the connection. */
-static int node_connect(const struct queue_url *url, const char *host, int port, int timeout_ms,
-                        const char *name, redisContext **ret, char *err, size_t errlen)
+/* AUTH [user] password, as the URL (or the sentinel settings) say. */
+static int auth_argv(const char *user, const char *password, const char **argv)
 {
-    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    int n = 0;
+    argv[n++] = "AUTH";
+    if (user)
+        argv[n++] = user;
+    argv[n++] = password;
+    return n;
+}
+
+static void login_error(char *err, size_t errlen, const char *where, const char *user,
+                        const char *reply, const char *setting)
+{
+    snprintf(err, errlen, "Redis at %s refused the login as %s: %s (check %s)", where,
+             user ? user : "the default user", reply, setting);
+}
+
+/* Connects to one node (or the server), authenticates, selects the db and
+ * names the connection; with Sentinel, also checks that it is the
+ * primary (a sentinel may still name the old one during a failover). */
+static int node_connect(const struct queue_url *url, const char *host, int port, int timeout_ms,
+                        const char *name, struct wire **ret, char *err, size_t errlen)
+{
     bool unix_socket = url->unix_socket && !url->nnodes;
-    redisContext *c = unix_socket ? redisConnectUnixWithTimeout(host, tv)
-                                  : redisConnectWithTimeout(host, port, tv);
-    int r;
-    if (!c || c->err) {
-        if (unix_socket)
-            snprintf(err, errlen, "cannot connect to Redis at %s: %s", host,
-                     c ? c->errstr : "out of memory");
-        else
-            snprintf(err, errlen, "cannot connect to Redis at %s:%d: %s", host, port,
-                     c ? c->errstr : "out of memory");
-        if (c)
-            redisFree(c);
-        return -ECONNREFUSED;
-    }
-    /* hiredis applies the connect timeout to the connect only: without a
-     * read timeout a frozen Redis or a half-open connection would block the
-     * worker (and its heartbeats and stop signals) for ever. */
-    struct timeval rtv = {QUEUE_READ_TIMEOUT_S, 0};
-    redisSetTimeout(c, rtv);
-    redisEnableKeepAlive(c);
+    struct wire *c;
+    /* The read timeout keeps a frozen Redis or a half-open connection from
+     * blocking the worker (and its heartbeats and stop signals) for ever. */
+    int r = wire_connect(host, port, unix_socket, url->tls ? url->tls_ctx : NULL,
+                         url->tls_opt.sni, timeout_ms, QUEUE_READ_TIMEOUT_S * 1000, &c, err,
+                         errlen);
+    if (r < 0)
+        return r;
+    char where[300];
+    snprintf(where, sizeof(where), unix_socket ? "%s" : "%s:%d", host, port);
     if (url->password) {
-        r = reply_ok(redisCommand(c, "AUTH %s", url->password), err, errlen, "AUTH");
-        if (r < 0)
+        const char *argv[3];
+        redisReply *rep = wire_command_argv(c, auth_argv(url->user, url->password, argv), argv,
+                                            NULL);
+        if (rep && rep->type == REDIS_REPLY_ERROR) {
+            login_error(err, errlen, where, url->user, rep->str,
+                        "the user and password in the Redis URL");
+            freeReplyObject(rep);
+            r = -EACCES;
+            goto fail;
+        }
+        if ((r = reply_ok(rep, err, errlen, "AUTH", c)) < 0)
             goto fail;
     }
-    if (url->db) {
-        r = reply_ok(redisCommand(c, "SELECT %d", url->db), err, errlen, "SELECT");
-        if (r < 0)
-            goto fail;
-    }
+    if (url->db && (r = reply_ok(wire_command(c, "SELECT %d", url->db), err, errlen, "SELECT",
+                                 c)) < 0)
+        goto fail;
     if (name) {
-        redisReply *rep = redisCommand(c, "CLIENT SETNAME %s", name);
+        redisReply *rep = wire_command(c, "CLIENT SETNAME %s", name);
         if (rep)
             freeReplyObject(rep);
+    }
+    if (url->nsentinels) {
+        redisReply *rep = wire_command(c, "ROLE");
+        bool primary = rep && rep->type == REDIS_REPLY_ARRAY && rep->elements > 0 &&
+                       rep->element[0]->type == REDIS_REPLY_STRING &&
+                       !strcmp(rep->element[0]->str, "master");
+        if (!primary) {
+            snprintf(err, errlen,
+                     "%s, which the sentinels name as the primary of '%s', is not a primary (%s): "
+                     "a failover is under way",
+                     where, url->master,
+                     !rep                             ? wire_errstr(c)
+                     : rep->type == REDIS_REPLY_ERROR ? rep->str
+                                                      : "ROLE says replica");
+            if (rep)
+                freeReplyObject(rep);
+            r = -EAGAIN;
+            goto fail;
+        }
+        freeReplyObject(rep);
     }
     *ret = c;
     return 0;
 fail:
-    redisFree(c);
+    wire_free(c);
+    return r;
+}
+
+/* Asks the sentinels in turn for the address of url's primary. 0 with
+ * host and port; -ENOENT when every sentinel that answered knows no
+ * primary of that name; -ECONNREFUSED when none answered. */
+static int sentinel_ask(const struct queue_url *u, int timeout_ms, char *host, size_t hostlen,
+                        int *port, char *err, size_t errlen)
+{
+    int unknown = 0, r = -ECONNREFUSED;
+    char last[700] = "";
+    for (int i = 0; i < u->nsentinels; i++) {
+        const struct queue_node *s = &u->sentinels[i];
+        struct wire *c;
+        if (wire_connect(s->host, s->port, false, u->tls ? u->tls_ctx : NULL, NULL, timeout_ms,
+                         timeout_ms, &c, last, sizeof(last)) < 0)
+            continue;
+        redisReply *rep = NULL;
+        if (u->sentinel_password) {
+            const char *argv[3];
+            rep = wire_command_argv(c, auth_argv(u->sentinel_user, u->sentinel_password, argv),
+                                    argv, NULL);
+            if (!rep || rep->type == REDIS_REPLY_ERROR) {
+                char where[300];
+                snprintf(where, sizeof(where), "sentinel %.250s:%d", s->host, s->port);
+                login_error(last, sizeof(last), where, u->sentinel_user,
+                            rep ? rep->str : wire_errstr(c), "STRATQ_REDIS_SENTINEL_PASSWORD");
+                if (rep)
+                    freeReplyObject(rep);
+                wire_free(c);
+                continue;
+            }
+            freeReplyObject(rep);
+        }
+        rep = wire_command(c, "SENTINEL get-master-addr-by-name %s", u->master);
+        if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+            rep->element[0]->type == REDIS_REPLY_STRING &&
+            rep->element[1]->type == REDIS_REPLY_STRING) {
+            snprintf(host, hostlen, "%s", rep->element[0]->str);
+            *port = atoi(rep->element[1]->str);
+            freeReplyObject(rep);
+            wire_free(c);
+            return 0;
+        }
+        if (rep && rep->type == REDIS_REPLY_NIL)
+            unknown++;
+        else
+            snprintf(last, sizeof(last), "sentinel %s:%d: %s", s->host, s->port,
+                     !rep                             ? wire_errstr(c)
+                     : rep->type == REDIS_REPLY_ERROR ? rep->str
+                                                      : "unexpected reply");
+        if (rep)
+            freeReplyObject(rep);
+        wire_free(c);
+    }
+    if (unknown) {
+        snprintf(err, errlen,
+                 "no sentinel knows a primary named '%s' (%d of %d asked answered; check "
+                 "STRATQ_REDIS_SENTINEL_MASTER)",
+                 u->master, unknown, u->nsentinels);
+        r = -ENOENT;
+    } else {
+        snprintf(err, errlen, "no sentinel answered (STRATQ_REDIS_SENTINELS): %s",
+                 last[0] ? last : "none is reachable");
+    }
     return r;
 }
 
@@ -226,10 +462,8 @@ void queue_sync_free(struct queue_sync *q)
 {
     if (!q)
         return;
-    if (q->c)
-        redisFree(q->c);
-    if (q->ask)
-        redisFree(q->ask);
+    wire_free(q->c);
+    wire_free(q->ask);
     free(q->host);
     free(q->ask_host);
     free(q->name);
@@ -240,14 +474,30 @@ const char *queue_sync_errstr(const struct queue_sync *q)
 {
     if (q->errstr[0])
         return q->errstr;
-    return q->c && q->c->errstr[0] ? q->c->errstr : "connection lost";
+    return q->c ? wire_errstr(q->c) : "connection lost";
 }
 
-/* The first node that answers: the server, or the first seed. */
+/* The first node that answers: the server (the primary the sentinels
+ * name), or the first seed. */
 static int connect_first(const struct queue_url *url, int timeout_ms, const char *name,
-                         redisContext **ret, char **ret_host, int *ret_port, char *err,
+                         struct wire **ret, char **ret_host, int *ret_port, char *err,
                          size_t errlen)
 {
+    if (url->nsentinels) {
+        char host[256];
+        int port, r = sentinel_ask(url, timeout_ms < 1000 ? timeout_ms : 1000, host,
+                                   sizeof(host), &port, err, errlen);
+        if (r < 0)
+            return r;
+        if ((r = node_connect(url, host, port, timeout_ms, name, ret, err, errlen)) < 0)
+            return r;
+        if (!(*ret_host = strdup(host))) {
+            wire_free(*ret);
+            return -ENOMEM;
+        }
+        *ret_port = port;
+        return 0;
+    }
     int n = url->nnodes ? url->nnodes : 1, r = -ECONNREFUSED;
     for (int i = 0; i < n; i++) {
         const char *host = url->nnodes ? url->nodes[i].host : url->host;
@@ -258,7 +508,7 @@ static int connect_first(const struct queue_url *url, int timeout_ms, const char
             *ret_port = port;
             if (*ret_host)
                 return 0;
-            redisFree(*ret);
+            wire_free(*ret);
             return -ENOMEM;
         }
     }
@@ -279,10 +529,10 @@ int queue_sync_connect(const struct queue_url *url, int timeout_ms, struct queue
     if (r < 0)
         goto fail;
     for (int i = 0; i < QS__COUNT; i++) {
-        redisReply *rep = redisCommand(q->c, "SCRIPT LOAD %s", queue_script_source(i));
+        redisReply *rep = wire_command(q->c, "SCRIPT LOAD %s", queue_script_source(i));
         if (!rep || rep->type != REDIS_REPLY_STRING || rep->len != 40) {
             snprintf(err, errlen, "SCRIPT LOAD %s: %s", queue_script_name(i),
-                     !rep                             ? "connection lost"
+                     !rep                             ? wire_errstr(q->c)
                      : rep->type == REDIS_REPLY_ERROR ? rep->str
                                                       : "unexpected reply");
             if (rep)
@@ -302,19 +552,20 @@ fail:
 
 /* Sends a formatted command on c, after ASKING when asking, and reads its
  * reply; NULL when the connection failed. */
-static redisReply *send_on(redisContext *c, const char *cmd, size_t len, bool asking)
+static redisReply *send_on(struct wire *c, const char *cmd, size_t len, bool asking)
 {
     redisReply *r = NULL;
-    if (asking)
-        redisAppendCommand(c, "ASKING");
-    redisAppendFormattedCommand(c, cmd, len);
+    if (asking && wire_appendf(c, "ASKING") < 0)
+        return NULL;
+    if (wire_append(c, cmd, len) < 0)
+        return NULL;
     if (asking) {
-        if (redisGetReply(c, (void **)&r) != REDIS_OK)
+        if (wire_get_reply(c, &r) < 0)
             return NULL;
         freeReplyObject(r);
         r = NULL;
     }
-    if (redisGetReply(c, (void **)&r) != REDIS_OK)
+    if (wire_get_reply(c, &r) < 0)
         return NULL;
     return r;
 }
@@ -323,7 +574,7 @@ static redisReply *send_on(redisContext *c, const char *cmd, size_t len, bool as
  * took a slot may still be starting: a few tries, with backoff. */
 static int sync_move_home(struct queue_sync *q, const char *host, int port)
 {
-    redisContext *c = NULL;
+    struct wire *c = NULL;
     int r = -ECONNREFUSED;
     for (int i = 0; i < 4 && r < 0; i++) {
         if (i)
@@ -333,13 +584,12 @@ static int sync_move_home(struct queue_sync *q, const char *host, int port)
     }
     char *h = r == 0 ? strdup(host) : NULL;
     if (!h) {
-        if (c)
-            redisFree(c);
+        wire_free(c);
         return r < 0 ? r : -ENOMEM;
     }
     log_info("following a Redis Cluster redirect", "{s:s, s:s, s:i}", "redirect", "MOVED", "host",
              host, "port", port);
-    redisFree(q->c);
+    wire_free(q->c);
     q->c = c;
     free(q->host);
     q->host = h;
@@ -349,8 +599,7 @@ static int sync_move_home(struct queue_sync *q, const char *host, int port)
 
 static void sync_drop_ask(struct queue_sync *q)
 {
-    if (q->ask)
-        redisFree(q->ask);
+    wire_free(q->ask);
     free(q->ask_host);
     q->ask = NULL;
     q->ask_host = NULL;
@@ -358,18 +607,18 @@ static void sync_drop_ask(struct queue_sync *q)
 
 /* The connection to the target of an ASK (kept for the next ones: a
  * migration sends many to the same node). */
-static redisContext *sync_ask_conn(struct queue_sync *q, const char *host, int port)
+static struct wire *sync_ask_conn(struct queue_sync *q, const char *host, int port)
 {
     if (q->ask && q->ask_port == port && !strcmp(q->ask_host, host))
         return q->ask;
     sync_drop_ask(q);
-    redisContext *c;
+    struct wire *c;
     if (node_connect(q->url, host, port, q->timeout_ms, q->name, &c, q->errstr, sizeof(q->errstr)) <
         0)
         return NULL;
     q->ask_host = strdup(host);
     if (!q->ask_host) {
-        redisFree(c);
+        wire_free(c);
         return NULL;
     }
     q->ask = c;
@@ -377,22 +626,40 @@ static redisContext *sync_ask_conn(struct queue_sync *q, const char *host, int p
     return c;
 }
 
+/* -READONLY: the node was a primary and is a replica now (a failover, or
+ * a managed service moving its name to another node). */
+static bool is_readonly(const redisReply *r)
+{
+    return r->type == REDIS_REPLY_ERROR && strstr(r->str, "READONLY") != NULL;
+}
+
 /* Sends a formatted command to the home slot's node, following MOVED, ASK,
  * TRYAGAIN and CLUSTERDOWN up to QUEUE_MAX_REDIRECTS times; then returns
- * the last reply, whatever it is. */
+ * the last reply, whatever it is. A READONLY reply counts as a lost
+ * connection: the caller connects again, to the new primary. */
 static redisReply *sync_send(struct queue_sync *q, const char *cmd, size_t len)
 {
-    redisContext *c = q->c;
+    struct wire *c = q->c;
     bool asking = false;
     int backoff_ms = 10;
     q->errstr[0] = '\0';
+    if (!c) {
+        snprintf(q->errstr, sizeof(q->errstr), "not connected");
+        return NULL;
+    }
     for (int n = 0;; n++) {
         redisReply *r = send_on(c, cmd, len, asking);
         if (!r) {
-            snprintf(q->errstr, sizeof(q->errstr), "%s",
-                     c->errstr[0] ? c->errstr : "connection lost");
+            snprintf(q->errstr, sizeof(q->errstr), "%s", wire_errstr(c));
             if (c == q->ask)
                 sync_drop_ask(q);
+            return NULL;
+        }
+        if (is_readonly(r)) {
+            snprintf(q->errstr, sizeof(q->errstr),
+                     "Redis at %s:%d is a replica now (%s); connecting to the primary again",
+                     q->host, q->port, r->str);
+            freeReplyObject(r);
             return NULL;
         }
         if (r->type != REDIS_REPLY_ERROR || n >= QUEUE_MAX_REDIRECTS)
@@ -457,6 +724,76 @@ redisReply *queue_sync_command(struct queue_sync *q, const char *fmt, ...)
     return r;
 }
 
+int queue_sync_appendf(struct queue_sync *q, const char *fmt, ...)
+{
+    char *cmd;
+    va_list ap;
+    va_start(ap, fmt);
+    int len = redisvFormatCommand(&cmd, fmt, ap);
+    va_end(ap);
+    if (len < 0)
+        return -ENOMEM;
+    int r = q->c ? wire_append(q->c, cmd, (size_t)len) : -EIO;
+    redisFreeCommand(cmd);
+    return r;
+}
+
+int queue_sync_drain(struct queue_sync *q, int n)
+{
+    int rc = 0;
+    for (int k = 0; k < n; k++) {
+        redisReply *r = NULL;
+        if (!q->c || wire_get_reply(q->c, &r) < 0)
+            return -EIO;
+        if (is_readonly(r))
+            rc = -EIO;
+        freeReplyObject(r);
+    }
+    return rc;
+}
+
+/* A reply made here, as Redis would send an error. */
+static redisReply *error_reply(const char *fmt, ...)
+{
+    redisReply *r = calloc(1, sizeof(*r));
+    char buf[300];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    if (!r || !(r->str = strdup(buf))) {
+        free(r);
+        return NULL;
+    }
+    r->type = REDIS_REPLY_ERROR;
+    r->len = strlen(buf);
+    return r;
+}
+
+redisReply *queue_sync_durable(struct queue_sync *q, redisReply *r)
+{
+    const struct queue_url *u = q->url;
+    if (!r || r->type == REDIS_REPLY_ERROR || u->min_replicas <= 0)
+        return r;
+    redisReply *w = queue_sync_command(q, "WAIT %d %d", u->min_replicas, u->wait_timeout_ms);
+    if (!w) {
+        freeReplyObject(r);
+        return NULL;
+    }
+    long long got = w->type == REDIS_REPLY_INTEGER ? w->integer : -1;
+    if (got >= u->min_replicas) {
+        freeReplyObject(w);
+        return r;
+    }
+    freeReplyObject(r);
+    redisReply *e = error_reply("%s %lld of %d replicas took the write within %d ms (WAIT)%s%s",
+                                QUEUE_NOREPLICAS, got < 0 ? 0 : got, u->min_replicas,
+                                u->wait_timeout_ms, w->type == REDIS_REPLY_ERROR ? ": " : "",
+                                w->type == REDIS_REPLY_ERROR ? w->str : "");
+    freeReplyObject(w);
+    return e;
+}
+
 /* Builds "EVALSHA sha nkeys argv..." (or EVAL src ...) into a new array. */
 static int build_eval(const char *cmd, const char *body, int nkeys, int argc,
                       const char *const *argv, const size_t *argvlen, const char ***ret_v,
@@ -512,24 +849,35 @@ redisReply *queue_sync_eval(struct queue_sync *q, enum queue_script s, int nkeys
     return r;
 }
 
+int queue_sync_check(const struct queue_url *url, int timeout_ms, char *err, size_t errlen)
+{
+    struct wire *c;
+    char *host = NULL;
+    int port;
+    int r = connect_first(url, timeout_ms, NULL, &c, &host, &port, err, errlen);
+    if (r < 0)
+        return r;
+    redisReply *rep = wire_command(c, "PING");
+    if (!rep || rep->type != REDIS_REPLY_STATUS) {
+        snprintf(err, errlen, "PING: %s", !rep ? wire_errstr(c) : rep->str ? rep->str : "?");
+        r = -EIO;
+    } else {
+        snprintf(err, errlen, "%s:%d", host, port);
+    }
+    if (rep)
+        freeReplyObject(rep);
+    wire_free(c);
+    free(host);
+    return r;
+}
+
 bool queue_sync_ping(const struct queue_url *url, int timeout_ms)
 {
     int64_t deadline = util_mono_ms() + timeout_ms;
-    char err[256];
+    char err[400];
     do {
-        redisContext *c;
-        char *host = NULL;
-        int port;
-        if (connect_first(url, 1000, NULL, &c, &host, &port, err, sizeof(err)) == 0) {
-            redisReply *r = redisCommand(c, "PING");
-            bool ok = r && r->type == REDIS_REPLY_STATUS;
-            if (r)
-                freeReplyObject(r);
-            redisFree(c);
-            free(host);
-            if (ok)
-                return true;
-        }
+        if (queue_sync_check(url, 1000, err, sizeof(err)) == 0)
+            return true;
         usleep(50000);
     } while (util_mono_ms() < deadline);
     return false;
@@ -538,6 +886,7 @@ bool queue_sync_ping(const struct queue_url *url, int timeout_ms)
 /* --- Asynchronous ----------------------------------------------------------- */
 
 struct acall;
+struct sentinel_query;
 
 struct queue_async {
     struct event_base *base;
@@ -545,8 +894,9 @@ struct queue_async {
     char *name;
     struct queue_async_ops ops;
     void *priv;
-    redisAsyncContext *ac; /* the home node's connection */
-    char *host;            /* the home node (or the server) */
+    struct awire *ac; /* the home node's connection */
+    unsigned gen;     /* of ac: replies to an older one's setup are ignored */
+    char *host;       /* the home node (or the server) */
     int port;
     int attempt; /* connects since Redis was last ready (picks the seed) */
     bool ready, freeing;
@@ -554,10 +904,15 @@ struct queue_async {
     bool loaded;
     struct event *reconnect_ev, *ping_ev;
     int reconnect_ms, ping_retry_ms;
-    redisAsyncContext *ask; /* to the target of the last ASK */
+    struct awire *ask; /* to the target of the last ASK */
     char *ask_host;
     int ask_port;
-    struct acall *waiting; /* calls in a TRYAGAIN backoff */
+    struct acall *waiting;        /* calls in a TRYAGAIN backoff */
+    struct sentinel_query *query; /* asking the sentinels for the primary */
+    struct awire *watch;          /* +switch-master, on one sentinel */
+    struct event *watch_ev;
+    int watch_next, watch_retry_ms;
+    char error[400]; /* why Redis is not usable now ("" once ready) */
 };
 
 /* A call kept until its reply, so that it can be sent again: as EVAL after
@@ -565,6 +920,8 @@ struct queue_async {
 struct acall {
     struct queue_async *qa;
     bool eval, as_eval;
+    bool durable;      /* WAIT for the replicas before the reply is given */
+    redisReply *held;  /* the reply, while WAIT runs */
     enum queue_script script;
     int argc;       /* eval: strings, the 3 leading words included */
     const char **v; /* eval: v[0..2] borrowed, the rest owned */
@@ -593,6 +950,8 @@ static void acall_free(struct acall *c)
     free(c->ask_host);
     if (c->timer)
         event_free(c->timer);
+    if (c->held)
+        freeReplyObject(c->held);
     free(c);
 }
 
@@ -617,7 +976,15 @@ static void schedule_reconnect(struct queue_async *qa)
         return;
     struct timeval tv = {qa->reconnect_ms / 1000, (qa->reconnect_ms % 1000) * 1000};
     evtimer_add(qa->reconnect_ev, &tv);
-    qa->reconnect_ms = qa->reconnect_ms * 2 > 5000 ? 5000 : qa->reconnect_ms * 2;
+    /* With sentinels the wait is short: a failover is over in seconds and
+     * +switch-master may not reach this process. */
+    int cap = qa->url->nsentinels ? 1000 : 5000;
+    qa->reconnect_ms = qa->reconnect_ms * 2 > cap ? cap : qa->reconnect_ms * 2;
+}
+
+static void set_error(struct queue_async *qa, const char *err)
+{
+    snprintf(qa->error, sizeof(qa->error), "%s", err);
 }
 
 static void set_lost(struct queue_async *qa)
@@ -636,53 +1003,116 @@ static void on_reconnect_timer(evutil_socket_t fd, short what, void *arg)
     qa_connect(arg);
 }
 
-static void on_connect(const redisAsyncContext *ac, int status)
+/* Drops the home connection (its calls still get their replies) and
+ * connects again: to the primary the sentinels name now, or the server. */
+static void home_drop(struct queue_async *qa, const char *why)
 {
-    struct queue_async *qa = ac->data;
-    if (!qa)
-        return; /* a home left behind after a MOVED */
-    if (status != REDIS_OK) {
-        log_warn("cannot connect to Redis, retrying", "{s:s, s:i}", "error", ac->errstr, "retry_ms",
-                 qa->reconnect_ms);
-        if ((const redisAsyncContext *)qa->ac == ac)
-            qa->ac = NULL;
-        set_lost(qa);
-        schedule_reconnect(qa);
-        return;
-    }
-    log_info("connected to Redis", "{s:s, s:i}", "host", qa->host, "port", qa->port);
-    qa->reconnect_ms = 100;
-}
-
-static void on_disconnect(const redisAsyncContext *ac, int status)
-{
-    struct queue_async *qa = ac->data;
-    if (!qa)
-        return;
-    if ((const redisAsyncContext *)qa->ac == ac)
+    if (qa->ac) {
+        struct awire *old = qa->ac;
         qa->ac = NULL;
-    set_lost(qa);
-    if (status != REDIS_OK) {
-        log_warn("lost the Redis connection, reconnecting", "{s:s}", "error", ac->errstr);
-        schedule_reconnect(qa);
+        awire_close(old);
     }
+    set_error(qa, why);
+    set_lost(qa);
+    schedule_reconnect(qa);
 }
 
-static void on_setup_reply(redisAsyncContext *ac, void *reply, void *priv)
+static void on_home_connected(void *priv)
 {
-    redisReply *r = reply;
-    (void)ac;
-    if (r && r->type == REDIS_REPLY_ERROR)
-        log_error("Redis refused the connection setup", "{s:s, s:s}", "step", (char *)priv, "error",
-                  r->str);
+    struct queue_async *qa = priv;
+    log_info("connected to Redis", "{s:s, s:i, s:b}", "host", qa->host, "port", qa->port, "tls",
+             qa->url->tls);
 }
 
-static void on_load_reply(redisAsyncContext *ac, void *reply, void *priv)
+static void on_home_closed(void *priv, const char *err)
 {
-    struct queue_async *qa = ac->data;
-    redisReply *r = reply;
-    int index = (int)(intptr_t)priv;
-    if (!qa || qa->ac != ac)
+    struct queue_async *qa = priv;
+    qa->ac = NULL;
+    log_warn("lost the Redis connection, reconnecting", "{s:s, s:i}", "error", err, "retry_ms",
+             qa->reconnect_ms);
+    set_error(qa, err);
+    set_lost(qa);
+    schedule_reconnect(qa);
+}
+
+static const struct awire_ops home_ops = {.connected = on_home_connected,
+                                          .closed = on_home_closed};
+
+/* The setup replies of one home connection (gen): those of a connection
+ * that is gone are ignored. */
+struct setup {
+    struct queue_async *qa;
+    unsigned gen;
+    int index; /* the script of a SCRIPT LOAD */
+    const char *step;
+};
+
+static struct setup *setup_new(struct queue_async *qa, const char *step, int index)
+{
+    struct setup *s = malloc(sizeof(*s));
+    if (s)
+        *s = (struct setup){qa, qa->gen, index, step};
+    return s;
+}
+
+/* The setup's qa when its connection is still the home; frees s. */
+static struct queue_async *setup_take(struct setup *s)
+{
+    struct queue_async *qa = s->qa->gen == s->gen && s->qa->ac ? s->qa : NULL;
+    free(s);
+    return qa;
+}
+
+static void send_setup(struct queue_async *qa, awire_cb *cb, const char *step, int index, int argc,
+                       const char **argv)
+{
+    struct setup *s = setup_new(qa, step, index);
+    if (!s || awire_send_argv(qa->ac, cb, s, argc, argv, NULL) < 0)
+        free(s);
+}
+
+static void on_setup_reply(redisReply *r, void *priv)
+{
+    struct setup *s = priv;
+    const char *step = s->step;
+    struct queue_async *qa = setup_take(s);
+    if (!qa || !r || r->type != REDIS_REPLY_ERROR)
+        return;
+    char err[400];
+    if (!strcmp(step, "AUTH"))
+        snprintf(err, sizeof(err),
+                 "Redis at %s:%d refused the login as %s: %s (check the user and password in the "
+                 "Redis URL)",
+                 qa->host, qa->port, qa->url->user ? qa->url->user : "the default user", r->str);
+    else
+        snprintf(err, sizeof(err), "%s: %s", step, r->str);
+    log_error("Redis refused the connection setup", "{s:s, s:s}", "step", step, "error", err);
+    set_error(qa, err);
+}
+
+static void on_role_reply(redisReply *r, void *priv)
+{
+    struct queue_async *qa = setup_take(priv);
+    if (!qa || !r)
+        return;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+        r->element[0]->type == REDIS_REPLY_STRING && !strcmp(r->element[0]->str, "master"))
+        return;
+    char err[400];
+    snprintf(err, sizeof(err),
+             "%s:%d, which the sentinels name as the primary of '%s', is not a primary: a "
+             "failover is under way",
+             qa->host, qa->port, qa->url->master);
+    log_warn("asking the sentinels again", "{s:s}", "error", err);
+    home_drop(qa, err);
+}
+
+static void on_load_reply(redisReply *r, void *priv)
+{
+    struct setup *s = priv;
+    int index = s->index;
+    struct queue_async *qa = setup_take(s);
+    if (!qa)
         return;
     if (r && r->type == REDIS_REPLY_STRING && r->len == 40) {
         memcpy(qa->sha[index], r->str, 41);
@@ -691,28 +1121,29 @@ static void on_load_reply(redisAsyncContext *ac, void *reply, void *priv)
     }
 }
 
-static void load_scripts(struct queue_async *qa, redisAsyncContext *ac)
+static void load_scripts(struct queue_async *qa)
 {
     qa->loaded = false;
-    for (int i = 0; i < QS__COUNT; i++)
-        redisAsyncCommand(ac, on_load_reply, (void *)(intptr_t)i, "SCRIPT LOAD %s",
-                          queue_script_source(i));
+    for (int i = 0; i < QS__COUNT; i++) {
+        const char *argv[] = {"SCRIPT", "LOAD", queue_script_source(i)};
+        send_setup(qa, on_load_reply, "SCRIPT LOAD", i, 3, argv);
+    }
 }
 
 /* The PING queued after AUTH and SELECT: Redis is usable only once it
  * answers, so /healthz stays 503 while the password is wrong or while
  * Redis is still loading its data after a restart. Until then the PING is
  * repeated, with backoff. */
-static void on_ready_ping(redisAsyncContext *ac, void *reply, void *priv)
+static void on_ready_ping(redisReply *r, void *priv)
 {
-    struct queue_async *qa = ac->data;
-    redisReply *r = reply;
-    (void)priv;
-    if (!qa || qa->ac != ac || !r)
+    struct queue_async *qa = setup_take(priv);
+    if (!qa || !r)
         return; /* the connection is gone; reconnecting re-sends the PING */
     if (r->type == REDIS_REPLY_STATUS) {
         qa->ping_retry_ms = 100;
+        qa->reconnect_ms = 100;
         qa->attempt = 0;
+        qa->error[0] = '\0';
         if (!qa->ready) {
             qa->ready = true;
             if (qa->ops.ready)
@@ -720,15 +1151,25 @@ static void on_ready_ping(redisAsyncContext *ac, void *reply, void *priv)
         }
         return;
     }
-    if (!strncmp(r->str, "NOAUTH", 6) || !strncmp(r->str, "WRONGPASS", 9))
-        log_error("Redis refuses commands; check the password in the Redis URL", "{s:s}", "error",
-                  r->str);
-    else
+    if (!strncmp(r->str, "NOAUTH", 6) || !strncmp(r->str, "WRONGPASS", 9)) {
+        if (!qa->error[0])
+            set_error(qa, r->str);
+        log_error("Redis refuses commands; check the user and password in the Redis URL",
+                  "{s:s}", "error", qa->error);
+    } else {
+        set_error(qa, r->str);
         log_warn("Redis is not ready yet", "{s:s, s:i}", "error", r->str, "retry_ms",
                  qa->ping_retry_ms);
+    }
     struct timeval tv = {qa->ping_retry_ms / 1000, (qa->ping_retry_ms % 1000) * 1000};
     evtimer_add(qa->ping_ev, &tv);
     qa->ping_retry_ms = qa->ping_retry_ms * 2 > 5000 ? 5000 : qa->ping_retry_ms * 2;
+}
+
+static void send_ping(struct queue_async *qa)
+{
+    const char *argv[] = {"PING"};
+    send_setup(qa, on_ready_ping, "PING", 0, 1, argv);
 }
 
 static void on_ping_timer(evutil_socket_t fd, short what, void *arg)
@@ -737,8 +1178,8 @@ static void on_ping_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     if (qa->ac && !qa->ready) {
-        load_scripts(qa, qa->ac);
-        redisAsyncCommand(qa->ac, on_ready_ping, NULL, "PING");
+        load_scripts(qa);
+        send_ping(qa);
     }
 }
 
@@ -746,46 +1187,282 @@ static void on_ping_timer(evutil_socket_t fd, short what, void *arg)
  * and sent in order once connected. */
 static void connect_home(struct queue_async *qa, const char *host, int port)
 {
-    bool unix_socket = qa->url->unix_socket && !qa->url->nnodes;
+    const struct queue_url *u = qa->url;
+    bool unix_socket = u->unix_socket && !u->nnodes;
     char *h = host == qa->host ? qa->host : strdup(host);
-    redisAsyncContext *ac = !h            ? NULL
-                            : unix_socket ? redisAsyncConnectUnix(host)
-                                          : redisAsyncConnect(host, port);
     if (h != qa->host) {
         free(qa->host);
         qa->host = h;
     }
     qa->port = port;
-    if (!ac || ac->err) {
-        log_warn("cannot connect to Redis, retrying", "{s:s}", "error",
-                 ac ? ac->errstr : "out of memory");
-        if (ac)
-            redisAsyncFree(ac);
+    qa->gen++;
+    if (!h || awire_connect(qa->base, h, port, unix_socket, u->tls ? u->tls_ctx : NULL,
+                            u->tls_opt.sni, QUEUE_CONNECT_TIMEOUT_MS, &home_ops, qa,
+                            &qa->ac) < 0) {
+        log_warn("cannot connect to Redis, retrying", "{s:s}", "error", "out of memory");
+        qa->ac = NULL;
         set_lost(qa);
         schedule_reconnect(qa);
         return;
     }
-    ac->data = qa;
-    qa->ac = ac;
-    redisLibeventAttach(ac, qa->base);
-    redisAsyncSetConnectCallback(ac, on_connect);
-    redisAsyncSetDisconnectCallback(ac, on_disconnect);
-    if (qa->url->password)
-        redisAsyncCommand(ac, on_setup_reply, "AUTH", "AUTH %s", qa->url->password);
-    if (qa->url->db)
-        redisAsyncCommand(ac, on_setup_reply, "SELECT", "SELECT %d", qa->url->db);
-    redisAsyncCommand(ac, NULL, NULL, "CLIENT SETNAME %s", qa->name);
-    load_scripts(qa, ac);
-    redisAsyncCommand(ac, on_ready_ping, NULL, "PING");
+    if (u->password) {
+        const char *argv[3];
+        send_setup(qa, on_setup_reply, "AUTH", 0, auth_argv(u->user, u->password, argv), argv);
+    }
+    if (u->db) {
+        char db[16];
+        snprintf(db, sizeof(db), "%d", u->db);
+        const char *argv[] = {"SELECT", db};
+        send_setup(qa, on_setup_reply, "SELECT", 0, 2, argv);
+    }
+    const char *setname[] = {"CLIENT", "SETNAME", qa->name};
+    send_setup(qa, on_setup_reply, "CLIENT SETNAME", 0, 3, setname);
+    if (u->nsentinels) {
+        const char *role[] = {"ROLE"};
+        send_setup(qa, on_role_reply, "ROLE", 0, 1, role);
+    }
+    load_scripts(qa);
+    send_ping(qa);
 }
 
-/* The node to (re)connect to: the home first, then, with a cluster, the
- * seeds in turn, so that a home node that died is not waited for. */
+/* --- Sentinel, on the event loop --- */
+
+static void ignore_reply(redisReply *r, void *priv)
+{
+    (void)r;
+    (void)priv;
+}
+
+/* One round of asking the sentinels, each in turn from start until one
+ * names the primary; done gets its address, or err (unknown: some
+ * sentinel answered that it knows no primary of that name). */
+typedef void sentinel_done(void *priv, const char *host, int port, const char *err, bool unknown);
+
+struct sentinel_query {
+    struct event_base *base;
+    const struct queue_url *url;
+    struct awire *aw;
+    int start, asked, unknown;
+    sentinel_done *done;
+    void *priv;
+    char last[300];
+};
+
+static void query_next(struct sentinel_query *sq);
+
+static void query_free(struct sentinel_query *sq)
+{
+    if (!sq)
+        return;
+    struct awire *aw = sq->aw;
+    sq->aw = NULL;
+    awire_free(aw);
+    free(sq);
+}
+
+static void on_sentinel_addr(redisReply *r, void *priv)
+{
+    struct sentinel_query *sq = priv;
+    struct awire *aw = sq->aw;
+    sq->aw = NULL;
+    awire_close(aw);
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_STRING) {
+        char host[256];
+        snprintf(host, sizeof(host), "%s", r->element[0]->str);
+        sq->done(sq->priv, host, atoi(r->element[1]->str), NULL, false);
+        return;
+    }
+    const struct queue_node *s = &sq->url->sentinels[(sq->start + sq->asked - 1) %
+                                                     sq->url->nsentinels];
+    if (r && r->type == REDIS_REPLY_NIL)
+        sq->unknown++;
+    else
+        snprintf(sq->last, sizeof(sq->last), "sentinel %s:%d: %s", s->host, s->port,
+                 !r                             ? "no answer"
+                 : r->type == REDIS_REPLY_ERROR ? r->str
+                                                : "unexpected reply");
+    query_next(sq);
+}
+
+static void on_sentinel_closed(void *priv, const char *err)
+{
+    struct sentinel_query *sq = priv;
+    /* The pending get-master-addr-by-name got NULL first and moved on;
+     * only the reason is kept. */
+    snprintf(sq->last, sizeof(sq->last), "%s", err ? err : "closed");
+}
+
+static const struct awire_ops sentinel_ops = {.closed = on_sentinel_closed};
+
+static void query_next(struct sentinel_query *sq)
+{
+    const struct queue_url *u = sq->url;
+    if (sq->asked >= u->nsentinels) {
+        char err[400];
+        if (sq->unknown)
+            snprintf(err, sizeof(err),
+                     "no sentinel knows a primary named '%s' (%d of %d asked answered; check "
+                     "STRATQ_REDIS_SENTINEL_MASTER)",
+                     u->master, sq->unknown, u->nsentinels);
+        else
+            snprintf(err, sizeof(err), "no sentinel answered (STRATQ_REDIS_SENTINELS): %s",
+                     sq->last[0] ? sq->last : "none is reachable");
+        sq->done(sq->priv, NULL, 0, err, sq->unknown > 0);
+        return;
+    }
+    const struct queue_node *s = &u->sentinels[(sq->start + sq->asked) % u->nsentinels];
+    sq->asked++;
+    if (awire_connect(sq->base, s->host, s->port, false, u->tls ? u->tls_ctx : NULL, NULL,
+                      QUEUE_CONNECT_TIMEOUT_MS, &sentinel_ops, sq, &sq->aw) < 0) {
+        sq->aw = NULL;
+        query_next(sq);
+        return;
+    }
+    if (u->sentinel_password) {
+        const char *argv[3];
+        int n = auth_argv(u->sentinel_user, u->sentinel_password, argv);
+        awire_send_argv(sq->aw, ignore_reply, NULL, n, argv, NULL);
+    }
+    const char *argv[] = {"SENTINEL", "get-master-addr-by-name", u->master};
+    if (awire_send_argv(sq->aw, on_sentinel_addr, sq, 3, argv, NULL) < 0) {
+        awire_free(sq->aw);
+        sq->aw = NULL;
+        query_next(sq);
+    }
+}
+
+/* Starts a query; done is called from the loop (never from here). */
+static struct sentinel_query *query_new(struct event_base *base, const struct queue_url *url,
+                                        int start, sentinel_done *done, void *priv)
+{
+    struct sentinel_query *sq = calloc(1, sizeof(*sq));
+    if (!sq)
+        return NULL;
+    *sq = (struct sentinel_query){.base = base, .url = url, .start = start, .done = done,
+                                  .priv = priv};
+    query_next(sq);
+    return sq;
+}
+
+static void on_primary_found(void *priv, const char *host, int port, const char *err,
+                             bool unknown)
+{
+    struct queue_async *qa = priv;
+    query_free(qa->query);
+    qa->query = NULL;
+    if (err) {
+        if (unknown)
+            log_error("cannot find the Redis primary, retrying", "{s:s, s:i}", "error", err,
+                      "retry_ms", qa->reconnect_ms);
+        else
+            log_warn("cannot find the Redis primary, retrying", "{s:s, s:i}", "error", err,
+                     "retry_ms", qa->reconnect_ms);
+        qa->attempt++;
+        set_error(qa, err);
+        set_lost(qa);
+        schedule_reconnect(qa);
+        return;
+    }
+    if (!qa->host || strcmp(qa->host, host) || qa->port != port)
+        log_info("the sentinels name the primary", "{s:s, s:s, s:i}", "master", qa->url->master,
+                 "host", host, "port", port);
+    connect_home(qa, host, port);
+}
+
+static void ask_sentinels(struct queue_async *qa)
+{
+    if (qa->query)
+        return;
+    qa->query = query_new(qa->base, qa->url, qa->attempt, on_primary_found, qa);
+    if (!qa->query)
+        schedule_reconnect(qa);
+}
+
+/* +switch-master: a subscription on one sentinel, so that the API moves
+ * to a new primary as soon as the sentinels elect it, rather than when
+ * the old one's connection breaks or answers READONLY. */
+static void watch_start(struct queue_async *qa);
+
+static void on_watch_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    watch_start(arg);
+}
+
+static void on_watch_closed(void *priv, const char *err)
+{
+    struct queue_async *qa = priv;
+    qa->watch = NULL;
+    log_debug("lost the sentinel subscription, retrying", "{s:s}", "error", err);
+    struct timeval tv = {qa->watch_retry_ms / 1000, (qa->watch_retry_ms % 1000) * 1000};
+    evtimer_add(qa->watch_ev, &tv);
+    qa->watch_retry_ms = qa->watch_retry_ms * 2 > 2000 ? 2000 : qa->watch_retry_ms * 2;
+}
+
+static void on_watch_push(void *priv, redisReply *r)
+{
+    struct queue_async *qa = priv;
+    const redisReply *payload;
+    if (queue_sub_parse(r, &payload) == QUEUE_SUB_SUBSCRIBED) {
+        qa->watch_retry_ms = 100;
+        return;
+    }
+    if (!payload)
+        return;
+    /* "<master> <old ip> <old port> <new ip> <new port>" */
+    char name[256], oldh[256], newh[256];
+    int oldp, newp;
+    if (sscanf(payload->str, "%255s %255s %d %255s %d", name, oldh, &oldp, newh, &newp) != 5 ||
+        strcmp(name, qa->url->master))
+        return;
+    log_info("the sentinels switched the primary", "{s:s, s:s, s:i, s:s, s:i}", "master", name,
+             "from", oldh, "from_port", oldp, "host", newh, "port", newp);
+    if (qa->ac && qa->port == newp && qa->host && !strcmp(qa->host, newh))
+        return;
+    if (qa->ac) {
+        struct awire *old = qa->ac;
+        qa->ac = NULL;
+        awire_close(old);
+    }
+    set_lost(qa);
+    qa->attempt = 0;
+    connect_home(qa, newh, newp);
+}
+
+static const struct awire_ops watch_ops = {.closed = on_watch_closed, .push = on_watch_push};
+
+static void watch_start(struct queue_async *qa)
+{
+    const struct queue_url *u = qa->url;
+    const struct queue_node *s = &u->sentinels[qa->watch_next++ % u->nsentinels];
+    if (awire_connect(qa->base, s->host, s->port, false, u->tls ? u->tls_ctx : NULL, NULL,
+                      QUEUE_CONNECT_TIMEOUT_MS, &watch_ops, qa, &qa->watch) < 0) {
+        qa->watch = NULL;
+        return;
+    }
+    if (u->sentinel_password) {
+        const char *argv[3];
+        int n = auth_argv(u->sentinel_user, u->sentinel_password, argv);
+        awire_send_argv(qa->watch, ignore_reply, NULL, n, argv, NULL);
+    }
+    const char *argv[] = {"SUBSCRIBE", "+switch-master"};
+    awire_send_argv(qa->watch, NULL, NULL, 2, argv, NULL);
+}
+
+/* The node to (re)connect to: the primary the sentinels name; the home
+ * first, then, with a cluster, the seeds in turn, so that a home node
+ * that died is not waited for. */
 static void qa_connect(struct queue_async *qa)
 {
     const struct queue_url *u = qa->url;
-    if (qa->ac)
+    if (qa->ac || qa->freeing)
         return;
+    if (u->nsentinels) {
+        ask_sentinels(qa);
+        return;
+    }
     if (u->nnodes && (qa->attempt > 0 || !qa->host)) {
         const struct queue_node *n = &u->nodes[(qa->attempt > 0 ? qa->attempt - 1 : 0) % u->nnodes];
         qa->attempt++;
@@ -806,86 +1483,79 @@ static void async_move_home(struct queue_async *qa, const char *host, int port)
     log_info("following a Redis Cluster redirect", "{s:s, s:s, s:i}", "redirect", "MOVED", "host",
              host, "port", port);
     if (qa->ac) {
-        redisAsyncContext *old = qa->ac;
-        old->data = NULL;
+        struct awire *old = qa->ac;
         qa->ac = NULL;
-        redisAsyncDisconnect(old);
+        awire_close(old);
     }
     qa->attempt = 0;
     connect_home(qa, host, port);
 }
 
-static void on_ask_gone(const redisAsyncContext *ac, int status)
+static void on_ask_closed(void *priv, const char *err)
 {
-    struct queue_async *qa = ac->data;
-    if (status != REDIS_OK && qa && (const redisAsyncContext *)qa->ask == ac) {
-        qa->ask = NULL;
-        free(qa->ask_host);
-        qa->ask_host = NULL;
-    }
+    struct queue_async *qa = priv;
+    (void)err;
+    qa->ask = NULL;
+    free(qa->ask_host);
+    qa->ask_host = NULL;
 }
 
-static void on_ask_disconnect(const redisAsyncContext *ac, int status)
-{
-    (void)status;
-    on_ask_gone(ac, REDIS_ERR);
-}
+static const struct awire_ops ask_ops = {.closed = on_ask_closed};
 
 static void drop_ask(struct queue_async *qa, bool now)
 {
     if (qa->ask) {
-        redisAsyncContext *old = qa->ask;
-        old->data = NULL;
+        struct awire *old = qa->ask;
         qa->ask = NULL;
         if (now)
-            redisAsyncFree(old);
+            awire_free(old);
         else
-            redisAsyncDisconnect(old);
+            awire_close(old);
     }
     free(qa->ask_host);
     qa->ask_host = NULL;
 }
 
-static redisAsyncContext *async_ask_conn(struct queue_async *qa, const char *host, int port)
+static struct awire *async_ask_conn(struct queue_async *qa, const char *host, int port)
 {
+    const struct queue_url *u = qa->url;
     if (qa->ask && qa->ask_port == port && !strcmp(qa->ask_host, host))
         return qa->ask;
     drop_ask(qa, false);
     qa->ask_host = strdup(host);
-    redisAsyncContext *ac = qa->ask_host ? redisAsyncConnect(host, port) : NULL;
-    if (!ac || ac->err) {
-        if (ac)
-            redisAsyncFree(ac);
+    if (!qa->ask_host ||
+        awire_connect(qa->base, host, port, false, u->tls ? u->tls_ctx : NULL, u->tls_opt.sni,
+                      QUEUE_CONNECT_TIMEOUT_MS, &ask_ops, qa, &qa->ask) < 0) {
         free(qa->ask_host);
         qa->ask_host = NULL;
+        qa->ask = NULL;
         return NULL;
     }
-    ac->data = qa;
-    qa->ask = ac;
     qa->ask_port = port;
-    redisLibeventAttach(ac, qa->base);
-    redisAsyncSetConnectCallback(ac, on_ask_gone);
-    redisAsyncSetDisconnectCallback(ac, on_ask_disconnect);
-    if (qa->url->password)
-        redisAsyncCommand(ac, on_setup_reply, "AUTH", "AUTH %s", qa->url->password);
-    redisAsyncCommand(ac, NULL, NULL, "CLIENT SETNAME %s", qa->name);
-    return ac;
+    if (u->password) {
+        const char *argv[3];
+        awire_send_argv(qa->ask, ignore_reply, NULL, auth_argv(u->user, u->password, argv), argv,
+                        NULL);
+    }
+    const char *setname[] = {"CLIENT", "SETNAME", qa->name};
+    awire_send_argv(qa->ask, ignore_reply, NULL, 3, setname, NULL);
+    return qa->ask;
 }
 
-static void on_acall_reply(redisAsyncContext *ac, void *reply, void *priv);
+static void on_acall_reply(redisReply *r, void *priv);
 
 static int acall_send(struct acall *c)
 {
     struct queue_async *qa = c->qa;
-    redisAsyncContext *ac = qa->ac;
+    struct awire *ac = qa->ac;
     if (qa->freeing)
         return -EIO;
     if (c->ask_host) {
         ac = async_ask_conn(qa, c->ask_host, c->ask_port);
-        if (!ac || redisAsyncCommand(ac, NULL, NULL, "ASKING") != REDIS_OK)
+        if (!ac || awire_sendf(ac, ignore_reply, NULL, "ASKING") < 0)
             return -EIO;
     }
-    if (!ac || redisAsyncFormattedCommand(ac, on_acall_reply, c, c->cmd, c->len) != REDIS_OK)
+    if (!ac || awire_send(ac, c->cmd, c->len, on_acall_reply, c) < 0)
         return -EIO;
     return 0;
 }
@@ -936,14 +1606,100 @@ static int acall_format(struct acall *c)
     return 0;
 }
 
-static void on_acall_reply(redisAsyncContext *ac, void *reply, void *priv)
+/* A deep copy of a reply (freeReplyObject frees it), NULL without memory. */
+static redisReply *reply_dup(const redisReply *r)
+{
+    redisReply *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->type = r->type;
+    c->integer = r->integer;
+    if (r->str) {
+        if (!(c->str = malloc(r->len + 1))) {
+            free(c);
+            return NULL;
+        }
+        memcpy(c->str, r->str, r->len + 1);
+        c->len = r->len;
+    }
+    if (r->elements) {
+        if (!(c->element = calloc(r->elements, sizeof(*c->element)))) {
+            freeReplyObject(c);
+            return NULL;
+        }
+        c->elements = r->elements;
+        for (size_t i = 0; i < r->elements; i++)
+            if (!(c->element[i] = reply_dup(r->element[i]))) {
+                freeReplyObject(c);
+                return NULL;
+            }
+    }
+    return c;
+}
+
+/* The WAIT after a durable call's write: the held reply goes to the
+ * caller once enough replicas have it, else an error the caller sees. */
+static void on_wait_reply(redisReply *r, void *priv)
+{
+    struct acall *c = priv;
+    const struct queue_url *u = c->qa->url;
+    redisReply *held = c->held;
+    c->held = NULL;
+    if (r && r->type == REDIS_REPLY_INTEGER && r->integer >= u->min_replicas) {
+        acall_deliver(c, held);
+        freeReplyObject(held);
+        return;
+    }
+    freeReplyObject(held);
+    redisReply *e = error_reply("%s %lld of %d replicas took the write within %d ms (WAIT)%s%s",
+                                QUEUE_NOREPLICAS,
+                                r && r->type == REDIS_REPLY_INTEGER ? r->integer : 0LL,
+                                u->min_replicas, u->wait_timeout_ms,
+                                r && r->type == REDIS_REPLY_ERROR ? ": " : "",
+                                r && r->type == REDIS_REPLY_ERROR ? r->str : "");
+    log_warn("a write did not reach enough replicas", "{s:s}", "error", e ? e->str : "?");
+    acall_deliver(c, e);
+    if (e)
+        freeReplyObject(e);
+}
+
+static void on_acall_reply(redisReply *r, void *priv)
 {
     struct acall *c = priv;
     struct queue_async *qa = c->qa;
-    redisReply *r = reply;
-    (void)ac;
+    if (r && r->type != REDIS_REPLY_ERROR && c->durable && qa->url->min_replicas > 0 &&
+        !qa->freeing) {
+        /* WAIT on the connection that made the write: it counts the
+         * replicas that have every write this connection made. */
+        struct awire *aw = c->ask_host ? qa->ask : qa->ac;
+        char n[16], t[16];
+        snprintf(n, sizeof(n), "%d", qa->url->min_replicas);
+        snprintf(t, sizeof(t), "%d", qa->url->wait_timeout_ms);
+        const char *argv[] = {"WAIT", n, t};
+        /* The reply is freed when this returns: keep a copy. */
+        redisReply *copy = reply_dup(r);
+        if (copy && aw && awire_send_argv(aw, on_wait_reply, c, 3, argv, NULL) == 0) {
+            c->held = copy;
+            return;
+        }
+        if (copy)
+            freeReplyObject(copy);
+        acall_deliver(c, NULL);
+        return;
+    }
     if (!r || r->type != REDIS_REPLY_ERROR || qa->freeing) {
         acall_deliver(c, r);
+        return;
+    }
+    if (is_readonly(r)) {
+        /* The primary was demoted: this call fails (the caller answers
+         * 503) and the connection goes to the new primary. */
+        acall_deliver(c, r);
+        if (qa->ac) {
+            log_warn("Redis answered READONLY: connecting to the primary again", "{s:s}", "error",
+                     r->str);
+            home_drop(qa, r->str);
+        }
         return;
     }
     if (c->eval && !c->as_eval && is_noscript(r)) {
@@ -1002,14 +1758,18 @@ int queue_async_new(struct event_base *base, const struct queue_url *url, const 
     qa->url = url;
     qa->ops = *ops;
     qa->priv = priv;
-    qa->reconnect_ms = qa->ping_retry_ms = 100;
+    qa->reconnect_ms = qa->ping_retry_ms = qa->watch_retry_ms = 100;
     qa->name = strdup(name);
     qa->reconnect_ev = evtimer_new(base, on_reconnect_timer, qa);
     qa->ping_ev = evtimer_new(base, on_ping_timer, qa);
-    if (!qa->name || !qa->reconnect_ev || !qa->ping_ev) {
+    qa->watch_ev = evtimer_new(base, on_watch_timer, qa);
+    snprintf(qa->error, sizeof(qa->error), "connecting");
+    if (!qa->name || !qa->reconnect_ev || !qa->ping_ev || !qa->watch_ev) {
         queue_async_free(qa);
         return -ENOMEM;
     }
+    if (url->nsentinels)
+        watch_start(qa);
     qa_connect(qa);
     *ret = qa;
     return 0;
@@ -1025,17 +1785,25 @@ void queue_async_free(struct queue_async *qa)
         qa->waiting = c->next;
         acall_deliver(c, NULL);
     }
+    query_free(qa->query);
+    qa->query = NULL;
+    if (qa->watch) {
+        struct awire *w = qa->watch;
+        qa->watch = NULL;
+        awire_free(w);
+    }
     drop_ask(qa, true);
     if (qa->ac) {
-        redisAsyncContext *ac = qa->ac;
-        ac->data = NULL;
+        struct awire *ac = qa->ac;
         qa->ac = NULL;
-        redisAsyncFree(ac);
+        awire_free(ac);
     }
     if (qa->reconnect_ev)
         event_free(qa->reconnect_ev);
     if (qa->ping_ev)
         event_free(qa->ping_ev);
+    if (qa->watch_ev)
+        event_free(qa->watch_ev);
     free(qa->host);
     free(qa->name);
     free(qa);
@@ -1046,8 +1814,14 @@ bool queue_async_ready(const struct queue_async *qa)
     return qa && qa->ready;
 }
 
-int queue_async_eval(struct queue_async *qa, enum queue_script s, int nkeys, int argc,
-                     const char *const *argv, const size_t *argvlen, queue_async_cb *cb, void *priv)
+const char *queue_async_error(const struct queue_async *qa)
+{
+    return qa && !qa->ready ? qa->error : "";
+}
+
+static int async_eval(struct queue_async *qa, enum queue_script s, int nkeys, int argc,
+                      const char *const *argv, const size_t *argvlen, bool durable,
+                      queue_async_cb *cb, void *priv)
 {
     check_call(s, nkeys, argc);
     if (!qa->ac || qa->freeing)
@@ -1058,6 +1832,7 @@ int queue_async_eval(struct queue_async *qa, enum queue_script s, int nkeys, int
         return -ENOMEM;
     c->qa = qa;
     c->eval = true;
+    c->durable = durable;
     c->as_eval = !qa->loaded;
     c->script = s;
     c->cb = cb;
@@ -1097,6 +1872,19 @@ int queue_async_eval(struct queue_async *qa, enum queue_script s, int nkeys, int
         return -EIO;
     }
     return 0;
+}
+
+int queue_async_eval(struct queue_async *qa, enum queue_script s, int nkeys, int argc,
+                     const char *const *argv, const size_t *argvlen, queue_async_cb *cb, void *priv)
+{
+    return async_eval(qa, s, nkeys, argc, argv, argvlen, false, cb, priv);
+}
+
+int queue_async_eval_durable(struct queue_async *qa, enum queue_script s, int nkeys, int argc,
+                             const char *const *argv, const size_t *argvlen, queue_async_cb *cb,
+                             void *priv)
+{
+    return async_eval(qa, s, nkeys, argc, argv, argvlen, true, cb, priv);
 }
 
 int queue_async_command_argv(struct queue_async *qa, int argc, const char *const *argv,
@@ -1171,13 +1959,21 @@ static int sub_moved(const redisReply *r, const char *at, char *host, size_t hos
 }
 
 int queue_sync_subscribe(const struct queue_url *url, const char *channel, bool sharded,
-                         int timeout_ms, redisContext **ret, char *err, size_t errlen)
+                         int timeout_ms, struct wire **ret, char *err, size_t errlen)
 {
-    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
     const char *argv[] = {subscribe_command(sharded), channel};
     int nseeds = url->nnodes ? url->nnodes : 1, seed = 0, redirects = 0, rc = -ECONNREFUSED;
     char moved[256] = "", at[256];
     int moved_port = 0;
+    if (url->nsentinels) {
+        /* The primary: a replica would do as well (PUBLISH reaches the
+         * replicas), but the primary is the one the sentinels name. */
+        rc = sentinel_ask(url, timeout_ms < 1000 ? timeout_ms : 1000, moved, sizeof(moved),
+                          &moved_port, err, errlen);
+        if (rc < 0)
+            return rc;
+        nseeds = 0;
+    }
     while (moved[0] || seed < nseeds) {
         int port;
         if (moved[0]) {
@@ -1189,11 +1985,11 @@ int queue_sync_subscribe(const struct queue_url *url, const char *channel, bool 
             port = url->nnodes ? url->nodes[seed].port : url->port;
             seed++;
         }
-        redisContext *c;
+        struct wire *c;
         if ((rc = node_connect(url, at, port, timeout_ms, NULL, &c, err, errlen)) < 0)
             continue;
-        redisSetTimeout(c, tv);
-        redisReply *r = redisCommandArgv(c, 2, argv, NULL);
+        wire_set_timeout(c, timeout_ms);
+        redisReply *r = wire_command_argv(c, 2, argv, NULL);
         if (r && r->type == REDIS_REPLY_ARRAY) {
             freeReplyObject(r);
             *ret = c;
@@ -1201,7 +1997,7 @@ int queue_sync_subscribe(const struct queue_url *url, const char *channel, bool 
         }
         rc = -EIO;
         snprintf(err, errlen, "%s %s on %s:%d: %s", argv[0], channel, at, port,
-                 !r                             ? c->errstr
+                 !r                             ? wire_errstr(c)
                  : r->type == REDIS_REPLY_ERROR ? r->str
                                                 : "unexpected reply");
         if (redirects++ >= QUEUE_MAX_REDIRECTS ||
@@ -1209,14 +2005,13 @@ int queue_sync_subscribe(const struct queue_url *url, const char *channel, bool 
             moved[0] = '\0';
         if (r)
             freeReplyObject(r);
-        redisFree(c);
+        wire_free(c);
     }
     return rc;
 }
 
-/* The API's: a non-blocking hiredis context of its own on libevent, rather
- * than hiredis' async API, which (in the hiredis of Debian 12, 0.14) knows
- * SUBSCRIBE but not SSUBSCRIBE. */
+/* The API's: a connection of its own on the loop, every reply a push
+ * (hiredis 0.14's async API knew SUBSCRIBE but not SSUBSCRIBE). */
 struct queue_sub {
     struct event_base *base;
     const struct queue_url *url;
@@ -1224,33 +2019,28 @@ struct queue_sub {
     bool sharded;
     struct queue_sub_ops ops;
     void *priv;
-    redisContext *c;         /* NULL between connections */
-    struct event *rev, *wev; /* c's fd readable, writable (what it holds unsent) */
+    struct awire *aw; /* NULL between connections */
     struct event *retry_ev;
-    bool connecting;
-    int setup; /* the setup replies still to come (AUTH, CLIENT SETNAME) */
-    char *at;  /* the node c is connected to */
+    struct sentinel_query *query;
+    char *at; /* the node aw is connected to */
     int at_port;
     char *moved; /* where the last MOVED sent it: the next connect goes there */
     int moved_port;
     int redirects; /* MOVED followed since it last subscribed */
     int reconnect_ms;
-    int node; /* the seed of the next try, with a cluster */
+    int node; /* the seed (or sentinel) of the next try */
 };
 
 static void sub_connect(struct queue_sub *s);
+static void sub_connect_to(struct queue_sub *s, const char *host, int port);
 
 static void sub_close(struct queue_sub *s)
 {
-    if (s->rev)
-        event_free(s->rev);
-    if (s->wev)
-        event_free(s->wev);
-    s->rev = s->wev = NULL;
-    if (s->c)
-        redisFree(s->c);
-    s->c = NULL;
-    s->connecting = false;
+    struct awire *aw = s->aw;
+    s->aw = NULL;
+    awire_free(aw);
+    query_free(s->query);
+    s->query = NULL;
 }
 
 static void sub_lost(struct queue_sub *s)
@@ -1277,64 +2067,41 @@ static void sub_retry(struct queue_sub *s)
     s->node++;
     struct timeval tv = {s->reconnect_ms / 1000, (s->reconnect_ms % 1000) * 1000};
     evtimer_add(s->retry_ev, &tv);
-    s->reconnect_ms = s->reconnect_ms * 2 > 5000 ? 5000 : s->reconnect_ms * 2;
+    int cap = s->url->nsentinels ? 1000 : 5000;
+    s->reconnect_ms = s->reconnect_ms * 2 > cap ? cap : s->reconnect_ms * 2;
 }
 
-/* Queues the (S)SUBSCRIBE; the write event sends it. */
+/* Sends the (S)SUBSCRIBE; its confirmation (or error) is a push. */
 static void sub_send_subscribe(struct queue_sub *s)
 {
     const char *argv[] = {subscribe_command(s->sharded), s->channel};
-    redisAppendCommandArgv(s->c, 2, argv, NULL);
-    event_add(s->wev, NULL);
+    awire_send_argv(s->aw, NULL, NULL, 2, argv, NULL);
 }
 
-/* Whether the connect in progress failed (read once the fd is ready). */
-static bool sub_connect_failed(struct queue_sub *s)
+static void on_sub_auth(redisReply *r, void *priv)
 {
-    int e = 0;
-    socklen_t len = sizeof(e);
-    if (getsockopt(s->c->fd, SOL_SOCKET, SO_ERROR, &e, &len) < 0)
-        e = errno;
-    s->connecting = false;
-    if (!e)
-        return false;
-    log_warn("cannot connect for the events subscription, retrying", "{s:s, s:i, s:s, s:i}", "host",
-             s->at, "port", s->at_port, "error", strerror(e), "retry_ms", s->reconnect_ms);
-    sub_retry(s);
-    return true;
-}
-
-static void on_sub_write(evutil_socket_t fd, short what, void *arg)
-{
-    struct queue_sub *s = arg;
-    int done = 0;
-    (void)fd;
-    (void)what;
-    if (s->connecting && sub_connect_failed(s))
-        return;
-    if (redisBufferWrite(s->c, &done) != REDIS_OK) {
-        log_warn("lost the events subscription, reconnecting", "{s:s}", "error", s->c->errstr);
+    struct queue_sub *s = priv;
+    if (r && r->type == REDIS_REPLY_ERROR && s->aw) {
+        log_error("Redis refused the events subscription's login; check the user and password in "
+                  "the Redis URL",
+                  "{s:s}", "error", r->str);
         sub_retry(s);
-    } else if (!done) {
-        event_add(s->wev, NULL);
     }
 }
 
-/* Handles one reply; false when the connection was dropped with it. */
-static bool sub_reply(struct queue_sub *s, redisReply *r)
+static void on_sub_closed(void *priv, const char *err)
 {
-    if (s->setup > 0) {
-        /* The AUTH reply comes first, when there is one. */
-        bool auth = s->url->password && s->setup == 2;
-        s->setup--;
-        if (auth && r->type == REDIS_REPLY_ERROR) {
-            log_error("Redis refused the events subscription; check the password in the Redis URL",
-                      "{s:s}", "error", r->str);
-            sub_retry(s);
-            return false;
-        }
-        return true;
-    }
+    struct queue_sub *s = priv;
+    s->aw = NULL;
+    log_warn("lost the events subscription, reconnecting", "{s:s, s:i}", "error", err, "retry_ms",
+             s->reconnect_ms);
+    sub_retry(s);
+}
+
+/* Handles one push reply. */
+static void on_sub_push(void *priv, redisReply *r)
+{
+    struct queue_sub *s = priv;
     const redisReply *payload;
     switch (queue_sub_parse(r, &payload)) {
     case QUEUE_SUB_SUBSCRIBED:
@@ -1343,10 +2110,10 @@ static bool sub_reply(struct queue_sub *s, redisReply *r)
         log_debug("subscribed", "{s:s, s:s, s:s, s:i}", "channel", s->channel, "command",
                   subscribe_command(s->sharded), "host", s->at, "port", s->at_port);
         s->ops.subscribed(s->priv);
-        return true;
+        return;
     case QUEUE_SUB_MESSAGE:
         s->ops.message(s->priv, payload->str, payload->len);
-        return true;
+        return;
     case QUEUE_SUB_UNSUBSCRIBED:
         /* Redis 7 ends a sharded subscription when the channel's slot
          * leaves the node (a migration, a failover): the node answers the
@@ -1355,25 +2122,19 @@ static bool sub_reply(struct queue_sub *s, redisReply *r)
                  "channel", s->channel, "host", s->at, "port", s->at_port);
         sub_lost(s);
         sub_send_subscribe(s);
-        return true;
+        return;
     case QUEUE_SUB_OTHER:
         break;
     }
     if (r->type != REDIS_REPLY_ERROR)
-        return true;
+        return;
     char host[256];
     int port;
     if (s->redirects < QUEUE_MAX_REDIRECTS && sub_moved(r, s->at, host, sizeof(host), &port)) {
-        char *h = strdup(host);
-        if (h) {
-            s->redirects++;
-            sub_close(s);
-            free(s->moved);
-            s->moved = h;
-            s->moved_port = port;
-            sub_connect(s);
-            return false;
-        }
+        s->redirects++;
+        sub_close(s);
+        sub_connect_to(s, host, port);
+        return;
     }
     if (s->sharded && !strncmp(r->str, "ERR unknown command", 19))
         log_error("Redis Cluster needs Redis 7.0 or newer: stratq uses sharded pub/sub there",
@@ -1381,82 +2142,74 @@ static bool sub_reply(struct queue_sub *s, redisReply *r)
     log_warn("cannot subscribe to the events channel, retrying", "{s:s, s:s, s:i}", "error", r->str,
              "channel", s->channel, "retry_ms", s->reconnect_ms);
     sub_retry(s);
-    return false;
 }
 
-static void on_sub_read(evutil_socket_t fd, short what, void *arg)
-{
-    struct queue_sub *s = arg;
-    (void)fd;
-    (void)what;
-    if (s->connecting && sub_connect_failed(s))
-        return;
-    if (redisBufferRead(s->c) != REDIS_OK) {
-        log_warn("lost the events subscription, reconnecting", "{s:s}", "error", s->c->errstr);
-        sub_retry(s);
-        return;
-    }
-    for (;;) {
-        redisReply *r = NULL;
-        if (redisGetReplyFromReader(s->c, (void **)&r) != REDIS_OK) {
-            log_warn("lost the events subscription, reconnecting", "{s:s}", "error", s->c->errstr);
-            sub_retry(s);
-            return;
-        }
-        if (!r)
-            return;
-        bool kept = sub_reply(s, r);
-        freeReplyObject(r);
-        if (!kept)
-            return;
-    }
-}
+static const struct awire_ops sub_ops = {.closed = on_sub_closed, .push = on_sub_push};
 
-/* Connects to where a MOVED sent it, else to the server or the seed of
- * this try, and subscribes. */
-static void sub_connect(struct queue_sub *s)
+/* Connects to host:port and subscribes. */
+static void sub_connect_to(struct queue_sub *s, const char *host, int port)
 {
     const struct queue_url *u = s->url;
-    const char *host = s->moved    ? s->moved
-                       : u->nnodes ? u->nodes[s->node % u->nnodes].host
-                                   : u->host;
-    int port = s->moved ? s->moved_port : u->nnodes ? u->nodes[s->node % u->nnodes].port : u->port;
     char *at = strdup(host);
     free(s->at);
     s->at = at;
     s->at_port = port;
-    free(s->moved); /* host may be it: at is the copy */
-    s->moved = NULL;
-    bool unix_socket = u->unix_socket && !u->nnodes;
-    s->c = !at ? NULL : unix_socket ? redisConnectUnixNonBlock(at) : redisConnectNonBlock(at, port);
-    if (!s->c || s->c->err) {
-        log_warn("cannot connect for the events subscription, retrying", "{s:s, s:i, s:s, s:i}",
-                 "host", at ? at : "?", "port", port, "error",
-                 s->c ? s->c->errstr : "out of memory", "retry_ms", s->reconnect_ms);
+    bool unix_socket = u->unix_socket && !u->nnodes && !u->nsentinels;
+    if (!at || awire_connect(s->base, at, port, unix_socket, u->tls ? u->tls_ctx : NULL,
+                             u->tls_opt.sni, QUEUE_CONNECT_TIMEOUT_MS, &sub_ops, s, &s->aw) < 0) {
+        s->aw = NULL;
         sub_retry(s);
         return;
     }
-    s->rev = event_new(s->base, s->c->fd, EV_READ | EV_PERSIST, on_sub_read, s);
-    s->wev = event_new(s->base, s->c->fd, EV_WRITE, on_sub_write, s);
-    if (!s->rev || !s->wev) {
-        sub_retry(s);
-        return;
-    }
-    redisEnableKeepAlive(s->c);
-    s->connecting = true;
-    s->setup = 0;
     if (u->password) {
-        const char *auth[] = {"AUTH", u->password};
-        redisAppendCommandArgv(s->c, 2, auth, NULL);
-        s->setup++;
+        const char *argv[3];
+        awire_send_argv(s->aw, on_sub_auth, s, auth_argv(u->user, u->password, argv), argv, NULL);
     }
     const char *setname[] = {"CLIENT", "SETNAME", s->name};
-    redisAppendCommandArgv(s->c, 3, setname, NULL);
-    s->setup++;
+    awire_send_argv(s->aw, ignore_reply, NULL, 3, setname, NULL);
     /* A plain server's messages reach every subscriber, whatever the db;
      * a sharded channel's only those on the node owning its slot. */
     sub_send_subscribe(s);
-    event_add(s->rev, NULL);
+}
+
+static void on_sub_primary(void *priv, const char *host, int port, const char *err, bool unknown)
+{
+    struct queue_sub *s = priv;
+    query_free(s->query);
+    s->query = NULL;
+    if (err) {
+        (void)unknown;
+        log_warn("cannot find the Redis primary for the events subscription, retrying",
+                 "{s:s, s:i}", "error", err, "retry_ms", s->reconnect_ms);
+        sub_retry(s);
+        return;
+    }
+    sub_connect_to(s, host, port);
+}
+
+/* Connects to where a MOVED sent it, else to the server, the seed of this
+ * try or the primary the sentinels name, and subscribes. */
+static void sub_connect(struct queue_sub *s)
+{
+    const struct queue_url *u = s->url;
+    if (s->moved) {
+        char host[256];
+        snprintf(host, sizeof(host), "%s", s->moved);
+        free(s->moved);
+        s->moved = NULL;
+        sub_connect_to(s, host, s->moved_port);
+        return;
+    }
+    if (u->nsentinels) {
+        s->query = query_new(s->base, u, s->node, on_sub_primary, s);
+        if (!s->query)
+            sub_retry(s);
+        return;
+    }
+    if (u->nnodes)
+        sub_connect_to(s, u->nodes[s->node % u->nnodes].host, u->nodes[s->node % u->nnodes].port);
+    else
+        sub_connect_to(s, u->host, u->port);
 }
 
 int queue_sub_new(struct event_base *base, const struct queue_url *url, const char *name,

@@ -18,15 +18,41 @@
 #ifndef STRATQ_QUEUE_CONN_H
 #define STRATQ_QUEUE_CONN_H
 
-#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 
 #include "queue.h"
+#include "wire.h"
 
 struct event_base;
+
+/* Connect (and TLS handshake) timeout of the API's connections, in ms. */
+#define QUEUE_CONNECT_TIMEOUT_MS 5000
+
+/* The error a write gets when fewer replicas than STRATQ_REDIS_MIN_REPLICAS
+ * took it within STRATQ_REDIS_WAIT_TIMEOUT_MS (WAIT): the API answers 503,
+ * the worker sends the call again (its scripts answer a repeat the same). */
+#define QUEUE_NOREPLICAS "NOREPLICAS"
+
+/* The STRATQ_REDIS_* settings besides the URL (empty strings: unset). */
+struct queue_url_settings {
+    const char *cluster_nodes;
+    const char *cacert, *cert, *key, *sni;
+    bool tls_insecure;
+    const char *sentinels, *sentinel_master, *sentinel_password;
+    int min_replicas; /* -1: 1 with sentinels, else 0 */
+    int wait_timeout_ms;
+};
+/* Adds them to a parsed URL, checking that they go together (TLS files
+ * need rediss://, a certificate its key, Sentinel and Cluster exclude each
+ * other) and loading the TLS files. */
+int queue_url_configure(struct queue_url *u, const struct queue_url_settings *s, char *err,
+                        size_t errlen);
+/* Parses STRATQ_REDIS_URL and configures it with the other settings, as
+ * config.h holds them. Caller frees with queue_url_free, also on error. */
+int queue_url_load(struct queue_url *u, char *err, size_t errlen);
 
 /* Redirects and retries one command may take. */
 #define QUEUE_MAX_REDIRECTS 16
@@ -56,17 +82,17 @@ enum queue_redirect queue_redirect_parse(const char *err, char *host, size_t hos
  * selects the db and loads every script. The url must outlive it. Caller
  * frees with queue_sync_free(). c is the home node's connection. */
 struct queue_sync {
-    redisContext *c;
+    struct wire *c;
     char sha[QS__COUNT][41];
     const struct queue_url *url;
     char *host; /* the home node (cluster) or the server */
     int port;
     int timeout_ms;
     char *name;        /* CLIENT SETNAME, given again to every new node */
-    redisContext *ask; /* connection to the target of the last ASK */
+    struct wire *ask; /* connection to the target of the last ASK */
     char *ask_host;
     int ask_port;
-    char errstr[160]; /* why the last call returned NULL */
+    char errstr[400]; /* why the last call returned NULL */
 };
 int queue_sync_connect(const struct queue_url *url, int timeout_ms, struct queue_sync **ret,
                        char *err, size_t errlen);
@@ -81,6 +107,18 @@ redisReply *queue_sync_command(struct queue_sync *q, const char *fmt, ...);
 redisReply *queue_sync_command_argv(struct queue_sync *q, int argc, const char **argv,
                                     const size_t *argvlen);
 
+/* Pipelines commands on the home connection (live output: best effort,
+ * no redirects followed), then reads n replies: 0, or -EIO when the
+ * connection was lost or the node is a replica now. */
+int queue_sync_appendf(struct queue_sync *q, const char *fmt, ...);
+int queue_sync_drain(struct queue_sync *q, int n);
+
+/* Given the reply r of a write (taken), WAITs for the url's min_replicas:
+ * r when they took it (or none is asked for, or r is an error), else an
+ * error reply starting QUEUE_NOREPLICAS, or NULL when the connection was
+ * lost meanwhile. */
+redisReply *queue_sync_durable(struct queue_sync *q, redisReply *r);
+
 /* Runs a script with nkeys keys followed by args (argv has nkeys + nargs
  * strings; argvlen may be NULL for NUL-terminated strings), EVALSHA falling
  * back to EVAL on NOSCRIPT, following redirects. Returns the reply (caller
@@ -88,8 +126,11 @@ redisReply *queue_sync_command_argv(struct queue_sync *q, int argc, const char *
 redisReply *queue_sync_eval(struct queue_sync *q, enum queue_script s, int nkeys, int argc,
                             const char *const *argv, const size_t *argvlen);
 
-/* Connects, authenticates and PINGs, retrying until timeout_ms: whether
- * Redis (or one seed of the cluster) answers. */
+/* Connects (asking the sentinels first), authenticates and PINGs once: 0
+ * with "host:port" of the node that answered in err, else the error. */
+int queue_sync_check(const struct queue_url *url, int timeout_ms, char *err, size_t errlen);
+/* queue_sync_check, retrying until timeout_ms: whether Redis (or one seed
+ * of the cluster) answers. */
 bool queue_sync_ping(const struct queue_url *url, int timeout_ms);
 
 /* --- Asynchronous connection (the API, on libevent) ----------------------- */
@@ -114,12 +155,20 @@ int queue_async_new(struct event_base *base, const struct queue_url *url, const 
                     const struct queue_async_ops *ops, void *priv, struct queue_async **ret);
 void queue_async_free(struct queue_async *qa);
 bool queue_async_ready(const struct queue_async *qa);
+/* Why it is not ready ("" when it is): the last connection error. */
+const char *queue_async_error(const struct queue_async *qa);
 
 /* As queue_sync_eval and queue_sync_command_argv; 0, or -EIO (not connected)
  * or -ENOMEM, when cb will not be called. */
 int queue_async_eval(struct queue_async *qa, enum queue_script s, int nkeys, int argc,
                      const char *const *argv, const size_t *argvlen, queue_async_cb *cb,
                      void *priv);
+/* As queue_async_eval, then WAIT for the url's min_replicas: cb gets the
+ * reply once they took the write, else an error reply starting
+ * QUEUE_NOREPLICAS (a submit the API must not acknowledge). */
+int queue_async_eval_durable(struct queue_async *qa, enum queue_script s, int nkeys, int argc,
+                             const char *const *argv, const size_t *argvlen, queue_async_cb *cb,
+                             void *priv);
 int queue_async_command_argv(struct queue_async *qa, int argc, const char *const *argv,
                              const size_t *argvlen, queue_async_cb *cb, void *priv);
 
@@ -153,7 +202,7 @@ enum queue_sub_msg queue_sub_parse(const redisReply *r, const redisReply **paylo
  * Its reads time out after timeout_ms. 0 with *ret subscribed, or
  * -ECONNREFUSED or -EIO with err. */
 int queue_sync_subscribe(const struct queue_url *url, const char *channel, bool sharded,
-                         int timeout_ms, redisContext **ret, char *err, size_t errlen);
+                         int timeout_ms, struct wire **ret, char *err, size_t errlen);
 
 /* The API's subscription to one channel, on libevent: subscribed is called
  * each time the subscription is (re)made (messages published in between

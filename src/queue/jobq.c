@@ -146,7 +146,8 @@ redisReply *queue_sync_call(struct queue_sync *q, const struct queue_call *c)
 {
     if (c->plain)
         return queue_sync_command_argv(q, c->argc, c->argv, c->len);
-    return queue_sync_eval(q, c->script, c->nkeys, c->argc, c->argv, c->len);
+    redisReply *r = queue_sync_eval(q, c->script, c->nkeys, c->argc, c->argv, c->len);
+    return c->durable ? queue_sync_durable(q, r) : r;
 }
 
 int queue_async_call(struct queue_async *qa, const struct queue_call *c, queue_async_cb *cb,
@@ -154,6 +155,9 @@ int queue_async_call(struct queue_async *qa, const struct queue_call *c, queue_a
 {
     if (c->plain)
         return queue_async_command_argv(qa, c->argc, c->argv, c->len, cb, priv);
+    if (c->durable)
+        return queue_async_eval_durable(qa, c->script, c->nkeys, c->argc, c->argv, c->len, cb,
+                                        priv);
     return queue_async_eval(qa, c->script, c->nkeys, c->argc, c->argv, c->len, cb, priv);
 }
 
@@ -171,6 +175,7 @@ int queue_build_enqueue(struct queue_call *c, const struct queue_names *n, const
                         const char *spec, long long now_ms, bool client_id)
 {
     call_init(c, QS_ENQUEUE, false);
+    c->durable = true;
     put_key(c, n->job_prefix, "", id);
     put(c, n->queue);
     put_key(c, n->index_prefix, "", "all");
@@ -463,7 +468,7 @@ void queue_sync_setname(struct queue_sync *q, const char *name)
         free(q->name);
         q->name = copy;
     }
-    redisReply *r = redisCommand(q->c, "CLIENT SETNAME %s", name);
+    redisReply *r = queue_sync_command(q, "CLIENT SETNAME %s", name);
     if (r)
         freeReplyObject(r);
 }
@@ -511,6 +516,7 @@ int jobq_take(struct jobq *j, struct queue_sync *q, int block_s, char **entry, s
 int jobq_build_start(const struct jobq *j, struct queue_call *c, const char *id, long long now_ms)
 {
     call_init(c, QS_START, true);
+    c->durable = true;
     put_key(c, j->names->job_prefix, "", id);
     put(c, j->processing_key);
     put(c, id);
@@ -571,6 +577,7 @@ int jobq_build_complete(const struct jobq *j, struct queue_call *c, const char *
 {
     const struct queue_names *n = j->names;
     call_init(c, QS_COMPLETE, true);
+    c->durable = true;
     put_key(c, n->job_prefix, "", id);
     put(c, j->processing_key);
     put_key(c, n->job_prefix, id, ":stdout");
@@ -949,18 +956,6 @@ int jobq_deadletter(struct jobq *j, const char *entry, size_t len, const char *r
     return 0;
 }
 
-/* Reads n pipelined replies; -EIO when the connection was lost. */
-static int drain(struct queue_sync *q, int n)
-{
-    for (int k = 0; k < n; k++) {
-        redisReply *r = NULL;
-        if (redisGetReply(q->c, (void **)&r) != REDIS_OK)
-            return -EIO;
-        freeReplyObject(r);
-    }
-    return 0;
-}
-
 int jobq_output(struct jobq *j, struct queue_sync *q, const char *id, const struct jobq_output *o)
 {
     _cleanup_free_ char *job_key = queue_job_key(j->names, id);
@@ -971,29 +966,29 @@ int jobq_output(struct jobq *j, struct queue_sync *q, const char *id, const stru
          * the job's structured lines, kept beside it like its output. */
         int n = 0;
         if (o->progress) {
-            redisAppendCommand(q->c, "HSET %s progress %s", job_key, o->progress);
+            queue_sync_appendf(q, "HSET %s progress %s", job_key, o->progress);
             n++;
         }
         for (size_t i = 0; i < o->nlogs; i++) {
-            redisAppendCommand(q->c, "RPUSH %s:log %s", job_key, o->logs[i] ? o->logs[i] : "{}");
+            queue_sync_appendf(q, "RPUSH %s:log %s", job_key, o->logs[i] ? o->logs[i] : "{}");
             n++;
         }
         if (o->nlogs) {
-            redisAppendCommand(q->c, "EXPIRE %s:log %lld", job_key, j->set.live_ttl_s);
+            queue_sync_appendf(q, "EXPIRE %s:log %lld", job_key, j->set.live_ttl_s);
             n++;
         }
-        if (drain(q, n) < 0)
+        if (queue_sync_drain(q, n) < 0)
             return -EIO;
     }
     static const char *const streams[] = {"stdout", "stderr"};
     for (size_t i = 0; i < ARRAY_SIZE(streams); i++) {
         if (!o->stream[i] || !o->stream_len[i])
             continue;
-        redisAppendCommand(q->c, "APPEND %s:%s %b", job_key, streams[i], o->stream[i],
+        queue_sync_appendf(q, "APPEND %s:%s %b", job_key, streams[i], o->stream[i],
                            o->stream_len[i]);
-        redisAppendCommand(q->c, "EXPIRE %s:%s %lld", job_key, streams[i], j->set.live_ttl_s);
+        queue_sync_appendf(q, "EXPIRE %s:%s %lld", job_key, streams[i], j->set.live_ttl_s);
         /* Live output is best effort; the final record has it all. */
-        if (drain(q, 2) < 0)
+        if (queue_sync_drain(q, 2) < 0)
             return -EIO;
     }
     return 0;
@@ -1016,15 +1011,14 @@ int jobq_cancel_requested(struct jobq *j, struct queue_sync *q, const char *id)
 /* --- The control channel ---------------------------------------------------- */
 
 struct jobq_control {
-    redisContext *c;
+    struct wire *c;
 };
 
 void jobq_control_free(struct jobq_control *s)
 {
     if (!s)
         return;
-    if (s->c)
-        redisFree(s->c);
+    wire_free(s->c);
     free(s);
 }
 
@@ -1048,17 +1042,17 @@ int jobq_control_open(struct jobq *j, const struct queue_url *url, int timeout_m
 
 int jobq_control_fd(const struct jobq_control *s)
 {
-    return s->c->fd;
+    return wire_fd(s->c);
 }
 
 int jobq_control_cancel_for(struct jobq_control *s, const char *id)
 {
-    if (redisBufferRead(s->c) != REDIS_OK)
+    if (wire_read_available(s->c) < 0)
         return -EIO;
     int found = 0;
     for (;;) {
         redisReply *r = NULL;
-        if (redisGetReplyFromReader(s->c, (void **)&r) != REDIS_OK)
+        if (wire_next_reply(s->c, &r) < 0)
             return -EIO;
         if (!r)
             break;

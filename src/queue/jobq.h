@@ -25,6 +25,9 @@ struct queue_call {
      * effect must not be lost (start, complete, lost, deadletter,
      * deregister), unlike a heartbeat's or a housekeeping duty's. */
     bool until_done;
+    /* A write that must reach STRATQ_REDIS_MIN_REPLICAS replicas before
+     * it counts (WAIT): a submit, a job's start and its outcome. */
+    bool durable;
     bool nomem; /* a string could not be made; the call is not to be run */
     const char **argv;
     size_t *len;

@@ -9,6 +9,7 @@
 
 #include "../common/util.h"
 #include "status.h"
+#include "wire.h"
 
 /* Generated from src/queue/lua/ by tools/embed.sh. */
 extern const char lua_lib[], lua_enqueue[], lua_start[], lua_complete[], lua_heartbeat[],
@@ -351,6 +352,8 @@ void queue_url_free(struct queue_url *u)
     free(u->tls_opt.key);
     free(u->tls_opt.sni);
     u->tls_opt = (struct queue_tls){0};
+    wire_tls_free(u->tls_ctx);
+    u->tls_ctx = NULL;
     free_nodes(&u->nodes, &u->nnodes);
     free_nodes(&u->sentinels, &u->nsentinels);
     free(u->master);

@@ -136,6 +136,7 @@ struct queue_names {
  * -EINVAL with err for a queue name that cannot be one (empty, or holding a
  * brace, which would change its hash tag), -ENOMEM. */
 struct queue_url;
+struct wire_tls;
 int queue_names_init(struct queue_names *n, const char *queue, const char *prefix,
                      const struct queue_url *url, char *err, size_t errlen);
 void queue_names_free(struct queue_names *n);
@@ -180,6 +181,7 @@ struct queue_url {
         char *cacert, *cert, *key, *sni; /* NULL: unset */
         bool insecure;                   /* no certificate or host name check */
     } tls_opt;
+    struct wire_tls *tls_ctx; /* loaded from tls_opt (wire.h) */
     /* Redis Cluster's seed nodes (conn.h, queue_url_set_cluster); none
      * for a plain server. */
     struct queue_node *nodes;

@@ -681,9 +681,33 @@ static int worker_loop(struct worker *w)
     return 0;
 }
 
+/* --check's Redis line, when a Redis setting is given: connects as the
+ * worker would (TLS, ACL user, sentinels) and PINGs. 0, or 3 with the
+ * reason printed. */
+static int redis_check(void)
+{
+    if (!config_is_set(CFG_REDIS_URL) && !config_str(CFG_REDIS_SENTINELS)[0] &&
+        !config_str(CFG_REDIS_CLUSTER_NODES)[0])
+        return 0;
+    struct queue_url url;
+    char err[512];
+    int r = queue_url_load(&url, err, sizeof(err));
+    bool tls = r == 0 && url.tls;
+    if (r == 0)
+        r = queue_sync_check(&url, 5000, err, sizeof(err));
+    queue_url_free(&url);
+    if (r < 0) {
+        printf("redis: error: %s\n", err);
+        return 3;
+    }
+    printf("redis: ok (%s%s)\n", err, tls ? ", TLS" : "");
+    return 0;
+}
+
 /* stratq worker --check: the layers this host gives jobs, as the executor
- * would set them up. Fails when an always-on layer or one named in
- * STRATQ_SANDBOX_REQUIRE is missing. */
+ * would set them up, and whether Redis answers when one is configured.
+ * Fails when an always-on layer or one named in STRATQ_SANDBOX_REQUIRE is
+ * missing (1), or Redis does not answer (3). */
 static int worker_check(void)
 {
     struct sandbox_status st;
@@ -709,7 +733,7 @@ static int worker_check(void)
                     sandbox_layer_name(i));
             return 1;
         }
-    return 0;
+    return redis_check();
 }
 
 int worker_main(int argc, char **argv)
@@ -743,8 +767,7 @@ int worker_main(int argc, char **argv)
         config_free();
         return rc;
     }
-    if (queue_url_parse(config_str(CFG_REDIS_URL), &w.url, err, sizeof(err)) < 0 ||
-        queue_url_set_cluster(&w.url, config_str(CFG_REDIS_CLUSTER_NODES), err, sizeof(err)) < 0) {
+    if (queue_url_load(&w.url, err, sizeof(err)) < 0) {
         fprintf(stderr, "stratq worker: %s\n", err);
         config_free();
         return 2;
