@@ -197,7 +197,8 @@ soak: deps-test build/stratq
 	$(PYTHON) tests/chaos/soak.py --bin $(CURDIR)/build/stratq --minutes $(SOAK_MINUTES)
 
 # `make bench-api`: wrk against `stratq api` + its own redis-server, with
-# redis-benchmark's rate for the same enqueue script as the ceiling.
+# redis-benchmark's rate for the same enqueue script as the ceiling
+# (BENCH_TLS=1: both reach Redis over TLS).
 bench-api: deps-bench build/stratq
 	@sh scripts/bench-api.sh
 

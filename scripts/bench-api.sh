@@ -12,6 +12,10 @@
 #      pipelined (-P 16) and not (-P 1, like HTTP/1.1 keep-alive).
 # Prints a table and whether the issue's targets are met; never fails on
 # them. Stops everything it started (by pid) and ends in under 2 minutes.
+#
+# BENCH_TLS=1: the API and redis-benchmark reach Redis over TLS (a TLS port
+# beside the plaintext one, which MONITOR and the bookkeeping keep using;
+# certificates from tests/integration/tlsredis.py, no client certificate).
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -22,8 +26,11 @@ CONNS=${BENCH_CONNS:-64}
 RB_N=${BENCH_RB_REQUESTS:-200000}
 TARGET_RATE=20000
 TARGET_RATIO=0.35
+TLS=${BENCH_TLS:-0}
 
-for tool in wrk redis-server redis-cli redis-benchmark curl python3; do
+tools="wrk redis-server redis-cli redis-benchmark curl python3"
+[ "$TLS" = 1 ] && tools="$tools openssl /usr/bin/python3"
+for tool in $tools; do
     command -v "$tool" >/dev/null 2>&1 || {
         echo "bench-api: $tool not found (make deps)" >&2
         exit 1
@@ -70,8 +77,30 @@ rport=$(free_port)
 aport=$(free_port)
 rcli() { timeout 10 redis-cli -h 127.0.0.1 -p "$rport" "$@"; }
 
+# Over TLS: the API's URL, and the port and options (eval'd, quoted) with
+# which redis-benchmark reaches Redis the same way; "$@": redis-server's TLS port.
+redis_url="redis://127.0.0.1:$rport"
+rb_port=$rport
+rb_tls=""
+set --
+if [ "$TLS" = 1 ]; then
+    ca_cert="" server_cert="" server_key=""
+    # /usr/bin/python3: the module imports redis-py (python3-redis), as bench-exec.sh's.
+    pki=$(/usr/bin/python3 tests/integration/tlsredis.py "$tmp/pki") || {
+        echo "bench-api: could not make the TLS certificates (needs openssl and python3-redis)" >&2
+        exit 1
+    }
+    eval "$pki"
+    rb_port=$(free_port)
+    redis_url="rediss://127.0.0.1:$rb_port"
+    rb_tls="--tls --cacert '$ca_cert'"
+    set -- --tls-port "$rb_port" --tls-cert-file "$server_cert" --tls-key-file "$server_key" \
+        --tls-ca-cert-file "$ca_cert" --tls-auth-clients no
+    export STRATQ_REDIS_CACERT="$ca_cert"
+fi
+
 redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no \
-    --dir "$tmp" --logfile "$tmp/redis.log" &
+    --dir "$tmp" --logfile "$tmp/redis.log" "$@" &
 redis_pid=$!
 wait_until 5 rcli ping || {
     echo "bench-api: redis-server did not start" >&2
@@ -80,7 +109,7 @@ wait_until 5 rcli ping || {
 }
 
 STRATQ_LOG_LEVEL=warn "$BIN" api --bind 127.0.0.1 --port "$aport" \
-    --redis-url "redis://127.0.0.1:$rport" 2>"$tmp/api.log" &
+    --redis-url "$redis_url" 2>"$tmp/api.log" &
 api_pid=$!
 url="http://127.0.0.1:$aport"
 wait_until 10 curl -sf --noproxy '*' "$url/healthz" || {
@@ -164,8 +193,8 @@ printf 'bench-api: redis-benchmark command (%s): %s\n' "$rb_src" "$rbargs" >&2
 rb() {
     pipeline=$1
     rcli flushall >/dev/null
-    eval "set -- $rbargs"
-    timeout 60 redis-benchmark -h 127.0.0.1 -p "$rport" -c "$CONNS" -n "$RB_N" -r 1000000000 \
+    eval "set -- $rb_tls $rbargs"
+    timeout 60 redis-benchmark -h 127.0.0.1 -p "$rb_port" -c "$CONNS" -n "$RB_N" -r 1000000000 \
         -P "$pipeline" --csv "$@" >"$tmp/rb.csv" 2>"$tmp/rb.err" || {
         echo "bench-api: redis-benchmark -P $pipeline failed:" >&2
         cat "$tmp/rb.err" "$tmp/rb.csv" >&2
@@ -188,10 +217,10 @@ EOF
 # wrk's line is "BENCH requests=N duration_us=N p50_us=N ..." (bench/api_submit.lua).
 python3 - "$line" "$queued" "${rb16_rps:-0}" "${rb16_p50:-0}" "${rb16_p99:-0}" "${rb16_q:-0}" \
     "${rb1_rps:-0}" "${rb1_p50:-0}" "${rb1_p99:-0}" "${rb1_q:-0}" "$RB_N" "$TARGET_RATE" "$TARGET_RATIO" \
-    "$THREADS" "$CONNS" "$SECONDS_RUN" <<'PY'
+    "$THREADS" "$CONNS" "$SECONDS_RUN" "$TLS" <<'PY'
 import sys
 (line, queued, r16, r16p50, r16p99, r16q, r1, r1p50, r1p99, r1q, rbn, trate, tratio,
- threads, conns, secs) = sys.argv[1:]
+ threads, conns, secs, tls) = sys.argv[1:]
 w = dict(kv.split("=", 1) for kv in line.split()[1:])
 reqs, dur = int(w["requests"]), int(w["duration_us"]) / 1e6
 errors = sum(int(w[k]) for k in ("status_errors", "connect_errors", "read_errors",
@@ -202,7 +231,8 @@ r16, r1 = float(r16), float(r1)
 ms = lambda us: int(us) / 1000.0
 print()
 print(f"stratq bench-api: POST /v1/jobs, wrk -t{threads} -c{conns} -d{secs}s (keep-alive), "
-      "no workers; ceiling: redis-benchmark, same EVALSHA, -c " + conns)
+      "no workers; ceiling: redis-benchmark, same EVALSHA, -c " + conns
+      + ("; Redis over TLS (rediss://) for both" if tls == "1" else ""))
 print()
 print(f"{'what':<44} {'submits/s':>10} {'p50 ms':>8} {'p99 ms':>8}")
 print(f"{'stratq api (wrk, HTTP)':<44} {rate:>10.0f} {ms(w['p50_us']):>8.2f} {ms(w['p99_us']):>8.2f}")
