@@ -211,12 +211,13 @@ int queue_url_configure(struct queue_url *u, const struct queue_url_settings *s,
                      "and database), not a Unix socket");
             return -EINVAL;
         }
-        if ((r = parse_nodes("STRATQ_REDIS_SENTINELS", s->sentinels, &u->sentinels,
-                             &u->nsentinels, err, errlen)) < 0)
+        if ((r = parse_nodes("STRATQ_REDIS_SENTINELS", s->sentinels, &u->sentinels, &u->nsentinels,
+                             err, errlen)) < 0)
             return r;
         if (!s->sentinel_master || !*s->sentinel_master) {
-            snprintf(err, errlen, "STRATQ_REDIS_SENTINEL_MASTER is empty: name the primary the "
-                                  "sentinels monitor");
+            snprintf(err, errlen,
+                     "STRATQ_REDIS_SENTINEL_MASTER is empty: name the primary the "
+                     "sentinels monitor");
             return -EINVAL;
         }
         if (dup_opt(&u->master, s->sentinel_master) < 0)
@@ -224,8 +225,8 @@ int queue_url_configure(struct queue_url *u, const struct queue_url_settings *s,
         if (s->sentinel_password && *s->sentinel_password) {
             const char *colon = strchr(s->sentinel_password, ':');
             if (colon) {
-                u->sentinel_user = strndup(s->sentinel_password,
-                                           (size_t)(colon - s->sentinel_password));
+                u->sentinel_user =
+                    strndup(s->sentinel_password, (size_t)(colon - s->sentinel_password));
                 if (dup_opt(&u->sentinel_password, colon + 1) < 0 || !u->sentinel_user)
                     return -ENOMEM;
             } else if (dup_opt(&u->sentinel_password, s->sentinel_password) < 0) {
@@ -238,17 +239,17 @@ int queue_url_configure(struct queue_url *u, const struct queue_url_settings *s,
     bool files = (s->cacert && *s->cacert) || (s->cert && *s->cert) || (s->key && *s->key) ||
                  (s->sni && *s->sni);
     if (!u->tls) {
-        if (files || s->tls_insecure) {
-            snprintf(err, errlen,
-                     "%s is set but the Redis URL is not rediss://: write rediss://host:port to "
-                     "use TLS",
-                     s->tls_insecure             ? "STRATQ_REDIS_TLS_INSECURE"
-                     : s->cacert && *s->cacert   ? "STRATQ_REDIS_CACERT"
-                     : s->cert && *s->cert       ? "STRATQ_REDIS_CERT"
-                     : s->key && *s->key         ? "STRATQ_REDIS_KEY"
-                                                 : "STRATQ_REDIS_SNI");
-            return -EINVAL;
-        }
+        /* Not fatal: a deployment may mount the certificates whatever its
+         * URL says. But the user meant TLS, so say it loudly. */
+        if (files || s->tls_insecure)
+            log_warn("a TLS setting is given but the Redis URL is redis://: the connection is NOT "
+                     "encrypted; write rediss://host:port to use TLS",
+                     "{s:s}", "setting",
+                     s->tls_insecure           ? "STRATQ_REDIS_TLS_INSECURE"
+                     : s->cacert && *s->cacert ? "STRATQ_REDIS_CACERT"
+                     : s->cert && *s->cert     ? "STRATQ_REDIS_CERT"
+                     : s->key && *s->key       ? "STRATQ_REDIS_KEY"
+                                               : "STRATQ_REDIS_SNI");
         return 0;
     }
     if (!(s->cert && *s->cert) != !(s->key && *s->key)) {
@@ -337,17 +338,16 @@ static int node_connect(const struct queue_url *url, const char *host, int port,
     struct wire *c;
     /* The read timeout keeps a frozen Redis or a half-open connection from
      * blocking the worker (and its heartbeats and stop signals) for ever. */
-    int r = wire_connect(host, port, unix_socket, url->tls ? url->tls_ctx : NULL,
-                         url->tls_opt.sni, timeout_ms, QUEUE_READ_TIMEOUT_S * 1000, &c, err,
-                         errlen);
+    int r = wire_connect(host, port, unix_socket, url->tls ? url->tls_ctx : NULL, url->tls_opt.sni,
+                         timeout_ms, QUEUE_READ_TIMEOUT_S * 1000, &c, err, errlen);
     if (r < 0)
         return r;
     char where[300];
     snprintf(where, sizeof(where), unix_socket ? "%s" : "%s:%d", host, port);
     if (url->password) {
         const char *argv[3];
-        redisReply *rep = wire_command_argv(c, auth_argv(url->user, url->password, argv), argv,
-                                            NULL);
+        redisReply *rep =
+            wire_command_argv(c, auth_argv(url->user, url->password, argv), argv, NULL);
         if (rep && rep->type == REDIS_REPLY_ERROR) {
             login_error(err, errlen, where, url->user, rep->str,
                         "the user and password in the Redis URL");
@@ -358,8 +358,8 @@ static int node_connect(const struct queue_url *url, const char *host, int port,
         if ((r = reply_ok(rep, err, errlen, "AUTH", c)) < 0)
             goto fail;
     }
-    if (url->db && (r = reply_ok(wire_command(c, "SELECT %d", url->db), err, errlen, "SELECT",
-                                 c)) < 0)
+    if (url->db &&
+        (r = reply_ok(wire_command(c, "SELECT %d", url->db), err, errlen, "SELECT", c)) < 0)
         goto fail;
     if (name) {
         redisReply *rep = wire_command(c, "CLIENT SETNAME %s", name);
@@ -485,8 +485,8 @@ static int connect_first(const struct queue_url *url, int timeout_ms, const char
 {
     if (url->nsentinels) {
         char host[256];
-        int port, r = sentinel_ask(url, timeout_ms < 1000 ? timeout_ms : 1000, host,
-                                   sizeof(host), &port, err, errlen);
+        int port, r = sentinel_ask(url, timeout_ms < 1000 ? timeout_ms : 1000, host, sizeof(host),
+                                   &port, err, errlen);
         if (r < 0)
             return r;
         if ((r = node_connect(url, host, port, timeout_ms, name, ret, err, errlen)) < 0)
@@ -859,7 +859,10 @@ int queue_sync_check(const struct queue_url *url, int timeout_ms, char *err, siz
         return r;
     redisReply *rep = wire_command(c, "PING");
     if (!rep || rep->type != REDIS_REPLY_STATUS) {
-        snprintf(err, errlen, "PING: %s", !rep ? wire_errstr(c) : rep->str ? rep->str : "?");
+        if (!rep)
+            snprintf(err, errlen, "%s", wire_errstr(c));
+        else
+            snprintf(err, errlen, "PING: %s", rep->str ? rep->str : "unexpected reply");
         r = -EIO;
     } else {
         snprintf(err, errlen, "%s:%d", host, port);
@@ -896,6 +899,7 @@ struct queue_async {
     void *priv;
     struct awire *ac; /* the home node's connection */
     unsigned gen;     /* of ac: replies to an older one's setup are ignored */
+    unsigned err_gen; /* the gen whose setup failed first */
     char *host;       /* the home node (or the server) */
     int port;
     int attempt; /* connects since Redis was last ready (picks the seed) */
@@ -920,8 +924,8 @@ struct queue_async {
 struct acall {
     struct queue_async *qa;
     bool eval, as_eval;
-    bool durable;      /* WAIT for the replicas before the reply is given */
-    redisReply *held;  /* the reply, while WAIT runs */
+    bool durable;     /* WAIT for the replicas before the reply is given */
+    redisReply *held; /* the reply, while WAIT runs */
     enum queue_script script;
     int argc;       /* eval: strings, the 3 leading words included */
     const char **v; /* eval: v[0..2] borrowed, the rest owned */
@@ -987,6 +991,16 @@ static void set_error(struct queue_async *qa, const char *err)
     snprintf(qa->error, sizeof(qa->error), "%s", err);
 }
 
+/* The first setup error of the home connection is the one to tell: the
+ * NOAUTH of every command after a refused AUTH is its consequence. */
+static bool first_setup_error(struct queue_async *qa)
+{
+    if (qa->err_gen == qa->gen)
+        return false;
+    qa->err_gen = qa->gen;
+    return true;
+}
+
 static void set_lost(struct queue_async *qa)
 {
     if (qa->ready) {
@@ -1035,8 +1049,7 @@ static void on_home_closed(void *priv, const char *err)
     schedule_reconnect(qa);
 }
 
-static const struct awire_ops home_ops = {.connected = on_home_connected,
-                                          .closed = on_home_closed};
+static const struct awire_ops home_ops = {.connected = on_home_connected, .closed = on_home_closed};
 
 /* The setup replies of one home connection (gen): those of a connection
  * that is gone are ignored. */
@@ -1078,6 +1091,14 @@ static void on_setup_reply(redisReply *r, void *priv)
     struct queue_async *qa = setup_take(s);
     if (!qa || !r || r->type != REDIS_REPLY_ERROR)
         return;
+    if (!strcmp(step, "CLIENT SETNAME") && strncmp(r->str, "NOAUTH", 6)) {
+        /* Only a name in CLIENT LIST: an ACL without it is no reason
+         * to stop. */
+        log_warn("Redis refused CLIENT SETNAME", "{s:s}", "error", r->str);
+        return;
+    }
+    if (!first_setup_error(qa))
+        return;
     char err[400];
     if (!strcmp(step, "AUTH"))
         snprintf(err, sizeof(err),
@@ -1086,8 +1107,12 @@ static void on_setup_reply(redisReply *r, void *priv)
                  qa->host, qa->port, qa->url->user ? qa->url->user : "the default user", r->str);
     else
         snprintf(err, sizeof(err), "%s: %s", step, r->str);
-    log_error("Redis refused the connection setup", "{s:s, s:s}", "step", step, "error", err);
-    set_error(qa, err);
+    if (strcmp(err, qa->error))
+        log_error("Redis refused the connection setup; retrying", "{s:s, s:s, s:i}", "step", step,
+                  "error", err, "retry_ms", qa->reconnect_ms);
+    /* Connect again, with backoff: the password may be fixed on the
+     * server's side (an ACL change) without a restart here. */
+    home_drop(qa, err);
 }
 
 static void on_role_reply(redisReply *r, void *priv)
@@ -1152,10 +1177,11 @@ static void on_ready_ping(redisReply *r, void *priv)
         return;
     }
     if (!strncmp(r->str, "NOAUTH", 6) || !strncmp(r->str, "WRONGPASS", 9)) {
-        if (!qa->error[0])
+        if (first_setup_error(qa)) {
             set_error(qa, r->str);
-        log_error("Redis refuses commands; check the user and password in the Redis URL",
-                  "{s:s}", "error", qa->error);
+            log_error("Redis refuses commands; check the user and password in the Redis URL",
+                      "{s:s}", "error", qa->error);
+        }
     } else {
         set_error(qa, r->str);
         log_warn("Redis is not ready yet", "{s:s, s:i}", "error", r->str, "retry_ms",
@@ -1197,8 +1223,7 @@ static void connect_home(struct queue_async *qa, const char *host, int port)
     qa->port = port;
     qa->gen++;
     if (!h || awire_connect(qa->base, h, port, unix_socket, u->tls ? u->tls_ctx : NULL,
-                            u->tls_opt.sni, QUEUE_CONNECT_TIMEOUT_MS, &home_ops, qa,
-                            &qa->ac) < 0) {
+                            u->tls_opt.sni, QUEUE_CONNECT_TIMEOUT_MS, &home_ops, qa, &qa->ac) < 0) {
         log_warn("cannot connect to Redis, retrying", "{s:s}", "error", "out of memory");
         qa->ac = NULL;
         set_lost(qa);
@@ -1273,8 +1298,8 @@ static void on_sentinel_addr(redisReply *r, void *priv)
         sq->done(sq->priv, host, atoi(r->element[1]->str), NULL, false);
         return;
     }
-    const struct queue_node *s = &sq->url->sentinels[(sq->start + sq->asked - 1) %
-                                                     sq->url->nsentinels];
+    const struct queue_node *s =
+        &sq->url->sentinels[(sq->start + sq->asked - 1) % sq->url->nsentinels];
     if (r && r->type == REDIS_REPLY_NIL)
         sq->unknown++;
     else
@@ -1339,14 +1364,13 @@ static struct sentinel_query *query_new(struct event_base *base, const struct qu
     struct sentinel_query *sq = calloc(1, sizeof(*sq));
     if (!sq)
         return NULL;
-    *sq = (struct sentinel_query){.base = base, .url = url, .start = start, .done = done,
-                                  .priv = priv};
+    *sq = (struct sentinel_query){
+        .base = base, .url = url, .start = start, .done = done, .priv = priv};
     query_next(sq);
     return sq;
 }
 
-static void on_primary_found(void *priv, const char *host, int port, const char *err,
-                             bool unknown)
+static void on_primary_found(void *priv, const char *host, int port, const char *err, bool unknown)
 {
     struct queue_async *qa = priv;
     query_free(qa->query);
@@ -1651,12 +1675,11 @@ static void on_wait_reply(redisReply *r, void *priv)
         return;
     }
     freeReplyObject(held);
-    redisReply *e = error_reply("%s %lld of %d replicas took the write within %d ms (WAIT)%s%s",
-                                QUEUE_NOREPLICAS,
-                                r && r->type == REDIS_REPLY_INTEGER ? r->integer : 0LL,
-                                u->min_replicas, u->wait_timeout_ms,
-                                r && r->type == REDIS_REPLY_ERROR ? ": " : "",
-                                r && r->type == REDIS_REPLY_ERROR ? r->str : "");
+    redisReply *e = error_reply(
+        "%s %lld of %d replicas took the write within %d ms (WAIT)%s%s", QUEUE_NOREPLICAS,
+        r && r->type == REDIS_REPLY_INTEGER ? r->integer : 0LL, u->min_replicas, u->wait_timeout_ms,
+        r && r->type == REDIS_REPLY_ERROR ? ": " : "",
+        r && r->type == REDIS_REPLY_ERROR ? r->str : "");
     log_warn("a write did not reach enough replicas", "{s:s}", "error", e ? e->str : "?");
     acall_deliver(c, e);
     if (e)

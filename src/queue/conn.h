@@ -29,7 +29,7 @@
 struct event_base;
 
 /* Connect (and TLS handshake) timeout of the API's connections, in ms. */
-#define QUEUE_CONNECT_TIMEOUT_MS 5000
+#define QUEUE_CONNECT_TIMEOUT_MS 3000
 
 /* The error a write gets when fewer replicas than STRATQ_REDIS_MIN_REPLICAS
  * took it within STRATQ_REDIS_WAIT_TIMEOUT_MS (WAIT): the API answers 503,
@@ -88,7 +88,7 @@ struct queue_sync {
     char *host; /* the home node (cluster) or the server */
     int port;
     int timeout_ms;
-    char *name;        /* CLIENT SETNAME, given again to every new node */
+    char *name;       /* CLIENT SETNAME, given again to every new node */
     struct wire *ask; /* connection to the target of the last ASK */
     char *ask_host;
     int ask_port;

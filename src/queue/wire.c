@@ -123,8 +123,7 @@ static bool is_ip(const char *s)
 
 /* A new SSL for a connection to host: SNI (not for an IP address, which
  * TLS does not allow there) and the name the certificate must carry. */
-static SSL *tls_ssl(struct wire_tls *t, const char *host, const char *sni, char *err,
-                    size_t errlen)
+static SSL *tls_ssl(struct wire_tls *t, const char *host, const char *sni, char *err, size_t errlen)
 {
     char e[200];
     SSL *ssl = SSL_new(t->ctx);
@@ -139,8 +138,8 @@ static SSL *tls_ssl(struct wire_tls *t, const char *host, const char *sni, char 
     if (!t->insecure) {
         X509_VERIFY_PARAM *p = SSL_get0_param(ssl);
         X509_VERIFY_PARAM_set_hostflags(p, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-        if ((ip ? X509_VERIFY_PARAM_set1_ip_asc(p, name) : X509_VERIFY_PARAM_set1_host(p, name, 0)) !=
-            1) {
+        if ((ip ? X509_VERIFY_PARAM_set1_ip_asc(p, name)
+                : X509_VERIFY_PARAM_set1_host(p, name, 0)) != 1) {
             snprintf(err, errlen, "TLS: cannot check the certificate against '%s'", name);
             SSL_free(ssl);
             return NULL;
@@ -175,8 +174,7 @@ static void tls_describe(SSL *ssl, const struct wire_tls *t, unsigned long e, bo
     } else if (reason >= SSL_AD_REASON_OFFSET) {
         /* An alert the server sent: with TLS 1.3 the one about a missing
          * or untrusted client certificate comes after the handshake. */
-        snprintf(err, errlen,
-                 "Redis at %s refused the TLS connection (%s): %s", where, text,
+        snprintf(err, errlen, "Redis at %s refused the TLS connection (%s): %s", where, text,
                  t->has_cert ? "it does not trust the client certificate (STRATQ_REDIS_CERT)"
                              : "it may want a client certificate: set STRATQ_REDIS_CERT and "
                                "STRATQ_REDIS_KEY");
@@ -372,8 +370,8 @@ static int tls_handshake(struct wire *w, struct wire_tls *t, const char *host, c
 }
 
 int wire_connect(const char *host, int port, bool unix_socket, struct wire_tls *tls,
-                 const char *sni, int timeout_ms, int io_timeout_ms, struct wire **ret,
-                 char *err, size_t errlen)
+                 const char *sni, int timeout_ms, int io_timeout_ms, struct wire **ret, char *err,
+                 size_t errlen)
 {
     struct wire *w = calloc(1, sizeof(*w));
     if (!w)
@@ -408,6 +406,17 @@ int wire_connect(const char *host, int port, bool unix_socket, struct wire_tls *
     return 0;
 }
 
+static int end_of_stream(struct wire *w)
+{
+    if (!w->replied && !w->ssl)
+        snprintf(w->errstr, sizeof(w->errstr),
+                 "Redis at %s closed the connection before answering (a TLS port? use rediss://)",
+                 w->where);
+    else
+        snprintf(w->errstr, sizeof(w->errstr), "Redis at %s closed the connection", w->where);
+    return -EIO;
+}
+
 /* Reads up to n bytes: >0, 0 at the end of the stream, -EAGAIN with *ev
  * set to what to wait for, or -EIO with errstr. */
 static ssize_t io_read(struct wire *w, char *buf, size_t n, short *ev)
@@ -420,8 +429,10 @@ static ssize_t io_read(struct wire *w, char *buf, size_t n, short *ev)
             *ev = POLLIN;
             return -EAGAIN;
         }
-        snprintf(w->errstr, sizeof(w->errstr), "reading from Redis at %s: %s%s", w->where,
-                 strerror(errno), w->replied ? "" : " (a TLS port? use rediss://)");
+        if (!w->replied && (errno == ECONNRESET || errno == EPIPE))
+            return 0; /* told as a close before answering */
+        snprintf(w->errstr, sizeof(w->errstr), "reading from Redis at %s: %s", w->where,
+                 strerror(errno));
         return -EIO;
     }
     ERR_clear_error();
@@ -454,8 +465,12 @@ static ssize_t io_write(struct wire *w, const char *buf, size_t n, short *ev)
             *ev = POLLOUT;
             return -EAGAIN;
         }
-        snprintf(w->errstr, sizeof(w->errstr), "writing to Redis at %s: %s%s", w->where,
-                 strerror(errno), w->replied ? "" : " (a TLS port? use rediss://)");
+        if (!w->replied && (errno == ECONNRESET || errno == EPIPE)) {
+            end_of_stream(w);
+            return -EIO;
+        }
+        snprintf(w->errstr, sizeof(w->errstr), "writing to Redis at %s: %s", w->where,
+                 strerror(errno));
         return -EIO;
     }
     ERR_clear_error();
@@ -540,17 +555,6 @@ static int flush_out(struct wire *w, int64_t deadline)
     return 0;
 }
 
-static int end_of_stream(struct wire *w)
-{
-    if (!w->replied && !w->ssl)
-        snprintf(w->errstr, sizeof(w->errstr),
-                 "Redis at %s closed the connection before answering (a TLS port? use rediss://)",
-                 w->where);
-    else
-        snprintf(w->errstr, sizeof(w->errstr), "Redis at %s closed the connection", w->where);
-    return -EIO;
-}
-
 int wire_next_reply(struct wire *w, redisReply **ret)
 {
     void *r = NULL;
@@ -589,8 +593,8 @@ int wire_get_reply(struct wire *w, redisReply **ret)
         if (n != -EAGAIN)
             return -EIO;
         if (wait_fd(w->fd, ev, deadline) < 0) {
-            snprintf(w->errstr, sizeof(w->errstr),
-                     "Redis at %s did not answer within %d ms%s", w->where, w->io_timeout_ms,
+            snprintf(w->errstr, sizeof(w->errstr), "Redis at %s did not answer within %d ms%s",
+                     w->where, w->io_timeout_ms,
                      !w->replied && !w->ssl ? " (a TLS port? use rediss://)" : "");
             return -EIO;
         }
@@ -808,9 +812,9 @@ static void on_aevent(struct bufferevent *bev, short what, void *arg)
         int dns = bufferevent_socket_get_dns_error(bev);
         snprintf(err, sizeof(err), "%s Redis at %s: %s",
                  a->connected ? "lost the connection to" : "cannot connect to", a->where,
-                 dns ? evutil_gai_strerror(dns)
-                     : sockerr ? evutil_socket_error_to_string(sockerr)
-                               : "connection lost");
+                 dns       ? evutil_gai_strerror(dns)
+                 : sockerr ? evutil_socket_error_to_string(sockerr)
+                           : "connection lost");
     }
     finish(a, err);
 }

@@ -39,8 +39,8 @@ struct wire;
  * timeout_ms for the connect and the handshake together. Reads and
  * writes then time out after io_timeout_ms. */
 int wire_connect(const char *host, int port, bool unix_socket, struct wire_tls *tls,
-                 const char *sni, int timeout_ms, int io_timeout_ms, struct wire **ret,
-                 char *err, size_t errlen);
+                 const char *sni, int timeout_ms, int io_timeout_ms, struct wire **ret, char *err,
+                 size_t errlen);
 void wire_free(struct wire *w);
 int wire_fd(const struct wire *w);
 void wire_set_timeout(struct wire *w, int io_timeout_ms);
@@ -56,8 +56,7 @@ int wire_append_argv(struct wire *w, int argc, const char **argv, const size_t *
 int wire_get_reply(struct wire *w, redisReply **ret);
 /* Append and read in one: the reply, or NULL on a connection error. */
 redisReply *wire_command(struct wire *w, const char *fmt, ...);
-redisReply *wire_command_argv(struct wire *w, int argc, const char **argv,
-                              const size_t *argvlen);
+redisReply *wire_command_argv(struct wire *w, int argc, const char **argv, const size_t *argvlen);
 
 /* For a subscription polled with wire_fd: reads what has arrived without
  * blocking (0; -EIO when the connection ended), then wire_next_reply

@@ -110,7 +110,7 @@ static int worker_connect(struct worker *w, bool give_up_on_stop)
     char err[256];
 
     while (!w->q) {
-        if (queue_sync_connect(&w->url, 5000, &w->q, err, sizeof(err)) == 0) {
+        if (queue_sync_connect(&w->url, QUEUE_CONNECT_TIMEOUT_MS, &w->q, err, sizeof(err)) == 0) {
             w->connected_since = util_mono_ms();
             queue_sync_setname(w->q, "stratq-worker");
             worker_subscribe(w);
@@ -694,7 +694,7 @@ static int redis_check(void)
     int r = queue_url_load(&url, err, sizeof(err));
     bool tls = r == 0 && url.tls;
     if (r == 0)
-        r = queue_sync_check(&url, 5000, err, sizeof(err));
+        r = queue_sync_check(&url, QUEUE_CONNECT_TIMEOUT_MS, err, sizeof(err));
     queue_url_free(&url);
     if (r < 0) {
         printf("redis: error: %s\n", err);
