@@ -198,9 +198,11 @@ soak: deps-test build/stratq
 
 # `make bench-api`: wrk against `stratq api` + its own redis-server, with
 # redis-benchmark's rate for the same enqueue script as the ceiling
-# (BENCH_TLS=1: both reach Redis over TLS).
+# (BENCH_TLS=1: both reach Redis over TLS); then again with one replica that
+# every submit WAITs for (STRATQ_REDIS_MIN_REPLICAS=1).
 bench-api: deps-bench build/stratq
 	@sh scripts/bench-api.sh
+	@BENCH_REPLICAS=1 sh scripts/bench-api.sh
 
 # `make bench-exec`: stratq warm, stratq cold and RQ 1.13 (python3-rq) side by
 # side, 2 workers each, one redis-server: jobs/s (no-op, small pandas job),

@@ -13,6 +13,11 @@
 # Prints a table and whether the issue's targets are met; never fails on
 # them. Stops everything it started (by pid) and ends in under 2 minutes.
 #
+# BENCH_REPLICAS=N: N replicas of the redis-server (loopback, --replicaof)
+# and STRATQ_REDIS_MIN_REPLICAS=N for the API, so that every submit WAITs
+# for them before it is acknowledged: the cost of that guarantee. `make
+# bench-api` runs it with 0 and with 1.
+#
 # BENCH_TLS=1: the API and redis-benchmark reach Redis over TLS (a TLS port
 # beside the plaintext one, which MONITOR and the bookkeeping keep using;
 # certificates from tests/integration/tlsredis.py, no client certificate).
@@ -27,6 +32,7 @@ RB_N=${BENCH_RB_REQUESTS:-200000}
 TARGET_RATE=20000
 TARGET_RATIO=0.35
 TLS=${BENCH_TLS:-0}
+REPLICAS=${BENCH_REPLICAS:-0}
 
 tools="wrk redis-server redis-cli redis-benchmark curl python3"
 [ "$TLS" = 1 ] && tools="$tools openssl /usr/bin/python3"
@@ -45,11 +51,12 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/stratq-bench-api.XXXXXX")
 redis_pid=""
 api_pid=""
 mon_pid=""
+replica_pids=""
 stop() {
-    for p in $mon_pid $api_pid $redis_pid; do
+    for p in $mon_pid $api_pid $replica_pids $redis_pid; do
         kill "$p" 2>/dev/null || true
     done
-    for p in $mon_pid $api_pid $redis_pid; do
+    for p in $mon_pid $api_pid $replica_pids $redis_pid; do
         wait "$p" 2>/dev/null || true
     done
     rm -rf "$tmp"
@@ -108,7 +115,23 @@ wait_until 5 rcli ping || {
     exit 1
 }
 
-STRATQ_LOG_LEVEL=warn "$BIN" api --bind 127.0.0.1 --port "$aport" \
+i=0
+while [ "$i" -lt "$REPLICAS" ]; do
+    i=$((i + 1))
+    p=$(free_port)
+    mkdir -p "$tmp/replica$i"
+    redis-server --port "$p" --bind 127.0.0.1 --save '' --appendonly no --dir "$tmp/replica$i" \
+        --logfile "$tmp/replica$i/redis.log" --replicaof 127.0.0.1 "$rport" &
+    replica_pids="$replica_pids $!"
+done
+if [ "$REPLICAS" -gt 0 ]; then
+    # Online: past the first full sync (diskless, after a few seconds' delay).
+    wait_until 30 sh -c "[ \$(timeout 5 redis-cli -h 127.0.0.1 -p $rport info replication | grep -c 'state=online') -ge $REPLICAS ]" || {
+        echo "bench-api: the $REPLICAS replicas did not connect" >&2
+        exit 1
+    }
+fi
+STRATQ_REDIS_MIN_REPLICAS=$REPLICAS STRATQ_LOG_LEVEL=warn "$BIN" api --bind 127.0.0.1 --port "$aport" \
     --redis-url "$redis_url" 2>"$tmp/api.log" &
 api_pid=$!
 url="http://127.0.0.1:$aport"
@@ -217,10 +240,10 @@ EOF
 # wrk's line is "BENCH requests=N duration_us=N p50_us=N ..." (bench/api_submit.lua).
 python3 - "$line" "$queued" "${rb16_rps:-0}" "${rb16_p50:-0}" "${rb16_p99:-0}" "${rb16_q:-0}" \
     "${rb1_rps:-0}" "${rb1_p50:-0}" "${rb1_p99:-0}" "${rb1_q:-0}" "$RB_N" "$TARGET_RATE" "$TARGET_RATIO" \
-    "$THREADS" "$CONNS" "$SECONDS_RUN" "$TLS" <<'PY'
+    "$THREADS" "$CONNS" "$SECONDS_RUN" "$TLS" "$REPLICAS" <<'PY'
 import sys
 (line, queued, r16, r16p50, r16p99, r16q, r1, r1p50, r1p99, r1q, rbn, trate, tratio,
- threads, conns, secs, tls) = sys.argv[1:]
+ threads, conns, secs, tls, replicas) = sys.argv[1:]
 w = dict(kv.split("=", 1) for kv in line.split()[1:])
 reqs, dur = int(w["requests"]), int(w["duration_us"]) / 1e6
 errors = sum(int(w[k]) for k in ("status_errors", "connect_errors", "read_errors",
@@ -232,10 +255,13 @@ ms = lambda us: int(us) / 1000.0
 print()
 print(f"stratq bench-api: POST /v1/jobs, wrk -t{threads} -c{conns} -d{secs}s (keep-alive), "
       "no workers; ceiling: redis-benchmark, same EVALSHA, -c " + conns
-      + ("; Redis over TLS (rediss://) for both" if tls == "1" else ""))
+      + ("; Redis over TLS (rediss://) for both" if tls == "1" else "")
+      + (f"; every submit WAITs for {replicas} replica(s) (STRATQ_REDIS_MIN_REPLICAS)"
+         if replicas != "0" else ""))
 print()
 print(f"{'what':<44} {'submits/s':>10} {'p50 ms':>8} {'p99 ms':>8}")
-print(f"{'stratq api (wrk, HTTP)':<44} {rate:>10.0f} {ms(w['p50_us']):>8.2f} {ms(w['p99_us']):>8.2f}")
+api_name = "stratq api (wrk, HTTP)" + (f", WAIT {replicas}" if replicas != "0" else "")
+print(f"{api_name:<44} {rate:>10.0f} {ms(w['p50_us']):>8.2f} {ms(w['p99_us']):>8.2f}")
 print(f"{'redis-benchmark EVALSHA enqueue -P 16':<44} {r16:>10.0f} {float(r16p50):>8.2f} {float(r16p99):>8.2f}")
 print(f"{'redis-benchmark EVALSHA enqueue -P 1':<44} {r1:>10.0f} {float(r1p50):>8.2f} {float(r1p99):>8.2f}")
 print()

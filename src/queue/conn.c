@@ -917,6 +917,11 @@ struct queue_async {
     struct event *watch_ev;
     int watch_next, watch_retry_ms;
     char error[400]; /* why Redis is not usable now ("" once ready) */
+    /* Group commit: the durable calls answered on the home connection
+     * since its last WAIT was sent; one WAIT covers every write the
+     * connection made before it, so one is in flight at a time. */
+    struct acall *batch;
+    bool wait_busy;
 };
 
 /* A call kept until its reply, so that it can be sent again: as EVAL after
@@ -938,6 +943,7 @@ struct acall {
     int redirects, backoff_ms;
     struct event *timer;
     struct acall *next, *prev; /* in qa->waiting */
+    struct acall *wnext;       /* in a batch that one WAIT covers */
     queue_async_cb *cb;
     void *priv;
 };
@@ -973,6 +979,7 @@ static void acall_deliver_if(struct acall *c, bool sent)
 }
 
 static void qa_connect(struct queue_async *qa);
+static void batch_fail(struct queue_async *qa);
 
 static void schedule_reconnect(struct queue_async *qa)
 {
@@ -1222,6 +1229,7 @@ static void connect_home(struct queue_async *qa, const char *host, int port)
     }
     qa->port = port;
     qa->gen++;
+    batch_fail(qa);
     if (!h || awire_connect(qa->base, h, port, unix_socket, u->tls ? u->tls_ctx : NULL,
                             u->tls_opt.sni, QUEUE_CONNECT_TIMEOUT_MS, &home_ops, qa, &qa->ac) < 0) {
         log_warn("cannot connect to Redis, retrying", "{s:s}", "error", "out of memory");
@@ -1661,29 +1669,77 @@ static redisReply *reply_dup(const redisReply *r)
     return c;
 }
 
-/* The WAIT after a durable call's write: the held reply goes to the
- * caller once enough replicas have it, else an error the caller sees. */
-static void on_wait_reply(redisReply *r, void *priv)
+/* Gives the batch's calls their replies: each its held reply when ok,
+ * else the same NOREPLICAS error (or NULL when the connection went). */
+static void batch_deliver(struct acall *batch, const struct queue_url *u, redisReply *w)
 {
-    struct acall *c = priv;
-    const struct queue_url *u = c->qa->url;
-    redisReply *held = c->held;
-    c->held = NULL;
-    if (r && r->type == REDIS_REPLY_INTEGER && r->integer >= u->min_replicas) {
-        acall_deliver(c, held);
-        freeReplyObject(held);
-        return;
+    bool ok = w && w->type == REDIS_REPLY_INTEGER && w->integer >= u->min_replicas;
+    redisReply *e = NULL;
+    if (!ok && w) {
+        e = error_reply(
+            "%s %lld of %d replicas took the write within %d ms (WAIT)%s%s", QUEUE_NOREPLICAS,
+            w->type == REDIS_REPLY_INTEGER ? w->integer : 0LL, u->min_replicas, u->wait_timeout_ms,
+            w->type == REDIS_REPLY_ERROR ? ": " : "", w->type == REDIS_REPLY_ERROR ? w->str : "");
+        log_warn("writes did not reach enough replicas", "{s:s}", "error", e ? e->str : "?");
     }
-    freeReplyObject(held);
-    redisReply *e = error_reply(
-        "%s %lld of %d replicas took the write within %d ms (WAIT)%s%s", QUEUE_NOREPLICAS,
-        r && r->type == REDIS_REPLY_INTEGER ? r->integer : 0LL, u->min_replicas, u->wait_timeout_ms,
-        r && r->type == REDIS_REPLY_ERROR ? ": " : "",
-        r && r->type == REDIS_REPLY_ERROR ? r->str : "");
-    log_warn("a write did not reach enough replicas", "{s:s}", "error", e ? e->str : "?");
-    acall_deliver(c, e);
+    while (batch) {
+        struct acall *c = batch;
+        batch = c->wnext;
+        acall_deliver(c, ok ? c->held : e);
+    }
     if (e)
         freeReplyObject(e);
+}
+
+struct wait_group {
+    struct queue_async *qa;
+    unsigned gen; /* of the connection the WAIT went on */
+    struct acall *calls;
+};
+
+static void send_wait(struct queue_async *qa);
+
+static void on_group_wait(redisReply *r, void *priv)
+{
+    struct wait_group *g = priv;
+    struct queue_async *qa = g->qa;
+    batch_deliver(g->calls, qa->url, r);
+    if (g->gen == qa->gen) {
+        qa->wait_busy = false;
+        if (qa->batch)
+            send_wait(qa);
+    }
+    free(g);
+}
+
+static void send_wait(struct queue_async *qa)
+{
+    struct wait_group *g = malloc(sizeof(*g));
+    char n[16], t[16];
+    snprintf(n, sizeof(n), "%d", qa->url->min_replicas);
+    snprintf(t, sizeof(t), "%d", qa->url->wait_timeout_ms);
+    const char *argv[] = {"WAIT", n, t};
+    struct acall *calls = qa->batch;
+    qa->batch = NULL;
+    if (g) {
+        *g = (struct wait_group){qa, qa->gen, calls};
+        if (qa->ac && awire_send_argv(qa->ac, on_group_wait, g, 3, argv, NULL) == 0) {
+            qa->wait_busy = true;
+            return;
+        }
+        free(g);
+    }
+    batch_deliver(calls, qa->url, NULL);
+}
+
+/* A new home connection: a WAIT sent on it would not cover the writes the
+ * batch made on the old one, so they fail (the callers answer 503). */
+static void batch_fail(struct queue_async *qa)
+{
+    struct acall *calls = qa->batch;
+    qa->batch = NULL;
+    qa->wait_busy = false;
+    batch_deliver(calls, qa->url, NULL);
 }
 
 static void on_acall_reply(redisReply *r, void *priv)
@@ -1692,22 +1748,19 @@ static void on_acall_reply(redisReply *r, void *priv)
     struct queue_async *qa = c->qa;
     if (r && r->type != REDIS_REPLY_ERROR && c->durable && qa->url->min_replicas > 0 &&
         !qa->freeing) {
-        /* WAIT on the connection that made the write: it counts the
-         * replicas that have every write this connection made. */
-        struct awire *aw = c->ask_host ? qa->ask : qa->ac;
-        char n[16], t[16];
-        snprintf(n, sizeof(n), "%d", qa->url->min_replicas);
-        snprintf(t, sizeof(t), "%d", qa->url->wait_timeout_ms);
-        const char *argv[] = {"WAIT", n, t};
-        /* The reply is freed when this returns: keep a copy. */
-        redisReply *copy = reply_dup(r);
-        if (copy && aw && awire_send_argv(aw, on_wait_reply, c, 3, argv, NULL) == 0) {
-            c->held = copy;
+        /* Held (a copy: r is freed when this returns) until a WAIT on
+         * the home connection, which made the write, says the replicas
+         * have it. A write made on an ASK target is not covered by it:
+         * it fails, and the caller may send it again. */
+        c->held = c->ask_host ? NULL : reply_dup(r);
+        if (!c->held || !qa->ac) {
+            acall_deliver(c, NULL);
             return;
         }
-        if (copy)
-            freeReplyObject(copy);
-        acall_deliver(c, NULL);
+        c->wnext = qa->batch;
+        qa->batch = c;
+        if (!qa->wait_busy)
+            send_wait(qa);
         return;
     }
     if (!r || r->type != REDIS_REPLY_ERROR || qa->freeing) {
@@ -1803,6 +1856,7 @@ void queue_async_free(struct queue_async *qa)
     if (!qa)
         return;
     qa->freeing = true;
+    batch_fail(qa);
     while (qa->waiting) {
         struct acall *c = qa->waiting;
         qa->waiting = c->next;

@@ -134,8 +134,8 @@ static int worker_connect(struct worker *w, bool give_up_on_stop)
 /* Error replies that mean "not now" rather than "never". */
 static bool is_transient(const char *err)
 {
-    static const char *const prefixes[] = {"LOADING",    "BUSY", "READONLY",   "TRYAGAIN",
-                                           "MASTERDOWN", "OOM",  "CLUSTERDOWN"};
+    static const char *const prefixes[] = {"LOADING",    "BUSY", "READONLY",    "TRYAGAIN",
+                                           "MASTERDOWN", "OOM",  "CLUSTERDOWN", QUEUE_NOREPLICAS};
     for (size_t i = 0; i < ARRAY_SIZE(prefixes); i++)
         if (!strncmp(err, prefixes[i], strlen(prefixes[i])))
             return true;
