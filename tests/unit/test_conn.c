@@ -133,13 +133,110 @@ static void test_sub_parse(void **state)
     assert_int_equal(queue_sub_parse(NULL, &p), QUEUE_SUB_OTHER);
 }
 
+static void test_url_user_and_tls(void **state)
+{
+    (void)state;
+    struct queue_url u;
+    char err[256];
+    assert_int_equal(queue_url_parse("rediss://stratq-api:p%40ss%3Aw@redis.internal:6380/3", &u,
+                                     err, sizeof(err)),
+                     0);
+    assert_true(u.tls);
+    assert_string_equal(u.user, "stratq-api");
+    assert_string_equal(u.password, "p@ss:w");
+    assert_string_equal(u.host, "redis.internal");
+    assert_int_equal(u.port, 6380);
+    assert_int_equal(u.db, 3);
+    queue_url_free(&u);
+    /* ":password@" is the default user; "password@" too (as before). */
+    assert_int_equal(queue_url_parse("redis://:pw@h", &u, err, sizeof(err)), 0);
+    assert_null(u.user);
+    assert_false(u.tls);
+    assert_string_equal(u.password, "pw");
+    queue_url_free(&u);
+    assert_int_equal(queue_url_parse("redis://us:%4@h", &u, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "%-escape"));
+    assert_int_equal(queue_url_parse("redis://us:%zz@h", &u, err, sizeof(err)), -EINVAL);
+    assert_int_equal(queue_url_parse("http://h", &u, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "rediss://"));
+}
+
+static int configure(const char *url, const struct queue_url_settings *st, struct queue_url *u,
+                     char *err, size_t errlen)
+{
+    assert_int_equal(queue_url_parse(url, u, err, errlen), 0);
+    int r = queue_url_configure(u, st, err, errlen);
+    return r;
+}
+
+static void test_url_configure(void **state)
+{
+    (void)state;
+    struct queue_url u;
+    char err[512];
+    /* Sentinel: the default of min_replicas becomes 1. */
+    struct queue_url_settings st = {.sentinels = "10.0.0.1:26379, 10.0.0.2:26379",
+                                    .sentinel_master = "mymaster",
+                                    .sentinel_password = "sentry:pw",
+                                    .min_replicas = -1,
+                                    .wait_timeout_ms = 500};
+    assert_int_equal(configure("redis://:x@ignored", &st, &u, err, sizeof(err)), 0);
+    assert_int_equal(u.nsentinels, 2);
+    assert_string_equal(u.sentinels[1].host, "10.0.0.2");
+    assert_int_equal(u.sentinels[1].port, 26379);
+    assert_string_equal(u.master, "mymaster");
+    assert_string_equal(u.sentinel_user, "sentry");
+    assert_string_equal(u.sentinel_password, "pw");
+    assert_int_equal(u.min_replicas, 1);
+    assert_int_equal(u.wait_timeout_ms, 500);
+    queue_url_free(&u);
+    /* Without Sentinel: 0, unless set. */
+    st = (struct queue_url_settings){.min_replicas = -1, .wait_timeout_ms = 500};
+    assert_int_equal(configure("redis://h", &st, &u, err, sizeof(err)), 0);
+    assert_int_equal(u.min_replicas, 0);
+    queue_url_free(&u);
+    st.min_replicas = 2;
+    assert_int_equal(configure("redis://h", &st, &u, err, sizeof(err)), 0);
+    assert_int_equal(u.min_replicas, 2);
+    queue_url_free(&u);
+    /* Sentinel and Cluster exclude each other. */
+    st = (struct queue_url_settings){
+        .sentinels = "a:1", .sentinel_master = "m", .cluster_nodes = "b:2", .min_replicas = -1};
+    assert_int_equal(configure("redis://h", &st, &u, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "STRATQ_REDIS_CLUSTER_NODES"));
+    queue_url_free(&u);
+    st = (struct queue_url_settings){.sentinels = "a", .sentinel_master = "m", .min_replicas = -1};
+    assert_int_equal(configure("redis://h", &st, &u, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "STRATQ_REDIS_SENTINELS: 'a' is not host:port"));
+    queue_url_free(&u);
+    /* A client certificate needs its key; the files must be readable. */
+    st = (struct queue_url_settings){.cert = "/etc/hostname", .min_replicas = -1};
+    assert_int_equal(configure("rediss://h", &st, &u, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "STRATQ_REDIS_CERT is set without STRATQ_REDIS_KEY"));
+    queue_url_free(&u);
+    st = (struct queue_url_settings){.cacert = "/nonexistent/ca.crt", .min_replicas = -1};
+    assert_int_equal(configure("rediss://h", &st, &u, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "STRATQ_REDIS_CACERT: cannot read /nonexistent/ca.crt"));
+    queue_url_free(&u);
+    /* A file that is not a CA bundle. */
+    st = (struct queue_url_settings){.cacert = "/etc/hostname", .min_replicas = -1};
+    assert_int_equal(configure("rediss://h", &st, &u, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "cannot load the CA bundle"));
+    queue_url_free(&u);
+    /* TLS with the system's CAs. */
+    st = (struct queue_url_settings){.min_replicas = -1};
+    assert_int_equal(configure("rediss://h", &st, &u, err, sizeof(err)), 0);
+    assert_non_null(u.tls_ctx);
+    queue_url_free(&u);
+    assert_null(u.tls_ctx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_key_slot),
-        cmocka_unit_test(test_cluster_nodes),
-        cmocka_unit_test(test_redirect_parse),
-        cmocka_unit_test(test_sub_parse),
+        cmocka_unit_test(test_key_slot),         cmocka_unit_test(test_cluster_nodes),
+        cmocka_unit_test(test_redirect_parse),   cmocka_unit_test(test_sub_parse),
+        cmocka_unit_test(test_url_user_and_tls), cmocka_unit_test(test_url_configure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
