@@ -210,8 +210,8 @@ static bool wait_redis(struct up *u, int timeout_ms)
     char err[256];
     /* A Redis of the user's takes every STRATQ_REDIS_* setting (TLS,
      * Sentinel); the one stratq up starts is a plain local server. */
-    if (config_is_set(CFG_REDIS_URL) ? queue_url_load(&url, err, sizeof(err)) < 0
-                                     : queue_url_parse(u->redis_url, &url, err, sizeof(err)) < 0) {
+    if (!u->own_redis ? queue_url_load(&url, err, sizeof(err)) < 0
+                      : queue_url_parse(u->redis_url, &url, err, sizeof(err)) < 0) {
         log_error("bad Redis settings", "{s:s}", "error", err);
         return false;
     }
@@ -476,7 +476,8 @@ int up_main(int argc, char **argv)
     sigprocmask(SIG_BLOCK, &mask, NULL);
     curl_global_init(CURL_GLOBAL_DEFAULT);
 
-    u.own_redis = !config_is_set(CFG_REDIS_URL) && !config_str(CFG_REDIS_CLUSTER_NODES)[0];
+    u.own_redis = !config_is_set(CFG_REDIS_URL) && !config_str(CFG_REDIS_CLUSTER_NODES)[0] &&
+                  !config_str(CFG_REDIS_SENTINELS)[0];
     if (u.own_redis) {
         if (!find_in_path("redis-server", u.redis_server, sizeof(u.redis_server))) {
             fprintf(stderr, "stratq up: redis-server not found on PATH; install it with "

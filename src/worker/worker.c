@@ -126,7 +126,10 @@ static int worker_connect(struct worker *w, bool give_up_on_stop)
         log_warn("Redis unavailable, retrying", "{s:s, s:i}", "error", err, "retry_ms", backoff_ms);
         worker_health(w);
         usleep((useconds_t)backoff_ms * 1000);
-        backoff_ms = backoff_ms * 2 > 5000 ? 5000 : backoff_ms * 2;
+        /* With sentinels a new primary is elected in seconds: look again
+         * soon. */
+        int cap = w->url.nsentinels ? 1000 : 5000;
+        backoff_ms = backoff_ms * 2 > cap ? cap : backoff_ms * 2;
     }
     return 0;
 }
