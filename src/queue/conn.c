@@ -1049,8 +1049,13 @@ static void on_home_closed(void *priv, const char *err)
 {
     struct queue_async *qa = priv;
     qa->ac = NULL;
-    log_warn("lost the Redis connection, reconnecting", "{s:s, s:i}", "error", err, "retry_ms",
-             qa->reconnect_ms);
+    /* Said once; its repeats while Redis stays away are debug lines. */
+    if (strcmp(err ? err : "", qa->error))
+        log_warn("lost the Redis connection, reconnecting", "{s:s, s:i}", "error", err, "retry_ms",
+                 qa->reconnect_ms);
+    else
+        log_debug("still no Redis, reconnecting", "{s:s, s:i}", "error", err, "retry_ms",
+                  qa->reconnect_ms);
     set_error(qa, err);
     set_lost(qa);
     schedule_reconnect(qa);
@@ -2105,7 +2110,8 @@ struct queue_sub {
     int moved_port;
     int redirects; /* MOVED followed since it last subscribed */
     int reconnect_ms;
-    int node; /* the seed (or sentinel) of the next try */
+    int node;        /* the seed (or sentinel) of the next try */
+    char error[300]; /* the last connection error, said once */
 };
 
 static void sub_connect(struct queue_sub *s);
@@ -2170,8 +2176,10 @@ static void on_sub_closed(void *priv, const char *err)
 {
     struct queue_sub *s = priv;
     s->aw = NULL;
-    log_warn("lost the events subscription, reconnecting", "{s:s, s:i}", "error", err, "retry_ms",
-             s->reconnect_ms);
+    if (strcmp(err ? err : "", s->error))
+        log_warn("lost the events subscription, reconnecting", "{s:s, s:i}", "error", err,
+                 "retry_ms", s->reconnect_ms);
+    snprintf(s->error, sizeof(s->error), "%s", err ? err : "");
     sub_retry(s);
 }
 
@@ -2184,6 +2192,7 @@ static void on_sub_push(void *priv, redisReply *r)
     case QUEUE_SUB_SUBSCRIBED:
         s->reconnect_ms = 100;
         s->redirects = 0;
+        s->error[0] = '\0';
         log_debug("subscribed", "{s:s, s:s, s:s, s:i}", "channel", s->channel, "command",
                   subscribe_command(s->sharded), "host", s->at, "port", s->at_port);
         s->ops.subscribed(s->priv);
