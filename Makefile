@@ -47,7 +47,7 @@ objs = $(patsubst src/%.c,$(1)/obj/%.o,$(2))
 REL_OBJ := $(call objs,build,$(LIB_SRC)) build/obj/gen/lua.o build/obj/gen/web.o
 ASAN_OBJ := $(call objs,build/asan,$(LIB_SRC)) build/asan/obj/gen/lua.o build/asan/obj/gen/web.o
 
-.PHONY: images compose-test all deps deps-test deps-bench fresh-check test unit integration deploy-test browser-test demo bench bench-api bench-exec bench-sandbox bench-protocol fuzz fuzz-smoke clean lint format chaos soak
+.PHONY: images compose-test all deps deps-test deps-bench fresh-check test unit integration deploy-test browser-test demo bench bench-api bench-exec bench-sandbox bench-protocol fuzz fuzz-smoke clean lint format chaos chaos-failover soak
 all: build/stratq
 
 # The Debian packages each goal needs (scripts/deps.sh): `make deps` what
@@ -188,6 +188,20 @@ bench: deps-bench
 CHAOS_FLAGS ?=
 chaos: deps-test build/stratq
 	$(PYTHON) tests/chaos/chaos.py --bin $(CURDIR)/build/stratq $(CHAOS_FLAGS)
+
+# `make chaos-failover`: a Redis primary SIGKILLed under steady submits, with
+# 2 replicas and 3 sentinels (tests/chaos/failover.py): with
+# STRATQ_REDIS_MIN_REPLICAS=1 every acknowledged job must succeed once (exit
+# 1 otherwise); with 0 what is lost is printed, not judged. Each setting
+# runs twice: a plain SIGKILL, and one after a second in which no replica
+# got the primary's writes (--cut 1). About 25 s a run. FAILOVER_FLAGS
+# passes options such as --before, --after, --clients.
+FAILOVER_FLAGS ?=
+chaos-failover: deps-test build/stratq
+	$(PYTHON) tests/chaos/failover.py --bin $(CURDIR)/build/stratq --min-replicas 1 $(FAILOVER_FLAGS)
+	$(PYTHON) tests/chaos/failover.py --bin $(CURDIR)/build/stratq --min-replicas 1 --cut 1 $(FAILOVER_FLAGS)
+	$(PYTHON) tests/chaos/failover.py --bin $(CURDIR)/build/stratq --min-replicas 0 $(FAILOVER_FLAGS)
+	$(PYTHON) tests/chaos/failover.py --bin $(CURDIR)/build/stratq --min-replicas 0 --cut 1 $(FAILOVER_FLAGS)
 
 # `make soak`: a steady mix of jobs for SOAK_MINUTES with occasional kills;
 # RSS of the API and each worker must stay flat (< 5% growth after warm-up)

@@ -477,6 +477,28 @@ class Stack:
         wait_for(ready, START_TIMEOUT, lambda: f"GET /healthz -> 200 ok from {proc.describe()}")
         return proc
 
+    def start_api_ready(self, args, env=None, ready=True):
+        """``stratq api --port P ARGS``, waited for until /readyz answers
+        200 (with ``ready`` false: until it answers at all), for stacks
+        whose Redis is found some other way than the URL."""
+        port = free_port()
+        proc = self.spawn("api", ["api", "--port", str(port), *args], env, ApiProc)
+        proc.port = port
+        proc.url = f"http://127.0.0.1:{port}"
+        proc.client = Api(proc.url)
+
+        def up():
+            assert proc.alive(), f"stratq api exited\n{proc.describe()}"
+            try:
+                st, _ = proc.client.get("/readyz", timeout=2)
+            except OSError:
+                return False
+            return st == 200 or not ready
+
+        wait_for(up, START_TIMEOUT,
+                 lambda: f"GET /readyz -> {'200' if ready else 'an answer'} from {proc.describe()}")
+        return proc
+
     def worker_ids_by_pid(self):
         """{pid: worker id} for every worker registered in stratq:workers."""
         out = {}
@@ -501,6 +523,19 @@ class Stack:
             f"(members: {self.r.zrange(WORKERS_KEY, 0, -1)})\n{proc.describe()}",
         )
         return proc
+
+    def wait_listed(self, proc, api):
+        """Waits until the worker ``proc`` is listed by ``api``'s
+        GET /v1/workers (for stacks whose Redis this one cannot read
+        directly); returns its id."""
+
+        def listed():
+            assert proc.alive(), f"stratq worker exited\n{proc.describe()}"
+            st, body = api.client.get("/v1/workers")
+            ids = [w["id"] for w in body.get("workers", []) if w.get("pid") == proc.pid] if st == 200 else []
+            return ids[0] if ids else None
+
+        return wait_for(listed, START_TIMEOUT, lambda: f"worker {proc.pid} to register\n{proc.describe()}")
 
     def start_workers(self, n, env=None):
         return [self.start_worker(env) for _ in range(n)]
@@ -557,14 +592,20 @@ class Stack:
         return problems
 
 
-@pytest.fixture
-def stack(tmp_path, redis_server, request):
-    s = Stack(tmp_path, redis_server)
+def serve_stack(request, s):
+    """The body of a stack fixture (``yield from serve_stack(request,
+    s)``): the test gets ``s``, its daemons' logs go into a failure's
+    report, and what they leave behind fails the test."""
     request.node._stratq_stack = s
     yield s
     problems = s.teardown()
     if problems:
         pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def stack(tmp_path, redis_server, request):
+    yield from serve_stack(request, Stack(tmp_path, redis_server))
 
 
 @pytest.fixture

@@ -20,12 +20,11 @@ from cluster import REDIS_CLI, Cluster, key_slot
 from conftest import (
     JOB_TIMEOUT,
     START_TIMEOUT,
-    Api,
-    ApiProc,
     Stack,
     Subscriber,
     WorkerProc,
     free_port,
+    serve_stack,
     wait_for,
 )
 
@@ -60,45 +59,17 @@ class ClusterStack(Stack):
                 "--queue", queue, "--prefix", prefix if prefix is not None else "stratq"]
 
     def start_api(self, queue, prefix=None, seeds=None):
-        port = free_port()
-        proc = self.spawn("api", ["api", "--port", str(port), *self.args(queue, prefix, seeds)],
-                          None, ApiProc)
-        proc.port = port
-        proc.url = f"http://127.0.0.1:{port}"
-        proc.client = Api(proc.url)
-
-        def ready():
-            assert proc.alive(), f"stratq api exited\n{proc.describe()}"
-            try:
-                st, _ = proc.client.get("/readyz", timeout=2)
-            except OSError:
-                return False
-            return st == 200
-
-        wait_for(ready, START_TIMEOUT, lambda: f"GET /readyz -> 200 from {proc.describe()}")
-        return proc
+        return self.start_api_ready(self.args(queue, prefix, seeds))
 
     def start_worker(self, api, queue, prefix=None, seeds=None):
         proc = self.spawn("worker", ["worker", *self.args(queue, prefix, seeds)], None, WorkerProc)
-
-        def registered():
-            assert proc.alive(), f"stratq worker exited\n{proc.describe()}"
-            st, body = api.client.get("/v1/workers")
-            ids = [w["id"] for w in body.get("workers", []) if w.get("pid") == proc.pid] if st == 200 else []
-            return ids[0] if ids else None
-
-        proc.id = wait_for(registered, START_TIMEOUT, lambda: f"worker {proc.pid} to register\n{proc.describe()}")
+        proc.id = self.wait_listed(proc, api)
         return proc
 
 
 @pytest.fixture
 def cstack(tmp_path, redis_server, cluster, request):
-    s = ClusterStack(tmp_path, redis_server, cluster)
-    request.node._stratq_stack = s
-    yield s
-    problems = s.teardown()
-    if problems:
-        pytest.fail("\n\n".join(problems), pytrace=False)
+    yield from serve_stack(request, ClusterStack(tmp_path, redis_server, cluster))
 
 
 def run_jobs(api, n, code=RETURN_ID, **params):
