@@ -35,10 +35,10 @@ replica, as when the primary's network to them breaks), and the replicas
 resume right after the kill, in time to be promoted.
 
 With --min-replicas 1 (or more) a lost acknowledged job is a violation
-(exit 1), and so is one run twice, except, with --cut, up to one job per
-worker: taking a job is not confirmed by WAIT, so a job taken during the
-cut is still queued on the promoted replica and runs again (a worker takes
-no other job before a replica confirms its completion). With
+(exit 1), and so is one run twice: a worker runs a job only once a replica
+has its start, and takes no other before a replica has its completion, so
+a job taken during the cut is not run there and is queued again on the
+promoted replica. With
 --min-replicas 0 losses and second runs are figures, printed, not judged:
 the trade-off measured. Either way a daemon that died by itself, an HTTP
 answer other than 2xx or 503, a sanitizer report, or a stack that never
@@ -336,12 +336,11 @@ class FailoverRun:
                 lost.append(f"{s.id}: ran {n} times")
             c["attempts_over_1"] += int(attempts or 0) > 1
         c["lost"] = c["lost_missing"] + c["lost_not_succeeded"] + c["lost_never_ran"]
-        # Taking a job is not confirmed by WAIT, only its submit and its
-        # completion: a job a worker took while no replica got the writes
-        # (--cut) is still queued on the promoted replica and runs again.
-        # A worker takes no other job before its completion is confirmed,
-        # so that is at most one job per worker.
-        c["reruns_allowed"] = self.p["workers"] if self.p["cut"] else 0
+        # A worker runs a job only once a replica has its start (WAIT), and
+        # takes no other before one has its completion: a job taken while
+        # no replica got the writes (--cut) is not run, and is queued again
+        # on the promoted replica. So no job may run twice.
+        c["reruns_allowed"] = 0
         if c["min_replicas"] >= 1 and (c["lost"] or c["run_more_than_once"] > c["reruns_allowed"]):
             self.violation(f"with STRATQ_REDIS_MIN_REPLICAS={c['min_replicas']}: {c['lost']} acknowledged "
                            f"jobs lost, {c['run_more_than_once']} run more than once "

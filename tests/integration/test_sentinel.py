@@ -329,10 +329,10 @@ def test_unknown_master_name_is_one_clear_line(sstack, group):
 
 def test_acknowledged_only_once_a_replica_has_it(sstack, group):
     """STRATQ_REDIS_MIN_REPLICAS=1 (the default with Sentinel), WAIT
-    timeout 500 ms. With no replica taking the primary's writes: a
-    completed job's worker takes no other job until a replica confirms
-    the completion, and a submit is answered 503 with Retry-After, never
-    201. With a replica back, the waiting job runs and submits are
+    timeout 500 ms. With no replica taking the primary's writes: a worker
+    runs no job until a replica confirms its start (and takes no other
+    until one confirms its completion), and a submit is answered 503 with
+    Retry-After, never 201. With a replica back, the waiting job runs and submits are
     acknowledged again."""
     env = {"STRATQ_REDIS_WAIT_TIMEOUT_MS": "500"}
     api = sstack.start_api(env=env)
@@ -352,12 +352,17 @@ def test_acknowledged_only_once_a_replica_has_it(sstack, group):
             pipe.zadd(f"{PREFIX}:index:all", {f"held-{i}": now})
             pipe.execute()
             if i == 1:
-                # The worker runs it and records it; no replica confirms.
-                wait_for(lambda: primary.hget(f"{PREFIX}:job:held-1", "status") == "succeeded",
-                         JOB_TIMEOUT, lambda: f"held-1 to be recorded\n{worker.describe()}")
-        # held-2 waits: for three WAIT timeouts, it stays queued.
+                # The worker takes it and writes its start; no replica
+                # confirms the start, so it does not run it.
+                wait_for(lambda: primary.hget(f"{PREFIX}:job:held-1", "status") == "running",
+                         JOB_TIMEOUT, lambda: f"held-1 to be started\n{worker.describe()}")
+        # For three WAIT timeouts held-1 is not run (a failover now could
+        # lose the start, and another worker would run it again) and held-2
+        # waits in the queue.
         t_end = time.monotonic() + 1.5
         while time.monotonic() < t_end:
+            assert primary.hget(f"{PREFIX}:job:held-1", "status") == "running", \
+                f"the worker ran held-1 before a replica confirmed its start\n{worker.describe()}"
             assert primary.hget(f"{PREFIX}:job:held-2", "status") == "queued", \
                 f"the worker took held-2 before a replica confirmed held-1\n{worker.describe()}"
             time.sleep(0.05)
@@ -392,8 +397,8 @@ def test_failover_loses_nothing_acknowledged(tmp_path, cut):
     lack; the second run first cuts replication for a second (replicas
     paused, links dropped), so that only WAIT keeps what the primary took
     then from being acknowledged and lost: the submits of that second must
-    be refused, and a job a worker took then may run twice, at most one
-    per worker (taking a job is not confirmed by WAIT)."""
+    be refused, and no job may run twice (a worker runs a job only once a
+    replica has its start)."""
     require_binary()
     c = failover.run(binary=str(STRATQ_BIN), min_replicas=1, cut=cut, before=4.0, after=6.0,
                      workdir=tmp_path, verbose=False)

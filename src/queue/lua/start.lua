@@ -4,7 +4,7 @@
 -- ARGV[5] publish command (lib.lua's stratq_publish)
 -- Returns {"run", attempt, spec, failures so far, created_ms}; {"missing"}
 -- when no job hash exists; {"skip", status} when the job is no longer
--- queued (e.g. cancelled). In the last two cases the id is removed from
+-- queued (e.g. cancelled) or not in the worker's list. In the last two cases the id is removed from
 -- the processing list. The worker's own hash is the heartbeat's to write.
 local f = redis.call('HMGET', KEYS[1], 'status', 'worker', 'attempts', 'spec', 'failures',
                      'created_ms')
@@ -12,6 +12,12 @@ local status = f[1]
 if not status then
   redis.call('LREM', KEYS[2], 1, ARGV[1])
   return {'missing'}
+end
+-- Only a job in this worker's list is started: after a failover that
+-- lost the worker's BLMOVE (replication is asynchronous), its second ask
+-- finds the job queued again, for any worker to take.
+if not redis.call('LPOS', KEYS[2], ARGV[1]) then
+  return {'skip', status}
 end
 -- The same worker asking again (its first call's reply was lost with the
 -- connection) gets the same answer, so the job is not stranded.
