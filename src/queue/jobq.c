@@ -795,6 +795,30 @@ static long long give_back_all(struct jobq *j, struct queue_sync *q, const char 
     return moved;
 }
 
+long long jobq_reconcile(struct jobq *j, struct queue_sync *q, const char *current,
+                         long long now_ms)
+{
+    const char *lrange[] = {"LRANGE", j->processing_key, "0", "-1"};
+    redisReply *ids = command(q, 4, lrange);
+    if (!ids)
+        return -EIO;
+    size_t n;
+    _cleanup_free_ const char **v = strings_of(ids, &n);
+    long long moved = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (current && !strcmp(v[i], current))
+            continue;
+        struct queue_call c;
+        redisReply *r = run(j, &c, jobq_build_lost(j, &c, j->worker, v[i], now_ms, false));
+        if (r && r->type == REDIS_REPLY_STRING && r->str[0])
+            moved++;
+        if (r)
+            freeReplyObject(r);
+    }
+    freeReplyObject(ids);
+    return moved;
+}
+
 long long jobq_deregister(struct jobq *j, struct queue_sync *q)
 {
     return give_back_all(j, q, j->worker, false, 0, NULL);

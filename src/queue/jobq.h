@@ -207,6 +207,12 @@ int jobq_build_forget(const struct jobq *j, struct queue_call *c, const char *wo
  * loss not counted) and forgets the worker (forget.lua): the number of
  * jobs given back, or -EIO. */
 long long jobq_deregister(struct jobq *j, struct queue_sync *q);
+/* After a reconnect: gives back (lost.lua, not counted) every job in the
+ * worker's own processing list but current (NULL: none), which Redis may
+ * hold after a failover lost the completion of a job the worker has
+ * finished. The number given back, or -EIO. */
+long long jobq_reconcile(struct jobq *j, struct queue_sync *q, const char *current,
+                         long long now_ms);
 
 int jobq_build_promote(const struct jobq *j, struct queue_call *c, const char *id,
                        long long now_ms);

@@ -44,6 +44,7 @@ struct worker {
     char current[80];
     long long failures_hint; /* failures of the running job, counting this run's */
     int64_t connected_since; /* monotonic ms of the current Redis connection */
+    bool reconciling;        /* giving back what a failover left listed (jobq_reconcile) */
     int64_t next_promote_ms, next_reap_ms;
     int64_t give_up_at; /* when set, stop waiting for Redis then (deregistering) */
     char *sandbox;      /* the executor's sandbox layers, JSON (registration) */
@@ -111,10 +112,24 @@ static int worker_connect(struct worker *w, bool give_up_on_stop)
 
     while (!w->q) {
         if (queue_sync_connect(&w->url, QUEUE_CONNECT_TIMEOUT_MS, &w->q, err, sizeof(err)) == 0) {
+            bool again = w->connected_since != 0;
             w->connected_since = util_mono_ms();
             queue_sync_setname(w->q, "stratq-worker");
             worker_subscribe(w);
             log_info("connected to Redis", "{s:s, s:i}", "host", w->q->host, "port", w->q->port);
+            if (again && !w->reconciling) {
+                /* A failover may have lost what this worker recorded
+                 * since: jobs it finished may be listed as its own again
+                 * (a lost completion), which only it could give back. */
+                w->reconciling = true; /* its calls may reconnect: not again */
+                long long n =
+                    jobq_reconcile(&w->jq, w->q, w->current[0] ? w->current : NULL, util_now_ms());
+                w->reconciling = false;
+                if (n > 0)
+                    log_warn("gave back jobs Redis listed as this worker's but it is not running "
+                             "(a failover lost their completion)",
+                             "{s:I}", "jobs", (json_int_t)n);
+            }
             return 0;
         }
         if (give_up_on_stop && stop_signals)
