@@ -178,7 +178,13 @@ static redisReply *worker_call(void *priv, const struct queue_call *c)
              * job. */
             log_warn("Redis is busy, retrying", "{s:s, s:s}", "script", queue_script_name(s),
                      "error", r->str);
+            /* No replica confirms: with sentinels this node may be a primary
+             * cut off from the rest, which elected another: ask them again. */
+            bool reask =
+                w->url.nsentinels && !strncmp(r->str, QUEUE_NOREPLICAS, strlen(QUEUE_NOREPLICAS));
             freeReplyObject(r);
+            if (reask)
+                worker_disconnect(w);
             if (stop_signals >= 2 || (give_up_on_stop && stop_signals))
                 return NULL;
             usleep(500000);
