@@ -557,14 +557,20 @@ class Stack:
         return problems
 
 
-@pytest.fixture
-def stack(tmp_path, redis_server, request):
-    s = Stack(tmp_path, redis_server)
+def managed_stack(s, request):
+    """Yields the Stack ``s`` to a test, with its daemons' logs attached to
+    a failure report, and tears it down after (failing the test for what
+    teardown finds). Fixtures use it with ``yield from``."""
     request.node._stratq_stack = s
     yield s
     problems = s.teardown()
     if problems:
         pytest.fail("\n\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def stack(tmp_path, redis_server, request):
+    yield from managed_stack(Stack(tmp_path, redis_server), request)
 
 
 @pytest.fixture
