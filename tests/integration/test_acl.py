@@ -57,6 +57,7 @@ WORKER_ENV = {"STRATQ_HEARTBEAT_S": "1", "STRATQ_INDEX_SIZE": "10"}
 
 QUICK = "def run(ctx):\n    return ctx.params.get('n', 7)\n"
 BOOM = "def run(ctx):\n    raise RuntimeError('boom')\n"
+LOGS_AND_RETURNS = "def run(ctx):\n    ctx.log('kept')\n    return ctx.params['n']\n"
 SLEEP = ("import time\n\ndef run(ctx):\n    print('asleep', flush=True)\n"
          "    time.sleep(ctx.params.get('s', 60))\n    return {'attempt': ctx.attempt}\n")
 # Prints, logs and reports progress, then stays running for a while, so
@@ -505,6 +506,13 @@ def test_a_lost_worker_is_reaped_and_a_drained_job_given_back(acl):
     job = api.wait_job(job_id)
     assert job["status"] == "succeeded" and job["worker"] == b.id and job["attempts"] == 2, job
     assert acl.r.zscore(f"{PREFIX}:workers", a.id) is None
+    # The worker's control channel drops while its job runs: it polls the
+    # job's hash for a cancel (HEXISTS) until it is subscribed again.
+    cancelled = api.submit({"code": SLEEP})
+    api.wait_printed(cancelled, "asleep")
+    assert acl.r.client_kill_filter(_type="pubsub", user="stratq-worker") >= 1
+    assert ok(api, "DELETE", f"/v1/jobs/{cancelled}", expect=202)["status"] == "cancelling"
+    assert api.wait_job(cancelled)["status"] == "cancelled"
     # A worker stopped in the middle of a job gives it back to the queue
     # (lost.lua as it deregisters).
     long_job = api.submit({"code": SLEEP})
@@ -525,19 +533,23 @@ def test_the_rules_follow_the_prefix_and_the_queue(acl):
     env = {"STRATQ_PREFIX": prefix, "STRATQ_QUEUE": queue}
     api_proc = acl.start_api(env=env)
     api = api_proc.client
+    # Records kept for ever (STRATQ_RESULT_TTL=0): complete.lua PERSISTs
+    # the log lines.
     worker = acl.spawn("worker", ["worker"], {
-        "STRATQ_REDIS_URL": acl.server.user_url("stratq-worker"), **WORKER_ENV, **env})
+        "STRATQ_REDIS_URL": acl.server.user_url("stratq-worker"), **WORKER_ENV, **env,
+        "STRATQ_RESULT_TTL": "0"})
     wait_for(lambda: acl.r.zcard(f"{prefix}:{{{queue}}}:workers") == 1, START_TIMEOUT,
              lambda: f"the worker to register\n{worker.describe()}")
     events = Events(api_proc.port)
     try:
-        job_id = api.submit({"code": QUICK, "params": {"n": 3}})
+        job_id = api.submit({"code": LOGS_AND_RETURNS, "params": {"n": 3}})
         events.until(terminal_for(job_id))
         assert events.statuses(job_id) == ["queued", "running", "succeeded"]
     finally:
         events.close()
     assert api.job(job_id)["result"] == 3
     assert acl.r.exists(f"{prefix}:{{{queue}}}:job:{job_id}")
+    assert acl.r.ttl(f"{prefix}:{{{queue}}}:job:{job_id}:log") == -1  # kept, like the record
     assert ok(api, "GET", "/v1/workers")["workers"]
     acl.assert_acl_log_empty()
 
@@ -548,7 +560,6 @@ def test_the_users_get_nothing_beyond_their_rules(acl):
     for user in (*USERS, KEDA):
         c = acl.server.user_client(user)
         try:
-            assert c.ping()
             for command in (("FLUSHALL",), ("CONFIG", "GET", "*"), ("KEYS", "*"), ("GET", "other"),
                             ("SET", "other", "1"), ("SCRIPT", "FLUSH"), ("PUBLISH", "other", "x"),
                             ("SUBSCRIBE", "other"), ("ACL", "LIST"), ("MONITOR",)):
