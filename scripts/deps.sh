@@ -19,7 +19,7 @@ build="build-essential pkg-config libhiredis-dev libevent-dev libjansson-dev
 libcurl4-openssl-dev libpython3-dev libseccomp-dev"
 demo="$build redis-server python3 python3-numpy python3-pandas"
 test="$demo libcmocka-dev clang-14 clang-format-14 libclang-rt-14-dev python3-pytest python3-pytest-xdist python3-redis
-python3-yaml golang-go docker-compose shellcheck yamllint jq curl"
+python3-yaml golang-go docker-compose shellcheck yamllint jq curl openssl"
 browser="python3 chromium python3-websocket fonts-dejavu-core"
 test="$test $browser"
 images="debootstrap"
