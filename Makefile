@@ -296,7 +296,7 @@ CLANG_FORMAT = $(or $(shell command -v clang-format-14 2>/dev/null),clang-format
 
 lint: deps-test
 	shellcheck -x scripts/*.sh scripts/lib/*.sh tools/*.sh .ci/run
-	yamllint -s config/deploy/k8s config/dev/docker-compose.yaml
+	yamllint -s config/deploy/k8s config/dev/docker-compose.yaml config/dev/docker-compose.tls.yaml
 	$(CLANG_FORMAT) --dry-run --Werror src/*.c src/*/*.c src/*/*.h tests/unit/*.c tests/fuzz/*.c
 
 format:

@@ -42,11 +42,19 @@ SCALING_MD = ROOT / "docs" / "scaling.md"
 API_ROUTES = ROOT / "src" / "api" / "router.c"
 
 ENVS = ("stage", "prod")
+# The documented KEDA switches: components/keda added to an overlay, alone
+# or followed by keda-sentinel (Redis Sentinel) and keda-tls (TLS).
+KEDA_VARIANTS = {
+    "keda": ("keda",),
+    "keda+tls": ("keda", "keda-tls"),
+    "keda+sentinel": ("keda", "keda-sentinel"),
+    "keda+sentinel+tls": ("keda", "keda-sentinel", "keda-tls"),
+}
 # What kustomize builds: the base alone, each overlay as committed,
-# and each overlay with components/keda added (the documented switch).
-BUILDS = ("base",) + ENVS + tuple(f"{env}+keda" for env in ENVS)
+# and each overlay with each KEDA variant.
 DEFAULT_BUILDS = ("base",) + ENVS
-KEDA_BUILDS = tuple(f"{env}+keda" for env in ENVS)
+KEDA_BUILDS = tuple(f"{env}+{variant}" for env in ENVS for variant in KEDA_VARIANTS)
+BUILDS = DEFAULT_BUILDS + KEDA_BUILDS
 
 # The worker scaling guide's numbers.
 GUIDE_MIN, GUIDE_MAX = 2, 10
@@ -152,8 +160,8 @@ def stratq_settings():
 
     def num(expr):
         expr = expr.replace("LL", "").replace("MIB", "(1024 * 1024)").strip()
-        assert re.fullmatch(r"[0-9*() +]+", expr), expr
-        return eval(expr, {"__builtins__": {}})  # digits and * only, checked above
+        assert re.fullmatch(r"-?[0-9*() +]+", expr), expr
+        return eval(expr, {"__builtins__": {}})  # digits, * and a sign only, checked above
 
     out = {}
     for env, typ, default, lo, hi in pat.findall(text):
@@ -268,16 +276,18 @@ def built_yaml(kubecheck, tmp_path_factory):
     out = {"base": kubecheck.build(K8S / "base")}
     for env in ENVS:
         out[env] = kubecheck.build(K8S / "overlays" / env)
-    # The KEDA switch as docs/scaling.md tells it: the component added to an
-    # overlay. Done on a copy so the tree is left as committed.
-    copy = tmp_path_factory.mktemp("k8s") / "k8s"
-    shutil.copytree(K8S, copy, symlinks=True)
-    for env in ENVS:
-        kfile = copy / "overlays" / env / "kustomization.yaml"
-        k = yaml.safe_load(kfile.read_text())
-        k["components"] = (k.get("components") or []) + ["../../components/keda"]
-        kfile.write_text(yaml.safe_dump(k))
-        out[f"{env}+keda"] = kubecheck.build(copy / "overlays" / env)
+    # The KEDA switches as docs/scaling.md tells them: the components added
+    # to an overlay, in that order. Done on copies so the tree is left as
+    # committed.
+    for variant, components in KEDA_VARIANTS.items():
+        copy = tmp_path_factory.mktemp("k8s") / "k8s"
+        shutil.copytree(K8S, copy, symlinks=True)
+        for env in ENVS:
+            kfile = copy / "overlays" / env / "kustomization.yaml"
+            k = yaml.safe_load(kfile.read_text())
+            k["components"] = (k.get("components") or []) + [f"../../components/{c}" for c in components]
+            kfile.write_text(yaml.safe_dump(k))
+            out[f"{env}+{variant}"] = kubecheck.build(copy / "overlays" / env)
     return out
 
 
@@ -412,7 +422,7 @@ def test_names_and_labels_are_the_guides(builds, build):
 
 @pytest.mark.parametrize("env", ENVS)
 def test_overlays_put_everything_in_their_namespace(builds, env):
-    for build in (env, f"{env}+keda"):
+    for build in (env, *(f"{env}+{variant}" for variant in KEDA_VARIANTS)):
         docs = builds[build]
         assert [d["metadata"]["name"] for d in find(docs, "Namespace")] == [env]
         for d in docs:
@@ -710,9 +720,9 @@ def test_a_read_only_root_gets_a_tmpfs_on_tmp(builds, build, app):
 
 
 @pytest.mark.parametrize("build", BUILDS)
-def test_the_worker_mounts_its_tmp_and_nothing_else(builds, build):
+def test_the_worker_mounts_its_tmp_and_the_redis_tls_files_only(builds, build):
     c = container(deployment(builds[build], "worker"), "worker")
-    assert list(mounted_volumes(pod_spec(builds[build], "worker"), c)) == ["/tmp"]
+    assert list(mounted_volumes(pod_spec(builds[build], "worker"), c)) == ["/tmp", REDIS_TLS_DIR]
 
 
 # ---------------------------------------------------------------- secrets
@@ -755,10 +765,12 @@ def test_every_secret_read_is_in_the_documented_secret(builds, build):
 @pytest.mark.parametrize("build", BUILDS)
 def test_credentials_come_only_from_the_secret(builds, build):
     docs = builds[build]
-    for name in ("worker", "api"):
+    # Each its own URL, so that each can be its own ACL user
+    # (docs/operations.md, "Redis ACL users").
+    for name, key in (("worker", "redis-url"), ("api", "api-redis-url")):
         c = container(deployment(docs, name))
         url = [e for e in c["env"] if e["name"] == "STRATQ_REDIS_URL"]
-        assert len(url) == 1 and url[0]["valueFrom"]["secretKeyRef"]["key"] == "redis-url", name
+        assert len(url) == 1 and url[0]["valueFrom"]["secretKeyRef"] == {"name": SECRET_NAME, "key": key}, name
         assert "STRATQ_REDIS_URL" not in {
             k for cm in find(docs, "ConfigMap") for k in cm.get("data", {})
         }
@@ -772,14 +784,17 @@ def test_credentials_come_only_from_the_secret(builds, build):
         if v["name"] == mount["name"]
     )
     assert vol["secret"]["items"] == [{"key": "api-tokens", "path": path.rsplit("/", 1)[1]}]
-    # Workers never see the API tokens.
+    # Workers never see the API tokens: their one Secret volume holds the
+    # Redis TLS files.
     worker = pod_spec(docs, "worker")
-    assert not any("secret" in v for v in worker.get("volumes", []))
+    assert [[i["key"] for i in v["secret"]["items"]] for v in worker["volumes"] if "secret" in v] == \
+        [list(REDIS_TLS_FILES)]
 
 
 def test_the_example_secret_points_at_the_cache_service():
     data = example_secret()["stringData"]
-    assert re.fullmatch(r"redis://:[^@]+@cache:6379(/\d+)?", data["redis-url"])
+    for key in ("redis-url", "api-redis-url"):
+        assert re.fullmatch(r"redis://:[^@]+@cache:6379(/\d+)?", data[key]), key
     assert data["redis-address"].startswith("cache.") and data["redis-address"].endswith(":6379")
 
 
@@ -884,7 +899,7 @@ def test_keda_scales_on_the_queue_length(builds, build):
     assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (GUIDE_MIN, GUIDE_MAX)
     check_guide_behavior(spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"])
     [trigger] = spec["triggers"]
-    assert trigger["type"] == "redis"
+    assert trigger["type"] == ("redis-sentinel" if "sentinel" in build else "redis")
     assert trigger.get("metricType", "AverageValue") == "AverageValue"
     meta = trigger["metadata"]
     assert meta["listName"] == GUIDE_QUEUE
@@ -894,10 +909,140 @@ def test_keda_scales_on_the_queue_length(builds, build):
         c = container(deployment(docs, name))
         queue = env_value(docs, c, "STRATQ_QUEUE") or stratq_settings()["STRATQ_QUEUE"][1]
         assert queue == meta["listName"]
-    # No address or password in the trigger: both from the Secret.
-    assert not {"address", "host", "password", "addressFromEnv", "passwordFromEnv"} & set(meta)
+    # No address, user or password in the trigger: all from the Secret.
+    assert not {"address", "addresses", "host", "hosts", "username", "password", "addressFromEnv",
+                "addressesFromEnv", "usernameFromEnv", "passwordFromEnv"} & set(meta)
     ta = one(docs, "TriggerAuthentication", trigger["authenticationRef"]["name"])
     params = {r["parameter"] for r in ta["spec"]["secretTargetRef"]}
-    assert params == {"address", "password"}
+    address = "addresses" if "sentinel" in build else "address"
+    assert {address, "username", "password"} <= params
     # The CPU/memory HPA is gone from the build: KEDA makes its own.
     assert not find(docs, "HorizontalPodAutoscaler")
+
+
+# ---------------------------------------------------------------- production Redis
+
+
+REDIS_TLS_DIR = "/etc/stratq/redis-tls"
+# The Secret's TLS keys and the settings that name them (docs/deploy.md,
+# "Production Redis").
+REDIS_TLS_FILES = {"ca.crt": "STRATQ_REDIS_CACERT", "tls.crt": "STRATQ_REDIS_CERT",
+                   "tls.key": "STRATQ_REDIS_KEY"}
+# What the sandbox's Landlock ruleset lets a job read (src/worker/sandbox.c),
+# and the harness (Dockerfile): the key must be nowhere below these.
+JOB_READABLE = ("/usr", "/lib", "/lib64", "/etc/ld.so.cache", "/etc/localtime", "/sys/devices/system/cpu",
+                "/dev", "/tmp", "/usr/local/share/stratq")
+
+# The parameters KEDA's Redis scalers define (keda.sh/docs, "Redis Lists"
+# and "Redis Lists (supports Redis Sentinel)", KEDA 2.13 and newer: the TLS
+# ones), in the trigger's metadata and in a TriggerAuthentication.
+KEDA_REDIS_METADATA = {
+    "redis": {"address", "host", "port", "usernameFromEnv", "passwordFromEnv", "listName",
+              "listLength", "activationListLength", "enableTLS", "unsafeSsl", "databaseIndex",
+              "addressFromEnv", "hostFromEnv", "portFromEnv"},
+    "redis-sentinel": {"addresses", "hosts", "ports", "usernameFromEnv", "passwordFromEnv",
+                       "sentinelUsernameFromEnv", "sentinelPasswordFromEnv", "sentinelMaster",
+                       "sentinelMasterFromEnv", "listName", "listLength", "activationListLength",
+                       "enableTLS", "unsafeSsl", "databaseIndex", "addressesFromEnv", "hostsFromEnv",
+                       "portsFromEnv"},
+}
+KEDA_TLS_AUTH = {"tls", "ca", "cert", "key", "keyPassword"}
+KEDA_REDIS_AUTH = {
+    "redis": {"address", "host", "port", "username", "password"} | KEDA_TLS_AUTH,
+    "redis-sentinel": {"addresses", "hosts", "ports", "sentinelMaster", "username", "password",
+                       "sentinelUsername", "sentinelPassword"} | KEDA_TLS_AUTH,
+}
+
+
+def test_the_example_secret_has_the_production_redis_keys():
+    data = example_secret()["stringData"]
+    assert set(REDIS_TLS_FILES) <= set(data)
+    assert "BEGIN CERTIFICATE" in data["ca.crt"] and "BEGIN CERTIFICATE" in data["tls.crt"]
+    assert "PRIVATE KEY" in data["tls.key"]
+    # What KEDA's `tls` parameter accepts: enable or disable.
+    assert data["redis-tls"] == "enable"
+    assert all(a.rpartition(":")[2].isdigit() for a in data["redis-sentinel-addresses"].split(","))
+    # The comment documents every key.
+    text = (K8S / "secret.example.yaml").read_text()
+    comment = "\n".join(line for line in text.splitlines() if line.startswith("#"))
+    for key in data:
+        assert re.search(rf"^#   {re.escape(key)}\b", comment, re.M), f"{key} is not described"
+
+
+@pytest.mark.parametrize("build", BUILDS)
+@pytest.mark.parametrize("app", STRATQ_APPS)
+def test_stratq_pods_get_the_redis_tls_files_when_the_secret_has_them(builds, build, app):
+    docs = builds[build]
+    pod = pod_spec(docs, app)
+    c = container(deployment(docs, app))
+    mount, vol = mounted_volumes(pod, c)[REDIS_TLS_DIR]
+    assert mount.get("readOnly") is True and not mount.get("subPath")
+    secret = vol["secret"]
+    # Each key only when the Secret has it: a Redis without TLS, or without
+    # client certificates, needs none of them, and the pod still starts.
+    assert secret["secretName"] == SECRET_NAME and secret.get("optional") is True
+    assert {i["key"]: i["path"] for i in secret["items"]} == {k: k for k in REDIS_TLS_FILES}
+    # Readable by the container's group (fsGroup), not by others.
+    mode = secret.get("defaultMode", 0o644)
+    assert mode & 0o007 == 0 and mode & 0o040, oct(mode)
+    assert pod["securityContext"].get("fsGroup") == effective(pod, c, "runAsGroup")
+    # Each setting names its file in the mount.
+    for key, setting in REDIS_TLS_FILES.items():
+        assert env_value(docs, c, setting) == f"{REDIS_TLS_DIR}/{key}", setting
+    # Job code runs in the worker's pod, as the worker's uid: Landlock keeps
+    # it out of the key only if the key is outside what jobs may read.
+    for readable in JOB_READABLE:
+        assert not (REDIS_TLS_DIR + "/").startswith(readable.rstrip("/") + "/"), readable
+    assert "landlock" in env_value(docs, c, "STRATQ_SANDBOX_REQUIRE").split(",")
+    # The sentinels' password, only where the Secret has one.
+    ref = next(e for e in c["env"] if e["name"] == "STRATQ_REDIS_SENTINEL_PASSWORD")
+    assert ref["valueFrom"]["secretKeyRef"] == {"name": SECRET_NAME, "key": "redis-sentinel-password",
+                                                "optional": True}
+
+
+@pytest.mark.parametrize("build", KEDA_BUILDS)
+def test_keda_uses_only_parameters_its_redis_scalers_define(builds, build):
+    docs = builds[build]
+    [trigger] = one(docs, "ScaledObject", "worker")["spec"]["triggers"]
+    kind = trigger["type"]
+    assert set(trigger["metadata"]) <= KEDA_REDIS_METADATA[kind], trigger["metadata"]
+    ta = one(docs, "TriggerAuthentication", trigger["authenticationRef"]["name"])
+    refs = {r["parameter"]: r for r in ta["spec"]["secretTargetRef"]}
+    assert len(refs) == len(ta["spec"]["secretTargetRef"]), "a parameter given twice"
+    assert set(refs) <= KEDA_REDIS_AUTH[kind], sorted(refs)
+    keys = set(example_secret()["stringData"])
+    assert all(r["name"] == SECRET_NAME and r["key"] in keys for r in refs.values())
+    assert refs["username"]["key"] == "redis-username" and refs["password"]["key"] == "redis-password"
+    if kind == "redis-sentinel":
+        assert refs["addresses"]["key"] == "redis-sentinel-addresses"
+        assert refs["sentinelPassword"]["key"] == "redis-sentinel-password"
+        assert "address" not in refs
+        # The primary KEDA asks the sentinels for is the one stratq uses.
+        for name in STRATQ_APPS:
+            c = container(deployment(docs, name))
+            master = env_value(docs, c, "STRATQ_REDIS_SENTINEL_MASTER") or \
+                stratq_settings()["STRATQ_REDIS_SENTINEL_MASTER"][1]
+            assert trigger["metadata"]["sentinelMaster"] == master
+    else:
+        assert refs["address"]["key"] == "redis-address"
+
+
+@pytest.mark.parametrize("build", KEDA_BUILDS)
+def test_keda_checks_the_redis_certificate_with_the_pods_files(builds, build):
+    docs = builds[build]
+    [trigger] = one(docs, "ScaledObject", "worker")["spec"]["triggers"]
+    ta = one(docs, "TriggerAuthentication", trigger["authenticationRef"]["name"])
+    refs = {r["parameter"]: r["key"] for r in ta["spec"]["secretTargetRef"]}
+    # KEDA refuses `tls` in the TriggerAuthentication together with
+    # enableTLS or unsafeSsl in the trigger; unsafeSsl would skip the check.
+    assert not {"enableTLS", "unsafeSsl"} & set(trigger["metadata"])
+    if "tls" not in build:
+        assert not KEDA_TLS_AUTH & set(refs)
+        return
+    assert refs["tls"] == "redis-tls" and example_secret()["stringData"]["redis-tls"] == "enable"
+    # The CA and the client certificate the API and the workers mount.
+    worker = pod_spec(docs, "worker")
+    [tls_volume] = [v for v in worker["volumes"] if "secret" in v]
+    mounted = {i["key"] for i in tls_volume["secret"]["items"]}
+    assert {refs["ca"], refs["cert"], refs["key"]} == mounted == set(REDIS_TLS_FILES)
+    assert (refs["ca"], refs["cert"], refs["key"]) == ("ca.crt", "tls.crt", "tls.key")
