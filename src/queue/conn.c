@@ -181,14 +181,22 @@ static int dup_opt(char **dst, const char *v)
 }
 
 /* A file the settings name must be readable now, not at the first
- * connect: the error names the setting. */
-static int check_file(const char *setting, const char *path, char *err, size_t errlen)
+ * connect: the error names the setting. One that does not exist counts as
+ * unset (*path becomes NULL), with a line in the log: a Kubernetes Secret
+ * mounts only the keys it holds, and the Deployments name all three. */
+static int check_file(const char *setting, char **path, char *err, size_t errlen)
 {
-    if (path && access(path, R_OK) < 0) {
-        snprintf(err, errlen, "%s: cannot read %s: %s", setting, path, strerror(errno));
-        return -EINVAL;
+    if (!*path || access(*path, R_OK) == 0)
+        return 0;
+    if (errno == ENOENT) {
+        log_info("a TLS file the settings name does not exist: taken as unset", "{s:s, s:s}",
+                 "setting", setting, "path", *path);
+        free(*path);
+        *path = NULL;
+        return 0;
     }
-    return 0;
+    snprintf(err, errlen, "%s: cannot read %s: %s", setting, *path, strerror(errno));
+    return -EINVAL;
 }
 
 int queue_url_configure(struct queue_url *u, const struct queue_url_settings *s, char *err,
@@ -252,20 +260,20 @@ int queue_url_configure(struct queue_url *u, const struct queue_url_settings *s,
                                                : "STRATQ_REDIS_SNI");
         return 0;
     }
-    if (!(s->cert && *s->cert) != !(s->key && *s->key)) {
-        snprintf(err, errlen, "%s is set without %s: a client certificate needs both",
-                 s->cert && *s->cert ? "STRATQ_REDIS_CERT" : "STRATQ_REDIS_KEY",
-                 s->cert && *s->cert ? "STRATQ_REDIS_KEY" : "STRATQ_REDIS_CERT");
-        return -EINVAL;
-    }
     if (dup_opt(&u->tls_opt.cacert, s->cacert) < 0 || dup_opt(&u->tls_opt.cert, s->cert) < 0 ||
         dup_opt(&u->tls_opt.key, s->key) < 0 || dup_opt(&u->tls_opt.sni, s->sni) < 0)
         return -ENOMEM;
     u->tls_opt.insecure = s->tls_insecure;
-    if ((r = check_file("STRATQ_REDIS_CACERT", u->tls_opt.cacert, err, errlen)) < 0 ||
-        (r = check_file("STRATQ_REDIS_CERT", u->tls_opt.cert, err, errlen)) < 0 ||
-        (r = check_file("STRATQ_REDIS_KEY", u->tls_opt.key, err, errlen)) < 0)
+    if ((r = check_file("STRATQ_REDIS_CACERT", &u->tls_opt.cacert, err, errlen)) < 0 ||
+        (r = check_file("STRATQ_REDIS_CERT", &u->tls_opt.cert, err, errlen)) < 0 ||
+        (r = check_file("STRATQ_REDIS_KEY", &u->tls_opt.key, err, errlen)) < 0)
         return r;
+    if (!u->tls_opt.cert != !u->tls_opt.key) {
+        snprintf(err, errlen, "%s is set without %s: a client certificate needs both",
+                 u->tls_opt.cert ? "STRATQ_REDIS_CERT" : "STRATQ_REDIS_KEY",
+                 u->tls_opt.cert ? "STRATQ_REDIS_KEY" : "STRATQ_REDIS_CERT");
+        return -EINVAL;
+    }
     return wire_tls_new(&u->tls_opt, &u->tls_ctx, err, errlen);
 }
 
@@ -2040,8 +2048,8 @@ static int sub_moved(const redisReply *r, const char *at, char *host, size_t hos
     return 1;
 }
 
-int queue_sync_subscribe(const struct queue_url *url, const char *channel, bool sharded,
-                         int timeout_ms, struct wire **ret, char *err, size_t errlen)
+int queue_sync_subscribe(const struct queue_url *url, const char *name, const char *channel,
+                         bool sharded, int timeout_ms, struct wire **ret, char *err, size_t errlen)
 {
     const char *argv[] = {subscribe_command(sharded), channel};
     int nseeds = url->nnodes ? url->nnodes : 1, seed = 0, redirects = 0, rc = -ECONNREFUSED;
@@ -2068,7 +2076,7 @@ int queue_sync_subscribe(const struct queue_url *url, const char *channel, bool 
             seed++;
         }
         struct wire *c;
-        if ((rc = node_connect(url, at, port, timeout_ms, NULL, &c, err, errlen)) < 0)
+        if ((rc = node_connect(url, at, port, timeout_ms, name, &c, err, errlen)) < 0)
             continue;
         wire_set_timeout(c, timeout_ms);
         redisReply *r = wire_command_argv(c, 2, argv, NULL);

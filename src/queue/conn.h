@@ -201,8 +201,8 @@ enum queue_sub_msg queue_sub_parse(const redisReply *r, const redisReply **paylo
  * the server, or the seeds in turn, following MOVED to the slot's owner.
  * Its reads time out after timeout_ms. 0 with *ret subscribed, or
  * -ECONNREFUSED or -EIO with err. */
-int queue_sync_subscribe(const struct queue_url *url, const char *channel, bool sharded,
-                         int timeout_ms, struct wire **ret, char *err, size_t errlen);
+int queue_sync_subscribe(const struct queue_url *url, const char *name, const char *channel,
+                         bool sharded, int timeout_ms, struct wire **ret, char *err, size_t errlen);
 
 /* The API's subscription to one channel, on libevent: subscribed is called
  * each time the subscription is (re)made (messages published in between

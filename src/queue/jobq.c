@@ -1054,8 +1054,8 @@ int jobq_control_open(struct jobq *j, const struct queue_url *url, int timeout_m
         return -ENOMEM;
     /* On a cluster, SSUBSCRIBE on the node owning the queue's slot, where
      * cancel.lua SPUBLISHes (conn.h). */
-    int r = queue_sync_subscribe(url, j->control_channel, j->names->sharded, timeout_ms, &s->c, err,
-                                 errlen);
+    int r = queue_sync_subscribe(url, "stratq-worker-control", j->control_channel,
+                                 j->names->sharded, timeout_ms, &s->c, err, errlen);
     if (r < 0) {
         free(s);
         return r;

@@ -178,7 +178,9 @@ class AclRedis:
         first.execute_command("ACL", "SETUSER", ADMIN, "reset", "on", f">{self.admin_password}",
                               "~*", "&*", "+@all")
         first.execute_command("ACL", "SETUSER", "default", "reset", "off")
-        first.close()
+        # Closed for good: a pooled connection would stay "default" in
+        # CLIENT LIST, where the tests look for stratq's users only.
+        first.connection_pool.disconnect()
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -377,11 +379,13 @@ def test_the_whole_job_life_runs_as_the_documented_users(acl):
     api_proc = acl.start_api()
     api = api_proc.client
     w1, w2 = acl.start_worker(), acl.start_worker()
-    # Each component is connected as its own user, and nothing as default.
+    # Each component is connected as its own user, and nothing as default
+    # (a connection is "default" only between its connect and its AUTH).
+    wanted = {"stratq-api": {"stratq-api"}, "stratq-api-events": {"stratq-api"},
+              "stratq-worker": {"stratq-worker"}, "stratq-worker-control": {"stratq-worker"}}
+    wait_for(lambda: acl.clients_by_user() == wanted, START_TIMEOUT,
+             lambda: f"the connections by name and user to be {wanted}: {acl.clients_by_user()}")
     users = acl.clients_by_user()
-    assert users.get("stratq-api") == {"stratq-api"}, users
-    assert users.get("stratq-api-events") == {"stratq-api"}, users
-    assert users.get("stratq-worker") == {"stratq-worker"}, users
     assert {u for names in users.values() for u in names} == set(USERS), users
     assert ok(api, "GET", "/readyz") == {"ready": True, "redis": True, "events": True}
     events = Events(api_proc.port)

@@ -214,9 +214,15 @@ static void test_url_configure(void **state)
     assert_int_equal(configure("rediss://h", &st, &u, err, sizeof(err)), -EINVAL);
     assert_non_null(strstr(err, "STRATQ_REDIS_CERT is set without STRATQ_REDIS_KEY"));
     queue_url_free(&u);
+    /* A file that does not exist is unset (a Secret without that key). */
     st = (struct queue_url_settings){.cacert = "/nonexistent/ca.crt", .min_replicas = -1};
+    assert_int_equal(configure("rediss://h", &st, &u, err, sizeof(err)), 0);
+    assert_null(u.tls_opt.cacert);
+    queue_url_free(&u);
+    st = (struct queue_url_settings){
+        .cert = "/etc/hostname", .key = "/nonexistent/tls.key", .min_replicas = -1};
     assert_int_equal(configure("rediss://h", &st, &u, err, sizeof(err)), -EINVAL);
-    assert_non_null(strstr(err, "STRATQ_REDIS_CACERT: cannot read /nonexistent/ca.crt"));
+    assert_non_null(strstr(err, "STRATQ_REDIS_CERT is set without STRATQ_REDIS_KEY"));
     queue_url_free(&u);
     /* A file that is not a CA bundle. */
     st = (struct queue_url_settings){.cacert = "/etc/hostname", .min_replicas = -1};
