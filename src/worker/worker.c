@@ -42,6 +42,7 @@ struct worker {
     long long jobs_done, jobs_failed;
     const char *state;
     char current[80];
+    char taken[80];          /* the job taken (BLMOVE) and being started or run */
     long long failures_hint; /* failures of the running job, counting this run's */
     int64_t connected_since; /* monotonic ms of the current Redis connection */
     bool reconciling;        /* giving back what a failover left listed (jobq_reconcile) */
@@ -123,7 +124,7 @@ static int worker_connect(struct worker *w, bool give_up_on_stop)
                  * (a lost completion), which only it could give back. */
                 w->reconciling = true; /* its calls may reconnect: not again */
                 long long n =
-                    jobq_reconcile(&w->jq, w->q, w->current[0] ? w->current : NULL, util_now_ms());
+                    jobq_reconcile(&w->jq, w->q, w->taken[0] ? w->taken : NULL, util_now_ms());
                 w->reconciling = false;
                 if (n > 0)
                     log_warn("gave back jobs Redis listed as this worker's but it is not running "
@@ -531,7 +532,7 @@ static void worker_lost_job(struct worker *w, const char *id)
 }
 
 /* Runs one job that BLMOVE put into this worker's processing list. */
-static void worker_run(struct worker *w, const char *id)
+static void worker_run_taken(struct worker *w, const char *id)
 {
     struct jobq_start st;
     if (jobq_start(&w->jq, id, util_now_ms(), &st) < 0)
@@ -618,6 +619,15 @@ static void worker_run(struct worker *w, const char *id)
     w->current[0] = '\0';
     w->state = stop_signals ? "draining" : "idle";
     w->report_due = true;
+}
+
+/* worker_run_taken, with the id known as this worker's from its BLMOVE on:
+ * a reconnect in between (jobq_reconcile) must not give it back. */
+static void worker_run(struct worker *w, const char *id)
+{
+    snprintf(w->taken, sizeof(w->taken), "%s", id);
+    worker_run_taken(w, id);
+    w->taken[0] = '\0';
 }
 
 static void worker_deregister(struct worker *w)
