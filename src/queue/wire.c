@@ -193,14 +193,15 @@ static void tls_describe(SSL *ssl, const struct wire_tls *t, unsigned long e, bo
 }
 
 /* A TLS connection that ended after the handshake and before any reply:
- * with TLS 1.3 a server checks the client certificate only then. */
+ * with TLS 1.3 a server checks the client certificate only then. e: the
+ * OpenSSL error, if any (not told). */
 static void tls_refused(const struct wire_tls *t, unsigned long e, const char *where, char *err,
                         size_t errlen)
 {
-    if (e && ERR_GET_REASON(e) >= SSL_AD_REASON_OFFSET) {
-        tls_describe(NULL, t, e, false, where, err, errlen);
-        return;
-    }
+    /* The server's alert (TLS 1.3's "certificate required") may or may
+     * not reach us before the connection closes: the same sentence for
+     * both, so that every reporter of one failure says the same. */
+    (void)e;
     snprintf(err, errlen, "Redis at %s ended the TLS connection before answering: %s", where,
              t->has_cert ? "it does not trust the client certificate (STRATQ_REDIS_CERT)"
                          : "it may want a client certificate: set STRATQ_REDIS_CERT and "
@@ -770,7 +771,7 @@ static void on_aread(struct bufferevent *bev, void *arg)
 static void on_aevent(struct bufferevent *bev, short what, void *arg)
 {
     struct awire *a = arg;
-    char err[400];
+    char err[600];
     if (what & BEV_EVENT_CONNECTED) {
         a->connected = true;
         bufferevent_set_timeouts(bev, NULL, NULL);
@@ -824,7 +825,7 @@ int awire_connect(struct event_base *base, const char *host, int port, bool unix
                   const struct awire_ops *ops, void *priv, struct awire **ret)
 {
     struct awire *a = calloc(1, sizeof(*a));
-    char err[400];
+    char err[600];
     if (!a)
         return -ENOMEM;
     a->ops = *ops;
