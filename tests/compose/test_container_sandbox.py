@@ -475,6 +475,9 @@ def test_worker_check_in_the_container(box, compose):
     r = dexec(box.cid, "stratq", "worker", "--check")
     assert r.returncode == 0, f"--check -> {r.returncode}\n{r.stdout}\n{r.stderr}"
     layers = parse_check(r.stdout)
+    # The container is given its Redis (STRATQ_REDIS_URL): --check connects
+    # as the worker would and says so on a line of its own.
+    assert layers.pop("redis", "").startswith("ok ("), r.stdout
     assert sorted(layers) == sorted(ALWAYS_ON + OPTIONAL), r.stdout
     for layer in ALWAYS_ON:
         assert layers[layer].startswith("active"), (layer, layers[layer])
