@@ -1,5 +1,5 @@
 /* The HTTP/JSON API daemon (`stratq api`): libevent's evhttp for HTTP and
- * hiredis' async client on the same event loop for Redis. */
+ * src/queue's asynchronous Redis connections on the same event loop. */
 #ifndef STRATQ_API_H
 #define STRATQ_API_H
 

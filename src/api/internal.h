@@ -6,7 +6,7 @@
 
 #include <event2/event.h>
 #include <event2/http.h>
-#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
 #include <jansson.h>
 #include <stdbool.h>
 

@@ -361,7 +361,7 @@ void jobs_batch(struct api *a, struct evhttp_request *req)
     for (size_t i = 0; i < n; i++)
         json_array_append_new(p->items, json_null());
     /* Validate everything first, then send all the enqueues back to back:
-     * hiredis writes them as one pipeline. */
+     * the connection writes them as one pipeline. */
     struct batch_item **todo = calloc(n, sizeof(*todo));
     char **texts = calloc(n, sizeof(*texts));
     for (size_t i = 0; todo && texts && i < n; i++) {

@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <event2/event.h>
-#include <hiredis/adapters/libevent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
