@@ -100,7 +100,7 @@ static int forward_options(unsigned child_cmd, char **argv, int n, char bufs[][4
     for (int i = 0; i < CFG__COUNT; i++) {
         const struct cfg_opt *o = &config_opts[i];
         if (!(o->cmds & CMD_UP) || !(o->cmds & child_cmd) || !config_is_set(i) ||
-            i == CFG_REDIS_URL || i == CFG_API_PORT)
+            i == CFG_REDIS_URL || i == CFG_REDIS_SENTINEL_PASSWORD || i == CFG_API_PORT)
             continue;
         snprintf(bufs[i], 400, "--%s=%s", o->flag, config_str(i));
         argv[n++] = bufs[i];
@@ -509,9 +509,11 @@ int up_main(int argc, char **argv)
         snprintf(u.redis_url, sizeof(u.redis_url), "%s", config_str(CFG_REDIS_URL));
         say("redis   %s", strchr(u.redis_url, '@') ? strchr(u.redis_url, '@') + 1 : u.redis_url);
     }
-    /* The children read the URL from the environment, not from argv, so its
-     * password does not show in /proc/PID/cmdline. */
+    /* The children read the URL (and the sentinels' password) from the
+     * environment, not from argv, so no password shows in /proc/PID/cmdline. */
     setenv("STRATQ_REDIS_URL", u.redis_url, 1);
+    if (config_is_set(CFG_REDIS_SENTINEL_PASSWORD))
+        setenv("STRATQ_REDIS_SENTINEL_PASSWORD", config_str(CFG_REDIS_SENTINEL_PASSWORD), 1);
 
     char *api_url = u.api_url, health[200];
     /* Where to reach it from this machine: a wildcard bind is reached on
