@@ -9,7 +9,10 @@ The executor starts ``python3 -I -B -c ...`` with:
         {"status": "output_exceeded"} (all of it would be more than the
         request's "max_result" bytes, STRATQ_MAX_RESULT),
         and for a success the result's JSON text after it. The result is
-        kept as Python encoded it, so floats keep their shortest form.
+        kept as Python encoded it, so floats keep their shortest form;
+        integers outside int64 are written as strings (_dumps). Job code
+        can write this header too: the executor takes from a
+        "memory_exceeded" one only its traceback (docs/security.md).
   fd 5: the job's events, one JSON object per line: {"t": "progress",
         "fraction", "message"} and {"t": "log", "msg", "fields"} (Context).
 stdout and stderr are captured by the executor. The strategy's own code is
@@ -23,6 +26,7 @@ import json
 import linecache
 import os
 import random
+import re
 import resource
 import sys
 import tempfile
@@ -85,6 +89,34 @@ def _result_value(value):
     return value.to_dict() if isinstance(value, Result) else value
 
 
+INT64_MIN, INT64_MAX = -2**63, 2**63 - 1
+# A run of 19 digits: the only way an integer past 64 bits shows in JSON
+# text (floats past 1e16 are written with an exponent).
+_LONG_DIGITS = re.compile(r"[0-9]{19}")
+
+
+def _big_ints_as_strings(value):
+    """The value with every integer outside int64 written as a string
+    (``2**70`` -> ``"1180591620717411303424"``): the executor reads results
+    with jansson, which holds 64-bit integers only. Dicts and lists are
+    copied where they hold one; other values are returned as they are."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return int.__repr__(value) if not INT64_MIN <= value <= INT64_MAX else value
+    if isinstance(value, dict):
+        return {k: _big_ints_as_strings(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_big_ints_as_strings(v) for v in value]
+    return value
+
+
+def _dumps(value):
+    text = json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+    if _LONG_DIGITS.search(text):  # maybe an integer past 64 bits (or a long string)
+        text = json.dumps(_big_ints_as_strings(value), allow_nan=False, ensure_ascii=False,
+                          separators=(",", ":"))
+    return text
+
+
 def run_job(request):
     """Runs the job described by request; returns the outcome dict."""
     spec = request["spec"]
@@ -108,7 +140,7 @@ def run_job(request):
         ctx._close()
     max_result = int(request.get("max_result") or 0)
     try:
-        text = json.dumps(value, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+        text = _dumps(value)
         del value
         # Each character is at least one byte of UTF-8: a text this long is
         # over the cap however it encodes, and is not encoded at all.
@@ -120,7 +152,8 @@ def run_job(request):
             "type": "MemoryError",
             "message": f"the job ran out of memory (memory_mb={spec.get('memory_mb')}) "
                        "encoding its result as JSON",
-            "traceback": ""}}
+            # The executor reports its own message: this says where.
+            "traceback": "MemoryError: encoding the strategy's return value as JSON\n"}}
     except (TypeError, ValueError, OverflowError, RecursionError, UnicodeEncodeError) as exc:
         return {"status": "failed", "error": {
             "type": "ResultNotSerializable",

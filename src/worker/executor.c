@@ -18,7 +18,6 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <dirent.h>
-#include <ftw.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -43,6 +42,8 @@ static struct {
     const char *harness_dir;
     char **envp;
     char work_dir[256];  /* holds one temporary directory per job */
+    int work_fd;         /* work_dir, open (O_DIRECTORY) */
+    bool staged;         /* work_dir/sdk is the executor's copy of the harness */
     char data_dir[4096]; /* STRATQ_DATA_DIR, absolute */
     /* Warm mode: a child forked ahead of time, waiting for its job. */
     struct child {
@@ -51,7 +52,8 @@ static struct {
         struct sandbox_job sj;
     } spare;
     long long spare_vm_kb; /* the executor's size when the spare was forked */
-} ex = {.spare = {.pid = -1, .in_w = -1, .res_r = -1, .out_r = -1, .err_r = -1, .ev_r = -1}};
+} ex = {.work_fd = -1,
+        .spare = {.pid = -1, .in_w = -1, .res_r = -1, .out_r = -1, .err_r = -1, .ev_r = -1}};
 
 /* Moves fd to a number >= 10 so that it cannot collide with the numbers the
  * child dup2()s onto (0..4). Keeps O_CLOEXEC. */
@@ -668,13 +670,26 @@ static json_t *build_reply(struct job_run *j)
             status = QUEUE_STATUS_SUCCEEDED;
             json_object_set_new(reply, "result_json", json_stringn(result_text, result_len));
             json_decref(check);
-        } else if (hs == QUEUE_STATUS_FAILED || hs == QUEUE_STATUS_MEMORY_EXCEEDED) {
+        } else if (hs == QUEUE_STATUS_FAILED) {
             status = hs;
             error = json_incref(json_object_get(harness, "error"));
             if (!json_is_object(error)) {
                 json_decref(error);
                 error = error_obj("Error", "the job failed");
             }
+        } else if (hs == QUEUE_STATUS_MEMORY_EXCEEDED) {
+            /* Python's MemoryError under the job's address space limit,
+             * which this process cannot see for itself. The header is
+             * written from inside the job's process, where the job's code
+             * can write one too: the status stands (it is about the job
+             * alone), but what it says is ours, and only the traceback,
+             * a string, is taken from it. */
+            status = hs;
+            snprintf(msg, sizeof(msg), "the job ran out of memory (memory_mb=%lld)", j->memory_mb);
+            error = error_obj("MemoryError", msg);
+            json_t *tb = json_object_get(json_object_get(harness, "error"), "traceback");
+            json_object_set_new(error, "traceback",
+                                json_is_string(tb) ? json_incref(tb) : json_string(""));
         } else {
             error = error_obj("HarnessError", "the harness reported an unknown status");
         }
@@ -735,17 +750,6 @@ static void free_env(char **envp)
     free(envp);
 }
 
-/* Removes a job's temporary directory and everything in it, without
- * following symbolic links. The job's processes are gone by now. */
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
 /* Copies the harness's package (DIR/stratq/\*.py) into WORK/sdk, owned by
  * the executor and readable by all, for jobs of another uid: the checkout
  * it came from may be out of their reach (a home directory of mode 0700).
@@ -793,9 +797,223 @@ static char *stage_harness(const char *dir, const char *work)
     return res;
 }
 
-static void remove_tree(const char *dir)
+/* Removing a directory tree a job wrote. The job is hostile and its
+ * processes are gone by now. The walk goes by directory fds (openat,
+ * unlinkat, fstatat relative to the directory holding the entry), never by
+ * a full path: a tree may be deeper than PATH_MAX. It never follows a
+ * symbolic link, never enters another filesystem (a directory whose st_dev
+ * differs is left alone), and gives every directory it enters u+rwx first
+ * (a job may leave mode 000 directories, as its own uid).
+ *
+ * Its depth is bounded by an explicit, heap-allocated stack of open
+ * directories, at most REMOVE_MAX_DEPTH of them: past that (or when the
+ * executor runs out of fds), the subdirectory is renamed up into the top
+ * directory under a fresh name (renameat2 RENAME_NOREPLACE, the same
+ * filesystem) and removed from there later. A directory whose end was
+ * reached is read again as long as the last pass removed or moved
+ * something, since entries can be missed while a directory changes. */
+#define REMOVE_MAX_DEPTH 128
+
+struct rm_frame {
+    int fd;
+    DIR *d;
+    char *name;      /* in the parent frame's directory */
+    size_t progress; /* entries removed or moved in this pass */
+};
+
+static void rm_frame_close(struct rm_frame *f)
 {
-    nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+    if (f->d)
+        closedir(f->d); /* closes f->fd too */
+    else if (f->fd >= 0)
+        close(f->fd);
+    free(f->name);
+}
+
+/* Gives the directory NAME (in DIRFD) u+rwx when it lacks any of them, and
+ * opens it: O_NOFOLLOW, so a symbolic link put there in the meantime is
+ * not entered. */
+static int rm_open_dir(int dirfd, const char *name, const struct stat *st)
+{
+    if ((st->st_mode & S_IRWXU) != S_IRWXU)
+        fchmodat(dirfd, name, (st->st_mode & 07777) | S_IRWXU, 0);
+    return openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+}
+
+/* A DIR reading the directory FD from its start, through a descriptor of
+ * its own (FD stays open). */
+static DIR *dir_of(int fd)
+{
+    int dup = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    DIR *d = dup >= 0 ? fdopendir(dup) : NULL;
+    if (!d) {
+        if (dup >= 0)
+            close(dup);
+        return NULL;
+    }
+    rewinddir(d); /* a dup shares the offset, which an earlier read moved */
+    return d;
+}
+
+/* Empties the directory TOP (an fd, kept open) of everything on its
+ * filesystem. Returns 0 when it is empty, -1 when something is left. */
+static int empty_dir(int top)
+{
+    struct stat st;
+    if (fstat(top, &st) < 0)
+        return -1;
+    dev_t dev = st.st_dev;
+    if ((st.st_mode & S_IRWXU) != S_IRWXU)
+        fchmod(top, (st.st_mode & 07777) | S_IRWXU);
+    size_t cap = 16, n = 0;
+    struct rm_frame *stack = calloc(cap, sizeof(*stack));
+    unsigned moved = 0;
+    DIR *d = dir_of(top);
+    if (!stack || !d) {
+        if (d)
+            closedir(d);
+        free(stack);
+        return -1;
+    }
+    stack[n++] = (struct rm_frame){.fd = dirfd(d), .d = d};
+    while (n > 0) {
+        struct rm_frame *f = &stack[n - 1];
+        errno = 0;
+        struct dirent *e = readdir(f->d);
+        if (!e) {
+            if (f->progress > 0) { /* read it again: something may be left */
+                f->progress = 0;
+                rewinddir(f->d);
+                continue;
+            }
+            struct rm_frame done = *f;
+            n--;
+            if (n > 0 && unlinkat(stack[n - 1].fd, done.name, AT_REMOVEDIR) == 0)
+                stack[n - 1].progress++;
+            rm_frame_close(&done);
+            continue;
+        }
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        if (fstatat(f->fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+            continue;
+        if (!S_ISDIR(st.st_mode)) {
+            if (unlinkat(f->fd, e->d_name, 0) == 0)
+                f->progress++;
+            continue;
+        }
+        if (st.st_dev != dev) /* a mount point: not ours to empty */
+            continue;
+        int sub = n < REMOVE_MAX_DEPTH ? rm_open_dir(f->fd, e->d_name, &st) : -1;
+        if (sub < 0 && (n >= REMOVE_MAX_DEPTH || errno == EMFILE || errno == ENFILE)) {
+            /* Too deep to hold open: up into the top directory it goes. */
+            if (n > 1) {
+                char name[64];
+                int r;
+                do {
+                    snprintf(name, sizeof(name), ".stratq-rm-%u", moved++);
+                    r = renameat2(f->fd, e->d_name, top, name, RENAME_NOREPLACE);
+                } while (r < 0 && errno == EEXIST && moved != 0);
+                if (r == 0) {
+                    f->progress++;
+                    stack[0].progress++;
+                }
+            }
+            continue;
+        }
+        if (sub < 0)
+            continue;
+        DIR *sd = NULL;
+        char *name = strdup(e->d_name);
+        if (n == cap) {
+            struct rm_frame *bigger = realloc(stack, 2 * cap * sizeof(*stack));
+            if (bigger) {
+                stack = bigger;
+                cap *= 2;
+            }
+        }
+        if (n == cap || !name || !(sd = fdopendir(sub))) {
+            close(sub);
+            free(name);
+            continue;
+        }
+        stack[n++] = (struct rm_frame){.fd = sub, .d = sd, .name = name};
+    }
+    free(stack);
+    /* What is left, if anything. */
+    if (!(d = dir_of(top)))
+        return -1;
+    int left = 0;
+    struct dirent *e;
+    while (!left && (e = readdir(d)))
+        left = strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+    closedir(d);
+    return left ? -1 : 0;
+}
+
+/* Removes the directory held open as FD, named NAME in the directory
+ * PARENT: its contents by the fd, then the name only if it is still that
+ * directory (a job may have renamed its directory and put something else
+ * there). */
+static void remove_dir_fd(int parent, const char *name, int fd)
+{
+    struct stat held, named;
+    empty_dir(fd);
+    if (fstat(fd, &held) == 0 && fstatat(parent, name, &named, AT_SYMLINK_NOFOLLOW) == 0 &&
+        held.st_dev == named.st_dev && held.st_ino == named.st_ino)
+        unlinkat(parent, name, AT_REMOVEDIR);
+}
+
+/* Removes the directory PATH and everything in it (the executor's work
+ * directory, when it ends). */
+static void remove_tree(const char *path)
+{
+    _cleanup_free_ char *copy = strdup(path);
+    char *slash = copy ? strrchr(copy, '/') : NULL;
+    if (!slash || !slash[1])
+        return;
+    *slash = '\0';
+    int parent = open(copy[0] ? copy : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int fd = parent >= 0
+                 ? openat(parent, slash + 1, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                 : -1;
+    if (fd >= 0) {
+        remove_dir_fd(parent, slash + 1, fd);
+        close(fd);
+    }
+    if (parent >= 0)
+        close(parent);
+}
+
+/* After a job: everything in the work directory but the executor's copy
+ * of the harness goes (what a job of the executor's own uid may have put
+ * there, or its own directory under another name). */
+static void sweep_work_dir(void)
+{
+    DIR *d = dir_of(ex.work_fd);
+    if (!d)
+        return;
+    struct dirent *e;
+    struct stat top;
+    if (fstat(ex.work_fd, &top) < 0)
+        top.st_dev = 0;
+    while ((e = readdir(d))) {
+        struct stat st;
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") ||
+            (ex.staged && !strcmp(e->d_name, "sdk")) ||
+            fstatat(ex.work_fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+            continue;
+        if (!S_ISDIR(st.st_mode)) {
+            unlinkat(ex.work_fd, e->d_name, 0);
+            continue;
+        }
+        int sub = st.st_dev == top.st_dev ? rm_open_dir(ex.work_fd, e->d_name, &st) : -1;
+        if (sub >= 0) {
+            remove_dir_fd(ex.work_fd, e->d_name, sub);
+            close(sub);
+        }
+    }
+    closedir(d);
 }
 
 static json_t *handle_request(json_t *req)
@@ -804,10 +1022,13 @@ static json_t *handle_request(json_t *req)
     /* An unpredictable name, so that a job cannot plant anything where the
      * next job's directory will be. */
     char tmpdir[300];
+    int tmp_fd = -1; /* held: the job may rename its directory */
     snprintf(tmpdir, sizeof(tmpdir), "%s/job-XXXXXX", ex.work_dir);
     if (!mkdtemp(tmpdir)) {
         tmpdir[0] = '\0';
-    } else if (geteuid() == 0 && chown(tmpdir, sandbox_job_uid(), sandbox_job_gid()) < 0) {
+    } else if ((tmp_fd = open(tmpdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
+               (geteuid() == 0 && fchown(tmp_fd, sandbox_job_uid(), sandbox_job_gid()) < 0)) {
+        close_fd(&tmp_fd);
         rmdir(tmpdir);
         tmpdir[0] = '\0';
     }
@@ -848,8 +1069,11 @@ static json_t *handle_request(json_t *req)
         if (r == 0)
             r = job_run(&j, &c);
     }
-    if (tmpdir[0])
-        remove_tree(tmpdir);
+    if (tmp_fd >= 0) {
+        remove_dir_fd(ex.work_fd, strrchr(tmpdir, '/') + 1, tmp_fd);
+        close(tmp_fd);
+    }
+    sweep_work_dir();
     if (r < 0) {
         char msg[160];
         snprintf(msg, sizeof(msg), "the executor could not run the job: %s", strerror(-r));
@@ -924,6 +1148,14 @@ int executor_main(int argc, char **argv)
         free_env(ex.envp);
         return 1;
     }
+    ex.work_fd = open(ex.work_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (ex.work_fd < 0) {
+        log_error("cannot open the executor's work directory", "{s:s, s:s}", "dir", ex.work_dir,
+                  "error", strerror(errno));
+        rmdir(ex.work_dir);
+        free_env(ex.envp);
+        return 1;
+    }
     /* The sandbox: which layers this host allows, set up once here. */
     struct sandbox_status sst;
     struct sandbox_options sopt;
@@ -957,6 +1189,7 @@ int executor_main(int argc, char **argv)
         free(harness_dir);
         harness_dir = staged;
         ex.harness_dir = harness_dir;
+        ex.staged = true;
     }
     sandbox_prepare(harness_dir, ex.work_dir, ex.warm ? WARM_PYTHON : ex.python, ex.data_dir);
     /* Before the warm interpreter starts threads (a user namespace needs a

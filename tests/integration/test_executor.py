@@ -91,6 +91,23 @@ def test_results_with_nul_and_unicode_are_kept(stack):
     assert job["result"] == {"s": "a\x00b", "u": "\u00e9\u4e2d", "f": 0.1}
 
 
+def test_integers_past_64_bits_are_kept_as_strings(stack):
+    # Python's json writes integers of any size; the executor reads 64-bit
+    # ones: the others are kept as their decimal strings (docs/strategies.md).
+    api = stack.start_api().client
+    stack.start_worker()
+    code = ("def run(ctx):\n"
+            "    return {'big': 2**70, 'neg': -2**70, 'edge': [2**63 - 1, -2**63, 2**63, -2**63 - 1],\n"
+            "            'nested': {'x': [(2**64, 1.5, True)]}}\n")
+    job = api.wait_job(api.submit({"code": code}))
+    assert job["status"] == "succeeded", job
+    assert job["result"] == {"big": str(2**70), "neg": str(-2**70),
+                             "edge": [2**63 - 1, -2**63, str(2**63), str(-2**63 - 1)],
+                             "nested": {"x": [[str(2**64), 1.5, True]]}}, job
+    job = api.wait_job(api.submit({"code": "def run(ctx):\n    return 2**70\n"}))
+    assert job["status"] == "succeeded" and job["result"] == str(2**70), job
+
+
 def test_unencodable_result_and_message_fail_cleanly(stack):
     api = stack.start_api().client
     stack.start_worker()

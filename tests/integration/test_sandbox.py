@@ -19,6 +19,7 @@ import os
 import secrets
 import shutil
 import signal
+import stat
 import tempfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -191,7 +192,70 @@ def check_mp_pool(sb, job, params):
     wait_for(lambda: not shm.exists(), 5, f"{shm}, left by the job, to be gone from the host")
 
 
-EXTRA_CHECKS = {"read_secrets": check_read_secrets, "mp_pool": check_mp_pool}
+def work_dir_of(executor):
+    """The executor's work directory (``$TMPDIR/stratq-exec-*``), which it
+    holds open."""
+    fd_dir = Path(f"/proc/{executor}/fd")
+    dirs = {os.readlink(fd_dir / fd) for fd in os.listdir(fd_dir)}
+    [work] = [d for d in dirs if Path(d).name.startswith("stratq-exec-")]
+    return work
+
+
+def work_dir_state(work):
+    """Everything under the directory ``work``: {relative path: (mode,
+    size)}, found with directory fds, so that a tree deeper than PATH_MAX
+    is listed too."""
+    state = {}
+
+    def walk(dir_fd, rel):
+        for name in os.listdir(dir_fd):
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            path = f"{rel}/{name}" if rel else name
+            state[path if len(path) < 200 else f"{path[:200]}...{len(path)}"] = (st.st_mode, st.st_size)
+            if stat.S_ISDIR(st.st_mode):
+                fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
+                try:
+                    walk(fd, path)
+                finally:
+                    os.close(fd)
+
+    top = os.open(work, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        walk(top, "")
+    finally:
+        os.close(top)
+    return state
+
+
+def check_deep_tree(sb, job, params):
+    # A later job looks for the file at the bottom of the tree, by the
+    # earlier job's path, one level at a time.
+    detail = job["result"]["detail"]
+    code = ("import os\n"
+            "def run(ctx):\n"
+            "    p = ctx.params\n"
+            "    try:\n"
+            "        os.chdir(p['tmp'])\n"
+            "        for _ in range(p['depth']):\n"
+            "            os.chdir(p['name'])\n"
+            "        return open('secret.txt').read()\n"
+            "    except OSError as e:\n"
+            "        return 'gone: ' + str(e)\n")
+    where = {k: detail[k] for k in ("tmp", "name", "depth")}
+    later = sb.api.wait_job(sb.api.submit({"code": code, "params": where}))
+    assert later["status"] == "succeeded", later
+    assert detail["marker"] not in later["result"], "a later job read the earlier job's file"
+    assert later["result"].startswith("gone: "), later
+
+
+def check_forged_result_header(sb, job, params):
+    # The status the job claimed, but none of the error it wrote.
+    assert job["error"]["type"] == "MemoryError", job
+    assert "FORGED" not in job["error"]["message"], job
+
+
+EXTRA_CHECKS = {"read_secrets": check_read_secrets, "mp_pool": check_mp_pool,
+                "deep_tree": check_deep_tree, "forged_result_header": check_forged_result_header}
 
 
 def test_the_worker_reports_its_sandbox(sandbox):
@@ -217,6 +281,8 @@ def test_attack(attack, sandbox, request):
         worker_owned(path)
     before = settled_tree(sb)
     [executor] = children(worker.pid)
+    work_dir = work_dir_of(executor)
+    work_before = work_dir_state(work_dir)
     name = f"sq-{secrets.token_hex(4)}"  # a process name (15 bytes at most)
     params = {"port": sb.redis.port, "api_port": sb.api_port, "victim_file": str(victim_file),
               "victim_dir": str(victim_dir), "supervisor_pid": worker.pid, "executor_pid": executor,
@@ -247,6 +313,10 @@ def test_attack(attack, sandbox, request):
         assert (victim_dir / "keep.txt").read_text() == "host data"
         assert sorted(p.name for p in sb.data_dir.iterdir()) == ["prices.csv"]
         assert sb.data_file.read_text() == PRICES
+
+        # Nothing the job wrote is left in the executor's work directory
+        # (its own directory is removed before the job's outcome is sent).
+        assert work_dir_state(work_dir) == work_before, "the job left files in the executor's work directory"
 
         if attack.stem in EXTRA_CHECKS:
             EXTRA_CHECKS[attack.stem](sb, job, params)
