@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -69,7 +70,10 @@ static struct {
     gid_t gid, outer_gid;
     uid_t outer_uid;
     long max_procs;
-    int own_pidns; /* the executor's own pid namespace (root, pid layer) */
+    int own_pidns;              /* the executor's own pid namespace (root, pid layer) */
+    bool warm;                  /* jobs are forks of the warm interpreter: no exec */
+    bool signal_scope;          /* Landlock scopes the job's signals (ABI 6, not disabled) */
+    pid_t executor, supervisor; /* the worker's processes (host pids) */
 } sb;
 
 uid_t sandbox_job_uid(void)
@@ -88,14 +92,20 @@ static int ll_create(const void *attr, size_t size, unsigned flags)
 }
 
 /* Parses a comma-separated list of layer names into set. "namespaces"
- * stands for the five namespaces. Returns -1 with the unknown name in err. */
-static int parse_layers(const char *list, bool set[SB__COUNT], char *err, size_t errlen)
+ * stands for the five namespaces; "signal_scope" (only where scope is not
+ * NULL) sets *scope. Returns -1 with the unknown name in err. */
+static int parse_layers(const char *list, bool set[SB__COUNT], bool *scope, char *err,
+                        size_t errlen)
 {
     char buf[512];
     snprintf(buf, sizeof(buf), "%s", list ? list : "");
     for (char *save, *w = strtok_r(buf, ", ", &save); w; w = strtok_r(NULL, ", ", &save)) {
         if (!strcmp(w, "namespaces")) {
             set[SB_USERNS] = set[SB_NETNS] = set[SB_PIDNS] = set[SB_IPCNS] = set[SB_MOUNTNS] = true;
+            continue;
+        }
+        if (scope && !strcmp(w, "signal_scope")) {
+            *scope = true;
             continue;
         }
         int i = 0;
@@ -263,6 +273,7 @@ void sandbox_options_load(struct sandbox_options *opt)
         .cgroup = config_str(CFG_CGROUP_DIR),
         .job_uid = config_int(CFG_JOB_UID),
         .max_procs = (long)config_int(CFG_JOB_MAX_PROCS),
+        .warm = !strcmp(config_str(CFG_MODE), "warm"),
     };
 }
 
@@ -292,19 +303,24 @@ int sandbox_probe(struct sandbox_status *st, const struct sandbox_options *opt, 
     memset(st, 0, sizeof(*st));
     memset(&sb, 0, sizeof(sb));
     sb.own_pidns = -1;
-    if (parse_layers(opt->disable, off, err, errlen) < 0)
+    bool no_signal_scope = false;
+    if (parse_layers(opt->disable, off, &no_signal_scope, err, errlen) < 0)
         return -1;
     for (int i = SB_NO_NEW_PRIVS; i <= SB_SESSION; i++)
         if (off[i]) {
             snprintf(err, errlen,
                      "the %s layer is always on; STRATQ_SANDBOX_DISABLE may name only userns, "
-                     "netns, pidns, ipcns, mountns (or namespaces), cgroup and uid",
+                     "netns, pidns, ipcns, mountns (or namespaces), cgroup, uid and "
+                     "signal_scope",
                      layer_names[i]);
             return -1;
         }
     sb.outer_uid = getuid();
     sb.outer_gid = getgid();
     sb.max_procs = opt->max_procs;
+    sb.warm = opt->warm;
+    sb.executor = getpid();
+    sb.supervisor = getppid();
     bool root = geteuid() == 0;
 
     set_why(st, SB_NO_NEW_PRIVS, true, "active");
@@ -320,8 +336,12 @@ int sandbox_probe(struct sandbox_status *st, const struct sandbox_options *opt, 
     int abi = ll_create(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
     if (abi > 0) {
         st->landlock_abi = sb.landlock_abi = abi;
+        sb.signal_scope = abi >= 6 && !no_signal_scope;
+        const char *scopes = abi < 6           ? ""
+                             : sb.signal_scope ? ", signals and abstract sockets"
+                                               : ", abstract sockets (signal scoping disabled)";
         set_why(st, SB_LANDLOCK, true, "active (ABI %d: files%s%s)", abi, abi >= 4 ? ", TCP" : "",
-                abi >= 6 ? ", signals and abstract sockets" : "");
+                scopes);
     } else {
         set_why(st, SB_LANDLOCK, false, "unavailable: %s",
                 errno == ENOSYS       ? "the kernel has no Landlock"
@@ -424,7 +444,7 @@ int sandbox_probe(struct sandbox_status *st, const struct sandbox_options *opt, 
 int sandbox_require(const char *layers_json, const char *required, char *err, size_t errlen)
 {
     bool want[SB__COUNT] = {false};
-    if (parse_layers(required, want, err, errlen) < 0)
+    if (parse_layers(required, want, NULL, err, errlen) < 0)
         return -2;
     json_t *layers = json_loads(layers_json ? layers_json : "{}", 0, NULL);
     int r = 0;
@@ -560,7 +580,7 @@ static int landlock_enter(void)
     if (abi >= 6) {
         /* No signal to a process outside the job, no abstract socket of
          * the host. */
-        attr.scoped = LL_SCOPE_ABSTRACT_UNIX_SOCKET | LL_SCOPE_SIGNAL;
+        attr.scoped = LL_SCOPE_ABSTRACT_UNIX_SOCKET | (sb.signal_scope ? LL_SCOPE_SIGNAL : 0);
         size = sizeof(attr);
     }
     int fd = ll_create(&attr, size, 0);
@@ -631,14 +651,46 @@ static const int denied[] = {
     SCMP_SYS(lookup_dcookie),
     SCMP_SYS(vhangup),
     SCMP_SYS(iopl),
-    /* System V IPC and POSIX message queues outlive a process: a job has
-     * no use for them. */
-    SCMP_SYS(shmget),
-    SCMP_SYS(semget),
-    SCMP_SYS(msgget),
-    SCMP_SYS(mq_open),
     SCMP_SYS(ioperm),
+    /* System V IPC and POSIX message queues outlive a process: a job has
+     * no use for them. It can make none, and must reach none it did not
+     * make: the calls that take an id (or, *_STAT_ANY, an index into every
+     * object of the namespace, with no permission check) or a queue's name
+     * are refused too. */
+    SCMP_SYS(shmget),
+    SCMP_SYS(shmat),
+    SCMP_SYS(shmdt),
+    SCMP_SYS(shmctl),
+    SCMP_SYS(semget),
+    SCMP_SYS(semop),
+    SCMP_SYS(semtimedop),
+    SCMP_SYS(semctl),
+    SCMP_SYS(msgget),
+    SCMP_SYS(msgsnd),
+    SCMP_SYS(msgrcv),
+    SCMP_SYS(msgctl),
+    SCMP_SYS(mq_open),
+    SCMP_SYS(mq_unlink),
+    SCMP_SYS(mq_timedsend),
+    SCMP_SYS(mq_timedreceive),
+    SCMP_SYS(mq_notify),
+    SCMP_SYS(mq_getsetattr),
+    /* Signals that kill()'s rules below cannot be made to cover: a queued
+     * signal with the sender's own siginfo, and a signal through a pidfd
+     * (which names any process the job could open one for). Python uses
+     * neither on its own. */
+    SCMP_SYS(rt_sigqueueinfo),
+    SCMP_SYS(rt_tgsigqueueinfo),
+    SCMP_SYS(pidfd_send_signal),
 };
+
+/* Refuses (EPERM) the system call when its argument arg, an int, equals
+ * value (the low 32 bits only: the kernel ignores the rest). */
+static int deny_eq(scmp_filter_ctx ctx, int sys, unsigned arg, uint32_t value)
+{
+    return seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), sys, 1,
+                            (struct scmp_arg_cmp){arg, SCMP_CMP_MASKED_EQ, 0xffffffffu, value});
+}
 
 static int install_seccomp(void)
 {
@@ -666,13 +718,55 @@ static int install_seccomp(void)
         r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
     /* Signals: to single processes only. kill(-1) would reach every process
      * of the uid and a negative pid a whole process group (kill(0) still
-     * reaches the job's own group). */
+     * reaches the job's own group). tkill and tgkill name one thread
+     * (CPython: signal.pthread_kill, raise) and refuse pids below 1. */
     if (r == 0)
         r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(kill), 1,
                              SCMP_A0_32(SCMP_CMP_EQ, (uint32_t)-1));
     if (r == 0)
         r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(kill), 1,
                              SCMP_A0_32(SCMP_CMP_MASKED_EQ, 0x80000000u, 0x80000000u));
+    /* Nor to the worker's own processes, by whichever call names a pid,
+     * where the job shares their pid namespace (with the pid layer they
+     * are not in the job's, and the same numbers are the job's own). This
+     * keeps the executor and the supervisor, not every process of the uid:
+     * for those, Landlock's signal scoping (ABI 6), the uid layer or the
+     * pid namespace (docs/security.md). */
+    if (!sb.use[SB_PIDNS]) {
+        const pid_t worker[] = {sb.executor, sb.supervisor};
+        for (size_t i = 0; r == 0 && i < sizeof(worker) / sizeof(worker[0]); i++) {
+            if (worker[i] <= 0)
+                continue;
+            uint32_t pid = (uint32_t)worker[i];
+            r = deny_eq(ctx, SCMP_SYS(kill), 0, pid);
+            if (r == 0)
+                r = deny_eq(ctx, SCMP_SYS(tkill), 0, pid);
+            if (r == 0)
+                r = deny_eq(ctx, SCMP_SYS(tgkill), 0, pid);
+            if (r == 0)
+                r = deny_eq(ctx, SCMP_SYS(tgkill), 1, pid);
+        }
+    }
+    /* Signals on I/O (SIGIO, or the one F_SETSIG picks) to an owner the job
+     * names: fcntl F_SETOWN, F_SETOWN_EX, F_SETSIG and a socket's ioctl
+     * FIOSETOWN and SIOCSPGRP. A job has no use for them. */
+    static const uint32_t fcntl_cmds[] = {F_SETOWN, F_SETOWN_EX, F_SETSIG};
+    for (size_t i = 0; r == 0 && i < sizeof(fcntl_cmds) / sizeof(fcntl_cmds[0]); i++)
+        r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(fcntl), 1,
+                             SCMP_A1_32(SCMP_CMP_EQ, fcntl_cmds[i]));
+    static const uint32_t ioctl_cmds[] = {FIOSETOWN, SIOCSPGRP};
+    for (size_t i = 0; r == 0 && i < sizeof(ioctl_cmds) / sizeof(ioctl_cmds[0]); i++)
+        r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(ioctl), 1,
+                             SCMP_A1_32(SCMP_CMP_EQ, ioctl_cmds[i]));
+    /* A warm job is a fork of the executor's interpreter, already running:
+     * it needs no exec, and without one it cannot run the ELF loader on a
+     * program (ld.so /bin/sh), a memfd, or a binary it wrote. A cold job's
+     * interpreter is exec'd after this filter: exec stays (Landlock lets
+     * only the interpreter and its loader execute). */
+    if (r == 0 && sb.warm)
+        r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(execve), 0);
+    if (r == 0 && sb.warm)
+        r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(execveat), 0);
     if (r == 0)
         r = seccomp_load(ctx);
     seccomp_release(ctx);

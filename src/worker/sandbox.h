@@ -45,7 +45,10 @@ const char *sandbox_layer_name(enum sandbox_layer l);
 
 /* Settings of the optional layers. */
 struct sandbox_options {
-    const char *disable; /* STRATQ_SANDBOX_DISABLE: layers not to use */
+    const char *disable; /* STRATQ_SANDBOX_DISABLE: layers not to use (and
+                          * signal_scope: Landlock's signal scoping, for the
+                          * tests of the seccomp filter alone) */
+    bool warm;           /* STRATQ_MODE=warm: jobs need no exec */
     const char *cgroup;  /* STRATQ_CGROUP_DIR: a delegated cgroup v2 subtree, or "" */
     long long job_uid;   /* STRATQ_JOB_UID: 0 picks 200000 + the executor's pid */
     long max_procs;      /* STRATQ_JOB_MAX_PROCS */
