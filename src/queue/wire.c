@@ -843,14 +843,14 @@ int awire_connect(struct event_base *base, const char *host, int port, bool unix
         if (!ssl)
             goto nomem;
         a->bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
-                                                BEV_OPT_CLOSE_ON_FREE);
+                                                BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
         if (!a->bev) {
             SSL_free(ssl);
             goto nomem;
         }
         bufferevent_openssl_set_allow_dirty_shutdown(a->bev, 1);
     } else {
-        a->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+        a->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
         if (!a->bev)
             goto nomem;
     }
@@ -858,8 +858,10 @@ int awire_connect(struct event_base *base, const char *host, int port, bool unix
     struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
     bufferevent_set_timeouts(a->bev, &tv, &tv);
     bufferevent_enable(a->bev, EV_READ | EV_WRITE);
-    /* A failed connect is reported through on_aevent, which the owner
-     * hears about (closed) after this returns: the event is deferred. */
+    /* Every callback runs from the loop, never from in here: a host name
+     * that does not resolve (libevent resolves it synchronously without an
+     * evdns base) fails the connect at once, and the owner must hear of it
+     * (closed) only after it has the awire. */
     int r;
     if (unix_socket) {
         struct sockaddr_un sa = {.sun_family = AF_UNIX};

@@ -77,3 +77,25 @@ def test_a_job_runs_and_is_cancelled_over_a_unix_socket(unix_stack):
     assert status in (200, 202), status
     assert api.wait_job(sleeper)["status"] == "cancelled"
     assert "lost the Redis connection" not in worker.log(), worker.describe()
+
+
+def test_a_host_that_does_not_resolve_is_told_and_retried(tmp_path, redis_server, request):
+    """libevent resolves a host name synchronously (no evdns base): the
+    failed connect must reach the API from its loop, after the connection
+    exists (it once reached it from inside the connect, which then used a
+    freed connection and never retried: a compose stack whose Redis
+    container restarted, its name briefly unknown, stayed 503 for good)."""
+    s = Stack(tmp_path, redis_server)
+    s.redis_url = "redis://nonexistent.invalid:6379"
+    request.node._stratq_stack = s
+    try:
+        api = s.start_api_ready([f"--redis-url={s.redis_url}"], ready=False)
+        status, body = wait_for(lambda: (lambda r: r if r[1].get("redis_error") else None)(
+            api.client.get("/readyz", timeout=2)), 10, "/readyz to say why")
+        assert status == 503 and "nonexistent.invalid" in body["redis_error"], body
+        # Still retrying, still answering.
+        wait_for(lambda: api.log().count("nonexistent.invalid") >= 1, 5, "the error in the log")
+        assert api.alive()
+    finally:
+        problems = s.teardown()
+        assert not problems, "\n".join(problems)
