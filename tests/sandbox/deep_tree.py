@@ -18,7 +18,20 @@ def run(ctx):
     top = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY)
     fd = top
     depth = 0
-    for _ in range(DEPTH):
+    deepest = None  # the deepest level that holds the file
+    for level in range(DEPTH + 1):
+        # The file at every level: the deepest one the filesystem takes is
+        # the one a later job looks for.
+        try:
+            out = os.open("secret.txt", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
+            os.write(out, marker.encode())
+            os.close(out)
+            deepest = level
+        except OSError as e:
+            if e.errno != errno.ENAMETOOLONG:
+                raise
+        if level == DEPTH:
+            break
         try:
             os.mkdir(NAME, dir_fd=fd)
         except OSError as e:
@@ -32,9 +45,8 @@ def run(ctx):
             os.close(fd)
         fd = sub
         depth += 1
-    out = os.open("secret.txt", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
-    os.write(out, marker.encode())
-    os.close(out)
-    os.close(fd)
+    depth = deepest if deepest is not None else 0
+    if fd != top:
+        os.close(fd)
     os.close(top)
     return {"blocked": True, "detail": {"tmp": tmp, "name": NAME, "depth": depth, "marker": marker}}
