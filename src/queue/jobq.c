@@ -763,10 +763,10 @@ int jobq_build_forget(const struct jobq *j, struct queue_call *c, const char *wo
     return built(c);
 }
 
-/* Gives back every job in worker's processing list (lost.lua) and forgets
- * the worker: the number given back or dead, -EIO. */
-static long long give_back_all(struct jobq *j, struct queue_sync *q, const char *worker,
-                               bool counts, long long now_ms, long long *dead)
+/* Gives back every job in worker's processing list but keep (lost.lua):
+ * the number requeued (and dead counted in *dead), or -EIO. */
+static long long give_back(struct jobq *j, struct queue_sync *q, const char *worker,
+                           const char *keep, bool counts, long long now_ms, long long *dead)
 {
     _cleanup_free_ char *plist = queue_processing_key(j->names, worker);
     if (!plist)
@@ -779,6 +779,8 @@ static long long give_back_all(struct jobq *j, struct queue_sync *q, const char 
     _cleanup_free_ const char **v = strings_of(ids, &n);
     long long moved = 0;
     for (size_t i = 0; i < n; i++) {
+        if (keep && !strcmp(v[i], keep))
+            continue;
         struct queue_call c;
         redisReply *r = run(j, &c, jobq_build_lost(j, &c, worker, v[i], now_ms, counts));
         if (r && r->type == REDIS_REPLY_STRING && !strcmp(r->str, "requeued"))
@@ -789,6 +791,16 @@ static long long give_back_all(struct jobq *j, struct queue_sync *q, const char 
             freeReplyObject(r);
     }
     freeReplyObject(ids);
+    return moved;
+}
+
+/* give_back, then forgets the worker. */
+static long long give_back_all(struct jobq *j, struct queue_sync *q, const char *worker,
+                               bool counts, long long now_ms, long long *dead)
+{
+    long long moved = give_back(j, q, worker, NULL, counts, now_ms, dead);
+    if (moved < 0)
+        return moved;
     struct queue_call c;
     if (count(run(j, &c, jobq_build_forget(j, &c, worker))) < 0)
         return -EIO;
@@ -798,25 +810,8 @@ static long long give_back_all(struct jobq *j, struct queue_sync *q, const char 
 long long jobq_reconcile(struct jobq *j, struct queue_sync *q, const char *current,
                          long long now_ms)
 {
-    const char *lrange[] = {"LRANGE", j->processing_key, "0", "-1"};
-    redisReply *ids = command(q, 4, lrange);
-    if (!ids)
-        return -EIO;
-    size_t n;
-    _cleanup_free_ const char **v = strings_of(ids, &n);
-    long long moved = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (current && !strcmp(v[i], current))
-            continue;
-        struct queue_call c;
-        redisReply *r = run(j, &c, jobq_build_lost(j, &c, j->worker, v[i], now_ms, false));
-        if (r && r->type == REDIS_REPLY_STRING && r->str[0])
-            moved++;
-        if (r)
-            freeReplyObject(r);
-    }
-    freeReplyObject(ids);
-    return moved;
+    /* Not counted against the jobs: a give-back never makes one dead. */
+    return give_back(j, q, j->worker, current, false, now_ms, NULL);
 }
 
 long long jobq_deregister(struct jobq *j, struct queue_sync *q)
