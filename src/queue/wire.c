@@ -418,6 +418,29 @@ static int end_of_stream(struct wire *w)
     return -EIO;
 }
 
+/* What an SSL_read (reading) or SSL_write returned, r, means: >0 bytes,
+ * 0 at the end of the stream (reading only), -EAGAIN with *ev set, or -EIO
+ * with errstr. Before any reply, an ending is the server refusing us. */
+static ssize_t ssl_outcome(struct wire *w, int r, short *ev, bool reading)
+{
+    if (r > 0)
+        return r;
+    int e = SSL_get_error(w->ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        *ev = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
+        return -EAGAIN;
+    }
+    unsigned long code = ERR_peek_last_error();
+    if (!w->replied) {
+        tls_refused(w->tls, code, w->where, w->errstr, sizeof(w->errstr));
+        return -EIO;
+    }
+    if (reading && (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && !code)))
+        return 0;
+    tls_describe(NULL, w->tls, code, false, w->where, w->errstr, sizeof(w->errstr));
+    return -EIO;
+}
+
 /* Reads up to n bytes: >0, 0 at the end of the stream, -EAGAIN with *ev
  * set to what to wait for, or -EIO with errstr. */
 static ssize_t io_read(struct wire *w, char *buf, size_t n, short *ev)
@@ -437,23 +460,7 @@ static ssize_t io_read(struct wire *w, char *buf, size_t n, short *ev)
         return -EIO;
     }
     ERR_clear_error();
-    int r = SSL_read(w->ssl, buf, (int)(n > INT32_MAX ? INT32_MAX : n));
-    if (r > 0)
-        return r;
-    int e = SSL_get_error(w->ssl, r);
-    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-        *ev = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
-        return -EAGAIN;
-    }
-    unsigned long code = ERR_peek_last_error();
-    if (!w->replied) {
-        tls_refused(w->tls, code, w->where, w->errstr, sizeof(w->errstr));
-        return -EIO;
-    }
-    if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && !code))
-        return 0;
-    tls_describe(NULL, w->tls, code, false, w->where, w->errstr, sizeof(w->errstr));
-    return -EIO;
+    return ssl_outcome(w, SSL_read(w->ssl, buf, (int)(n > INT32_MAX ? INT32_MAX : n)), ev, true);
 }
 
 static ssize_t io_write(struct wire *w, const char *buf, size_t n, short *ev)
@@ -475,20 +482,7 @@ static ssize_t io_write(struct wire *w, const char *buf, size_t n, short *ev)
         return -EIO;
     }
     ERR_clear_error();
-    int r = SSL_write(w->ssl, buf, (int)(n > INT32_MAX ? INT32_MAX : n));
-    if (r > 0)
-        return r;
-    int e = SSL_get_error(w->ssl, r);
-    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-        *ev = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
-        return -EAGAIN;
-    }
-    if (!w->replied)
-        tls_refused(w->tls, ERR_peek_last_error(), w->where, w->errstr, sizeof(w->errstr));
-    else
-        tls_describe(NULL, w->tls, ERR_peek_last_error(), false, w->where, w->errstr,
-                     sizeof(w->errstr));
-    return -EIO;
+    return ssl_outcome(w, SSL_write(w->ssl, buf, (int)(n > INT32_MAX ? INT32_MAX : n)), ev, false);
 }
 
 int wire_append(struct wire *w, const char *cmd, size_t len)
