@@ -777,6 +777,22 @@ static redisReply *error_reply(const char *fmt, ...)
     return r;
 }
 
+/* Whether a WAIT's reply w says enough replicas took the writes. */
+static bool wait_enough(const struct queue_url *u, const redisReply *w)
+{
+    return w && w->type == REDIS_REPLY_INTEGER && w->integer >= u->min_replicas;
+}
+
+/* The QUEUE_NOREPLICAS error reply a caller gets for a WAIT's reply w that
+ * fell short (NULL without memory). */
+static redisReply *wait_shortfall(const struct queue_url *u, const redisReply *w)
+{
+    return error_reply(
+        "%s %lld of %d replicas took the write within %d ms (WAIT)%s%s", QUEUE_NOREPLICAS,
+        w->type == REDIS_REPLY_INTEGER ? w->integer : 0LL, u->min_replicas, u->wait_timeout_ms,
+        w->type == REDIS_REPLY_ERROR ? ": " : "", w->type == REDIS_REPLY_ERROR ? w->str : "");
+}
+
 redisReply *queue_sync_durable(struct queue_sync *q, redisReply *r)
 {
     const struct queue_url *u = q->url;
@@ -787,17 +803,13 @@ redisReply *queue_sync_durable(struct queue_sync *q, redisReply *r)
         freeReplyObject(r);
         return NULL;
     }
-    long long got = w->type == REDIS_REPLY_INTEGER ? w->integer : -1;
-    if (got >= u->min_replicas) {
+    if (wait_enough(u, w)) {
         freeReplyObject(w);
         return r;
     }
-    freeReplyObject(r);
-    redisReply *e = error_reply("%s %lld of %d replicas took the write within %d ms (WAIT)%s%s",
-                                QUEUE_NOREPLICAS, got < 0 ? 0 : got, u->min_replicas,
-                                u->wait_timeout_ms, w->type == REDIS_REPLY_ERROR ? ": " : "",
-                                w->type == REDIS_REPLY_ERROR ? w->str : "");
+    redisReply *e = wait_shortfall(u, w); /* NULL without memory: as lost */
     freeReplyObject(w);
+    freeReplyObject(r);
     return e;
 }
 
@@ -1685,15 +1697,10 @@ static redisReply *reply_dup(const redisReply *r)
  * else the same NOREPLICAS error (or NULL when the connection went). */
 static void batch_deliver(struct acall *batch, const struct queue_url *u, redisReply *w)
 {
-    bool ok = w && w->type == REDIS_REPLY_INTEGER && w->integer >= u->min_replicas;
-    redisReply *e = NULL;
-    if (!ok && w) {
-        e = error_reply(
-            "%s %lld of %d replicas took the write within %d ms (WAIT)%s%s", QUEUE_NOREPLICAS,
-            w->type == REDIS_REPLY_INTEGER ? w->integer : 0LL, u->min_replicas, u->wait_timeout_ms,
-            w->type == REDIS_REPLY_ERROR ? ": " : "", w->type == REDIS_REPLY_ERROR ? w->str : "");
-        log_warn("writes did not reach enough replicas", "{s:s}", "error", e ? e->str : "?");
-    }
+    bool ok = wait_enough(u, w);
+    redisReply *e = ok || !w ? NULL : wait_shortfall(u, w);
+    if (e)
+        log_warn("writes did not reach enough replicas", "{s:s}", "error", e->str);
     while (batch) {
         struct acall *c = batch;
         batch = c->wnext;
