@@ -116,6 +116,8 @@ unit: $(UNIT_BIN)
 # (STRATQ_SANDBOX_DISABLE=namespaces,cgroup), and with the namespaces a
 # non-root worker makes through a user namespace (tests/integration/test_sandbox.py).
 # The suites run three files at a time (pytest-xdist, python3-pytest-xdist):
+# (the tests marked `alone`, whose outcome needs more than one free core,
+# run after that, one at a time)
 # a test mostly waits on processes and jobs, so three share 2 cores well
 # (the warm suite: 7.2 min one at a time, 3 min so). A file's tests stay
 # together, in order, on one process with its own redis-server.
@@ -140,8 +142,10 @@ browser-test: build/stratq
 	$(PYTHON) tests/browser/run.py --bin $(CURDIR)/build/stratq --out $(CURDIR)/docs/img
 
 integration: build/asan/stratq
-	STRATQ_MODE=warm STRATQ_BIN=$(CURDIR)/build/asan/stratq $(PYTHON) -m pytest -q $(PYTEST_PAR) tests/integration
-	STRATQ_MODE=cold STRATQ_BIN=$(CURDIR)/build/asan/stratq $(PYTHON) -m pytest -q $(PYTEST_PAR) $(COLD_TESTS)
+	STRATQ_MODE=warm STRATQ_BIN=$(CURDIR)/build/asan/stratq $(PYTHON) -m pytest -q $(PYTEST_PAR) -m "not alone" tests/integration
+	STRATQ_MODE=cold STRATQ_BIN=$(CURDIR)/build/asan/stratq $(PYTHON) -m pytest -q $(PYTEST_PAR) -m "not alone" $(COLD_TESTS)
+	STRATQ_MODE=warm STRATQ_BIN=$(CURDIR)/build/asan/stratq $(PYTHON) -m pytest -q -m alone tests/integration
+	STRATQ_MODE=cold STRATQ_BIN=$(CURDIR)/build/asan/stratq $(PYTHON) -m pytest -q -m alone $(COLD_TESTS)
 	STRATQ_TEST_SANDBOX=always-on STRATQ_MODE=warm STRATQ_BIN=$(CURDIR)/build/asan/stratq \
 		$(PYTHON) -m pytest -q tests/integration/test_sandbox.py
 	STRATQ_TEST_SANDBOX=userns STRATQ_MODE=warm STRATQ_BIN=$(CURDIR)/build/asan/stratq \

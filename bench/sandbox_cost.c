@@ -30,6 +30,9 @@ static int cmp(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* The job's own directory, as the executor makes one per job. */
+static char work[] = "/tmp/stratq-bench-XXXXXX";
+
 /* Median µs of n rounds; sandboxed chooses the sandboxed child. */
 static double run(int n, int sandboxed)
 {
@@ -41,8 +44,10 @@ static double run(int n, int sandboxed)
             fprintf(stderr, "sandbox_job_begin failed\n");
             exit(1);
         }
-        if (sandboxed)
+        if (sandboxed) {
+            snprintf(sj.dir, sizeof(sj.dir), "%s", work);
             sandbox_job_memory(&sj, 256);
+        }
         if (sandboxed && sandbox_before_fork() < 0) {
             fprintf(stderr, "sandbox_before_fork failed\n");
             exit(1);
@@ -70,7 +75,7 @@ int main(int argc, char **argv)
 {
     int n = argc > 1 ? atoi(argv[1]) : 300;
     const char *harness = argc > 2 ? argv[2] : "python";
-    char work[] = "/tmp/stratq-bench-XXXXXX", err[256];
+    char err[256];
     if (!mkdtemp(work))
         return 1;
     static const char *const configs[][2] = {
@@ -86,7 +91,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "%s\n", err);
             return 1;
         }
-        sandbox_prepare(harness, work, NULL, "");
+        sandbox_prepare(harness, NULL, "");
         /* Once per executor, not per job (the executor's namespaces). */
         if (sandbox_executor_enter() < 0) {
             fprintf(stderr, "sandbox_executor_enter failed\n");

@@ -49,11 +49,14 @@ static struct {
     struct child {
         pid_t pid;
         int in_w, res_r, out_r, err_r, ev_r;
+        int dir_fd; /* the job's own directory (sj.dir), held open */
         struct sandbox_job sj;
     } spare;
     long long spare_vm_kb; /* the executor's size when the spare was forked */
-} ex = {.work_fd = -1,
-        .spare = {.pid = -1, .in_w = -1, .res_r = -1, .out_r = -1, .err_r = -1, .ev_r = -1}};
+} ex = {
+    .work_fd = -1,
+    .spare = {
+        .pid = -1, .in_w = -1, .res_r = -1, .out_r = -1, .err_r = -1, .ev_r = -1, .dir_fd = -1}};
 
 /* Moves fd to a number >= 10 so that it cannot collide with the numbers the
  * child dup2()s onto (0..4). Keeps O_CLOEXEC. */
@@ -325,6 +328,41 @@ static void kill_leftovers(void)
     }
 }
 
+static void remove_dir_fd(int parent, const char *name, int fd);
+
+/* Makes the job's own directory in the work directory, under a name no
+ * job can guess (nothing can be planted where it will be), owned by the
+ * job's uid, and holds it open in *fd (the cleanup removes what it holds,
+ * whatever its name). Its path goes into sj->dir: the one directory the
+ * job may write (sandbox_enter). Returns 0 or -errno. */
+static int job_dir_make(struct sandbox_job *sj, int *fd)
+{
+    snprintf(sj->dir, sizeof(sj->dir), "%s/job-XXXXXX", ex.work_dir);
+    if (!mkdtemp(sj->dir)) {
+        sj->dir[0] = '\0';
+        return -errno;
+    }
+    *fd = open(sj->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (*fd < 0 || (geteuid() == 0 && fchown(*fd, sandbox_job_uid(), sandbox_job_gid()) < 0)) {
+        int e = -errno;
+        close_fd(fd);
+        rmdir(sj->dir);
+        sj->dir[0] = '\0';
+        return e;
+    }
+    return 0;
+}
+
+/* Removes the job's directory and what is in it (c->dir_fd, c->sj.dir). */
+static void job_dir_remove(struct child *c)
+{
+    const char *slash = strrchr(c->sj.dir, '/');
+    if (c->dir_fd >= 0 && slash)
+        remove_dir_fd(ex.work_fd, slash + 1, c->dir_fd);
+    close_fd(&c->dir_fd);
+    c->sj.dir[0] = '\0';
+}
+
 /* Forks a job child with fresh pipes. Cold mode (j given): the child execs
  * a new interpreter for j. Warm mode (j NULL): the child runs the harness
  * of the embedded interpreter, which waits on fd 3 for its job; this is the
@@ -332,7 +370,7 @@ static void kill_leftovers(void)
 static int child_spawn(const struct job_run *j, struct child *c)
 {
     int in[2] = {-1, -1}, res[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, ev[2] = {-1, -1};
-    int devnull = fd_high(open("/dev/null", O_RDWR | O_CLOEXEC)), r = 0;
+    int devnull = fd_high(open("/dev/null", O_RDWR | O_CLOEXEC)), r = 0, dir_fd = -1;
     pid_t parent = getpid(), pid;
     struct sandbox_job sj;
 
@@ -343,6 +381,10 @@ static int child_spawn(const struct job_run *j, struct child *c)
     }
     if ((r = sandbox_job_begin(&sj)) < 0)
         goto out;
+    if ((r = job_dir_make(&sj, &dir_fd)) < 0) {
+        sandbox_job_end(&sj);
+        goto out;
+    }
     if (j)
         sandbox_job_memory(&sj, j->memory_mb);
     if ((r = sandbox_before_fork()) < 0) {
@@ -369,8 +411,13 @@ static int child_spawn(const struct job_run *j, struct child *c)
                         steal_fd(&out[0]),
                         steal_fd(&err[0]),
                         steal_fd(&ev[0]),
+                        steal_fd(&dir_fd),
                         sj};
 out:
+    if (dir_fd >= 0) {
+        struct child failed = {.dir_fd = steal_fd(&dir_fd), .sj = sj};
+        job_dir_remove(&failed);
+    }
     close_fd(&in[0]);
     close_fd(&in[1]);
     close_fd(&res[0]);
@@ -383,6 +430,22 @@ out:
     close_fd(&ev[1]);
     close_fd(&devnull);
     return r;
+}
+
+/* Ends a child that will run no job: kills and reaps it, closes its pipes,
+ * removes its directory. */
+static void child_discard(struct child *c)
+{
+    kill_job(c->pid);
+    waitpid(c->pid, NULL, 0);
+    c->pid = -1;
+    sandbox_job_end(&c->sj);
+    close_fd(&c->in_w);
+    close_fd(&c->res_r);
+    close_fd(&c->out_r);
+    close_fd(&c->err_r);
+    close_fd(&c->ev_r);
+    job_dir_remove(c);
 }
 
 /* This process's address-space size, read when a spare is forked: the
@@ -1019,20 +1082,31 @@ static void sweep_work_dir(void)
 static json_t *handle_request(json_t *req)
 {
     json_t *spec = json_object_get(req, "spec");
-    /* An unpredictable name, so that a job cannot plant anything where the
-     * next job's directory will be. */
-    char tmpdir[300];
-    int tmp_fd = -1; /* held: the job may rename its directory */
-    snprintf(tmpdir, sizeof(tmpdir), "%s/job-XXXXXX", ex.work_dir);
-    if (!mkdtemp(tmpdir)) {
-        tmpdir[0] = '\0';
-    } else if ((tmp_fd = open(tmpdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
-               (geteuid() == 0 && fchown(tmp_fd, sandbox_job_uid(), sandbox_job_gid()) < 0)) {
-        close_fd(&tmp_fd);
-        rmdir(tmpdir);
-        tmpdir[0] = '\0';
+    struct job_run j = {
+        .timeout_s = json_number_value(json_object_get(spec, "timeout_s")),
+        .memory_mb = json_integer_value(json_object_get(spec, "memory_mb")),
+        .max_output = (size_t)config_int(CFG_MAX_OUTPUT),
+        .max_result = (size_t)config_int(CFG_MAX_RESULT),
+        .ctl_fd = EXECUTOR_FD,
+    };
+    json_t *reply;
+    struct child c = {.pid = -1, .dir_fd = -1};
+    int r;
+
+    /* The child, with its own directory: the warm spare made ahead of
+     * time, or a new one that execs an interpreter. */
+    if (ex.warm) {
+        refill_spare();
+        c = ex.spare;
+        ex.spare.pid = -1;
+        ex.spare.dir_fd = -1;
+        r = c.pid > 0 ? 0 : -ECHILD;
+        if (r == 0)
+            sandbox_job_memory(&c.sj, j.memory_mb);
+    } else {
+        r = child_spawn(&j, &c);
     }
-    json_object_set_new(req, "tmpdir", json_string(tmpdir));
+    json_object_set_new(req, "tmpdir", json_string(r == 0 ? c.sj.dir : ""));
     json_object_set_new(req, "mode", json_string(ex.warm ? "warm" : "cold"));
     if (ex.data_dir[0]) {
         json_object_set_new(req, "data_dir", json_string(ex.data_dir));
@@ -1042,37 +1116,15 @@ static json_t *handle_request(json_t *req)
         json_object_set_new(req, "base_vm_kb", json_integer(ex.spare_vm_kb));
     /* The harness does not write a result the cap would cut off. */
     json_object_set_new(req, "max_result", json_integer(config_int(CFG_MAX_RESULT)));
-    struct job_run j = {
-        .timeout_s = json_number_value(json_object_get(spec, "timeout_s")),
-        .memory_mb = json_integer_value(json_object_get(spec, "memory_mb")),
-        .max_output = (size_t)config_int(CFG_MAX_OUTPUT),
-        .max_result = (size_t)config_int(CFG_MAX_RESULT),
-        .ctl_fd = EXECUTOR_FD,
-    };
-    json_t *reply;
-    struct child c;
-    int r;
-
     j.input = json_dumps(req, JSON_COMPACT);
     j.input_len = j.input ? strlen(j.input) : 0;
-    if (!j.input) {
+    if (r == 0 && !j.input) {
+        child_discard(&c);
         r = -ENOMEM;
-    } else if (ex.warm) {
-        refill_spare();
-        c = ex.spare;
-        ex.spare.pid = -1;
-        if (c.pid > 0)
-            sandbox_job_memory(&c.sj, j.memory_mb);
-        r = c.pid > 0 ? job_run(&j, &c) : -ECHILD;
-    } else {
-        r = child_spawn(&j, &c);
-        if (r == 0)
-            r = job_run(&j, &c);
     }
-    if (tmp_fd >= 0) {
-        remove_dir_fd(ex.work_fd, strrchr(tmpdir, '/') + 1, tmp_fd);
-        close(tmp_fd);
-    }
+    if (r == 0)
+        r = job_run(&j, &c);
+    job_dir_remove(&c);
     sweep_work_dir();
     if (r < 0) {
         char msg[160];
@@ -1191,7 +1243,7 @@ int executor_main(int argc, char **argv)
         ex.harness_dir = harness_dir;
         ex.staged = true;
     }
-    sandbox_prepare(harness_dir, ex.work_dir, ex.warm ? WARM_PYTHON : ex.python, ex.data_dir);
+    sandbox_prepare(harness_dir, ex.warm ? WARM_PYTHON : ex.python, ex.data_dir);
     /* Before the warm interpreter starts threads (a user namespace needs a
      * single-threaded caller). */
     int nr = sandbox_executor_enter();
@@ -1207,6 +1259,11 @@ int executor_main(int argc, char **argv)
         if (!sst.active[i] && i <= SB_SESSION)
             log_warn("a sandbox layer is unavailable", "{s:s, s:s}", "layer", sandbox_layer_name(i),
                      "reason", sst.why[i]);
+    if (!sst.active[SB_MOUNTNS])
+        log_warn("jobs get no /dev/shm: without the mount namespace it would be shared with "
+                 "every other job of this uid; multiprocessing's locks, Pool and shared_memory "
+                 "need the mountns layer (docs/security.md)",
+                 "{s:s}", "mountns", sst.why[SB_MOUNTNS]);
     log_info("sandbox", "{s:o}", "layers", json_loads(layers ? layers : "{}", 0, NULL));
     if (ex.warm) {
         int64_t t0 = util_mono_ms();
@@ -1261,11 +1318,8 @@ int executor_main(int argc, char **argv)
          * supervisor records this outcome and fetches the next job. */
         refill_spare();
     }
-    if (ex.spare.pid > 0) {
-        kill_job(ex.spare.pid);
-        waitpid(ex.spare.pid, NULL, 0);
-        sandbox_job_end(&ex.spare.sj);
-    }
+    if (ex.spare.pid > 0)
+        child_discard(&ex.spare);
     cgroup_fini();
     remove_tree(ex.work_dir);
     free_env(ex.envp);

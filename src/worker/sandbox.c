@@ -512,8 +512,7 @@ static void add_rule(const char *path, __u64 access)
     }
 }
 
-void sandbox_prepare(const char *harness_dir, const char *work_dir, const char *python,
-                     const char *data_dir)
+void sandbox_prepare(const char *harness_dir, const char *python, const char *data_dir)
 {
     int abi = sb.landlock_abi;
     __u64 trunc = abi >= 3 ? LANDLOCK_ACCESS_FS_TRUNCATE : 0;
@@ -546,19 +545,28 @@ void sandbox_prepare(const char *harness_dir, const char *work_dir, const char *
     }
     add_rule("/dev/null", LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_WRITE_FILE | trunc);
     /* POSIX shared memory and semaphores (multiprocessing) live in
-     * /dev/shm: the job's own tmpfs when the mount namespace is in use. */
-    add_rule("/dev/shm", FS_READ | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_MAKE_REG |
-                             LANDLOCK_ACCESS_FS_REMOVE_FILE | trunc);
-    /* Read-write: the executor's work directory, which holds the job's own
-     * temporary directory. */
-    add_rule(work_dir, FS_READ | FS_WRITE | trunc | (abi >= 2 ? LANDLOCK_ACCESS_FS_REFER : 0));
+     * /dev/shm: the job's own tmpfs when the mount namespace is in use.
+     * Without one it is the host's (the pod's), shared by every job of the
+     * uid, and Landlock cannot tell one job's files there from another's:
+     * the job gets none (docs/security.md). */
+    if (sb.use[SB_MOUNTNS])
+        add_rule("/dev/shm", FS_READ | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_MAKE_REG |
+                                 LANDLOCK_ACCESS_FS_REMOVE_FILE | trunc);
+    /* The last rule is the job's own directory (landlock_open), read-write;
+     * not the executor's work directory that holds it, where the job could
+     * list what others left or rename its own out of the cleanup's way. */
 }
 
-/* In the child, with the executor's credentials: opens the rules' paths. */
-static void landlock_open(void)
+/* The job's directory: the rule after the recorded ones. */
+static int job_dir_fd = -1;
+
+/* In the child, with the executor's credentials: opens the rules' paths,
+ * and the job's directory DIR. */
+static void landlock_open(const char *dir)
 {
     for (int i = 0; i < nrules; i++)
         rules[i].fd = open(rules[i].path, O_PATH | O_CLOEXEC);
+    job_dir_fd = dir[0] ? open(dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
 }
 
 /* In the child, after landlock_open(): builds the ruleset from the
@@ -586,6 +594,21 @@ static int landlock_enter(void)
     int fd = ll_create(&attr, size, 0);
     if (fd < 0)
         return -errno;
+    if (job_dir_fd >= 0) {
+        __u64 trunc = abi >= 3 ? LANDLOCK_ACCESS_FS_TRUNCATE : 0;
+        struct landlock_path_beneath_attr rule = {.allowed_access =
+                                                      FS_READ | FS_WRITE | trunc |
+                                                      (abi >= 2 ? LANDLOCK_ACCESS_FS_REFER : 0),
+                                                  .parent_fd = job_dir_fd};
+        int r = (int)syscall(SYS_landlock_add_rule, fd, LANDLOCK_RULE_PATH_BENEATH, &rule, 0);
+        int e = errno;
+        close(job_dir_fd);
+        job_dir_fd = -1;
+        if (r < 0) {
+            close(fd);
+            return -e;
+        }
+    }
     for (int i = 0; i < nrules; i++) {
         struct landlock_path_beneath_attr rule = {.allowed_access = rules[i].access};
         rule.parent_fd = rules[i].fd;
@@ -682,6 +705,37 @@ static const int denied[] = {
     SCMP_SYS(rt_sigqueueinfo),
     SCMP_SYS(rt_tgsigqueueinfo),
     SCMP_SYS(pidfd_send_signal),
+    /* Reaching a socket by its address. Landlock (up to ABI 7) has no right
+     * over connecting to a pathname UNIX socket, and seccomp cannot see the
+     * path: a job connects to nothing at all (its own socketpairs need no
+     * connect), and its sockets are stream or seqpacket ones (below), which
+     * cannot send to an address. So no Redis unixsocket, docker.sock, dbus
+     * or /dev/log. */
+    SCMP_SYS(connect),
+    /* Watching host paths for names made in them (Landlock governs
+     * opening, not looking). */
+    SCMP_SYS(inotify_init),
+    SCMP_SYS(inotify_init1),
+    SCMP_SYS(inotify_add_watch),
+    /* Memory no limit sees: a memfd's pages count against no address space
+     * once unmapped. */
+    SCMP_SYS(memfd_create),
+    SCMP_SYS(memfd_secret),
+};
+
+/* Changing a file's metadata: Landlock governs opening and writing, not
+ * chmod, chown, times or extended attributes, which need only that the
+ * caller own the file: by path, any file of the uid; by descriptor, any it
+ * could open, even read-only (the data directory). Where the job has a uid
+ * of its own it owns only its own files; where it shares the worker's
+ * (no uid layer) these are refused, its own temporary files' included
+ * (docs/security.md). */
+static const int metadata_calls[] = {
+    SCMP_SYS(chmod),        SCMP_SYS(fchmod),    SCMP_SYS(fchmodat),    SCMP_SYS(chown),
+    SCMP_SYS(fchown),       SCMP_SYS(lchown),    SCMP_SYS(fchownat),    SCMP_SYS(utime),
+    SCMP_SYS(utimes),       SCMP_SYS(futimesat), SCMP_SYS(utimensat),   SCMP_SYS(setxattr),
+    SCMP_SYS(lsetxattr),    SCMP_SYS(fsetxattr), SCMP_SYS(removexattr), SCMP_SYS(lremovexattr),
+    SCMP_SYS(fremovexattr),
 };
 
 /* Refuses (EPERM) the system call when its argument arg, an int, equals
@@ -698,10 +752,23 @@ static int install_seccomp(void)
     int r = ctx ? 0 : -ENOMEM;
     for (size_t i = 0; r == 0 && i < sizeof(denied) / sizeof(denied[0]); i++)
         r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), denied[i], 0);
-    /* Sockets: AF_UNIX only (socketpair, multiprocessing); no network. */
+    /* Sockets: AF_UNIX only (socketpair, multiprocessing); no network. And
+     * of those only stream and seqpacket ones: a datagram socket sends to
+     * any address it names (sendto, sendmsg), connected or not. */
     if (r == 0)
         r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(socket), 1,
                              SCMP_A0_32(SCMP_CMP_NE, AF_UNIX));
+    static const int socket_calls[] = {SCMP_SYS(socket), SCMP_SYS(socketpair)};
+    static const uint32_t datagram[] = {SOCK_DGRAM, SOCK_RAW, SOCK_RDM};
+    for (size_t i = 0; r == 0 && i < ARRAY_SIZE(socket_calls); i++)
+        for (size_t k = 0; r == 0 && k < ARRAY_SIZE(datagram); k++)
+            r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), socket_calls[i], 1,
+                                 SCMP_A1_32(SCMP_CMP_MASKED_EQ, 0xf, datagram[k]));
+    /* (fchmodat2, Linux 6.6, by its number: libseccomp 2.5 lacks it.) */
+    for (size_t i = 0; r == 0 && !sb.use[SB_UID] && i < ARRAY_SIZE(metadata_calls); i++)
+        r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), metadata_calls[i], 0);
+    if (r == 0 && !sb.use[SB_UID])
+        r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), 452, 0);
     /* New namespaces through clone: refused like unshare. clone3 passes its
      * flags in memory a filter cannot read: ENOSYS makes libc fall back to
      * clone, which is checked. */
@@ -796,19 +863,19 @@ void sandbox_job_memory(struct sandbox_job *sj, long long memory_mb)
         cgroup_job_set_memory(&sj->cg, memory_mb + 32);
 }
 
-/* Removes what a job left in /dev/shm (POSIX shared memory and semaphores
- * it did not unlink): everything, when /dev/shm is the executor's private
- * tmpfs; otherwise only the entries of the job's uid made while it ran. */
-static void sweep_dev_shm(bool all, time_t since)
+/* Removes what a job left in its /dev/shm (POSIX shared memory and
+ * semaphores it did not unlink): the executor's private tmpfs, of which
+ * everything is the last job's. (Without the mount namespace a job has no
+ * /dev/shm to leave anything in.) */
+static void sweep_dev_shm(void)
 {
     int dfd = open("/dev/shm", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
     struct dirent *e;
-    uid_t uid = sandbox_job_uid();
     while (d && (e = readdir(d))) {
         struct stat st;
         if (e->d_name[0] == '.' || fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-            S_ISDIR(st.st_mode) || (!all && (st.st_uid != uid || st.st_ctime < since)))
+            S_ISDIR(st.st_mode))
             continue;
         unlinkat(dfd, e->d_name, 0);
     }
@@ -821,8 +888,8 @@ static void sweep_dev_shm(bool all, time_t since)
 bool sandbox_job_end(struct sandbox_job *sj)
 {
     bool oom = sj->cg.version ? cgroup_job_destroy(&sj->cg) : false;
-    if (sj->started)
-        sweep_dev_shm(sb.use[SB_MOUNTNS], sj->started - 1);
+    if (sj->started && sb.use[SB_MOUNTNS])
+        sweep_dev_shm();
     return oom;
 }
 
@@ -894,7 +961,7 @@ int sandbox_enter(const struct sandbox_job *sj)
     if ((r = open_data_dir()) < 0)
         return r;
     if (sb.landlock_abi > 0)
-        landlock_open();
+        landlock_open(sj->dir);
     if (sj->cg.version && (r = cgroup_job_join(&sj->cg)) < 0)
         return r;
     if (sb.use[SB_PIDNS] && sb.use[SB_USERNS]) {

@@ -79,10 +79,11 @@ char *sandbox_status_json(const struct sandbox_status *st);
 
 /* In the executor, once, after sandbox_probe: records the Landlock rules
  * (read-only: the interpreter and its libraries under /usr, the harness,
- * data_dir if given; read-write: work_dir and /dev/shm; execute: python
- * only), which each child applies in sandbox_enter. */
-void sandbox_prepare(const char *harness_dir, const char *work_dir, const char *python,
-                     const char *data_dir);
+ * data_dir if given; read-write: /dev/shm where the job has its own;
+ * execute: python only), which each child applies in sandbox_enter with
+ * one more of its own: read-write on the job's directory (sandbox_job's
+ * dir), and on nothing else the executor or another job writes. */
+void sandbox_prepare(const char *harness_dir, const char *python, const char *data_dir);
 
 /* The descriptor a job's process has its data directory (sandbox_prepare's
  * data_dir) open as, when there is one: the job's uid may not reach it by
@@ -100,6 +101,7 @@ struct sandbox_job {
     struct cgroup_job cg;
     long nproc;
     time_t started; /* when the job was handed its work */
+    char dir[320];  /* the job's own directory, the only one it may write */
 };
 
 /* In the executor, before forking a job's child. Returns 0 or -errno. */

@@ -726,3 +726,10 @@ def private_redis(tmp_path):
     r.start()
     yield r
     r.stop()
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "alone: needs the machine's cores to itself (a CPU limit that only counts "
+        "when the job gets more than one core); make integration runs these after the "
+        "parallel run, one at a time")

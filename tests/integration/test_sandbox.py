@@ -16,11 +16,14 @@ uid's, so that only the sandbox stands between them and the job."""
 
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
 import stat
+import socket
 import tempfile
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -84,6 +87,49 @@ def secret_file(path, text):
     return worker_owned(path)
 
 
+class HostSockets:
+    """A 0777 pathname stream socket and datagram socket on the host, as a
+    Redis unixsocket, docker.sock or /dev/log would be: they count every
+    connection and datagram that reaches them (unix_sockets)."""
+
+    def __init__(self, base):
+        self.stream_path, self.dgram_path = str(base / "host.sock"), str(base / "host.dgram")
+        self.reached = []
+        self.stream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.stream.bind(self.stream_path)
+        self.stream.listen(8)
+        self.dgram = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.dgram.bind(self.dgram_path)
+        for path in (self.stream_path, self.dgram_path):
+            os.chmod(path, 0o777)
+            worker_owned(Path(path))
+        self.stream.settimeout(0.2)
+        self.dgram.settimeout(0.2)
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self.done.is_set():
+            try:
+                conn, _ = self.stream.accept()
+                self.reached.append("connection")
+                conn.sendall(b"+secret-over-unix\r\n")
+                conn.close()
+            except OSError:
+                pass
+            try:
+                self.reached.append(self.dgram.recv(4096))
+            except OSError:
+                pass
+
+    def close(self):
+        self.done.set()
+        self.thread.join(5)
+        self.stream.close()
+        self.dgram.close()
+
+
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory):
     if WORKER_USER:
@@ -92,8 +138,9 @@ def sandbox(tmp_path_factory):
         base = worker_owned(Path(tempfile.mkdtemp(prefix="stratq-sandbox-")))
     else:
         base = tmp_path_factory.mktemp("sandbox")
-    redis = stack = None
+    redis = stack = sockets = None
     try:
+        sockets = HostSockets(base)
         password, token = secrets.token_hex(16), secrets.token_hex(16)
         redis = PrivateRedis(base, password=password)
         redis.start()
@@ -142,10 +189,12 @@ def sandbox(tmp_path_factory):
             assert uids == [str(WORKER_USER[0])] * 4, uids
         yield SimpleNamespace(stack=stack, api=api, api_port=api_proc.port, worker=worker, redis=redis,
                               password=password, token=token, tokens_file=tokens_file, home=home,
-                              harness_dir=harness_dir,
+                              harness_dir=harness_dir, sockets=sockets,
                               data_dir=data_dir, data_file=data_file, victims=victims)
     finally:
         problems = stack.teardown() if stack else []
+        if sockets:
+            sockets.close()
         if redis:
             redis.stop()
         if WORKER_USER:
@@ -188,10 +237,18 @@ def check_read_secrets(sb, job, params):
 
 
 def check_mp_pool(sb, job, params):
-    assert job["result"]["squares"] == [x * x for x in range(10)], job
+    if "mountns" in REQUIRED:
+        assert job["result"]["squares"] == [x * x for x in range(10)], job
+    else:  # no /dev/shm for the job: multiprocessing's locks cannot be made
+        assert str(job["result"]["squares"]).startswith("unavailable"), job
     # The segment the job left in its /dev/shm is not on the host's.
     shm = Path("/dev/shm") / params["shm_name"]
     wait_for(lambda: not shm.exists(), 5, f"{shm}, left by the job, to be gone from the host")
+
+
+def metadata(path, times=True):
+    st = os.lstat(path)
+    return (st.st_mode, st.st_uid, st.st_gid) + ((st.st_mtime_ns,) if times else ())
 
 
 def work_dir_of(executor):
@@ -226,7 +283,13 @@ def work_dir_state(work):
         walk(top, "")
     finally:
         os.close(top)
-    return state
+    # In warm mode the spare child waiting for the next job already has its
+    # own directory (job-XXXXXX), under a new name after each job: named
+    # by their order, so that one left behind shows as one more.
+    spares = sorted(p for p in state if re.fullmatch(r"job-\w{6}", p))
+    alias = {name: f"job-(spare {i})" for i, name in enumerate(spares)}
+    return {alias.get(p.split("/")[0], p.split("/")[0]) + p[len(p.split("/")[0]):]: v
+            for p, v in state.items()}
 
 
 def check_deep_tree(sb, job, params):
@@ -291,7 +354,17 @@ def test_attack(attack, sandbox, request):
               "tokens_file": str(sb.tokens_file), "config_file": str(sb.redis.conf),
               "home": str(sb.home), "site_packages": SITE_PACKAGES, "harness_dir": str(sb.harness_dir),
               "data_dir": str(sb.data_dir), "data_file": str(sb.data_file), "proc_name": name,
-              "shm_name": f"stratq-test-{secrets.token_hex(8)}"}
+              "shm_name": f"stratq-test-{secrets.token_hex(8)}",
+              "unix_socket": sb.sockets.stream_path, "unix_dgram": sb.sockets.dgram_path,
+              "victim_shm": f"psm_stratq_{secrets.token_hex(6)}"}
+    # Another job's POSIX shared memory segment, as one on another worker
+    # of the uid would leave it in the host's /dev/shm.
+    victim_shm = Path("/dev/shm", params["victim_shm"])
+    victim_shm.write_bytes(b"other job's data")
+    worker_owned(victim_shm, 0o600)
+    # Their metadata too (chmod, chown, times): Landlock checks opening only.
+    meta = {p: metadata(p, times=p != sb.home) for p in (victim_file, victim_dir, sb.data_file, sb.home)}
+    reached = len(sb.sockets.reached)
     try:
         job = api.wait_job(api.submit({"code": attack.read_text(), "params": params, "timeout_s": 3,
                                        "memory_mb": 512}), timeout=60)
@@ -315,6 +388,9 @@ def test_attack(attack, sandbox, request):
         assert (victim_dir / "keep.txt").read_text() == "host data"
         assert sorted(p.name for p in sb.data_dir.iterdir()) == ["prices.csv"]
         assert sb.data_file.read_text() == PRICES
+        assert {p: metadata(p, times=p != sb.home) for p in meta} == meta, "the job changed host files' metadata"
+        assert sb.sockets.reached[reached:] == [], "the job reached the host's UNIX sockets"
+        assert victim_shm.read_bytes() == b"other job's data", "the job reached /dev/shm of the host"
 
         # Nothing the job wrote is left in the executor's work directory
         # (its own directory is removed before the job's outcome is sent).
@@ -336,3 +412,4 @@ def test_attack(attack, sandbox, request):
             except ProcessLookupError:
                 pass
         Path("/dev/shm", params["shm_name"]).unlink(missing_ok=True)
+        victim_shm.unlink(missing_ok=True)

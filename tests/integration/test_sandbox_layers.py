@@ -241,6 +241,7 @@ def test_a_job_reads_the_data_directory_and_cannot_write_it(stack, tmp_path_fact
         shutil.rmtree(data)
 
 
+@pytest.mark.alone
 def test_threads_past_the_cpu_limit_are_cpu_exceeded(stack):
     # Four threads hash without the GIL, so CPU time passes the limit (just
     # above timeout_s, 13 s) before the wall clock does: cpu_exceeded, also

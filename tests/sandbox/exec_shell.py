@@ -15,7 +15,10 @@ def run(ctx):
     path = os.path.join(tempfile.gettempdir(), "payload")
     with open(path, "w") as f:
         f.write("#!/usr/bin/python3\nprint('escaped')\n")
-    os.chmod(path, stat.S_IRWXU)
+    try:
+        os.chmod(path, stat.S_IRWXU)
+    except OSError:  # no chmod where the job shares the worker's uid
+        pass
     try:
         subprocess.run([path], check=True)
         ran.append(path)

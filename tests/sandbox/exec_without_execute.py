@@ -60,7 +60,10 @@ def run(ctx):
     path = os.path.join(tempfile.gettempdir(), "payload-true")
     with open(path, "wb") as f:
         f.write(image)
-    os.chmod(path, 0o700)
+    try:
+        os.chmod(path, 0o700)
+    except OSError:  # no chmod where the job shares the worker's uid
+        pass
     out["written binary"] = spawn([path])
     out["written binary by the loader"] = spawn([LOADER, path])
     out["python3"] = spawn([shutil.which("python3") or "/usr/bin/python3", "-c", "pass"])
