@@ -303,29 +303,116 @@ static void kill_job(pid_t pid)
     kill(-pid, SIGKILL);
 }
 
-/* Kills and reaps every child this process still has. Between jobs the
- * executor has none of its own, so any child is a process the last job left
- * behind (re-parented here because the executor is a subreaper). Repeats
- * until none is left, since a leftover may fork while being killed. */
-static void kill_leftovers(void)
+/* A growing list of pids. */
+struct pids {
+    pid_t *v;
+    size_t n, cap;
+};
+
+static void pids_add(struct pids *p, pid_t pid)
 {
-    for (int round = 0; round < 100; round++) {
-        char path[64];
-        snprintf(path, sizeof(path), "/proc/self/task/%d/children", (int)getpid());
+    for (size_t i = 0; i < p->n; i++)
+        if (p->v[i] == pid)
+            return;
+    if (p->n == p->cap) {
+        size_t cap = p->cap ? 2 * p->cap : 64;
+        pid_t *v = realloc(p->v, cap * sizeof(*v));
+        if (!v)
+            return;
+        p->v = v;
+        p->cap = cap;
+    }
+    p->v[p->n++] = pid;
+}
+
+/* Adds the children of every thread of PID to P. */
+static void add_children(pid_t pid, struct pids *p)
+{
+    char path[320];
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof(path), "/proc/%d/task/%s/children", (int)pid, e->d_name);
         FILE *f = fopen(path, "re");
-        int found = 0, pid;
-        while (f && fscanf(f, "%d", &pid) == 1) {
-            kill(pid, SIGKILL);
-            found++;
-        }
+        int child;
+        while (f && fscanf(f, "%d", &child) == 1)
+            pids_add(p, child);
         if (f)
             fclose(f);
-        while (waitpid(-1, NULL, WNOHANG) > 0)
-            ;
-        if (!found)
-            return;
-        usleep(1000);
     }
+    if (d)
+        closedir(d);
+}
+
+/* Whether PID can no longer fork: stopped, a zombie, or gone. */
+static bool cannot_fork(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return true;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return true;
+    buf[n] = '\0';
+    const char *paren = strrchr(buf, ')'); /* the name may hold anything */
+    char state = paren && paren[1] ? paren[2] : 'X';
+    return state == 'T' || state == 't' || state == 'Z' || state == 'X';
+}
+
+/* Ends every process the last job left: every descendant of this process
+ * (between jobs the executor has no child of its own; orphans come here,
+ * the executor being a subreaper). Killing children round by round is not
+ * enough: a chain whose bottom forks new levels while the top is killed
+ * outlives any number of rounds. So each round first freezes the whole
+ * tree from the top down: SIGSTOP, then, once the process is stopped (a
+ * fork under way has finished), its children, which a stopped process can
+ * no longer add to. When every process found is stopped, none can fork,
+ * and SIGKILL takes them all. Rounds go on until the executor has no child
+ * left (one of them may have woken another with SIGCONT before it was
+ * stopped itself); how many processes a job has is bounded by
+ * RLIMIT_NPROC. Returns how many processes were killed. */
+static size_t end_descendants(void)
+{
+    size_t killed = 0;
+    for (int round = 0; round < 1000; round++) {
+        struct pids all = {0};
+        add_children(getpid(), &all);
+        if (all.n == 0) {
+            free(all.v);
+            return killed;
+        }
+        for (size_t i = 0; i < all.n; i++) {
+            pid_t pid = all.v[i];
+            kill(pid, SIGSTOP);
+            /* Until it stops: a few ms at most, unless it sleeps where
+             * signals wait (then the next round has it). */
+            for (int t = 0; t < 200 && !cannot_fork(pid); t++)
+                usleep(t < 20 ? 10 : 100);
+            add_children(pid, &all);
+        }
+        for (size_t i = 0; i < all.n; i++)
+            kill(all.v[i], SIGKILL);
+        killed += all.n;
+        free(all.v);
+        /* Reap what has died; the others are found again next round. */
+        int64_t until = util_mono_ms() + 100;
+        for (;;) {
+            pid_t w = waitpid(-1, NULL, WNOHANG);
+            if (w < 0 || (w == 0 && util_mono_ms() >= until))
+                break;
+            if (w == 0)
+                usleep(200);
+        }
+    }
+    log_warn("processes the last job left could not all be ended", "{s:I}", "killed",
+             (json_int_t)killed);
+    return killed;
 }
 
 static void remove_dir_fd(int parent, const char *name, int fd);
@@ -625,7 +712,7 @@ static int job_run(struct job_run *j, struct child *c)
      * (the next spare is forked only after the reply, so none exists now)
      * any child of this process. */
     j->oom = sandbox_job_end(&c->sj);
-    kill_leftovers();
+    end_descendants();
     /* The last progress and log lines go before the outcome. */
     if (ctl_open)
         send_live_output(j);
