@@ -168,6 +168,7 @@ struct job_run {
     bool timed_out;
     bool cancelled;
     bool oom; /* the kernel's OOM killer struck the job's cgroup */
+    int full; /* SANDBOX_FULL_*: its directory's tmpfs or its /dev/shm was full */
     int wait_status;
     struct rusage ru;
     int64_t wall_ms;
@@ -199,6 +200,10 @@ static void child_setup(int devnull, int in_r, int res_w, int out_w, int err_w, 
     for (int s = 1; s < 32; s++)
         if (s != SIGKILL && s != SIGSTOP)
             sigaction(s, &dfl, NULL);
+    /* As Python itself does: a write past RLIMIT_FSIZE fails with EFBIG,
+     * which the job sees as an OSError, rather than killing it. */
+    struct sigaction ign = {.sa_handler = SIG_IGN};
+    sigaction(SIGXFSZ, &ign, NULL);
     setrlimit(RLIMIT_CORE, &rl);
     prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
     prctl(PR_SET_DUMPABLE, 0);
@@ -429,10 +434,15 @@ static int job_dir_make(struct sandbox_job *sj, int *fd)
         sj->dir[0] = '\0';
         return -errno;
     }
+    int r = sandbox_job_dir(sj);
+    if (r < 0)
+        log_warn("cannot give the job's directory a tmpfs of its own", "{s:s, s:s}", "dir", sj->dir,
+                 "error", strerror(-r));
     *fd = open(sj->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (*fd < 0 || (geteuid() == 0 && fchown(*fd, sandbox_job_uid(), sandbox_job_gid()) < 0)) {
         int e = -errno;
         close_fd(fd);
+        sandbox_job_dir_release(sj);
         rmdir(sj->dir);
         sj->dir[0] = '\0';
         return e;
@@ -444,8 +454,13 @@ static int job_dir_make(struct sandbox_job *sj, int *fd)
 static void job_dir_remove(struct child *c)
 {
     const char *slash = strrchr(c->sj.dir, '/');
-    if (c->dir_fd >= 0 && slash)
+    if (c->sj.dir_mounted) { /* its tmpfs goes whole */
+        close_fd(&c->dir_fd);
+        sandbox_job_dir_release(&c->sj);
+        rmdir(c->sj.dir);
+    } else if (c->dir_fd >= 0 && slash) {
         remove_dir_fd(ex.work_fd, slash + 1, c->dir_fd);
+    }
     close_fd(&c->dir_fd);
     c->sj.dir[0] = '\0';
 }
@@ -711,6 +726,7 @@ static int job_run(struct job_run *j, struct child *c)
     /* Whatever of the job is left goes: the processes in its cgroup, then
      * (the next spare is forked only after the reply, so none exists now)
      * any child of this process. */
+    j->full = sandbox_job_full(&c->sj);
     j->oom = sandbox_job_end(&c->sj);
     end_descendants();
     /* The last progress and log lines go before the outcome. */
@@ -791,11 +807,20 @@ static json_t *build_reply(struct job_run *j)
         snprintf(msg, sizeof(msg), "the job's result is larger than %zu bytes (STRATQ_MAX_RESULT)",
                  j->max_result);
         error = error_obj("ResultTooLarge", msg);
-    } else if (j->oom && hs != QUEUE_STATUS_SUCCEEDED) {
+    } else if ((j->full & SANDBOX_FULL_DIR) && hs != QUEUE_STATUS_SUCCEEDED) {
+        /* A write past it failed (ENOSPC), and the job with it. */
+        status = QUEUE_STATUS_OUTPUT_EXCEEDED;
+        snprintf(msg, sizeof(msg),
+                 "the job's temporary files filled its directory's %lld bytes "
+                 "(STRATQ_JOB_MAX_TMP)",
+                 config_int(CFG_JOB_MAX_TMP));
+        error = error_obj("TmpExceeded", msg);
+    } else if ((j->oom || (j->full & SANDBOX_FULL_SHM)) && hs != QUEUE_STATUS_SUCCEEDED) {
         status = QUEUE_STATUS_MEMORY_EXCEEDED;
         snprintf(msg, sizeof(msg),
-                 "the job's processes together used more than its memory limit of %lld MiB and "
-                 "were killed",
+                 j->oom ? "the job's processes together used more than its memory limit of %lld "
+                          "MiB and were killed"
+                        : "the job's shared memory (/dev/shm) filled its memory limit of %lld MiB",
                  j->memory_mb);
         error = error_obj("MemoryExceeded", msg);
     } else if (WIFSIGNALED(j->wait_status) &&
@@ -1420,7 +1445,7 @@ int executor_main(int argc, char **argv)
 int executor_spawn(pid_t *ret_pid, int *ret_fd)
 {
     int sv[2];
-    char maxo[32], maxr[32], juid[32], jprocs[32];
+    char maxo[32], maxr[32], juid[32], jprocs[32], jtmp[32];
     char **envp = build_env();
 
     if (!envp)
@@ -1434,6 +1459,7 @@ int executor_spawn(pid_t *ret_pid, int *ret_fd)
     snprintf(maxr, sizeof(maxr), "%lld", config_int(CFG_MAX_RESULT));
     snprintf(juid, sizeof(juid), "%lld", config_int(CFG_JOB_UID));
     snprintf(jprocs, sizeof(jprocs), "%lld", config_int(CFG_JOB_MAX_PROCS));
+    snprintf(jtmp, sizeof(jtmp), "%lld", config_int(CFG_JOB_MAX_TMP));
     char *argv[] = {"stratq",
                     "executor",
                     "--python",
@@ -1458,6 +1484,8 @@ int executor_spawn(pid_t *ret_pid, int *ret_fd)
                     juid,
                     "--job-max-procs",
                     jprocs,
+                    "--job-max-tmp",
+                    jtmp,
                     "--data-dir",
                     (char *)config_str(CFG_DATA_DIR),
                     NULL};

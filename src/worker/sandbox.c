@@ -21,6 +21,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -70,6 +71,7 @@ static struct {
     gid_t gid, outer_gid;
     uid_t outer_uid;
     long max_procs;
+    long long max_tmp;
     int own_pidns;              /* the executor's own pid namespace (root, pid layer) */
     bool warm;                  /* jobs are forks of the warm interpreter: no exec */
     bool signal_scope;          /* Landlock scopes the job's signals (ABI 6, not disabled) */
@@ -273,6 +275,7 @@ void sandbox_options_load(struct sandbox_options *opt)
         .cgroup = config_str(CFG_CGROUP_DIR),
         .job_uid = config_int(CFG_JOB_UID),
         .max_procs = (long)config_int(CFG_JOB_MAX_PROCS),
+        .max_tmp = config_int(CFG_JOB_MAX_TMP),
         .warm = !strcmp(config_str(CFG_MODE), "warm"),
     };
 }
@@ -318,6 +321,7 @@ int sandbox_probe(struct sandbox_status *st, const struct sandbox_options *opt, 
     sb.outer_uid = getuid();
     sb.outer_gid = getgid();
     sb.max_procs = opt->max_procs;
+    sb.max_tmp = opt->max_tmp > 0 ? opt->max_tmp : 128 * 1024 * 1024;
     sb.warm = opt->warm;
     sb.executor = getpid();
     sb.supervisor = getppid();
@@ -856,11 +860,53 @@ int sandbox_job_begin(struct sandbox_job *sj)
 void sandbox_job_memory(struct sandbox_job *sj, long long memory_mb)
 {
     sj->started = time(NULL);
+    /* The job's /dev/shm holds no more than its memory limit: pages there
+     * are memory no address-space limit sees. (Empty now: the last job's
+     * were swept.) */
+    if (sb.use[SB_MOUNTNS]) {
+        char opts[64];
+        snprintf(opts, sizeof(opts), "size=%lldm,nr_inodes=4096,mode=1777", memory_mb);
+        mount(NULL, "/dev/shm", NULL, MS_REMOUNT | MS_NOSUID | MS_NODEV | MS_NOEXEC, opts);
+    }
     /* Each process of the job has its own address-space limit, which a
      * Python job reports as MemoryError; the cgroup bounds them together,
      * with room for what the interpreter itself holds. */
     if (sj->cg.version)
         cgroup_job_set_memory(&sj->cg, memory_mb + 32);
+}
+
+int sandbox_job_dir(struct sandbox_job *sj)
+{
+    if (!sb.use[SB_MOUNTNS] || !sj->dir[0])
+        return 0;
+    char opts[160];
+    long long inodes = sb.max_tmp / 4096 > 1024 ? sb.max_tmp / 4096 : 1024;
+    snprintf(opts, sizeof(opts), "size=%lld,nr_inodes=%lld,mode=0700,uid=%lu,gid=%lu", sb.max_tmp,
+             inodes, (unsigned long)sandbox_job_uid(), (unsigned long)sandbox_job_gid());
+    if (mount("tmpfs", sj->dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, opts) < 0)
+        return -errno;
+    sj->dir_mounted = true;
+    return 0;
+}
+
+void sandbox_job_dir_release(struct sandbox_job *sj)
+{
+    if (sj->dir_mounted)
+        umount2(sj->dir, MNT_DETACH);
+    sj->dir_mounted = false;
+}
+
+/* Whether the tmpfs at PATH has less than a page free. */
+static bool fs_full(const char *path)
+{
+    struct statvfs st;
+    return statvfs(path, &st) == 0 && st.f_blocks > 0 && st.f_bavail * st.f_frsize < 8192;
+}
+
+int sandbox_job_full(const struct sandbox_job *sj)
+{
+    return (sj->dir_mounted && fs_full(sj->dir) ? SANDBOX_FULL_DIR : 0) |
+           (sb.use[SB_MOUNTNS] && fs_full("/dev/shm") ? SANDBOX_FULL_SHM : 0);
 }
 
 /* Removes what a job left in its /dev/shm (POSIX shared memory and
@@ -993,7 +1039,8 @@ int sandbox_enter(const struct sandbox_job *sj)
     }
     struct rlimit rl = {1024, 1024};
     setrlimit(RLIMIT_NOFILE, &rl);
-    rl.rlim_cur = rl.rlim_max = 1024UL * 1024 * 1024;
+    /* No file the job writes grows past what its directory may hold. */
+    rl.rlim_cur = rl.rlim_max = (rlim_t)sb.max_tmp;
     setrlimit(RLIMIT_FSIZE, &rl);
     rl.rlim_cur = rl.rlim_max = (rlim_t)sj->nproc;
     if (sj->nproc > 0)

@@ -52,6 +52,7 @@ struct sandbox_options {
     const char *cgroup;  /* STRATQ_CGROUP_DIR: a delegated cgroup v2 subtree, or "" */
     long long job_uid;   /* STRATQ_JOB_UID: 0 picks 200000 + the executor's pid */
     long max_procs;      /* STRATQ_JOB_MAX_PROCS */
+    long long max_tmp;   /* STRATQ_JOB_MAX_TMP, bytes */
     bool check_only;     /* --check: remove the cgroup it made */
 };
 
@@ -100,14 +101,30 @@ gid_t sandbox_job_gid(void);
 struct sandbox_job {
     struct cgroup_job cg;
     long nproc;
-    time_t started; /* when the job was handed its work */
-    char dir[320];  /* the job's own directory, the only one it may write */
+    time_t started;   /* when the job was handed its work */
+    char dir[320];    /* the job's own directory, the only one it may write */
+    bool dir_mounted; /* dir is a tmpfs of its own (sandbox_job_dir) */
 };
 
 /* In the executor, before forking a job's child. Returns 0 or -errno. */
 int sandbox_job_begin(struct sandbox_job *sj);
 /* When the job's memory limit is known (warm mode: at dispatch). */
 void sandbox_job_memory(struct sandbox_job *sj, long long memory_mb);
+/* Once the job's directory (sj->dir) exists: with the mount namespace,
+ * makes it a tmpfs of its own of STRATQ_JOB_MAX_TMP bytes, which no file
+ * the job writes can grow past (and which goes at once, whatever is in it,
+ * with sandbox_job_dir_release). Without one the job's files are held to
+ * that size each (RLIMIT_FSIZE) only. Returns 0 or -errno. */
+int sandbox_job_dir(struct sandbox_job *sj);
+/* Unmounts the job's tmpfs, if it has one: the directory is then empty. */
+void sandbox_job_dir_release(struct sandbox_job *sj);
+/* After the job: whether it filled what bounds it outside its address
+ * space: SANDBOX_FULL_DIR, its directory's tmpfs; SANDBOX_FULL_SHM, its
+ * /dev/shm (sized to its memory limit). */
+#define SANDBOX_FULL_DIR 1
+#define SANDBOX_FULL_SHM 2
+int sandbox_job_full(const struct sandbox_job *sj);
+
 /* After the job's child is gone: kills whatever of the job is left, removes
  * its cgroup. Returns whether the kernel's OOM killer struck the job. */
 bool sandbox_job_end(struct sandbox_job *sj);

@@ -319,7 +319,21 @@ def check_forged_result_header(sb, job, params):
     assert "FORGED" not in job["error"]["message"], job
 
 
+def check_fill_outside_memory(sb, job, params):
+    # Where the mount namespace is, the bounds were really reached: the
+    # job's directory is a tmpfs of its own, and /dev/shm took writes up to
+    # a bound (a file's, RLIMIT_FSIZE, before its size, the memory limit);
+    # elsewhere there is no /dev/shm at all.
+    detail = job["result"]["detail"]
+    if "mountns" in REQUIRED:
+        assert detail["own tmpfs"] and detail["tmp"] >= 96 << 20, detail
+        assert detail["shm"] >= 96 << 20, detail
+    else:
+        assert not detail["own tmpfs"] and detail["tmp"] >= 96 << 20 and detail["shm"] == 0, detail
+
+
 EXTRA_CHECKS = {"read_secrets": check_read_secrets, "mp_pool": check_mp_pool,
+                "fill_outside_memory": check_fill_outside_memory,
                 "deep_tree": check_deep_tree, "forged_result_header": check_forged_result_header}
 
 

@@ -278,3 +278,31 @@ def test_threads_past_the_cpu_limit_are_cpu_exceeded(stack):
         assert cpu_ms < 13000, f"past its CPU limit but ended timeout: {job}"
     pytest.fail(f"never got past its CPU limit in 3 runs (status, cpu_ms): {statuses}: "
                 "is the machine busy with something else?")
+
+
+@needs("mountns")
+def test_a_job_that_fills_its_directory_or_dev_shm_ends_past_its_limits(stack):
+    # With the mount namespace the job's directory is a tmpfs of
+    # STRATQ_JOB_MAX_TMP bytes and its /dev/shm one of memory_mb: a job that
+    # fails on the full filesystem ends output_exceeded or memory_exceeded,
+    # not failed (and not the pod's OOM kill). (With the cgroup layer too,
+    # /dev/shm's pages count in the job's cgroup, whose OOM kill may come
+    # first: memory_exceeded either way.)
+    job, _ = run_job(stack, """
+        import os, tempfile
+        def run(ctx):
+            for i in range(64):
+                with open(os.path.join(tempfile.gettempdir(), f"f{i}"), "wb") as f:
+                    f.write(b"x" * (8 << 20))
+        """)
+    assert job["status"] == "output_exceeded", job
+    assert job["error"]["type"] == "TmpExceeded" and "STRATQ_JOB_MAX_TMP" in job["error"]["message"], job
+    job, _ = run_job(stack, """
+        import os
+        def run(ctx):
+            for i in range(64):
+                with open(f"/dev/shm/f{i}", "wb") as f:
+                    f.write(b"x" * (8 << 20))
+        """, memory_mb=96)
+    assert job["status"] == "memory_exceeded", job
+    assert "memory limit of 96 MiB" in job["error"]["message"], job
