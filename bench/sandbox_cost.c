@@ -2,8 +2,9 @@
  *
  * Forks N children that enter the sandbox and exit at once, and times the
  * whole round trip from the executor's side (sandbox_job_begin,
- * sandbox_before_fork, fork, the child's sandbox_enter, waitpid,
- * sandbox_job_end), against the baseline of
+ * sandbox_job_dir, sandbox_before_fork, fork, the child's sandbox_enter,
+ * waitpid, sandbox_job_end, sandbox_job_dir_release), against the
+ * baseline of
  * a bare fork + exit + waitpid, in the same run. Configurations: the
  * always-on layers only (as in an unprivileged pod), then every layer this
  * host allows. Run as root to see the optional layers. */
@@ -46,6 +47,11 @@ static double run(int n, int sandboxed)
         }
         if (sandboxed) {
             snprintf(sj.dir, sizeof(sj.dir), "%s", work);
+            sj.dir_mounted = false;
+            if (sandbox_job_dir(&sj) < 0) {
+                fprintf(stderr, "sandbox_job_dir failed\n");
+                exit(1);
+            }
             sandbox_job_memory(&sj, 256);
         }
         if (sandboxed && sandbox_before_fork() < 0) {
@@ -57,8 +63,10 @@ static double run(int n, int sandboxed)
             _exit(sandboxed && sandbox_enter(&sj) < 0 ? 1 : 0);
         int st;
         waitpid(pid, &st, 0);
-        if (sandboxed)
+        if (sandboxed) {
             sandbox_job_end(&sj);
+            sandbox_job_dir_release(&sj);
+        }
         t[i] = now_us() - t0;
         if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
             fprintf(stderr, "a sandboxed child failed to enter the sandbox\n");
@@ -91,7 +99,10 @@ int main(int argc, char **argv)
             fprintf(stderr, "%s\n", err);
             return 1;
         }
-        sandbox_prepare(harness, NULL, "");
+        if (sandbox_prepare(harness, NULL, "") < 0) {
+            fprintf(stderr, "sandbox_prepare failed\n");
+            return 1;
+        }
         /* Once per executor, not per job (the executor's namespaces). */
         if (sandbox_executor_enter() < 0) {
             fprintf(stderr, "sandbox_executor_enter failed\n");

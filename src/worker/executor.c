@@ -1355,7 +1355,14 @@ int executor_main(int argc, char **argv)
         ex.harness_dir = harness_dir;
         ex.staged = true;
     }
-    sandbox_prepare(harness_dir, ex.warm ? WARM_PYTHON : ex.python, ex.data_dir);
+    int pr = sandbox_prepare(harness_dir, ex.warm ? WARM_PYTHON : ex.python, ex.data_dir);
+    if (pr < 0) {
+        log_error("cannot build the jobs' seccomp filter", "{s:s}", "error", strerror(-pr));
+        cgroup_fini();
+        remove_tree(ex.work_dir);
+        free_env(ex.envp);
+        return 1;
+    }
     /* Before the warm interpreter starts threads (a user namespace needs a
      * single-threaded caller). */
     int nr = sandbox_executor_enter();

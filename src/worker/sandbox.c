@@ -7,7 +7,9 @@
 #include <grp.h>
 #include <jansson.h>
 #include <linux/capability.h>
+#include <linux/filter.h>
 #include <linux/landlock.h>
+#include <linux/seccomp.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -516,14 +518,17 @@ static void add_rule(const char *path, __u64 access)
     }
 }
 
-void sandbox_prepare(const char *harness_dir, const char *python, const char *data_dir)
+static int build_seccomp(void);
+
+int sandbox_prepare(const char *harness_dir, const char *python, const char *data_dir)
 {
     int abi = sb.landlock_abi;
     __u64 trunc = abi >= 3 ? LANDLOCK_ACCESS_FS_TRUNCATE : 0;
     nrules = 0;
     snprintf(data_dir_path, sizeof(data_dir_path), "%s", data_dir ? data_dir : "");
-    if (abi <= 0)
-        return;
+    int r = build_seccomp();
+    if (r < 0 || abi <= 0)
+        return r;
     /* Read-only: the interpreter, its libraries, stdlib and site-packages
      * (all under /usr on a merged-/usr system), the loader's cache, the
      * time zone, the CPU topology numpy and OpenBLAS look at, the harness
@@ -559,6 +564,7 @@ void sandbox_prepare(const char *harness_dir, const char *python, const char *da
     /* The last rule is the job's own directory (landlock_open), read-write;
      * not the executor's work directory that holds it, where the job could
      * list what others left or rename its own out of the cleanup's way. */
+    return 0;
 }
 
 /* The job's directory: the rule after the recorded ones. */
@@ -750,7 +756,41 @@ static int deny_eq(scmp_filter_ctx ctx, int sys, unsigned arg, uint32_t value)
                             (struct scmp_arg_cmp){arg, SCMP_CMP_MASKED_EQ, 0xffffffffu, value});
 }
 
-static int install_seccomp(void)
+/* The filter, compiled once per executor by build_seccomp() and loaded by
+ * each child as it is: compiling it (libseccomp) costs more than the rest
+ * of a child's sandbox together. */
+static struct sock_fprog filter;
+
+/* Writes the compiled filter of CTX into `filter`. A BPF program has at
+ * most 4,096 instructions (32 KiB), which a pipe holds whole. */
+static int export_filter(scmp_filter_ctx ctx)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return -errno;
+    int r = seccomp_export_bpf(ctx, p[1]);
+    close(p[1]);
+    size_t cap = 65536, n = 0;
+    char *buf = r == 0 ? malloc(cap) : NULL;
+    if (r == 0 && !buf)
+        r = -ENOMEM;
+    for (ssize_t got = 1; r == 0 && got > 0 && n < cap; n += (size_t)got)
+        if ((got = read(p[0], buf + n, cap - n)) < 0)
+            r = errno == EINTR ? 0 : -errno;
+    close(p[0]);
+    if (r == 0 && (n == 0 || n % sizeof(struct sock_filter) || n == cap))
+        r = -EINVAL;
+    if (r < 0) {
+        free(buf);
+        return r;
+    }
+    free(filter.filter);
+    filter.filter = (struct sock_filter *)(void *)buf;
+    filter.len = (unsigned short)(n / sizeof(struct sock_filter));
+    return 0;
+}
+
+static int build_seccomp(void)
 {
     scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
     int r = ctx ? 0 : -ENOMEM;
@@ -839,9 +879,17 @@ static int install_seccomp(void)
     if (r == 0 && sb.warm)
         r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(execveat), 0);
     if (r == 0)
-        r = seccomp_load(ctx);
+        r = export_filter(ctx);
     seccomp_release(ctx);
     return r;
+}
+
+/* In the child, last: the filter built by sandbox_prepare. */
+static int load_seccomp(void)
+{
+    if (!filter.filter)
+        return -EINVAL;
+    return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &filter) < 0 ? -errno : 0;
 }
 
 int sandbox_job_begin(struct sandbox_job *sj)
@@ -1049,5 +1097,5 @@ int sandbox_enter(const struct sandbox_job *sj)
         return -errno;
     if (sb.landlock_abi > 0 && (r = landlock_enter()) < 0)
         return r;
-    return install_seccomp();
+    return load_seccomp();
 }

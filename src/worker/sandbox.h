@@ -78,13 +78,14 @@ void sandbox_describe(const struct sandbox_status *st, char *buf, size_t len);
 /* {"layer": "active" | "unavailable: why", ...} as compact JSON (malloc'd). */
 char *sandbox_status_json(const struct sandbox_status *st);
 
-/* In the executor, once, after sandbox_probe: records the Landlock rules
+/* In the executor, once, after sandbox_probe: compiles the seccomp filter
+ * each child loads as it is, and records the Landlock rules
  * (read-only: the interpreter and its libraries under /usr, the harness,
  * data_dir if given; read-write: /dev/shm where the job has its own;
  * execute: python only), which each child applies in sandbox_enter with
  * one more of its own: read-write on the job's directory (sandbox_job's
  * dir), and on nothing else the executor or another job writes. */
-void sandbox_prepare(const char *harness_dir, const char *python, const char *data_dir);
+int sandbox_prepare(const char *harness_dir, const char *python, const char *data_dir);
 
 /* The descriptor a job's process has its data directory (sandbox_prepare's
  * data_dir) open as, when there is one: the job's uid may not reach it by
