@@ -1287,21 +1287,23 @@ int executor_main(int argc, char **argv)
         log_error("cannot find the stratq Python harness; set STRATQ_HARNESS_DIR", "{}");
         return 1;
     }
+    int rc = 1;
+    struct sandbox_status sst;
+    struct sandbox_options sopt;
+    _cleanup_free_ char *layers = NULL;
     ex.envp = build_env();
     ex.python = config_str(CFG_PYTHON);
     ex.harness_dir = harness_dir;
     const char *mode = config_str(CFG_MODE);
     if (strcmp(mode, "warm") != 0 && strcmp(mode, "cold") != 0) {
         log_error("STRATQ_MODE must be warm or cold", "{s:s}", "mode", mode);
-        free_env(ex.envp);
-        return 1;
+        goto out;
     }
     ex.warm = !strcmp(mode, "warm");
     if (!ex.warm && access(ex.python, X_OK) < 0) {
         log_error("the Python interpreter is not executable; set STRATQ_PYTHON", "{s:s}", "python",
                   ex.python);
-        free_env(ex.envp);
-        return 1;
+        goto out;
     }
     const char *base = getenv("TMPDIR");
     snprintf(ex.work_dir, sizeof(ex.work_dir), "%s/stratq-exec-XXXXXX",
@@ -1309,26 +1311,20 @@ int executor_main(int argc, char **argv)
     if (!mkdtemp(ex.work_dir)) {
         log_error("cannot make the executor's work directory", "{s:s, s:s}", "dir", ex.work_dir,
                   "error", strerror(errno));
-        free_env(ex.envp);
-        return 1;
+        ex.work_dir[0] = '\0';
+        goto out;
     }
     ex.work_fd = open(ex.work_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (ex.work_fd < 0) {
         log_error("cannot open the executor's work directory", "{s:s, s:s}", "dir", ex.work_dir,
                   "error", strerror(errno));
-        rmdir(ex.work_dir);
-        free_env(ex.envp);
-        return 1;
+        goto out;
     }
     /* The sandbox: which layers this host allows, set up once here. */
-    struct sandbox_status sst;
-    struct sandbox_options sopt;
     sandbox_options_load(&sopt);
     if (sandbox_probe(&sst, &sopt, err, sizeof(err)) < 0) {
         log_error("bad sandbox settings", "{s:s}", "error", err);
-        remove_tree(ex.work_dir);
-        free_env(ex.envp);
-        return 1;
+        goto out;
     }
     /* Warm jobs may exec the interpreter they were forked from (sys.executable,
      * for multiprocessing's spawn and its resource tracker); cold jobs are
@@ -1346,9 +1342,7 @@ int executor_main(int argc, char **argv)
         if (!staged) {
             log_error("cannot copy the harness for the jobs' uid", "{s:s, s:s}", "harness",
                       harness_dir, "error", strerror(errno));
-            remove_tree(ex.work_dir);
-            free_env(ex.envp);
-            return 1;
+            goto out;
         }
         free(harness_dir);
         harness_dir = staged;
@@ -1358,22 +1352,16 @@ int executor_main(int argc, char **argv)
     int pr = sandbox_prepare(harness_dir, ex.warm ? WARM_PYTHON : ex.python, ex.data_dir);
     if (pr < 0) {
         log_error("cannot build the jobs' seccomp filter", "{s:s}", "error", strerror(-pr));
-        cgroup_fini();
-        remove_tree(ex.work_dir);
-        free_env(ex.envp);
-        return 1;
+        goto out;
     }
     /* Before the warm interpreter starts threads (a user namespace needs a
      * single-threaded caller). */
     int nr = sandbox_executor_enter();
     if (nr < 0) {
         log_error("cannot enter the jobs' namespaces", "{s:s}", "error", strerror(-nr));
-        cgroup_fini();
-        remove_tree(ex.work_dir);
-        free_env(ex.envp);
-        return 1;
+        goto out;
     }
-    _cleanup_free_ char *layers = sandbox_status_json(&sst);
+    layers = sandbox_status_json(&sst);
     for (int i = 0; i < SB__COUNT; i++)
         if (!sst.active[i] && i <= SB_SESSION)
             log_warn("a sandbox layer is unavailable", "{s:s, s:s}", "layer", sandbox_layer_name(i),
@@ -1388,10 +1376,7 @@ int executor_main(int argc, char **argv)
         int64_t t0 = util_mono_ms();
         if (warm_init(harness_dir, config_str(CFG_PRELOAD), err, sizeof(err)) < 0) {
             log_error("cannot start warm mode", "{s:s}", "error", err);
-            cgroup_fini();
-            remove_tree(ex.work_dir);
-            free_env(ex.envp);
-            return 1;
+            goto out;
         }
         log_info("warm interpreter ready", "{s:s, s:I}", "preload", config_str(CFG_PRELOAD),
                  "init_ms", (json_int_t)(util_mono_ms() - t0));
@@ -1403,12 +1388,10 @@ int executor_main(int argc, char **argv)
                               json_loads(layers ? layers : "{}", 0, NULL));
     int sr = frame_send_json(EXECUTOR_FD, ready);
     json_decref(ready);
-    if (sr < 0) {
-        free_env(ex.envp);
-        return 1;
-    }
+    if (sr < 0)
+        goto out;
 
-    int rc = 0;
+    rc = 0;
     for (;;) {
         json_t *req = NULL;
         int r = frame_recv_json(EXECUTOR_FD, &req);
@@ -1437,10 +1420,16 @@ int executor_main(int argc, char **argv)
          * supervisor records this outcome and fetches the next job. */
         refill_spare();
     }
+out:
+    /* One way out, whatever was made: the spare, the cgroups, the work
+     * directory (and with it every job directory). */
     if (ex.spare.pid > 0)
         child_discard(&ex.spare);
     cgroup_fini();
-    remove_tree(ex.work_dir);
+    if (ex.work_dir[0])
+        remove_tree(ex.work_dir);
+    if (ex.work_fd >= 0)
+        close_fd(&ex.work_fd);
     free_env(ex.envp);
     config_free();
     /* In warm mode the interpreter is never finalized (a fork server's
