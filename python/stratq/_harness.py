@@ -201,6 +201,10 @@ def main(mode="cold"):
         _apply_limits(request)
         _fresh_entropy()
     _enter_tmpdir(request)
+    if mode == "cold":
+        from . import _noexec
+
+        _noexec.refuse_exec()  # as warm mode's filter does: the job execs nothing
     out = os.fdopen(4, "wb")
     outcome = run_job(request)
     result = outcome.pop("result", b"")

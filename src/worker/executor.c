@@ -28,6 +28,7 @@
 #include "../common/util.h"
 #include "../queue/status.h"
 #include "capture.h"
+#include "dirsize.h"
 #include "sandbox.h"
 #include "warm.h"
 
@@ -167,8 +168,10 @@ struct job_run {
     size_t out_sent, err_sent; /* bytes already passed on as live output */
     bool timed_out;
     bool cancelled;
-    bool oom; /* the kernel's OOM killer struck the job's cgroup */
-    int full; /* SANDBOX_FULL_*: its directory's tmpfs or its /dev/shm was full */
+    bool oom;             /* the kernel's OOM killer struck the job's cgroup */
+    int full;             /* SANDBOX_FULL_*: its directory's tmpfs or its /dev/shm was full */
+    bool tmp_exceeded;    /* tmp_check found its directory over STRATQ_JOB_MAX_TMP */
+    struct dir_usage tmp; /* what tmp_check counted last */
     int wait_status;
     struct rusage ru;
     int64_t wall_ms;
@@ -579,6 +582,27 @@ static void refill_spare(void)
     }
 }
 
+/* How often, at least, a job's directory is counted where it has no tmpfs
+ * of its own; and how many entries it may hold. */
+#define TMP_CHECK_MS 250
+#define TMP_MAX_ENTRIES 100000
+#define TMP_MAX_DEPTH 128
+
+/* Counts the job's directory (DIR_FD) against STRATQ_JOB_MAX_TMP, setting
+ * j->tmp_exceeded when it holds more, or more than TMP_MAX_ENTRIES
+ * entries. Returns when to count again: the executor spends at most a
+ * tenth of its time counting, however big the tree. */
+static int64_t tmp_check(struct job_run *j, int dir_fd)
+{
+    int64_t t0 = util_mono_ms();
+    if (dir_usage(dir_fd, &j->tmp, TMP_MAX_ENTRIES, TMP_MAX_DEPTH) == 0 &&
+        (j->tmp.too_many || j->tmp.bytes > config_int(CFG_JOB_MAX_TMP)))
+        j->tmp_exceeded = true;
+    int64_t now = util_mono_ms();
+    int64_t pause = 10 * (now - t0);
+    return now + (pause > TMP_CHECK_MS ? pause : TMP_CHECK_MS);
+}
+
 /* Runs one job to completion (or timeout) in child c, which takes the job
  * request from its stdin pipe. Fills the outputs of j; closes c's fds. */
 static int job_run(struct job_run *j, struct child *c)
@@ -605,6 +629,9 @@ static int job_run(struct job_run *j, struct child *c)
 
     int64_t deadline = start + (int64_t)(j->timeout_s * 1000.0);
     int64_t drain_deadline = 0, next_live = start + LIVE_OUTPUT_MS;
+    /* Without a tmpfs of its own, the job's directory is counted now and
+     * then (tmp_check). */
+    int64_t next_tmp = c->sj.dir_mounted || c->dir_fd < 0 ? INT64_MAX : start + TMP_CHECK_MS;
     bool ctl_open = j->ctl_fd >= 0;
     for (;;) {
         struct pollfd p[7];
@@ -645,6 +672,8 @@ static int job_run(struct job_run *j, struct child *c)
         int64_t until = exited ? drain_deadline : deadline;
         if (!exited && ctl_open && next_live < until)
             until = next_live;
+        if (!exited && next_tmp < until)
+            until = next_tmp;
         int timeout = until > now ? (int)(until - now) : 0;
         int n = poll(p, (nfds_t)np, timeout);
         if (n < 0 && errno != EINTR) {
@@ -660,6 +689,13 @@ static int job_run(struct job_run *j, struct child *c)
         if (!exited && ctl_open && now >= next_live) {
             send_live_output(j);
             next_live = now + LIVE_OUTPUT_MS;
+        }
+        if (!exited && !killed && now >= next_tmp) {
+            next_tmp = tmp_check(j, c->dir_fd);
+            if (j->tmp_exceeded) {
+                killed = true;
+                kill_job(pid);
+            }
         }
         if (n <= 0)
             continue;
@@ -807,13 +843,20 @@ static json_t *build_reply(struct job_run *j)
         snprintf(msg, sizeof(msg), "the job's result is larger than %zu bytes (STRATQ_MAX_RESULT)",
                  j->max_result);
         error = error_obj("ResultTooLarge", msg);
-    } else if ((j->full & SANDBOX_FULL_DIR) && hs != QUEUE_STATUS_SUCCEEDED) {
-        /* A write past it failed (ENOSPC), and the job with it. */
+    } else if (j->tmp_exceeded || ((j->full & SANDBOX_FULL_DIR) && hs != QUEUE_STATUS_SUCCEEDED)) {
+        /* Counted past it and killed; or a write past it failed (ENOSPC),
+         * and the job with it. */
         status = QUEUE_STATUS_OUTPUT_EXCEEDED;
-        snprintf(msg, sizeof(msg),
-                 "the job's temporary files filled its directory's %lld bytes "
-                 "(STRATQ_JOB_MAX_TMP)",
-                 config_int(CFG_JOB_MAX_TMP));
+        if (j->tmp.too_many)
+            snprintf(msg, sizeof(msg),
+                     "the job made more than %d files in its directory and was killed",
+                     TMP_MAX_ENTRIES);
+        else
+            snprintf(msg, sizeof(msg),
+                     "the job's temporary files %s its directory's %lld bytes "
+                     "(STRATQ_JOB_MAX_TMP)%s",
+                     j->tmp_exceeded ? "went past" : "filled", config_int(CFG_JOB_MAX_TMP),
+                     j->tmp_exceeded ? " and it was killed" : "");
         error = error_obj("TmpExceeded", msg);
     } else if ((j->oom || (j->full & SANDBOX_FULL_SHM)) && hs != QUEUE_STATUS_SUCCEEDED) {
         status = QUEUE_STATUS_MEMORY_EXCEEDED;

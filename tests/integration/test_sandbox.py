@@ -320,16 +320,17 @@ def check_forged_result_header(sb, job, params):
 
 
 def check_fill_outside_memory(sb, job, params):
-    # Where the mount namespace is, the bounds were really reached: the
-    # job's directory is a tmpfs of its own, and /dev/shm took writes up to
-    # a bound (a file's, RLIMIT_FSIZE, before its size, the memory limit);
-    # elsewhere there is no /dev/shm at all.
-    detail = job["result"]["detail"]
+    # Its directory stopped it (a full tmpfs of its own, or the executor's
+    # count); and before that, where the mount namespace is, /dev/shm took
+    # writes up to a bound (a file's, RLIMIT_FSIZE, before its size, the
+    # memory limit), while elsewhere there is no /dev/shm at all.
+    assert job["error"]["type"] == "TmpExceeded", job["error"]
+    detail = json.loads(job["stderr"].splitlines()[0])
+    assert detail["memfd"].startswith("refused"), detail
     if "mountns" in REQUIRED:
-        assert detail["own tmpfs"] and detail["tmp"] >= 96 << 20, detail
-        assert detail["shm"] >= 96 << 20, detail
+        assert detail["own tmpfs"] and 96 << 20 <= detail["shm"] <= 512 << 20, detail
     else:
-        assert not detail["own tmpfs"] and detail["tmp"] >= 96 << 20 and detail["shm"] == 0, detail
+        assert not detail["own tmpfs"] and detail["shm"] == 0, detail
 
 
 EXTRA_CHECKS = {"read_secrets": check_read_secrets, "mp_pool": check_mp_pool,
