@@ -34,8 +34,10 @@ static int cmp(const void *a, const void *b)
 /* The job's own directory, as the executor makes one per job. */
 static char work[] = "/tmp/stratq-bench-XXXXXX";
 
-/* Median µs of n rounds; sandboxed chooses the sandboxed child. */
-static double run(int n, int sandboxed)
+/* Median µs of n rounds; sandboxed chooses the sandboxed child, and
+ * tmpfs whether the job's directory gets a tmpfs of its own (where the
+ * mount namespace is). */
+static double run(int n, int sandboxed, int tmpfs)
 {
     double *t = calloc((size_t)n, sizeof(double)), med;
     for (int i = 0; i < n; i++) {
@@ -48,7 +50,7 @@ static double run(int n, int sandboxed)
         if (sandboxed) {
             snprintf(sj.dir, sizeof(sj.dir), "%s", work);
             sj.dir_mounted = false;
-            if (sandbox_job_dir(&sj) < 0) {
+            if (tmpfs && sandbox_job_dir(&sj) < 0) {
                 fprintf(stderr, "sandbox_job_dir failed\n");
                 exit(1);
             }
@@ -90,7 +92,7 @@ int main(int argc, char **argv)
         {"always-on layers only", "namespaces,cgroup,uid"},
         {"every layer this host allows", ""},
     };
-    printf("%-32s %10s %10s %10s  %s\n", "configuration", "bare fork", "sandboxed", "cost",
+    printf("%-40s %10s %10s %10s  %s\n", "configuration", "bare fork", "sandboxed", "cost",
            "layers active");
     for (size_t c = 0; c < 2; c++) {
         struct sandbox_status st;
@@ -113,10 +115,16 @@ int main(int argc, char **argv)
             if (st.active[i])
                 snprintf(active + strlen(active), sizeof(active) - strlen(active), "%s%s",
                          active[0] ? "," : "", sandbox_layer_name(i));
-        run(20, 1); /* warm-up */
-        double bare = run(n, 0), sb = run(n, 1);
-        printf("%-32s %8.0f µs %8.0f µs %8.0f µs  %s\n", configs[c][0], bare, sb, sb - bare,
+        run(20, 1, 1); /* warm-up */
+        double bare = run(n, 0, 0), sb = run(n, 1, 1);
+        printf("%-40s %8.0f µs %8.0f µs %8.0f µs  %s\n", configs[c][0], bare, sb, sb - bare,
                active);
+        if (st.active[SB_MOUNTNS]) { /* what the job's own tmpfs adds */
+            double without = run(n, 1, 0);
+            printf("%-40s %8.0f µs %8.0f µs %8.0f µs  (the same, minus the tmpfs: %.0f µs)\n",
+                   "  the same without the job's tmpfs", bare, without, without - bare,
+                   sb - without);
+        }
         cgroup_fini();
     }
     rmdir(work);
