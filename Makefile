@@ -47,7 +47,7 @@ objs = $(patsubst src/%.c,$(1)/obj/%.o,$(2))
 REL_OBJ := $(call objs,build,$(LIB_SRC)) build/obj/gen/lua.o build/obj/gen/web.o
 ASAN_OBJ := $(call objs,build/asan,$(LIB_SRC)) build/asan/obj/gen/lua.o build/asan/obj/gen/web.o
 
-.PHONY: images compose-test all deps deps-test deps-bench fresh-check test unit integration deploy-test browser-test demo bench bench-api bench-exec bench-sandbox bench-protocol fuzz fuzz-smoke clean lint format chaos chaos-failover soak
+.PHONY: images compose-test all deps deps-test deps-bench fresh-check test unit integration deploy-test browser-test demo bench bench-api bench-exec bench-sandbox bench-protocol bench-json fuzz fuzz-smoke clean lint format chaos chaos-failover soak
 all: build/stratq
 
 # The Debian packages each goal needs (scripts/deps.sh): `make deps` what
@@ -247,6 +247,18 @@ build/bench/protocol_load: bench/protocol_load.c $(REL_OBJ)
 	$(call say,LD)$(CC) $(BASE_CFLAGS) $(RELEASE_CFLAGS) -pthread $< $(REL_OBJ) $(PKG_LIBS) -o $@
 bench-protocol: deps-bench build/bench/protocol_load
 	@sh scripts/bench-protocol.sh
+
+# `make bench-json`: what one GET of a 16 MiB "[{},{},...]" result costs the
+# API (time, peak RSS), and what checking it costs with the validator
+# (src/common/jsonv.c) against a jansson parse, side by side
+# (bench/json_cost.c, bench/json_get.py). BENCH_JSON_FLAGS passes options,
+# such as --baseline-bin for an older build to measure the same way.
+BENCH_JSON_FLAGS ?=
+build/bench/json_cost: bench/json_cost.c $(REL_OBJ)
+	@mkdir -p $(@D)
+	$(call say,LD)$(CC) $(BASE_CFLAGS) $(RELEASE_CFLAGS) $< $(REL_OBJ) $(PKG_LIBS) -o $@
+bench-json: deps-bench build/stratq build/bench/json_cost
+	$(PYTHON) bench/json_get.py --bin build/stratq --cost build/bench/json_cost $(BENCH_JSON_FLAGS)
 
 # libFuzzer targets (tests/fuzz/fuzz_*.c), built with clang into build/fuzz/
 # apart from the gcc builds. Each links only the code it fuzzes: src/common

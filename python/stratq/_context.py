@@ -16,6 +16,11 @@ EVENTS_FD = 5
 PROGRESS_INTERVAL_S = 0.05
 MAX_MESSAGE = 1000  # characters of a progress message
 MAX_LOG_LINE = 16384  # bytes of one log line
+# The executor's caps on one events line (src/worker/executor.c,
+# EVENTS_MAX_DEPTH and EVENTS_MAX_VALUES): it drops a line over them, so a
+# log line over them is sent truncated instead, as one over MAX_LOG_LINE is.
+MAX_LOG_DEPTH = 16  # arrays and objects open at once, the line itself included
+MAX_LOG_VALUES = 1024  # values in the line, itself and its keys' values included
 
 
 class Context:
@@ -76,9 +81,12 @@ class Context:
         ``stratq logs``): the message and any JSON-serializable fields, with
         the time. Separate from what the job prints."""
         line = {"t": "log", "msg": str(message), "fields": _jsonable(fields)}
-        data = json.dumps(line, ensure_ascii=False, separators=(",", ":"))
-        raw = data.encode("utf-8", "backslashreplace")
-        if len(raw) > MAX_LOG_LINE:
+        fits = _within(line, MAX_LOG_DEPTH, MAX_LOG_VALUES)
+        raw = b""
+        if fits:
+            data = json.dumps(line, ensure_ascii=False, separators=(",", ":"))
+            raw = data.encode("utf-8", "backslashreplace")
+        if not fits or len(raw) > MAX_LOG_LINE:
             line = {"t": "log", "msg": str(message)[:MAX_LOG_LINE // 4], "fields": {},
                     "truncated": True}
             raw = json.dumps(line, ensure_ascii=False).encode("utf-8", "backslashreplace")
@@ -123,6 +131,28 @@ class Context:
 
     def __repr__(self):
         return f"Context(job_id={self.job_id!r}, attempt={self.attempt})"
+
+
+def _within(value, max_depth, max_values):
+    """Whether value, as JSON, holds at most max_values values (itself, every
+    element and every member's value) and nests at most max_depth arrays
+    and objects, counted as the executor counts them (src/common/jsonv.h).
+    Stops at the first value over."""
+    count = 0
+    stack = [iter((value,))]
+    while stack:
+        for v in stack[-1]:
+            count += 1
+            if count > max_values:
+                return False
+            if isinstance(v, (dict, list, tuple)):
+                if len(stack) > max_depth:
+                    return False
+                stack.append(iter(v.values() if isinstance(v, dict) else v))
+                break
+        else:
+            stack.pop()
+    return True
 
 
 def _jsonable(value, depth=0):

@@ -97,9 +97,11 @@ _LONG_DIGITS = re.compile(r"[0-9]{19}")
 
 def _big_ints_as_strings(value):
     """The value with every integer outside int64 written as a string
-    (``2**70`` -> ``"1180591620717411303424"``): the executor reads results
-    with jansson, which holds 64-bit integers only. Dicts and lists are
-    copied where they hold one; other values are returned as they are."""
+    (``2**70`` -> ``"1180591620717411303424"``): results are read by
+    clients that hold 64-bit integers only (the CLI, with jansson) or
+    doubles (JavaScript, the dashboard). The executor takes integers of any
+    size (it only validates the text, src/common/jsonv.h). Dicts and lists
+    are copied where they hold one; other values are returned as they are."""
     if isinstance(value, int) and not isinstance(value, bool):
         return int.__repr__(value) if not INT64_MIN <= value <= INT64_MAX else value
     if isinstance(value, dict):

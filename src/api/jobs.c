@@ -13,14 +13,20 @@
 #include <sys/stat.h>
 
 #include "../common/config.h"
+#include "../common/jsonv.h"
 #include "../common/log.h"
 #include "../common/util.h"
 #include "internal.h"
 
 /* --- Job records ----------------------------------------------------------- */
 
-/* Hash fields holding JSON text, returned parsed. The result is not among
- * them: it is sent as the job wrote it (see record_buffer). */
+/* Hash fields holding JSON text. They are sent as stored, not parsed: the
+ * result (up to STRATQ_MAX_RESULT, 16 MiB) and a failed job's error come
+ * from the job, the spec from the client (up to STRATQ_MAX_BODY), and a
+ * parse on every GET would cost a json_t per value they hold: one GET of a
+ * 16 MiB "[{},{},...]" result took the API to 1.3 GB. They are validated
+ * instead (jsonv), which allocates nothing, so the response stays JSON
+ * whoever wrote the hash (another backend may, docs/protocol.md). */
 static bool json_field(const char *f)
 {
     return !strcmp(f, "spec") || !strcmp(f, "error") || !strcmp(f, "usage") ||
@@ -43,28 +49,52 @@ static const redisReply *hash_get(const redisReply *r, const char *field)
     return NULL;
 }
 
-static json_t *parse_field(const redisReply *v)
+/* Appends v as compact JSON ("null" when it cannot be written). */
+static void add_json(struct evbuffer *buf, json_t *v)
 {
-    json_t *j = json_loadb(v->str, v->len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
-    return j ? j : json_stringn(v->str, v->len);
+    char *s = v ? json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    if (s)
+        evbuffer_add(buf, s, strlen(s));
+    else
+        evbuffer_add(buf, "null", 4);
+    free(s);
 }
 
-/* The JSON of a job record from its HGETALL reply; "result" is appended
- * raw, as stored: re-encoding it through jansson would print floats with 17
- * digits and cost a parse-and-dump of results that may be megabytes long.
- * With only_result, just id, status, result and error. */
+/* Appends stored JSON text as it is. Text that is not JSON goes as a JSON
+ * string when as_string (null when it is not UTF-8 either), else as null. */
+static void add_json_text(struct evbuffer *buf, const char *text, size_t len, bool as_string)
+{
+    if (jsonv_check(text, len, NULL, NULL) == JSONV_OK) {
+        evbuffer_add(buf, text, len);
+        return;
+    }
+    json_t *s = as_string ? json_stringn(text, len) : NULL;
+    add_json(buf, s);
+    json_decref(s);
+}
+
+/* The JSON of a job record from its HGETALL reply, in the order of
+ * order[], then the other fields as Redis gives them, then "result". The
+ * JSON fields and the result are appended as stored (see json_field): also,
+ * re-encoding through jansson would print floats with 17 digits. With
+ * only_result, just id, status, error and result. */
 static struct evbuffer *record_buffer(const char *id, const redisReply *r, bool only_result)
 {
     static const char *const order[] = {"status",      "attempts", "created_ms", "started_ms",
                                         "finished_ms", "worker",   "spec",       "error",
                                         "stdout",      "stderr",   "usage"};
     json_t *rec = json_pack("{s:s}", "id", id);
-    if (!rec)
+    struct evbuffer *buf = rec ? evbuffer_new() : NULL;
+    if (!buf) {
+        json_decref(rec);
         return NULL;
+    }
+    /* The fields in their order, each with its value or (JSON text, added
+     * below) a null in its place. */
     if (only_result) {
-        const redisReply *st = hash_get(r, "status"), *er = hash_get(r, "error");
+        const redisReply *st = hash_get(r, "status");
         json_object_set_new(rec, "status", st ? json_stringn(st->str, st->len) : json_null());
-        json_object_set_new(rec, "error", er ? parse_field(er) : json_null());
+        json_object_set_new(rec, "error", json_null());
     } else {
         for (size_t k = 0; k < ARRAY_SIZE(order); k++)
             json_object_set_new(rec, order[k], json_null());
@@ -75,7 +105,7 @@ static struct evbuffer *record_buffer(const char *id, const redisReply *r, bool 
             if (!strcmp(f, "result"))
                 continue;
             if (json_field(f))
-                val = parse_field(v);
+                val = json_null();
             else if (int_field(f))
                 val = json_integer(strtoll(v->str, NULL, 10));
             else
@@ -83,28 +113,35 @@ static struct evbuffer *record_buffer(const char *id, const redisReply *r, bool 
             json_object_set_new(rec, f, val ? val : json_null());
         }
     }
-    char *s = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(rec);
-    struct evbuffer *buf = s ? evbuffer_new() : NULL;
-    if (!buf) {
-        free(s);
-        return NULL;
+    const char *key;
+    json_t *val;
+    bool first = true;
+    evbuffer_add(buf, "{", 1);
+    json_object_foreach(rec, key, val)
+    {
+        const redisReply *text = json_field(key) ? hash_get(r, key) : NULL;
+        json_t *k = json_string(key);
+        if (!first)
+            evbuffer_add(buf, ",", 1);
+        first = false;
+        add_json(buf, k);
+        json_decref(k);
+        evbuffer_add(buf, ":", 1);
+        if (text)
+            add_json_text(buf, text->str, text->len, true);
+        else
+            add_json(buf, val);
     }
-    /* A result written by another backend straight into Redis is checked:
-     * the response must stay valid JSON. */
+    json_decref(rec);
+    /* A result that is not JSON (written straight into Redis by another
+     * backend) is null. */
     const redisReply *result = hash_get(r, "result");
-    json_t *check =
-        result ? json_loadb(result->str, result->len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL)
-               : NULL;
-    evbuffer_add(buf, s, strlen(s) - 1);
     evbuffer_add(buf, ",\"result\":", 10);
-    if (check)
-        evbuffer_add(buf, result->str, result->len);
+    if (result)
+        add_json_text(buf, result->str, result->len, false);
     else
         evbuffer_add(buf, "null", 4);
     evbuffer_add(buf, "}\n", 2);
-    json_decref(check);
-    free(s);
     return buf;
 }
 
@@ -472,6 +509,9 @@ void jobs_retry(struct api *a, struct evhttp_request *req, const char *id)
 
 /* --- Logs, listing, workers, queue ---------------------------------------- */
 
+/* The stored log lines are JSON texts that the worker wrote (job-controlled
+ * values, up to 1,000 lines of 16 KiB): they are validated and spliced into
+ * the response as they are, not parsed (see json_field). */
 static void on_logs(struct pending *p, redisReply *r, void *ctx)
 {
     (void)ctx;
@@ -481,25 +521,46 @@ static void on_logs(struct pending *p, redisReply *r, void *ctx)
     }
     const char *status = r->element[0]->str;
     long long out_len = r->element[3]->integer, err_len = r->element[4]->integer;
+    long long nlines = r->elements > 6 ? r->element[6]->integer : 0;
     char *o = util_utf8_sanitize(r->element[1]->str, r->element[1]->len);
     char *e = util_utf8_sanitize(r->element[2]->str, r->element[2]->len);
-    json_t *lines = json_array();
-    long long nlines = r->elements > 6 ? r->element[6]->integer : 0;
-    for (size_t i = 0; r->elements > 6 && i < r->element[5]->elements; i++) {
-        const redisReply *l = r->element[5]->element[i];
-        json_t *line = json_loadb(l->str, l->len, 0, NULL);
-        json_array_append_new(lines, line ? line : json_stringn(l->str, l->len));
-    }
-    pending_reply(p, 200,
-                  json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:o, s:I, s:b}", "id", p->id, "status",
-                            status, "stdout", o ? o : "", "stderr", e ? e : "", "stdout_offset",
-                            (json_int_t)(out_len > p->off_out ? out_len : p->off_out),
-                            "stderr_offset",
-                            (json_int_t)(err_len > p->off_err ? err_len : p->off_err), "log", lines,
-                            "log_offset", (json_int_t)(nlines > p->off_log ? nlines : p->off_log),
-                            "done", queue_status_is_terminal(status)));
+    json_t *head =
+        json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "id", p->id, "status", status, "stdout",
+                  o ? o : "", "stderr", e ? e : "", "stdout_offset",
+                  (json_int_t)(out_len > p->off_out ? out_len : p->off_out), "stderr_offset",
+                  (json_int_t)(err_len > p->off_err ? err_len : p->off_err));
+    json_t *tail = json_pack("{s:I, s:b}", "log_offset",
+                             (json_int_t)(nlines > p->off_log ? nlines : p->off_log), "done",
+                             queue_status_is_terminal(status));
+    char *h = head ? json_dumps(head, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    char *t = tail ? json_dumps(tail, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    struct evbuffer *buf = h && t ? evbuffer_new() : NULL;
     free(o);
     free(e);
+    json_decref(head);
+    json_decref(tail);
+    if (!buf) {
+        free(h);
+        free(t);
+        pending_error(p, 500, "out of memory");
+        return;
+    }
+    /* {head..., "log": [line, ...], tail...} */
+    evbuffer_add(buf, h, strlen(h) - 1);
+    evbuffer_add(buf, ",\"log\":[", 8);
+    for (size_t i = 0; r->elements > 6 && i < r->element[5]->elements; i++) {
+        const redisReply *l = r->element[5]->element[i];
+        if (i)
+            evbuffer_add(buf, ",", 1);
+        add_json_text(buf, l->str, l->len, true);
+    }
+    evbuffer_add(buf, "],", 2);
+    evbuffer_add(buf, t + 1, strlen(t) - 1);
+    evbuffer_add(buf, "\n", 1);
+    free(h);
+    free(t);
+    pending_reply_raw(p, 200, buf, "application/json");
+    evbuffer_free(buf);
 }
 
 void jobs_logs(struct api *a, struct evhttp_request *req, const char *id)

@@ -144,6 +144,13 @@ enum cfg_type { CFG_STR, CFG_INT, CFG_BOOL };
       "Bytes of stdout plus stderr kept per job; more is output_exceeded")                         \
     X(MAX_RESULT, "max-result", "STRATQ_MAX_RESULT", CFG_INT, "16777216", 1024, 512 * MIB,         \
       CMD_WORKER | CMD_EXECUTOR | CMD_UP, "Largest result a job may return, in bytes of JSON")     \
+    X(MAX_RESULT_DEPTH, "max-result-depth", "STRATQ_MAX_RESULT_DEPTH", CFG_INT, "256", 1, 4096,    \
+      CMD_WORKER | CMD_EXECUTOR | CMD_UP,                                                          \
+      "Deepest nesting of arrays and objects in a job's result; deeper is output_exceeded")        \
+    X(MAX_RESULT_VALUES, "max-result-values", "STRATQ_MAX_RESULT_VALUES", CFG_INT, "4000000", 1,   \
+      1000000000, CMD_WORKER | CMD_EXECUTOR | CMD_UP,                                              \
+      "Most values (elements and members, scalars included) in a job's result; more is "           \
+      "output_exceeded")                                                                           \
     X(SANDBOX_REQUIRE, "sandbox-require", "STRATQ_SANDBOX_REQUIRE", CFG_STR, "", 0, 0,             \
       CMD_WORKER | CMD_UP,                                                                         \
       "Sandbox layers that must be active, comma-separated; missing one, the worker will not "     \

@@ -62,8 +62,7 @@ bool util_valid_id(const char *s)
     return n >= 1 && n <= 64;
 }
 
-/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0. */
-static size_t utf8_seq_len(const unsigned char *s, size_t n)
+size_t util_utf8_seq_len(const unsigned char *s, size_t n)
 {
     unsigned char c = s[0];
     size_t len;
@@ -105,7 +104,7 @@ char *util_utf8_sanitize(const char *s, size_t len)
     if (!out)
         return NULL;
     for (size_t i = 0; i < len;) {
-        size_t l = utf8_seq_len((const unsigned char *)s + i, len - i);
+        size_t l = util_utf8_seq_len((const unsigned char *)s + i, len - i);
         if (l == 0) {
             memcpy(out + o, "\xef\xbf\xbd", 3);
             o += 3;

@@ -56,6 +56,12 @@ void util_new_id(char *buf);
 /* An id a client may name: 1..64 characters of [A-Za-z0-9_-]. */
 bool util_valid_id(const char *s);
 
+/* Length of the valid UTF-8 sequence at s (1 to 4 bytes, at most n; n >= 1),
+ * or 0 when there is none: a stray continuation byte, an overlong form
+ * (C0, C1, E0 80..9F, F0 80..8F), a surrogate (ED A0..BF), past U+10FFFF
+ * (F4 90.., F5..FF) or a sequence cut off by the end. */
+size_t util_utf8_seq_len(const unsigned char *s, size_t n);
+
 /* Returns a malloc'd copy of the first len bytes of s with invalid UTF-8
  * replaced by U+FFFD and NUL bytes dropped, so that it can be stored as a
  * JSON string. Caller frees. Returns NULL on allocation failure. */

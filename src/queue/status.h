@@ -71,7 +71,8 @@ enum {
     X(OUTPUT_EXCEEDED, "output_exceeded",                                                          \
       QUEUE_TERMINAL | QUEUE_RETRYABLE | QUEUE_FAILURE | QUEUE_INDEXED,                            \
       "printed more than `STRATQ_MAX_OUTPUT` bytes, or returned a result over "                    \
-      "`STRATQ_MAX_RESULT`")                                                                       \
+      "`STRATQ_MAX_RESULT` bytes, `STRATQ_MAX_RESULT_DEPTH` levels or `STRATQ_MAX_RESULT_VALUES` " \
+      "values")                                                                                    \
     X(CRASHED, "crashed",                                                                          \
       QUEUE_TERMINAL | QUEUE_RETRYABLE | QUEUE_AUTO_RETRY | QUEUE_FAILURE | QUEUE_INDEXED,         \
       "the interpreter died without reporting (a signal, `os._exit`), or the executor running "    \

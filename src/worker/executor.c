@@ -24,6 +24,7 @@
 
 #include "../common/config.h"
 #include "../common/frame.h"
+#include "../common/jsonv.h"
 #include "../common/log.h"
 #include "../common/util.h"
 #include "../queue/status.h"
@@ -87,23 +88,58 @@ static void close_fd(int *fd)
 }
 
 /* The job's events (fd 5): progress and structured log lines, one JSON
- * object per line, passed on to the supervisor with the live output. */
+ * object per line, passed on to the supervisor with the live output.
+ *
+ * A line is checked against small caps before jansson parses it, since a
+ * line of 16 KB like {"fields":[{},{},...]} would otherwise be 5,000
+ * json_t; one over them is dropped like a malformed one. A log line is
+ * kept as its JSON text (a json_t string) until it is sent, not as a tree,
+ * so that what the executor holds between two sends is at most
+ * EVENTS_MAX_LOGS texts of at most EVENTS_ENTRY_MAX bytes, plus one line
+ * of EVENTS_MAX_VALUES values being parsed. */
 #define EVENTS_LINE_MAX 16384
 #define EVENTS_MAX_LOGS 1000
+#define EVENTS_MAX_DEPTH 16
+#define EVENTS_MAX_VALUES 1024
+/* A log line as passed on: the job's msg and fields with ts_ms, written
+ * again by jansson, which can make a number longer ("1e9" is
+ * "1000000000.0"). */
+#define EVENTS_ENTRY_MAX (2 * EVENTS_LINE_MAX)
+static const struct jsonv_limits events_limits = {EVENTS_MAX_DEPTH, EVENTS_MAX_VALUES};
+
 struct events {
     char line[EVENTS_LINE_MAX + 1];
     size_t len;
     bool skipping;     /* inside a line too long to keep */
     json_t *progress;  /* the latest progress not passed on yet */
-    json_t *logs;      /* log lines not passed on yet */
+    json_t *logs;      /* log lines not passed on yet: an array of their JSON texts */
     size_t logs_total; /* log lines kept for this job */
-    size_t dropped;    /* past EVENTS_MAX_LOGS, or malformed */
+    size_t dropped;    /* past EVENTS_MAX_LOGS, over the caps, or malformed */
 };
+
+/* A log line's entry as the supervisor stores it, as JSON text: a json_t
+ * string, or NULL when it is too long. */
+static json_t *log_entry_text(json_t *msg, json_t *fields)
+{
+    json_t *entry =
+        json_pack("{s:I, s:O, s:o}", "ts_ms", (json_int_t)util_now_ms(), "msg", msg, "fields",
+                  json_is_object(fields) ? json_incref(fields) : json_object());
+    /* 15 digits: what the job wrote (9203.97), not its nearest double's 17
+     * (9203.9699999999993). */
+    char *text = entry ? json_dumps(entry, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
+    json_t *s = text && strlen(text) <= EVENTS_ENTRY_MAX ? json_string(text) : NULL;
+    free(text);
+    json_decref(entry);
+    return s;
+}
 
 static void events_line(struct events *ev, const char *line, size_t len)
 {
-    json_t *o = json_loadb(line, len, 0, NULL);
+    json_t *o = jsonv_check(line, len, &events_limits, NULL) == JSONV_OK
+                    ? json_loadb(line, len, 0, NULL)
+                    : NULL;
     const char *t = json_string_value(json_object_get(o, "t"));
+    json_t *entry = NULL;
     if (t && !strcmp(t, "progress")) {
         json_t *f = json_object_get(o, "fraction"), *m = json_object_get(o, "message");
         double frac = json_number_value(f);
@@ -114,14 +150,11 @@ static void events_line(struct events *ev, const char *line, size_t len)
                                      (json_int_t)util_now_ms());
         }
     } else if (t && !strcmp(t, "log") && json_is_string(json_object_get(o, "msg")) &&
-               ev->logs_total < EVENTS_MAX_LOGS) {
-        json_t *fields = json_object_get(o, "fields");
+               ev->logs_total < EVENTS_MAX_LOGS &&
+               (entry = log_entry_text(json_object_get(o, "msg"), json_object_get(o, "fields")))) {
         if (!ev->logs)
             ev->logs = json_array();
-        json_array_append_new(ev->logs,
-                              json_pack("{s:I, s:O, s:O}", "ts_ms", (json_int_t)util_now_ms(),
-                                        "msg", json_object_get(o, "msg"), "fields",
-                                        json_is_object(fields) ? fields : json_object()));
+        json_array_append_new(ev->logs, entry);
         ev->logs_total++;
     } else {
         ev->dropped++;
@@ -161,6 +194,7 @@ struct job_run {
     double timeout_s;
     long long memory_mb;
     size_t max_output, max_result;
+    struct jsonv_limits result_limits; /* STRATQ_MAX_RESULT_DEPTH, _VALUES */
     int ctl_fd; /* the socket to the supervisor: cancel requests in, output out */
     /* outputs */
     struct capture out, err, res;
@@ -800,6 +834,43 @@ static long long cpu_ms_of(const struct rusage *ru)
            (long long)ru->ru_stime.tv_sec * 1000 + ru->ru_stime.tv_usec / 1000;
 }
 
+/* The result header as the harness writes it, {"status": ..., "error":
+ * {"type", "message", "traceback"}}, holds 6 values at most. */
+static const struct jsonv_limits header_limits = {.max_depth = 8, .max_values = 64};
+
+/* A success's result: checked once here, within the caps, without being
+ * parsed (a parse would cost a json_t per value); then stored and served as
+ * the job wrote it. Sets *status and *error, or the reply's result_json. */
+static void result_verdict(const struct job_run *j, const char *text, size_t len, json_t *reply,
+                           enum queue_status *status, json_t **error)
+{
+    char msg[256];
+    size_t at = 0;
+    int r = jsonv_check(text, len, &j->result_limits, &at);
+
+    if (r == JSONV_OK) {
+        *status = QUEUE_STATUS_SUCCEEDED;
+        json_object_set_new(reply, "result_json", json_stringn(text, len));
+        return;
+    }
+    if (r == JSONV_SYNTAX) {
+        /* Not what the harness writes: the job wrote its result itself. */
+        snprintf(msg, sizeof(msg), "the job's result is not JSON (byte %zu of %zu)", at, len);
+        *error = error_obj("HarnessError", msg);
+        return;
+    }
+    *status = QUEUE_STATUS_OUTPUT_EXCEEDED;
+    if (r == JSONV_TOO_DEEP)
+        snprintf(msg, sizeof(msg),
+                 "the job's result nests deeper than %zu levels (STRATQ_MAX_RESULT_DEPTH)",
+                 j->result_limits.max_depth);
+    else
+        snprintf(msg, sizeof(msg),
+                 "the job's result holds more than %zu values (STRATQ_MAX_RESULT_VALUES)",
+                 j->result_limits.max_values);
+    *error = error_obj("ResultTooLarge", msg);
+}
+
 /* Decides the job's status from how its child ended and what it reported. */
 static json_t *build_reply(struct job_run *j)
 {
@@ -809,13 +880,19 @@ static json_t *build_reply(struct job_run *j)
     char msg[256];
 
     /* The harness writes a header line, then a success's result as JSON.
-     * The header's status is a job status (-1: none, or one we do not know). */
+     * The header's status is a job status (-1: none, or one we do not know).
+     * The job can write the header too, as long as the cap: it is parsed
+     * only within the header's caps. */
     json_t *harness = NULL;
     const char *result_text = NULL;
     size_t result_len = 0;
+    int header_check = JSONV_SYNTAX;
     char *nl = j->res.len && !j->res.overflow ? memchr(j->res.buf, '\n', j->res.len) : NULL;
     if (nl) {
-        harness = json_loadb(j->res.buf, (size_t)(nl - j->res.buf), JSON_ALLOW_NUL, NULL);
+        size_t header_len = (size_t)(nl - j->res.buf);
+        header_check = jsonv_check(j->res.buf, header_len, &header_limits, NULL);
+        if (header_check == JSONV_OK)
+            harness = json_loadb(j->res.buf, header_len, JSON_ALLOW_NUL, NULL);
         result_text = nl + 1;
         result_len = j->res.len - (size_t)(nl + 1 - j->res.buf);
     }
@@ -858,6 +935,14 @@ static json_t *build_reply(struct job_run *j)
                      j->tmp_exceeded ? "went past" : "filled", config_int(CFG_JOB_MAX_TMP),
                      j->tmp_exceeded ? " and it was killed" : "");
         error = error_obj("TmpExceeded", msg);
+    } else if (header_check == JSONV_TOO_DEEP || header_check == JSONV_TOO_MANY) {
+        /* Not the harness's: its header holds a handful of values. */
+        status = QUEUE_STATUS_OUTPUT_EXCEEDED;
+        snprintf(msg, sizeof(msg),
+                 "the job's result header holds more than %zu values or nests deeper than %zu "
+                 "levels",
+                 header_limits.max_values, header_limits.max_depth);
+        error = error_obj("ResultTooLarge", msg);
     } else if ((j->oom || (j->full & SANDBOX_FULL_SHM)) && hs != QUEUE_STATUS_SUCCEEDED) {
         status = QUEUE_STATUS_MEMORY_EXCEEDED;
         snprintf(msg, sizeof(msg),
@@ -881,13 +966,8 @@ static json_t *build_reply(struct job_run *j)
         status = QUEUE_STATUS_CPU_EXCEEDED;
         error = error_obj("CpuExceeded", "the job used up its CPU time limit");
     } else if (json_is_string(hs_json)) {
-        json_t *check = NULL;
-        if (hs == QUEUE_STATUS_SUCCEEDED &&
-            (check = json_loadb(result_text, result_len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL))) {
-            /* Stored as the job wrote it; parsed only to check it is JSON. */
-            status = QUEUE_STATUS_SUCCEEDED;
-            json_object_set_new(reply, "result_json", json_stringn(result_text, result_len));
-            json_decref(check);
+        if (hs == QUEUE_STATUS_SUCCEEDED) {
+            result_verdict(j, result_text, result_len, reply, &status, &error);
         } else if (hs == QUEUE_STATUS_FAILED) {
             status = hs;
             error = json_incref(json_object_get(harness, "error"));
@@ -1242,6 +1322,8 @@ static json_t *handle_request(json_t *req)
         .memory_mb = json_integer_value(json_object_get(spec, "memory_mb")),
         .max_output = (size_t)config_int(CFG_MAX_OUTPUT),
         .max_result = (size_t)config_int(CFG_MAX_RESULT),
+        .result_limits = {(size_t)config_int(CFG_MAX_RESULT_DEPTH),
+                          (size_t)config_int(CFG_MAX_RESULT_VALUES)},
         .ctl_fd = EXECUTOR_FD,
     };
     json_t *reply;
@@ -1484,7 +1566,7 @@ out:
 int executor_spawn(pid_t *ret_pid, int *ret_fd)
 {
     int sv[2];
-    char maxo[32], maxr[32], juid[32], jprocs[32], jtmp[32];
+    char maxo[32], maxr[32], maxrd[32], maxrv[32], juid[32], jprocs[32], jtmp[32];
     char **envp = build_env();
 
     if (!envp)
@@ -1496,6 +1578,8 @@ int executor_spawn(pid_t *ret_pid, int *ret_fd)
     sv[1] = fd_high(sv[1]);
     snprintf(maxo, sizeof(maxo), "%lld", config_int(CFG_MAX_OUTPUT));
     snprintf(maxr, sizeof(maxr), "%lld", config_int(CFG_MAX_RESULT));
+    snprintf(maxrd, sizeof(maxrd), "%lld", config_int(CFG_MAX_RESULT_DEPTH));
+    snprintf(maxrv, sizeof(maxrv), "%lld", config_int(CFG_MAX_RESULT_VALUES));
     snprintf(juid, sizeof(juid), "%lld", config_int(CFG_JOB_UID));
     snprintf(jprocs, sizeof(jprocs), "%lld", config_int(CFG_JOB_MAX_PROCS));
     snprintf(jtmp, sizeof(jtmp), "%lld", config_int(CFG_JOB_MAX_TMP));
@@ -1509,6 +1593,10 @@ int executor_spawn(pid_t *ret_pid, int *ret_fd)
                     maxo,
                     "--max-result",
                     maxr,
+                    "--max-result-depth",
+                    maxrd,
+                    "--max-result-values",
+                    maxrv,
                     "--log-level",
                     (char *)config_str(CFG_LOG_LEVEL),
                     "--mode",

@@ -307,14 +307,15 @@ static void worker_stop_executor(struct worker *w, bool force)
 }
 
 /* Passes a chunk of the running job's output to its live keys, where
- * GET /v1/jobs/{id}/logs reads it while the job runs. */
+ * GET /v1/jobs/{id}/logs reads it while the job runs. The executor sends
+ * each log line as its JSON text, stored as it is. */
 static void worker_append_output(struct worker *w, const char *id, json_t *msg)
 {
     json_t *progress = json_object_get(msg, "progress"), *logs = json_object_get(msg, "log");
     _cleanup_free_ char *p = NULL;
     size_t nlogs = json_array_size(logs);
-    char **lines = calloc(nlogs ? nlogs : 1, sizeof(char *));
-    struct jobq_output o = {.logs = (const char *const *)lines, .nlogs = lines ? nlogs : 0};
+    const char **lines = calloc(nlogs ? nlogs : 1, sizeof(char *));
+    struct jobq_output o = {.logs = lines, .nlogs = lines ? nlogs : 0};
 
     if (!w->q || !lines) {
         free(lines);
@@ -325,11 +326,8 @@ static void worker_append_output(struct worker *w, const char *id, json_t *msg)
         o.progress = p ? p : "{}";
     }
     for (size_t i = 0; i < o.nlogs; i++) {
-        /* 15 digits: what the job wrote (9203.97), not its nearest double's
-         * 17 (9203.9699999999993). */
-        lines[i] = json_dumps(json_array_get(logs, i), JSON_COMPACT | JSON_REAL_PRECISION(15));
-        if (!lines[i])
-            lines[i] = strdup("{}");
+        const char *text = json_string_value(json_array_get(logs, i));
+        lines[i] = text ? text : "{}";
     }
     static const char *const streams[] = {"stdout", "stderr"};
     for (size_t i = 0; i < ARRAY_SIZE(streams); i++) {
@@ -340,8 +338,6 @@ static void worker_append_output(struct worker *w, const char *id, json_t *msg)
     w->live = true;
     if (jobq_output(&w->jq, w->q, id, &o) == -EIO)
         worker_disconnect(w); /* best effort; the final record has it all */
-    for (size_t i = 0; i < o.nlogs; i++)
-        free(lines[i]);
     free(lines);
 }
 

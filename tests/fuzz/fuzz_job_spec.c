@@ -11,17 +11,9 @@
 #include <string.h>
 
 #include "common/job.h"
+#include "fuzz_check.h"
 
 static const struct job_limits limits = {300, 3600, 1024, 4096};
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_job_spec: invariant failed: %s (%s:%d)\n", #cond, __FILE__,      \
-                    __LINE__);                                                                     \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

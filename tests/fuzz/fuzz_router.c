@@ -11,15 +11,7 @@
 
 #include "api/router.h"
 #include "common/util.h"
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_router: invariant failed: %s (%s:%d)\n", #cond, __FILE__,        \
-                    __LINE__);                                                                     \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "fuzz_check.h"
 
 static const size_t allow_sizes[] = {64, 0, 1, 2, 5, 8, 11, 16};
 

@@ -2,12 +2,15 @@
 and the queue view."""
 
 import json
+import os
 import textwrap
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import yaml
 
-from conftest import JOB_ID_RE, QUEUE, REPO_ROOT, TERMINAL
+from conftest import JOB_ID_RE, PREFIX, QUEUE, REPO_ROOT, TERMINAL
 
 SQUARE = textwrap.dedent(
     """
@@ -315,3 +318,111 @@ def test_protocol_md_statuses_table_is_the_servers(stack):
     assert got == want, f"docs/protocol.md's statuses table should read:\n{expected}"
     spec = yaml.safe_load((REPO_ROOT / "docs" / "openapi.yaml").read_text())
     assert spec["components"]["schemas"]["Status"]["enum"] == [s["name"] for s in statuses]
+
+
+# --------------------------------------------------------------------------
+# Job-controlled JSON is served as stored, not parsed
+# --------------------------------------------------------------------------
+
+# How much the API's peak RSS may grow while it serves the GETs below. Each
+# GET holds the Redis reply and the response (about twice the stored bytes)
+# for as long as it takes to send; parsing them into jansson values, as the
+# API did, took it past 600 MB for one GET of the 8 MiB result.
+API_PEAK_GROWTH_MB = 100
+# ASan keeps freed memory in its quarantine (256 MB by default), and that
+# counts in the RSS: with a small one, the peak is about what the API
+# itself holds (4 GETs of the result: 196 MB with the default, 40 with 16).
+SMALL_QUARANTINE = {"ASAN_OPTIONS": ":".join(
+    o for o in (os.environ.get("ASAN_OPTIONS", ""), "quarantine_size_mb=16") if o)}
+
+
+def vm_kb(pid, field):
+    """A size from /proc/PID/status (VmRSS, VmHWM), in kB."""
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+
+
+def peak_growth_mb(pid, action):
+    """What ``action()`` returns, and how far it took the peak RSS of
+    ``pid`` above its RSS before (the peak reset first where this user
+    may)."""
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w") as f:
+            f.write("5")
+    except PermissionError:
+        pass
+    before = vm_kb(pid, "VmRSS")
+    out = action()
+    return out, (vm_kb(pid, "VmHWM") - before) / 1024
+
+
+def get_raw(url):
+    with urllib.request.urlopen(url, timeout=60) as resp:
+        return resp.status, resp.read()
+
+
+def test_a_large_result_is_sent_as_stored_without_parsing(stack, r):
+    # An 8 MiB result of 2.8 million empty objects, under the executor's
+    # caps, written straight into the job's hash (as a worker leaves it):
+    # four GETs at once each get it back byte for byte.
+    api = stack.start_api(env=SMALL_QUARANTINE)
+    n = (8 * 1024 * 1024 - 1) // 3
+    result = b"[" + b",".join([b"{}"] * n) + b"]"
+    spec = json.dumps({"code": "def run(ctx):\n    pass\n"}, separators=(",", ":"))
+    r.hset(f"{PREFIX}:job:big", mapping={"spec": spec, "status": "succeeded", "created_ms": "1",
+                                         "error": "{\"type\":\"none\",\"n\":1.10}",
+                                         "result": result})
+    expected = b'{"id":"big","status":"succeeded","error":{"type":"none","n":1.10},"result":'
+    expected += result + b"}\n"
+
+    def fetch_all():
+        with ThreadPoolExecutor(4) as pool:
+            return list(pool.map(get_raw, [f"{api.url}/v1/jobs/big/result"] * 4))
+
+    answers, grew_mb = peak_growth_mb(api.pid, fetch_all)
+    for status, body in answers:
+        assert status == 200 and body == expected, (status, len(body), body[:200])
+    assert grew_mb < API_PEAK_GROWTH_MB, f"the API's peak RSS grew by {grew_mb:.0f} MB"
+    # The whole record: the stored JSON fields as they are, the rest as before.
+    status, body = get_raw(f"{api.url}/v1/jobs/big")
+    assert status == 200, status
+    head = (b'{"id":"big","status":"succeeded","attempts":null,"created_ms":1,"started_ms":null,'
+            b'"finished_ms":null,"worker":null,"spec":' + spec.encode()
+            + b',"error":{"type":"none","n":1.10},"stdout":null,"stderr":null,"usage":null,'
+            b'"result":')
+    assert body == head + result + b"}\n", body[:300]
+
+
+def test_log_lines_are_sent_as_stored_without_parsing(stack, r):
+    # 1,000 log lines of nested fields (about 900 values each), as a worker
+    # stores them: GET /logs answers with each line as it is, in the usual
+    # shape, without a jansson value per value.
+    api = stack.start_api(env=SMALL_QUARANTINE)
+    r.hset(f"{PREFIX}:job:logs", mapping={"spec": "{}", "status": "succeeded", "created_ms": "1",
+                                          "stdout": "out\n", "stderr": ""})
+    lines = []
+    for i in range(1000):
+        fields = {"step": i, "price": 9203.97, "deep": {"a": {"b": {"c": {
+            "rows": [[j, j + 0.25, None] for j in range(225)]}}}}}
+        lines.append(json.dumps({"ts_ms": 1700000000000 + i, "msg": f"line {i}", "fields": fields},
+                                separators=(",", ":")))
+    r.rpush(f"{PREFIX}:job:logs:log", *lines)
+
+    def fetch_all():
+        with ThreadPoolExecutor(4) as pool:
+            return list(pool.map(get_raw, [f"{api.url}/v1/jobs/logs/logs?log_offset=0"] * 4))
+
+    answers, grew_mb = peak_growth_mb(api.pid, fetch_all)
+    expected = ('{"id":"logs","status":"succeeded","stdout":"out\\n","stderr":"",'
+                '"stdout_offset":4,"stderr_offset":0,"log":[' + ",".join(lines)
+                + '],"log_offset":1000,"done":true}\n').encode()
+    for status, body in answers:
+        assert status == 200 and body == expected, (status, len(body), body[:300])
+    assert grew_mb < API_PEAK_GROWTH_MB, f"the API's peak RSS grew by {grew_mb:.0f} MB"
+    # From an offset, and a line that is not JSON (written by something
+    # else) comes as a string, as it did.
+    r.rpush(f"{PREFIX}:job:logs:log", "not json")
+    status, body = api.client.get("/v1/jobs/logs/logs?log_offset=999&stdout_offset=4")
+    assert status == 200, body
+    assert body["log"] == [json.loads(lines[999]), "not json"] and body["log_offset"] == 1001, body
+    assert body["stdout"] == "" and body["stdout_offset"] == 4, body

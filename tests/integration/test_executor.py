@@ -92,8 +92,9 @@ def test_results_with_nul_and_unicode_are_kept(stack):
 
 
 def test_integers_past_64_bits_are_kept_as_strings(stack):
-    # Python's json writes integers of any size; the executor reads 64-bit
-    # ones: the others are kept as their decimal strings (docs/strategies.md).
+    # Python's json writes integers of any size; clients such as the CLI
+    # read 64-bit ones: the harness writes the others as their decimal
+    # strings (docs/strategies.md).
     api = stack.start_api().client
     stack.start_worker()
     code = ("def run(ctx):\n"
@@ -173,3 +174,61 @@ def test_a_result_too_large_to_encode_is_memory_exceeded(stack):
     code = "def run(ctx):\n    return 'x' * (200 * 1024 * 1024)\n"
     job = api.wait_job(api.submit({"code": code, "memory_mb": 256, "timeout_s": 20}), timeout=60)
     assert job["status"] == "memory_exceeded", job
+
+
+# A job that writes the result pipe itself, past the harness: the header,
+# then params.result as its result.
+WRITES_RESULT = """
+import os
+
+def run(ctx):
+    os.write(4, ctx.params.get("header", '{"status": "succeeded"}').encode() + b"\\n"
+             + ctx.params["result"].encode())
+    os._exit(0)
+"""
+
+
+def test_a_result_over_the_depth_or_value_cap_is_output_exceeded(stack):
+    # The executor validates a result within STRATQ_MAX_RESULT_DEPTH and
+    # STRATQ_MAX_RESULT_VALUES, without parsing it; over one, the job is
+    # output_exceeded and the message names the cap.
+    api = stack.start_api().client
+    stack.start_worker(env={"STRATQ_MAX_RESULT_DEPTH": "4", "STRATQ_MAX_RESULT_VALUES": "10"})
+
+    def run(value):
+        return api.wait_job(api.submit({"code": f"def run(ctx):\n    return {value}\n"}))
+
+    fits = run("[[[[1, 2]]], 3, 5, {'a': 4}]")  # 4 deep, 10 values
+    assert fits["status"] == "succeeded" and fits["result"] == [[[[1, 2]]], 3, 5, {"a": 4}], fits
+    for value, message in [
+        ("[[[[[]]]]]", "the job's result nests deeper than 4 levels (STRATQ_MAX_RESULT_DEPTH)"),
+        ("list(range(10))", "the job's result holds more than 10 values (STRATQ_MAX_RESULT_VALUES)"),
+    ]:
+        job = run(value)
+        assert job["status"] == "output_exceeded", job
+        assert job["error"] == {"type": "ResultTooLarge", "message": message}, job
+        assert job.get("result") is None, job
+
+
+def test_a_result_written_past_the_harness_is_validated(stack):
+    api = stack.start_api().client
+    stack.start_worker()
+
+    def run(params):
+        return api.wait_job(api.submit({"code": WRITES_RESULT, "params": params}))
+
+    # Integers of any size are JSON: kept and served as the job wrote them.
+    job = run({"result": '{"big": 123456789012345678901234567890, "f": 1.10}'})
+    assert job["status"] == "succeeded", job
+    assert job["result"] == {"big": 123456789012345678901234567890, "f": 1.1}, job
+    # Not JSON: crashed, as before, saying where.
+    job = run({"result": '[{}, {}, nope]'})
+    assert job["status"] == "crashed", job
+    assert job["error"] == {"type": "HarnessError",
+                            "message": "the job's result is not JSON (byte 10 of 14)"}, job
+    # A header the harness would not write, past its caps: parsed not at all.
+    header = json.dumps({"status": "failed", "error": {"type": "X", "items": [{}] * 100}})
+    job = run({"header": header, "result": ""})
+    assert job["status"] == "output_exceeded", job
+    assert job["error"] == {"type": "ResultTooLarge", "message": "the job's result header holds "
+                            "more than 64 values or nests deeper than 8 levels"}, job

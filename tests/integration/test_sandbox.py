@@ -52,7 +52,12 @@ if SANDBOX == "userns":
     REQUIRED += ["userns", "netns", "pidns", "ipcns", "mountns"]
 elif os.geteuid() == 0 and not ALWAYS_ON:
     REQUIRED += ["uid", "netns", "pidns", "ipcns", "mountns", "cgroup"]
-WORKER_ENV = {"STRATQ_SANDBOX_REQUIRE": ",".join(REQUIRED)}
+# ASan (the test build) keeps freed memory in a quarantine, 256 MB by
+# default, which counts in the RSS: with 16 MB, the executor's peak RSS
+# (check_executor_memory) is about what it holds, not what it freed, and a
+# spare forked after a job that freed much does not carry a heap of it.
+ASAN_OPTIONS = ":".join(o for o in (os.environ.get("ASAN_OPTIONS", ""), "quarantine_size_mb=16") if o)
+WORKER_ENV = {"STRATQ_SANDBOX_REQUIRE": ",".join(REQUIRED), "ASAN_OPTIONS": ASAN_OPTIONS}
 DISABLE = ["namespaces", "cgroup"] if ALWAYS_ON else ["cgroup"] if SANDBOX == "userns" else []
 # More for STRATQ_SANDBOX_DISABLE: signal_scope shows that seccomp alone
 # keeps signals in the job, as on kernels without Landlock's signal scoping.
@@ -333,9 +338,69 @@ def check_fill_outside_memory(sb, job, params):
         assert not detail["own tmpfs"] and detail["shm"] == 0, detail
 
 
+# The most an attack's result may add to the executor's peak RSS. Parsed
+# into jansson values, amplified_result's 16 MiB cost it 1.35 GB; validated,
+# it costs the captured bytes and their copies in the reply (about 50 MB).
+EXECUTOR_PEAK_GROWTH_MB = 200
+
+
+def vm_kb(pid, field):
+    """A size from /proc/PID/status (VmRSS, VmHWM), in kB."""
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+
+
+def reset_executor_peak(sb, params):
+    # Writing 5 to clear_refs resets the peak (VmHWM) to the current RSS, so
+    # that the check sees this job's peak, not an earlier one's. Only root
+    # may when the executor is another uid's (it is not dumpable); without
+    # the reset the peak still bounds this job's.
+    executor = params["executor_pid"]
+    try:
+        with open(f"/proc/{executor}/clear_refs", "w") as f:
+            f.write("5")
+    except PermissionError:
+        pass
+    sb.executor_rss_before_kb = vm_kb(executor, "VmRSS")
+
+
+def check_executor_memory(sb, job, params):
+    executor = params["executor_pid"]
+    grew_mb = (vm_kb(executor, "VmHWM") - sb.executor_rss_before_kb) / 1024
+    assert grew_mb < EXECUTOR_PEAK_GROWTH_MB, (
+        f"the executor's peak RSS grew by {grew_mb:.0f} MB for this job's result "
+        f"(limit {EXECUTOR_PEAK_GROWTH_MB} MB): {job['error']}")
+
+
+def check_amplified_result(sb, job, params):
+    assert job["error"]["type"] == "ResultTooLarge", job
+    assert "more than 4000000 values (STRATQ_MAX_RESULT_VALUES)" in job["error"]["message"], job
+    check_executor_memory(sb, job, params)
+
+
+def check_amplified_result_deep(sb, job, params):
+    assert job["error"]["type"] == "ResultTooLarge", job
+    assert "deeper than 256 levels (STRATQ_MAX_RESULT_DEPTH)" in job["error"]["message"], job
+    check_executor_memory(sb, job, params)
+
+
+def check_amplified_log_lines(sb, job, params):
+    status, logs = sb.api.get(f"/v1/jobs/{job['id']}/logs")
+    assert status == 200, logs
+    assert logs["log_offset"] == 1000 and len(logs["log"]) == 1000, logs["log_offset"]
+    assert all(line["fields"] == {"a": [{}] * 1000} for line in logs["log"])
+    check_executor_memory(sb, job, params)
+
+
+# Run before the attack's job is submitted, for its check.
+PREPARE = {"amplified_result": reset_executor_peak, "amplified_result_deep": reset_executor_peak,
+           "amplified_log_lines": reset_executor_peak}
 EXTRA_CHECKS = {"read_secrets": check_read_secrets, "mp_pool": check_mp_pool,
                 "fill_outside_memory": check_fill_outside_memory,
-                "deep_tree": check_deep_tree, "forged_result_header": check_forged_result_header}
+                "deep_tree": check_deep_tree, "forged_result_header": check_forged_result_header,
+                "amplified_result": check_amplified_result,
+                "amplified_result_deep": check_amplified_result_deep,
+                "amplified_log_lines": check_amplified_log_lines}
 
 
 def test_the_worker_reports_its_sandbox(sandbox):
@@ -381,6 +446,8 @@ def test_attack(attack, sandbox, request):
     meta = {p: metadata(p, times=p != sb.home) for p in (victim_file, victim_dir, sb.data_file, sb.home)}
     reached = len(sb.sockets.reached)
     try:
+        if attack.stem in PREPARE:
+            PREPARE[attack.stem](sb, params)
         job = api.wait_job(api.submit({"code": attack.read_text(), "params": params, "timeout_s": 3,
                                        "memory_mb": 512}), timeout=60)
         check_attack_outcome(attack, job)
