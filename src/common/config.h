@@ -33,7 +33,6 @@ enum {
 enum cfg_type { CFG_STR, CFG_INT, CFG_BOOL };
 
 #define MIB (1024LL * 1024)
-#define GIB (1024LL * MIB)
 
 /* X(ID, flag, env, type, default, min, max, commands, help) */
 #define CONFIG_TABLE(X)                                                                            \
@@ -167,8 +166,8 @@ enum cfg_type { CFG_STR, CFG_INT, CFG_BOOL };
       "Uid jobs run as when the worker is root (0: 200000 + the executor's pid)")                  \
     X(JOB_MAX_PROCS, "job-max-procs", "STRATQ_JOB_MAX_PROCS", CFG_INT, "64", 4, 100000,            \
       CMD_WORKER | CMD_EXECUTOR | CMD_UP, "Processes and threads a job may have at once")          \
-    X(JOB_MAX_TMP, "job-max-tmp", "STRATQ_JOB_MAX_TMP", CFG_INT, "134217728", MIB, 1024LL * GIB,   \
-      CMD_WORKER | CMD_EXECUTOR | CMD_UP,                                                          \
+    X(JOB_MAX_TMP, "job-max-tmp", "STRATQ_JOB_MAX_TMP", CFG_INT, "134217728", MIB,                 \
+      1024 * 1024 * MIB, CMD_WORKER | CMD_EXECUTOR | CMD_UP,                                       \
       "Bytes of temporary files a job may write (its own directory; more is output_exceeded)")     \
     X(DATA_DIR, "data-dir", "STRATQ_DATA_DIR", CFG_STR, "", 0, 0,                                  \
       CMD_API | CMD_WORKER | CMD_EXECUTOR | CMD_UP,                                                \

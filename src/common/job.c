@@ -1,5 +1,7 @@
 #include "job.h"
 
+#include "jsonv.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdbool.h>
@@ -213,6 +215,23 @@ int job_spec_normalize(json_t *spec, const struct job_limits *lim, char *err, si
 
 int job_json_parse(const char *text, size_t len, json_t **ret, char *err, size_t errlen)
 {
+    /* Parsing builds a jansson value per JSON value, about 100 bytes each
+     * whatever their size in the text: a body of "[{},{},...]" would cost
+     * the API 80 times its bytes. Counted first, without building. */
+    const struct jsonv_limits lim = {.max_depth = JOB_MAX_DEPTH, .max_values = JOB_JSON_MAX_VALUES};
+    size_t at = 0;
+    int c = jsonv_check(text, len, &lim, &at);
+    if (c == JSONV_TOO_DEEP || c == JSONV_TOO_MANY) {
+        if (c == JSONV_TOO_DEEP)
+            snprintf(err, errlen, "the body nests deeper than %d levels (the limit; at byte %zu)",
+                     JOB_MAX_DEPTH, at);
+        else
+            snprintf(err, errlen,
+                     "the body holds more than %d values (the limit; at byte %zu): put large "
+                     "data in the data directory (ctx.dataset) rather than in the job",
+                     JOB_JSON_MAX_VALUES, at);
+        return -EINVAL;
+    }
     json_error_t jerr;
     json_t *v = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!v) {

@@ -29,6 +29,9 @@ struct job_limits {
 
 /* Parses JSON text (duplicate keys refused); on failure the message names
  * the line and column. Caller frees *ret with json_decref(). */
+/* The most values a request body may hold, checked (with JOB_MAX_DEPTH)
+ * before it is parsed. */
+#define JOB_JSON_MAX_VALUES 1000000
 int job_json_parse(const char *text, size_t len, json_t **ret, char *err, size_t errlen);
 
 /* Parses a spec from JSON text. On success *ret_spec is a new object with

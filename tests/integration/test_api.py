@@ -130,6 +130,11 @@ BAD_REQUESTS = [
     pytest.param(json.dumps({"code": GOOD, "memory_mb": 0}).encode(), ["memory_mb"], id="memory-zero"),
     pytest.param(json.dumps({"code": GOOD, "bogus_field": 1}).encode(), ["bogus_field"], id="unknown-field"),
     pytest.param(json.dumps({"code": GOOD, "Code": GOOD}).encode(), ["Code"], id="unknown-field-case"),
+    # Counted before parsing: a million values would be ~100 MB of jansson.
+    pytest.param(b'{"code": "x", "params": {"a": [' + b",".join([b"{}"] * 1_000_001) + b"]}}",
+                 ["more than 1000000 values", "ctx.dataset"], id="too-many-values"),
+    pytest.param(b'{"code": "x", "data": ' + b"[" * 70 + b"]" * 70 + b"}",
+                 ["deeper than 64 levels"], id="too-deep"),
 ]
 
 

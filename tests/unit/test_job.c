@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/job.h"
@@ -157,6 +158,24 @@ static void test_nesting_and_params_limits(void **state)
     expect_error(deep, "deeper than 64 levels");
 }
 
+static void test_too_many_values_refused_before_parsing(void **state)
+{
+    (void)state;
+    /* 1,000,001 values in "params": refused by count, not parsed (which
+     * would build a million jansson values). */
+    size_t n = JOB_JSON_MAX_VALUES;
+    char *text = malloc(64 + 3 * n);
+    assert_non_null(text);
+    char *p = text + sprintf(text, "{\"code\": \"x\", \"params\": {\"a\": [");
+    for (size_t i = 0; i < n; i++) {
+        memcpy(p, i ? ",{}" : "{}", i ? 3 : 2);
+        p += i ? 3 : 2;
+    }
+    strcpy(p, "]}}");
+    expect_error(text, "more than 1000000 values");
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -167,6 +186,7 @@ int main(void)
         cmocka_unit_test(test_missing_code),
         cmocka_unit_test(test_wrong_types_name_field_and_type),
         cmocka_unit_test(test_limits_enforced),
+        cmocka_unit_test(test_too_many_values_refused_before_parsing),
         cmocka_unit_test(test_unknown_field_named),
         cmocka_unit_test(test_duplicate_keys_refused),
         cmocka_unit_test(test_retry_policy_fields),
