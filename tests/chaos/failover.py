@@ -12,12 +12,10 @@ seconds the primary is SIGKILLed by pid; the clients go on submitting until
 acknowledged is waited for and checked.
 
 "Ran exactly once" is not read from Redis, which is what a failover may
-lose: each job's code creates a file of its own, named after its id, in a
-directory under /dev/shm shared with the jobs. The sandbox lets a job
-write only its own temporary directory and /dev/shm, and the mount
-namespace makes /dev/shm private to each job, so the workers run with
-STRATQ_SANDBOX_DISABLE=mountns (every other layer stays on; the executor's
-sweep of /dev/shm leaves subdirectories alone).
+lose: it is read from the workers' own logs, where each worker writes a
+"job started" line (with the job's id) as it hands a job to its executor.
+(A job itself can leave no trace outside Redis: the sandbox lets it write
+only its own directory, and connect to nothing.)
 
 Figures: submitted, acknowledged, refused (503) and connection errors
 (before, during and after the failover), lost (acknowledged but its record
@@ -51,7 +49,6 @@ lists what failed). All processes are started and stopped by pid.
 """
 
 import argparse
-import os
 import shutil
 import signal
 import sys
@@ -68,14 +65,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 from sentinel import SentinelGroup  # noqa: E402
 from stack import PREFIX, QUEUE, REPO_ROOT, TERMINAL, Stack, StackError, free_port, wait_for  # noqa: E402
 
-# A no-op that leaves a trace of every run: <dir>/<id>.<random>.
-RUN_CODE = (
-    "import os\n\n"
-    "def run(ctx):\n"
-    "    path = os.path.join(ctx.params['dir'], ctx.params['id'] + '.' + os.urandom(8).hex())\n"
-    "    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))\n"
-    "    return ctx.params['id']\n"
-)
+# A no-op (its runs are counted in the workers' logs).
+RUN_CODE = "def run(ctx):\n    return ctx.params['id']\n"
 
 DEFAULTS = dict(
     binary=str(REPO_ROOT / "build" / "stratq"),
@@ -123,9 +114,8 @@ class Load:
     """``clients`` threads, each submitting one job every ``interval``
     seconds until ``stop``."""
 
-    def __init__(self, client, runs_dir, clients, interval):
+    def __init__(self, client, clients, interval):
         self.client = client
-        self.runs_dir = runs_dir
         self.interval = interval
         self.submits = []  # list.append is atomic: the threads share it
         self.stopping = threading.Event()
@@ -141,7 +131,7 @@ class Load:
         while not self.stopping.is_set():
             n += 1
             job_id = f"fo-{k}-{n}"
-            spec = {"id": job_id, "code": RUN_CODE, "params": {"dir": self.runs_dir, "id": job_id},
+            spec = {"id": job_id, "code": RUN_CODE, "params": {"id": job_id},
                     "timeout_s": 60}
             sent = time.monotonic()
             try:
@@ -197,10 +187,10 @@ class FailoverRun:
         self.c["violations"].append(msg)
         self.say(f"VIOLATION: {msg}")
 
-    def run(self, stack, group, runs_dir):
+    def run(self, stack, group):
         p, c = self.p, self.c
         t0 = time.monotonic()
-        load = Load(stack.client, runs_dir, p["clients"], p["interval"])
+        load = Load(stack.client, p["clients"], p["interval"])
         load.start()
         try:
             # The load's schedule, not a guess: --before seconds of
@@ -304,9 +294,10 @@ class FailoverRun:
 
         wait_for(settled, timeout, lambda: f"{len(pending)} jobs to end: {sorted(pending)[:5]}", interval=0.2)
 
-    def verify(self, group, submits, runs_dir):
+    def verify(self, group, submits, stack):
         c = self.c
-        runs = Counter(name.split(".", 1)[0] for name in os.listdir(runs_dir))
+        runs = Counter(line.get("id") for line in stack.log_lines("worker")
+                       if line.get("msg") == "job started")
         r = group.client(socket_timeout=10)
         try:
             pipe = r.pipeline(transaction=False)
@@ -370,24 +361,20 @@ def run(**params):
     env.update({
         "STRATQ_REDIS_MIN_REPLICAS": str(p["min_replicas"]),
         "STRATQ_REDIS_WAIT_TIMEOUT_MS": str(p["wait_timeout_ms"]),
-        "STRATQ_SANDBOX_DISABLE": "mountns",
         "STRATQ_PRELOAD": "",
     })
     stack = FailoverStack(p["binary"], workdir, group, env)
     fo.say(f"failover: STRATQ_REDIS_MIN_REPLICAS={p['min_replicas']}, {p['clients']} clients, "
            f"{p['workers']} workers, SIGKILL of the primary after {p['before']:g}s, "
            f"{p['after']:g}s of load after the switch; binary {p['binary']}, logs in {workdir}")
-    runs_dir = tempfile.mkdtemp(prefix="stratq-failover-runs-", dir="/dev/shm")
     try:
-        # World-writable (sticky), as /dev/shm itself: jobs run as their own uid.
-        os.chmod(runs_dir, 0o1777)
         group.start()
         stack.start_api()
         for _ in range(p["workers"]):
             stack.start_worker()
-        submits = fo.run(stack, group, runs_dir)
+        submits = fo.run(stack, group)
         fo.drain(group, [s.id for s in submits], p["drain"])
-        fo.verify(group, submits, runs_dir)
+        fo.verify(group, submits, stack)
         fo.check_daemons(stack)
     except StackError as e:
         fo.violation(f"harness: {e}")
@@ -399,7 +386,6 @@ def run(**params):
         group.stop()
         for report in stack.sanitizer_reports():
             fo.violation(f"sanitizer: {report}")
-        shutil.rmtree(runs_dir, ignore_errors=True)
         if own_dir and not p["keep"] and not fo.c["violations"]:
             shutil.rmtree(workdir, ignore_errors=True)
     return fo.c
