@@ -6,16 +6,26 @@ CC ?= cc
 # needs them (not when the Makefile is read: `make demo` and `make test`
 # install the -dev packages first). A missing library stops the build with
 # its name and the package to install, never with an empty flag.
-PKGS := hiredis libevent libevent_openssl openssl jansson libcurl python3-embed libseccomp
+# Two programs, each linking only what it uses (docs/architecture.md, "Only
+# what a process needs"): build/stratq (the API, the worker's supervisor,
+# `stratq up`, the CLI) links PKGS; build/stratq-executor, the one process
+# that embeds CPython, links EXEC_PKGS.
+PKGS := hiredis libevent libevent_openssl openssl jansson libcurl libseccomp
+EXEC_PKGS := jansson libseccomp python3-embed
 pkg_missing = $(shell command -v pkg-config >/dev/null || echo pkg-config; \
-	for m in $(PKGS); do pkg-config --exists $$m 2>/dev/null || echo $$m; done)
-pkg_flags = $(if $(strip $(pkg_missing)),$(error pkg-config finds no $(strip $(pkg_missing)): \
+	for m in $(1); do pkg-config --exists $$m 2>/dev/null || echo $$m; done)
+pkg_flags = $(if $(strip $(call pkg_missing,$(2))),$(error pkg-config finds no $(strip $(call pkg_missing,$(2))): \
 	run `make deps` (as root it installs them; otherwise it prints the apt-get command), \
 	or install build-essential pkg-config libhiredis-dev libevent-dev libjansson-dev \
-	libcurl4-openssl-dev libssl-dev libpython3-dev libseccomp-dev),$(shell pkg-config $(1) $(PKGS)))
+	libcurl4-openssl-dev libssl-dev libpython3-dev libseccomp-dev),$(shell pkg-config $(1) $(2)))
 # Memoized: pkg-config runs once per make, at the first use.
-PKG_CFLAGS = $(eval PKG_CFLAGS := $(call pkg_flags,--cflags))$(PKG_CFLAGS)
-PKG_LIBS = $(eval PKG_LIBS := $(call pkg_flags,--libs) -lm)$(PKG_LIBS)
+PKG_CFLAGS = $(eval PKG_CFLAGS := $(call pkg_flags,--cflags,$(PKGS)))$(PKG_CFLAGS)
+# libcurl is not linked: the CLI loads it when it first speaks HTTP
+# (src/cli/curl_load.c), so that the API and the workers do not carry it
+# (dlopen is in glibc itself since 2.34).
+PKG_LIBS = $(eval PKG_LIBS := $(call pkg_flags,--libs,$(filter-out libcurl,$(PKGS))) -lm)$(PKG_LIBS)
+PY_CFLAGS = $(eval PY_CFLAGS := $(call pkg_flags,--cflags,python3-embed))$(PY_CFLAGS)
+EXEC_LIBS = $(eval EXEC_LIBS := $(call pkg_flags,--libs,$(EXEC_PKGS)) -lm)$(EXEC_LIBS)
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -Wstrict-prototypes -Wformat=2 \
         -Wno-format-nonliteral
@@ -27,7 +37,13 @@ PYTHON ?= /usr/bin/python3
 LUA := $(sort $(wildcard src/queue/lua/*.lua))
 # The dashboard's static files, embedded into the binary (tools/embed_web.sh).
 WEB := $(sort $(wildcard web/*.html web/*.js web/*.css web/*.svg))
-LIB_SRC := $(sort $(wildcard src/common/*.c src/queue/*.c src/api/*.c src/worker/*.c src/cli/*.c))
+# The executor program's own modules (only they call into libpython), and
+# the shared ones it links besides (neither libcurl, libevent, OpenSSL nor
+# hiredis is among their libraries).
+EXEC_SRC := src/executor_main.c src/worker/executor.c src/worker/warm.c
+EXEC_LIB_SRC := $(sort $(wildcard src/common/*.c)) src/queue/status.c \
+                $(addprefix src/worker/,capture.c cgroup.c dirsize.c launch.c outcome.c sandbox.c)
+LIB_SRC := $(filter-out $(EXEC_SRC),$(sort $(wildcard src/common/*.c src/queue/*.c src/api/*.c src/worker/*.c src/cli/*.c)))
 MAIN_SRC := src/main.c
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 
@@ -46,8 +62,10 @@ objs = $(patsubst src/%.c,$(1)/obj/%.o,$(2))
 
 REL_OBJ := $(call objs,build,$(LIB_SRC)) build/obj/gen/lua.o build/obj/gen/web.o
 ASAN_OBJ := $(call objs,build/asan,$(LIB_SRC)) build/asan/obj/gen/lua.o build/asan/obj/gen/web.o
+REL_EXEC_OBJ := $(call objs,build,$(EXEC_SRC) $(EXEC_LIB_SRC))
+ASAN_EXEC_OBJ := $(call objs,build/asan,$(EXEC_SRC) $(EXEC_LIB_SRC))
 
-.PHONY: images compose-test all deps deps-test deps-bench fresh-check test unit integration deploy-test browser-test demo bench bench-api bench-exec bench-sandbox bench-protocol bench-json fuzz fuzz-smoke clean lint format chaos chaos-failover soak
+.PHONY: images compose-test all install deps deps-test deps-bench fresh-check test unit integration deploy-test browser-test demo bench bench-api bench-datasets bench-exec bench-sandbox bench-protocol bench-json bench-fair fuzz fuzz-smoke clean lint format chaos chaos-failover soak
 all: build/stratq
 
 # The Debian packages each goal needs (scripts/deps.sh): `make deps` what
@@ -89,11 +107,29 @@ build/obj/%.o: src/%.c
 build/asan/obj/%.o: src/%.c
 	@mkdir -p $(@D)
 	$(call say,CC)$(CC) $(BASE_CFLAGS) $(ASAN_CFLAGS) -MMD -MP -c $< -o $@
+# Python.h: warm.c alone includes it.
+build/obj/worker/warm.o build/asan/obj/worker/warm.o: BASE_CFLAGS += $(PY_CFLAGS)
 
-build/stratq: $(REL_OBJ) build/obj/main.o
+# `stratq` and the executor program it runs (found beside it, src/worker/launch.c)
+# are built together: `make build/stratq` makes both, and so does every goal
+# that needs build/stratq. The sanitized pair lives in build/asan/.
+build/stratq: $(REL_OBJ) build/obj/main.o | build/stratq-executor
 	$(call say,CC)$(CC) $(RELEASE_CFLAGS) $^ $(PKG_LIBS) -o $@
-build/asan/stratq: $(ASAN_OBJ) build/asan/obj/main.o
+build/stratq-executor: $(REL_EXEC_OBJ)
+	$(call say,CC)$(CC) $(RELEASE_CFLAGS) $^ $(EXEC_LIBS) -o $@
+build/asan/stratq: $(ASAN_OBJ) build/asan/obj/main.o | build/asan/stratq-executor
 	$(call say,CC)$(CC) $(ASAN_CFLAGS) $^ $(PKG_LIBS) -o $@
+build/asan/stratq-executor: $(ASAN_EXEC_OBJ)
+	$(call say,CC)$(CC) $(ASAN_CFLAGS) $^ $(EXEC_LIBS) -o $@
+
+# `make install`: both programs into $(DESTDIR)$(PREFIX)/bin (the executor
+# must be beside stratq) and the harness into share/stratq/python, where
+# stratq looks by itself (<bindir>/../share/stratq/python).
+PREFIX ?= /usr/local
+install: build/stratq
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/stratq/python/stratq
+	install -m 0755 build/stratq build/stratq-executor $(DESTDIR)$(PREFIX)/bin/
+	install -m 0644 python/stratq/*.py $(DESTDIR)$(PREFIX)/share/stratq/python/stratq/
 
 build/asan/unit/%: tests/unit/%.c $(ASAN_OBJ)
 	@mkdir -p $(@D)
@@ -222,6 +258,14 @@ bench-api: deps-bench build/stratq
 	@sh scripts/bench-api.sh
 	@BENCH_REPLICAS=1 sh scripts/bench-api.sh
 
+# `make bench-datasets`: GET /v1/datasets with 10,000 files in the data
+# directory: a request's time after a change and back to back, and how long
+# a /healthz waits meanwhile (bench/datasets.py; BENCH_DATASETS_FLAGS passes
+# options, such as --baseline-bin for an older build measured the same way).
+BENCH_DATASETS_FLAGS ?=
+bench-datasets: deps-bench build/stratq
+	$(PYTHON) bench/datasets.py --bin build/stratq $(BENCH_DATASETS_FLAGS)
+
 # `make bench-exec`: stratq warm, stratq cold and RQ 1.13 (python3-rq) side by
 # side, 2 workers each, one redis-server: jobs/s (no-op, small pandas job),
 # idle-queue latency, idle worker RSS; writes docs/benchmarks-exec.md.
@@ -247,6 +291,12 @@ build/bench/protocol_load: bench/protocol_load.c $(REL_OBJ)
 	$(call say,LD)$(CC) $(BASE_CFLAGS) $(RELEASE_CFLAGS) -pthread $< $(REL_OBJ) $(PKG_LIBS) -o $@
 bench-protocol: deps-bench build/bench/protocol_load
 	@sh scripts/bench-protocol.sh
+
+# `make bench-fair`: enqueue and take rates with fair share (1 and 100 tenants)
+# side by side with the single FIFO path in the same run (bench/fair.py,
+# build/bench/protocol_load --split); writes docs/benchmarks-fair.md.
+bench-fair: deps-bench build/bench/protocol_load
+	$(PYTHON) bench/fair.py
 
 # `make bench-json`: what one GET of a 16 MiB "[{},{},...]" result costs the
 # API (time, peak RSS), and what checking it costs with the validator
@@ -310,10 +360,12 @@ fuzz-smoke: deps-test $(FUZZ_BIN)
 # the test group); a plain clang-format is taken where there is no -14.
 CLANG_FORMAT = $(or $(shell command -v clang-format-14 2>/dev/null),clang-format)
 
+# `make lint` also checks that src/api includes in layers (tools/api_layers.sh).
 lint: deps-test
 	shellcheck -x scripts/*.sh scripts/lib/*.sh tools/*.sh .ci/run
 	yamllint -s config/deploy/k8s config/dev/docker-compose.yaml config/dev/docker-compose.tls.yaml
 	$(CLANG_FORMAT) --dry-run --Werror src/*.c src/*/*.c src/*/*.h tests/unit/*.c tests/fuzz/*.c
+	sh tools/api_layers.sh
 
 format:
 	$(CLANG_FORMAT) -i src/*.c src/*/*.c src/*/*.h tests/unit/*.c tests/fuzz/*.c

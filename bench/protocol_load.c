@@ -25,6 +25,13 @@
  * exits 1 on any error or a failed check. One driver per queue: the
  * stats check counts every worker's completions on that queue.
  *
+ * With --tenants N every job is submitted with a tenant, t0 .. t<N-1> in
+ * turn, and so waits by fair share (a ticket on the queue, the job in its
+ * tenant's backlog, docs/protocol.md); 0, the default, is the single FIFO
+ * path (the id on the queue). With --split the threads first only enqueue
+ * for half the time, then only take (take, start, complete) until the
+ * queue is empty, and the enqueue and take rates are printed apart.
+ *
  * With --cluster the scripts publish with SPUBLISH, sharded pub/sub, as
  * stratq's own processes do on a cluster (queue.h, struct queue_names'
  * sharded); --publish PUBLISH makes them use plain PUBLISH there instead,
@@ -33,7 +40,7 @@
  *
  *   protocol_load [--redis URL] [--cluster host:port,...] [--queue NAME]
  *                 [--prefix P] [--threads N] [--seconds S]
- *                 [--publish PUBLISH|SPUBLISH]
+ *                 [--publish PUBLISH|SPUBLISH] [--tenants N] [--split]
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -59,7 +66,8 @@
 
 struct options {
     const char *redis, *cluster, *queue, *prefix, *publish;
-    int threads;
+    int threads, tenants;
+    bool split;
     double seconds;
 };
 
@@ -69,7 +77,10 @@ struct load {
     const struct queue_names *names;
     const char *spec;
     double seconds;
-    pthread_barrier_t *go; /* every thread connected, and main */
+    pthread_barrier_t *go;  /* every thread connected, and main */
+    pthread_barrier_t *mid; /* --split: every thread done enqueueing */
+    int tenants;            /* --tenants */
+    long long phase_us[2];  /* --split: how long enqueueing and taking took */
     struct queue_sync *q;
     struct jobq jq;
     char worker[64];
@@ -136,10 +147,12 @@ static int load_heartbeat(struct load *l, const char *state)
 /* The API's side: one enqueue. 0, or -1 (counted). */
 static int load_enqueue(struct load *l)
 {
-    char id[UTIL_ID_LEN + 1];
+    char id[UTIL_ID_LEN + 1], tenant[16];
     struct queue_call c;
     util_new_id(id);
-    if (queue_build_enqueue(&c, l->names, id, l->spec, util_now_ms(), false) < 0) {
+    snprintf(tenant, sizeof(tenant), "t%lld", l->tenants ? l->enqueued % l->tenants : 0);
+    const struct queue_submit how = {l->tenants ? tenant : NULL, QUEUE_PRIORITY_DEFAULT, 0};
+    if (queue_build_enqueue(&c, l->names, id, l->spec, util_now_ms(), false, &how) < 0) {
         note_error(l, "enqueue", "out of memory");
         return -1;
     }
@@ -168,11 +181,13 @@ static int load_enqueue(struct load *l)
 }
 
 /* The worker's side: take one job, start it, record it succeeded. */
-static int load_work(struct load *l)
+static int load_work(struct load *l, bool until_empty)
 {
     char *entry = NULL, err[256];
     size_t len = 0;
-    int r = jobq_take(&l->jq, l->q, 1, &entry, &len, err, sizeof(err));
+    int r = jobq_take(&l->jq, l->q, until_empty ? 10 : 1000, &entry, &len, err, sizeof(err));
+    if (r == 0 && until_empty)
+        return 1;
     if (r != 1) {
         note_error(l, "BLMOVE",
                    r == 0      ? "nothing to take"
@@ -182,7 +197,7 @@ static int load_work(struct load *l)
     }
     struct jobq_start st;
     long long t0 = mono_us();
-    if (jobq_start(&l->jq, entry, util_now_ms(), &st) < 0 || st.what != JOBQ_RUN) {
+    if (jobq_start(&l->jq, entry, util_now_us(), &st) < 0 || st.what != JOBQ_RUN) {
         note_error(l, "start.lua", st.what == JOBQ_SKIP ? st.status : "not run");
         free(entry);
         return -1;
@@ -202,7 +217,7 @@ static int load_work(struct load *l)
         .max_attempts = 1,
         .next_run_ms = util_now_ms(),
     };
-    r = jobq_complete(&l->jq, entry, &o, util_now_ms(), (double)(mono_us() - t0) / 1e6);
+    r = jobq_complete(&l->jq, st.id, &o, util_now_ms(), (double)(mono_us() - t0) / 1e6);
     free(entry);
     if (r != 1) {
         note_error(l, "complete.lua",
@@ -229,6 +244,27 @@ static int add_latency(struct load *l, long long us)
     return 0;
 }
 
+/* --split: enqueue only until the deadline, wait for the other threads,
+ * then take until the queue is empty. 0, or -1 (counted). */
+static int load_split(struct load *l, long long start, long long deadline)
+{
+    long long now = start;
+    while ((now = mono_us()) < deadline && !l->errors)
+        if (load_enqueue(l) < 0)
+            break;
+    l->phase_us[0] = now - start;
+    pthread_barrier_wait(l->mid);
+    long long taking = mono_us();
+    for (int r = 0; !l->errors && r == 0;) {
+        long long t = mono_us();
+        r = load_work(l, true);
+        if (r == 0 && add_latency(l, mono_us() - t) < 0)
+            note_error(l, "latency", "out of memory");
+    }
+    l->phase_us[1] = mono_us() - taking;
+    return l->errors ? -1 : 0;
+}
+
 static void *load_run(void *arg)
 {
     struct load *l = arg;
@@ -247,8 +283,12 @@ static void *load_run(void *arg)
     long long next_report = now + REPORT_MS * 1000LL;
     long long next_promote = now + 1000000, next_reap = now + HEARTBEAT_MS * 1000LL;
     long long unflushed = 0;
+    if (l->mid) {
+        load_split(l, now, now + (deadline - now) / 2);
+        deadline = now; /* the loop below is the interleaved mode's */
+    }
     while ((now = mono_us()) < deadline && !l->errors) {
-        if (load_enqueue(l) < 0 || load_work(l) < 0)
+        if (load_enqueue(l) < 0 || load_work(l, false) < 0)
             break;
         unflushed++;
         long long end = mono_us();
@@ -275,7 +315,8 @@ static void *load_run(void *arg)
         }
         if (end >= next_promote) {
             next_promote = end + 1000000;
-            if (jobq_promote(&l->jq, l->q, util_now_ms()) < 0) {
+            long long next_due;
+            if (jobq_promote(&l->jq, l->q, util_now_ms(), &next_due) < 0) {
                 note_error(l, "promote", "failed");
                 break;
             }
@@ -350,13 +391,13 @@ static void usage(void)
 {
     fprintf(stderr, "usage: protocol_load [--redis URL] [--cluster host:port,...] [--queue NAME]\n"
                     "                     [--prefix P] [--threads N] [--seconds S]\n"
-                    "                     [--publish PUBLISH|SPUBLISH]\n");
+                    "                     [--publish PUBLISH|SPUBLISH] [--tenants N] [--split]\n");
 }
 
 int main(int argc, char **argv)
 {
     struct options opt = {
-        "redis://127.0.0.1:6379", NULL, "python_execution_queue", "stratq", NULL, 4, 10};
+        "redis://127.0.0.1:6379", NULL, "python_execution_queue", "stratq", NULL, 4, 0, false, 10};
     static const struct option longs[] = {
         {"redis", required_argument, NULL, 'r'},
         {"cluster", required_argument, NULL, 'c'},
@@ -365,10 +406,12 @@ int main(int argc, char **argv)
         {"threads", required_argument, NULL, 't'},
         {"seconds", required_argument, NULL, 's'},
         {"publish", required_argument, NULL, 'P'},
+        {"tenants", required_argument, NULL, 'T'},
+        {"split", no_argument, NULL, 'S'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    for (int ch; (ch = getopt_long(argc, argv, "r:c:q:p:t:s:P:h", longs, NULL)) != -1;) {
+    for (int ch; (ch = getopt_long(argc, argv, "r:c:q:p:t:s:P:T:Sh", longs, NULL)) != -1;) {
         switch (ch) {
         case 'r':
             opt.redis = optarg;
@@ -391,12 +434,19 @@ int main(int argc, char **argv)
         case 'P':
             opt.publish = optarg;
             break;
+        case 'T':
+            opt.tenants = atoi(optarg);
+            break;
+        case 'S':
+            opt.split = true;
+            break;
         default:
             usage();
             return 2;
         }
     }
     if (optind < argc || opt.threads < 1 || opt.threads > 256 || !(opt.seconds > 0) ||
+        opt.tenants < 0 || opt.tenants > 100000 ||
         (opt.publish && strcmp(opt.publish, "PUBLISH") && strcmp(opt.publish, "SPUBLISH"))) {
         usage();
         return 2;
@@ -443,8 +493,9 @@ int main(int argc, char **argv)
                                 .live_ttl_s = 604800 + 3600};
     /* Every thread is made before any starts, so that the barrier cannot
      * wait for one that never came. */
-    pthread_barrier_t go;
+    pthread_barrier_t go, mid;
     pthread_barrier_init(&go, NULL, (unsigned)opt.threads + 1);
+    pthread_barrier_init(&mid, NULL, (unsigned)opt.threads);
     for (int i = 0; i < opt.threads; i++) {
         struct load *l = &loads[i];
         l->url = &url;
@@ -452,6 +503,8 @@ int main(int argc, char **argv)
         l->spec = spec;
         l->seconds = opt.seconds;
         l->go = &go;
+        l->mid = opt.split ? &mid : NULL;
+        l->tenants = opt.tenants;
         l->stride = 1;
         l->maxids = SAMPLE_MAX / (size_t)opt.threads > 64 ? SAMPLE_MAX / (size_t)opt.threads : 64;
         snprintf(l->worker, sizeof(l->worker), "bench-%d-%d", (int)getpid(), i);
@@ -478,6 +531,7 @@ int main(int argc, char **argv)
     long long t1 = mono_us();
     free(tids);
     pthread_barrier_destroy(&go);
+    pthread_barrier_destroy(&mid);
 
     long long lifecycles = 0, enqueued = 0, errors = 0, nlat = 0;
     for (int i = 0; i < opt.threads; i++) {
@@ -537,11 +591,19 @@ int main(int argc, char **argv)
     long long heartbeats = 0;
     for (int i = 0; i < opt.threads; i++)
         heartbeats += loads[i].heartbeats;
-    printf("{\"queue\":\"%s\",\"threads\":%d,\"lifecycles\":%lld,\"seconds\":%.3f,"
-           "\"lifecycles_per_s\":%.1f,\"p50_us\":%u,\"p99_us\":%u,\"heartbeats\":%lld,"
-           "\"errors\":%lld,\"lost\":%lld,\"sampled\":%lld}\n",
-           opt.queue, opt.threads, lifecycles, secs, secs > 0 ? (double)lifecycles / secs : 0,
-           at ? lat[at / 2] : 0, at ? lat[at * 99 / 100] : 0, heartbeats, errors, lost, sampled);
+    long long phase[2] = {0, 0};
+    for (int i = 0; i < opt.threads; i++)
+        for (int k = 0; k < 2; k++)
+            phase[k] = loads[i].phase_us[k] > phase[k] ? loads[i].phase_us[k] : phase[k];
+    printf("{\"queue\":\"%s\",\"threads\":%d,\"tenants\":%d,\"lifecycles\":%lld,"
+           "\"seconds\":%.3f,\"lifecycles_per_s\":%.1f,\"p50_us\":%u,\"p99_us\":%u,"
+           "\"enqueue_per_s\":%.1f,\"take_per_s\":%.1f,\"heartbeats\":%lld,\"errors\":%lld,"
+           "\"lost\":%lld,\"sampled\":%lld}\n",
+           opt.queue, opt.threads, opt.tenants, lifecycles, secs,
+           secs > 0 ? (double)lifecycles / secs : 0, at ? lat[at / 2] : 0,
+           at ? lat[at * 99 / 100] : 0, phase[0] ? (double)enqueued * 1e6 / (double)phase[0] : 0,
+           phase[1] ? (double)lifecycles * 1e6 / (double)phase[1] : 0, heartbeats, errors, lost,
+           sampled);
     rc = errors || lost ? 1 : 0;
 out:
     if (loads) {

@@ -771,12 +771,18 @@ Hollow markers: a batch cut short after {BATCH_CAP_S} s. The grey band is more w
 
 {notes}
 `make bench-exec` (docs/benchmarks-exec.md) has the finer stratq-vs-RQ figures at 2 workers
-(dequeue -> first line, CPU per job, the sandbox's cost).
+(dequeue -> first line to the µs, CPU per job, the sandbox's cost), the fork floor (what forking
+the warm executor's interpreter alone costs, measured in the same run, and stratq's no-op rate
+as a share of it), and where a warm job's CPU goes, part by part, from a whole-system profile
+(the kernel's fork and exit, page faults, the sandbox's set-up, the job's Python, the worker,
+the API, Redis). docs/architecture.md ("The cost of a fork") reads those figures.
 
 ## The protocol alone
 
 `make bench-protocol` ([benchmarks-protocol.md](benchmarks-protocol.md)): job lifecycles per
 second that one Redis core sustains with no Python, and 1 against 3 Redis Cluster primaries.
+`make bench-fair` ([benchmarks-fair.md](benchmarks-fair.md)): enqueue and take rates with
+fair share among 1 and 100 tenants, side by side with the single FIFO path.
 """
     DOC.write_text(doc)
 

@@ -2,23 +2,25 @@
 # Shows the state of the stratq workers of one environment and the scaling
 # guide's advice (docs/operations.md, "Scripts").
 #
-# Queue, workers and job times come from the stratq API in every
-# environment (GET /v1/queue, /v1/workers, /v1/jobs): the API is what
-# computes "processing" and which workers are live, and it is the same
-# interface everywhere. How the API is reached:
+# This script gathers only what the environment knows; `stratq monitor
+# --env-file` (src/cli/monitor_env.c) reads the API, decides with the
+# guide's thresholds (src/common/advice.c) and prints the report. Each
+# sample is one line of JSON: {env, source, units, hpa, events, errors,
+# api_url, api_hint, prog}.
+#   local  no units: the workers run on this machine, and stratq monitor
+#          measures their process trees from /proc
+#   dev    docker stats of the worker containers, docker events
+#   stage  kubectl top against the worker container's requests, as the HPA
+#   prod   counts utilisation; the HPA and recent scaling events
+# How the API is reached:
 #   local  up.json's api_url, written by `stratq up` in its state directory
 #   dev    the port Compose publishes for the api service (docker compose port)
 #   stage  kubectl port-forward to service api, for as long as the script runs
 #   prod   (the API needs a bearer token there: STRATQ_API_TOKEN)
-# CPU and memory per worker: /proc (local: the worker and its executor and
-# jobs), docker stats (dev), kubectl top against the worker container's
-# requests, as the HPA counts utilisation (stage/prod). stage/prod also show the HPA and recent scaling events.
 set -euo pipefail
 
 prog=monitor-workers.sh
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-MIN_WORKERS=2
-MAX_WORKERS=10
 
 usage() {
     cat <<EOF
@@ -41,7 +43,7 @@ Advice (the worker scaling guide):
               CPU or memory utilisation exceeds 80%
   scale down  the queue stays at 0 and CPU and memory utilisation are under 30%
   "Stays" means in each of the last --window samples (only the current one
-  with --once). Worker counts stay within $MIN_WORKERS-$MAX_WORKERS.
+  with --once). Worker counts stay within the guide's 2-10.
 
 Options
   --once             print one report and exit
@@ -64,6 +66,8 @@ Options
 Environment
   STRATQ_API_TOKEN   bearer token for the API (dev: defaults to the token in
                      config/dev/api-tokens.dev when STRATQ_API_TOKENS_SRC is unset)
+  STRATQ_BIN         the stratq binary that makes the report (default:
+                     build/stratq of this checkout, else stratq on PATH)
 
 Exit status: 0 the report is complete, 1 a source could not be read (the
 report shows what is missing and the message says what to do), 2 bad arguments.
@@ -142,19 +146,38 @@ in_range "$jobs_limit" 1 500 || usage_error "--jobs must be a whole number from 
 api_svc_name=${api_service%%:*}
 api_svc_port=8080
 [[ $api_service != *:* ]] || api_svc_port=${api_service##*:}
-[ "$once" -eq 1 ] || window_used=$window
-window_used=${window_used:-1}
 
 need jq "install it (sudo apt-get install jq)"
-need curl "install it (sudo apt-get install curl)"
+# The report is made by stratq monitor; it reads the API itself.
+if [ -n "${STRATQ_BIN:-}" ]; then
+    stratq=$STRATQ_BIN
+elif [ -x "$ROOT/build/stratq" ]; then
+    stratq=$ROOT/build/stratq
+else
+    stratq=$(command -v stratq) || die "stratq not found: build it ('make build/stratq' in $ROOT), or set STRATQ_BIN to a stratq binary"
+fi
+[ -x "$stratq" ] || die "STRATQ_BIN=$stratq is not an executable stratq binary: build it with 'make build/stratq'"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/monitor-workers.XXXXXX")
 pf_pid=""
-cleanup() {
+sampler_pid=""
+monitor_pid=""
+# These two run from traps (shellcheck 0.9 takes them for unreachable).
+# shellcheck disable=SC2317
+stop_port_forward() {
     if [ -n "$pf_pid" ]; then
         kill "$pf_pid" 2>/dev/null || true
         wait "$pf_pid" 2>/dev/null || true
     fi
+}
+# shellcheck disable=SC2317
+cleanup() {
+    local pid
+    for pid in $monitor_pid $sampler_pid; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    stop_port_forward
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -165,36 +188,6 @@ trap 'exit 143' TERM
 errors=()
 problem() {
     errors+=("$*")
-}
-
-# GET from the API into a file; the token goes through curl's config on
-# stdin, never argv.
-api_get() {
-    local path=$1 out=$2 err
-    {
-        if [ -n "${api_token:-}" ]; then
-            printf 'header = "Authorization: Bearer %s"\n' "$api_token"
-        fi
-    } | curl -sS --max-time 10 --config - -o "$out" -w '%{http_code}' "$api_url$path" >"$work/code" 2>"$work/curl.err" || {
-        err=$(tr '\n' ' ' <"$work/curl.err")
-        : >"$out"
-        problem "cannot reach the stratq API at $api_url ($err): $api_hint"
-        return 1
-    }
-    local code
-    code=$(cat "$work/code")
-    case $code in
-    200) return 0 ;;
-    401 | 403)
-        : >"$out"
-        problem "the API at $api_url answered $code to GET $path: set STRATQ_API_TOKEN to one of its tokens"
-        ;;
-    *)
-        problem "the API at $api_url answered $code to GET $path: $(head -c 300 "$out" | tr '\n' ' ')"
-        : >"$out"
-        ;;
-    esac
-    return 1
 }
 
 # ---------------------------------------------------------------- compose
@@ -285,67 +278,6 @@ port_forward() {
     api_url=http://127.0.0.1:$port
 }
 
-# ---------------------------------------------------------------- resources
-
-# Every process: "pid ppid cpu_ticks rss_pages" (the command name may hold
-# spaces and parentheses, so the fields are counted from its last ')').
-proc_table() {
-    # Processes end while they are read: cat's complaints are not errors.
-    { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk '{
-        i = index($0, " ("); pid = substr($0, 1, i - 1)
-        j = length($0); while (j > 0 && substr($0, j, 1) != ")") j--
-        n = split(substr($0, j + 2), f, " ")
-        if (n >= 22) print pid, f[2], f[12] + f[13], f[22]
-    }'
-}
-
-# For each worker pid on stdin: the CPU % (of one core, over one second)
-# and RSS of its process tree (the worker, its executor and the jobs).
-local_units() {
-    local roots hz page total
-    roots=$(tr '\n' ' ')
-    [ -n "${roots// /}" ] || return 0
-    hz=$(getconf CLK_TCK)
-    page=$(getconf PAGESIZE)
-    total=$(awk '/^MemTotal:/ {print $2 * 1024}' /proc/meminfo)
-    proc_table >"$work/proc.before"
-    sleep 1
-    proc_table >"$work/proc.after"
-    awk -v roots="$roots" -v hz="$hz" -v page="$page" -v total="$total" '
-        FNR == 1 { part++ }
-        part == 1 { t0[$1] = $3; next }
-        { ppid[$1] = $2; t1[$1] = $3; rss[$1] = $4 }
-        END {
-            n = split(roots, root, " ")
-            for (i = 1; i <= n; i++) {
-                r = root[i]
-                if (!(r in t1)) continue
-                ticks = 0; pages = 0
-                for (p in t1) {
-                    q = p; depth = 0
-                    while (q != r && (q in ppid) && depth < 64) { q = ppid[q]; depth++ }
-                    if (q != r) continue
-                    d = t1[p] - ((p in t0) ? t0[p] : 0)
-                    if (d > 0) ticks += d
-                    pages += rss[p]
-                }
-                bytes = pages * page
-                printf "{\"name\": \"%s\", \"pid\": %s, \"cpu_percent\": %.1f, \"memory_bytes\": %d, \"memory_percent\": %.1f}\n",
-                    r, r, ticks / hz * 100, bytes, (total > 0 ? bytes / total * 100 : 0)
-            }
-        }' "$work/proc.before" "$work/proc.after"
-}
-
-collect_local() {
-    local host
-    host=$(uname -n)
-    if [ -s "$work/workers.json" ]; then
-        jq -r --arg host "$host" '.workers[] | select(.host == $host and .pid != null) | .pid' "$work/workers.json" |
-            local_units >"$work/units.json"
-    fi
-    echo "/proc" >"$work/units.source"
-}
-
 collect_dev() {
     local ids
     echo "docker stats" >"$work/units.source"
@@ -385,7 +317,15 @@ collect_k8s() {
     # The autoscaler of the worker deployment, whatever its name (worker-hpa,
     # or keda-hpa-worker under KEDA).
     if "${k[@]}" get hpa -o json >"$work/hpas.json" 2>"$work/hpa.err"; then
-        jq -c '[.items[]? | select(.spec.scaleTargetRef.kind == "Deployment" and .spec.scaleTargetRef.name == "worker")][0] // empty' \
+        # As the report shows it: each resource metric against its target.
+        jq -c '[.items[]? | select(.spec.scaleTargetRef.kind == "Deployment" and .spec.scaleTargetRef.name == "worker")][0] // empty
+            | .status as $s | {name: .metadata.name, min: (.spec.minReplicas // 1), max: .spec.maxReplicas,
+               current: $s.currentReplicas, desired: $s.desiredReplicas, last_scale_time: $s.lastScaleTime,
+               metrics: [(.spec.metrics // [])[] | select(.type == "Resource") | .resource as $m | {
+                 name: $m.name, target_percent: $m.target.averageUtilization,
+                 current_percent: ([($s.currentMetrics // [])[] | select(.type == "Resource" and .resource.name == $m.name)
+                                    | .resource.current.averageUtilization][0])}],
+               conditions: [($s.conditions // [])[] | {type, status, reason, message}]}' \
             "$work/hpas.json" >"$work/hpa.json" || : >"$work/hpa.json"
     else
         : >"$work/hpa.json"
@@ -421,7 +361,7 @@ collect_k8s() {
     fi
     if "${k[@]}" get events -o json >"$work/k8s-events.json" 2>/dev/null; then
         local hpa_name
-        hpa_name=$(jq -r '.metadata.name' "$work/hpa.json" 2>/dev/null || true)
+        hpa_name=$(jq -r '.name' "$work/hpa.json" 2>/dev/null || true)
         jq -c --arg hpa "${hpa_name:-worker-hpa}" '[.items[]
             | select((.involvedObject.kind == "HorizontalPodAutoscaler" and .involvedObject.name == $hpa)
                 or (.involvedObject.kind == "Deployment" and .involvedObject.name == "worker")
@@ -433,149 +373,17 @@ collect_k8s() {
     fi
 }
 
-# ---------------------------------------------------------------- report
+# ---------------------------------------------------------------- samples
 
-# shellcheck disable=SC2016 # a jq program
-REPORT_JQ='
-def num: if type == "number" then . else null end;
-def r1: if type == "number" then (. * 10 | round) / 10 else . end;
-def pct($p): if length == 0 then null else sort | .[(($p / 100 * length) | ceil) - 1 | if . < 0 then 0 else . end] end;
-def stats: if length == 0 then {p50: null, p95: null, mean: null}
-    else {p50: (pct(50) | r1), p95: (pct(95) | r1), mean: ((add / length) | r1)} end;
-def avg: map(num | select(. != null)) | if length == 0 then null else (add / length | r1) end;
-
-($queue[0] // null) as $q
-| ($workers[0].workers // null) as $w
-| ($jobs[0].jobs // null) as $j
-| ($hpa[0] // null) as $h
-| ($w // [] | map(select(.state != "lost"))) as $live
-| ($units | map({key: (.name | tostring), value: .}) | from_entries) as $by_name
-| ($units | map(select(.id != null) | {key: .id[0:12], value: .}) | from_entries) as $by_id
-| ($units | map(select(.pid != null) | {key: (.pid | tostring), value: .}) | from_entries) as $by_pid
-| def unit_of($wk):
-    if $env == "local" then $by_pid[($wk.pid | tostring)]
-    else ($by_name[$wk.host // ""] // $by_id[($wk.host // "")[0:12]]) end;
-{
-  env: $env,
-  time: (now | todate),
-  time_ms: (now * 1000 | floor),
-  api_url: $api_url,
-  queue: (if $q == null then null else
-    {name: $q.queue, pending: $q.pending, processing: $q.processing, scheduled: $q.scheduled, dead: $q.dead} end),
-  workers: (if $w == null then null else {
-    count: ($live | length),
-    by_state: (reduce $w[] as $x ({}; .[$x.state // "unknown"] += 1)),
-    list: [$w[] | . as $x | unit_of($x) as $u | {
-      id, host, pid, state, current_job, jobs_done, jobs_failed,
-      heartbeat_age_s: (if .last_heartbeat_ms then ((now * 1000 - .last_heartbeat_ms) / 1000 | r1) else null end),
-      cpu_percent: ($u.cpu_percent // null), memory_bytes: ($u.memory_bytes // null),
-      memory_percent: ($u.memory_percent // null)}]} end),
-  jobs: (if $j == null then null else
-    ($j | map(select(.created_ms != null and .started_ms != null and .finished_ms != null))) as $done
-    | {sample: ($done | length), status: "succeeded",
-       wait_s: ($done | map((.started_ms - .created_ms) / 1000) | stats),
-       run_s: ($done | map((.finished_ms - .started_ms) / 1000) | stats)} end),
-  resources: {source: $source, cpu_percent_avg: ($units | map(.cpu_percent) | avg),
-              memory_percent_avg: ($units | map(.memory_percent) | avg), units: $units},
-  hpa: (if $h == null then null else {
-    name: $h.metadata.name, min: ($h.spec.minReplicas // 1), max: $h.spec.maxReplicas,
-    current: $h.status.currentReplicas, desired: $h.status.desiredReplicas,
-    last_scale_time: $h.status.lastScaleTime,
-    metrics: [($h.spec.metrics // [])[] | select(.type == "Resource") | .resource as $m | {
-      name: $m.name, target_percent: $m.target.averageUtilization,
-      current_percent: ([($h.status.currentMetrics // [])[] | select(.type == "Resource" and .resource.name == $m.name)
-                         | .resource.current.averageUtilization][0])}],
-    conditions: [($h.status.conditions // [])[] | {type, status, reason, message}]} end),
-  events: $events,
-  errors: $errors
-}
-| . as $r
-| ($r.queue.pending) as $pending
-| ($r.workers.count // $r.hpa.current) as $n
-| ($r.jobs.wait_s.mean) as $wait
-| ($r.resources.cpu_percent_avg) as $cpu
-| ($r.resources.memory_percent_avg) as $mem
-| ($history + [{pending: $pending}] | .[-$window:]) as $hist
-| (if ($hist | length) > 1 then "in each of the last \($hist | length) samples" else "now" end) as $when
-| [ (if $pending != null and ($hist | all(.pending != null and .pending > 5)) then "queue length \($pending) > 5 \($when)" else empty end),
-    (if $wait != null and $wait > 30 then "average wait \($wait) s > 30 s (last \($r.jobs.sample) jobs)" else empty end),
-    (if $cpu != null and $cpu > 80 then "CPU utilisation \($cpu)% > 80%" else empty end),
-    (if $mem != null and $mem > 80 then "memory utilisation \($mem)% > 80%" else empty end) ] as $up
-| ($pending != null and ($hist | all(.pending == 0))) as $idle
-| ($cpu != null and $cpu < 30 and ($mem == null or $mem < 30)) as $cool
-| (if ($up | length) > 0 then "scale_up" elif $idle and $cool and $n != null then "scale_down" else "hold" end) as $wanted
-| (if $wanted == "scale_up" then $up
-   elif $wanted == "scale_down" then
-     ["queue at 0 \($when)", "CPU utilisation \($cpu)% < 30%"] + (if $mem != null then ["memory utilisation \($mem)% < 30%"] else [] end)
-   elif $pending == null then ["queue length unknown"]
-   elif $idle and $cpu == null then ["queue at 0 \($when), but CPU and memory utilisation are unknown"]
-   else ["within the guide'"'"'s bounds: queue \($pending), average wait \($wait // "-") s, CPU \($cpu // "-")%, memory \($mem // "-")%"] end) as $reasons
-| (if $n == null then null
-   elif $wanted == "scale_up" then ([$n + ([1, ((($pending // 0) - 5) / 5 | ceil)] | max), $max] | min)
-   elif $wanted == "scale_down" then ([$n - 1, $min] | max)
-   else $n end) as $suggested
-| (if $wanted == "hold" or $suggested != $n then $wanted else "hold" end) as $action
-| (if $wanted == "scale_up" and $action == "hold" then
-     "already at the guide'"'"'s maximum of \($max) workers: make the jobs cheaper or give each worker more CPU and memory"
-   elif $wanted == "scale_down" and $action == "hold" then "already at the guide'"'"'s minimum of \($min) workers"
-   elif $action != "hold" and $r.hpa != null then
-     "the HPA \($r.hpa.name) (min \($r.hpa.min), max \($r.hpa.max)) manages the count and may get there by itself; --pin holds the count until you patch the HPA back (scale-workers.sh prints how)"
-   else null end) as $note
-| $r + {advice: {
-    action: $action,
-    wanted: $wanted,
-    reasons: $reasons,
-    workers: $n,
-    suggested_workers: $suggested,
-    command: (if $action != "hold" then
-       "scripts/scale-workers.sh \($env) \($suggested)" + (if $r.hpa != null then " --pin" else "" end) else null end),
-    note: $note}}
-'
-
-# shellcheck disable=SC2016 # a jq program
-TEXT_JQ='
-def v: if . == null then "-" else tostring end;
-def secs: if . == null then "-" else "\(.) s" end;
-def mib: if . == null then "-" else "\((. / 1048576 * 10 | round) / 10) MiB" end;
-def pad($n): tostring | if length >= $n then . + " " else . + (" " * ($n - length)) end;
-"stratq workers: \(.env)  \(.time)  (API \(.api_url // "-"))",
-(if .queue then "queue     pending \(.queue.pending)  processing \(.queue.processing)  scheduled \(.queue.scheduled)  dead \(.queue.dead)"
- else "queue     unknown" end),
-(if .workers then
-   "workers   \(.workers.count) live (\(.workers.by_state | to_entries | map("\(.key) \(.value)") | join(", ")))",
-   "  " + ("ID" | pad(24)) + ("STATE" | pad(9)) + ("JOB" | pad(30)) + ("DONE" | pad(7)) + ("FAILED" | pad(7)) + ("CPU%" | pad(7)) + "MEMORY",
-   (.workers.list[] | "  " + (.id | pad(24)) + (.state | v | pad(9)) + (.current_job | v | pad(30))
-      + (.jobs_done | v | pad(7)) + (.jobs_failed | v | pad(7)) + (.cpu_percent | v | pad(7)) + (.memory_bytes | mib))
- else "workers   unknown" end),
-(if .jobs then
-   "jobs      last \(.jobs.sample) succeeded: wait p50 \(.jobs.wait_s.p50 | secs), p95 \(.jobs.wait_s.p95 | secs), mean \(.jobs.wait_s.mean | secs); run p50 \(.jobs.run_s.p50 | secs), p95 \(.jobs.run_s.p95 | secs)"
- else "jobs      unknown" end),
-"resources \(.resources.source): CPU \(.resources.cpu_percent_avg | v)% and memory \(.resources.memory_percent_avg | v)% on average",
-(.resources.units[] | "  " + (.name | pad(24)) + "CPU \(.cpu_percent | v)%  memory \(.memory_bytes | mib) (\(.memory_percent | v)%)"),
-(if .hpa then
-   "hpa       \(.hpa.name): min \(.hpa.min), max \(.hpa.max), current \(.hpa.current | v), desired \(.hpa.desired | v); "
-   + (.hpa.metrics | map("\(.name) \(.current_percent | v)% of target \(.target_percent | v)%") | join(", "))
-   + (if .hpa.last_scale_time then "; last scaled \(.hpa.last_scale_time)" else "" end)
- else empty end),
-(if (.events | length) > 0 then "events", (.events[] | "  \(.time)  \(.reason)  \(.object)  \(.message)") else empty end),
-"advice    " + (.advice.action | ascii_upcase | sub("_"; " "))
-   + (if .advice.suggested_workers != null and .advice.suggested_workers != .advice.workers then " to \(.advice.suggested_workers) workers" else "" end)
-   + ": " + (.advice.reasons | join("; ")),
-(if .advice.command then "          run: \(.advice.command)" else empty end),
-(if .advice.note then "          note: \(.advice.note)" else empty end),
-(.errors[] | "error     \(.)")
-'
-
-history='[]'
-ns=${namespace:-$env_name}
-ctx=${context:-minikube-$env_name}
-find_api
-
+# One sample of what the environment knows, as one line of JSON for
+# `stratq monitor --env-file` (docs/operations.md, "monitor-workers.sh").
 sample() {
     errors=()
-    rm -f "$work"/*.json "$work/units.source"
+    rm -f "$work"/*.json
     : >"$work/units.json"
     : >"$work/events.json"
+    : >"$work/hpa.json"
+    local source=/proc
     if [ "$env_name" = stage ] || [ "$env_name" = prod ]; then
         if [ -n "$pf_pid" ] && ! kill -0 "$pf_pid" 2>/dev/null; then
             wait "$pf_pid" 2>/dev/null || true
@@ -583,50 +391,61 @@ sample() {
             port_forward
         fi
     fi
-    api_get /v1/queue "$work/queue.json" || true
-    api_get /v1/workers "$work/workers.json" || true
-    api_get "/v1/jobs?status=succeeded&limit=$jobs_limit" "$work/jobs.json" || true
     case $env_name in
-    local) collect_local ;;
     dev) collect_dev ;;
     stage | prod) collect_k8s ;;
     esac
-    local f
-    for f in queue workers jobs hpa; do
-        [ -f "$work/$f.json" ] || : >"$work/$f.json"
+    [ ! -f "$work/units.source" ] || source=$(cat "$work/units.source")
+    printf '%s\n' "${errors[@]+"${errors[@]}"}" | jq -R . | jq -s 'map(select(. != ""))' >"$work/errors.json"
+    jq -c -n --arg env "$env_name" --arg prog "$prog" --arg api_url "$api_url" --arg hint "$api_hint" \
+        --arg source "$source" --slurpfile units "$work/units.json" --slurpfile hpa "$work/hpa.json" \
+        --slurpfile events "$work/events.json" --slurpfile errors "$work/errors.json" \
+        '{env: $env, prog: $prog, api_url: $api_url, api_hint: $hint, source: $source,
+          units: (if $env == "local" then null else $units end), hpa: ($hpa[0] // null),
+          events: $events, errors: $errors[0]}'
+}
+
+# Samples every --interval seconds, into the monitor; stops its own
+# port-forward (a restarted one) when stopped.
+sampler() {
+    local sleep_pid=""
+    trap 'kill $sleep_pid 2>/dev/null || true; stop_port_forward' EXIT
+    trap 'exit 0' TERM
+    while :; do
+        sample
+        sleep "$interval" &
+        sleep_pid=$!
+        wait "$sleep_pid"
     done
-    local errs
-    errs=$(printf '%s\n' "${errors[@]+"${errors[@]}"}" | jq -R . | jq -s 'map(select(. != ""))')
-    jq -n --arg env "$env_name" --arg api_url "$api_url" --arg source "$(cat "$work/units.source" 2>/dev/null || echo none)" \
-        --argjson history "$history" --argjson window "$window_used" --argjson errors "$errs" \
-        --argjson min $MIN_WORKERS --argjson max $MAX_WORKERS \
-        --slurpfile queue "$work/queue.json" --slurpfile workers "$work/workers.json" \
-        --slurpfile jobs "$work/jobs.json" --slurpfile hpa "$work/hpa.json" \
-        --slurpfile units "$work/units.json" --slurpfile events "$work/events.json" \
-        "$REPORT_JQ" >"$work/report.json"
-    history=$(jq -c --argjson h "$history" --argjson window "$window_used" \
-        '$h + [{pending: .queue.pending}] | .[-$window:]' "$work/report.json")
 }
 
-print_report() {
-    if [ "$json" -eq 1 ]; then
-        if [ "$once" -eq 1 ]; then jq . "$work/report.json"; else jq -c . "$work/report.json"; fi
-    else
-        jq -r "$TEXT_JQ" "$work/report.json"
-    fi
-}
+ns=${namespace:-$env_name}
+ctx=${context:-minikube-$env_name}
+find_api
 
-while :; do
-    sample
-    print_report
-    if [ "$once" -eq 1 ]; then
-        if [ ${#errors[@]} -gt 0 ]; then
-            printf '%s: %s\n' "$prog" "${errors[@]}" >&2
-            exit 1
-        fi
-        exit 0
-    fi
-    [ ${#errors[@]} -eq 0 ] || printf '%s: %s\n' "$prog" "${errors[@]}" >&2
-    [ "$json" -eq 1 ] || echo
-    sleep "$interval"
-done
+# The token reaches stratq in its environment, never on a command line.
+export STRATQ_API_TOKEN=$api_token
+flags=(monitor --api-url "$api_url" --window "$window" --jobs "$jobs_limit")
+[ "$once" -eq 0 ] || flags+=(--once)
+[ "$json" -eq 0 ] || flags+=(--json)
+if [ "$once" -eq 1 ]; then
+    sample >"$work/sample.jsonl"
+    rc=0
+    "$stratq" "${flags[@]}" --env-file "$work/sample.jsonl" || rc=$?
+    exit "$rc"
+fi
+mkfifo "$work/env.fifo"
+sampler >"$work/env.fifo" &
+sampler_pid=$!
+"$stratq" "${flags[@]}" --env-file "$work/env.fifo" &
+monitor_pid=$!
+rc=0
+wait "$monitor_pid" || rc=$?
+monitor_pid=""
+# The sampler stops only on a failure (a port-forward that would not come
+# back): its status is the script's.
+if ! kill -0 "$sampler_pid" 2>/dev/null; then
+    wait "$sampler_pid" || rc=$?
+    sampler_pid=""
+fi
+exit "$rc"

@@ -1,4 +1,6 @@
-/* stratq: one binary, one subcommand per component (design.md section 1). */
+/* stratq: one program, one subcommand per component (docs/architecture.md);
+ * the executor, the one process that embeds CPython, is a program of its
+ * own (stratq-executor, src/executor_main.c). */
 #include <curl/curl.h>
 #include <stdio.h>
 #include <string.h>
@@ -7,7 +9,6 @@
 #include "cli/cli.h"
 #include "cli/up.h"
 #include "common/util.h"
-#include "worker/executor.h"
 #include "worker/worker.h"
 
 static const struct {
@@ -23,13 +24,16 @@ static const struct {
     {"status", cli_status, 1, "show a job's status"},
     {"result", cli_result, 1, "show a finished job's result (--wait: wait for it)"},
     {"queue", cli_queue, 1, "show the queue's counts"},
+    {"pause", cli_pause, 1, "pause the queue, or one tenant (--tenant)"},
+    {"resume", cli_resume, 1, "resume the queue, or one tenant (--tenant)"},
+    {"tenants", cli_tenants, 1, "list the tenants: waiting, running, weight, cap, paused"},
     {"jobs", cli_jobs, 1, "list recent jobs, newest first"},
     {"workers", cli_workers, 1, "list the workers and what they are doing"},
     {"logs", cli_logs, 1, "print a job's stdout and stderr (-f: follow)"},
     {"cancel", cli_cancel, 1, "cancel a queued or running job"},
     {"retry", cli_retry, 1, "run a finished, unsuccessful job again"},
     {"monitor", cli_monitor, 1, "watch the queue, job times and workers, with scaling advice"},
-    {"executor", executor_main, 0, NULL}, /* started by the worker only */
+    {"schedule", cli_schedule, 1, "recurring jobs: add, list, show, rm, pause, resume"},
 };
 
 static void usage(FILE *f)

@@ -3,12 +3,16 @@
 import { barChart, fmtNum, lineChart } from './charts.js';
 
 // The job statuses and their properties come from the server (GET
-// /v1/statuses, loaded before the first page): loadStatuses() fills these.
+// /v1/statuses, loaded before the first page): loadStatuses() fills these,
+// and no status is named anywhere else in this file (the overview's cards
+// are GET /v1/queue's counts, two of which share a status's name).
 const TERMINAL = new Set();
 const RETRYABLE = new Set();
 const CANCELLABLE = new Set();
+const SUCCEEDED = new Set(); // terminal and not retryable: see loadStatuses
 const STATUSES = ['all']; // the filters of the jobs page
 const FAILED = []; // the statuses the failed page lists
+const MEANING = new Map(); // status -> the server's sentence about it
 const TOKEN_KEY = 'stratq.token';
 
 // --- DOM helpers -------------------------------------------------------------
@@ -37,7 +41,16 @@ function toast(msg, bad = false) {
   setTimeout(() => t.remove(), 4000);
 }
 
-const badge = (status) => h('span', { class: `badge ${status}`, dataset: { status } }, String(status).replace(/_/g, ' '));
+const statusLabel = (status) => String(status).replace(/_/g, ' ');
+// The meaning is Markdown; a title shows it as plain text.
+const meaningOf = (status) => (MEANING.get(status) || '').replace(/`/g, '');
+// A job status's badge is green when it succeeded and red when it failed (the
+// server's properties); other badges (waiting, running, worker states) get
+// their colour from style.css by name.
+const badge = (status) => h('span', {
+  class: `badge ${status}${SUCCEEDED.has(status) ? ' ok' : FAILED.includes(status) ? ' bad' : ''}`,
+  dataset: { status }, title: meaningOf(status) || null,
+}, statusLabel(status));
 const shortId = (id) => (id.length > 14 ? id.slice(0, 6) + '…' + id.slice(-6) : id);
 const jobLink = (id, full = false) => h('a', { href: `#/jobs/${id}`, class: 'mono', title: id }, full ? id : shortId(id));
 
@@ -142,13 +155,18 @@ async function api(path, opts = {}) {
   }
 }
 
+// A job succeeded when its status is terminal and cannot be retried: retry
+// re-queues exactly the jobs that ended without success (retry.lua;
+// tests/unit/test_status.c holds the table to that).
 async function loadStatuses() {
   const { statuses } = await api('/v1/statuses');
   for (const s of statuses) {
     STATUSES.push(s.name);
+    MEANING.set(s.name, s.meaning);
     if (s.terminal) TERMINAL.add(s.name);
     if (s.retryable) RETRYABLE.add(s.name);
     if (s.cancellable) CANCELLABLE.add(s.name);
+    if (s.terminal && !s.retryable) SUCCEEDED.add(s.name);
     if (s.failure) FAILED.push(s.name);
   }
 }
@@ -186,11 +204,20 @@ function dispatchBlock(block) {
   for (const fn of eventListeners) fn(ev);
 }
 
+// The stream is closed when the page is left: a page kept in the browser's
+// back/forward cache would otherwise keep its connection, and after a few
+// such pages (Chromium allows 6 connections to one host) the next load of
+// the dashboard waits for ever. It is opened again when the page is shown.
+let eventsAbort = null;
+window.addEventListener('pagehide', () => eventsAbort?.abort());
+window.addEventListener('pageshow', (ev) => ev.persisted && refresh());
+
 async function streamEvents() {
   let backoff = 500;
   for (;;) {
     try {
-      const res = await fetch('/v1/events', { headers: authHeaders({ Accept: 'text/event-stream' }), cache: 'no-store' });
+      eventsAbort = new AbortController();
+      const res = await fetch('/v1/events', { headers: authHeaders({ Accept: 'text/event-stream' }), cache: 'no-store', signal: eventsAbort.signal });
       if (res.status === 401 || res.status === 403) {
         await authWait(res.status);
         continue;
@@ -234,10 +261,24 @@ const statsListeners = new Set();
 function countFinished(status, t) {
   const b = Math.floor(t / BUCKET_MS) * BUCKET_MS;
   const cur = stats.buckets.get(b) || { ok: 0, bad: 0 };
-  if (status === 'succeeded') cur.ok++;
+  if (SUCCEEDED.has(status)) cur.ok++;
   else cur.bad++;
   stats.buckets.set(b, cur);
   for (const k of stats.buckets.keys()) if (k < Date.now() - WINDOW_MS - BUCKET_MS) stats.buckets.delete(k);
+}
+
+// The banner under the header while the queue, or any tenant, is paused
+// (GET /v1/queue's paused and paused_tenants), on every page.
+function showPaused(q) {
+  const el = $('#paused-banner');
+  const tenants = q.paused_tenants || [];
+  const parts = [];
+  if (q.paused) parts.push('The queue is paused: jobs already running finish, nothing new starts until it is resumed (stratq resume).');
+  if (tenants.length) parts.push(`Paused tenant${tenants.length > 1 ? 's' : ''}: ${tenants.join(', ')}.`);
+  if (parts.length) parts.push(`${fmtNum(q.held ?? 0)} job${q.held === 1 ? '' : 's'} held.`);
+  el.textContent = parts.join(' ');
+  el.hidden = !parts.length;
+  el.dataset.paused = q.paused ? 'queue' : tenants.length ? 'tenants' : 'no';
 }
 
 let sampleTimer = null;
@@ -246,6 +287,7 @@ async function sampleQueue() {
   try {
     const q = await api('/v1/queue');
     stats.queue = q;
+    showPaused(q);
     stats.samples.push({ t: Date.now(), pending: q.pending, processing: q.processing, scheduled: q.scheduled });
     while (stats.samples.length && stats.samples[0].t < Date.now() - WINDOW_MS) stats.samples.shift();
     for (const fn of statsListeners) fn();
@@ -330,10 +372,12 @@ function actionButtons(job) {
 // Overview ---------------------------------------------------------------------
 
 function overviewPage(root) {
-  const card = (key, label, hint) => h('div', { class: 'card', dataset: { card: key } }, h('div', { class: 'label' }, label), h('div', { class: 'value' }, '–'), h('div', { class: 'hint' }, hint || '\u00a0'));
+  const okLabel = [...SUCCEEDED].map(statusLabel).join(', ');
+  const card = (key, label, hint) => h('div', { class: 'card', dataset: { card: key }, title: meaningOf(key) || null }, h('div', { class: 'label' }, label), h('div', { class: 'value' }, '–'), h('div', { class: 'hint' }, hint || '\u00a0'));
   const cards = h('div', { class: 'cards' },
     card('pending', 'Pending', 'in the queue'), card('processing', 'Processing', 'taken by workers'),
-    card('scheduled', 'Scheduled', 'retries in backoff'), card('dead', 'Dead', 'attempts exhausted'),
+    card('held', 'Held', 'cap or pause'), card('scheduled', 'Scheduled', 'delayed, retries'),
+    card('backlog', 'Backlog', 'not started'), card('dead', 'Dead', 'gave up'),
     card('workers', 'Workers', 'live'), card('finished', 'Finished', 'last 10 min'));
   const qCanvas = h('canvas', { class: 'chart', id: 'queue-chart' });
   const tCanvas = h('canvas', { class: 'chart', id: 'throughput-chart' });
@@ -345,7 +389,7 @@ function overviewPage(root) {
       h('div', { class: 'panel' }, h('h2', null, 'Queue length'), qCanvas,
         h('div', { class: 'legend' }, h('span', null, 'pending'), h('span', { class: 'c2' }, 'processing'))),
       h('div', { class: 'panel' }, h('h2', null, 'Throughput (jobs finished per 10 s)'), tCanvas,
-        h('div', { class: 'legend' }, h('span', null, 'succeeded'), h('span', { class: 'c3' }, 'other statuses')))),
+        h('div', { class: 'legend' }, h('span', null, okLabel), h('span', { class: 'c3' }, 'other statuses')))),
     h('div', { class: 'panel' }, h('h2', null, 'Recent events'), events));
 
   const setCard = (key, value, hint) => {
@@ -355,7 +399,7 @@ function overviewPage(root) {
   };
   const draw = () => {
     const q = stats.queue;
-    if (q) for (const k of ['pending', 'processing', 'scheduled', 'dead', 'workers']) setCard(k, fmtNum(q[k]));
+    if (q) for (const k of ['pending', 'processing', 'held', 'scheduled', 'backlog', 'dead', 'workers']) setCard(k, fmtNum(q[k] ?? 0));
     $('[data-card="dead"]', cards).classList.toggle('bad', !!(q && q.dead));
     let ok = 0, bad = 0;
     for (const v of stats.buckets.values()) (ok += v.ok), (bad += v.bad);
@@ -363,16 +407,17 @@ function overviewPage(root) {
     const s = stats.samples;
     const hm = (t) => fmtTime(t).slice(-8, -3);
     lineChart(qCanvas, {
-      xs: s.map((x) => x.t), xLabel: (t) => fmtTime(t).slice(-8), zero: true, emptyText: 'waiting for the first sample…',
-      series: [{ values: s.map((x) => x.pending), color: '--chart-1' }, { values: s.map((x) => x.processing), color: '--chart-2' }],
+      name: 'Queue length', xs: s.map((x) => x.t), xLabel: (t) => fmtTime(t).slice(-8), zero: true, emptyText: 'waiting for the first sample…',
+      series: [{ values: s.map((x) => x.pending), color: '--chart-1', label: 'pending' },
+        { values: s.map((x) => x.processing), color: '--chart-2', label: 'processing' }],
     });
     const now = Math.floor(Date.now() / BUCKET_MS) * BUCKET_MS;
     const xs = [];
     for (let b = now - WINDOW_MS + BUCKET_MS; b <= now; b += BUCKET_MS) xs.push(b);
     barChart(tCanvas, {
-      xs, xLabel: hm,
-      stacks: [{ values: xs.map((b) => stats.buckets.get(b)?.ok || 0), color: '--chart-1' },
-        { values: xs.map((b) => stats.buckets.get(b)?.bad || 0), color: '--chart-3' }],
+      name: 'Jobs finished per 10 s', xs, xLabel: hm, tipLabel: (b) => `${fmtTime(b).slice(-8)} to ${fmtTime(b + BUCKET_MS).slice(-8)}`,
+      stacks: [{ values: xs.map((b) => stats.buckets.get(b)?.ok || 0), color: '--chart-1', label: okLabel },
+        { values: xs.map((b) => stats.buckets.get(b)?.bad || 0), color: '--chart-3', label: 'other statuses' }],
     });
     events.replaceChildren(...(stats.recent.length ? stats.recent.map((ev) => h('li', null,
       h('span', { class: 'when' }, fmtTime(ev.at).slice(-8)), badge(ev.status), jobLink(ev.id),
@@ -425,33 +470,71 @@ function workerCard(w) {
 
 // Jobs -------------------------------------------------------------------------
 
+// A tenant's name links to the jobs page filtered by it.
+const TENANT_RE = /^[A-Za-z0-9._-]{1,64}$/;
+const tenantLink = (t) => (t && TENANT_RE.test(t) ? h('a', { href: `#/jobs?tenant=${t}`, dataset: { tenant: t } }, t) : '–');
+
 function jobsTable(jobs, { empty }) {
   if (!jobs.length) return h('div', { class: 'empty' }, empty);
   return h('div', { class: 'table-wrap' }, h('table', { id: 'jobs-table' },
-    h('thead', null, h('tr', null, h('th', null, 'Job'), h('th', null, 'Status'), h('th', { class: 'hide-sm' }, 'Attempts'),
+    h('thead', null, h('tr', null, h('th', null, 'Job'), h('th', null, 'Status'), h('th', { class: 'hide-sm' }, 'Tenant'),
+      h('th', { class: 'hide-sm' }, 'Attempts'),
       h('th', null, 'Created'), h('th', { class: 'hide-sm' }, 'Run time'), h('th', { class: 'hide-sm' }, 'Worker'), h('th', null, ''))),
     h('tbody', null, jobs.map((j) => h('tr', { dataset: { job: j.id, status: j.status } },
-      h('td', null, jobLink(j.id)), h('td', null, badge(j.status)), h('td', { class: 'num hide-sm' }, j.attempts ?? 0),
+      h('td', null, jobLink(j.id)), h('td', null, badge(j.status)), h('td', { class: 'tenant hide-sm' }, tenantLink(j.tenant)),
+      h('td', { class: 'num hide-sm' }, j.attempts ?? 0),
       h('td', null, timeCell(j.created_ms)),
       h('td', { class: 'hide-sm' }, j.started_ms ? fmtDur((j.finished_ms || Date.now()) - j.started_ms) : '–'),
       h('td', { class: 'mono small hide-sm' }, j.worker || '–'),
       h('td', { class: 'actions' }, h('div', { class: 'btns' }, actionButtons(j))))))));
 }
 
+// The jobs page's route for a status and a tenant ('all', '': no filter).
+function jobsHash(status, tenant) {
+  const q = new URLSearchParams();
+  if (status !== 'all') q.set('status', status);
+  if (tenant) q.set('tenant', tenant);
+  const qs = q.toString();
+  return `#/jobs${qs ? `?${qs}` : ''}`;
+}
+
+// The tenant filter: every tenant GET /v1/tenants knows (and the one
+// shown, should it know none), after "all tenants"; choosing one goes to
+// its route. refresh() reads the tenants again (not while the list has the
+// focus: its options would change under the user).
+function tenantSelect(status, tenant) {
+  const sel = h('select', { id: 'tenant-filter', 'aria-label': 'Tenant',
+    onchange: () => { location.hash = jobsHash(status, sel.value); } });
+  let known = '';
+  const fill = (names) => {
+    const all = [...new Set([...names, ...(tenant ? [tenant] : [])])].sort();
+    if (all.join('\n') === known) return;
+    known = all.join('\n');
+    sel.replaceChildren(h('option', { value: '' }, 'all tenants'), ...all.map((t) => h('option', { value: t }, t)));
+    sel.value = tenant;
+  };
+  const refresh = () => document.activeElement === sel ? null
+    : api('/v1/tenants').then((r) => fill(r.tenants.map((t) => t.tenant))).catch(() => {});
+  fill([]);
+  return { el: h('label', { class: 'tenant-filter' }, 'Tenant ', sel), refresh };
+}
+
 function jobsPage(root, query) {
   const status = STATUSES.includes(query.get('status')) ? query.get('status') : 'all';
+  const tenant = TENANT_RE.test(query.get('tenant') || '') ? query.get('tenant') : '';
   const filters = h('div', { class: 'filters', id: 'filters' }, STATUSES.map((s) =>
-    h('a', { href: s === 'all' ? '#/jobs' : `#/jobs?status=${s}`, class: s === status ? 'active' : null }, s.replace(/_/g, ' '))));
+    h('a', { href: jobsHash(s, tenant), class: s === status ? 'active' : null, title: meaningOf(s) || null }, statusLabel(s))));
   const body = h('div', null, h('p', { class: 'muted' }, 'Loading…'));
   const more = h('div', { class: 'more' });
-  root.append(pageHead('Jobs', status === 'all' ? 'Recent jobs, newest first' : `Jobs ${status.replace(/_/g, ' ')}, newest first`),
-    filters, h('div', { class: 'panel' }, body, more));
+  const what = `${status === 'all' ? 'Recent jobs' : `Jobs ${statusLabel(status)}`}${tenant ? ` of tenant ${tenant}` : ''}, newest first`;
+  const tenants = tenantSelect(status, tenant);
+  root.append(pageHead('Jobs', what, tenants.el), filters, h('div', { class: 'panel' }, body, more));
   let jobs = [], cursor = null, pages = 1;
   const render = () => {
     body.replaceChildren(jobsTable(jobs, { empty: 'No jobs here.' }));
     more.replaceChildren(cursor ? h('button', { onclick: loadMore }, 'Load more') : '');
   };
-  const base = `/v1/jobs?limit=50${status === 'all' ? '' : `&status=${status}`}`;
+  const base = `/v1/jobs?limit=50${status === 'all' ? '' : `&status=${status}`}${tenant ? `&tenant=${encodeURIComponent(tenant)}` : ''}`;
   const load = async () => {
     try {
       let all = [], c = null;
@@ -473,7 +556,8 @@ function jobsPage(root, query) {
     await load();
   }
   load();
-  const t = setInterval(load, 5000);
+  tenants.refresh();
+  const t = setInterval(() => (load(), tenants.refresh()), 5000);
   return { reload: load, onEvent: debounce(load, 250), cleanup: () => clearInterval(t) };
 }
 
@@ -504,15 +588,18 @@ function failedPage(root) {
 
 // Job detail -------------------------------------------------------------------
 
+const capitalized = (s) => s.charAt(0).toUpperCase() + s.slice(1);
+
 function timelineOf(j) {
   const steps = [];
   if (j.created_ms) steps.push({ t: j.created_ms, what: 'Submitted' });
   if (j.retried_ms) steps.push({ t: j.retried_ms, what: 'Queued again (retry)' });
   if (j.started_ms) steps.push({ t: j.started_ms, what: `Started, attempt ${j.attempts ?? 1}${j.worker ? ` on ${j.worker}` : ''}` });
   if (j.cancel_requested_ms) steps.push({ t: j.cancel_requested_ms, what: 'Cancel requested' });
-  if (j.status === 'scheduled' && j.next_run_ms) steps.push({ t: j.next_run_ms, what: `Runs again (last run: ${j.last_status || '?'})`, future: true });
-  if (j.finished_ms && TERMINAL.has(j.status)) steps.push({ t: j.finished_ms, what: `Finished: ${j.status.replace(/_/g, ' ')}`, cls: j.status === 'succeeded' ? 'ok' : 'bad' });
-  else if (!TERMINAL.has(j.status)) steps.push({ t: null, what: j.status === 'running' ? 'Running…' : `${j.status[0].toUpperCase()}${j.status.slice(1)}…` });
+  // next_run_ms is there while the job waits to run again (promote.lua drops it).
+  if (j.next_run_ms && !TERMINAL.has(j.status)) steps.push({ t: j.next_run_ms, what: `Runs again (last run: ${j.last_status || '?'})`, future: true });
+  if (j.finished_ms && TERMINAL.has(j.status)) steps.push({ t: j.finished_ms, what: `Finished: ${statusLabel(j.status)}`, cls: SUCCEEDED.has(j.status) ? 'ok' : 'bad' });
+  else if (!TERMINAL.has(j.status)) steps.push({ t: null, what: `${capitalized(statusLabel(j.status))}…` });
   steps.sort((a, b) => (a.t ?? Infinity) - (b.t ?? Infinity));
   return h('ol', { class: 'timeline', id: 'timeline' }, steps.map((s) => h('li', { class: s.cls || null },
     h('div', null, s.what), h('div', { class: 'when' }, s.t ? `${fmtTime(s.t)}${steps[0].t && s.t !== steps[0].t ? ` · +${fmtDur(s.t - steps[0].t)}` : ''}` : 'now'))));
@@ -542,7 +629,7 @@ function resultSection(j) {
     const draw = () => {
       if (!eq || !Array.isArray(eq.v)) return;
       const xs = eq.v.map((_, i) => i);
-      lineChart(canvas, { xs, series: [{ values: eq.v, color: '--chart-1' }], area: true, xLabel: (_, i) => String(eq.t?.[i] ?? i).slice(0, 10) });
+      lineChart(canvas, { name: 'Equity curve', xs, series: [{ values: eq.v, color: '--chart-1', label: 'equity' }], area: true, xLabel: (_, i) => String(eq.t?.[i] ?? i).slice(0, 10) });
     };
     const panel = h('div', { class: 'panel', id: 'result' }, h('h2', null, 'Result'),
       metrics.length ? h('div', { class: 'metrics' }, metrics.map(([k, v]) => h('div', null,
@@ -612,7 +699,7 @@ function jobPage(root, id) {
       const bar = h('div');
       bar.style.width = `${Math.round(Math.max(0, Math.min(1, f ?? 0)) * 100)}%`;
       progress.replaceChildren(h('div', { class: 'panel', id: 'progress' },
-        h('div', { class: 'progress-label' }, h('span', null, j.progress?.message || (j.status === 'running' ? 'Running' : `Waiting (${j.status})`)),
+        h('div', { class: 'progress-label' }, h('span', null, j.progress?.message || capitalized(statusLabel(j.status))),
           h('span', null, f != null ? `${Math.round(f * 100)}%` : '')),
         h('div', { class: 'progress', role: 'progressbar', 'aria-valuemin': '0', 'aria-valuemax': '100', 'aria-valuenow': f != null ? String(Math.round(f * 100)) : null }, bar)));
     } else {
@@ -623,6 +710,7 @@ function jobPage(root, id) {
       h('div', { class: 'panel' }, h('h2', null, 'Summary'), h('dl', { class: 'kv' },
         h('dt', null, 'Status'), h('dd', null, badge(j.status)),
         h('dt', null, 'Attempts'), h('dd', null, `${j.attempts ?? 0} of ${j.spec?.max_attempts ?? 1}`),
+        h('dt', null, 'Tenant'), h('dd', { id: 'job-tenant' }, tenantLink(j.tenant), j.priority != null ? h('span', { class: 'muted' }, ` · priority ${j.priority}`) : null),
         h('dt', null, 'Worker'), h('dd', { class: 'mono' }, j.worker || '–'),
         h('dt', null, 'Queue wait'), h('dd', null, j.started_ms && j.created_ms ? fmtDur(j.started_ms - j.created_ms) : '–'),
         h('dt', null, 'Run time'), h('dd', null, j.started_ms ? fmtDur((j.finished_ms || Date.now()) - j.started_ms) : '–'),
@@ -631,7 +719,7 @@ function jobPage(root, id) {
       h('div', { class: 'panel' }, h('h2', null, 'Timeline'), timelineOf(j)));
     errorBox.replaceChildren(j.error ? h('div', { class: 'panel', id: 'error' }, h('h2', null, `Error: ${j.error.type}`),
       h('p', null, j.error.message), j.error.traceback ? h('pre', { class: 'error' }, j.error.traceback) : null) : '');
-    const key = j.status === 'succeeded' ? `${j.attempts}:${j.finished_ms}` : null;
+    const key = SUCCEEDED.has(j.status) ? `${j.attempts}:${j.finished_ms}` : null;
     if (key !== resultKey) {
       resultKey = key;
       if (key) {

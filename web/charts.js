@@ -1,5 +1,8 @@
 // Small canvas charts (no libraries): a line chart with optional area fill
 // and a stacked bar chart. Colours come from the CSS variables of style.css.
+// A pointer over a chart shows the values under it; each canvas carries a
+// text summary (role="img", aria-label) for screen readers. Why not Chart.js:
+// docs/dashboard.md, "The charts".
 
 function cssVar(name) {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || '#888';
@@ -94,8 +97,95 @@ function frame(canvas, { xs, yMin, yMax, xLabel, yFmt = fmtNum, emptyText, padX 
   return { ctx, sx, sy, left, top, pw, ph, y0 };
 }
 
-// series: [{values: [numbers aligned with xs], color: '--chart-1'}]
-export function lineChart(canvas, { xs, series, xLabel, yFmt, area = false, zero = false, emptyText }) {
+// --- Hover values and text summary ------------------------------------------
+
+// Per canvas: how to draw it again and which point a pointer is over.
+const hovers = new WeakMap();
+
+// Remembers how the chart on canvas was drawn (redraw) and how to find the
+// point nearest to an x in CSS pixels (nearest); returns the index of the
+// point the pointer is over, or null.
+function hoverState(canvas, redraw, nearest, n) {
+  let st = hovers.get(canvas);
+  if (!st) {
+    st = { index: null };
+    hovers.set(canvas, st);
+    const move = (ev) => {
+      const i = st.nearest ? st.nearest(ev.clientX - canvas.getBoundingClientRect().left) : null;
+      if (i !== st.index) ((st.index = i), st.redraw());
+    };
+    canvas.addEventListener('pointermove', move);
+    canvas.addEventListener('pointerdown', move); // a tap, on a phone
+    canvas.addEventListener('pointerleave', () => st.index != null && ((st.index = null), st.redraw()));
+  }
+  st.redraw = redraw;
+  st.nearest = nearest;
+  if (st.index != null && st.index >= n) st.index = null;
+  canvas.dataset.hover = st.index == null ? '' : String(st.index);
+  return st.index;
+}
+
+// The index of the x position nearest to px, over xs positions pos(i).
+function nearestOf(n, pos) {
+  return (px) => {
+    let best = null, dist = Infinity;
+    for (let i = 0; i < n; i++) {
+      const d = Math.abs(pos(i) - px);
+      if (d < dist) (best = i), (dist = d);
+    }
+    return best;
+  };
+}
+
+// A box with a title and one line per [color, text], next to x (flipped to
+// the left of it near the right edge), within the plotting area.
+function readout(f, x, title, rows) {
+  const { ctx, top, left, pw } = f;
+  ctx.save();
+  ctx.font = '11px system-ui, sans-serif';
+  ctx.textAlign = 'left';
+  ctx.textBaseline = 'top';
+  const lh = 15, pad = 7, sw = 10;
+  const w = Math.ceil(Math.max(ctx.measureText(title).width, ...rows.map(([, t]) => sw + 6 + ctx.measureText(t).width))) + 2 * pad;
+  const hgt = lh * (rows.length + 1) + 2 * pad - 4;
+  let bx = x + 10;
+  if (bx + w > left + pw) bx = Math.max(left, x - 10 - w);
+  const by = top + 4;
+  ctx.fillStyle = cssVar('--panel');
+  ctx.strokeStyle = cssVar('--line');
+  ctx.lineWidth = 1;
+  ctx.beginPath();
+  ctx.rect(Math.round(bx) + 0.5, Math.round(by) + 0.5, w, hgt);
+  ctx.fill();
+  ctx.stroke();
+  ctx.fillStyle = cssVar('--text');
+  ctx.fillText(title, bx + pad, by + pad);
+  rows.forEach(([color, text], k) => {
+    const y = by + pad + lh * (k + 1);
+    ctx.fillStyle = color;
+    ctx.fillRect(bx + pad, y + 4, sw, 3);
+    ctx.fillStyle = cssVar('--text');
+    ctx.fillText(text, bx + pad + sw + 6, y);
+  });
+  ctx.restore();
+}
+
+// role="img" and a one-sentence summary: what a screen reader says for the
+// canvas, whose pixels it cannot read.
+function describe(canvas, name, text) {
+  canvas.setAttribute('role', 'img');
+  canvas.setAttribute('aria-label', name ? `${name}: ${text}` : text);
+}
+
+const finite = (v) => v != null && isFinite(v);
+
+// --- Charts -------------------------------------------------------------------
+
+// series: [{values: [numbers aligned with xs], color: '--chart-1', label}];
+// name: what the chart shows, for its text summary; tipLabel(x, i): the
+// title of the hover box (default xLabel).
+export function lineChart(canvas, opts) {
+  const { xs, series, xLabel, yFmt = fmtNum, area = false, zero = false, emptyText, name } = opts;
   const all = series.flatMap((s) => s.values).filter((v) => v != null && isFinite(v));
   let yMin = all.length ? Math.min(...all) : 0;
   let yMax = all.length ? Math.max(...all) : 1;
@@ -103,7 +193,15 @@ export function lineChart(canvas, { xs, series, xLabel, yFmt, area = false, zero
   if (zero && yMax <= 0) yMax = 1;
   const f = frame(canvas, { xs, yMin, yMax, xLabel, yFmt, emptyText });
   canvas.dataset.points = String(xs.length);
-  if (!f) return;
+  const hover = hoverState(canvas, () => lineChart(canvas, opts), f && nearestOf(xs.length, (i) => f.sx(xs[i])), xs.length);
+  if (!f) {
+    describe(canvas, name, emptyText || 'no data yet');
+    return;
+  }
+  describe(canvas, name, `${xLabel(xs[0], 0)} to ${xLabel(xs[xs.length - 1], xs.length - 1)}; ` + series.map((s) => {
+    const vs = s.values.filter(finite);
+    return `${s.label || 'value'} ${vs.length ? `${yFmt(vs[0])} to ${yFmt(vs[vs.length - 1])}, lowest ${yFmt(Math.min(...vs))}, highest ${yFmt(Math.max(...vs))}` : 'none'}`;
+  }).join('; '));
   const { ctx, sx, sy, top, ph } = f;
   for (const s of series) {
     const color = cssVar(s.color || '--chart-1');
@@ -136,16 +234,48 @@ export function lineChart(canvas, { xs, series, xLabel, yFmt, area = false, zero
       ctx.globalAlpha = 1;
     }
   }
+  if (hover != null) {
+    const x = sx(xs[hover]);
+    ctx.strokeStyle = cssVar('--muted');
+    ctx.lineWidth = 1;
+    ctx.beginPath();
+    ctx.moveTo(Math.round(x) + 0.5, top);
+    ctx.lineTo(Math.round(x) + 0.5, top + ph);
+    ctx.stroke();
+    const rows = [];
+    for (const s of series) {
+      const v = s.values[hover], color = cssVar(s.color || '--chart-1');
+      if (!finite(v)) continue;
+      ctx.fillStyle = color;
+      ctx.beginPath();
+      ctx.arc(x, sy(v), 3.5, 0, 2 * Math.PI);
+      ctx.fill();
+      rows.push([color, `${s.label ? `${s.label}: ` : ''}${yFmt(v)}`]);
+    }
+    readout(f, x, (opts.tipLabel || xLabel)(xs[hover], hover), rows);
+  }
 }
 
-// stacks: [{values: [numbers aligned with xs], color}], drawn bottom up.
-export function barChart(canvas, { xs, stacks, xLabel, yFmt, emptyText }) {
+// stacks: [{values: [numbers aligned with xs], color, label}], drawn bottom
+// up; name and tipLabel as for lineChart.
+export function barChart(canvas, opts) {
+  const { xs, stacks, xLabel, yFmt = fmtNum, emptyText, name } = opts;
   const totals = xs.map((_, i) => stacks.reduce((a, s) => a + (s.values[i] || 0), 0));
   const f = frame(canvas, { xs, yMin: 0, yMax: Math.max(1, ...totals), xLabel, yFmt, emptyText, padX: 1 });
   canvas.dataset.points = String(xs.length);
-  if (!f) return;
-  const { ctx, sx, sy, pw } = f;
+  const hover = hoverState(canvas, () => barChart(canvas, opts), f && nearestOf(xs.length, (i) => f.sx(xs[i])), xs.length);
+  if (!f) {
+    describe(canvas, name, emptyText || 'no data yet');
+    return;
+  }
+  describe(canvas, name, `${xLabel(xs[0], 0)} to ${xLabel(xs[xs.length - 1], xs.length - 1)}; ` +
+    stacks.map((s) => `${s.label || 'value'} ${yFmt(s.values.reduce((a, v) => a + (v || 0), 0))} in all`).join('; '));
+  const { ctx, sx, sy, top, ph, pw } = f;
   const bw = Math.max(1, (pw / xs.length) * 0.7);
+  if (hover != null) {
+    ctx.fillStyle = cssVar('--chart-grid');
+    ctx.fillRect(sx(xs[hover]) - bw / 2 - 2, top, bw + 4, ph);
+  }
   xs.forEach((x, i) => {
     let base = 0;
     for (const s of stacks) {
@@ -158,4 +288,8 @@ export function barChart(canvas, { xs, stacks, xLabel, yFmt, emptyText }) {
       base += v;
     }
   });
+  if (hover != null) {
+    const rows = stacks.map((s) => [cssVar(s.color), `${s.label ? `${s.label}: ` : ''}${yFmt(s.values[hover] || 0)}`]);
+    readout(f, sx(xs[hover]), (opts.tipLabel || xLabel)(xs[hover], hover), rows);
+  }
 }

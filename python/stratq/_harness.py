@@ -1,7 +1,10 @@
 """Runs one job inside its child process.
 
 The executor starts ``python3 -I -B -c ...`` with:
-  fd 3: the job request as JSON ({"id", "attempt", "spec"}), then end of file;
+  fd 3: the job request, then end of file: a line of the executor's own
+        settings as JSON ({"tmpdir", "mode", "max_result", ...}), then the
+        supervisor's request ({"id", "attempt", "spec"}) as it came, which
+        the executor passes on without writing it again;
   fd 4: where the outcome goes: one line holding a JSON object,
         {"status": "succeeded"},
         {"status": "failed" | "memory_exceeded",
@@ -174,8 +177,11 @@ def _apply_limits(request):
     vm_kb = int(request.get("base_vm_kb") or 0)
     mem = vm_kb * 1024 + int(spec.get("memory_mb", 1024)) * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-    cpu = int(float(spec.get("timeout_s", 300))) + 2
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    # The executor's CPU-time limit for this timeout_s, the same as a cold
+    # child's (src/worker/outcome.c, outcome_cpu_rlimit): its decision
+    # that a job ended at the limit counts on it.
+    soft, hard = request["cpu_rlimit"]
+    resource.setrlimit(resource.RLIMIT_CPU, (int(soft), int(hard)))
 
 
 def _fresh_entropy():
@@ -196,12 +202,17 @@ def _enter_tmpdir(request):
 
 
 def main(mode="cold"):
+    if mode == "warm":
+        # Nothing of the job is needed for this: done while the spare
+        # waits, off the path from the job's arrival to its first line.
+        _fresh_entropy()
     # Waits here (a warm spare) until the executor sends the job.
     with os.fdopen(3, "rb") as f:
-        request = json.loads(f.read())
+        settings, _, run = f.read().partition(b"\n")
+    request = json.loads(run)
+    request.update(json.loads(settings))
     if mode == "warm":
         _apply_limits(request)
-        _fresh_entropy()
     _enter_tmpdir(request)
     if mode == "cold":
         from . import _noexec

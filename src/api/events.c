@@ -3,6 +3,9 @@
  * long-poll waiters of jobs that finish (so 1,000 waiters cost one Redis
  * connection, not 1,000) and feeds every Server-Sent Events stream. */
 #define _GNU_SOURCE
+#include "events.h"
+
+#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
@@ -12,15 +15,32 @@
 
 #include "../common/log.h"
 #include "../common/util.h"
-#include "internal.h"
+#include "../queue/conn.h"
+#include "../queue/status.h"
+#include "http.h"
+#include "server.h"
 
 #define SSE_KEEPALIVE_S 15
 #define SSE_TIMEOUT_S (7 * 86400)
+
+#define WAITER_BUCKETS 4096
 
 struct sse_client {
     struct evhttp_request *req;
     struct evhttp_connection *evcon;
     struct sse_client *next;
+};
+
+struct events {
+    struct server *srv;
+    /* The one subscription to the events channel that wakes every
+     * long-poll waiter and SSE client. */
+    struct queue_sub *sub;
+    bool sub_ready;
+    struct event *keepalive_ev;
+    /* Long-poll waiters by job id. */
+    struct events_waiter *waiters[WAITER_BUCKETS];
+    struct sse_client *sse;
 };
 
 static size_t id_bucket(const char *id)
@@ -31,55 +51,53 @@ static size_t id_bucket(const char *id)
     return h % WAITER_BUCKETS;
 }
 
-void events_add_waiter(struct api *a, struct pending *p)
+void events_add_waiter(struct events *ev, struct events_waiter *w)
 {
-    if (p->waiting)
+    if (w->waiting)
         return;
-    size_t b = id_bucket(p->id);
-    p->next_wait = a->waiters[b];
-    a->waiters[b] = p;
-    p->waiting = true;
-    a->nwaiters++;
+    size_t b = id_bucket(w->id);
+    w->next = ev->waiters[b];
+    ev->waiters[b] = w;
+    w->waiting = true;
 }
 
-void events_remove_waiter(struct api *a, struct pending *p)
+void events_remove_waiter(struct events *ev, struct events_waiter *w)
 {
-    if (!p->waiting)
+    if (!w->waiting)
         return;
-    for (struct pending **pp = &a->waiters[id_bucket(p->id)]; *pp; pp = &(*pp)->next_wait) {
-        if (*pp == p) {
-            *pp = p->next_wait;
+    for (struct events_waiter **pp = &ev->waiters[id_bucket(w->id)]; *pp; pp = &(*pp)->next) {
+        if (*pp == w) {
+            *pp = w->next;
             break;
         }
     }
-    p->waiting = false;
-    p->next_wait = NULL;
-    a->nwaiters--;
+    w->waiting = false;
+    w->next = NULL;
 }
 
 /* Re-reads every waiter's job: after the subscription was (re)made, a
  * completion may have been missed. */
-static void recheck_all_waiters(struct api *a)
+static void recheck_all_waiters(struct events *ev)
 {
     for (int b = 0; b < WAITER_BUCKETS; b++) {
-        struct pending *p = a->waiters[b];
-        while (p) {
-            struct pending *next = p->next_wait;
-            jobs_reread(p, false);
-            p = next;
+        struct events_waiter *w = ev->waiters[b];
+        while (w) {
+            /* Waking may answer and unlink w: take the next one first. */
+            struct events_waiter *next = w->next;
+            w->wake(w, false);
+            w = next;
         }
     }
 }
 
-static void wake_waiters(struct api *a, const char *id)
+static void wake_waiters(struct events *ev, const char *id)
 {
-    struct pending *p = a->waiters[id_bucket(id)];
-    while (p) {
-        /* Reading may answer and unlink p: take the next one first. */
-        struct pending *next = p->next_wait;
-        if (!strcmp(p->id, id))
-            jobs_reread(p, true);
-        p = next;
+    struct events_waiter *w = ev->waiters[id_bucket(id)];
+    while (w) {
+        struct events_waiter *next = w->next;
+        if (!strcmp(w->id, id))
+            w->wake(w, true);
+        w = next;
     }
 }
 
@@ -93,15 +111,16 @@ static void sse_send(struct sse_client *c, const char *text, size_t len)
     evbuffer_free(buf);
 }
 
-static void broadcast(struct api *a, const char *payload, size_t len)
+/* Sends payload to every stream as one event named name. */
+static void broadcast(struct events *ev, const char *name, const char *payload, size_t len)
 {
     struct evbuffer *line = evbuffer_new();
     if (!line)
         return;
-    evbuffer_add_printf(line, "event: job\ndata: %.*s\n\n", (int)len, payload);
+    evbuffer_add_printf(line, "event: %s\ndata: %.*s\n\n", name, (int)len, payload);
     size_t n = evbuffer_get_length(line);
     const char *text = (const char *)evbuffer_pullup(line, -1);
-    for (struct sse_client *c = a->sse; c; c = c->next)
+    for (struct sse_client *c = ev->sse; c; c = c->next)
         sse_send(c, text, n);
     evbuffer_free(line);
 }
@@ -110,61 +129,57 @@ static void broadcast(struct api *a, const char *payload, size_t len)
  * was missed, so every waiter's job is read again. */
 static void on_subscribed(void *priv)
 {
-    struct api *a = priv;
-    a->sub_ready = true;
-    log_info("subscribed to job events", "{s:s, s:b}", "channel", a->names.events, "sharded",
-             a->names.sharded);
-    recheck_all_waiters(a);
+    struct events *ev = priv;
+    const struct queue_names *names = server_names(ev->srv);
+    ev->sub_ready = true;
+    log_info("subscribed to job events", "{s:s, s:b}", "channel", names->events, "sharded",
+             names->sharded);
+    recheck_all_waiters(ev);
 }
 
+/* A job's change of status goes out as `event: job`, and wakes the
+ * long-poll waiters of a job that finished. Anything else on the channel
+ * (a worker's note that a running job wrote output: {"id", "output"},
+ * docs/protocol.md) goes out as `event: output`, which the consumers of
+ * `job` events (the dashboard, `stratq monitor`) do not read, and wakes
+ * no one. */
 static void on_event(void *priv, const char *payload, size_t len)
 {
-    struct api *a = priv;
-    if (a->sse)
-        broadcast(a, payload, len);
-    json_t *ev = json_loadb(payload, len, 0, NULL);
-    const char *id = json_string_value(json_object_get(ev, "id"));
-    const char *status = json_string_value(json_object_get(ev, "status"));
+    struct events *ev = priv;
+    json_t *e = json_loadb(payload, len, 0, NULL);
+    const char *id = json_string_value(json_object_get(e, "id"));
+    const char *status = json_string_value(json_object_get(e, "status"));
+    if (ev->sse)
+        broadcast(ev, status ? "job" : "output", payload, len);
     if (id && status && queue_status_is_terminal(status))
-        wake_waiters(a, id);
-    json_decref(ev);
+        wake_waiters(ev, id);
+    json_decref(e);
 }
 
 static void on_sub_lost(void *priv)
 {
-    struct api *a = priv;
-    a->sub_ready = false;
+    struct events *ev = priv;
+    ev->sub_ready = false;
 }
 
 static void on_keepalive(evutil_socket_t fd, short what, void *arg)
 {
-    struct api *a = arg;
+    struct events *ev = arg;
     (void)fd;
     (void)what;
     static const char ping[] = ": keepalive\n\n";
-    for (struct sse_client *c = a->sse; c; c = c->next)
+    for (struct sse_client *c = ev->sse; c; c = c->next)
         sse_send(c, ping, sizeof(ping) - 1);
 }
 
-int events_start(struct api *a)
+/* GET /v1/events */
+static void route_events(void *ctx, struct evhttp_request *req, const struct route_match *m)
 {
-    a->sse_keepalive_ev = event_new(a->base, -1, EV_PERSIST, on_keepalive, a);
-    if (!a->sse_keepalive_ev)
-        return -1;
-    struct timeval tv = {SSE_KEEPALIVE_S, 0};
-    event_add(a->sse_keepalive_ev, &tv);
-    static const struct queue_sub_ops ops = {on_subscribed, on_event, on_sub_lost};
-    return queue_sub_new(a->base, &a->url, "stratq-api-events", a->names.events, a->names.sharded,
-                         &ops, a, &a->sub) < 0
-               ? -1
-               : 0;
-}
-
-void events_sse(struct api *a, struct evhttp_request *req)
-{
+    struct events *ev = ctx;
+    (void)m;
     struct sse_client *c = calloc(1, sizeof(*c));
     if (!c) {
-        api_send_error(req, 500, "out of memory");
+        http_send_error(req, 500, "out of memory");
         return;
     }
     c->req = req;
@@ -178,20 +193,20 @@ void events_sse(struct api *a, struct evhttp_request *req)
     evhttp_add_header(h, "Cache-Control", "no-cache");
     evhttp_add_header(h, "X-Accel-Buffering", "no");
     evhttp_send_reply_start(req, 200, "OK");
-    c->next = a->sse;
-    a->sse = c;
-    a->nsse++;
+    c->next = ev->sse;
+    ev->sse = c;
     static const char hello[] = ": stratq job events\n\n";
     sse_send(c, hello, sizeof(hello) - 1);
 }
 
-void events_connection_closed(struct api *a, struct evhttp_connection *evcon)
+/* The connection of req closed: drop its SSE stream, if any. */
+static void on_connection_closed(void *ctx, struct evhttp_connection *evcon)
 {
-    for (struct sse_client **pp = &a->sse; *pp; pp = &(*pp)->next) {
+    struct events *ev = ctx;
+    for (struct sse_client **pp = &ev->sse; *pp; pp = &(*pp)->next) {
         if ((*pp)->evcon == evcon) {
             struct sse_client *c = *pp;
             *pp = c->next;
-            a->nsse--;
             /* The request was detached from its connection: ending the
              * reply frees it. */
             evhttp_send_reply_end(c->req);
@@ -201,20 +216,56 @@ void events_connection_closed(struct api *a, struct evhttp_connection *evcon)
     }
 }
 
-void events_stop(struct api *a)
+int events_new(struct server *s, struct events **ret)
 {
-    while (a->sse) {
-        struct sse_client *c = a->sse;
-        a->sse = c->next;
+    static const struct server_route routes[] = {{ROUTE_EVENTS, route_events}};
+    static const struct queue_sub_ops ops = {on_subscribed, on_event, on_sub_lost};
+    const struct queue_names *names = server_names(s);
+    struct events *ev = calloc(1, sizeof(*ev));
+    if (!ev)
+        return -ENOMEM;
+    *ret = ev;
+    ev->srv = s;
+    ev->keepalive_ev = event_new(server_base(s), -1, EV_PERSIST, on_keepalive, ev);
+    if (!ev->keepalive_ev)
+        return -ENOMEM;
+    struct timeval tv = {SSE_KEEPALIVE_S, 0};
+    event_add(ev->keepalive_ev, &tv);
+    server_add_routes(s, routes, ARRAY_SIZE(routes), ev);
+    int r = server_on_close(s, on_connection_closed, ev);
+    if (r < 0)
+        return r;
+    return queue_sub_new(server_base(s), server_url(s), "stratq-api-events", names->events,
+                         names->sharded, &ops, ev, &ev->sub);
+}
+
+bool events_subscribed(const struct events *ev)
+{
+    return ev->sub_ready;
+}
+
+void events_stop(struct events *ev)
+{
+    if (!ev)
+        return;
+    while (ev->sse) {
+        struct sse_client *c = ev->sse;
+        ev->sse = c->next;
         evhttp_send_reply_end(c->req);
         free(c);
     }
-    if (a->sub) {
-        struct queue_sub *sub = a->sub;
-        a->sub = NULL;
+    if (ev->sub) {
+        struct queue_sub *sub = ev->sub;
+        ev->sub = NULL;
         queue_sub_free(sub);
     }
-    if (a->sse_keepalive_ev)
-        event_free(a->sse_keepalive_ev);
-    a->sse_keepalive_ev = NULL;
+    if (ev->keepalive_ev)
+        event_free(ev->keepalive_ev);
+    ev->keepalive_ev = NULL;
+}
+
+void events_free(struct events *ev)
+{
+    events_stop(ev);
+    free(ev);
 }

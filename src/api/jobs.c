@@ -1,22 +1,101 @@
 /* The job routes of the API. Every Redis transition is a Lua script from
  * src/queue/lua/; reads are plain commands. */
 #define _GNU_SOURCE
-#include <dirent.h>
+#include "jobs.h"
+
 #include <errno.h>
-#include <fcntl.h>
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <event2/http.h>
 #include <jansson.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
-#include "../common/config.h"
+#include "../common/advice.h"
 #include "../common/jsonv.h"
-#include "../common/log.h"
 #include "../common/util.h"
-#include "internal.h"
+#include "../queue/jobq.h"
+#include "../queue/status.h"
+#include "events.h"
+#include "http.h"
+#include "metrics.h"
+#include "server.h"
+
+/* Longest ?wait= a client may ask for. */
+#define MAX_WAIT_S 60
+/* Specs in one batch request. */
+#define MAX_BATCH 1000
+
+struct jobs {
+    struct server *srv;
+    struct events *events;
+    struct metrics *metrics;
+    struct jobs_settings set;
+};
+
+/* A job route's request: the core's, then what the job routes keep. */
+struct job_req {
+    struct pending p; /* first: the core allocates and frees the whole */
+    struct jobs *jobs;
+    enum route_id route;
+    char id[ROUTER_ID_MAX + 1];     /* the job's id; a list's status */
+    char tenant[ROUTER_ID_MAX + 1]; /* a list's tenant, "" for every one */
+    bool final;                     /* the next job read answers whatever the status */
+    bool created;                   /* submit: the job is new (201) rather than existing (200) */
+    int wait_s;
+    long long off_out, off_err, off_log; /* logs offsets */
+    struct event *wait_timer;
+    struct events_waiter waiter; /* ?wait=: in the events' table */
+    /* batch */
+    json_t *items;
+    int outstanding;
+};
+
+static struct job_req *job_req_of(struct pending *p)
+{
+    return (struct job_req *)p;
+}
+
+static void req_answered(struct pending *p)
+{
+    struct job_req *jr = job_req_of(p);
+    if (jr->wait_timer)
+        evtimer_del(jr->wait_timer);
+    events_remove_waiter(jr->jobs->events, &jr->waiter);
+}
+
+static void req_release(struct pending *p)
+{
+    struct job_req *jr = job_req_of(p);
+    events_remove_waiter(jr->jobs->events, &jr->waiter);
+    if (jr->wait_timer)
+        event_free(jr->wait_timer);
+    json_decref(jr->items);
+}
+
+static void on_wake(struct events_waiter *w, bool final);
+
+/* A request of a job route for job (or list) id; NULL when out of memory
+ * (answered 500). */
+static struct job_req *job_req_new(struct jobs *j, struct evhttp_request *req, enum route_id route,
+                                   const char *id)
+{
+    static const struct pending_ops ops = {req_answered, req_release};
+    struct pending *p = pending_new(j->srv, req, sizeof(struct job_req), &ops);
+    if (!p)
+        return NULL;
+    struct job_req *jr = job_req_of(p);
+    jr->jobs = j;
+    jr->route = route;
+    snprintf(jr->id, sizeof(jr->id), "%s", id ? id : "");
+    jr->waiter.id = jr->id;
+    jr->waiter.wake = on_wake;
+    return jr;
+}
 
 /* --- Job records ----------------------------------------------------------- */
 
@@ -36,9 +115,17 @@ static bool json_field(const char *f)
 static bool int_field(const char *f)
 {
     return !strcmp(f, "attempts") || !strcmp(f, "created_ms") || !strcmp(f, "started_ms") ||
-           !strcmp(f, "finished_ms") || !strcmp(f, "cancel_requested_ms") ||
-           !strcmp(f, "retried_ms") || !strcmp(f, "next_run_ms") || !strcmp(f, "failures") ||
-           !strcmp(f, "lost");
+           !strcmp(f, "started_us") || !strcmp(f, "finished_ms") ||
+           !strcmp(f, "cancel_requested_ms") || !strcmp(f, "retried_ms") ||
+           !strcmp(f, "next_run_ms") || !strcmp(f, "failures") || !strcmp(f, "lost") ||
+           !strcmp(f, "priority") || !strcmp(f, "ready_ms") || !strcmp(f, "schedule_ms");
+}
+
+/* The fair-share bookkeeping a job's hash carries (src/queue/lua/lib.lua),
+ * not part of its record. */
+static bool internal_field(const char *f)
+{
+    return !strcmp(f, "slot");
 }
 
 static const redisReply *hash_get(const redisReply *r, const char *field)
@@ -102,7 +189,7 @@ static struct evbuffer *record_buffer(const char *id, const redisReply *r, bool 
             const char *f = r->element[i]->str;
             const redisReply *v = r->element[i + 1];
             json_t *val;
-            if (!strcmp(f, "result"))
+            if (!strcmp(f, "result") || internal_field(f))
                 continue;
             if (json_field(f))
                 val = json_null();
@@ -147,79 +234,97 @@ static struct evbuffer *record_buffer(const char *id, const redisReply *r, bool 
 
 /* --- Reading a job, now or when it finishes ----------------------------- */
 
+static void reread(struct job_req *jr, bool final);
+
+/* The end of ?wait=, or the job's terminal event (final), or the
+ * subscription made again: the job is read again. */
+static void reread_done(struct job_req *jr, bool final)
+{
+    reread(jr, final);
+    pending_done(&jr->p);
+}
+
 static void on_wait_timeout(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    jobs_reread(arg, true);
+    reread_done(arg, true);
+}
+
+static void on_wake(struct events_waiter *w, bool final)
+{
+    reread_done((struct job_req *)((char *)w - offsetof(struct job_req, waiter)), final);
+}
+
+/* The job is not finished: wait for its terminal event, or the end of ?wait=. */
+static void wait_for_job(struct job_req *jr)
+{
+    events_add_waiter(jr->jobs->events, &jr->waiter);
+    if (!jr->wait_timer) {
+        jr->wait_timer = evtimer_new(server_base(jr->jobs->srv), on_wait_timeout, jr);
+        struct timeval tv = {jr->wait_s, 0};
+        if (jr->wait_timer)
+            evtimer_add(jr->wait_timer, &tv);
+    }
 }
 
 static void on_job_read(struct pending *p, redisReply *r, void *ctx)
 {
+    struct job_req *jr = job_req_of(p);
     (void)ctx;
     if (r->type != REDIS_REPLY_ARRAY) {
         pending_error(p, 503, "unexpected reply from Redis");
         return;
     }
     if (r->elements == 0) {
-        pending_error(p, 404, "no job with id '%s'", p->id);
+        pending_error(p, 404, "no job with id '%s'", jr->id);
         return;
     }
     const redisReply *st = hash_get(r, "status");
     bool terminal = st && queue_status_is_terminal(st->str);
-    if (!terminal && !p->final) {
-        /* Wait for the job's terminal event, or the end of ?wait=. */
-        if (!p->waiting)
-            events_add_waiter(p->api, p);
-        if (!p->wait_timer) {
-            p->wait_timer = evtimer_new(p->api->base, on_wait_timeout, p);
-            struct timeval tv = {p->wait_s, 0};
-            if (p->wait_timer)
-                evtimer_add(p->wait_timer, &tv);
-        }
+    if (!terminal && !jr->final) {
+        wait_for_job(jr);
         return;
     }
-    struct evbuffer *buf = record_buffer(p->id, r, p->route == ROUTE_JOB_RESULT);
+    if (jr->route == ROUTE_JOB_RESULT && !terminal) {
+        pending_reply(p, 202, json_pack("{s:s, s:s}", "id", jr->id, "status", st ? st->str : ""));
+        return;
+    }
+    struct evbuffer *buf = record_buffer(jr->id, r, jr->route == ROUTE_JOB_RESULT);
     if (!buf) {
         pending_error(p, 500, "out of memory");
         return;
     }
-    int code = 200;
-    if (p->route == ROUTE_JOB_RESULT && !terminal)
-        code = 202;
-    else if (p->route == ROUTE_JOBS_SUBMIT && p->created)
-        code = 201;
-    if (p->route == ROUTE_JOB_RESULT && !terminal) {
-        evbuffer_free(buf);
-        pending_reply(p, code, json_pack("{s:s, s:s}", "id", p->id, "status", st ? st->str : ""));
-        return;
-    }
+    int code = jr->route == ROUTE_JOBS_SUBMIT && jr->created ? 201 : 200;
     pending_reply_raw(p, code, buf, "application/json");
     evbuffer_free(buf);
 }
 
-void jobs_reread(struct pending *p, bool final)
+/* Reads the job of jr again (final: answer whatever its status). */
+static void reread(struct job_req *jr, bool final)
 {
-    if (p->answered)
+    if (jr->p.answered)
         return;
-    p->final = p->final || final;
+    jr->final = jr->final || final;
     struct queue_call c;
-    pending_call(p, on_job_read, NULL, &c, queue_build_job_read(&c, &p->api->names, p->id));
+    pending_call(&jr->p, on_job_read, NULL, &c,
+                 queue_build_job_read(&c, server_names(jr->jobs->srv), jr->id));
 }
 
-void jobs_get(struct api *a, struct evhttp_request *req, enum route_id route, const char *id)
+/* GET /v1/jobs/{id}, GET /v1/jobs/{id}/result */
+static void route_get(void *ctx, struct evhttp_request *req, const struct route_match *m)
 {
     long long wait;
-    if (api_query_int(req, "wait", 0, 0, API_MAX_WAIT_S, &wait) < 0)
+    if (http_query_int(req, "wait", 0, 0, MAX_WAIT_S, &wait) < 0)
         return;
-    struct pending *p = pending_new(a, req, route, id);
-    if (!p)
+    struct job_req *jr = job_req_new(ctx, req, m->route, m->id);
+    if (!jr)
         return;
-    p->wait_s = (int)wait;
-    if (wait > 0)
-        events_add_waiter(a, p); /* before the read, so no completion is missed */
-    jobs_reread(p, wait == 0);
-    pending_done(p);
+    jr->wait_s = (int)wait;
+    if (wait > 0) /* before the read, so no completion is missed */
+        events_add_waiter(jr->jobs->events, &jr->waiter);
+    reread(jr, wait == 0);
+    pending_done(&jr->p);
 }
 
 /* --- Submitting --------------------------------------------------------- */
@@ -262,66 +367,61 @@ static bool take_client_id(json_t *spec, const char *header, char *id, size_t id
 }
 
 /* Runs the enqueue script for one spec; h gets its reply. */
-static void enqueue(struct pending *p, pending_handler *h, void *ctx, const char *id,
-                    bool client_id, const char *spec_text)
+static void enqueue(struct job_req *jr, pending_handler *h, void *ctx, const char *id,
+                    bool client_id, const char *spec_text, const struct job_placement *pl)
 {
-    struct api *a = p->api;
     struct queue_call c;
-    pending_call(p, h, ctx, &c,
-                 queue_build_enqueue(&c, &a->names, id, spec_text, util_now_ms(), client_id));
+    long long now = util_now_ms();
+    const struct queue_submit how = {pl->tenant, pl->priority,
+                                     pl->delay_ms > 0 ? now + pl->delay_ms : pl->run_at_ms};
+    pending_call(
+        &jr->p, h, ctx, &c,
+        queue_build_enqueue(&c, server_names(jr->jobs->srv), id, spec_text, now, client_id, &how));
 }
 
 static void on_enqueued(struct pending *p, redisReply *r, void *ctx)
 {
+    struct job_req *jr = job_req_of(p);
     (void)ctx;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
         pending_error(p, 503, "unexpected reply from Redis");
         return;
     }
-    p->created = r->element[0]->integer == 1;
-    if (p->created)
-        p->api->submitted_unflushed++;
-    if (p->wait_s > 0) {
-        jobs_reread(p, false);
+    jr->created = r->element[0]->integer == 1;
+    if (jr->created)
+        metrics_add_submitted(jr->jobs->metrics, 1);
+    if (jr->wait_s > 0) {
+        reread(jr, false);
         return;
     }
-    pending_reply(p, p->created ? 201 : 200,
-                  json_pack("{s:s, s:s}", "id", p->id, "status", r->element[1]->str));
+    pending_reply(p, jr->created ? 201 : 200,
+                  json_pack("{s:s, s:s}", "id", jr->id, "status", r->element[1]->str));
 }
 
-/* Body of a POST as a NUL-terminated view; answers 413 past the limit. */
-static const char *request_body(struct api *a, struct evhttp_request *req, size_t *ret_len)
+/* POST /v1/jobs */
+static void route_submit(void *ctx, struct evhttp_request *req, const struct route_match *m)
 {
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    size_t len = evbuffer_get_length(in);
-    if (len > a->max_body) {
-        api_send_error(req, 413,
-                       "the request body is %zu bytes; the limit (STRATQ_MAX_BODY) is %zu", len,
-                       a->max_body);
-        return NULL;
-    }
-    *ret_len = len;
-    return len ? (const char *)evbuffer_pullup(in, -1) : "";
-}
-
-void jobs_submit(struct api *a, struct evhttp_request *req)
-{
+    struct jobs *j = ctx;
     char err[600], id[ROUTER_ID_MAX + 1];
     size_t len;
     json_t *spec = NULL;
     long long wait;
 
-    if (api_query_int(req, "wait", 0, 0, API_MAX_WAIT_S, &wait) < 0)
+    if (http_query_int(req, "wait", 0, 0, MAX_WAIT_S, &wait) < 0)
         return;
-    const char *body = request_body(a, req, &len);
+    const char *body = http_request_body(req, j->set.max_body, &len);
     if (!body)
         return;
     const char *idem = evhttp_find_header(evhttp_request_get_input_headers(req), "Idempotency-Key");
+    struct job_placement pl;
+    int r = 0;
     if (job_json_parse(body, len, &spec, err, sizeof(err)) < 0 ||
         (json_is_object(spec) && !take_client_id(spec, idem, id, sizeof(id), err, sizeof(err))) ||
-        job_spec_normalize(spec, &a->lim, err, sizeof(err)) < 0) {
+        (r = job_placement_take(spec, &(struct job_token){m->tenant, m->max_priority},
+                                util_now_ms(), &pl, err, sizeof(err))) < 0 ||
+        job_spec_normalize(spec, &j->set.lim, err, sizeof(err)) < 0) {
         json_decref(spec);
-        api_send_error(req, 400, "%s", err);
+        http_send_error(req, r == -EPERM ? 403 : 400, "%s", err);
         return;
     }
     bool client_id = id[0] != '\0';
@@ -330,181 +430,226 @@ void jobs_submit(struct api *a, struct evhttp_request *req)
     _cleanup_free_ char *text = json_dumps(spec, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(spec);
     if (!text) {
-        api_send_error(req, 500, "out of memory");
+        http_send_error(req, 500, "out of memory");
         return;
     }
-    struct pending *p = pending_new(a, req, ROUTE_JOBS_SUBMIT, id);
-    if (!p)
+    struct job_req *jr = job_req_new(j, req, ROUTE_JOBS_SUBMIT, id);
+    if (!jr)
         return;
-    p->wait_s = (int)wait;
+    jr->wait_s = (int)wait;
     if (wait > 0)
-        events_add_waiter(a, p);
-    enqueue(p, on_enqueued, NULL, id, client_id, text);
-    pending_done(p);
+        events_add_waiter(j->events, &jr->waiter);
+    enqueue(jr, on_enqueued, NULL, id, client_id, text, &pl);
+    pending_done(&jr->p);
 }
 
 struct batch_item {
     size_t index;
     char id[ROUTER_ID_MAX + 1];
     bool client_id;
+    struct job_placement pl;
 };
 
 static void on_batch_enqueued(struct pending *p, redisReply *r, void *ctx)
 {
+    struct job_req *jr = job_req_of(p);
     struct batch_item *it = ctx;
     json_t *res = r->type == REDIS_REPLY_ARRAY && r->elements == 2
                       ? json_pack("{s:s, s:s}", "id", it->id, "status", r->element[1]->str)
                       : json_pack("{s:s, s:s}", "id", it->id, "error", "Redis refused the job");
-    json_array_set_new(p->items, it->index, res);
+    json_array_set_new(jr->items, it->index, res);
     if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[0]->integer == 1)
-        p->api->submitted_unflushed++;
+        metrics_add_submitted(jr->jobs->metrics, 1);
     free(it);
-    if (--p->outstanding == 0)
-        pending_reply(p, 200, json_pack("{s:O}", "jobs", p->items));
+    if (--jr->outstanding == 0)
+        pending_reply(p, 200, json_pack("{s:O}", "jobs", jr->items));
 }
 
-void jobs_batch(struct api *a, struct evhttp_request *req)
+/* The specs of a batch request's body, or NULL (answered 400 or 413).
+ * They belong to *ret_doc, which the caller frees with json_decref(). */
+static json_t *batch_specs(struct jobs *j, struct evhttp_request *req, json_t **ret_doc)
 {
     char err[600];
     size_t len;
     json_t *doc = NULL;
 
-    const char *body = request_body(a, req, &len);
+    const char *body = http_request_body(req, j->set.max_body, &len);
     if (!body)
-        return;
+        return NULL;
     if (job_json_parse(body, len, &doc, err, sizeof(err)) < 0) {
-        api_send_error(req, 400, "%s", err);
-        return;
+        http_send_error(req, 400, "%s", err);
+        return NULL;
     }
-    json_t *jobs = json_object_get(doc, "jobs");
-    if (!json_is_object(doc) || !json_is_array(jobs)) {
+    json_t *specs = json_object_get(doc, "jobs");
+    if (!json_is_object(doc) || !json_is_array(specs)) {
         json_decref(doc);
-        api_send_error(req, 400, "the body must be an object with an array field 'jobs'");
-        return;
+        http_send_error(req, 400, "the body must be an object with an array field 'jobs'");
+        return NULL;
     }
-    size_t n = json_array_size(jobs);
-    if (n == 0 || n > API_MAX_BATCH) {
+    size_t n = json_array_size(specs);
+    if (n == 0 || n > MAX_BATCH) {
         json_decref(doc);
-        api_send_error(req, 400, "field 'jobs' must hold 1 to %d job specs, not %zu", API_MAX_BATCH,
-                       n);
-        return;
+        http_send_error(req, 400, "field 'jobs' must hold 1 to %d job specs, not %zu", MAX_BATCH,
+                        n);
+        return NULL;
     }
-    struct pending *p = pending_new(a, req, ROUTE_JOBS_BATCH, NULL);
-    if (!p) {
-        json_decref(doc);
-        return;
+    *ret_doc = doc;
+    return specs;
+}
+
+/* Checks spec number i of a batch into *ret_item and *ret_text (caller
+ * frees both with free()); when it fails, its item says why. */
+static bool batch_prepare(struct job_req *jr, json_t *spec, size_t i, const struct job_token *tok,
+                          struct batch_item **ret_item, char **ret_text)
+{
+    char err[600], id[ROUTER_ID_MAX + 1] = "";
+    struct job_placement pl;
+    if (!json_is_object(spec) || !take_client_id(spec, NULL, id, sizeof(id), err, sizeof(err)) ||
+        job_placement_take(spec, tok, util_now_ms(), &pl, err, sizeof(err)) < 0 ||
+        job_spec_normalize(spec, &jr->jobs->set.lim, err, sizeof(err)) < 0) {
+        if (!json_is_object(spec))
+            snprintf(err, sizeof(err), "the job spec must be a JSON object");
+        json_array_set_new(jr->items, i, json_pack("{s:s}", "error", err));
+        return false;
     }
-    p->items = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(p->items, json_null());
-    /* Validate everything first, then send all the enqueues back to back:
-     * the connection writes them as one pipeline. */
-    struct batch_item **todo = calloc(n, sizeof(*todo));
-    char **texts = calloc(n, sizeof(*texts));
-    for (size_t i = 0; todo && texts && i < n; i++) {
-        json_t *spec = json_array_get(jobs, i);
-        char id[ROUTER_ID_MAX + 1] = "";
-        if (!json_is_object(spec) ||
-            !take_client_id(spec, NULL, id, sizeof(id), err, sizeof(err)) ||
-            job_spec_normalize(spec, &a->lim, err, sizeof(err)) < 0) {
-            if (!json_is_object(spec))
-                snprintf(err, sizeof(err), "the job spec must be a JSON object");
-            json_array_set_new(p->items, i, json_pack("{s:s}", "error", err));
-            continue;
-        }
-        todo[i] = calloc(1, sizeof(**todo));
-        texts[i] = json_dumps(spec, JSON_COMPACT | JSON_PRESERVE_ORDER);
-        if (!todo[i] || !texts[i]) {
-            free(todo[i]);
-            todo[i] = NULL;
-            json_array_set_new(p->items, i, json_pack("{s:s}", "error", "out of memory"));
-            continue;
-        }
-        todo[i]->index = i;
-        todo[i]->client_id = id[0] != '\0';
-        if (id[0])
-            snprintf(todo[i]->id, sizeof(todo[i]->id), "%s", id);
-        else
-            util_new_id(todo[i]->id);
-        p->outstanding++;
+    struct batch_item *it = calloc(1, sizeof(*it));
+    char *text = json_dumps(spec, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (!it || !text) {
+        free(it);
+        free(text);
+        json_array_set_new(jr->items, i, json_pack("{s:s}", "error", "out of memory"));
+        return false;
     }
-    json_decref(doc);
-    if (p->outstanding == 0)
-        pending_reply(p, 200, json_pack("{s:O}", "jobs", p->items));
-    for (size_t i = 0; todo && texts && i < n; i++) {
+    it->index = i;
+    it->pl = pl;
+    it->client_id = id[0] != '\0';
+    if (id[0])
+        snprintf(it->id, sizeof(it->id), "%s", id);
+    else
+        util_new_id(it->id);
+    *ret_item = it;
+    *ret_text = text;
+    return true;
+}
+
+/* Sends the enqueues of the checked specs back to back: the connection
+ * writes them as one pipeline. Frees todo[] and texts[]. */
+static void batch_send(struct job_req *jr, struct batch_item **todo, char **texts, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
         if (!todo[i])
             continue;
-        if (p->answered) {
+        if (jr->p.answered) {
             free(todo[i]);
         } else {
-            int before = p->inflight;
-            enqueue(p, on_batch_enqueued, todo[i], todo[i]->id, todo[i]->client_id, texts[i]);
-            if (p->inflight == before)
+            int before = jr->p.inflight;
+            enqueue(jr, on_batch_enqueued, todo[i], todo[i]->id, todo[i]->client_id, texts[i],
+                    &todo[i]->pl);
+            if (jr->p.inflight == before)
                 free(todo[i]); /* not sent: the request was answered 503 */
         }
         free(texts[i]);
     }
-    if (!todo || !texts)
-        pending_error(p, 500, "out of memory");
+}
+
+/* POST /v1/jobs/batch: every spec is checked first, then all are sent. */
+static void route_batch(void *ctx, struct evhttp_request *req, const struct route_match *m)
+{
+    struct jobs *j = ctx;
+    json_t *doc = NULL;
+    (void)m;
+    json_t *specs = batch_specs(j, req, &doc);
+    if (!specs)
+        return;
+    size_t n = json_array_size(specs);
+    struct job_req *jr = job_req_new(j, req, ROUTE_JOBS_BATCH, NULL);
+    if (!jr) {
+        json_decref(doc);
+        return;
+    }
+    jr->items = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(jr->items, json_null());
+    struct batch_item **todo = calloc(n, sizeof(*todo));
+    char **texts = calloc(n, sizeof(*texts));
+    const struct job_token tok = {m->tenant, m->max_priority};
+    for (size_t i = 0; todo && texts && i < n; i++)
+        if (batch_prepare(jr, json_array_get(specs, i), i, &tok, &todo[i], &texts[i]))
+            jr->outstanding++;
+    json_decref(doc);
+    if (jr->outstanding == 0)
+        pending_reply(&jr->p, 200, json_pack("{s:O}", "jobs", jr->items));
+    if (todo && texts)
+        batch_send(jr, todo, texts, n);
+    else
+        pending_error(&jr->p, 500, "out of memory");
     free(todo);
     free(texts);
-    pending_done(p);
+    pending_done(&jr->p);
 }
 
 /* --- Cancel, retry ------------------------------------------------------ */
 
 static void on_cancel(struct pending *p, redisReply *r, void *ctx)
 {
+    const char *id = job_req_of(p)->id;
     (void)ctx;
     const char *what = r->type == REDIS_REPLY_ARRAY && r->elements ? r->element[0]->str : "";
     const char *cancelled = queue_status_name(QUEUE_STATUS_CANCELLED);
     if (!strcmp(what, cancelled))
-        pending_reply(p, 200, json_pack("{s:s, s:s}", "id", p->id, "status", cancelled));
+        pending_reply(p, 200, json_pack("{s:s, s:s}", "id", id, "status", cancelled));
     else if (!strcmp(what, QUEUE_CANCELLING))
-        pending_reply(p, 202, json_pack("{s:s, s:s}", "id", p->id, "status", QUEUE_CANCELLING));
+        pending_reply(p, 202, json_pack("{s:s, s:s}", "id", id, "status", QUEUE_CANCELLING));
     else if (!strcmp(what, "terminal"))
-        pending_error(p, 409, "job '%s' has already finished (%s); there is nothing to cancel",
-                      p->id, r->elements > 1 ? r->element[1]->str : "?");
+        pending_error(p, 409, "job '%s' has already finished (%s); there is nothing to cancel", id,
+                      r->elements > 1 ? r->element[1]->str : "?");
     else
-        pending_error(p, 404, "no job with id '%s'", p->id);
+        pending_error(p, 404, "no job with id '%s'", id);
 }
 
-void jobs_cancel(struct api *a, struct evhttp_request *req, const char *id)
+/* DELETE /v1/jobs/{id} */
+static void route_cancel(void *ctx, struct evhttp_request *req, const struct route_match *m)
 {
-    struct pending *p = pending_new(a, req, ROUTE_JOB_CANCEL, id);
+    struct jobs *j = ctx;
+    struct job_req *jr = job_req_new(j, req, ROUTE_JOB_CANCEL, m->id);
     struct queue_call c;
-    if (!p)
+    if (!jr)
         return;
-    pending_call(p, on_cancel, NULL, &c,
-                 queue_build_cancel(&c, &a->names, id, util_now_ms(), a->failed_ttl));
-    pending_done(p);
+    pending_call(
+        &jr->p, on_cancel, NULL, &c,
+        queue_build_cancel(&c, server_names(j->srv), m->id, util_now_ms(), j->set.failed_ttl));
+    pending_done(&jr->p);
 }
 
 static void on_retry(struct pending *p, redisReply *r, void *ctx)
 {
+    const char *id = job_req_of(p)->id;
     (void)ctx;
     const char *what = r->type == REDIS_REPLY_ARRAY && r->elements ? r->element[0]->str : "";
     const char *queued = queue_status_name(QUEUE_STATUS_QUEUED);
     if (!strcmp(what, queued))
         pending_reply(p, 200,
-                      json_pack("{s:s, s:s, s:I}", "id", p->id, "status", queued, "attempts",
+                      json_pack("{s:s, s:s, s:I}", "id", id, "status", queued, "attempts",
                                 (json_int_t)r->element[1]->integer));
     else if (!strcmp(what, "conflict"))
         pending_error(p, 409,
-                      "job '%s' is %s; only a job that ended without success can be retried", p->id,
+                      "job '%s' is %s; only a job that ended without success can be retried", id,
                       r->elements > 1 ? r->element[1]->str : "?");
     else
-        pending_error(p, 404, "no job with id '%s'", p->id);
+        pending_error(p, 404, "no job with id '%s'", id);
 }
 
-void jobs_retry(struct api *a, struct evhttp_request *req, const char *id)
+/* POST /v1/jobs/{id}/retry */
+static void route_retry(void *ctx, struct evhttp_request *req, const struct route_match *m)
 {
-    struct pending *p = pending_new(a, req, ROUTE_JOB_RETRY, id);
+    struct jobs *j = ctx;
+    struct job_req *jr = job_req_new(j, req, ROUTE_JOB_RETRY, m->id);
     struct queue_call c;
-    if (!p)
+    if (!jr)
         return;
-    pending_call(p, on_retry, NULL, &c, queue_build_retry(&c, &a->names, id, util_now_ms()));
-    pending_done(p);
+    pending_call(&jr->p, on_retry, NULL, &c,
+                 queue_build_retry(&c, server_names(j->srv), m->id, util_now_ms()));
+    pending_done(&jr->p);
 }
 
 /* --- Logs, listing, workers, queue ---------------------------------------- */
@@ -514,9 +659,10 @@ void jobs_retry(struct api *a, struct evhttp_request *req, const char *id)
  * the response as they are, not parsed (see json_field). */
 static void on_logs(struct pending *p, redisReply *r, void *ctx)
 {
+    const struct job_req *jr = job_req_of(p);
     (void)ctx;
     if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
-        pending_error(p, 404, "no job with id '%s'", p->id);
+        pending_error(p, 404, "no job with id '%s'", jr->id);
         return;
     }
     const char *status = r->element[0]->str;
@@ -525,12 +671,12 @@ static void on_logs(struct pending *p, redisReply *r, void *ctx)
     char *o = util_utf8_sanitize(r->element[1]->str, r->element[1]->len);
     char *e = util_utf8_sanitize(r->element[2]->str, r->element[2]->len);
     json_t *head =
-        json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "id", p->id, "status", status, "stdout",
+        json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "id", jr->id, "status", status, "stdout",
                   o ? o : "", "stderr", e ? e : "", "stdout_offset",
-                  (json_int_t)(out_len > p->off_out ? out_len : p->off_out), "stderr_offset",
-                  (json_int_t)(err_len > p->off_err ? err_len : p->off_err));
+                  (json_int_t)(out_len > jr->off_out ? out_len : jr->off_out), "stderr_offset",
+                  (json_int_t)(err_len > jr->off_err ? err_len : jr->off_err));
     json_t *tail = json_pack("{s:I, s:b}", "log_offset",
-                             (json_int_t)(nlines > p->off_log ? nlines : p->off_log), "done",
+                             (json_int_t)(nlines > jr->off_log ? nlines : jr->off_log), "done",
                              queue_status_is_terminal(status));
     char *h = head ? json_dumps(head, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     char *t = tail ? json_dumps(tail, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
@@ -563,22 +709,25 @@ static void on_logs(struct pending *p, redisReply *r, void *ctx)
     evbuffer_free(buf);
 }
 
-void jobs_logs(struct api *a, struct evhttp_request *req, const char *id)
+/* GET /v1/jobs/{id}/logs */
+static void route_logs(void *ctx, struct evhttp_request *req, const struct route_match *m)
 {
+    struct jobs *j = ctx;
     long long oo, oe, ol;
-    if (api_query_int(req, "stdout_offset", 0, 0, 1LL << 40, &oo) < 0 ||
-        api_query_int(req, "stderr_offset", 0, 0, 1LL << 40, &oe) < 0 ||
-        api_query_int(req, "log_offset", 0, 0, 1LL << 40, &ol) < 0)
+    if (http_query_int(req, "stdout_offset", 0, 0, 1LL << 40, &oo) < 0 ||
+        http_query_int(req, "stderr_offset", 0, 0, 1LL << 40, &oe) < 0 ||
+        http_query_int(req, "log_offset", 0, 0, 1LL << 40, &ol) < 0)
         return;
-    struct pending *p = pending_new(a, req, ROUTE_JOB_LOGS, id);
-    if (!p)
+    struct job_req *jr = job_req_new(j, req, ROUTE_JOB_LOGS, m->id);
+    if (!jr)
         return;
-    p->off_out = oo;
-    p->off_err = oe;
-    p->off_log = ol;
+    jr->off_out = oo;
+    jr->off_err = oe;
+    jr->off_log = ol;
     struct queue_call c;
-    pending_call(p, on_logs, NULL, &c, queue_build_logs(&c, &a->names, id, oo, oe, ol));
-    pending_done(p);
+    pending_call(&jr->p, on_logs, NULL, &c,
+                 queue_build_logs(&c, server_names(j->srv), m->id, oo, oe, ol));
+    pending_done(&jr->p);
 }
 
 static json_t *int_or_null(const redisReply *v)
@@ -586,24 +735,29 @@ static json_t *int_or_null(const redisReply *v)
     return v->len ? json_integer(strtoll(v->str, NULL, 10)) : json_null();
 }
 
+static json_t *str_or_null(const redisReply *v)
+{
+    return v->len ? json_stringn(v->str, v->len) : json_null();
+}
+
 static void on_list(struct pending *p, redisReply *r, void *ctx)
 {
     (void)ctx;
     json_t *jobs = json_array();
-    /* list.lua's reply: the cursor to resume from, then 8 entries a job. */
+    /* page.lua's reply: the cursor to resume from, then 9 entries a job. */
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 2) {
         json_decref(jobs);
         pending_error(p, 503, "unexpected reply from Redis");
         return;
     }
-    for (size_t i = 2; i + 7 < r->elements; i += 8) {
+    for (size_t i = 2; i + 8 < r->elements; i += 9) {
         redisReply **e = r->element + i;
-        json_array_append_new(jobs, json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o}", "id",
-                                              e[0]->str, "status", e[1]->str, "attempts",
-                                              int_or_null(e[2]), "created_ms", int_or_null(e[3]),
-                                              "started_ms", int_or_null(e[4]), "finished_ms",
-                                              int_or_null(e[5]), "worker",
-                                              e[6]->len ? json_string(e[6]->str) : json_null()));
+        json_array_append_new(jobs,
+                              json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o}", "id", e[0]->str,
+                                        "status", e[1]->str, "attempts", int_or_null(e[2]),
+                                        "created_ms", int_or_null(e[3]), "started_ms",
+                                        int_or_null(e[4]), "finished_ms", int_or_null(e[5]),
+                                        "worker", str_or_null(e[6]), "tenant", str_or_null(e[8])));
     }
     json_t *next = json_null();
     if (r->element[0]->len && r->element[1]->len) {
@@ -618,51 +772,64 @@ static void on_list(struct pending *p, redisReply *r, void *ctx)
 static void on_list_ids(struct pending *p, redisReply *r, void *ctx)
 {
     struct queue_call c;
+    const struct job_req *jr = job_req_of(p);
     pending_call(p, on_list, NULL, &c,
-                 queue_build_page(&c, &p->api->names, p->id, (long long)(intptr_t)ctx, r));
+                 queue_build_page(&c, server_names(p->srv), jr->id, jr->tenant,
+                                  (long long)(intptr_t)ctx, r));
 }
 
-void jobs_list(struct api *a, struct evhttp_request *req)
+/* GET /v1/jobs */
+static void route_list(void *ctx, struct evhttp_request *req, const struct route_match *m)
 {
+    struct jobs *j = ctx;
+    (void)m;
     char status[40] = "all", cursor[160] = "";
     long long limit;
-    if (api_query_int(req, "limit", 50, 1, 500, &limit) < 0)
+    if (http_query_int(req, "limit", 50, 1, 500, &limit) < 0)
         return;
-    if (api_query_str(req, "status", status, sizeof(status)) && strcmp(status, "all") != 0 &&
+    if (http_query_str(req, "status", status, sizeof(status)) && strcmp(status, "all") != 0 &&
         queue_status_parse(status) < 0) {
         char names[400] = "";
         size_t used = 0;
         for (int i = 0; i < QUEUE_STATUS__COUNT && used < sizeof(names); i++)
             used += (size_t)snprintf(names + used, sizeof(names) - used, "%s%s", i ? ", " : "",
                                      queue_status_name(i));
-        api_send_error(req, 400, "query parameter 'status' must be a job status (%s) or all",
-                       names);
+        http_send_error(req, 400, "query parameter 'status' must be a job status (%s) or all",
+                        names);
+        return;
+    }
+    char tenant[80] = "";
+    if (http_query_str(req, "tenant", tenant, sizeof(tenant)) && !util_valid_tenant(tenant)) {
+        http_send_error(req, 400,
+                        "query parameter 'tenant' must be 1 to 64 characters of [A-Za-z0-9._-]");
         return;
     }
     char score[40] = "+inf";
     const char *cursor_id = "";
-    if (api_query_str(req, "cursor", cursor, sizeof(cursor))) {
+    if (http_query_str(req, "cursor", cursor, sizeof(cursor))) {
         char *colon = strchr(cursor, ':');
         char *end = NULL;
         if (colon)
             strtod(cursor, &end);
         if (!colon || end != colon || !util_valid_id(colon + 1) ||
             (size_t)(colon - cursor) >= sizeof(score)) {
-            api_send_error(req, 400, "query parameter 'cursor' is not a cursor this API made");
+            http_send_error(req, 400, "query parameter 'cursor' is not a cursor this API made");
             return;
         }
         memcpy(score, cursor, (size_t)(colon - cursor));
         score[colon - cursor] = '\0';
         cursor_id = colon + 1;
     }
-    /* The status travels in p->id to the second call. */
-    struct pending *p = pending_new(a, req, ROUTE_JOBS_LIST, status);
-    if (!p)
+    /* The status travels in the request's id to the second call. */
+    struct job_req *jr = job_req_new(j, req, ROUTE_JOBS_LIST, status);
+    if (!jr)
         return;
+    snprintf(jr->tenant, sizeof(jr->tenant), "%.*s", ROUTER_ID_MAX, tenant); /* valid: fits */
     struct queue_call c;
-    pending_call(p, on_list_ids, (void *)(intptr_t)limit, &c,
-                 queue_build_list(&c, &a->names, status, score, cursor_id, limit));
-    pending_done(p);
+    pending_call(
+        &jr->p, on_list_ids, (void *)(intptr_t)limit, &c,
+        queue_build_list(&c, server_names(j->srv), status, tenant, score, cursor_id, limit));
+    pending_done(&jr->p);
 }
 
 static void on_workers(struct pending *p, redisReply *r, void *ctx)
@@ -698,99 +865,141 @@ static void on_workers(struct pending *p, redisReply *r, void *ctx)
     pending_reply(p, 200, json_pack("{s:o}", "workers", list));
 }
 
-void jobs_on_worker_ids(struct pending *p, redisReply *r, void *ctx)
+/* GET /v1/workers */
+static void route_workers(void *ctx, struct evhttp_request *req, const struct route_match *m)
 {
-    const struct worker_keys_step *step = ctx;
-    struct queue_call c;
-    pending_call(p, step->then, NULL, &c, step->build(&c, &p->api->names, r));
+    struct jobs *j = ctx;
+    static const struct pending_workers_step step = {queue_build_workers, on_workers};
+    (void)m;
+    pending_start_workers(j->srv, req, &step);
 }
 
-void jobs_workers(struct api *a, struct evhttp_request *req)
+/* The guide's advice from one reading of the counts (src/common/advice.h):
+ * the queue now, and as utilisation the share of live workers with a job
+ * (a worker runs one at a time, so processing / workers). The average wait
+ * and the guide's "consistently" need a window of readings, which only
+ * `stratq monitor` keeps. */
+static json_t *queue_advice(long long pending, long long processing, long long workers)
 {
-    struct pending *p = pending_new(a, req, ROUTE_WORKERS, NULL);
-    if (!p)
-        return;
-    struct queue_call c;
-    static const struct worker_keys_step step = {queue_build_workers, on_workers};
-    pending_call(p, jobs_on_worker_ids, (void *)&step, &c, queue_build_worker_ids(&c, &a->names));
-    pending_done(p);
+    struct advice_in in = {
+        .pending = &pending,
+        .npending = 1,
+        .wait_s = ADVICE_UNKNOWN,
+        .basis = ADVICE_BASIS_BUSY,
+        .busy_percent =
+            workers > 0
+                ? 100.0 * (double)(processing < workers ? processing : workers) / (double)workers
+                : ADVICE_UNKNOWN,
+        .cpu_percent = ADVICE_UNKNOWN,
+        .memory_percent = ADVICE_UNKNOWN,
+        .workers = workers,
+    };
+    json_t *obj = json_object();
+    if (obj && advice_fill_json(&in, obj) < 0) {
+        json_decref(obj);
+        obj = NULL;
+    }
+    return obj ? obj : json_null();
 }
 
+/* A number of ms given in seconds: an integer when it is one. */
+static json_t *ms_json(double seconds)
+{
+    double ms = seconds * 1000;
+    long long whole = llround(ms);
+    return fabs(ms - (double)whole) < 1e-6 ? json_integer(whole) : json_real(ms);
+}
+
+/* One of the stats hash's histograms (the ones of GET /metrics) in ms:
+ * {le_ms: [bounds], counts: [observations <= each bound], count, sum_ms}. */
+static json_t *histogram_json(const struct jobq_histogram *h)
+{
+    json_t *le = json_array(), *counts = json_array();
+    long long cumulative = 0;
+    for (int i = 0; i < queue_nbuckets; i++) {
+        cumulative += h->buckets[i];
+        json_array_append_new(le, ms_json(queue_buckets[i]));
+        json_array_append_new(counts, json_integer(cumulative));
+    }
+    return json_pack("{s:o, s:o, s:I, s:I}", "le_ms", le, "counts", counts, "count",
+                     (json_int_t)h->count, "sum_ms", (json_int_t)llround(h->sum * 1000));
+}
+
+/* metrics.lua's reply: the counts, the fair-share state, the advice and
+ * the run-time and wait histograms. */
 static void on_stats(struct pending *p, redisReply *r, void *ctx)
 {
+    struct queue_metrics m;
     (void)ctx;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 5) {
+    if (queue_metrics_parse(r, &m) < 0) {
         pending_error(p, 503, "unexpected reply from Redis");
         return;
     }
-    pending_reply(p, 200,
-                  json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "queue", p->api->names.queue,
-                            "pending", (json_int_t)r->element[0]->integer, "processing",
-                            (json_int_t)r->element[1]->integer, "scheduled",
-                            (json_int_t)r->element[2]->integer, "dead",
-                            (json_int_t)r->element[3]->integer, "workers",
-                            (json_int_t)r->element[4]->integer));
+    json_t *hist = json_pack("{s:o, s:o}", "run", histogram_json(&m.duration), "wait",
+                             histogram_json(&m.queue_wait));
+    json_t *paused = json_array();
+    for (size_t i = 0; i < m.paused_tenants->elements; i++) {
+        const char *t = m.paused_tenants->element[i]->str;
+        if (t && strcmp(t, "*") != 0)
+            json_array_append_new(paused, json_string(t));
+    }
+    json_t *body =
+        json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:o, s:o}", "queue",
+                  server_names(p->srv)->queue, "pending", (json_int_t)m.pending, "processing",
+                  (json_int_t)m.processing, "scheduled", (json_int_t)m.scheduled, "dead",
+                  (json_int_t)m.dead, "workers", (json_int_t)m.workers, "held", (json_int_t)m.held,
+                  "backlog", (json_int_t)(m.pending + m.held + m.scheduled), "waiting",
+                  (json_int_t)m.waiting, "paused", m.paused, "paused_tenants", paused, "advice",
+                  queue_advice(m.pending, m.processing, m.workers));
+    if (body)
+        json_object_set_new(body, "histograms", hist ? hist : json_null());
+    pending_reply(p, 200, body);
 }
 
-void jobs_queue(struct api *a, struct evhttp_request *req)
+/* GET /v1/queue */
+static void route_queue(void *ctx, struct evhttp_request *req, const struct route_match *m)
 {
-    struct pending *p = pending_new(a, req, ROUTE_QUEUE, NULL);
-    if (!p)
-        return;
-    struct queue_call c;
-    static const struct worker_keys_step step = {queue_build_stats, on_stats};
-    pending_call(p, jobs_on_worker_ids, (void *)&step, &c, queue_build_worker_ids(&c, &a->names));
-    pending_done(p);
+    struct jobs *j = ctx;
+    static const struct pending_workers_step step = {queue_build_metrics, on_stats};
+    (void)m;
+    pending_start_workers(j->srv, req, &step);
 }
 
 /* --- Statuses --------------------------------------------------------------- */
 
-void jobs_statuses(struct api *a, struct evhttp_request *req)
+/* GET /v1/statuses: every job status and its properties (src/queue/status.h),
+ * for the dashboard; needs no Redis. */
+static void route_statuses(void *ctx, struct evhttp_request *req, const struct route_match *m)
 {
-    (void)a;
+    (void)ctx;
+    (void)m;
     json_t *list = queue_status_json();
-    api_send_json(req, 200, list ? json_pack("{s:o}", "statuses", list) : NULL);
+    http_send_json(req, 200, list ? json_pack("{s:o}", "statuses", list) : NULL);
 }
 
-/* --- Datasets --------------------------------------------------------------- */
+/* --- The routes ---------------------------------------------------------------- */
 
-static int by_name(const void *x, const void *y)
+int jobs_new(struct server *s, struct events *ev, struct metrics *m,
+             const struct jobs_settings *set, struct jobs **ret)
 {
-    return strcmp(json_string_value(json_object_get(*(json_t *const *)x, "name")),
-                  json_string_value(json_object_get(*(json_t *const *)y, "name")));
+    static const struct server_route routes[] = {
+        {ROUTE_QUEUE, route_queue},       {ROUTE_WORKERS, route_workers},
+        {ROUTE_JOBS_LIST, route_list},    {ROUTE_JOBS_SUBMIT, route_submit},
+        {ROUTE_JOBS_BATCH, route_batch},  {ROUTE_JOB_GET, route_get},
+        {ROUTE_JOB_CANCEL, route_cancel}, {ROUTE_JOB_RESULT, route_get},
+        {ROUTE_JOB_LOGS, route_logs},     {ROUTE_JOB_RETRY, route_retry},
+        {ROUTE_STATUSES, route_statuses},
+    };
+    struct jobs *j = calloc(1, sizeof(*j));
+    if (!j)
+        return -ENOMEM;
+    *j = (struct jobs){s, ev, m, *set};
+    server_add_routes(s, routes, ARRAY_SIZE(routes), j);
+    *ret = j;
+    return 0;
 }
 
-void jobs_datasets(struct api *a, struct evhttp_request *req)
+void jobs_free(struct jobs *j)
 {
-    (void)a;
-    const char *dir = config_str(CFG_DATA_DIR);
-    json_t *list = json_array();
-    DIR *d = dir[0] ? opendir(dir) : NULL;
-    if (dir[0] && !d) {
-        json_decref(list);
-        api_send_error(req, 503, "cannot read the data directory %s: %s", dir, strerror(errno));
-        return;
-    }
-    struct dirent *e;
-    size_t n = 0;
-    json_t *items[1000];
-    while (d && (e = readdir(d)) && n < ARRAY_SIZE(items)) {
-        size_t len = strlen(e->d_name);
-        struct stat st;
-        /* Regular CSV files directly in the directory; no symlinks. */
-        if (e->d_name[0] == '.' || len < 5 || strcmp(e->d_name + len - 4, ".csv") != 0 ||
-            fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
-            continue;
-        char stem[256];
-        snprintf(stem, sizeof(stem), "%.*s", (int)(len - 4), e->d_name);
-        items[n++] = json_pack("{s:s, s:s, s:I, s:I}", "name", stem, "file", e->d_name, "size",
-                               (json_int_t)st.st_size, "modified_ms",
-                               (json_int_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000);
-    }
-    if (d)
-        closedir(d);
-    qsort(items, n, sizeof(items[0]), by_name);
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(list, items[i]);
-    api_send_json(req, 200, json_pack("{s:o}", "datasets", list));
+    free(j);
 }

@@ -23,6 +23,15 @@ enum route_id {
     ROUTE_JOB_RETRY,
     ROUTE_DATASETS,
     ROUTE_STATUSES,
+    ROUTE_TENANTS,
+    ROUTE_QUEUE_PAUSE,
+    ROUTE_QUEUE_RESUME,
+    ROUTE_SCHEDULES_LIST,
+    ROUTE_SCHEDULES_CREATE,
+    ROUTE_SCHEDULE_GET,
+    ROUTE_SCHEDULE_DELETE,
+    ROUTE_SCHEDULE_PAUSE,
+    ROUTE_SCHEDULE_RESUME,
     ROUTE_UI_INDEX, /* the dashboard (web/, embedded at build time; no auth) */
     ROUTE_UI_FILE,
     ROUTE__COUNT
@@ -43,6 +52,8 @@ extern const struct route router_routes[ROUTE__COUNT];
 struct route_match {
     enum route_id route;
     char id[ROUTER_ID_MAX + 1]; /* the {id} or {file} segment, when the pattern has one */
+    char tenant[65];            /* the tenant the request's token names ("": none) */
+    int max_priority;           /* the highest priority its token may ask for */
 };
 
 /* Matches method and path (without the query). Returns 0 with *ret filled;

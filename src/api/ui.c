@@ -5,7 +5,9 @@
 #include <event2/http.h>
 #include <string.h>
 
-#include "internal.h"
+#include "../common/util.h"
+#include "http.h"
+#include "server.h"
 
 /* Everything from this origin, nothing inline, no framing. The page's
  * styles are in style.css and it sets element styles only through the
@@ -23,12 +25,15 @@ const struct ui_file *ui_find(const char *name)
     return NULL;
 }
 
-void ui_serve(struct api *a, struct evhttp_request *req, const char *name)
+/* GET / (index.html) and GET /ui/{file}; 404 for a name
+ * that is not embedded. */
+static void route_ui(void *ctx, struct evhttp_request *req, const struct route_match *m)
 {
-    (void)a;
+    (void)ctx;
+    const char *name = m->route == ROUTE_UI_INDEX ? "index.html" : m->id;
     const struct ui_file *f = ui_find(name);
     if (!f) {
-        api_send_error(req, 404, "no dashboard file '%s'", name);
+        http_send_error(req, 404, "no dashboard file '%s'", name);
         return;
     }
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
@@ -54,4 +59,11 @@ void ui_serve(struct api *a, struct evhttp_request *req, const char *name)
     evhttp_add_header(h, "Content-Type", f->type);
     evhttp_send_reply(req, 200, "OK", buf);
     evbuffer_free(buf);
+}
+
+void ui_register(struct server *s)
+{
+    static const struct server_route routes[] = {{ROUTE_UI_INDEX, route_ui},
+                                                 {ROUTE_UI_FILE, route_ui}};
+    server_add_routes(s, routes, ARRAY_SIZE(routes), NULL);
 }

@@ -22,4 +22,8 @@ extern const unsigned ui_nfiles;
 /* The file named name, or NULL. */
 const struct ui_file *ui_find(const char *name);
 
+struct server;
+/* Serves GET / (index.html) and GET /ui/{file}. */
+void ui_register(struct server *s);
+
 #endif

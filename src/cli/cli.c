@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "../common/config.h"
 #include "../common/util.h"
 #include "../queue/status.h"
+#include "sse.h"
 
 /* How long one long-poll request asks the API to hold the answer (the API
  * allows up to 60 s). On a terminal the live status line wants to see
@@ -24,8 +26,18 @@
  * bar (the job's `progress`, which only the record carries) is at most a
  * second behind. */
 #define WAIT_TTY_S 1
-/* How often `logs --follow` asks for new output. */
-#define FOLLOW_INTERVAL_US 250000
+/* How often `logs --follow` asks for new output while the job runs and no
+ * event stream can be had. */
+#define FOLLOW_INTERVAL_MS 250
+/* With the stream, a running job's output is read when its `output` event
+ * says it wrote some; and this often anyway, in case the API missed one
+ * (its Redis subscription was being remade) or a worker's publish was
+ * lost (live output is best effort). */
+#define FOLLOW_SAFETY_MS (5 * 1000)
+/* A queued job has no output until it starts, which its `running` event
+ * says; the output is read anyway this often, in case the API missed the
+ * event (its Redis subscription was being remade). */
+#define FOLLOW_QUEUED_MS (30 * 1000)
 /* A long-poll answered "not finished" sooner than this means the server does
  * not hold requests (an older API, say); waiting this long before asking
  * again keeps the loop from spinning. */
@@ -61,6 +73,7 @@ static struct {
 
 /* Set (by `stratq monitor`'s signal handler) to abort a request in flight. */
 volatile sig_atomic_t *cli_abort;
+const char *cli_api_hint;
 
 /* Width of the terminal on fd, or 80 when it cannot be told. */
 int cli_term_cols(int fd)
@@ -192,10 +205,9 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
     return n;
 }
 
-/* The Authorization header for STRATQ_API_TOKEN, or NULL when it is unset.
- * A token with a control character would let the environment inject header
- * lines, so it is refused. Caller frees. */
-static int auth_header(char **ret_hdr)
+/* A token with a control character would let the environment inject
+ * header lines, so it is refused. */
+int cli_auth_header(char **ret_hdr)
 {
     const char *tok = getenv("STRATQ_API_TOKEN");
     *ret_hdr = NULL;
@@ -213,6 +225,13 @@ static int auth_header(char **ret_hdr)
     return 0;
 }
 
+void cli_url(const char *path, char *buf, size_t len)
+{
+    const char *base = config_str(CFG_API_URL);
+    size_t bl = strlen(base);
+    snprintf(buf, len, "%.*s%s", (int)(bl && base[bl - 1] == '/' ? bl - 1 : bl), base, path);
+}
+
 /* Performs one request. On success returns 0 with the status code and the
  * parsed JSON body (*ret_json may be NULL if the body was not JSON). On a
  * transport error prints what failed, naming the URL, and returns -EIO; with
@@ -224,14 +243,11 @@ static int http_ex(const char *method, const char *path, const char *body, long 
     struct response resp = {0};
     struct curl_slist *hdrs = NULL;
     _cleanup_free_ char *auth = NULL;
-    const char *base = config_str(CFG_API_URL);
-    size_t bl = strlen(base);
     int r = 0;
 
-    if (auth_header(&auth) < 0)
+    if (cli_auth_header(&auth) < 0)
         return -EINVAL;
-    snprintf(url, sizeof(url), "%.*s%s", (int)(bl && base[bl - 1] == '/' ? bl - 1 : bl), base,
-             path);
+    cli_url(path, url, sizeof(url));
     CURL *c = curl_easy_init();
     if (!c)
         return -ENOMEM;
@@ -260,7 +276,10 @@ static int http_ex(const char *method, const char *path, const char *body, long 
     CURLcode cr = curl_easy_perform(c);
     if (cr != CURLE_OK) {
         live_clear();
-        if (errbuf)
+        if (errbuf && cli_api_hint)
+            snprintf(errbuf, errlen, "cannot reach the stratq API at %s (%s): %s", url,
+                     curl_easy_strerror(cr), cli_api_hint);
+        else if (errbuf)
             snprintf(errbuf, errlen,
                      "cannot reach the stratq API at %s: %s (is it running? set STRATQ_API_URL "
                      "or --api-url to its address)",
@@ -661,22 +680,90 @@ static int live_start(const char *id)
     return WAIT_TTY_S;
 }
 
-int cli_submit(int argc, char **argv)
+/* --data FILE into spec: a .csv file as data_csv (ctx.data is then a
+ * DataFrame), any other as JSON (data). CLI_OK or CLI_USAGE (said). */
+static int spec_add_data(json_t *spec)
 {
-    static const char usage[] =
-        "stratq submit FILE.py [--params JSON] [--data FILE.json] [--timeout S] [--memory MB] "
-        "[--wait] [--json]";
-    char **args;
-    int r = load_args(CMD_SUBMIT, argc, argv, 1, usage,
-                      "Submits a strategy file as a job; with --wait, prints its result.", &args);
-    if (r <= 0)
-        return -r;
+    const char *data_file = config_str(CFG_DATA);
+    size_t dl = strlen(data_file);
+    if (dl > 4 && !strcmp(data_file + dl - 4, ".csv")) {
+        char *csv = NULL;
+        size_t csv_len = 0;
+        int rr = util_read_file(data_file, 16 * 1024 * 1024, &csv, &csv_len);
+        json_t *text = rr < 0 ? NULL : json_stringn(csv, csv_len);
+        free(csv);
+        if (!text) {
+            fprintf(stderr, "stratq: --data %s: %s\n", data_file,
+                    rr < 0 ? strerror(-rr) : "not UTF-8 text");
+            return CLI_USAGE;
+        }
+        json_object_set_new(spec, "data_csv", text);
+    } else if (data_file[0]) {
+        json_error_t je;
+        json_t *d = json_load_file(data_file, JSON_DECODE_ANY, &je);
+        if (!d) {
+            fprintf(stderr, "stratq: --data %s: %s (line %d, column %d)\n", data_file, je.text,
+                    je.line, je.column);
+            return CLI_USAGE;
+        }
+        json_object_set_new(spec, "data", d);
+    }
+    return CLI_OK;
+}
 
+/* A flag's text as the JSON value the API reads: an integer or a number
+ * when it is all one, else the string (which the API then checks, naming
+ * the field). */
+static json_t *flag_value(const char *text)
+{
+    char *end;
+    errno = 0;
+    long long n = strtoll(text, &end, 10);
+    if (*text && !*end && !errno)
+        return json_integer(n);
+    double d = strtod(text, &end);
+    if (*text && !*end && isfinite(d))
+        return json_real(d);
+    return json_string(text);
+}
+
+/* The job's limits and placement into spec: --timeout, --memory, --tenant,
+ * --priority, --delay, --run-at. CLI_OK or CLI_USAGE (said). */
+static int spec_add_options(json_t *spec)
+{
+    if (config_str(CFG_TIMEOUT)[0]) {
+        char *end;
+        double t = strtod(config_str(CFG_TIMEOUT), &end);
+        if (*end || !(t > 0)) {
+            fprintf(stderr, "stratq: --timeout must be a number of seconds above 0, not '%s'\n",
+                    config_str(CFG_TIMEOUT));
+            return CLI_USAGE;
+        }
+        json_object_set_new(spec, "timeout_s", json_real(t));
+    }
+    if (config_int(CFG_MEMORY) > 0)
+        json_object_set_new(spec, "memory_mb", json_integer(config_int(CFG_MEMORY)));
+    if (config_str(CFG_TENANT)[0])
+        json_object_set_new(spec, "tenant", json_string(config_str(CFG_TENANT)));
+    static const struct {
+        enum cfg_id id;
+        const char *field;
+    } placement[] = {{CFG_PRIORITY, "priority"}, {CFG_DELAY, "delay_s"}, {CFG_RUN_AT, "run_at"}};
+    for (size_t i = 0; i < ARRAY_SIZE(placement); i++)
+        if (config_str(placement[i].id)[0])
+            json_object_set_new(spec, placement[i].field, flag_value(config_str(placement[i].id)));
+    return CLI_OK;
+}
+
+/* The job spec of FILE.py and the flags. CLI_OK, or CLI_USAGE (said). */
+static int build_spec(const char *file, json_t **ret_spec)
+{
     _cleanup_free_ char *code = NULL;
     size_t len;
-    r = util_read_file(args[0], 16 * 1024 * 1024, &code, &len);
+    int r = util_read_file(file, 16 * 1024 * 1024, &code, &len);
+    *ret_spec = NULL;
     if (r < 0) {
-        fprintf(stderr, "stratq: cannot read %s: %s\n", args[0], strerror(-r));
+        fprintf(stderr, "stratq: cannot read %s: %s\n", file, strerror(-r));
         return CLI_USAGE;
     }
     json_t *spec = json_object();
@@ -697,46 +784,28 @@ int cli_submit(int argc, char **argv)
         }
         json_object_set_new(spec, "params", p);
     }
-    const char *data_file = config_str(CFG_DATA);
-    size_t dl = strlen(data_file);
-    if (dl > 4 && !strcmp(data_file + dl - 4, ".csv")) {
-        /* A CSV file goes as data_csv: ctx.data is then a DataFrame. */
-        char *csv = NULL;
-        size_t csv_len = 0;
-        int rr = util_read_file(data_file, 16 * 1024 * 1024, &csv, &csv_len);
-        json_t *text = rr < 0 ? NULL : json_stringn(csv, csv_len);
-        free(csv);
-        if (!text) {
-            fprintf(stderr, "stratq: --data %s: %s\n", data_file,
-                    rr < 0 ? strerror(-rr) : "not UTF-8 text");
-            json_decref(spec);
-            return CLI_USAGE;
-        }
-        json_object_set_new(spec, "data_csv", text);
-    } else if (data_file[0]) {
-        json_error_t je;
-        json_t *d = json_load_file(config_str(CFG_DATA), JSON_DECODE_ANY, &je);
-        if (!d) {
-            fprintf(stderr, "stratq: --data %s: %s (line %d, column %d)\n", config_str(CFG_DATA),
-                    je.text, je.line, je.column);
-            json_decref(spec);
-            return CLI_USAGE;
-        }
-        json_object_set_new(spec, "data", d);
+    if (spec_add_data(spec) != CLI_OK || spec_add_options(spec) != CLI_OK) {
+        json_decref(spec);
+        return CLI_USAGE;
     }
-    if (config_str(CFG_TIMEOUT)[0]) {
-        char *end;
-        double t = strtod(config_str(CFG_TIMEOUT), &end);
-        if (*end || !(t > 0)) {
-            fprintf(stderr, "stratq: --timeout must be a number of seconds above 0, not '%s'\n",
-                    config_str(CFG_TIMEOUT));
-            json_decref(spec);
-            return CLI_USAGE;
-        }
-        json_object_set_new(spec, "timeout_s", json_real(t));
-    }
-    if (config_int(CFG_MEMORY) > 0)
-        json_object_set_new(spec, "memory_mb", json_integer(config_int(CFG_MEMORY)));
+    *ret_spec = spec;
+    return CLI_OK;
+}
+
+int cli_submit(int argc, char **argv)
+{
+    static const char usage[] =
+        "stratq submit FILE.py [--params JSON] [--data FILE.json] [--timeout S] [--memory MB] "
+        "[--tenant T] [--priority P] [--delay S | --run-at TIME] [--wait] [--json]";
+    char **args;
+    int r = load_args(CMD_SUBMIT, argc, argv, 1, usage,
+                      "Submits a strategy file as a job; with --wait, prints its result.", &args);
+    if (r <= 0)
+        return -r;
+    json_t *spec;
+    r = build_spec(args[0], &spec);
+    if (r != CLI_OK)
+        return r;
 
     _cleanup_free_ char *body = json_dumps(spec, JSON_COMPACT);
     json_decref(spec);
@@ -863,7 +932,8 @@ int cli_queue(int argc, char **argv)
 {
     char **args;
     int r = load_args(CMD_QUEUE, argc, argv, 0, "stratq queue [--json]",
-                      "Prints the queue's counts: pending, processing, scheduled, dead, workers.",
+                      "Prints the queue's counts: pending, held, processing, scheduled, dead, "
+                      "workers, the backlog (pending + held + scheduled) and what is paused.",
                       &args);
     if (r <= 0)
         return -r;
@@ -875,13 +945,22 @@ int cli_queue(int argc, char **argv)
         return api_error(code, body);
     if (config_bool(CFG_JSON)) {
         print_raw();
-    } else {
-        printf("queue %s: %lld pending, %lld processing, %lld scheduled, %lld dead; %lld "
-               "workers\n",
-               json_string_value(json_object_get(body, "queue")), field_int(body, "pending"),
-               field_int(body, "processing"), field_int(body, "scheduled"), field_int(body, "dead"),
-               field_int(body, "workers"));
+        json_decref(body);
+        return CLI_OK;
     }
+    printf("queue %s: %lld pending, %lld held, %lld processing, %lld scheduled, %lld dead; "
+           "backlog %lld; %lld workers\n",
+           json_string_value(json_object_get(body, "queue")), field_int(body, "pending"),
+           field_int(body, "held"), field_int(body, "processing"), field_int(body, "scheduled"),
+           field_int(body, "dead"), field_int(body, "backlog"), field_int(body, "workers"));
+    if (json_is_true(json_object_get(body, "paused")))
+        printf("PAUSED: nothing new starts until stratq resume\n");
+    size_t i;
+    json_t *t;
+    json_array_foreach(json_object_get(body, "paused_tenants"), i, t)
+        printf("%s%s", i ? ", " : "paused tenants: ", json_string_value(t) ?: "?");
+    if (json_array_size(json_object_get(body, "paused_tenants")))
+        printf("\n");
     json_decref(body);
     return CLI_OK;
 }
@@ -964,6 +1043,39 @@ static void write_text(const json_t *s, FILE *f)
     }
 }
 
+/* Waits until job id's output may have grown, on the API's event stream:
+ * until its next event, `job` (it started, or finished) or `output` (it
+ * wrote some), and at most FOLLOW_SAFETY_MS while it runs or
+ * FOLLOW_QUEUED_MS while it is queued or scheduled. Without the stream
+ * (an API that has none, or while it reconnects), every
+ * FOLLOW_INTERVAL_MS. */
+static void logs_wait(struct sse_jobs *ev, const char *id, bool waiting)
+{
+    if (!sse_jobs_open(ev)) {
+        if (sse_jobs_connect(ev))
+            return; /* reopened: what was missed meanwhile is read now */
+        usleep(FOLLOW_INTERVAL_MS * 1000);
+        return;
+    }
+    int64_t deadline = util_mono_ms() + (waiting ? FOLLOW_QUEUED_MS : FOLLOW_SAFETY_MS);
+    for (int64_t left; (left = deadline - util_mono_ms()) > 0;) {
+        json_t *e = NULL;
+        int r = sse_jobs_next(ev, (int)left, &e);
+        if (r < 0) {
+            /* Lost: reopened first (or later, when that fails), then what
+             * was missed is read. */
+            sse_jobs_connect(ev);
+            return;
+        }
+        if (r > 0) {
+            bool mine = !strcmp(json_string_value(json_object_get(e, "id")) ?: "", id);
+            json_decref(e);
+            if (mine)
+                return;
+        }
+    }
+}
+
 int cli_logs(int argc, char **argv)
 {
     static const char usage[] = "stratq logs ID [-f|--follow] [--json]";
@@ -986,6 +1098,11 @@ int cli_logs(int argc, char **argv)
         return CLI_USAGE;
     bool follow = config_bool(CFG_FOLLOW), json_out = config_bool(CFG_JSON);
     long long out_off = 0, err_off = 0, log_off = 0;
+    /* Opened before the first read, so that no event after it is missed. */
+    struct sse_jobs events = {.outputs = true};
+    if (follow)
+        sse_jobs_connect(&events);
+    int rc = CLI_OK;
     for (;;) {
         char path[300];
         long code;
@@ -993,16 +1110,21 @@ int cli_logs(int argc, char **argv)
         snprintf(path, sizeof(path),
                  "/v1/jobs/%s/logs?stdout_offset=%lld&stderr_offset=%lld&log_offset=%lld", args[0],
                  out_off, err_off, log_off);
-        if (http("GET", path, NULL, &code, &body) < 0)
-            return CLI_API_ERROR;
-        if (code != 200)
-            return api_error(code, body);
+        if (http("GET", path, NULL, &code, &body) < 0) {
+            rc = CLI_API_ERROR;
+            break;
+        }
+        if (code != 200) {
+            rc = api_error(code, body);
+            break;
+        }
         long long next_out, next_err;
         if (!cli_field_num(body, "stdout_offset", &next_out) ||
             !cli_field_num(body, "stderr_offset", &next_err)) {
             fprintf(stderr, "stratq: the API's logs answer has no stdout_offset/stderr_offset\n");
             json_decref(body);
-            return CLI_API_ERROR;
+            rc = CLI_API_ERROR;
+            break;
         }
         if (json_out) {
             char *line = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -1018,14 +1140,18 @@ int cli_logs(int argc, char **argv)
         long long next_log = log_off;
         cli_field_num(body, "log_offset", &next_log);
         bool done = json_is_true(json_object_get(body, "done"));
+        int status = queue_status_parse(json_string_value(json_object_get(body, "status")));
+        bool waiting = status == QUEUE_STATUS_QUEUED || status == QUEUE_STATUS_SCHEDULED;
         json_decref(body);
         out_off = next_out;
         err_off = next_err;
         log_off = next_log;
         if (!follow || done)
-            return CLI_OK;
-        usleep(FOLLOW_INTERVAL_US);
+            break;
+        logs_wait(&events, args[0], waiting);
     }
+    sse_jobs_close(&events);
+    return rc;
 }
 
 /* GET path, 200 expected; for --json the body is printed as received and
@@ -1061,6 +1187,98 @@ static int col_width(const json_t *arr, const char *k, int min)
             w = n;
     }
     return w;
+}
+
+/* pause and resume: POST /v1/queue/pause or /resume, of the queue or
+ * (--tenant) one tenant. */
+static int pause_or_resume(int argc, char **argv, bool pause)
+{
+    char **args;
+    int r = load_args(pause ? CMD_PAUSE : CMD_RESUME, argc, argv, 0,
+                      pause ? "stratq pause [--tenant T] [--json]"
+                            : "stratq resume [--tenant T] [--json]",
+                      pause ? "Pauses the queue, or one tenant: jobs already running finish, "
+                              "nothing new starts until it is resumed (the jobs stay queued, "
+                              "counted as held)."
+                            : "Resumes the queue, or one tenant, that stratq pause paused.",
+                      &args);
+    if (r <= 0)
+        return -r;
+    const char *tenant = config_str(CFG_TENANT);
+    char path[256];
+    char *esc = tenant[0] ? curl_easy_escape(NULL, tenant, 0) : NULL;
+    snprintf(path, sizeof(path), "/v1/queue/%s%s%.160s", pause ? "pause" : "resume",
+             esc ? "?tenant=" : "", esc ? esc : "");
+    curl_free(esc);
+    long code;
+    json_t *body = NULL;
+    if (http("POST", path, NULL, &code, &body) < 0)
+        return CLI_API_ERROR;
+    if (code != 200)
+        return api_error(code, body);
+    if (config_bool(CFG_JSON))
+        print_raw();
+    else
+        printf("%s%s %s%s\n", tenant[0] ? "tenant " : "queue", tenant, pause ? "paused" : "resumed",
+               json_is_false(json_object_get(body, "changed")) ? " (it was already)" : "");
+    json_decref(body);
+    return CLI_OK;
+}
+
+int cli_pause(int argc, char **argv)
+{
+    return pause_or_resume(argc, argv, true);
+}
+
+int cli_resume(int argc, char **argv)
+{
+    return pause_or_resume(argc, argv, false);
+}
+
+int cli_tenants(int argc, char **argv)
+{
+    char **args;
+    int r = load_args(CMD_TENANTS, argc, argv, 0, "stratq tenants [--json]",
+                      "Lists the tenants that have had jobs wait: jobs waiting (held ones "
+                      "included) and running, fair-share weight, cap of running jobs and "
+                      "whether each is paused.",
+                      &args);
+    if (r <= 0)
+        return -r;
+    json_t *body;
+    r = get_listing("/v1/tenants", &body);
+    if (r != CLI_OK || !body)
+        return r;
+    long long waiting = 0, held = 0;
+    cli_field_num(body, "waiting", &waiting);
+    cli_field_num(body, "held", &held);
+    printf("queue: %lld waiting, %lld held%s\n", waiting, held,
+           json_is_true(json_object_get(body, "paused")) ? ", PAUSED" : "");
+    json_t *ts = json_object_get(body, "tenants");
+    if (!json_array_size(ts)) {
+        printf("no tenants\n");
+        json_decref(body);
+        return CLI_OK;
+    }
+    int w = col_width(ts, "tenant", 6);
+    printf("%-*s  %8s  %8s  %7s  %11s  %s\n", w, "TENANT", "WAITING", "RUNNING", "WEIGHT",
+           "MAX_RUNNING", "PAUSED");
+    size_t i;
+    json_t *t;
+    json_array_foreach(ts, i, t)
+    {
+        long long n_wait = 0, running = 0, cap = 0;
+        char capbuf[24] = "-";
+        cli_field_num(t, "waiting", &n_wait);
+        cli_field_num(t, "running", &running);
+        if (cli_field_num(t, "max_running", &cap) && cap > 0)
+            snprintf(capbuf, sizeof(capbuf), "%lld", cap);
+        printf("%-*s  %8lld  %8lld  %7.4g  %11s  %s\n", w, field_str(t, "tenant", "-"), n_wait,
+               running, json_number_value(json_object_get(t, "weight")), capbuf,
+               json_is_true(json_object_get(t, "paused")) ? "yes" : "no");
+    }
+    json_decref(body);
+    return CLI_OK;
 }
 
 int cli_workers(int argc, char **argv)
@@ -1111,25 +1329,20 @@ int cli_workers(int argc, char **argv)
     return CLI_OK;
 }
 
-int cli_jobs(int argc, char **argv)
+/* GET /v1/jobs with the query of --status, --limit, --cursor and
+ * --tenant, whose values go through curl's escaping (a cursor is opaque).
+ * CLI_OK, or CLI_USAGE when it does not fit (said). */
+static int jobs_path(char *path, size_t len)
 {
-    static const char usage[] = "stratq jobs [--status S] [--limit N] [--cursor C] [--json]";
-    char **args;
-    int r = load_args(CMD_JOBS, argc, argv, 0, usage,
-                      "Lists recent jobs, newest first: status, attempts, creation time, run "
-                      "time and worker.",
-                      &args);
-    if (r <= 0)
-        return -r;
-
-    /* Query values go through curl's escaping: a cursor is opaque. */
-    char path[1024];
-    size_t used = (size_t)snprintf(path, sizeof(path), "/v1/jobs");
-    char sep = '?';
     static const struct {
         enum cfg_id id;
         const char *name;
-    } query[] = {{CFG_STATUS, "status"}, {CFG_LIMIT, "limit"}, {CFG_CURSOR, "cursor"}};
+    } query[] = {{CFG_STATUS, "status"},
+                 {CFG_LIMIT, "limit"},
+                 {CFG_CURSOR, "cursor"},
+                 {CFG_TENANT, "tenant"}};
+    size_t used = (size_t)snprintf(path, len, "/v1/jobs");
+    char sep = '?';
     for (size_t i = 0; i < ARRAY_SIZE(query); i++) {
         const char *v = config_str(query[i].id);
         if (!config_is_set(query[i].id) || !*v)
@@ -1137,51 +1350,76 @@ int cli_jobs(int argc, char **argv)
         char *esc = curl_easy_escape(NULL, v, 0);
         if (!esc)
             return CLI_API_ERROR;
-        int n = snprintf(path + used, sizeof(path) - used, "%c%s=%s", sep, query[i].name, esc);
+        int n = snprintf(path + used, len - used, "%c%s=%s", sep, query[i].name, esc);
         curl_free(esc);
-        if (n < 0 || (size_t)n >= sizeof(path) - used) {
+        if (n < 0 || (size_t)n >= len - used) {
             fprintf(stderr, "stratq: --%s is too long\n", query[i].name);
             return CLI_USAGE;
         }
         used += (size_t)n;
         sep = '&';
     }
+    return CLI_OK;
+}
 
+/* The listing's jobs as a table, newest first. */
+static void print_jobs(const json_t *jobs)
+{
+    int wid = col_width(jobs, "id", 2), wst = col_width(jobs, "status", 6);
+    int wten = col_width(jobs, "tenant", 6);
+    printf("%-*s  %-*s  %-*s  %8s  %-19s  %9s  %s\n", wid, "ID", wst, "STATUS", wten, "TENANT",
+           "ATTEMPTS", "CREATED", "RUN TIME", "WORKER");
+    size_t i;
+    json_t *j;
+    long long now = util_now_ms();
+    json_array_foreach(jobs, i, j)
+    {
+        long long attempts = 0, created, started, finished;
+        char when[32] = "-", took[32] = "-";
+        cli_field_num(j, "attempts", &attempts);
+        if (cli_field_num(j, "created_ms", &created))
+            fmt_time(created, when, sizeof(when));
+        if (cli_field_num(j, "started_ms", &started) && started > 0) {
+            if (cli_field_num(j, "finished_ms", &finished) && finished >= started)
+                cli_fmt_duration(finished - started, took, sizeof(took));
+            else if (queue_status_parse(field_str(j, "status", "")) == QUEUE_STATUS_RUNNING)
+                cli_fmt_duration(now - started, took, sizeof(took));
+        }
+        printf("%-*s  %-*s  %-*s  %8lld  %-19s  %9s  %s\n", wid, field_str(j, "id", "-"), wst,
+               field_str(j, "status", "-"), wten, field_str(j, "tenant", "-"), attempts, when, took,
+               field_str(j, "worker", "-"));
+    }
+}
+
+int cli_jobs(int argc, char **argv)
+{
+    static const char usage[] =
+        "stratq jobs [--status S] [--tenant T] [--limit N] [--cursor C] [--json]";
+    char **args;
+    int r = load_args(CMD_JOBS, argc, argv, 0, usage,
+                      "Lists recent jobs, newest first: status, tenant, attempts, creation time, "
+                      "run time and worker.",
+                      &args);
+    if (r <= 0)
+        return -r;
+    char path[1024];
+    r = jobs_path(path, sizeof(path));
+    if (r != CLI_OK)
+        return r;
     json_t *body;
     r = get_listing(path, &body);
     if (r != CLI_OK || !body)
         return r;
     json_t *jobs = json_object_get(body, "jobs");
-    if (!json_array_size(jobs)) {
+    if (!json_array_size(jobs))
         printf("no jobs\n");
-    } else {
-        int wid = col_width(jobs, "id", 2), wst = col_width(jobs, "status", 6);
-        printf("%-*s  %-*s  %8s  %-19s  %9s  %s\n", wid, "ID", wst, "STATUS", "ATTEMPTS", "CREATED",
-               "RUN TIME", "WORKER");
-        size_t i;
-        json_t *j;
-        long long now = util_now_ms();
-        json_array_foreach(jobs, i, j)
-        {
-            long long attempts = 0, created, started, finished;
-            char when[32] = "-", took[32] = "-";
-            cli_field_num(j, "attempts", &attempts);
-            if (cli_field_num(j, "created_ms", &created))
-                fmt_time(created, when, sizeof(when));
-            if (cli_field_num(j, "started_ms", &started) && started > 0) {
-                if (cli_field_num(j, "finished_ms", &finished) && finished >= started)
-                    cli_fmt_duration(finished - started, took, sizeof(took));
-                else if (queue_status_parse(field_str(j, "status", "")) == QUEUE_STATUS_RUNNING)
-                    cli_fmt_duration(now - started, took, sizeof(took));
-            }
-            printf("%-*s  %-*s  %8lld  %-19s  %9s  %s\n", wid, field_str(j, "id", "-"), wst,
-                   field_str(j, "status", "-"), attempts, when, took, field_str(j, "worker", "-"));
-        }
-    }
+    else
+        print_jobs(jobs);
     const char *next = json_string_value(json_object_get(body, "next_cursor"));
     if (next && *next)
-        fprintf(stderr, "more: stratq jobs --cursor %s%s%s\n", next,
-                config_str(CFG_STATUS)[0] ? " --status " : "", config_str(CFG_STATUS));
+        fprintf(stderr, "more: stratq jobs --cursor %s%s%s%s%s\n", next,
+                config_str(CFG_STATUS)[0] ? " --status " : "", config_str(CFG_STATUS),
+                config_str(CFG_TENANT)[0] ? " --tenant " : "", config_str(CFG_TENANT));
     json_decref(body);
     return CLI_OK;
 }

@@ -17,14 +17,28 @@ int cli_retry(int argc, char **argv);
 int cli_logs(int argc, char **argv);
 int cli_workers(int argc, char **argv);
 int cli_jobs(int argc, char **argv);
+int cli_pause(int argc, char **argv);
+int cli_resume(int argc, char **argv);
+int cli_tenants(int argc, char **argv);
 /* stratq monitor (monitor.c): a full-screen view of the queue and workers. */
 int cli_monitor(int argc, char **argv);
+/* stratq schedule (schedule.c): recurring jobs. */
+int cli_schedule(int argc, char **argv);
 
 /* Helpers shared by the client commands (cli.c). */
 
 /* When set and non-zero, a request in flight is aborted (the monitor's
  * SIGINT/SIGTERM handler sets it); requests then also time out after 10 s. */
 extern volatile sig_atomic_t *cli_abort;
+/* When set, what an unreachable API's message suggests instead of setting
+ * STRATQ_API_URL (monitor-workers.sh knows how its environment runs it). */
+extern const char *cli_api_hint;
+/* The URL of path on the API (STRATQ_API_URL, --api-url). */
+void cli_url(const char *path, char *buf, size_t len);
+/* The Authorization header for STRATQ_API_TOKEN, or NULL when it is
+ * unset: 0, or -EINVAL for a token with a control character (said on
+ * stderr). Caller frees. */
+int cli_auth_header(char **ret_hdr);
 /* GET path from the API; CLI_OK with its JSON object on 200, else
  * CLI_API_ERROR with a message in err (naming STRATQ_API_URL when it cannot
  * be reached). */

@@ -1,18 +1,34 @@
 /* stratq monitor: the queue, job times and workers at a glance, with the
  * worker scaling guide's advice (docs/operations.md, "stratq monitor").
  *
- * Every refresh reads the API (GET /v1/queue, /v1/workers and three pages
- * of GET /v1/jobs) and builds one report as a JSON object; --json prints
- * it, the text form is rendered from it, so the two never disagree. On a
- * terminal the text is redrawn every second on the alternate screen, which
- * is left again on exit, SIGINT, SIGTERM and SIGHUP. The definitions follow
- * scripts/monitor-workers.sh: wait = started - created, run = finished -
- * started, p50/p95 nearest-rank over the last 100 succeeded jobs. */
+ * Every report is built as one JSON object; --json prints it, the text
+ * form is rendered from it, so the two never disagree. On a terminal the
+ * text is redrawn every second on the alternate screen, which is left again
+ * on exit, SIGINT, SIGTERM and SIGHUP.
+ *
+ * Run time (of every run a worker recorded, whatever its outcome) and wait
+ * time (submission to start) come from the cumulative histograms GET
+ * /v1/queue carries (the ones of GET /metrics): p50 and p95 estimated as
+ * Prometheus' histogram_quantile() does (src/common/histogram.c), the mean
+ * from the sum and the count. One report (--once, --json) is over
+ * everything they hold ("since stats began"); refreshed reports over the
+ * jobs of the last 5 minutes, the difference between the histograms now
+ * and a reading kept from 5 minutes before (or from the first report,
+ * while the monitor is younger).
+ *
+ * One report reads GET /v1/queue, /v1/workers and three pages of GET
+ * /v1/jobs (for the throughput and the running jobs' starts). Refreshed
+ * reports follow the API's job events (GET /v1/events) instead: the pages
+ * are read once when the stream opens (and once a minute, in case the API
+ * missed events), and then each refresh reads only the queue and the
+ * workers; throughput counts the events, and a running job's time starts
+ * at its `running` event. Without the stream (an API that has none, or
+ * while it reconnects) every refresh reads everything, as one report
+ * does. */
 #define _GNU_SOURCE
-#include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,10 +37,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/advice.h"
 #include "../common/config.h"
+#include "../common/histogram.h"
 #include "../common/util.h"
 #include "../queue/status.h"
 #include "cli.h"
+#include "monitor.h"
+#include "ptree.h"
+#include "sse.h"
 
 #define REFRESH_MS 1000
 /* Queue samples kept for the sparkline: 10 minutes at one a second. */
@@ -33,18 +54,21 @@
 /* "Consistently": in every sample of the last WINDOW_MS (the current one
  * alone with --once). */
 #define WINDOW_MS (30 * 1000)
-/* Succeeded jobs the percentiles are over, as in monitor-workers.sh. */
-#define JOBS_SAMPLE 100
 /* Page size of the listings throughput is counted from (the API's most). */
 #define LISTING_LIMIT 500
 #define THROUGHPUT_WINDOW_MS (60 * 1000)
-/* The guide's bounds and thresholds. */
-#define MIN_WORKERS 2
-#define MAX_WORKERS 10
-#define UP_QUEUE 5
-#define UP_WAIT_MS 30000
-#define UP_UTIL 80.0
-#define DOWN_UTIL 30.0
+/* Events are counted in slots of this many ms over the window. */
+#define SLOT_MS 100
+#define SLOTS (THROUGHPUT_WINDOW_MS / SLOT_MS)
+/* With the event stream, the listings are read again this often anyway. */
+#define RESYNC_MS (60 * 1000)
+/* Running jobs whose start the monitor keeps (the guide's pool is 10). */
+#define MAX_STARTED 1024
+/* The window of refreshed reports' run and wait times, and how often the
+ * histograms they come from are kept. */
+#define JOBS_WINDOW_MS (5 * 60 * 1000)
+#define SNAP_MS (5 * 1000)
+#define SNAPS (JOBS_WINDOW_MS / SNAP_MS + 2)
 
 static volatile sig_atomic_t stop_flag;
 static volatile sig_atomic_t resized;
@@ -94,360 +118,542 @@ static bool utf8_locale(void)
     return false;
 }
 
-/* ------------------------------------------------------------ /proc RSS */
-
-struct proc_ent {
-    int pid, ppid;
-};
-
-/* Every process's (pid, ppid); caller frees. */
-static size_t proc_table(struct proc_ent **ret)
-{
-    DIR *d = opendir("/proc");
-    struct proc_ent *t = NULL;
-    size_t n = 0, cap = 0;
-    struct dirent *e;
-    *ret = NULL;
-    if (!d)
-        return 0;
-    while ((e = readdir(d))) {
-        if (!isdigit((unsigned char)e->d_name[0]))
-            continue;
-        char path[300], buf[512];
-        snprintf(path, sizeof(path), "/proc/%.20s/stat", e->d_name);
-        FILE *f = fopen(path, "re");
-        if (!f)
-            continue;
-        size_t len = fread(buf, 1, sizeof(buf) - 1, f);
-        fclose(f);
-        buf[len] = '\0';
-        char *rp = strrchr(buf, ')');
-        char state;
-        int ppid;
-        if (!rp || sscanf(rp + 1, " %c %d", &state, &ppid) != 2)
-            continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 256;
-            struct proc_ent *nt = realloc(t, cap * sizeof(*t));
-            if (!nt)
-                break;
-            t = nt;
-        }
-        t[n++] = (struct proc_ent){atoi(e->d_name), ppid};
-    }
-    closedir(d);
-    *ret = t;
-    return n;
-}
-
-static long long vm_rss_kb(int pid)
-{
-    char path[64], line[256];
-    long long kb = -1;
-    snprintf(path, sizeof(path), "/proc/%d/status", pid);
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return -1;
-    while (fgets(line, sizeof(line), f))
-        if (!strncmp(line, "VmRSS:", 6)) {
-            kb = strtoll(line + 6, NULL, 10);
-            break;
-        }
-    fclose(f);
-    return kb;
-}
-
-/* RSS in bytes of a worker on this machine and its descendants (executor
- * and jobs), summed as monitor-workers.sh sums it; -1 when pid is not a
- * stratq process here. */
-static long long worker_rss(int pid, const struct proc_ent *t, size_t n)
-{
-    char path[64], comm[64] = "";
-    snprintf(path, sizeof(path), "/proc/%d/comm", pid);
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return -1;
-    bool ok = fgets(comm, sizeof(comm), f) && !strncmp(comm, "stratq", 6);
-    fclose(f);
-    long long kb = ok ? vm_rss_kb(pid) : -1;
-    if (kb < 0)
-        return -1;
-    /* Breadth-first over the table: todo[] holds the tree found so far. */
-    int *todo = malloc((n + 1) * sizeof(*todo));
-    if (!todo)
-        return kb * 1024;
-    size_t head = 0, tail = 0;
-    todo[tail++] = pid;
-    while (head < tail) {
-        int p = todo[head++];
-        for (size_t i = 0; i < n && tail <= n; i++)
-            if (t[i].ppid == p && t[i].pid != p) {
-                todo[tail++] = t[i].pid;
-                long long k = vm_rss_kb(t[i].pid);
-                if (k > 0)
-                    kb += k;
-            }
-    }
-    free(todo);
-    return kb * 1024;
-}
-
 /* ------------------------------------------------------------ the report */
 
-static int cmp_ll(const void *a, const void *b)
+/* What the reports are made from besides the queue and the workers: the
+ * listings of one read, kept up to date between reads by the job events. */
+static struct jobs_state {
+    bool valid;        /* read since the stream (re)opened */
+    int64_t read_mono; /* when the listings were last read */
+    bool capped;       /* a whole listing page was within the window */
+    size_t nseed;      /* jobs of the listings that finished in the window */
+    struct seed {
+        char id[72];
+        int64_t finished_ms;
+        bool failed;
+    } seed[2 * LISTING_LIMIT];
+    /* Succeeded and failed events since, per SLOT_MS of arrival. */
+    struct slot {
+        int64_t n; /* the slot's number (ms / SLOT_MS) */
+        long long count[2];
+    } slots[SLOTS];
+    /* Running jobs' starts (ms; -1 when not to be known), and when a
+     * worker last ran each (monotonic). */
+    struct started {
+        char id[72];
+        int64_t started_ms, seen_mono;
+    } started[MAX_STARTED];
+    size_t nstarted;
+} js;
+
+static int cmp_seed(const void *a, const void *b)
 {
-    long long x = *(const long long *)a, y = *(const long long *)b;
-    return (x > y) - (x < y);
+    return strcmp(((const struct seed *)a)->id, ((const struct seed *)b)->id);
 }
 
-/* {p50, p95, mean} in ms of v (sorted here), nearest-rank; nulls when n = 0. */
-static json_t *stats(long long *v, size_t n, long long *ret_mean)
+static bool seeded(const char *id)
 {
-    json_t *o = json_object();
-    *ret_mean = -1;
-    if (!n) {
-        json_object_set_new(o, "p50", json_null());
-        json_object_set_new(o, "p95", json_null());
-        json_object_set_new(o, "mean", json_null());
-        return o;
+    struct seed key;
+    snprintf(key.id, sizeof(key.id), "%s", id);
+    return js.nseed && bsearch(&key, js.seed, js.nseed, sizeof(key), cmp_seed);
+}
+
+static struct started *started_find(const char *id)
+{
+    for (size_t i = 0; i < js.nstarted; i++)
+        if (!strcmp(js.started[i].id, id))
+            return &js.started[i];
+    return NULL;
+}
+
+/* Records that job id started at started_ms (the oldest entry makes room). */
+static void started_put(const char *id, int64_t started_ms)
+{
+    struct started *s = started_find(id);
+    if (!s && js.nstarted < MAX_STARTED)
+        s = &js.started[js.nstarted++];
+    if (!s) {
+        size_t oldest = 0;
+        for (size_t i = 1; i < js.nstarted; i++)
+            if (js.started[i].seen_mono < js.started[oldest].seen_mono)
+                oldest = i;
+        s = &js.started[oldest];
     }
-    qsort(v, n, sizeof(*v), cmp_ll);
-    long long sum = 0;
-    for (size_t i = 0; i < n; i++)
-        sum += v[i];
-    size_t i50 = (50 * n + 99) / 100, i95 = (95 * n + 99) / 100;
-    *ret_mean = (sum + (long long)n / 2) / (long long)n;
-    json_object_set_new(o, "p50", json_integer(v[i50 ? i50 - 1 : 0]));
-    json_object_set_new(o, "p95", json_integer(v[i95 ? i95 - 1 : 0]));
-    json_object_set_new(o, "mean", json_integer(*ret_mean));
-    return o;
+    snprintf(s->id, sizeof(s->id), "%s", id);
+    s->started_ms = started_ms;
+    s->seen_mono = util_mono_ms();
 }
 
-/* Jobs of a listing page that finished at or after since_ms; *ret_capped
- * when the whole page did (there may be more than it holds). */
-static long long finished_since(const json_t *page, int64_t since_ms, bool *ret_capped)
+/* Job id ended. Its entry stays, with no start: a worker's heartbeat may
+ * still show it as its job for a second, and that is no reason to read
+ * the running listing. */
+static void started_end(const char *id)
 {
-    json_t *jobs = json_object_get(page, "jobs");
+    struct started *s = started_find(id);
+    if (s)
+        s->started_ms = -1;
+}
+
+/* The starts of a running listing's jobs. */
+static void started_from(const json_t *running)
+{
     size_t i;
     json_t *j;
-    long long n = 0;
-    json_array_foreach(jobs, i, j)
+    json_array_foreach(json_object_get(running, "jobs"), i, j)
     {
-        long long fin;
-        if (cli_field_num(j, "finished_ms", &fin) && fin >= since_ms)
-            n++;
+        const char *id = json_string_value(json_object_get(j, "id"));
+        long long st;
+        if (id && cli_field_num(j, "started_ms", &st))
+            started_put(id, st);
     }
-    if (json_array_size(jobs) >= LISTING_LIMIT && n == (long long)json_array_size(jobs))
-        *ret_capped = true;
+}
+
+/* The listings of a full read: jobs that finished in the window (exact,
+ * from finished_ms), the running jobs' starts. */
+static void jobs_read(const json_t *succ, const json_t *failed, const json_t *running, int64_t now)
+{
+    const json_t *pages[2] = {succ, failed};
+    js.nseed = 0;
+    js.capped = false;
+    for (int f = 0; f < 2; f++) {
+        size_t i, n = 0;
+        json_t *j;
+        json_t *jobs = json_object_get(pages[f], "jobs");
+        json_array_foreach(jobs, i, j)
+        {
+            const char *id = json_string_value(json_object_get(j, "id"));
+            long long fin;
+            if (!cli_field_num(j, "finished_ms", &fin) || fin < now - THROUGHPUT_WINDOW_MS)
+                continue;
+            n++;
+            struct seed *s = &js.seed[js.nseed++];
+            snprintf(s->id, sizeof(s->id), "%s", id ? id : "");
+            s->finished_ms = fin;
+            s->failed = f;
+        }
+        if (json_array_size(jobs) >= LISTING_LIMIT && n == json_array_size(jobs))
+            js.capped = true;
+    }
+    qsort(js.seed, js.nseed, sizeof(*js.seed), cmp_seed);
+    memset(js.slots, 0, sizeof(js.slots));
+    js.nstarted = 0;
+    started_from(running);
+    js.read_mono = util_mono_ms();
+    js.valid = true;
+}
+
+/* One job event from the stream. */
+static void jobs_event(const json_t *ev)
+{
+    const char *id = json_string_value(json_object_get(ev, "id"));
+    int status = queue_status_parse(json_string_value(json_object_get(ev, "status")));
+    if (!id || status < 0)
+        return;
+    if (status == QUEUE_STATUS_RUNNING) {
+        started_put(id, util_now_ms());
+        return;
+    }
+    started_end(id);
+    if (status != QUEUE_STATUS_SUCCEEDED && status != QUEUE_STATUS_FAILED)
+        return;
+    /* A job the listings of the last read already counted. */
+    if (seeded(id))
+        return;
+    int64_t n = util_now_ms() / SLOT_MS;
+    struct slot *s = &js.slots[n % SLOTS];
+    if (s->n != n)
+        *s = (struct slot){.n = n};
+    s->count[status == QUEUE_STATUS_FAILED]++;
+}
+
+/* Jobs that finished succeeded (0) or failed (1) in the window. */
+static long long finished_in_window(int failed, int64_t now)
+{
+    long long n = 0;
+    for (size_t i = 0; i < js.nseed; i++)
+        if (js.seed[i].failed == failed && js.seed[i].finished_ms >= now - THROUGHPUT_WINDOW_MS)
+            n++;
+    int64_t first = (now - THROUGHPUT_WINDOW_MS) / SLOT_MS;
+    for (size_t i = 0; i < SLOTS; i++)
+        if (js.slots[i].n > first)
+            n += js.slots[i].count[failed];
     return n;
 }
 
-static json_t *num_or_null(bool known, double v)
-{
-    return known ? json_real(v) : json_null();
-}
-
-static json_t *str_array(char (*s)[200], int n)
-{
-    json_t *a = json_array();
-    for (int i = 0; i < n; i++)
-        json_array_append_new(a, json_string(s[i]));
-    return a;
-}
-
-/* The guide's advice from the report so far (and the history). */
-static json_t *advice(long long pending, long long live, long long mean_wait_ms, int jobs_sample,
-                      bool once, int64_t now_ms)
+/* The guide's advice (src/common/advice.c) from the report so far and the
+ * history. Utilisation here is the share of live workers that are busy,
+ * averaged over the window: the API knows it for every worker. The mean
+ * wait is over wait_jobs starts, which wait_over names. */
+static json_t *advice(long long live, long long mean_wait_ms, long long wait_jobs,
+                      const char *wait_over, bool once, int64_t now_ms)
 {
     /* The window: the samples of the last WINDOW_MS, the current one first. */
+    long long pending[HISTORY_N];
     size_t win = 0;
-    bool all_up = true, all_zero = true;
     double util_sum = 0;
     int util_n = 0;
     for (size_t i = 0; i < hist_len && (i == 0 || !once); i++) {
         const struct sample *s = hist_at(i);
         if (i > 0 && now_ms - s->t_ms > WINDOW_MS)
             break;
-        win++;
-        all_up = all_up && s->pending > UP_QUEUE;
-        all_zero = all_zero && s->pending == 0;
+        pending[win++] = s->pending;
         if (s->live > 0) {
             util_sum += 100.0 * s->busy / s->live;
             util_n++;
         }
     }
-    bool util_known = util_n > 0;
-    double util = util_known ? util_sum / util_n : 0;
     int64_t span_ms = win > 1 ? now_ms - hist_at(win - 1)->t_ms : 0;
-    char when[64];
-    if (win > 1)
-        snprintf(when, sizeof(when), "in every sample of the last %lld s",
-                 (long long)((span_ms + 500) / 1000));
-    else
-        snprintf(when, sizeof(when), "now");
-
-    char reasons[4][200];
-    int nr = 0;
-    if (win && all_up)
-        snprintf(reasons[nr++], sizeof(reasons[0]), "queue length %lld > %d %s", pending, UP_QUEUE,
-                 when);
-    if (mean_wait_ms > UP_WAIT_MS)
-        snprintf(reasons[nr++], sizeof(reasons[0]), "average wait %.1f s > 30 s (last %d jobs)",
-                 mean_wait_ms / 1000.0, jobs_sample);
-    if (util_known && util > UP_UTIL)
-        snprintf(reasons[nr++], sizeof(reasons[0]), "utilisation %.0f%% > 80%%", util);
-    const char *wanted = "hold";
-    if (nr)
-        wanted = "scale_up";
-    else if (win && all_zero && util_known && util < DOWN_UTIL) {
-        wanted = "scale_down";
-        snprintf(reasons[nr++], sizeof(reasons[0]), "queue at 0 %s", when);
-        snprintf(reasons[nr++], sizeof(reasons[0]), "utilisation %.0f%% < 30%%", util);
-    } else if (all_zero && !util_known) {
-        snprintf(reasons[nr++], sizeof(reasons[0]),
-                 "queue at 0 %s, but utilisation is unknown (no live workers)", when);
-    } else {
-        char u[32] = "-";
-        if (util_known)
-            snprintf(u, sizeof(u), "%.0f%%", util);
-        char w[32] = "-";
-        if (mean_wait_ms >= 0)
-            snprintf(w, sizeof(w), "%.1f s", mean_wait_ms / 1000.0);
-        snprintf(reasons[nr++], sizeof(reasons[0]),
-                 "within the guide's bounds: queue %lld, average wait %s, utilisation %s", pending,
-                 w, u);
-    }
-
-    long long suggested = live;
-    if (!strcmp(wanted, "scale_up")) {
-        long long more = (pending - UP_QUEUE + 4) / 5;
-        suggested = live + (more > 1 ? more : 1);
-        if (suggested < MIN_WORKERS)
-            suggested = MIN_WORKERS;
-        if (suggested > MAX_WORKERS)
-            suggested = MAX_WORKERS;
-    } else if (!strcmp(wanted, "scale_down")) {
-        suggested = live - 1 < MIN_WORKERS ? MIN_WORKERS : live - 1;
-    }
-    const char *action = !strcmp(wanted, "hold") || suggested != live ? wanted : "hold";
-    const char *note = NULL;
-    if (!strcmp(wanted, "scale_up") && !strcmp(action, "hold"))
-        note = "already at the guide's maximum of 10 workers: make the jobs cheaper or give each "
-               "worker more CPU and memory";
-    else if (!strcmp(wanted, "scale_down") && !strcmp(action, "hold"))
-        note = "already at the guide's minimum of 2 workers";
-
+    struct advice_in in = {
+        .pending = pending,
+        .npending = win,
+        .window_s = (span_ms + 500) / 1000,
+        .wait_s = mean_wait_ms < 0 ? ADVICE_UNKNOWN : mean_wait_ms / 1000.0,
+        .wait_jobs = wait_jobs,
+        .wait_over = wait_over,
+        .basis = ADVICE_BASIS_BUSY,
+        .busy_percent = util_n ? util_sum / util_n : ADVICE_UNKNOWN,
+        .cpu_percent = ADVICE_UNKNOWN,
+        .memory_percent = ADVICE_UNKNOWN,
+        .workers = live,
+    };
     json_t *a = json_object();
-    json_object_set_new(a, "action", json_string(action));
-    json_object_set_new(a, "wanted", json_string(wanted));
-    json_object_set_new(a, "reasons", str_array(reasons, nr));
-    json_object_set_new(a, "workers", json_integer(live));
-    json_object_set_new(a, "suggested_workers", json_integer(suggested));
-    json_object_set_new(a, "utilisation_percent", num_or_null(util_known, util));
+    advice_fill_json(&in, a);
+    json_object_set_new(a, "utilisation_percent",
+                        util_n ? json_real(advice_round1(util_sum / util_n)) : json_null());
     json_object_set_new(a, "window_samples", json_integer((json_int_t)win));
-    json_object_set_new(a, "note", note ? json_string(note) : json_null());
     return a;
 }
 
-/* The newest jobs in status s (GET /v1/jobs?status=...), as cli_get_json. */
-static int get_listing(enum queue_status s, json_t **ret, char *err, size_t errlen)
+/* The newest limit jobs in status s (GET /v1/jobs?status=...), as
+ * cli_get_json. */
+static int get_listing(enum queue_status s, int limit, json_t **ret, char *err, size_t errlen)
 {
     char path[96];
-    snprintf(path, sizeof(path), "/v1/jobs?status=%s&limit=%d", queue_status_name(s),
-             LISTING_LIMIT);
+    snprintf(path, sizeof(path), "/v1/jobs?status=%s&limit=%d", queue_status_name(s), limit);
     return cli_get_json(path, ret, err, errlen);
 }
 
-/* Reads the API once and builds the report; records a queue sample.
- * CLI_OK, or CLI_API_ERROR with a message in err. */
-static int collect(bool once, json_t **ret, char *err, size_t errlen)
+/* Whether a worker runs a job whose start is not known yet. */
+static bool start_unknown(const json_t *workers)
 {
-    json_t *queue = NULL, *workers = NULL, *succ = NULL, *failed = NULL, *running = NULL;
-    int r = cli_get_json("/v1/queue", &queue, err, errlen);
-    if (r == CLI_OK)
-        r = cli_get_json("/v1/workers", &workers, err, errlen);
-    if (r == CLI_OK)
-        r = get_listing(QUEUE_STATUS_SUCCEEDED, &succ, err, errlen);
-    if (r == CLI_OK)
-        r = get_listing(QUEUE_STATUS_FAILED, &failed, err, errlen);
-    if (r == CLI_OK)
-        r = get_listing(QUEUE_STATUS_RUNNING, &running, err, errlen);
-    if (r != CLI_OK) {
-        json_decref(queue);
-        json_decref(workers);
-        json_decref(succ);
-        json_decref(failed);
-        json_decref(running);
-        return r;
+    size_t i;
+    json_t *w;
+    json_array_foreach(json_object_get(workers, "workers"), i, w)
+    {
+        const char *cur = json_string_value(json_object_get(w, "current_job"));
+        if (cur && *cur && !started_find(cur))
+            return true;
     }
-    int64_t now = util_now_ms();
-    json_t *rep = json_object();
-    json_object_set_new(rep, "time_ms", json_integer(now));
-    json_object_set_new(rep, "api_url", json_string(config_str(CFG_API_URL)));
+    return false;
+}
 
-    /* Queue. */
-    long long pending = 0, v;
+/* ------------------------------------------------------------ job times */
+
+/* The run-time and wait histograms of GET /v1/queue ("histograms", in ms;
+ * docs/api.md), and the report's key for each. */
+enum { H_RUN, H_WAIT, H_N };
+static const char *const h_api_key[H_N] = {"run", "wait"};
+static const char *const h_rep_key[H_N] = {"run_ms", "wait_ms"};
+
+/* Readings of the histograms by refreshed reports, one every SNAP_MS at
+ * most, reaching back JOBS_WINDOW_MS and a reading more. */
+static struct snap {
+    int64_t mono;
+    struct histogram h[H_N];
+} snaps[SNAPS];
+static size_t snaps_len, snaps_next;
+
+/* The i-th newest reading (0: the newest). */
+static const struct snap *snap_at(size_t i)
+{
+    return &snaps[(snaps_next + SNAPS - 1 - i) % SNAPS];
+}
+
+static void snap_add(int64_t mono, const struct histogram *h)
+{
+    if (snaps_len && mono - snap_at(0)->mono < SNAP_MS)
+        return;
+    snaps[snaps_next].mono = mono;
+    memcpy(snaps[snaps_next].h, h, sizeof(snaps[snaps_next].h));
+    snaps_next = (snaps_next + 1) % SNAPS;
+    if (snaps_len < SNAPS)
+        snaps_len++;
+}
+
+/* Where a refreshed report's window starts: the newest reading that is
+ * JOBS_WINDOW_MS old or older, else (a younger monitor) the oldest. */
+static const struct snap *snap_base(int64_t mono)
+{
+    for (size_t i = 0; i < snaps_len; i++)
+        if (mono - snap_at(i)->mono >= JOBS_WINDOW_MS)
+            return snap_at(i);
+    return snap_at(snaps_len - 1);
+}
+
+/* *h from GET /v1/queue's histograms.<key>; false when the reply has none
+ * (an older API) or not one of that shape. */
+static bool histogram_from(const json_t *queue, const char *key, struct histogram *h)
+{
+    const json_t *o = json_object_get(json_object_get(queue, "histograms"), key);
+    const json_t *le = json_object_get(o, "le_ms"), *counts = json_object_get(o, "counts");
+    const json_t *count = json_object_get(o, "count"), *sum = json_object_get(o, "sum_ms");
+    size_t n = json_array_size(le);
+    *h = (struct histogram){0};
+    if (!n || n > HISTOGRAM_MAX || json_array_size(counts) != n || !json_is_integer(count) ||
+        !json_is_number(sum))
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *b = json_array_get(le, i), *c = json_array_get(counts, i);
+        if (!json_is_number(b) || !json_is_integer(c))
+            return false;
+        h->le[i] = json_number_value(b);
+        h->cum[i] = json_integer_value(c);
+    }
+    h->n = n;
+    h->count = json_integer_value(count);
+    h->sum = json_number_value(sum);
+    return true;
+}
+
+/* d[k] = now[k] minus the readings at the start of a refreshed report's
+ * window (recording now); its label into over. Returns the window's span
+ * in seconds. */
+static long long window_diff(const struct histogram *now, struct histogram *d, char *over,
+                             size_t overlen)
+{
+    int64_t mono = util_mono_ms();
+    snap_add(mono, now);
+    const struct snap *base = snap_base(mono);
+    bool ok = true;
+    for (int k = 0; k < H_N; k++)
+        ok = ok && histogram_sub(&now[k], &base->h[k], &d[k]);
+    if (!ok) {
+        /* A count went down (the stats were reset) or the buckets changed:
+         * the window starts again from this reading. */
+        snaps_len = 0;
+        snap_add(mono, now);
+        base = snap_base(mono);
+        for (int k = 0; k < H_N; k++)
+            histogram_sub(&now[k], &base->h[k], &d[k]);
+    }
+    int64_t span = mono - base->mono;
+    if (span >= JOBS_WINDOW_MS)
+        snprintf(over, overlen, "last %d min", JOBS_WINDOW_MS / 60000);
+    else
+        snprintf(over, overlen, "since the monitor started");
+    return (long long)(span + 500) / 1000;
+}
+
+static json_t *ms_or_null(double v)
+{
+    return isfinite(v) && v >= 0 ? json_integer(llround(v)) : json_null();
+}
+
+/* {count, p50, p95, mean} in ms of h, as histogram_quantile() estimates
+ * them; nulls for what is not known. *ret_mean: the mean, or -1. */
+static json_t *time_stats(const struct histogram *h, bool known, long long *ret_mean)
+{
+    double mean = known ? histogram_mean(h) : NAN;
+    *ret_mean = isfinite(mean) && mean >= 0 ? llround(mean) : -1;
+    return json_pack("{s:o, s:o, s:o, s:o}", "count", known ? json_integer(h->count) : json_null(),
+                     "p50", ms_or_null(known ? histogram_quantile(h, 0.5) : NAN), "p95",
+                     ms_or_null(known ? histogram_quantile(h, 0.95) : NAN), "mean",
+                     ms_or_null(mean));
+}
+
+/* The report's run and wait times, from the histograms of GET /v1/queue:
+ * over everything they hold for one report, over the window for refreshed
+ * ones. The label of what they are over into over; *ret_wait: the mean
+ * wait in ms, or -1; *ret_starts: the starts it is over. */
+static json_t *jobs_json(const json_t *queue, bool once, char *over, size_t overlen,
+                         long long *ret_wait, long long *ret_starts)
+{
+    struct histogram now[H_N], d[H_N];
+    bool known = true;
+    for (int k = 0; k < H_N; k++)
+        known = histogram_from(queue, h_api_key[k], &now[k]) && known;
+    long long span = -1;
+    if (once)
+        snprintf(over, overlen, "since stats began");
+    else
+        snprintf(over, overlen, "last %d min", JOBS_WINDOW_MS / 60000);
+    if (known && !once)
+        span = window_diff(now, d, over, overlen);
+    else
+        memcpy(d, now, sizeof(d));
+    json_t *jobs = json_object();
+    json_object_set_new(jobs, "over", json_string(over));
+    json_object_set_new(jobs, "window_s", span >= 0 ? json_integer(span) : json_null());
+    long long mean[H_N];
+    for (int k = 0; k < H_N; k++)
+        json_object_set_new(jobs, h_rep_key[k], time_stats(&d[k], known, &mean[k]));
+    *ret_wait = mean[H_WAIT];
+    *ret_starts = known ? d[H_WAIT].count : 0;
+    return jobs;
+}
+
+/* ------------------------------------------------------------ reading */
+
+/* What one refresh read from the API. */
+struct reads {
+    json_t *queue, *workers, *succ, *failed, *running;
+};
+
+static void reads_free(struct reads *rd)
+{
+    json_decref(rd->queue);
+    json_decref(rd->workers);
+    json_decref(rd->succ);
+    json_decref(rd->failed);
+    json_decref(rd->running);
+}
+
+/* Reads the queue and the workers, and the listings that a full read, or
+ * (following the stream) a running job whose start is not known, needs;
+ * brings js up to date. With follow (the stream is open and js valid),
+ * only what the events did not bring. CLI_OK, or CLI_API_ERROR with a
+ * message in err. */
+static int read_api(bool follow, struct reads *rd, char *err, size_t errlen)
+{
+    bool full = !follow || !js.valid || util_mono_ms() - js.read_mono >= RESYNC_MS;
+    int r = cli_get_json("/v1/queue", &rd->queue, err, errlen);
+    if (r == CLI_OK)
+        r = cli_get_json("/v1/workers", &rd->workers, err, errlen);
+    if (r == CLI_OK && full)
+        r = get_listing(QUEUE_STATUS_SUCCEEDED, LISTING_LIMIT, &rd->succ, err, errlen);
+    if (r == CLI_OK && full)
+        r = get_listing(QUEUE_STATUS_FAILED, LISTING_LIMIT, &rd->failed, err, errlen);
+    if (r == CLI_OK && (full || start_unknown(rd->workers)))
+        r = get_listing(QUEUE_STATUS_RUNNING, LISTING_LIMIT, &rd->running, err, errlen);
+    if (r != CLI_OK)
+        return r;
+    if (full) {
+        jobs_read(rd->succ, rd->failed, rd->running, util_now_ms());
+    } else if (rd->running) {
+        started_from(rd->running);
+        /* What the listing does not know will not be asked again. */
+        size_t i;
+        json_t *w;
+        json_array_foreach(json_object_get(rd->workers, "workers"), i, w)
+        {
+            const char *cur = json_string_value(json_object_get(w, "current_job"));
+            if (cur && *cur && !started_find(cur))
+                started_put(cur, -1);
+        }
+    }
+    return CLI_OK;
+}
+
+/* ------------------------------------------------------------ the parts */
+
+/* {name, pending, processing, scheduled, dead, held, backlog, paused,
+ * paused_tenants} of GET /v1/queue (an API without tenants gives no held,
+ * backlog or pause: 0, pending + scheduled, not paused). */
+static json_t *queue_json(const json_t *queue, long long *ret_pending)
+{
+    static const char *const keys[] = {"pending", "processing", "scheduled", "dead", "held"};
+    long long v[ARRAY_SIZE(keys)], backlog;
     json_t *q = json_object();
     json_object_set(q, "name", json_object_get(queue, "queue") ?: json_null());
-    static const char *const qkeys[] = {"pending", "processing", "scheduled", "dead"};
-    for (size_t i = 0; i < ARRAY_SIZE(qkeys); i++) {
-        v = 0;
-        cli_field_num(queue, qkeys[i], &v);
-        json_object_set_new(q, qkeys[i], json_integer(v));
-        if (i == 0)
-            pending = v;
+    for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+        v[i] = 0;
+        cli_field_num(queue, keys[i], &v[i]);
+        json_object_set_new(q, keys[i], json_integer(v[i]));
     }
-    json_object_set_new(rep, "queue", q);
+    if (!cli_field_num(queue, "backlog", &backlog))
+        backlog = v[0] + v[4] + v[2];
+    json_object_set_new(q, "backlog", json_integer(backlog));
+    json_object_set_new(q, "paused", json_boolean(json_is_true(json_object_get(queue, "paused"))));
+    json_t *tenants = json_object_get(queue, "paused_tenants");
+    json_object_set_new(q, "paused_tenants",
+                        json_is_array(tenants) ? json_deep_copy(tenants) : json_array());
+    *ret_pending = v[0];
+    return q;
+}
 
-    /* Throughput: jobs that finished (succeeded or failed) in the last
-     * 60 s, from the listings' finished_ms. */
-    bool capped = false;
-    long long ns = finished_since(succ, now - THROUGHPUT_WINDOW_MS, &capped);
-    long long nf = finished_since(failed, now - THROUGHPUT_WINDOW_MS, &capped);
+/* Throughput: jobs that finished (succeeded or failed) in the last 60 s,
+ * from the listings' finished_ms and the events since. */
+static json_t *throughput_json(int64_t now)
+{
+    bool capped = js.capped && util_mono_ms() - js.read_mono < THROUGHPUT_WINDOW_MS;
+    long long ns = finished_in_window(0, now), nf = finished_in_window(1, now);
     json_t *tp = json_object();
     json_object_set_new(tp, "window_s", json_integer(THROUGHPUT_WINDOW_MS / 1000));
     json_object_set_new(tp, "per_min", json_integer(ns + nf));
     json_object_set_new(tp, queue_status_name(QUEUE_STATUS_SUCCEEDED), json_integer(ns));
     json_object_set_new(tp, queue_status_name(QUEUE_STATUS_FAILED), json_integer(nf));
     json_object_set_new(tp, "capped", json_boolean(capped));
-    json_object_set_new(rep, "throughput", tp);
+    return tp;
+}
 
-    /* Wait and run times of the last JOBS_SAMPLE succeeded jobs. */
-    long long waits[JOBS_SAMPLE], runs[JOBS_SAMPLE];
-    size_t nj = 0, i;
-    json_t *j;
-    json_array_foreach(json_object_get(succ, "jobs"), i, j)
-    {
-        long long c, s, f;
-        if (i >= JOBS_SAMPLE)
-            break;
-        if (cli_field_num(j, "created_ms", &c) && cli_field_num(j, "started_ms", &s) &&
-            cli_field_num(j, "finished_ms", &f)) {
-            waits[nj] = s - c;
-            runs[nj] = f - s;
-            nj++;
-        }
+/* The RSS of a worker of this machine, or -1 (the process table is read
+ * on first use, into pt). */
+static long long worker_rss(const json_t *j, bool has_pid, long long pid, struct ptree *pt,
+                            bool *have_table)
+{
+    static char host[256];
+    const char *wh = json_string_value(json_object_get(j, "host"));
+    if (!host[0])
+        gethostname(host, sizeof(host) - 1);
+    if (!has_pid || pid <= 0 || !wh || strcmp(wh, host))
+        return -1;
+    if (!*have_table) {
+        ptree_read(pt);
+        *have_table = true;
     }
-    long long mean_wait, mean_run;
-    json_t *jobs = json_object();
-    json_object_set_new(jobs, "sample", json_integer((json_int_t)nj));
-    json_object_set_new(jobs, "status", json_string(queue_status_name(QUEUE_STATUS_SUCCEEDED)));
-    json_object_set_new(jobs, "wait_ms", stats(waits, nj, &mean_wait));
-    json_object_set_new(jobs, "run_ms", stats(runs, nj, &mean_run));
-    json_object_set_new(rep, "jobs", jobs);
+    return ptree_is_stratq(pt, (int)pid) ? ptree_rss_bytes(pt, (int)pid) : -1;
+}
 
-    /* Workers. */
-    char host[256] = "";
-    gethostname(host, sizeof(host) - 1);
-    struct proc_ent *pt = NULL;
-    size_t npt = 0;
+/* One worker of GET /v1/workers, in state, as the report lists it. */
+static json_t *worker_json(const json_t *j, const char *state, int64_t now, struct ptree *pt,
+                           bool *have_table)
+{
+    const char *cur = json_string_value(json_object_get(j, "current_job"));
+    json_t *w = json_object();
+    json_object_set(w, "id", json_object_get(j, "id") ?: json_null());
+    json_object_set(w, "host", json_object_get(j, "host") ?: json_null());
+    long long pid = 0, v, beat;
+    bool has_pid = cli_field_num(j, "pid", &pid);
+    json_object_set_new(w, "pid", has_pid ? json_integer(pid) : json_null());
+    json_object_set_new(w, "state", json_string(state));
+    json_object_set_new(w, "current_job", cur && *cur ? json_string(cur) : json_null());
+    json_t *elapsed = json_null();
+    struct started *st = cur && *cur ? started_find(cur) : NULL;
+    if (st) {
+        st->seen_mono = util_mono_ms();
+        if (st->started_ms >= 0)
+            elapsed = json_integer(now - st->started_ms > 0 ? now - st->started_ms : 0);
+    }
+    json_object_set_new(w, "current_job_elapsed_ms", elapsed);
+    static const char *const nkeys[] = {"jobs_done", "jobs_failed"};
+    for (size_t k = 0; k < ARRAY_SIZE(nkeys); k++) {
+        v = 0;
+        cli_field_num(j, nkeys[k], &v);
+        json_object_set_new(w, nkeys[k], json_integer(v));
+    }
+    long long rss = worker_rss(j, has_pid, pid, pt, have_table);
+    json_object_set_new(w, "rss_bytes", rss >= 0 ? json_integer(rss) : json_null());
+    bool beat_known = cli_field_num(j, "last_heartbeat_ms", &beat) && beat > 0;
+    json_object_set_new(w, "last_heartbeat_ms", beat_known ? json_integer(beat) : json_null());
+    json_object_set_new(w, "heartbeat_age_ms",
+                        beat_known ? json_integer(now - beat > 0 ? now - beat : 0) : json_null());
+    return w;
+}
+
+/* {count, busy, by_state, list} of GET /v1/workers; count and busy are of
+ * the live (not lost) workers. */
+static json_t *workers_json(const json_t *workers, int64_t now, long long *ret_live,
+                            long long *ret_busy)
+{
+    struct ptree pt = {0};
     bool have_table = false;
     json_t *list = json_array(), *by_state = json_object();
     long long live = 0, busy = 0;
+    size_t i;
+    json_t *j;
     json_array_foreach(json_object_get(workers, "workers"), i, j)
     {
         const char *state = json_string_value(json_object_get(j, "state"));
-        const char *wh = json_string_value(json_object_get(j, "host"));
         const char *cur = json_string_value(json_object_get(j, "current_job"));
         if (!state)
             state = "unknown";
@@ -458,72 +664,52 @@ static int collect(bool once, json_t **ret, char *err, size_t errlen)
             if (!strcmp(state, "busy") || (cur && *cur))
                 busy++;
         }
-        json_t *w = json_object();
-        json_object_set(w, "id", json_object_get(j, "id") ?: json_null());
-        json_object_set(w, "host", json_object_get(j, "host") ?: json_null());
-        long long pid = 0;
-        bool has_pid = cli_field_num(j, "pid", &pid);
-        json_object_set_new(w, "pid", has_pid ? json_integer(pid) : json_null());
-        json_object_set_new(w, "state", json_string(state));
-        json_object_set_new(w, "current_job", cur && *cur ? json_string(cur) : json_null());
-        json_t *elapsed = json_null();
-        if (cur && *cur) {
-            size_t k;
-            json_t *rj;
-            json_array_foreach(json_object_get(running, "jobs"), k, rj)
-            {
-                long long st;
-                if (!strcmp(json_string_value(json_object_get(rj, "id")) ?: "", cur) &&
-                    cli_field_num(rj, "started_ms", &st)) {
-                    json_decref(elapsed);
-                    elapsed = json_integer(now - st > 0 ? now - st : 0);
-                    break;
-                }
-            }
-        }
-        json_object_set_new(w, "current_job_elapsed_ms", elapsed);
-        static const char *const nkeys[] = {"jobs_done", "jobs_failed"};
-        for (size_t k = 0; k < ARRAY_SIZE(nkeys); k++) {
-            v = 0;
-            cli_field_num(j, nkeys[k], &v);
-            json_object_set_new(w, nkeys[k], json_integer(v));
-        }
-        long long rss = -1;
-        if (has_pid && pid > 0 && wh && !strcmp(wh, host)) {
-            if (!have_table) {
-                npt = proc_table(&pt);
-                have_table = true;
-            }
-            rss = worker_rss((int)pid, pt, npt);
-        }
-        json_object_set_new(w, "rss_bytes", rss >= 0 ? json_integer(rss) : json_null());
-        long long beat;
-        if (cli_field_num(j, "last_heartbeat_ms", &beat) && beat > 0) {
-            json_object_set_new(w, "last_heartbeat_ms", json_integer(beat));
-            json_object_set_new(w, "heartbeat_age_ms",
-                                json_integer(now - beat > 0 ? now - beat : 0));
-        } else {
-            json_object_set_new(w, "last_heartbeat_ms", json_null());
-            json_object_set_new(w, "heartbeat_age_ms", json_null());
-        }
-        json_array_append_new(list, w);
+        json_array_append_new(list, worker_json(j, state, now, &pt, &have_table));
     }
-    free(pt);
-    json_t *ws = json_object();
-    json_object_set_new(ws, "count", json_integer(live));
-    json_object_set_new(ws, "busy", json_integer(busy));
-    json_object_set_new(ws, "by_state", by_state);
-    json_object_set_new(ws, "list", list);
-    json_object_set_new(rep, "workers", ws);
+    ptree_free(&pt);
+    *ret_live = live;
+    *ret_busy = busy;
+    return json_pack("{s:I, s:I, s:o, s:o}", "count", (json_int_t)live, "busy", (json_int_t)busy,
+                     "by_state", by_state, "list", list);
+}
 
+/* Forgets the starts no worker has run for a while: jobs whose end was
+ * missed. */
+static void started_expire(void)
+{
+    for (size_t k = 0; k < js.nstarted;)
+        if (util_mono_ms() - js.started[k].seen_mono > THROUGHPUT_WINDOW_MS)
+            js.started[k] = js.started[--js.nstarted];
+        else
+            k++;
+}
+
+/* Reads the API (read_api) and builds the report; records a queue sample.
+ * CLI_OK, or CLI_API_ERROR with a message in err. */
+static int collect(bool once, bool follow, json_t **ret, char *err, size_t errlen)
+{
+    struct reads rd = {0};
+    int r = read_api(follow, &rd, err, errlen);
+    if (r != CLI_OK) {
+        reads_free(&rd);
+        return r;
+    }
+    int64_t now = util_now_ms();
+    long long pending = 0, live, busy, mean_wait, starts;
+    char over[64], wait_over[96];
+    json_t *rep = json_object();
+    json_object_set_new(rep, "time_ms", json_integer(now));
+    json_object_set_new(rep, "api_url", json_string(config_str(CFG_API_URL)));
+    json_object_set_new(rep, "queue", queue_json(rd.queue, &pending));
+    json_object_set_new(rep, "throughput", throughput_json(now));
+    json_object_set_new(rep, "jobs",
+                        jobs_json(rd.queue, once, over, sizeof(over), &mean_wait, &starts));
+    json_object_set_new(rep, "workers", workers_json(rd.workers, now, &live, &busy));
+    started_expire();
     hist_add(now, pending, (int)busy, (int)live);
-    json_object_set_new(rep, "advice", advice(pending, live, mean_wait, (int)nj, once, now));
-
-    json_decref(queue);
-    json_decref(workers);
-    json_decref(succ);
-    json_decref(failed);
-    json_decref(running);
+    snprintf(wait_over, sizeof(wait_over), "%lld jobs, %s", starts, over);
+    json_object_set_new(rep, "advice", advice(live, mean_wait, starts, wait_over, once, now));
+    reads_free(&rd);
     *ret = rep;
     return CLI_OK;
 }
@@ -600,9 +786,28 @@ static int width_of(const json_t *list, const char *k, int min)
     return n;
 }
 
-static void render_text(const json_t *rep, int spark_width, bool utf8, const char *error, FILE *f)
+/* "PAUSED      the whole queue ..." or "PAUSED      tenants a, b" while
+ * anything is paused. */
+static void render_paused(const json_t *q, FILE *f)
 {
-    char when[32] = "-", a[32], b[32], c[32];
+    const json_t *tenants = json_object_get(q, "paused_tenants");
+    if (json_is_true(json_object_get(q, "paused")))
+        fprintf(f, "PAUSED      the whole queue: nothing new starts (stratq resume)\n");
+    if (!json_array_size(tenants))
+        return;
+    size_t i;
+    json_t *t;
+    fprintf(f, "PAUSED      tenant%s ", json_array_size(tenants) > 1 ? "s" : "");
+    json_array_foreach(tenants, i, t)
+        fprintf(f, "%s%s", i ? ", " : "", json_string_value(t) ?: "?");
+    fprintf(f, " (stratq resume --tenant T)\n");
+}
+
+/* The header, the queue with its sparkline, the job counts and the
+ * throughput. */
+static void render_queue(const json_t *rep, int spark_width, bool utf8, FILE *f)
+{
+    char when[32] = "-";
     int64_t now = json_integer_value(json_object_get(rep, "time_ms"));
     time_t t = (time_t)(now / 1000);
     struct tm tm;
@@ -618,10 +823,14 @@ static void render_text(const json_t *rep, int spark_width, bool utf8, const cha
     fprintf(f, "  (10 min, peak %lld)\n", peak);
     fprintf(f,
             "jobs        processing %" JSON_INTEGER_FORMAT "  scheduled %" JSON_INTEGER_FORMAT
-            "  dead %" JSON_INTEGER_FORMAT "\n",
+            "  dead %" JSON_INTEGER_FORMAT "  held %" JSON_INTEGER_FORMAT
+            "  backlog %" JSON_INTEGER_FORMAT "\n",
             json_integer_value(json_object_get(q, "processing")),
             json_integer_value(json_object_get(q, "scheduled")),
-            json_integer_value(json_object_get(q, "dead")));
+            json_integer_value(json_object_get(q, "dead")),
+            json_integer_value(json_object_get(q, "held")),
+            json_integer_value(json_object_get(q, "backlog")));
+    render_paused(q, f);
     json_t *tp = json_object_get(rep, "throughput");
     fprintf(f,
             "throughput  %s%" JSON_INTEGER_FORMAT "/min  (%" JSON_INTEGER_FORMAT
@@ -630,51 +839,69 @@ static void render_text(const json_t *rep, int spark_width, bool utf8, const cha
             json_integer_value(json_object_get(tp, "per_min")),
             json_integer_value(json_object_get(tp, queue_status_name(QUEUE_STATUS_SUCCEEDED))),
             json_integer_value(json_object_get(tp, queue_status_name(QUEUE_STATUS_FAILED))));
-    json_t *jobs = json_object_get(rep, "jobs"), *wt = json_object_get(jobs, "wait_ms"),
-           *rt = json_object_get(jobs, "run_ms");
-    fprintf(f, "run time    p50 %-8s p95 %-8s (last %" JSON_INTEGER_FORMAT " succeeded)\n",
-            dur(rt, "p50", a, sizeof(a)), dur(rt, "p95", b, sizeof(b)),
-            json_integer_value(json_object_get(jobs, "sample")));
-    fprintf(f, "wait time   p50 %-8s p95 %-8s mean %s\n", dur(wt, "p50", a, sizeof(a)),
-            dur(wt, "p95", b, sizeof(b)), dur(wt, "mean", c, sizeof(c)));
+}
 
+/* The run and wait times: "run time    p50 1.7s     p95 2.4s     mean 1.3s
+ * (12 finished, last 5 min)". */
+static void render_times(const json_t *rep, FILE *f)
+{
+    static const char *const rows[][3] = {{"run time ", "run_ms", "finished"},
+                                          {"wait time", "wait_ms", "started"}};
+    const json_t *jobs = json_object_get(rep, "jobs");
+    for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+        const json_t *st = json_object_get(jobs, rows[i][1]);
+        char a[32], b[32], c[32], n[32] = "-";
+        const json_t *count = json_object_get(st, "count");
+        if (json_is_integer(count))
+            snprintf(n, sizeof(n), "%" JSON_INTEGER_FORMAT, json_integer_value(count));
+        fprintf(f, "%s   p50 %-8s p95 %-8s mean %-8s (%s %s, %s)\n", rows[i][0],
+                dur(st, "p50", a, sizeof(a)), dur(st, "p95", b, sizeof(b)),
+                dur(st, "mean", c, sizeof(c)), n, rows[i][2], str_or_dash(jobs, "over"));
+    }
+}
+
+/* The workers' line, and a table of them when there are any. */
+static void render_workers(const json_t *rep, FILE *f)
+{
     json_t *ws = json_object_get(rep, "workers"), *list = json_object_get(ws, "list");
-    json_t *adv = json_object_get(rep, "advice");
-    json_t *util = json_object_get(adv, "utilisation_percent");
+    json_t *util = json_object_get(json_object_get(rep, "advice"), "utilisation_percent");
     fprintf(f, "workers     %" JSON_INTEGER_FORMAT " live, %" JSON_INTEGER_FORMAT " busy",
             json_integer_value(json_object_get(ws, "count")),
             json_integer_value(json_object_get(ws, "busy")));
     if (json_is_number(util))
         fprintf(f, ", utilisation %.0f%%", json_number_value(util));
     fprintf(f, "\n");
-    if (json_array_size(list)) {
-        int wid = width_of(list, "id", 2), wh = width_of(list, "host", 4),
-            wj = width_of(list, "current_job", 3);
-        fprintf(f, "  %-*s  %-*s  %-8s  %-*s  %8s  %6s  %6s  %9s  %s\n", wid, "ID", wh, "HOST",
-                "STATE", wj, "JOB", "ELAPSED", "DONE", "FAILED", "RSS", "HEARTBEAT");
-        size_t i;
-        json_t *w;
-        json_array_foreach(list, i, w)
-        {
-            char rss[32] = "-", beat[40] = "-";
-            json_t *rb = json_object_get(w, "rss_bytes");
-            if (json_is_integer(rb))
-                snprintf(rss, sizeof(rss), "%.1f MiB", json_integer_value(rb) / 1048576.0);
-            if (json_is_integer(json_object_get(w, "heartbeat_age_ms"))) {
-                dur(w, "heartbeat_age_ms", beat, sizeof(beat) - 4);
-                strcat(beat, " ago");
-            }
-            fprintf(f,
-                    "  %-*s  %-*s  %-8s  %-*s  %8s  %6" JSON_INTEGER_FORMAT
-                    "  %6" JSON_INTEGER_FORMAT "  %9s  %s\n",
-                    wid, str_or_dash(w, "id"), wh, str_or_dash(w, "host"), str_or_dash(w, "state"),
-                    wj, str_or_dash(w, "current_job"),
-                    dur(w, "current_job_elapsed_ms", a, sizeof(a)),
-                    json_integer_value(json_object_get(w, "jobs_done")),
-                    json_integer_value(json_object_get(w, "jobs_failed")), rss, beat);
+    if (!json_array_size(list))
+        return;
+    int wid = width_of(list, "id", 2), wh = width_of(list, "host", 4),
+        wj = width_of(list, "current_job", 3);
+    fprintf(f, "  %-*s  %-*s  %-8s  %-*s  %8s  %6s  %6s  %9s  %s\n", wid, "ID", wh, "HOST", "STATE",
+            wj, "JOB", "ELAPSED", "DONE", "FAILED", "RSS", "HEARTBEAT");
+    size_t i;
+    json_t *w;
+    json_array_foreach(list, i, w)
+    {
+        char rss[32] = "-", beat[40] = "-", a[32];
+        json_t *rb = json_object_get(w, "rss_bytes");
+        if (json_is_integer(rb))
+            snprintf(rss, sizeof(rss), "%.1f MiB", json_integer_value(rb) / 1048576.0);
+        if (json_is_integer(json_object_get(w, "heartbeat_age_ms"))) {
+            dur(w, "heartbeat_age_ms", beat, sizeof(beat) - 4);
+            strcat(beat, " ago");
         }
+        fprintf(f,
+                "  %-*s  %-*s  %-8s  %-*s  %8s  %6" JSON_INTEGER_FORMAT "  %6" JSON_INTEGER_FORMAT
+                "  %9s  %s\n",
+                wid, str_or_dash(w, "id"), wh, str_or_dash(w, "host"), str_or_dash(w, "state"), wj,
+                str_or_dash(w, "current_job"), dur(w, "current_job_elapsed_ms", a, sizeof(a)),
+                json_integer_value(json_object_get(w, "jobs_done")),
+                json_integer_value(json_object_get(w, "jobs_failed")), rss, beat);
     }
+}
 
+static void render_advice(const json_t *rep, FILE *f)
+{
+    json_t *adv = json_object_get(rep, "advice");
     const char *action = json_string_value(json_object_get(adv, "action"));
     const char *wanted = json_string_value(json_object_get(adv, "wanted"));
     fprintf(f, "advice      ");
@@ -693,6 +920,14 @@ static void render_text(const json_t *rep, int spark_width, bool utf8, const cha
     fprintf(f, "\n");
     if (json_is_string(json_object_get(adv, "note")))
         fprintf(f, "            note: %s\n", json_string_value(json_object_get(adv, "note")));
+}
+
+static void render_text(const json_t *rep, int spark_width, bool utf8, const char *error, FILE *f)
+{
+    render_queue(rep, spark_width, utf8, f);
+    render_times(rep, f);
+    render_workers(rep, f);
+    render_advice(rep, f);
     if (error)
         fprintf(f, "error       %s (showing the last report; retrying)\n", error);
 }
@@ -773,18 +1008,47 @@ static void screen_leave(void)
     screen_on = false;
 }
 
-/* Sleeps until deadline (monotonic ms) or a signal asks to stop or
- * redraw. */
-static void sleep_until(int64_t deadline)
+/* The signals that stop the monitor (on_stop), and SIGWINCH (on_winch). */
+static const int signals[] = {SIGINT, SIGTERM, SIGHUP, SIGWINCH};
+
+static void signals_catch(struct sigaction old[ARRAY_SIZE(signals)])
 {
-    while (!stop_flag && !resized) {
-        int64_t left = deadline - util_mono_ms();
-        if (left <= 0)
-            return;
-        if (left > 50)
-            left = 50;
-        struct timespec ts = {0, (long)left * 1000000L};
-        nanosleep(&ts, NULL);
+    struct sigaction sa = {0};
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < ARRAY_SIZE(signals); i++) {
+        sa.sa_handler = signals[i] == SIGWINCH ? on_winch : on_stop;
+        sigaction(signals[i], &sa, &old[i]);
+    }
+    cli_abort = &stop_flag;
+}
+
+static void signals_restore(const struct sigaction old[ARRAY_SIZE(signals)])
+{
+    cli_abort = NULL;
+    for (size_t i = 0; i < ARRAY_SIZE(signals); i++)
+        sigaction(signals[i], &old[i], NULL);
+}
+
+/* Until next (monotonic ms): the job events as they come (blocked on the
+ * stream's socket, or asleep without one), or a signal; a resized terminal
+ * gets shown (the last report, when on a terminal) again. */
+static void follow_until(struct sse_jobs *events, int64_t next, const json_t *shown, bool utf8,
+                         const char *shown_err)
+{
+    for (int64_t left; !stop_flag && (left = next - util_mono_ms()) > 0;) {
+        if (resized) {
+            resized = 0;
+            if (shown)
+                draw_screen(shown, utf8, shown_err);
+        }
+        json_t *ev = NULL;
+        int e = sse_jobs_next(events, (int)left, &ev);
+        if (e == 1) {
+            jobs_event(ev);
+            json_decref(ev);
+        } else if (e < 0) {
+            js.valid = false;
+        }
     }
 }
 
@@ -797,49 +1061,23 @@ static void print_json_report(const json_t *rep)
     fflush(stdout);
 }
 
-int cli_monitor(int argc, char **argv)
+/* The reports until stopped (one with once): JSON, full-screen on a
+ * terminal (tty), or plain text. Returns the exit code. */
+static int run_reports(bool once, bool json_out, bool tty, bool utf8)
 {
-    static const char usage[] = "stratq monitor [--once] [--json]";
-    char **args;
-    int nargs;
     char err[600];
-    int r = config_load(CMD_MONITOR, argc, argv, &args, &nargs, err, sizeof(err));
-    if (r == 1) {
-        config_print_help(
-            CMD_MONITOR, usage,
-            "Shows the queue (with a sparkline of the last 10 minutes), processing, scheduled "
-            "and dead jobs, throughput, run and wait time p50/p95, the workers, and the worker "
-            "scaling guide's advice. On a terminal it redraws full-screen every second until "
-            "interrupted; otherwise it prints a plain-text report every second. --once prints "
-            "one report; --json prints one JSON object (docs/operations.md lists its keys).");
-        return CLI_OK;
-    }
-    if (r < 0 || nargs) {
-        fprintf(stderr, "stratq: %s\nusage: %s\n", r < 0 ? err : "monitor takes no arguments",
-                usage);
-        return CLI_USAGE;
-    }
-    bool json_out = config_bool(CFG_JSON);
-    bool once = config_bool(CFG_ONCE) || json_out;
-    bool tty = !once && isatty(STDOUT_FILENO);
-    bool utf8 = utf8_locale();
-
-    struct sigaction sa = {0}, old_int, old_term, old_hup, old_winch;
-    sa.sa_handler = on_stop;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
-    sigaction(SIGHUP, &sa, &old_hup);
-    sa.sa_handler = on_winch;
-    sigaction(SIGWINCH, &sa, &old_winch);
-    cli_abort = &stop_flag;
-
+    int r;
     json_t *last = NULL;
     int rc = CLI_OK;
+    struct sse_jobs events = {0};
     for (int64_t next = util_mono_ms(); !stop_flag;) {
+        /* Refreshed reports follow the job events; a stream opened just
+         * now has missed what came before, so everything is read again. */
+        if (!once && sse_jobs_connect(&events))
+            js.valid = false;
         json_t *rep = NULL;
         err[0] = '\0';
-        r = collect(once, &rep, err, sizeof(err));
+        r = collect(once, sse_jobs_open(&events), &rep, err, sizeof(err));
         if (stop_flag) {
             json_decref(rep);
             break;
@@ -875,21 +1113,56 @@ int cli_monitor(int argc, char **argv)
         next += REFRESH_MS;
         if (next < util_mono_ms())
             next = util_mono_ms();
-        for (;;) {
-            sleep_until(next);
-            if (!resized || stop_flag)
-                break;
-            resized = 0;
-            if (tty)
-                draw_screen(last, utf8, shown_err);
-        }
+        follow_until(&events, next, tty ? last : NULL, utf8, shown_err);
     }
+    sse_jobs_close(&events);
     screen_leave();
     json_decref(last);
-    cli_abort = NULL;
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
-    sigaction(SIGHUP, &old_hup, NULL);
-    sigaction(SIGWINCH, &old_winch, NULL);
+    return rc;
+}
+
+int cli_monitor(int argc, char **argv)
+{
+    static const char usage[] =
+        "stratq monitor [--once] [--json] [--env-file FILE [--window K] [--jobs N]]";
+    char **args;
+    int nargs;
+    char err[600];
+    int r = config_load(CMD_MONITOR, argc, argv, &args, &nargs, err, sizeof(err));
+    if (r == 1) {
+        config_print_help(
+            CMD_MONITOR, usage,
+            "Shows the queue (with a sparkline of the last 10 minutes), processing, scheduled "
+            "and dead jobs, throughput, run and wait time p50/p95 and mean (estimated from the "
+            "API's histograms: over the last 5 minutes, or since the stats began for one "
+            "report), the workers, and the worker scaling guide's advice. On a terminal it redraws "
+            "full-screen every second until "
+            "interrupted; otherwise it prints a plain-text report every second. --once prints "
+            "one report; --json prints one JSON object (docs/operations.md lists its keys). With "
+            "--env-file, it prints instead the report of scripts/monitor-workers.sh for the "
+            "environment figures in FILE, one report per line read, which carries CPU and memory "
+            "into the advice.");
+        return CLI_OK;
+    }
+    if (r < 0 || nargs) {
+        fprintf(stderr, "stratq: %s\nusage: %s\n", r < 0 ? err : "monitor takes no arguments",
+                usage);
+        return CLI_USAGE;
+    }
+    if (config_str(CFG_ENV_FILE)[0])
+        return monitor_env(config_str(CFG_ENV_FILE), config_bool(CFG_ONCE), config_bool(CFG_JSON),
+                           (int)config_int(CFG_WINDOW), (int)config_int(CFG_JOBS));
+    if (config_is_set(CFG_WINDOW) || config_is_set(CFG_JOBS)) {
+        fprintf(stderr, "stratq: --window and --jobs go with --env-file\nusage: %s\n", usage);
+        return CLI_USAGE;
+    }
+    bool json_out = config_bool(CFG_JSON);
+    bool once = config_bool(CFG_ONCE) || json_out;
+    bool tty = !once && isatty(STDOUT_FILENO);
+
+    struct sigaction old[ARRAY_SIZE(signals)];
+    signals_catch(old);
+    int rc = run_reports(once, json_out, tty, utf8_locale());
+    signals_restore(old);
     return rc;
 }

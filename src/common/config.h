@@ -23,10 +23,14 @@ enum {
     CMD_WORKERS = 1u << 11,
     CMD_JOBS = 1u << 12,
     CMD_MONITOR = 1u << 13,
+    CMD_PAUSE = 1u << 14,
+    CMD_RESUME = 1u << 15,
+    CMD_TENANTS = 1u << 16,
+    CMD_SCHEDULE = 1u << 17,
 };
 #define CMD_CLI                                                                                    \
     (CMD_SUBMIT | CMD_STATUS | CMD_RESULT | CMD_QUEUE | CMD_CANCEL | CMD_RETRY | CMD_LOGS |        \
-     CMD_WORKERS | CMD_JOBS | CMD_MONITOR)
+     CMD_WORKERS | CMD_JOBS | CMD_MONITOR | CMD_PAUSE | CMD_RESUME | CMD_TENANTS | CMD_SCHEDULE)
 #define CMD_REDIS (CMD_API | CMD_WORKER | CMD_UP)
 #define CMD_ALL 0xffffffffu
 
@@ -104,6 +108,8 @@ enum cfg_type { CFG_STR, CFG_INT, CFG_BOOL };
     X(INDEX_SIZE, "index-size", "STRATQ_INDEX_SIZE", CFG_INT, "10000", 10, 10000000,               \
       CMD_API | CMD_WORKER | CMD_UP,                                                               \
       "Jobs kept in each listing index (GET /v1/jobs; workers trim)")                              \
+    X(TENANTS, "tenants", "STRATQ_TENANTS", CFG_STR, "", 0, 0, CMD_API | CMD_UP,                   \
+      "Tenants' fair-share weights and caps: 'name:weight=2,max_running=4 ...' ('*': the rest)")   \
     X(TOKENS_FILE, "tokens-file", "STRATQ_API_TOKENS_FILE", CFG_STR, "", 0, 0, CMD_API | CMD_UP,   \
       "File of API bearer tokens, one per line; unset: no auth, loopback only")                    \
     X(MAX_CONNECTIONS, "max-connections", "STRATQ_MAX_CONNECTIONS", CFG_INT, "1024", 1, 1000000,   \
@@ -126,6 +132,9 @@ enum cfg_type { CFG_STR, CFG_INT, CFG_BOOL };
       "Address the worker's health server listens on")                                             \
     X(CHECK, "check", NULL, CFG_BOOL, "false", 0, 0, CMD_WORKER,                                   \
       "Print which sandbox layers this host offers, then exit")                                    \
+    X(FORK_FLOOR, "fork-floor", NULL, CFG_INT, "0", 0, 1000000, CMD_EXECUTOR,                      \
+      "Benchmark (make bench-exec): fork the warm interpreter N times, each child exiting at "     \
+      "once; print the cost as JSON and exit")                                                     \
     X(WORKER_ID, "worker-id", "STRATQ_WORKER_ID", CFG_STR, "", 0, 0, CMD_WORKER,                   \
       "Worker id (default: host-pid-random)")                                                      \
     X(MODE, "mode", "STRATQ_MODE", CFG_STR, "warm", 0, 0, CMD_WORKER | CMD_EXECUTOR | CMD_UP,      \
@@ -178,20 +187,47 @@ enum cfg_type { CFG_STR, CFG_INT, CFG_BOOL };
       "Directory for the local stack's Redis data and logs")                                       \
     X(API_URL, "api-url", "STRATQ_API_URL", CFG_STR, "http://127.0.0.1:8080", 0, 0, CMD_CLI,       \
       "Base URL of the stratq API")                                                                \
-    X(PARAMS, "params", NULL, CFG_STR, "", 0, 0, CMD_SUBMIT, "Job parameters, a JSON object")      \
+    X(PARAMS, "params", NULL, CFG_STR, "", 0, 0, CMD_SUBMIT | CMD_SCHEDULE,                        \
+      "Job parameters, a JSON object")                                                             \
     X(DATA, "data", NULL, CFG_STR, "", 0, 0, CMD_SUBMIT,                                           \
       "File holding the job's data: JSON (ctx.data), or .csv (ctx.data as a DataFrame)")           \
-    X(ENTRYPOINT, "entrypoint", NULL, CFG_STR, "", 0, 0, CMD_SUBMIT,                               \
+    X(ENTRYPOINT, "entrypoint", NULL, CFG_STR, "", 0, 0, CMD_SUBMIT | CMD_SCHEDULE,                \
       "Function the harness calls (default run)")                                                  \
     X(TIMEOUT, "timeout", NULL, CFG_STR, "", 0, 0, CMD_SUBMIT,                                     \
       "Job wall-clock timeout in seconds, may be fractional (default: the server's)")              \
-    X(MEMORY, "memory", NULL, CFG_INT, "0", 0, 1048576, CMD_SUBMIT,                                \
+    X(MEMORY, "memory", NULL, CFG_INT, "0", 0, 1048576, CMD_SUBMIT | CMD_SCHEDULE,                 \
       "Job memory limit in MiB (0: server default)")                                               \
+    X(TENANT, "tenant", NULL, CFG_STR, "", 0, 0,                                                   \
+      CMD_SUBMIT | CMD_JOBS | CMD_PAUSE | CMD_RESUME | CMD_SCHEDULE,                               \
+      "Tenant: the job's (submit, schedule add; default: the token's, else default), the jobs to " \
+      "list (jobs), the one to pause or resume (default: the whole queue)")                        \
+    X(PRIORITY, "priority", NULL, CFG_STR, "", 0, 0, CMD_SUBMIT | CMD_SCHEDULE,                    \
+      "Job priority, 0 to 9 (9 starts first) or low, normal, high (default: normal)")              \
+    X(DELAY, "delay", NULL, CFG_STR, "", 0, 0, CMD_SUBMIT,                                         \
+      "Seconds from now before the job may start, may be fractional (not with --run-at)")          \
+    X(RUN_AT, "run-at", NULL, CFG_STR, "", 0, 0, CMD_SUBMIT,                                       \
+      "When the job may start: epoch ms or an RFC 3339 time, e.g. 2025-06-01T09:30:00Z")           \
+    X(SCHED_CRON, "cron", NULL, CFG_STR, "", 0, 0, CMD_SCHEDULE,                                   \
+      "schedule add: a cron expression, \"MIN HOUR DOM MON DOW\" or @daily, ... (docs/api.md)")    \
+    X(SCHED_TZ, "tz", NULL, CFG_STR, "", 0, 0, CMD_SCHEDULE,                                       \
+      "schedule add: the time zone the cron expression is read in (default UTC)")                  \
+    X(SCHED_EVERY, "every", NULL, CFG_STR, "", 0, 0, CMD_SCHEDULE,                                 \
+      "schedule add: an interval instead of --cron: 30s, 5m, 1h30m, 1d")                           \
+    X(SCHED_OVERLAP, "overlap", NULL, CFG_STR, "", 0, 0, CMD_SCHEDULE,                             \
+      "schedule add: skip (default: no run while the last one has not ended) or allow")            \
+    X(SCHED_NAME, "name", NULL, CFG_STR, "", 0, 0, CMD_SCHEDULE, "schedule add: a name to show")   \
     X(WAIT, "wait", NULL, CFG_BOOL, "false", 0, 0, CMD_SUBMIT | CMD_RESULT,                        \
       "Wait for the job to finish and print its result")                                           \
     X(JSON, "json", NULL, CFG_BOOL, "false", 0, 0, CMD_CLI, "Print JSON instead of text")          \
     X(ONCE, "once", NULL, CFG_BOOL, "false", 0, 0, CMD_MONITOR,                                    \
       "Print one plain-text report and exit (--json implies it)")                                  \
+    X(ENV_FILE, "env-file", NULL, CFG_STR, "", 0, 0, CMD_MONITOR,                                  \
+      "Report on an environment's workers with the figures in this file (- for stdin), one JSON "  \
+      "object a line, as scripts/monitor-workers.sh gathers them (docs/operations.md)")            \
+    X(WINDOW, "window", NULL, CFG_INT, "3", 1, 1000, CMD_MONITOR,                                  \
+      "With --env-file: reports the queue must stay above 5 or at 0 in")                           \
+    X(JOBS, "jobs", NULL, CFG_INT, "100", 1, 500, CMD_MONITOR,                                     \
+      "With --env-file: recent succeeded jobs the wait and run times are over")                    \
     X(FOLLOW, "follow", NULL, CFG_BOOL, "false", 0, 0, CMD_LOGS,                                   \
       "Keep printing new output until the job finishes (-f)")                                      \
     X(STATUS, "status", NULL, CFG_STR, "", 0, 0, CMD_JOBS,                                         \

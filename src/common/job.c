@@ -1,12 +1,16 @@
+#define _GNU_SOURCE
 #include "job.h"
 
 #include "jsonv.h"
+#include "util.h"
 
 #include <errno.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static const char *json_type_name(const json_t *v)
 {
@@ -267,4 +271,166 @@ long long job_retry_delay_ms(double backoff_s, long long failures, double cap_s,
     if (d > cap_s)
         d = cap_s;
     return (long long)((d / 2 + d / 2 * rnd) * 1000.0);
+}
+
+int job_parse_rfc3339(const char *s, long long *ms)
+{
+    struct tm tm = {0};
+    int n = 0, frac_ms = 0;
+    if (sscanf(s, "%4d-%2d-%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &n) != 3 || n != 10 ||
+        (s[10] != 'T' && s[10] != 't' && s[10] != ' '))
+        return -EINVAL;
+    const char *p = s + 11;
+    if (sscanf(p, "%2d:%2d:%2d%n", &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 3 || n != 8)
+        return -EINVAL;
+    p += 8;
+    if (*p == '.') {
+        int digits = 0;
+        for (p++; *p >= '0' && *p <= '9'; p++, digits++)
+            if (digits < 3)
+                frac_ms = frac_ms * 10 + (*p - '0');
+        if (digits == 0)
+            return -EINVAL;
+        for (; digits < 3; digits++)
+            frac_ms *= 10;
+    }
+    int offset_min = 0;
+    if ((*p == 'Z' || *p == 'z') && !p[1]) {
+        offset_min = 0;
+    } else if (*p == '+' || *p == '-') {
+        int oh, om;
+        if (sscanf(p + 1, "%2d:%2d%n", &oh, &om, &n) != 2 || n != 5 || p[6] || oh > 23 || om > 59)
+            return -EINVAL;
+        offset_min = (*p == '-' ? -1 : 1) * (oh * 60 + om);
+    } else {
+        return -EINVAL;
+    }
+    if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
+        tm.tm_min > 59 || tm.tm_sec > 60 || tm.tm_year < 1970)
+        return -EINVAL;
+    int mday = tm.tm_mday;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    time_t t = timegm(&tm);
+    if (t == (time_t)-1 || tm.tm_mday != mday) /* 31 April rolled over */
+        return -EINVAL;
+    *ms = ((long long)t - offset_min * 60LL) * 1000 + frac_ms;
+    return 0;
+}
+
+static int take_tenant(json_t *spec, const char *token_tenant, struct job_placement *out, char *err,
+                       size_t errlen)
+{
+    json_t *v = json_object_get(spec, "tenant");
+    const char *t = token_tenant && token_tenant[0] ? token_tenant : JOB_TENANT_DEFAULT;
+    if (v && !json_is_null(v)) {
+        if (!json_is_string(v) || !util_valid_tenant(json_string_value(v))) {
+            snprintf(err, errlen,
+                     "field 'tenant' must be a string of 1 to 64 characters of "
+                     "[A-Za-z0-9._-]");
+            return -EINVAL;
+        }
+        if (token_tenant && token_tenant[0] && strcmp(token_tenant, json_string_value(v)) != 0) {
+            snprintf(err, errlen,
+                     "field 'tenant' is '%s', but this token submits as tenant '%s' only",
+                     json_string_value(v), token_tenant);
+            return -EPERM;
+        }
+        t = json_string_value(v);
+    }
+    snprintf(out->tenant, sizeof(out->tenant), "%s", t);
+    json_object_del(spec, "tenant");
+    return 0;
+}
+
+static int take_priority(json_t *spec, struct job_placement *out, char *err, size_t errlen)
+{
+    static const struct {
+        const char *name;
+        int value;
+    } names[] = {{"low", 2}, {"normal", 5}, {"high", 8}};
+    json_t *v = json_object_get(spec, "priority");
+    out->priority = 5;
+    if (!v || json_is_null(v)) {
+        json_object_del(spec, "priority");
+        return 0;
+    }
+    bool ok = false;
+    if (json_is_integer(v) && json_integer_value(v) >= 0 && json_integer_value(v) <= 9) {
+        out->priority = (int)json_integer_value(v);
+        ok = true;
+    }
+    for (size_t i = 0; json_is_string(v) && i < sizeof(names) / sizeof(names[0]); i++)
+        if (!strcmp(json_string_value(v), names[i].name)) {
+            out->priority = names[i].value;
+            ok = true;
+        }
+    if (!ok) {
+        snprintf(err, errlen,
+                 "field 'priority' must be an integer from 0 to 9 (9 first) or one of "
+                 "\"low\", \"normal\", \"high\"");
+        return -EINVAL;
+    }
+    json_object_del(spec, "priority");
+    return 0;
+}
+
+static int take_start(json_t *spec, long long now_ms, struct job_placement *out, char *err,
+                      size_t errlen)
+{
+    json_t *at = json_object_get(spec, "run_at"), *delay = json_object_get(spec, "delay_s");
+    long long latest = now_ms + JOB_MAX_DELAY_S * 1000;
+    out->run_at_ms = out->delay_ms = 0;
+    if (at && !json_is_null(at) && delay && !json_is_null(delay)) {
+        snprintf(err, errlen, "fields 'run_at' and 'delay_s' cannot both be given");
+        return -EINVAL;
+    }
+    if (at && !json_is_null(at)) {
+        long long ms = 0;
+        if (json_is_integer(at) && json_integer_value(at) >= 0)
+            ms = json_integer_value(at);
+        else if (!json_is_string(at) || job_parse_rfc3339(json_string_value(at), &ms) < 0)
+            ms = -1;
+        if (ms < 0 || ms > latest) {
+            snprintf(err, errlen,
+                     "field 'run_at' must be epoch milliseconds or an RFC 3339 time "
+                     "(2026-12-07T15:00:00Z) at most %lld days ahead",
+                     JOB_MAX_DELAY_S / 86400);
+            return -EINVAL;
+        }
+        out->run_at_ms = ms;
+    } else if (delay && !json_is_null(delay)) {
+        double d = json_is_number(delay) ? json_number_value(delay) : -1;
+        if (!(d >= 0) || d > (double)JOB_MAX_DELAY_S) {
+            snprintf(err, errlen, "field 'delay_s' must be a number of seconds from 0 to %lld",
+                     JOB_MAX_DELAY_S);
+            return -EINVAL;
+        }
+        out->delay_ms = (long long)(d * 1000 + 0.5);
+    }
+    json_object_del(spec, "run_at");
+    json_object_del(spec, "delay_s");
+    return 0;
+}
+
+int job_placement_take(json_t *spec, const struct job_token *tok, long long now_ms,
+                       struct job_placement *out, char *err, size_t errlen)
+{
+    const char *token_tenant = tok ? tok->tenant : NULL;
+    int r;
+    memset(out, 0, sizeof(*out));
+    if (!json_is_object(spec)) {
+        snprintf(err, errlen, "the job spec must be a JSON object, not %s", json_type_name(spec));
+        return -EINVAL;
+    }
+    if ((r = take_tenant(spec, token_tenant, out, err, errlen)) < 0 ||
+        (r = take_priority(spec, out, err, errlen)) < 0 ||
+        (r = take_start(spec, now_ms, out, err, errlen)) < 0)
+        return r;
+    if (tok && out->priority > tok->max_priority) {
+        snprintf(err, errlen, "field 'priority' is %d, but this token may ask for %d at most",
+                 out->priority, tok->max_priority);
+        return -EPERM;
+    }
+    return 0;
 }

@@ -41,6 +41,35 @@ int job_json_parse(const char *text, size_t len, json_t **ret, char *err, size_t
 int job_spec_parse(const char *text, size_t len, const struct job_limits *lim, json_t **ret_spec,
                    char *err, size_t errlen);
 
+/* Where and when a job waits, taken out of a submitted body (these fields
+ * are not the spec's): its tenant (the token's, else the body's "tenant",
+ * else "default"), its priority ("priority": 0-9, 9 first, or "low" 2,
+ * "normal" 5, "high" 8; default 5) and when it may start ("run_at": epoch
+ * ms or an RFC 3339 time; or "delay_s": seconds from now; 0 is now). */
+#define JOB_TENANT_DEFAULT "default"
+#define JOB_MAX_DELAY_S (366LL * 86400)
+struct job_placement {
+    char tenant[65];
+    int priority;
+    long long run_at_ms; /* run_at (0: none) */
+    long long delay_ms;  /* delay_s, from when it is enqueued (0: none) */
+};
+/* What the request's token allows: the tenant it submits as ("" or NULL:
+ * any) and the highest priority it may ask for (its max_priority= in the
+ * tokens file; 9 without one). */
+struct job_token {
+    const char *tenant;
+    int max_priority;
+};
+/* Removes the fields from spec into *out (tok NULL: no token). 0; -EINVAL
+ * for a bad field, -EPERM for a tenant other than the token's or a
+ * priority above its max_priority, with a message in err. */
+int job_placement_take(json_t *spec, const struct job_token *tok, long long now_ms,
+                       struct job_placement *out, char *err, size_t errlen);
+/* An RFC 3339 time ("2026-12-07T15:00:00Z", "...T15:00:00.250+01:00") as
+ * epoch ms; -EINVAL when it is not one. */
+int job_parse_rfc3339(const char *s, long long *ms);
+
 /* Validates an already parsed spec and fills its defaults in place. */
 int job_spec_normalize(json_t *spec, const struct job_limits *lim, char *err, size_t errlen);
 

@@ -17,6 +17,20 @@ int64_t util_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t util_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t util_mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 int64_t util_mono_ms(void)
 {
     struct timespec ts;
@@ -59,6 +73,15 @@ bool util_valid_id(const char *s)
               c == '_' || c == '-'))
             return false;
     }
+    return n >= 1 && n <= 64;
+}
+
+bool util_valid_tenant(const char *s)
+{
+    size_t n = 0;
+    for (; s[n]; n++)
+        if (!util_valid_id((char[]){s[n], '\0'}) && s[n] != '.')
+            return false;
     return n >= 1 && n <= 64;
 }
 
@@ -152,6 +175,14 @@ int util_read_file(const char *path, size_t max, char **ret_buf, size_t *ret_len
     *ret_buf = steal_pointer(&buf);
     *ret_len = len;
     return 0;
+}
+
+char **util_strv_free(char **v)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        free(v[i]);
+    free(v);
+    return NULL;
 }
 
 int util_write_all(int fd, const void *buf, size_t len)

@@ -12,9 +12,10 @@
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
-/* Ownership helpers in the style of bubblewrap's utils.h: a variable declared
- * with _cleanup_free_ is freed when it leaves scope unless its value was
- * handed on with steal_pointer(). */
+/* Ownership helpers in the style of bubblewrap's utils.h and systemd's
+ * TAKE_PTR: a variable declared with a _cleanup_ attribute is released when
+ * it leaves scope unless its value was handed on with steal_pointer() (or
+ * steal_fd()). One owner per resource, released in one place. */
 static inline void util_freep(void *p)
 {
     free(*(void **)p);
@@ -27,14 +28,28 @@ static inline void util_closep(int *fd)
 #define _cleanup_free_ __attribute__((cleanup(util_freep)))
 #define _cleanup_close_ __attribute__((cleanup(util_closep)))
 
-static inline void *util_steal_pointer(void *pp)
+/* A NULL-terminated array of malloc'd strings (an environment, an argv):
+ * frees each string, then the array. Accepts NULL; returns NULL, so that
+ * `v = util_strv_free(v);` leaves nothing dangling. */
+char **util_strv_free(char **v);
+static inline void util_strv_freep(char ***v)
 {
-    void **p = pp;
-    void *v = *p;
-    *p = NULL;
-    return v;
+    util_strv_free(*v);
 }
-#define steal_pointer(pp) util_steal_pointer(pp)
+#define _cleanup_strv_ __attribute__((cleanup(util_strv_freep)))
+
+/* Takes the value out of the pointer variable *pp and leaves NULL there:
+ * `*ret = steal_pointer(&buf);` hands buf on, and its _cleanup_ then frees
+ * nothing. The value keeps its type (no void * in between), so handing a
+ * char * to an int * is a compile error, and so is passing anything but
+ * the address of a pointer. */
+#define steal_pointer(pp)                                                                          \
+    __extension__({                                                                                \
+        __typeof__(pp) steal_pp_ = (pp);                                                           \
+        __typeof__(*steal_pp_) steal_v_ = *steal_pp_;                                              \
+        *steal_pp_ = NULL;                                                                         \
+        steal_v_;                                                                                  \
+    })
 
 static inline int steal_fd(int *fd)
 {
@@ -45,8 +60,12 @@ static inline int steal_fd(int *fd)
 
 /* Wall-clock milliseconds since the Unix epoch. */
 int64_t util_now_ms(void);
+/* Wall-clock microseconds since the Unix epoch. */
+int64_t util_now_us(void);
 /* Monotonic milliseconds, for deadlines. */
 int64_t util_mono_ms(void);
+/* Monotonic microseconds, for measurements. */
+int64_t util_mono_us(void);
 
 /* Writes a new job id (time-ordered: 12 hex digits of ms, 16 random) into
  * buf, which must hold UTIL_ID_LEN + 1 bytes. */
@@ -55,6 +74,9 @@ void util_new_id(char *buf);
 
 /* An id a client may name: 1..64 characters of [A-Za-z0-9_-]. */
 bool util_valid_id(const char *s);
+/* A tenant's name: 1 to 64 of [A-Za-z0-9._-] (a part of Redis key names,
+ * so never '{', '}' or ':'). */
+bool util_valid_tenant(const char *s);
 
 /* Length of the valid UTF-8 sequence at s (1 to 4 bytes, at most n; n >= 1),
  * or 0 when there is none: a stray continuation byte, an overlong form

@@ -1240,6 +1240,20 @@ static void on_ping_timer(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+static void home_ready_check(struct queue_async *qa);
+
+static void on_auth_reply(redisReply *r, void *priv)
+{
+    struct setup *s = priv;
+    if (r && r->type != REDIS_REPLY_ERROR) {
+        struct queue_async *qa = setup_take(s);
+        if (qa)
+            home_ready_check(qa);
+        return;
+    }
+    on_setup_reply(r, s);
+}
+
 /* Makes a new home connection to host:port. Commands are queued at once,
  * and sent in order once connected. */
 static void connect_home(struct queue_async *qa, const char *host, int port)
@@ -1264,7 +1278,7 @@ static void connect_home(struct queue_async *qa, const char *host, int port)
     }
     if (u->password) {
         const char *argv[3];
-        send_setup(qa, on_setup_reply, "AUTH", 0, auth_argv(u->user, u->password, argv), argv);
+        send_setup(qa, on_auth_reply, "AUTH", 0, auth_argv(u->user, u->password, argv), argv);
     }
     if (u->db) {
         char db[16];
@@ -1278,6 +1292,17 @@ static void connect_home(struct queue_async *qa, const char *host, int port)
         const char *role[] = {"ROLE"};
         send_setup(qa, on_role_reply, "ROLE", 0, 1, role);
     }
+    /* The scripts wait for AUTH's answer: Redis drops a connection that
+     * is not logged in as soon as it sends a bulk over 16 KB (a SCRIPT
+     * LOAD), and the WRONGPASS before it could be lost in that reset. */
+    if (!u->password)
+        home_ready_check(qa);
+}
+
+/* The scripts, and the PING that makes the connection ready, once it is
+ * logged in. */
+static void home_ready_check(struct queue_async *qa)
+{
     load_scripts(qa);
     send_ping(qa);
 }

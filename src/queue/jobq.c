@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/log.h"
+#include "../common/sched.h"
 #include "../common/util.h"
 
 _Static_assert(sizeof((double[]){QUEUE_BUCKETS}) / sizeof(double) <= 32,
@@ -105,6 +107,15 @@ static void put_field(struct queue_call *c, const char *field, const char *value
     }
 }
 
+/* The same with a value of len bytes (0: a NUL-terminated string). */
+static void put_field_n(struct queue_call *c, const char *field, const char *value, size_t len)
+{
+    if (value) {
+        put(c, field);
+        put_bin(c, value, len ? len : strlen(value));
+    }
+}
+
 static void put_field_int(struct queue_call *c, const char *field, long long value)
 {
     put(c, field);
@@ -172,18 +183,25 @@ static void put_events(struct queue_call *c, const struct queue_names *n)
 /* --- The API's calls ------------------------------------------------------- */
 
 int queue_build_enqueue(struct queue_call *c, const struct queue_names *n, const char *id,
-                        const char *spec, long long now_ms, bool client_id)
+                        const char *spec, long long now_ms, bool client_id,
+                        const struct queue_submit *how)
 {
     call_init(c, QS_ENQUEUE, false);
     c->durable = true;
     put_key(c, n->job_prefix, "", id);
     put(c, n->queue);
     put_key(c, n->index_prefix, "", "all");
+    put(c, n->scheduled);
+    put_key(c, n->index_prefix, "", queue_status_name(QUEUE_STATUS_SCHEDULED));
     put(c, id);
     put(c, spec);
     put_int(c, now_ms);
     put_events(c, n);
     put(c, client_id ? "1" : "0");
+    put(c, how && how->tenant ? how->tenant : "");
+    put_int(c, how ? how->priority : QUEUE_PRIORITY_DEFAULT);
+    put_int(c, how ? how->run_at_ms : 0);
+    put(c, n->base);
     return built(c);
 }
 
@@ -200,6 +218,7 @@ int queue_build_cancel(struct queue_call *c, const struct queue_names *n, const 
     put_events(c, n);
     put_int(c, cancelled_ttl_s);
     put(c, n->control_prefix);
+    put(c, n->base);
     return built(c);
 }
 
@@ -213,6 +232,69 @@ int queue_build_retry(struct queue_call *c, const struct queue_names *n, const c
     put(c, id);
     put_int(c, now_ms);
     put_events(c, n);
+    put(c, n->base);
+    return built(c);
+}
+
+int queue_build_pause(struct queue_call *c, const struct queue_names *n, const char *tenant,
+                      bool pause)
+{
+    call_init(c, QS_PAUSE, false);
+    put(c, n->queue);
+    put(c, n->base);
+    put(c, tenant);
+    put(c, pause ? "1" : "0");
+    put_events(c, n);
+    return built(c);
+}
+
+int queue_build_tenants(struct queue_call *c, const struct queue_names *n,
+                        const char *const *fields, size_t nfields)
+{
+    call_init(c, QS_TENANTS, false);
+    put(c, n->queue);
+    put(c, n->base);
+    for (size_t i = 0; i < nfields; i++)
+        put(c, fields[i]);
+    return built(c);
+}
+
+int queue_build_fair(struct queue_call *c, const struct queue_names *n)
+{
+    call_init(c, QS_FAIR, false);
+    put(c, n->queue);
+    put(c, n->base);
+    return built(c);
+}
+
+int queue_build_schedule(struct queue_call *c, const struct queue_names *n, const char *action,
+                         const char *id, long long now_ms, long long next_ms, const char *tenant,
+                         const char *const *fields, size_t nfields)
+{
+    call_init(c, QS_SCHEDULE, false);
+    c->durable = !strcmp(action, "add");
+    put_key(c, n->schedule_prefix, "", id);
+    put(c, n->schedules);
+    put(c, n->schedules_due);
+    put(c, action);
+    put(c, id);
+    put_int(c, now_ms);
+    put_int(c, next_ms);
+    put(c, tenant ? tenant : "");
+    for (size_t i = 0; i < nfields; i++)
+        put(c, fields[i]);
+    return built(c);
+}
+
+int queue_build_schedules(struct queue_call *c, const struct queue_names *n, const char *id,
+                          long long max, const char *tenant)
+{
+    call_init(c, QS_SCHEDULES, false);
+    put(c, n->schedules);
+    put(c, n->base);
+    put(c, id ? id : "");
+    put_int(c, max);
+    put(c, tenant ? tenant : "");
     return built(c);
 }
 
@@ -249,31 +331,33 @@ static const char *list_index(const char *status, bool *own)
 }
 
 /* How many ids list.lua hands page.lua for a page of limit jobs: a few
- * spare for ids to drop, or, when the all index is filtered by a status,
- * a budget of reads after which a short page comes with a cursor. */
-static long long list_count(const char *status, long long limit)
+ * spare for ids to drop, or, when the index is filtered (the all index by
+ * a status, any by a tenant), a budget of reads after which a short page
+ * comes with a cursor. */
+static long long list_count(const char *status, const char *tenant, long long limit)
 {
     bool own;
     list_index(status, &own);
-    if (own || !strcmp(status, "all"))
+    if ((own || !strcmp(status, "all")) && !*tenant)
         return limit + limit / 4 + 4;
     return 1000 + 10 * limit;
 }
 
 int queue_build_list(struct queue_call *c, const struct queue_names *n, const char *status,
-                     const char *cursor_score, const char *cursor_id, long long limit)
+                     const char *tenant, const char *cursor_score, const char *cursor_id,
+                     long long limit)
 {
     bool own;
     call_init(c, QS_LIST, false);
     put_key(c, n->index_prefix, "", list_index(status, &own));
     put(c, cursor_score);
     put(c, cursor_id);
-    put_int(c, list_count(status, limit));
+    put_int(c, list_count(status, tenant, limit));
     return built(c);
 }
 
 int queue_build_page(struct queue_call *c, const struct queue_names *n, const char *status,
-                     long long limit, const redisReply *ids)
+                     const char *tenant, long long limit, const redisReply *ids)
 {
     bool own;
     call_init(c, QS_PAGE, false);
@@ -288,6 +372,7 @@ int queue_build_page(struct queue_call *c, const struct queue_names *n, const ch
     put(c, own ? "1" : "0");
     put_int(c, limit);
     put_int(c, ids->element[0]->integer);
+    put(c, tenant);
     for (size_t i = 1; i + 1 < ids->elements; i += 2) {
         put_copy(c, ids->element[i]->str, ids->element[i]->len);
         put_copy(c, ids->element[i + 1]->str, ids->element[i + 1]->len);
@@ -336,34 +421,18 @@ int queue_build_workers(struct queue_call *c, const struct queue_names *n, const
     return built(c);
 }
 
-/* The KEYS stats.lua and metrics.lua share: the queue and the sets they
- * count. */
-static void put_count_keys(struct queue_call *c, const struct queue_names *n)
+int queue_build_metrics(struct queue_call *c, const struct queue_names *n, const redisReply *ids)
 {
+    call_init(c, QS_METRICS, false);
     put(c, n->queue);
     put(c, n->workers);
     put(c, n->scheduled);
     put(c, n->dead);
-}
-
-int queue_build_stats(struct queue_call *c, const struct queue_names *n, const redisReply *ids)
-{
-    call_init(c, QS_STATS, false);
-    put_count_keys(c, n);
-    if (put_worker_keys(c, n->processing_prefix, ids) < 0)
-        return refused(c);
-    c->nkeys = c->argc;
-    return built(c);
-}
-
-int queue_build_metrics(struct queue_call *c, const struct queue_names *n, const redisReply *ids)
-{
-    call_init(c, QS_METRICS, false);
-    put_count_keys(c, n);
     put(c, n->stats);
     if (put_worker_keys(c, n->processing_prefix, ids) < 0)
         return refused(c);
     c->nkeys = c->argc;
+    put(c, n->base);
     return built(c);
 }
 
@@ -400,9 +469,17 @@ static void parse_histogram(const redisReply *h, const char *name, struct jobq_h
 int queue_metrics_parse(const redisReply *r, struct queue_metrics *m)
 {
     memset(m, 0, sizeof(*m));
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 7 ||
-        r->element[6]->type != REDIS_REPLY_ARRAY)
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 11 ||
+        r->element[6]->type != REDIS_REPLY_ARRAY || r->element[9]->type != REDIS_REPLY_ARRAY ||
+        r->element[10]->type != REDIS_REPLY_ARRAY || r->element[10]->elements % 3)
         return -EPROTO;
+    m->tenants = r->element[10];
+    m->waiting = r->element[7]->type == REDIS_REPLY_INTEGER ? r->element[7]->integer : 0;
+    m->held = r->element[8]->type == REDIS_REPLY_INTEGER ? r->element[8]->integer : 0;
+    m->paused_tenants = r->element[9];
+    for (size_t i = 0; i < m->paused_tenants->elements; i++)
+        if (m->paused_tenants->element[i]->str && !strcmp(m->paused_tenants->element[i]->str, "*"))
+            m->paused = true;
     long long *counts[] = {&m->pending, &m->processing, &m->scheduled, &m->dead, &m->workers};
     for (size_t i = 0; i < ARRAY_SIZE(counts); i++)
         *counts[i] = r->element[i]->type == REDIS_REPLY_INTEGER ? r->element[i]->integer : 0;
@@ -484,14 +561,16 @@ static redisReply *run(struct jobq *j, struct queue_call *c, int built_rc)
     return r;
 }
 
-int jobq_take(struct jobq *j, struct queue_sync *q, int block_s, char **entry, size_t *len,
+int jobq_take(struct jobq *j, struct queue_sync *q, int block_ms, char **entry, size_t *len,
               char *err, size_t errlen)
 {
     /* Atomic on the node that owns the slot: a BLMOVE blocked there when
      * the slot moves away is answered MOVED (nothing taken) and sent again
      * to the new owner. */
-    redisReply *r = queue_sync_command(q, "BLMOVE %s %s RIGHT LEFT %d", j->names->queue,
-                                       j->processing_key, block_s);
+    if (block_ms < 10)
+        block_ms = 10;
+    redisReply *r = queue_sync_command(q, "BLMOVE %s %s RIGHT LEFT %d.%03d", j->names->queue,
+                                       j->processing_key, block_ms / 1000, block_ms % 1000);
     int rc = 0;
     if (!r)
         return -EIO;
@@ -513,16 +592,20 @@ int jobq_take(struct jobq *j, struct queue_sync *q, int block_s, char **entry, s
     return rc;
 }
 
-int jobq_build_start(const struct jobq *j, struct queue_call *c, const char *id, long long now_ms)
+int jobq_build_start(const struct jobq *j, struct queue_call *c, const char *id, long long now_us)
 {
+    char *now;
     call_init(c, QS_START, true);
     c->durable = true;
     put_key(c, j->names->job_prefix, "", id);
     put(c, j->processing_key);
+    put(c, j->names->queue);
     put(c, id);
     put(c, j->worker);
-    put_int(c, now_ms);
+    /* ms with a fraction: start.lua keeps both the ms and the µs. */
+    put_own(c, asprintf(&now, "%lld.%03lld", now_us / 1000, now_us % 1000) < 0 ? NULL : now);
     put_events(c, j->names);
+    put(c, j->names->base);
     return built(c);
 }
 
@@ -533,10 +616,10 @@ static long long int_at(const redisReply *r, size_t i)
                                                                          : 0;
 }
 
-int jobq_start(struct jobq *j, const char *id, long long now_ms, struct jobq_start *out)
+int jobq_start(struct jobq *j, const char *id, long long now_us, struct jobq_start *out)
 {
     struct queue_call c;
-    redisReply *r = run(j, &c, jobq_build_start(j, &c, id, now_ms));
+    redisReply *r = run(j, &c, jobq_build_start(j, &c, id, now_us));
     int rc = -EIO;
     memset(out, 0, sizeof(*out));
     if (!r)
@@ -559,6 +642,9 @@ int jobq_start(struct jobq *j, const char *id, long long now_ms, struct jobq_sta
         out->attempt = int_at(r, 1);
         out->failures = int_at(r, 3);
         out->created_ms = int_at(r, 4);
+        snprintf(out->id, sizeof(out->id), "%s",
+                 r->elements > 5 && r->element[5]->type == REDIS_REPLY_STRING ? r->element[5]->str
+                                                                              : id);
         out->spec = malloc(r->element[2]->len + 1);
         if (out->spec) {
             memcpy(out->spec, r->element[2]->str, r->element[2]->len);
@@ -588,6 +674,7 @@ int jobq_build_complete(const struct jobq *j, struct queue_call *c, const char *
     put_key(c, n->index_prefix, "", queue_status_name(o->status));
     put_key(c, n->index_prefix, "", queue_status_name(QUEUE_STATUS_SCHEDULED));
     put_key(c, n->index_prefix, "", queue_status_name(QUEUE_STATUS_DEAD));
+    put(c, n->queue);
     put(c, id);
     put(c, j->worker);
     put_int(c, o->attempt);
@@ -599,10 +686,11 @@ int jobq_build_complete(const struct jobq *j, struct queue_call *c, const char *
     put_int(c, o->next_run_ms);
     put(c, queue_status_name(o->status));
     put(c, o->live ? "1" : "0");
-    put_field(c, "result", o->result);
+    put(c, n->base);
+    put_field_n(c, "result", o->result, o->result_len);
     put_field(c, "error", o->error);
-    put_field(c, "stdout", o->out ? o->out : "");
-    put_field(c, "stderr", o->err ? o->err : "");
+    put_field_n(c, "stdout", o->out ? o->out : "", o->out ? o->out_len : 0);
+    put_field_n(c, "stderr", o->err ? o->err : "", o->err ? o->err_len : 0);
     put_field(c, "dead_reason", o->dead_reason);
     put_field(c, "usage", o->usage);
     return built(c);
@@ -779,7 +867,10 @@ static long long give_back(struct jobq *j, struct queue_sync *q, const char *wor
     _cleanup_free_ const char **v = strings_of(ids, &n);
     long long moved = 0;
     for (size_t i = 0; i < n; i++) {
-        if (keep && !strcmp(v[i], keep))
+        /* A ticket being started (QUEUE_TICKET kept) is the list's first
+         * entry, BLMOVE's: itself, or the job start.lua put in its place,
+         * which a start asked again (its reply lost) returns. */
+        if (keep && (!strcmp(v[i], keep) || (i == 0 && !strcmp(keep, QUEUE_TICKET))))
             continue;
         struct queue_call c;
         redisReply *r = run(j, &c, jobq_build_lost(j, &c, worker, v[i], now_ms, counts));
@@ -819,6 +910,21 @@ long long jobq_deregister(struct jobq *j, struct queue_sync *q)
     return give_back_all(j, q, j->worker, false, 0, NULL);
 }
 
+/* The least score of zset key (ZRANGE 0 0 WITHSCORES on q) into *ms (0:
+ * the zset is empty): 0, or -EIO. */
+static int first_score(struct queue_sync *q, const char *key, long long *ms)
+{
+    const char *first[] = {"ZRANGE", key, "0", "0", "WITHSCORES"};
+    redisReply *r = command(q, 5, first);
+    if (!r)
+        return -EIO;
+    *ms = r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[1]->str
+              ? strtoll(r->element[1]->str, NULL, 10)
+              : 0;
+    freeReplyObject(r);
+    return 0;
+}
+
 int jobq_build_promote(const struct jobq *j, struct queue_call *c, const char *id, long long now_ms)
 {
     call_init(c, QS_PROMOTE, false);
@@ -828,10 +934,12 @@ int jobq_build_promote(const struct jobq *j, struct queue_call *c, const char *i
     put(c, id);
     put_int(c, now_ms);
     put_events(c, j->names);
+    put(c, j->names->base);
     return built(c);
 }
 
-long long jobq_promote(struct jobq *j, struct queue_sync *q, long long now_ms)
+long long jobq_promote(struct jobq *j, struct queue_sync *q, long long now_ms,
+                       long long *next_due_ms)
 {
     char now[32];
     snprintf(now, sizeof(now), "%lld", now_ms);
@@ -849,7 +957,106 @@ long long jobq_promote(struct jobq *j, struct queue_sync *q, long long now_ms)
             promoted += r;
     }
     freeReplyObject(ids);
-    return promoted;
+    return first_score(q, j->names->scheduled, next_due_ms) < 0 ? -EIO : promoted;
+}
+
+int jobq_build_tick(const struct jobq *j, struct queue_call *c, const char *id, const char *due_ms,
+                    long long next_ms, const char *job, long long now_ms)
+{
+    const struct queue_names *n = j->names;
+    call_init(c, QS_TICK, false);
+    put_key(c, n->schedule_prefix, "", id);
+    put(c, n->schedules_due);
+    put_key(c, n->job_prefix, "", job);
+    put(c, n->queue);
+    put_key(c, n->index_prefix, "", "all");
+    put(c, id);
+    put(c, due_ms);
+    put_int(c, next_ms);
+    put(c, job);
+    put_int(c, now_ms);
+    put_events(c, n);
+    put(c, n->base);
+    return built(c);
+}
+
+/* The schedule's timing, read from its hash (HMGET on q): 0, -ENOENT when
+ * it has none (deleted meanwhile), -EIO. */
+static int read_timing(struct jobq *j, struct queue_sync *q, const char *id, struct sched_timing *t)
+{
+    _cleanup_free_ char *key = NULL;
+    if (asprintf(&key, "%s%s", j->names->schedule_prefix, id) < 0)
+        return -ENOMEM;
+    const char *hmget[] = {"HMGET", key, "cron", "tz", "every_ms"};
+    redisReply *r = command(q, 5, hmget);
+    if (!r)
+        return -EIO;
+    int rc = -ENOENT;
+    memset(t, 0, sizeof(*t));
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 3) {
+        const char *cron = r->element[0]->str, *tz = r->element[1]->str;
+        const char *every = r->element[2]->str;
+        snprintf(t->cron, sizeof(t->cron), "%s", cron ? cron : "");
+        snprintf(t->tz, sizeof(t->tz), "%s", tz ? tz : "UTC");
+        t->every_ms = every ? strtoll(every, NULL, 10) : 0;
+        rc = cron || every ? 0 : -ENOENT;
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+/* Ticks schedule id, due at due (the score read, as Redis gave it): 1 when
+ * it made a job, 0 when not, -EIO. */
+static int tick_one(struct jobq *j, struct queue_sync *q, const char *id, const char *due,
+                    long long now_ms)
+{
+    struct sched_timing t;
+    int r = read_timing(j, q, id, &t);
+    if (r == -EIO)
+        return r;
+    long long next = 0, due_ms = strtoll(due, NULL, 10);
+    char err[512];
+    if (r == 0 && sched_after(&t, due_ms, now_ms, &next, err, sizeof(err)) < 0) {
+        log_warn("a schedule has no next fire; it stops after this one", "{s:s, s:s}", "schedule",
+                 id, "error", err);
+        next = 0;
+    }
+    char job[80];
+    util_new_id(job);
+    struct queue_call c;
+    /* NULL: the script failed (logged), or a stop came while Redis was
+     * away; either way, the next tick tries again. */
+    redisReply *rep = run(j, &c, jobq_build_tick(j, &c, id, due, next, job, now_ms));
+    if (!rep)
+        return 0;
+    int made = rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+               rep->element[0]->type == REDIS_REPLY_INTEGER && rep->element[0]->integer == 1;
+    freeReplyObject(rep);
+    return made;
+}
+
+long long jobq_tick(struct jobq *j, struct queue_sync *q, long long now_ms, long long *next_due_ms)
+{
+    char now[32];
+    snprintf(now, sizeof(now), "%lld", now_ms);
+    const char *due[] = {
+        "ZRANGEBYSCORE", j->names->schedules_due, "-inf", now, "WITHSCORES", "LIMIT", "0", "100"};
+    redisReply *r = command(q, 8, due);
+    if (!r)
+        return -EIO;
+    long long made = 0;
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i + 1 < r->elements; i += 2) {
+        if (!r->element[i]->str || !r->element[i + 1]->str)
+            continue;
+        int t = tick_one(j, q, r->element[i]->str, r->element[i + 1]->str, now_ms);
+        if (t < 0) {
+            freeReplyObject(r);
+            return t;
+        }
+        made += t;
+    }
+    freeReplyObject(r);
+    return first_score(q, j->names->schedules_due, next_due_ms) < 0 ? -EIO : made;
 }
 
 int jobq_build_reap(const struct jobq *j, struct queue_call *c, long long now_ms,
@@ -933,6 +1140,7 @@ int jobq_build_lost(const struct jobq *j, struct queue_call *c, const char *work
     put_int(c, j->set.max_deliveries);
     put_int(c, j->set.failed_ttl_s);
     put(c, counts ? "1" : "0");
+    put(c, n->base);
     return built(c);
 }
 
@@ -980,36 +1188,55 @@ int jobq_output(struct jobq *j, struct queue_sync *q, const char *id, const stru
     _cleanup_free_ char *job_key = queue_job_key(j->names, id);
     if (!job_key)
         return -ENOMEM;
-    if (o->progress || o->nlogs) {
-        /* progress: the job hash's field, shown by GET /v1/jobs/{id}; log:
-         * the job's structured lines, kept beside it like its output. */
-        int n = 0;
-        if (o->progress) {
-            queue_sync_appendf(q, "HSET %s progress %s", job_key, o->progress);
-            n++;
-        }
-        for (size_t i = 0; i < o->nlogs; i++) {
-            queue_sync_appendf(q, "RPUSH %s:log %s", job_key, o->logs[i] ? o->logs[i] : "{}");
-            n++;
-        }
-        if (o->nlogs) {
-            queue_sync_appendf(q, "EXPIRE %s:log %lld", job_key, j->set.live_ttl_s);
-            n++;
-        }
-        if (queue_sync_drain(q, n) < 0)
-            return -EIO;
+    /* One pipeline, one round trip: progress (the job hash's field, shown
+     * by GET /v1/jobs/{id}), the structured log lines (kept beside the hash
+     * like its output), the output chunks, each with its EXPIRE, then the
+     * event that says so. */
+    int n = 0;
+    if (o->progress) {
+        queue_sync_appendf(q, "HSET %s progress %s", job_key, o->progress);
+        n++;
+    }
+    for (size_t i = 0; i < o->nlogs; i++) {
+        queue_sync_appendf(q, "RPUSH %s:log %s", job_key, o->logs[i] ? o->logs[i] : "{}");
+        n++;
+    }
+    if (o->nlogs) {
+        queue_sync_appendf(q, "EXPIRE %s:log %lld", job_key, j->set.live_ttl_s);
+        n++;
     }
     static const char *const streams[] = {"stdout", "stderr"};
+    size_t bytes[ARRAY_SIZE(streams)] = {0};
     for (size_t i = 0; i < ARRAY_SIZE(streams); i++) {
         if (!o->stream[i] || !o->stream_len[i])
             continue;
         queue_sync_appendf(q, "APPEND %s:%s %b", job_key, streams[i], o->stream[i],
                            o->stream_len[i]);
         queue_sync_appendf(q, "EXPIRE %s:%s %lld", job_key, streams[i], j->set.live_ttl_s);
-        /* Live output is best effort; the final record has it all. */
-        if (queue_sync_drain(q, 2) < 0)
-            return -EIO;
+        bytes[i] = o->stream_len[i];
+        n += 2;
     }
+    if (!n)
+        return 0;
+    /* Sent after the writes on the same connection (and so, on a cluster,
+     * to the same node, the channel sharing the queue's slot): a client
+     * that reads the logs when it hears the event finds what it announces.
+     * The sizes are this batch's, not offsets, which would cost a round
+     * trip before publishing; the id was checked when it was taken
+     * (util_valid_id), so it needs no escaping. */
+    char event[256];
+    int len = snprintf(event, sizeof(event),
+                       "{\"id\":\"%s\",\"output\":{\"stdout\":%zu,\"stderr\":%zu,"
+                       "\"log\":%zu,\"progress\":%s}}",
+                       id, bytes[0], bytes[1], o->nlogs, o->progress ? "true" : "false");
+    if (len > 0 && (size_t)len < sizeof(event)) {
+        queue_sync_appendf(q, "%s %s %b", j->names->sharded ? "SPUBLISH" : "PUBLISH",
+                           j->names->events, event, (size_t)len);
+        n++;
+    }
+    /* Live output is best effort; the final record has it all. */
+    if (queue_sync_drain(q, n) < 0)
+        return -EIO;
     return 0;
 }
 

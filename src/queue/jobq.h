@@ -49,23 +49,56 @@ int queue_async_call(struct queue_async *qa, const struct queue_call *c, queue_a
  * -ENOMEM. */
 /* client_id: the id came from the client (it may name a job that exists);
  * false for one the API made (util_new_id: 128 random bits). */
+/* How a job waits (docs/protocol.md, "Tenants, priorities and fair
+ * share"): tenant NULL or "" skips fair share (the id goes on the queue
+ * list, FIFO); priority 0-9, 9 first; run_at_ms 0 (or past) is now, a
+ * later time makes the job scheduled until then. */
+#define QUEUE_PRIORITY_DEFAULT 5
+#define QUEUE_PRIORITY_MAX 9
+struct queue_submit {
+    const char *tenant;
+    int priority;
+    long long run_at_ms;
+};
 int queue_build_enqueue(struct queue_call *c, const struct queue_names *n, const char *id,
-                        const char *spec, long long now_ms, bool client_id);
+                        const char *spec, long long now_ms, bool client_id,
+                        const struct queue_submit *how);
 int queue_build_cancel(struct queue_call *c, const struct queue_names *n, const char *id,
                        long long now_ms, long long cancelled_ttl_s);
 int queue_build_retry(struct queue_call *c, const struct queue_names *n, const char *id,
                       long long now_ms);
+/* pause.lua of the queue (tenant "*") or one tenant. */
+int queue_build_pause(struct queue_call *c, const struct queue_names *n, const char *tenant,
+                      bool pause);
+/* tenants.lua with fields[0..nfields): field, value, ... */
+int queue_build_tenants(struct queue_call *c, const struct queue_names *n,
+                        const char *const *fields, size_t nfields);
+int queue_build_fair(struct queue_call *c, const struct queue_names *n);
+/* Recurring jobs' schedules (docs/protocol.md, "Recurring jobs"):
+ * schedule.lua's action "add" (the hash's fields[0..nfields): field,
+ * value, ...), "delete", "pause" or "resume"; next_ms, the next fire, for
+ * add and resume; tenant, the one the request may act for (NULL or "":
+ * any). */
+int queue_build_schedule(struct queue_call *c, const struct queue_names *n, const char *action,
+                         const char *id, long long now_ms, long long next_ms, const char *tenant,
+                         const char *const *fields, size_t nfields);
+/* schedules.lua: schedule id (NULL or "": the first max of every one), of
+ * tenant (NULL or "": any). */
+int queue_build_schedules(struct queue_call *c, const struct queue_names *n, const char *id,
+                          long long max, const char *tenant);
 int queue_build_logs(struct queue_call *c, const struct queue_names *n, const char *id,
                      long long stdout_offset, long long stderr_offset, long long log_offset);
 /* A listing page is two calls: list.lua (the ids of the index after the
  * cursor) then page.lua (their jobs, filtered), built from list.lua's
- * reply. status: a status's name or "all"; cursor_score "+inf" and
- * cursor_id "" for the first page. */
+ * reply. status: a status's name or "all"; tenant: the tenant to list, or
+ * "" for every one; cursor_score "+inf" and cursor_id "" for the first
+ * page. */
 int queue_build_list(struct queue_call *c, const struct queue_names *n, const char *status,
-                     const char *cursor_score, const char *cursor_id, long long limit);
+                     const char *tenant, const char *cursor_score, const char *cursor_id,
+                     long long limit);
 /* 0, -ENOMEM, or -EPROTO when ids is not list.lua's reply. */
 int queue_build_page(struct queue_call *c, const struct queue_names *n, const char *status,
-                     long long limit, const redisReply *ids);
+                     const char *tenant, long long limit, const redisReply *ids);
 /* GET /v1/workers, /v1/queue and /metrics are two calls: the workers' ids
  * (ZRANGE of the workers zset), then the script, with each worker's key
  * named, built from that reply (-EPROTO when it is not an array). */
@@ -73,7 +106,6 @@ int queue_build_worker_ids(struct queue_call *c, const struct queue_names *n);
 /* HGETALL of the job's hash (GET /v1/jobs/{id}, and a waiter's read). */
 int queue_build_job_read(struct queue_call *c, const struct queue_names *n, const char *id);
 int queue_build_workers(struct queue_call *c, const struct queue_names *n, const redisReply *ids);
-int queue_build_stats(struct queue_call *c, const struct queue_names *n, const redisReply *ids);
 int queue_build_metrics(struct queue_call *c, const struct queue_names *n, const redisReply *ids);
 /* count.lua: adds submitted to the stats hash's submitted counter. */
 int queue_build_count_submitted(struct queue_call *c, const struct queue_names *n,
@@ -92,6 +124,10 @@ struct jobq_histogram {
  * counters and histograms. */
 struct queue_metrics {
     long long pending, processing, scheduled, dead, workers;
+    long long waiting, held;          /* fair share: in the backlogs; parked */
+    bool paused;                      /* the whole queue */
+    const redisReply *paused_tenants; /* the reply's array of them ("*" included) */
+    const redisReply *tenants;        /* {tenant, waiting, running, ...} */
     long long submitted;
     long long completed[QUEUE_STATUS__COUNT];
     struct jobq_histogram duration, queue_wait;
@@ -141,11 +177,11 @@ void jobq_free(struct jobq *j);
 void queue_sync_setname(struct queue_sync *q, const char *name);
 
 /* BLMOVE of the oldest queue entry into the worker's processing list,
- * blocking up to block_s. Returns 1 with *entry (malloc'd, NUL-terminated,
+ * blocking up to block_ms (at least 10). Returns 1 with *entry (malloc'd, NUL-terminated,
  * its length in *len: any bytes, not necessarily an id), 0 when none came,
  * -EIO when the connection was lost, -EPROTO with err for an error reply,
  * -ENOMEM. */
-int jobq_take(struct jobq *j, struct queue_sync *q, int block_s, char **entry, size_t *len,
+int jobq_take(struct jobq *j, struct queue_sync *q, int block_ms, char **entry, size_t *len,
               char *err, size_t errlen);
 
 enum jobq_start_what { JOBQ_RUN, JOBQ_MISSING, JOBQ_SKIP };
@@ -156,19 +192,24 @@ struct jobq_start {
     char *spec;                  /* JOBQ_RUN: the spec's text (malloc'd) */
     size_t spec_len;
     char status[40]; /* JOBQ_SKIP: the job's status */
+    char id[80];     /* JOBQ_RUN: the job's id (the one a ticket stood for) */
 };
-int jobq_build_start(const struct jobq *j, struct queue_call *c, const char *id, long long now_ms);
-/* start.lua for the job id just taken. 0 with *out (free out->spec), or
- * -EIO when it gave up or the reply was not start.lua's. */
-int jobq_start(struct jobq *j, const char *id, long long now_ms, struct jobq_start *out);
+int jobq_build_start(const struct jobq *j, struct queue_call *c, const char *id, long long now_us);
+/* start.lua for the job id just taken, now_us the time it was taken (µs
+ * since the epoch; the job's started_ms and started_us). 0 with *out (free
+ * out->spec), or -EIO when it gave up or the reply was not start.lua's. */
+int jobq_start(struct jobq *j, const char *id, long long now_us, struct jobq_start *out);
 
 /* What a run came to, for complete.lua. Strings may be NULL (absent). */
 struct job_outcome {
     enum queue_status status;
     long long attempt;
-    const char *result;      /* JSON text of a succeeded run's value */
-    const char *error;       /* JSON text {type, message, traceback} */
-    const char *out, *err;   /* stdout and stderr (NULL: empty) */
+    const char *result;    /* JSON text of a succeeded run's value */
+    const char *error;     /* JSON text {type, message, traceback} */
+    const char *out, *err; /* stdout and stderr (NULL: empty) */
+    /* The bytes at result, out and err (as sent: not NUL-terminated); 0
+     * for a NUL-terminated string. */
+    size_t result_len, out_len, err_len;
     const char *dead_reason; /* why a dead job was given up */
     const char *usage;       /* JSON text {wall_ms, cpu_ms, max_rss_kb} */
     long long max_attempts;  /* the job's; below 1 counts as 1 */
@@ -216,9 +257,22 @@ long long jobq_reconcile(struct jobq *j, struct queue_sync *q, const char *curre
 
 int jobq_build_promote(const struct jobq *j, struct queue_call *c, const char *id,
                        long long now_ms);
-/* Finds the retries due by now_ms (ZRANGEBYSCORE on q) and promotes each
- * (promote.lua): the number promoted, or -EIO. */
-long long jobq_promote(struct jobq *j, struct queue_sync *q, long long now_ms);
+/* Finds the scheduled jobs due by now_ms (retries, and jobs submitted with
+ * a later run_at: ZRANGEBYSCORE on q) and promotes each (promote.lua): the
+ * number promoted, or -EIO. *next_due_ms gets the time the next one is due
+ * (0: none is scheduled). */
+long long jobq_promote(struct jobq *j, struct queue_sync *q, long long now_ms,
+                       long long *next_due_ms);
+
+/* tick.lua for schedule id, due at due_ms (the score as read), moving on
+ * to next_ms (0: none), its job (when it makes one) being job. */
+int jobq_build_tick(const struct jobq *j, struct queue_call *c, const char *id, const char *due_ms,
+                    long long next_ms, const char *job, long long now_ms);
+/* Finds the schedules due by now_ms (ZRANGEBYSCORE of the due zset on q),
+ * works out each one's next fire after now_ms (sched.h) and ticks it
+ * (tick.lua): the number of jobs made, or -EIO. *next_due_ms gets the time
+ * the next schedule is due (0: none is active). */
+long long jobq_tick(struct jobq *j, struct queue_sync *q, long long now_ms, long long *next_due_ms);
 
 struct jobq_reaped {
     long long workers, requeued, dead;
@@ -255,8 +309,11 @@ struct jobq_output {
     const char *stream[2]; /* stdout and stderr chunks (NULL: none) */
     size_t stream_len[2];
 };
-/* Writes it, pipelined (HSET, RPUSH, APPEND, each with its EXPIRE). Best
- * effort: 0, or -EIO when the connection was lost. */
+/* Writes it, pipelined (HSET, RPUSH, APPEND, each with its EXPIRE), then
+ * publishes {"id", "output": {"stdout", "stderr", "log", "progress"}} (the
+ * batch's bytes, lines and whether it set progress) on the events channel
+ * (SPUBLISH when sharded), in the same round trip; nothing for an empty
+ * batch. Best effort: 0, or -EIO when the connection was lost. */
 int jobq_output(struct jobq *j, struct queue_sync *q, const char *id, const struct jobq_output *o);
 
 /* Whether a cancel was requested for the job (its hash has

@@ -13,33 +13,26 @@
 
 /* Generated from src/queue/lua/ by tools/embed.sh. */
 extern const char lua_lib[], lua_enqueue[], lua_start[], lua_complete[], lua_heartbeat[],
-    lua_forget[], lua_stats[], lua_cancel[], lua_retry[], lua_list[], lua_page[], lua_workers[],
-    lua_logs[], lua_metrics[], lua_count[], lua_reap[], lua_lost[], lua_promote[], lua_trim[],
-    lua_deadletter[];
+    lua_forget[], lua_cancel[], lua_retry[], lua_list[], lua_page[], lua_workers[], lua_logs[],
+    lua_metrics[], lua_count[], lua_reap[], lua_lost[], lua_promote[], lua_trim[], lua_deadletter[],
+    lua_pause[], lua_tenants[], lua_fair[], lua_schedule[], lua_schedules[], lua_tick[];
 
 static struct {
     const char *body;
     char *src; /* the status table, lua_lib and body, made on first use */
 } scripts[QS__COUNT] = {
-    [QS_ENQUEUE] = {lua_enqueue, NULL},
-    [QS_START] = {lua_start, NULL},
-    [QS_COMPLETE] = {lua_complete, NULL},
-    [QS_HEARTBEAT] = {lua_heartbeat, NULL},
-    [QS_FORGET] = {lua_forget, NULL},
-    [QS_STATS] = {lua_stats, NULL},
-    [QS_CANCEL] = {lua_cancel, NULL},
-    [QS_RETRY] = {lua_retry, NULL},
-    [QS_LIST] = {lua_list, NULL},
-    [QS_PAGE] = {lua_page, NULL},
-    [QS_WORKERS] = {lua_workers, NULL},
-    [QS_LOGS] = {lua_logs, NULL},
-    [QS_METRICS] = {lua_metrics, NULL},
-    [QS_COUNT] = {lua_count, NULL},
-    [QS_REAP] = {lua_reap, NULL},
-    [QS_LOST] = {lua_lost, NULL},
-    [QS_PROMOTE] = {lua_promote, NULL},
-    [QS_TRIM] = {lua_trim, NULL},
-    [QS_DEADLETTER] = {lua_deadletter, NULL},
+    [QS_ENQUEUE] = {lua_enqueue, NULL},     [QS_START] = {lua_start, NULL},
+    [QS_COMPLETE] = {lua_complete, NULL},   [QS_HEARTBEAT] = {lua_heartbeat, NULL},
+    [QS_FORGET] = {lua_forget, NULL},       [QS_CANCEL] = {lua_cancel, NULL},
+    [QS_RETRY] = {lua_retry, NULL},         [QS_LIST] = {lua_list, NULL},
+    [QS_PAGE] = {lua_page, NULL},           [QS_WORKERS] = {lua_workers, NULL},
+    [QS_LOGS] = {lua_logs, NULL},           [QS_METRICS] = {lua_metrics, NULL},
+    [QS_COUNT] = {lua_count, NULL},         [QS_REAP] = {lua_reap, NULL},
+    [QS_LOST] = {lua_lost, NULL},           [QS_PROMOTE] = {lua_promote, NULL},
+    [QS_TRIM] = {lua_trim, NULL},           [QS_DEADLETTER] = {lua_deadletter, NULL},
+    [QS_PAUSE] = {lua_pause, NULL},         [QS_TENANTS] = {lua_tenants, NULL},
+    [QS_FAIR] = {lua_fair, NULL},           [QS_SCHEDULE] = {lua_schedule, NULL},
+    [QS_SCHEDULES] = {lua_schedules, NULL}, [QS_TICK] = {lua_tick, NULL},
 };
 
 #define QS_LIST_OF(...)                                                                            \
@@ -180,6 +173,15 @@ int queue_names_init(struct queue_names *n, const char *queue, const char *prefi
                  queue);
         return -EINVAL;
     }
+    if (strpbrk(prefix, "{}")) {
+        /* Redis Cluster hashes on the first {...} of a key: a brace in the
+         * prefix would move every key out of the queue list's slot. */
+        snprintf(err, errlen,
+                 "key prefix '%s' cannot be used: it must hold no '{' or '}' (the keys' Redis "
+                 "Cluster hash tag is the queue name, which follows the prefix)",
+                 prefix);
+        return -EINVAL;
+    }
     n->queue = strdup(queue);
     n->prefix = strdup(prefix);
     if (asprintf(&n->base, "%s:{%s}", prefix, queue) < 0)
@@ -189,10 +191,12 @@ int queue_names_init(struct queue_names *n, const char *queue, const char *prefi
     char **fields[] = {&n->events,        &n->workers,           &n->scheduled,
                        &n->dead,          &n->processing_prefix, &n->job_prefix,
                        &n->worker_prefix, &n->index_prefix,      &n->control_prefix,
-                       &n->stats,         &n->deadletter,        &n->reaper_lock};
+                       &n->stats,         &n->deadletter,        &n->reaper_lock,
+                       &n->schedules,     &n->schedules_due,     &n->schedule_prefix};
     static const char *const suffixes[] = {
-        ":events",  ":workers", ":scheduled", ":dead",  ":processing:", ":job:",
-        ":worker:", ":index:",  ":control:",  ":stats", ":deadletter",  ":reaper:lock"};
+        ":events",     ":workers",     ":scheduled", ":dead",          ":processing:",
+        ":job:",       ":worker:",     ":index:",    ":control:",      ":stats",
+        ":deadletter", ":reaper:lock", ":schedules", ":schedules:due", ":schedule:"};
     for (size_t i = 0; i < ARRAY_SIZE(fields); i++)
         if (!(*fields[i] = join(n->base, suffixes[i])))
             goto nomem;
@@ -205,10 +209,11 @@ nomem:
 
 void queue_names_free(struct queue_names *n)
 {
-    char *all[] = {n->queue,      n->prefix,        n->base,         n->events,
-                   n->workers,    n->scheduled,     n->dead,         n->processing_prefix,
-                   n->job_prefix, n->worker_prefix, n->index_prefix, n->control_prefix,
-                   n->stats,      n->deadletter,    n->reaper_lock};
+    char *all[] = {n->queue,         n->prefix,         n->base,         n->events,
+                   n->workers,       n->scheduled,      n->dead,         n->processing_prefix,
+                   n->job_prefix,    n->worker_prefix,  n->index_prefix, n->control_prefix,
+                   n->stats,         n->deadletter,     n->reaper_lock,  n->schedules,
+                   n->schedules_due, n->schedule_prefix};
     for (size_t i = 0; i < ARRAY_SIZE(all); i++)
         free(all[i]);
     memset(n, 0, sizeof(*n));
@@ -260,12 +265,81 @@ static char *url_decode(const char *s, size_t len)
     return out;
 }
 
+/* The URL as error messages may show it: the password (between the last
+ * ':' before the last '@' and that '@') replaced by "***", for messages end
+ * up in logs. */
+static void url_shown(const char *url, char *buf, size_t len)
+{
+    const char *scheme = strstr(url, "://");
+    const char *p = scheme ? scheme + 3 : url;
+    const char *at = strrchr(p, '@');
+    if (!at) {
+        snprintf(buf, len, "%s", url);
+        return;
+    }
+    const char *colon = memchr(p, ':', (size_t)(at - p));
+    const char *pw = colon ? colon + 1 : p;
+    snprintf(buf, len, "%.*s***%s", (int)(pw - url), url, at);
+}
+
+/* The host: a name, an IPv4 address or a bracketed IPv6 literal. Sets *p
+ * past it. 0, or -EINVAL when it is missing or unbracketed. */
+static int url_host(const char **p, char **ret_host)
+{
+    const char *s = *p;
+    size_t len;
+    if (*s == '[') {
+        const char *close = strchr(s, ']');
+        if (!close || close == s + 1)
+            return -EINVAL;
+        *ret_host = strndup(s + 1, (size_t)(close - s - 1));
+        *p = close + 1;
+    } else {
+        len = strcspn(s, ":/");
+        if (len == 0)
+            return -EINVAL;
+        *ret_host = strndup(s, len);
+        *p = s + len;
+    }
+    return *ret_host ? 0 : -ENOMEM;
+}
+
+static int url_fail(struct queue_url *u, char *err, size_t errlen, const char *url,
+                    const char *what)
+{
+    char shown[512];
+    url_shown(url, shown, sizeof(shown));
+    snprintf(err, errlen, "Redis URL '%s' %s", shown, what);
+    queue_url_free(u);
+    return -EINVAL;
+}
+
+static int url_userinfo(struct queue_url *u, const char *p, const char *at, char *err,
+                        size_t errlen)
+{
+    const char *colon = memchr(p, ':', (size_t)(at - p));
+    const char *pw = colon ? colon + 1 : p;
+    u->password = url_decode(pw, (size_t)(at - pw));
+    if (colon && colon > p)
+        u->user = url_decode(p, (size_t)(colon - p));
+    if (!u->password || (colon && colon > p && !u->user)) {
+        snprintf(err, errlen,
+                 "the Redis URL's user or password has a bad %%-escape (write %%XX, e.g. "
+                 "%%40 for @)");
+        queue_url_free(u);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 int queue_url_parse(const char *url, struct queue_url *ret, char *err, size_t errlen)
 {
     struct queue_url u = {.port = 6379};
     const char *p;
 
     if (!strncmp(url, "unix:", 5)) {
+        if (!url[5])
+            return url_fail(&u, err, errlen, url, "names no socket path (write unix:/path)");
         u.unix_socket = 1;
         u.host = strdup(url + 5);
         if (!u.host)
@@ -279,53 +353,41 @@ int queue_url_parse(const char *url, struct queue_url *ret, char *err, size_t er
         u.tls = true;
         p = url + 9;
     } else {
-        snprintf(err, errlen,
-                 "Redis URL '%s' must start with redis://, rediss:// (TLS) or unix:/path", url);
-        return -EINVAL;
+        return url_fail(&u, err, errlen, url,
+                        "must start with redis://, rediss:// (TLS) or unix:/path");
     }
     const char *at = strrchr(p, '@');
     if (at) {
-        const char *colon = memchr(p, ':', (size_t)(at - p));
-        const char *pw = colon ? colon + 1 : p;
-        u.password = url_decode(pw, (size_t)(at - pw));
-        if (colon && colon > p)
-            u.user = url_decode(p, (size_t)(colon - p));
-        if (!u.password || (colon && colon > p && !u.user)) {
-            snprintf(err, errlen,
-                     "the Redis URL's user or password has a bad %%-escape (write %%XX, e.g. "
-                     "%%40 for @)");
-            queue_url_free(&u);
+        if (url_userinfo(&u, p, at, err, errlen) < 0)
             return -EINVAL;
-        }
         p = at + 1;
     }
-    size_t hostlen = strcspn(p, ":/");
-    if (hostlen == 0) {
-        snprintf(err, errlen, "Redis URL '%s' names no host", url);
+    if (strpbrk(p, "?#"))
+        return url_fail(&u, err, errlen, url,
+                        "has a query or fragment (?, #), which stratq does not read: set "
+                        "the database as /N and the rest with STRATQ_REDIS_* settings");
+    int r = url_host(&p, &u.host);
+    if (r == -ENOMEM) {
         queue_url_free(&u);
-        return -EINVAL;
+        return r;
     }
-    u.host = strndup(p, hostlen);
-    p += hostlen;
+    if (r < 0)
+        return url_fail(&u, err, errlen, url, "names no host");
     if (*p == ':') {
         char *end;
         long port = strtol(p + 1, &end, 10);
-        if (end == p + 1 || port <= 0 || port > 65535 || (*end && *end != '/')) {
-            snprintf(err, errlen, "Redis URL '%s' has a bad port", url);
-            queue_url_free(&u);
-            return -EINVAL;
-        }
+        if (end == p + 1 || port <= 0 || port > 65535 || (*end && *end != '/'))
+            return url_fail(&u, err, errlen, url, "has a bad port");
         u.port = (int)port;
         p = end;
+    } else if (*p && *p != '/') {
+        return url_fail(&u, err, errlen, url, "has a bad port");
     }
     if (*p == '/' && p[1]) {
         char *end;
         long db = strtol(p + 1, &end, 10);
-        if (*end || db < 0 || db > 1000000) {
-            snprintf(err, errlen, "Redis URL '%s' has a bad database number", url);
-            queue_url_free(&u);
-            return -EINVAL;
-        }
+        if (*end || db < 0 || db > 1000000)
+            return url_fail(&u, err, errlen, url, "has a bad database number");
         u.db = (int)db;
     }
     *ret = u;

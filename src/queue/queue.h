@@ -21,19 +21,26 @@
  * table against `stratq api --scripts`). Every call is checked against its entry
  * (queue_script_check), and the typed calls of jobq.h build their arguments in this order. */
 #define QUEUE_SCRIPT_TABLE(X)                                                                      \
-    X(ENQUEUE, "enqueue", ("<base>:job:<id>", "<queue>", "<base>:index:all"),                      \
-      ("id", "spec", "now_ms", "events", "publish", "client_id"), QUEUE_REPLY_ARRAY,               \
-      "`{1, \"queued\"}` when created; `{0, status}` when the id exists (left untouched)")         \
-    X(START, "start", ("<base>:job:<id>", "<base>:processing:<worker>"),                           \
-      ("id", "worker", "now_ms", "events", "publish"), QUEUE_REPLY_ARRAY,                          \
-      "`{\"run\", attempt, spec, failures, created_ms}`; `{\"missing\"}` (no job hash) or "        \
-      "`{\"skip\", status}` (no longer queued), the id then taken off the processing list")        \
+    X(ENQUEUE, "enqueue",                                                                          \
+      ("<base>:job:<id>", "<queue>", "<base>:index:all", "<base>:scheduled",                       \
+       "<base>:index:scheduled"),                                                                  \
+      ("id", "spec", "now_ms", "events", "publish", "client_id", "tenant", "priority",             \
+       "run_at_ms", "base"),                                                                       \
+      QUEUE_REPLY_ARRAY,                                                                           \
+      "`{1, \"queued\"}` or `{1, \"scheduled\"}` when created; `{0, status}` when the id exists "  \
+      "(left untouched)")                                                                          \
+    X(START, "start", ("<base>:job:<id>", "<base>:processing:<worker>", "<queue>"),                \
+      ("id", "worker", "now_ms", "events", "publish", "base"), QUEUE_REPLY_ARRAY,                  \
+      "`{\"run\", attempt, spec, failures, waiting_since_ms, id}`; `{\"missing\"}` (no job hash) " \
+      "or "                                                                                        \
+      "`{\"skip\", status}` (no longer queued; `held` or `none` for a ticket), the entry then "    \
+      "taken off the processing list")                                                             \
     X(COMPLETE, "complete",                                                                        \
       ("<base>:job:<id>", "<base>:processing:<worker>", "<base>:job:<id>:stdout",                  \
        "<base>:job:<id>:stderr", "<base>:job:<id>:log", "<base>:scheduled", "<base>:dead",         \
-       "<base>:index:<status>", "<base>:index:scheduled", "<base>:index:dead"),                    \
+       "<base>:index:<status>", "<base>:index:scheduled", "<base>:index:dead", "<queue>"),         \
       ("id", "worker", "attempt", "now_ms", "events", "publish", "result_ttl_s", "failed_ttl_s",   \
-       "max_attempts", "next_run_ms", "status", "live", "field value ..."),                        \
+       "max_attempts", "next_run_ms", "status", "live", "base", "field value ..."),                \
       QUEUE_REPLY_INTEGER,                                                                         \
       "1 when recorded, 0 when fenced off (no longer in the worker's processing list), 2 when "    \
       "this outcome was recorded already")                                                         \
@@ -42,27 +49,23 @@
     X(FORGET, "forget",                                                                            \
       ("<base>:workers", "<base>:worker:<worker>", "<base>:processing:<worker>"), ("worker"),      \
       QUEUE_REPLY_INTEGER, "the number of ids dropped from the processing list")                   \
-    X(STATS, "stats",                                                                              \
-      ("<queue>", "<base>:workers", "<base>:scheduled", "<base>:dead",                             \
-       "<base>:processing:<worker> ..."),                                                          \
-      (NULL), QUEUE_REPLY_ARRAY, "`{pending, processing, scheduled, dead, workers}`")              \
     X(CANCEL, "cancel",                                                                            \
       ("<base>:job:<id>", "<queue>", "<base>:scheduled", "<base>:index:cancelled"),                \
-      ("id", "now_ms", "events", "publish", "cancelled_ttl_s", "control_prefix"),                  \
+      ("id", "now_ms", "events", "publish", "cancelled_ttl_s", "control_prefix", "base"),          \
       QUEUE_REPLY_ARRAY,                                                                           \
       "`{\"cancelled\"}` (it was waiting), `{\"cancelling\"}` (it is running), `{\"terminal\", "   \
       "status}` or `{\"missing\"}`")                                                               \
     X(RETRY, "retry", ("<base>:job:<id>", "<queue>", "<base>:dead"),                               \
-      ("id", "now_ms", "events", "publish"), QUEUE_REPLY_ARRAY,                                    \
+      ("id", "now_ms", "events", "publish", "base"), QUEUE_REPLY_ARRAY,                            \
       "`{\"queued\", attempts}`, `{\"conflict\", status}` or `{\"missing\"}`")                     \
     X(LIST, "list", ("<base>:index:<status or all>"), ("cursor_score", "cursor_id", "count"),      \
       QUEUE_REPLY_ARRAY,                                                                           \
       "`{more, id, score, ...}`: up to `count` ids after the cursor, newest first; more is 1 "     \
       "when the index has more")                                                                   \
     X(PAGE, "page", ("<base>:index:<status or all>", "<base>:job:<id> ..."),                       \
-      ("status", "own_index", "limit", "more", "id score ..."), QUEUE_REPLY_ARRAY,                 \
-      "the cursor to resume from (score, id; empty at the end), then 8 entries per job: id, "      \
-      "status, attempts, created_ms, started_ms, finished_ms, worker, index score")                \
+      ("status", "own_index", "limit", "more", "tenant", "id score ..."), QUEUE_REPLY_ARRAY,       \
+      "the cursor to resume from (score, id; empty at the end), then 9 entries per job: id, "      \
+      "status, attempts, created_ms, started_ms, finished_ms, worker, index score, tenant")        \
     X(WORKERS, "workers", ("<base>:workers", "<base>:worker:<worker> ..."), ("worker ..."),        \
       QUEUE_REPLY_ARRAY, "3 entries per worker: id, last heartbeat (ms), `{field, value, ...}`")   \
     X(LOGS, "logs",                                                                                \
@@ -74,23 +77,49 @@
     X(METRICS, "metrics",                                                                          \
       ("<queue>", "<base>:workers", "<base>:scheduled", "<base>:dead", "<base>:stats",             \
        "<base>:processing:<worker> ..."),                                                          \
-      (NULL), QUEUE_REPLY_ARRAY,                                                                   \
+      ("base"), QUEUE_REPLY_ARRAY,                                                                 \
       "`{pending, processing, scheduled, dead, workers, {bucket bounds}, {stats field, value, "    \
-      "...}}`")                                                                                    \
+      "...}, waiting, held, {paused}, {tenant, waiting, running, ...}}`")                          \
     X(COUNT, "count", ("<base>:stats"), ("field value ..."), QUEUE_REPLY_INTEGER, "1")             \
     X(REAP, "reap", ("<base>:workers"), ("now_ms", "silence_ms", "worker"), QUEUE_REPLY_ARRAY,     \
       "the ids of the workers silent for `silence_ms`, the caller's own left out")                 \
     X(LOST, "lost",                                                                                \
       ("<base>:processing:<worker>", "<queue>", "<base>:job:<id>", "<base>:dead",                  \
        "<base>:index:dead"),                                                                       \
-      ("id", "worker", "now_ms", "events", "publish", "max_deliveries", "dead_ttl_s", "counts"),   \
+      ("id", "worker", "now_ms", "events", "publish", "max_deliveries", "dead_ttl_s", "counts",    \
+       "base"),                                                                                    \
       QUEUE_REPLY_STRING, "`requeued`, `dead`, or empty when the job was no longer the worker's")  \
     X(PROMOTE, "promote", ("<base>:scheduled", "<queue>", "<base>:job:<id>"),                      \
-      ("id", "now_ms", "events", "publish"), QUEUE_REPLY_INTEGER, "1 when promoted, else 0")       \
+      ("id", "now_ms", "events", "publish", "base"), QUEUE_REPLY_INTEGER,                          \
+      "1 when promoted, else 0")                                                                   \
     X(TRIM, "trim", ("<base>:index:all", "<base>:index:<status> ..."), ("max"),                    \
       QUEUE_REPLY_INTEGER, "the number of index entries removed")                                  \
     X(DEADLETTER, "deadletter", ("<base>:processing:<worker>", "<base>:deadletter"),               \
-      ("entry", "reason", "now_ms", "worker", "cap"), QUEUE_REPLY_INTEGER, "1")
+      ("entry", "reason", "now_ms", "worker", "cap"), QUEUE_REPLY_INTEGER, "1")                    \
+    X(PAUSE, "pause", ("<queue>"), ("base", "tenant", "pause", "events", "publish"),               \
+      QUEUE_REPLY_INTEGER, "1 when that changed anything, else 0")                                 \
+    X(TENANTS, "tenants", ("<queue>"), ("base", "field value ..."), QUEUE_REPLY_INTEGER,           \
+      "the number of tenants known")                                                               \
+    X(FAIR, "fair", ("<queue>"), ("base"), QUEUE_REPLY_ARRAY,                                      \
+      "`{waiting, parked, {paused}, {tenant, waiting, running, weight, cap, ...}}`")               \
+    X(SCHEDULE, "schedule", ("<base>:schedule:<id>", "<base>:schedules", "<base>:schedules:due"),  \
+      ("action", "id", "now_ms", "next_ms", "tenant", "field value ..."), QUEUE_REPLY_ARRAY,       \
+      "`{code, {field, value, ...}}`: the schedule after the change; code 1 done, 2 nothing to "   \
+      "change, 0 no such schedule (of this tenant)")                                               \
+    X(SCHEDULES, "schedules", ("<base>:schedules"), ("base", "id", "max", "tenant"),               \
+      QUEUE_REPLY_ARRAY, "`{{field, value, ...}, ...}`: each schedule's hash and `last_status`")   \
+    X(TICK, "tick",                                                                                \
+      ("<base>:schedule:<id>", "<base>:schedules:due", "<base>:job:<job>", "<queue>",              \
+       "<base>:index:all"),                                                                        \
+      ("id", "due_ms", "next_ms", "job", "now_ms", "events", "publish", "base"),                   \
+      QUEUE_REPLY_ARRAY,                                                                           \
+      "`{1, job}` when it made the job, `{2, last job}` when overlap skipped the fire, `{0, "      \
+      "\"fenced\"}` or `{0, \"gone\"}`")
+
+/* What the queue list holds for a job waiting by fair share: one ticket
+ * per job, turned into the job that is next by fairness when a worker
+ * starts it (lib.lua). Never a job id ([A-Za-z0-9_-]). */
+#define QUEUE_TICKET "*"
 
 enum queue_reply { QUEUE_REPLY_INTEGER, QUEUE_REPLY_STRING, QUEUE_REPLY_ARRAY };
 
@@ -121,6 +150,9 @@ struct queue_names {
     char *stats;             /* <base>:stats */
     char *deadletter;        /* <base>:deadletter */
     char *reaper_lock;       /* <base>:reaper:lock */
+    char *schedules;         /* <base>:schedules (recurring jobs, by creation) */
+    char *schedules_due;     /* <base>:schedules:due (the active ones, by next fire) */
+    char *schedule_prefix;   /* <base>:schedule: (+ a schedule's id: its hash) */
     /* Redis Cluster (STRATQ_REDIS_CLUSTER_NODES): the scripts publish with
      * SPUBLISH, sharded pub/sub, which keeps a message on the shard of the
      * channel's slot (the queue's: the channels carry its hash tag) instead

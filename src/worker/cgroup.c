@@ -20,7 +20,9 @@ static struct {
     int version;
     char base[2][300];
     int nbase;
-    unsigned long seq;
+    unsigned long seq; /* the job directories' number: job-<seq> */
+    bool made;         /* job-<seq> exists, empty, for the next job */
+    long oom_seen;     /* OOM kills counted in job-<seq> when the last job ended */
 } cg;
 
 const char *cgroup_kind(void)
@@ -287,31 +289,53 @@ int cgroup_init(const char *delegated, char *why, size_t whylen)
     return -1;
 }
 
+/* The count of OOM kills in a job's memory cgroup so far. */
+static long oom_kills(const struct cgroup_job *cj)
+{
+    char buf[2048], *p;
+    const char *file = cj->version == 2 ? "memory.events" : "memory.oom_control";
+    if (read_file(cj->dir[0], file, buf, sizeof(buf)) > 0 && (p = strstr(buf, "oom_kill ")))
+        return atol(p + 9);
+    return 0;
+}
+
+/* One job runs at a time in an executor, so its job cgroup is made once
+ * and used again by each job after the one before has emptied it: making
+ * and removing the v1 memory and pids cgroups for every job (and the
+ * kernel's work freeing them) was most of what the layer cost. A job
+ * cgroup that cannot be emptied is removed and the next job gets a new
+ * one. */
 int cgroup_job_create(struct cgroup_job *cj, long max_procs)
 {
     memset(cj, 0, sizeof(*cj));
     if (!cg.version)
         return 0;
-    unsigned long n = ++cg.seq;
-    char pids[32];
-    snprintf(pids, sizeof(pids), "%ld", max_procs);
+    bool fresh = !cg.made;
+    if (fresh)
+        cg.seq++;
     for (int i = 0; i < cg.nbase; i++) {
-        snprintf(cj->dir[i], sizeof(cj->dir[i]), "%s/job-%lu", cg.base[i], n);
-        snprintf(cj->procs[i], sizeof(cj->procs[i]), "%s/job-%lu/cgroup.procs", cg.base[i], n);
-        if (mkdir(cj->dir[i], 0755) < 0) {
+        snprintf(cj->dir[i], sizeof(cj->dir[i]), "%s/job-%lu", cg.base[i], cg.seq);
+        snprintf(cj->procs[i], sizeof(cj->procs[i]), "%s/job-%lu/cgroup.procs", cg.base[i], cg.seq);
+        if (fresh && mkdir(cj->dir[i], 0755) < 0) {
             int e = -errno;
-            cgroup_job_destroy(cj);
+            cgroup_job_remove(cj);
             return e;
         }
         cj->ndirs = i + 1;
     }
     cj->version = cg.version;
+    cg.made = true;
+    if (!fresh)
+        return 0; /* its limits are set, and stay */
+    cg.oom_seen = 0;
+    char pids[32];
+    snprintf(pids, sizeof(pids), "%ld", max_procs);
     /* v2: the pids limit is on the single directory; v1: on the pids one. */
     int r = write_file(cj->dir[cg.version == 2 ? 0 : 1], "pids.max", pids);
     if (r == 0 && cg.version == 2)
         write_file(cj->dir[0], "memory.oom.group", "1"); /* OOM kills the whole job */
     if (r < 0)
-        cgroup_job_destroy(cj);
+        cgroup_job_remove(cj);
     return r;
 }
 
@@ -346,18 +370,31 @@ int cgroup_job_join(const struct cgroup_job *cj)
     return 0;
 }
 
-bool cgroup_job_destroy(struct cgroup_job *cj)
+void cgroup_job_remove(struct cgroup_job *cj)
 {
-    bool oom = false;
-    char buf[2048], *p;
-    if (cj->version == 2 && read_file(cj->dir[0], "memory.events", buf, sizeof(buf)) > 0 &&
-        (p = strstr(buf, "oom_kill ")))
-        oom = atol(p + 9) > 0;
-    if (cj->version == 1 && read_file(cj->dir[0], "memory.oom_control", buf, sizeof(buf)) > 0 &&
-        (p = strstr(buf, "oom_kill ")))
-        oom = atol(p + 9) > 0;
     for (int i = cj->ndirs - 1; i >= 0; i--)
         remove_cgroup(cj->dir[i]);
+    if (cj->version)
+        cg.made = false;
+    cj->ndirs = 0;
+    cj->version = 0;
+}
+
+bool cgroup_job_destroy(struct cgroup_job *cj)
+{
+    if (!cj->version)
+        return false;
+    /* The count goes on from job to job in a cgroup used again. */
+    long kills = oom_kills(cj);
+    bool oom = kills > cg.oom_seen;
+    cg.oom_seen = kills;
+    bool empty = true;
+    for (int i = cj->ndirs - 1; i >= 0; i--)
+        empty = empty_cgroup(cj->dir[i]) == 0 && empty;
+    if (!empty) {
+        cgroup_job_remove(cj); /* the next job gets a new one */
+        return oom;
+    }
     cj->ndirs = 0;
     cj->version = 0;
     return oom;
@@ -365,6 +402,12 @@ bool cgroup_job_destroy(struct cgroup_job *cj)
 
 void cgroup_fini(void)
 {
+    for (int i = 0; cg.made && i < cg.nbase; i++) {
+        char job[600];
+        snprintf(job, sizeof(job), "%s/job-%lu", cg.base[i], cg.seq);
+        remove_cgroup(job);
+    }
+    cg.made = false;
     for (int i = 0; i < cg.nbase; i++)
         remove_cgroup(cg.base[i]);
     cg.nbase = 0;

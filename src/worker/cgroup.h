@@ -32,8 +32,10 @@ int cgroup_init(const char *delegated, char *why, size_t whylen);
 /* The hierarchy in use, for logs: "v2", "v1" or "none". */
 const char *cgroup_kind(void);
 
-/* Creates the cgroup of the next job with its process limit. Returns 0 or
- * -errno (the job must not run without it once the layer is active). */
+/* The cgroup of the next job with its process limit (max_procs: the same
+ * for every job of an executor): the executor's job cgroup, made by the
+ * first job and emptied by each job's end for the next. Returns 0 or -errno (the job must not run
+ * without it once the layer is active). */
 int cgroup_job_create(struct cgroup_job *cj, long max_procs);
 
 /* Sets the job's memory limit (and no swap), in MiB. */
@@ -43,10 +45,14 @@ int cgroup_job_set_memory(const struct cgroup_job *cj, long long memory_mb);
  * process into the job's cgroup. Only system calls (async-signal-safe). */
 int cgroup_job_join(const struct cgroup_job *cj);
 
-/* After the job: kills every process left in the job's cgroup, waits until
- * it is empty, removes it. Returns whether the kernel's OOM killer killed a
- * process of the job. */
+/* After the job: kills every process left in the job's cgroup and waits
+ * until it is empty, for the next job (one that will not empty is removed,
+ * and the next job gets a new one). Returns whether the kernel's OOM
+ * killer killed a process of this job. */
 bool cgroup_job_destroy(struct cgroup_job *cj);
+
+/* Removes the job's cgroup (its processes killed first). */
+void cgroup_job_remove(struct cgroup_job *cj);
 
 /* At executor exit: removes this executor's directory. */
 void cgroup_fini(void);

@@ -6,17 +6,18 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
-#include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <dirent.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -30,35 +31,56 @@
 #include "../queue/status.h"
 #include "capture.h"
 #include "dirsize.h"
+#include "launch.h"
+#include "outcome.h"
 #include "sandbox.h"
 #include "warm.h"
 
-/* Environment variables handed through to the executor and its jobs. They
- * carry no secrets; OpenBLAS needs these two on some processors. */
-static const char *const passed_env[] = {"OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", NULL};
+/* The pipes between a job's child and the executor: the number each has in
+ * the child, and whether the child reads it (its end is then [0]). */
+enum job_pipe { PIPE_IN, PIPE_RES, PIPE_OUT, PIPE_ERR, PIPE_EV, PIPE__COUNT };
+static const struct {
+    int child_fd;
+    bool child_reads;
+} job_pipes[PIPE__COUNT] = {
+    [PIPE_IN] = {3, true},   /* the job's request */
+    [PIPE_RES] = {4, false}, /* its header and result */
+    [PIPE_OUT] = {1, false}, /* stdout */
+    [PIPE_ERR] = {2, false}, /* stderr */
+    [PIPE_EV] = {5, false},  /* progress and log lines */
+};
+#define PIPE_CHILD_END(i) (job_pipes[i].child_reads ? 0 : 1)
 
-/* The executor's state across jobs. */
+/* A job's child as the executor holds it. */
+struct child {
+    pid_t pid;
+    int pipe[PIPE__COUNT]; /* the executor's end of each of job_pipes */
+    int dir_fd;            /* the job's own directory (sj.dir), held open */
+    struct sandbox_job sj;
+};
+#define CHILD_NONE                                                                                 \
+    {                                                                                              \
+        .pid = -1, .pipe = {-1, -1, -1, -1, -1}, .dir_fd = -1                                      \
+    }
+
+/* The executor's state across jobs. Each resource has one owner, here,
+ * and is released in one place, executor_release(), on every way out. */
 static struct {
     bool warm;
     const char *python;
-    const char *harness_dir;
+    char *harness_dir; /* the harness the jobs import (or the executor's copy of it) */
+    char *layers;      /* the sandbox's layers, JSON (READY) */
     char **envp;
     char work_dir[256];  /* holds one temporary directory per job */
     int work_fd;         /* work_dir, open (O_DIRECTORY) */
     bool staged;         /* work_dir/sdk is the executor's copy of the harness */
     char data_dir[4096]; /* STRATQ_DATA_DIR, absolute */
     /* Warm mode: a child forked ahead of time, waiting for its job. */
-    struct child {
-        pid_t pid;
-        int in_w, res_r, out_r, err_r, ev_r;
-        int dir_fd; /* the job's own directory (sj.dir), held open */
-        struct sandbox_job sj;
-    } spare;
-    long long spare_vm_kb; /* the executor's size when the spare was forked */
-} ex = {
-    .work_fd = -1,
-    .spare = {
-        .pid = -1, .in_w = -1, .res_r = -1, .out_r = -1, .err_r = -1, .ev_r = -1, .dir_fd = -1}};
+    struct child spare;
+    long long spare_vm_kb;    /* the executor's size when the spare was forked */
+    long long last_memory_mb; /* the last job's memory_mb, set ahead on the next spare */
+    struct frame_reader rd;   /* what the supervisor sent on EXECUTOR_FD */
+} ex = {.work_fd = -1, .spare = CHILD_NONE};
 
 /* Moves fd to a number >= 10 so that it cannot collide with the numbers the
  * child dup2()s onto (0..4). Keeps O_CLOEXEC. */
@@ -101,10 +123,10 @@ static void close_fd(int *fd)
 #define EVENTS_MAX_LOGS 1000
 #define EVENTS_MAX_DEPTH 16
 #define EVENTS_MAX_VALUES 1024
-/* A log line as passed on: the job's msg and fields with ts_ms, written
- * again by jansson, which can make a number longer ("1e9" is
- * "1000000000.0"). */
-#define EVENTS_ENTRY_MAX (2 * EVENTS_LINE_MAX)
+/* A log line as passed on (a LOG message): the job's msg and fields with
+ * ts_ms, written again by jansson, which can make a number longer ("1e9"
+ * is "1000000000.0"). */
+#define EVENTS_ENTRY_MAX FRAME_EVENT_MAX
 static const struct jsonv_limits events_limits = {EVENTS_MAX_DEPTH, EVENTS_MAX_VALUES};
 
 struct events {
@@ -187,15 +209,14 @@ static int events_read(int fd, struct events *ev)
 
 struct job_run {
     /* inputs */
-    const char *python;
-    const char *harness_dir;
-    char *input; /* JSON for the harness */
-    size_t input_len;
+    struct iovec input[3]; /* for the harness: the executor's settings line, the RUN as it came */
+    int input_at;          /* the first part not written whole yet */
     double timeout_s;
     long long memory_mb;
     size_t max_output, max_result;
     struct jsonv_limits result_limits; /* STRATQ_MAX_RESULT_DEPTH, _VALUES */
-    int ctl_fd; /* the socket to the supervisor: cancel requests in, output out */
+    int ctl_fd;    /* the socket to the supervisor: cancel requests in, output out */
+    int ctl_error; /* why the supervisor can no longer be read (-EPIPE: it is gone) */
     /* outputs */
     struct capture out, err, res;
     struct events ev;
@@ -215,8 +236,7 @@ struct job_run {
  * _exit() on failure. Gives the child its own session (so the whole job is
  * one process group the executor can kill), a parent-death signal, the job's
  * descriptors as 0..4 and nothing else, and default signal handling. */
-static void child_setup(int devnull, int in_r, int res_w, int out_w, int err_w, int ev_w,
-                        pid_t parent)
+static void child_setup(int devnull, int p[PIPE__COUNT][2], pid_t parent)
 {
     struct rlimit rl = {0, 0};
 
@@ -225,9 +245,11 @@ static void child_setup(int devnull, int in_r, int res_w, int out_w, int err_w, 
     /* (In its own pid namespace the child sees no parent: getppid() is 0.) */
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || (getppid() != parent && getppid() != 0))
         _exit(126);
-    if (dup2(devnull, 0) < 0 || dup2(out_w, 1) < 0 || dup2(err_w, 2) < 0 || dup2(in_r, 3) < 0 ||
-        dup2(res_w, 4) < 0 || dup2(ev_w, 5) < 0)
+    if (dup2(devnull, 0) < 0)
         _exit(126);
+    for (int i = 0; i < PIPE__COUNT; i++)
+        if (dup2(p[i][PIPE_CHILD_END(i)], job_pipes[i].child_fd) < 0)
+            _exit(126);
     close_range(6, ~0U, 0);
 
     sigset_t none;
@@ -249,12 +271,19 @@ static void child_setup(int devnull, int in_r, int res_w, int out_w, int err_w, 
 }
 
 /* In a child: enters the sandbox, or ends the child with the reason on its
- * stderr (which becomes the job's). */
+ * stderr (which becomes the job's). Only async-signal-safe calls: write,
+ * not stdio; strerrordesc_np, a table lookup, not strerror, which may
+ * translate (and allocate). */
 static void enter_sandbox_or_die(const struct sandbox_job *sj)
 {
+    static const char what[] = "stratq: cannot enter the sandbox: ";
     int r = sandbox_enter(sj);
     if (r < 0) {
-        dprintf(2, "stratq: cannot enter the sandbox: %s\n", strerror(-r));
+        const char *why = strerrordesc_np(-r);
+        why = why ? why : "unknown error";
+        (void)!write(2, what, sizeof(what) - 1);
+        (void)!write(2, why, strlen(why));
+        (void)!write(2, "\n", 1);
         _exit(126);
     }
 }
@@ -271,8 +300,7 @@ child_exec_cold(const struct job_run *j, const struct sandbox_job *sj)
     enter_sandbox_or_die(sj);
     rl.rlim_cur = rl.rlim_max = (rlim_t)j->memory_mb * 1024 * 1024;
     setrlimit(RLIMIT_AS, &rl);
-    rl.rlim_cur = (rlim_t)ceil(j->timeout_s) + 1;
-    rl.rlim_max = rl.rlim_cur + 1;
+    rl = outcome_cpu_rlimit(j->timeout_s);
     setrlimit(RLIMIT_CPU, &rl);
     char *argv[] = {(char *)ex.python,
                     "-I",
@@ -302,31 +330,36 @@ static size_t utf8_whole(const char *buf, size_t len)
 }
 
 /* Sends what the job printed since the last call to the supervisor, which
- * appends it to the job's live log in Redis. */
+ * appends it to the job's live log in Redis: a batch of its latest
+ * PROGRESS, its LOG lines, and the OUTPUT that ends the batch. */
 static void send_live_output(struct job_run *j)
 {
     size_t out_end = utf8_whole(j->out.buf ? j->out.buf : "", j->out.len);
     size_t err_end = utf8_whole(j->err.buf ? j->err.buf : "", j->err.len);
     if (out_end <= j->out_sent && err_end <= j->err_sent && !j->ev.progress && !j->ev.logs)
         return;
-    char *o = util_utf8_sanitize(j->out.buf ? j->out.buf + j->out_sent : "", out_end - j->out_sent);
-    char *e = util_utf8_sanitize(j->err.buf ? j->err.buf + j->err_sent : "", err_end - j->err_sent);
-    json_t *msg =
-        json_pack("{s:s, s:s, s:s}", "type", "output", "stdout", o ? o : "", "stderr", e ? e : "");
-    if (msg && j->ev.progress)
-        json_object_set(msg, "progress", j->ev.progress);
-    if (msg && j->ev.logs)
-        json_object_set(msg, "log", j->ev.logs);
-    if (msg && frame_send_json(j->ctl_fd, msg) == 0) {
-        j->out_sent = out_end;
-        j->err_sent = err_end;
-        json_decref(j->ev.progress);
-        json_decref(j->ev.logs);
-        j->ev.progress = j->ev.logs = NULL;
+    _cleanup_free_ char *o =
+        util_utf8_sanitize(j->out.buf ? j->out.buf + j->out_sent : "", out_end - j->out_sent);
+    _cleanup_free_ char *e =
+        util_utf8_sanitize(j->err.buf ? j->err.buf + j->err_sent : "", err_end - j->err_sent);
+    /* 15 digits: what the job wrote (0.3), not its nearest double's 17. */
+    _cleanup_free_ char *progress =
+        j->ev.progress ? json_dumps(j->ev.progress, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
+    int r = progress ? frame_send(j->ctl_fd, FRAME_PROGRESS, progress, strlen(progress)) : 0;
+    for (size_t i = 0; r == 0 && i < json_array_size(j->ev.logs); i++) {
+        json_t *text = json_array_get(j->ev.logs, i);
+        r = frame_send(j->ctl_fd, FRAME_LOG, json_string_value(text), json_string_length(text));
     }
-    json_decref(msg);
-    free(o);
-    free(e);
+    if (r == 0)
+        frame_send_pair(j->ctl_fd, FRAME_OUTPUT, o ? o : "", o ? strlen(o) : 0, e ? e : "",
+                        e ? strlen(e) : 0);
+    /* Sent or not (a send fails once the supervisor is gone, which the
+     * poll loop sees), none of it is sent again. */
+    j->out_sent = out_end;
+    j->err_sent = err_end;
+    json_decref(j->ev.progress);
+    json_decref(j->ev.logs);
+    j->ev.progress = j->ev.logs = NULL;
 }
 
 /* How often live output is passed on while a job runs. */
@@ -508,65 +541,50 @@ static void job_dir_remove(struct child *c)
  * spare made ahead of time. */
 static int child_spawn(const struct job_run *j, struct child *c)
 {
-    int in[2] = {-1, -1}, res[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, ev[2] = {-1, -1};
-    int devnull = fd_high(open("/dev/null", O_RDWR | O_CLOEXEC)), r = 0, dir_fd = -1;
+    int p[PIPE__COUNT][2];
+    int devnull = fd_high(open("/dev/null", O_RDWR | O_CLOEXEC)), r = devnull < 0 ? -EMFILE : 0;
+    int dir_fd = -1;
     pid_t parent = getpid(), pid;
     struct sandbox_job sj;
 
-    if (devnull < 0 || pipe_high(in) < 0 || pipe_high(res) < 0 || pipe_high(out) < 0 ||
-        pipe_high(err) < 0 || pipe_high(ev) < 0) {
-        r = -EMFILE;
+    for (int i = 0; i < PIPE__COUNT; i++)
+        p[i][0] = p[i][1] = -1;
+    for (int i = 0; r == 0 && i < PIPE__COUNT; i++)
+        r = pipe_high(p[i]) < 0 ? -EMFILE : 0;
+    if (r < 0 || (r = sandbox_job_begin(&sj)) < 0)
         goto out;
-    }
-    if ((r = sandbox_job_begin(&sj)) < 0)
-        goto out;
-    if ((r = job_dir_make(&sj, &dir_fd)) < 0) {
-        sandbox_job_end(&sj);
-        goto out;
-    }
-    if (j)
+    if ((r = job_dir_make(&sj, &dir_fd)) == 0 && j)
         sandbox_job_memory(&sj, j->memory_mb);
-    if ((r = sandbox_before_fork()) < 0) {
-        sandbox_job_end(&sj);
-        goto out;
-    }
-    pid = j ? fork() : warm_fork();
+    if (r == 0)
+        r = sandbox_before_fork();
+    pid = r < 0 ? -1 : j ? fork() : warm_fork();
     if (pid < 0) {
-        r = -errno;
+        r = r < 0 ? r : -errno;
         sandbox_job_end(&sj);
         goto out;
     }
     if (pid == 0) {
-        child_setup(devnull, in[0], res[1], out[1], err[1], ev[1], parent);
+        child_setup(devnull, p, parent);
         if (j)
             child_exec_cold(j, &sj);
         /* A warm spare is sandboxed before it waits for its job. */
         enter_sandbox_or_die(&sj);
         warm_child_run();
     }
-    *c = (struct child){pid,
-                        steal_fd(&in[1]),
-                        steal_fd(&res[0]),
-                        steal_fd(&out[0]),
-                        steal_fd(&err[0]),
-                        steal_fd(&ev[0]),
-                        steal_fd(&dir_fd),
-                        sj};
+    *c = (struct child){.pid = pid, .dir_fd = steal_fd(&dir_fd), .sj = sj};
+    for (int i = 0; i < PIPE__COUNT; i++)
+        c->pipe[i] = steal_fd(&p[i][1 - PIPE_CHILD_END(i)]);
 out:
+    /* Whatever was made and not handed to c: the child's ends of the
+     * pipes always, all of it on a failure. */
     if (dir_fd >= 0) {
         struct child failed = {.dir_fd = steal_fd(&dir_fd), .sj = sj};
         job_dir_remove(&failed);
     }
-    close_fd(&in[0]);
-    close_fd(&in[1]);
-    close_fd(&res[0]);
-    close_fd(&res[1]);
-    close_fd(&out[0]);
-    close_fd(&out[1]);
-    close_fd(&err[0]);
-    close_fd(&err[1]);
-    close_fd(&ev[0]);
-    close_fd(&ev[1]);
+    for (int i = 0; i < PIPE__COUNT; i++) {
+        close_fd(&p[i][0]);
+        close_fd(&p[i][1]);
+    }
     close_fd(&devnull);
     return r;
 }
@@ -579,11 +597,8 @@ static void child_discard(struct child *c)
     waitpid(c->pid, NULL, 0);
     c->pid = -1;
     sandbox_job_end(&c->sj);
-    close_fd(&c->in_w);
-    close_fd(&c->res_r);
-    close_fd(&c->out_r);
-    close_fd(&c->err_r);
-    close_fd(&c->ev_r);
+    for (int i = 0; i < PIPE__COUNT; i++)
+        close_fd(&c->pipe[i]);
     job_dir_remove(c);
 }
 
@@ -613,6 +628,10 @@ static void refill_spare(void)
     if (r < 0) {
         ex.spare.pid = -1;
         log_error("cannot fork a spare job child", "{s:s}", "error", strerror(-r));
+    } else if (ex.last_memory_mb > 0) {
+        /* Its memory limit (a /dev/shm remount, cgroup writes) set now, off
+         * the next job's path: most jobs ask what the one before did. */
+        sandbox_job_memory(&ex.spare.sj, ex.last_memory_mb);
     }
 }
 
@@ -637,182 +656,268 @@ static int64_t tmp_check(struct job_run *j, int dir_fd)
     return now + (pause > TMP_CHECK_MS ? pause : TMP_CHECK_MS);
 }
 
+/* Reads what the supervisor sent while the job runs: whether it asks for
+ * the job to be cancelled. When it can no longer be read (gone, or it
+ * broke the protocol), j->ctl_error says why. */
+static bool ctl_read(struct job_run *j)
+{
+    bool cancel = false;
+    int r;
+    for (;;) {
+        _cleanup_frame_msg_ struct frame_msg m = {0};
+        if ((r = frame_read(j->ctl_fd, &ex.rd, &m)) != 1)
+            break;
+        if (m.type != FRAME_CANCEL) {
+            snprintf(ex.rd.why, sizeof(ex.rd.why), "a %s message while a job runs",
+                     frame_spec(m.type)->name);
+            r = -EPROTO;
+            break;
+        }
+        cancel = true;
+    }
+    if (r < 0)
+        j->ctl_error = r;
+    return cancel;
+}
+
+/* Writes what the pipe takes of the job's request; closes the pipe once
+ * all of it is written, or when the child will take no more. */
+static void input_write(struct job_run *j, int *fd)
+{
+    int n = (int)ARRAY_SIZE(j->input);
+    ssize_t w = writev(*fd, j->input + j->input_at, n - j->input_at);
+    if (w < 0) {
+        if (errno != EAGAIN && errno != EINTR)
+            close_fd(fd);
+        return;
+    }
+    size_t left = (size_t)w;
+    while (j->input_at < n && left >= j->input[j->input_at].iov_len)
+        left -= j->input[j->input_at++].iov_len;
+    if (j->input_at < n) {
+        j->input[j->input_at].iov_base = (char *)j->input[j->input_at].iov_base + left;
+        j->input[j->input_at].iov_len -= left;
+    } else {
+        close_fd(fd);
+    }
+}
+
+/* The descriptors a job's loop watches, one slot each, in the order they
+ * are handled after a poll. */
+enum job_slot { SLOT_CTL, SLOT_IN, SLOT_RES, SLOT_OUT, SLOT_ERR, SLOT_EV, SLOT_PID, SLOT__COUNT };
+
+/* The state of job_run's loop. */
+struct job_loop {
+    struct job_run *j;
+    struct child *c;
+    pid_t pid;
+    /* -1: not watched. Every one but SLOT_CTL (the supervisor's socket) is
+     * the loop's own, closed when it ends. */
+    int fd[SLOT__COUNT];
+    int64_t start, deadline, drain_deadline, next_live, next_tmp;
+    size_t total_output; /* stdout and stderr, which share a cap */
+    bool exited, killed;
+};
+
+/* Kills the job, once: its end is then only waited for. */
+static void loop_kill(struct job_loop *L)
+{
+    if (!L->killed) {
+        L->killed = true;
+        kill_job(L->pid);
+    }
+}
+
+static bool loop_ctl_open(const struct job_loop *L)
+{
+    return L->j->ctl_fd >= 0 && !L->j->ctl_error;
+}
+
+static void on_ctl(struct job_loop *L)
+{
+    struct job_run *j = L->j;
+    bool cancel = ctl_read(j);
+    if (j->ctl_error)
+        L->fd[SLOT_CTL] = -1; /* the supervisor is gone: stop the job */
+    if ((cancel || j->ctl_error) && !L->killed) {
+        j->cancelled = cancel;
+        loop_kill(L);
+    }
+}
+
+static void on_input(struct job_loop *L)
+{
+    input_write(L->j, &L->fd[SLOT_IN]);
+}
+
+/* A capture's pipe is readable: what it holds, up to its cap (stdout and
+ * stderr share theirs); past it the job is killed. */
+static void loop_capture(struct job_loop *L, int *fd, struct capture *c, bool counted)
+{
+    size_t alone = 0;
+    int r = counted ? capture_read(*fd, c, &L->total_output, L->j->max_output)
+                    : capture_read(*fd, c, &alone, 0);
+    if (r <= 0)
+        close_fd(fd);
+    if (c->overflow)
+        loop_kill(L);
+}
+
+static void on_result(struct job_loop *L)
+{
+    loop_capture(L, &L->fd[SLOT_RES], &L->j->res, false);
+}
+
+static void on_stdout(struct job_loop *L)
+{
+    loop_capture(L, &L->fd[SLOT_OUT], &L->j->out, true);
+}
+
+static void on_stderr(struct job_loop *L)
+{
+    loop_capture(L, &L->fd[SLOT_ERR], &L->j->err, true);
+}
+
+static void on_events(struct job_loop *L)
+{
+    if (events_read(L->fd[SLOT_EV], &L->j->ev) <= 0)
+        close_fd(&L->fd[SLOT_EV]);
+}
+
+/* The job's process ended: whatever it left running in its process group
+ * goes too, and its pipes then reach end of file, read for a second more. */
+static void on_ended(struct job_loop *L)
+{
+    L->exited = true;
+    L->j->wall_ms = util_mono_ms() - L->start;
+    kill_job(L->pid);
+    L->drain_deadline = util_mono_ms() + 1000;
+    close_fd(&L->fd[SLOT_PID]);
+    L->fd[SLOT_CTL] = -1;
+}
+
+/* What each slot waits for, and what is done when it comes. */
+static const struct {
+    short events;
+    void (*ready)(struct job_loop *L);
+} job_slots[SLOT__COUNT] = {
+    [SLOT_CTL] = {POLLIN, on_ctl},    [SLOT_IN] = {POLLOUT, on_input},
+    [SLOT_RES] = {POLLIN, on_result}, [SLOT_OUT] = {POLLIN, on_stdout},
+    [SLOT_ERR] = {POLLIN, on_stderr}, [SLOT_EV] = {POLLIN, on_events},
+    [SLOT_PID] = {POLLIN, on_ended},
+};
+
+/* How long the next poll may wait: until the deadline (or, once the job
+ * has exited, the end of draining its pipes), the next live output or the
+ * next count of its directory. */
+static int loop_timeout(const struct job_loop *L)
+{
+    int64_t now = util_mono_ms();
+    int64_t until = L->exited ? L->drain_deadline : L->deadline;
+    if (!L->exited && loop_ctl_open(L) && L->next_live < until)
+        until = L->next_live;
+    if (!L->exited && L->next_tmp < until)
+        until = L->next_tmp;
+    return until > now ? (int)(until - now) : 0;
+}
+
+/* What is due by the clock: the timeout, live output, counting the job's
+ * directory. */
+static void loop_timers(struct job_loop *L)
+{
+    int64_t now = util_mono_ms();
+    if (L->exited)
+        return;
+    if (!L->killed && now >= L->deadline) {
+        L->j->timed_out = true;
+        loop_kill(L);
+    }
+    if (loop_ctl_open(L) && now >= L->next_live) {
+        send_live_output(L->j);
+        L->next_live = now + LIVE_OUTPUT_MS;
+    }
+    if (!L->killed && now >= L->next_tmp) {
+        L->next_tmp = tmp_check(L->j, L->c->dir_fd);
+        if (L->j->tmp_exceeded)
+            loop_kill(L);
+    }
+}
+
+/* Polls the job's descriptors (the job_slots table) until its process has
+ * exited and its pipes are drained. Returns 0 or -errno. */
+static int loop_poll(struct job_loop *L)
+{
+    for (;;) {
+        struct pollfd p[SLOT__COUNT];
+        bool watching = false;
+        for (int i = 0; i < SLOT__COUNT; i++) {
+            p[i] = (struct pollfd){L->fd[i], job_slots[i].events, 0};
+            watching = watching || L->fd[i] >= 0;
+        }
+        if (L->exited && (!watching || util_mono_ms() >= L->drain_deadline))
+            return 0;
+        int n = poll(p, SLOT__COUNT, loop_timeout(L));
+        if (n < 0 && errno != EINTR)
+            return -errno;
+        loop_timers(L);
+        for (int i = 0; n > 0 && i < SLOT__COUNT; i++)
+            if (p[i].revents && L->fd[i] >= 0)
+                job_slots[i].ready(L);
+    }
+}
+
 /* Runs one job to completion (or timeout) in child c, which takes the job
  * request from its stdin pipe. Fills the outputs of j; closes c's fds. */
 static int job_run(struct job_run *j, struct child *c)
 {
-    int in[2] = {-1, c->in_w}, res[2] = {c->res_r, -1}, out[2] = {c->out_r, -1},
-        err[2] = {c->err_r, -1}, ev = c->ev_r;
-    int pidfd = -1, r = 0;
-    pid_t pid = c->pid;
-    size_t written = 0, total_output = 0;
-    bool exited = false, killed = false;
-
-    j->out.limit = j->err.limit = j->max_output;
-    j->res.limit = j->max_result;
     int64_t start = util_mono_ms();
-    fcntl(in[1], F_SETFL, O_NONBLOCK);
-    pidfd = pidfd_open_(pid);
-    if (pidfd < 0) {
+    struct job_loop L = {
+        .j = j,
+        .c = c,
+        .pid = c->pid,
+        .fd = {[SLOT_CTL] = j->ctl_fd,
+               [SLOT_IN] = c->pipe[PIPE_IN],
+               [SLOT_RES] = c->pipe[PIPE_RES],
+               [SLOT_OUT] = c->pipe[PIPE_OUT],
+               [SLOT_ERR] = c->pipe[PIPE_ERR],
+               [SLOT_EV] = c->pipe[PIPE_EV],
+               [SLOT_PID] = pidfd_open_(c->pid)},
+        .start = start,
+        .deadline = start + (int64_t)(j->timeout_s * 1000.0),
+        .next_live = start + LIVE_OUTPUT_MS,
+        /* Without a tmpfs of its own, the job's directory is counted now
+         * and then (tmp_check). */
+        .next_tmp = c->sj.dir_mounted || c->dir_fd < 0 ? INT64_MAX : start + TMP_CHECK_MS,
+    };
+    int r = 0;
+
+    if (L.fd[SLOT_PID] < 0) {
         r = -errno;
-        kill(pid, SIGKILL);
-        waitpid(pid, &j->wait_status, 0);
+        kill(L.pid, SIGKILL);
+        waitpid(L.pid, &j->wait_status, 0);
         sandbox_job_end(&c->sj);
-        goto out;
-    }
-
-    int64_t deadline = start + (int64_t)(j->timeout_s * 1000.0);
-    int64_t drain_deadline = 0, next_live = start + LIVE_OUTPUT_MS;
-    /* Without a tmpfs of its own, the job's directory is counted now and
-     * then (tmp_check). */
-    int64_t next_tmp = c->sj.dir_mounted || c->dir_fd < 0 ? INT64_MAX : start + TMP_CHECK_MS;
-    bool ctl_open = j->ctl_fd >= 0;
-    for (;;) {
-        struct pollfd p[7];
-        int np = 0, idx_in = -1, idx_res = -1, idx_out = -1, idx_err = -1, idx_pid = -1,
-            idx_ctl = -1, idx_ev = -1;
-        if (ctl_open && !exited) {
-            p[np] = (struct pollfd){j->ctl_fd, POLLIN, 0};
-            idx_ctl = np++;
-        }
-        if (in[1] >= 0) {
-            p[np] = (struct pollfd){in[1], POLLOUT, 0};
-            idx_in = np++;
-        }
-        if (res[0] >= 0) {
-            p[np] = (struct pollfd){res[0], POLLIN, 0};
-            idx_res = np++;
-        }
-        if (out[0] >= 0) {
-            p[np] = (struct pollfd){out[0], POLLIN, 0};
-            idx_out = np++;
-        }
-        if (err[0] >= 0) {
-            p[np] = (struct pollfd){err[0], POLLIN, 0};
-            idx_err = np++;
-        }
-        if (ev >= 0) {
-            p[np] = (struct pollfd){ev, POLLIN, 0};
-            idx_ev = np++;
-        }
-        if (!exited) {
-            p[np] = (struct pollfd){pidfd, POLLIN, 0};
-            idx_pid = np++;
-        }
-        if (exited && (np == 0 || util_mono_ms() >= drain_deadline))
-            break;
-
-        int64_t now = util_mono_ms();
-        int64_t until = exited ? drain_deadline : deadline;
-        if (!exited && ctl_open && next_live < until)
-            until = next_live;
-        if (!exited && next_tmp < until)
-            until = next_tmp;
-        int timeout = until > now ? (int)(until - now) : 0;
-        int n = poll(p, (nfds_t)np, timeout);
-        if (n < 0 && errno != EINTR) {
+    } else {
+        j->out.limit = j->err.limit = j->max_output;
+        j->res.limit = j->max_result;
+        fcntl(L.fd[SLOT_IN], F_SETFL, O_NONBLOCK);
+        r = loop_poll(&L);
+        if (wait4(L.pid, &j->wait_status, 0, &j->ru) < 0)
             r = -errno;
-            break;
-        }
-        now = util_mono_ms();
-        if (!exited && !killed && now >= deadline) {
-            j->timed_out = true;
-            killed = true;
-            kill_job(pid);
-        }
-        if (!exited && ctl_open && now >= next_live) {
-            send_live_output(j);
-            next_live = now + LIVE_OUTPUT_MS;
-        }
-        if (!exited && !killed && now >= next_tmp) {
-            next_tmp = tmp_check(j, c->dir_fd);
-            if (j->tmp_exceeded) {
-                killed = true;
-                kill_job(pid);
-            }
-        }
-        if (n <= 0)
-            continue;
-
-        if (idx_ctl >= 0 && p[idx_ctl].revents) {
-            json_t *msg = NULL;
-            const char *type = NULL;
-            if (frame_recv_json(j->ctl_fd, &msg) < 0)
-                ctl_open = false; /* the supervisor is gone: stop the job */
-            else
-                type = json_string_value(json_object_get(msg, "type"));
-            if ((!ctl_open || (type && !strcmp(type, "cancel"))) && !killed) {
-                j->cancelled = ctl_open;
-                killed = true;
-                kill_job(pid);
-            }
-            json_decref(msg);
-        }
-
-        if (idx_in >= 0 && p[idx_in].revents) {
-            ssize_t w = write(in[1], j->input + written, j->input_len - written);
-            if (w > 0)
-                written += (size_t)w;
-            if ((w < 0 && errno != EAGAIN && errno != EINTR) || written == j->input_len)
-                close_fd(&in[1]);
-        }
-        struct {
-            int idx;
-            int *fd;
-            struct capture *c;
-            bool counted;
-        } streams[] = {{idx_res, &res[0], &j->res, false},
-                       {idx_out, &out[0], &j->out, true},
-                       {idx_err, &err[0], &j->err, true}};
-        for (size_t i = 0; i < ARRAY_SIZE(streams); i++) {
-            if (streams[i].idx < 0 || !p[streams[i].idx].revents)
-                continue;
-            size_t dummy = 0;
-            int rr = streams[i].counted
-                         ? capture_read(*streams[i].fd, streams[i].c, &total_output, j->max_output)
-                         : capture_read(*streams[i].fd, streams[i].c, &dummy, 0);
-            if (rr <= 0)
-                close_fd(streams[i].fd);
-            if (streams[i].c->overflow && !killed) {
-                killed = true;
-                kill_job(pid);
-            }
-        }
-        if (idx_ev >= 0 && p[idx_ev].revents && events_read(ev, &j->ev) <= 0)
-            close_fd(&ev);
-        if (idx_pid >= 0 && p[idx_pid].revents) {
-            exited = true;
+        if (!L.exited)
             j->wall_ms = util_mono_ms() - start;
-            /* Whatever the job left running in its process group goes too;
-             * its pipes then reach end of file. */
-            kill_job(pid);
-            drain_deadline = util_mono_ms() + 1000;
-        }
+        /* Whatever of the job is left goes: the processes in its cgroup,
+         * then (the next spare is forked only after the reply, so none
+         * exists now) any child of this process. */
+        j->full = sandbox_job_full(&c->sj);
+        j->oom = sandbox_job_end(&c->sj);
+        end_descendants();
+        /* The last progress and log lines go before the outcome. */
+        if (loop_ctl_open(&L))
+            send_live_output(j);
     }
-    if (wait4(pid, &j->wait_status, 0, &j->ru) < 0)
-        r = -errno;
-    if (!exited)
-        j->wall_ms = util_mono_ms() - start;
-    /* Whatever of the job is left goes: the processes in its cgroup, then
-     * (the next spare is forked only after the reply, so none exists now)
-     * any child of this process. */
-    j->full = sandbox_job_full(&c->sj);
-    j->oom = sandbox_job_end(&c->sj);
-    end_descendants();
-    /* The last progress and log lines go before the outcome. */
-    if (ctl_open)
-        send_live_output(j);
-out:
-    close_fd(&in[0]);
-    close_fd(&in[1]);
-    close_fd(&res[0]);
-    close_fd(&res[1]);
-    close_fd(&out[0]);
-    close_fd(&out[1]);
-    close_fd(&err[0]);
-    close_fd(&err[1]);
-    close_fd(&ev);
-    close_fd(&pidfd);
+    for (int i = 0; i < SLOT__COUNT; i++)
+        if (i != SLOT_CTL)
+            close_fd(&L.fd[i]);
     return r;
 }
 
@@ -821,231 +926,133 @@ static json_t *error_obj(const char *type, const char *message)
     return json_pack("{s:s, s:s}", "type", type, "message", message);
 }
 
-static void set_text(json_t *reply, const char *key, const struct capture *c)
-{
-    char *s = util_utf8_sanitize(c->buf ? c->buf : "", c->len);
-    json_object_set_new(reply, key, json_string(s ? s : ""));
-    free(s);
-}
-
 static long long cpu_ms_of(const struct rusage *ru)
 {
     return (long long)ru->ru_utime.tv_sec * 1000 + ru->ru_utime.tv_usec / 1000 +
            (long long)ru->ru_stime.tv_sec * 1000 + ru->ru_stime.tv_usec / 1000;
 }
 
-/* The result header as the harness writes it, {"status": ..., "error":
- * {"type", "message", "traceback"}}, holds 6 values at most. */
-static const struct jsonv_limits header_limits = {.max_depth = 8, .max_values = 64};
-
-/* A success's result: checked once here, within the caps, without being
- * parsed (a parse would cost a json_t per value); then stored and served as
- * the job wrote it. Sets *status and *error, or the reply's result_json. */
-static void result_verdict(const struct job_run *j, const char *text, size_t len, json_t *reply,
-                           enum queue_status *status, json_t **error)
+/* What the job's run left for the decision (outcome.h): how its process
+ * ended, its limits, what this process did and saw. */
+static struct outcome_facts run_facts(const struct job_run *j)
 {
-    char msg[256];
-    size_t at = 0;
-    int r = jsonv_check(text, len, &j->result_limits, &at);
-
-    if (r == JSONV_OK) {
-        *status = QUEUE_STATUS_SUCCEEDED;
-        json_object_set_new(reply, "result_json", json_stringn(text, len));
-        return;
-    }
-    if (r == JSONV_SYNTAX) {
-        /* Not what the harness writes: the job wrote its result itself. */
-        snprintf(msg, sizeof(msg), "the job's result is not JSON (byte %zu of %zu)", at, len);
-        *error = error_obj("HarnessError", msg);
-        return;
-    }
-    *status = QUEUE_STATUS_OUTPUT_EXCEEDED;
-    if (r == JSONV_TOO_DEEP)
-        snprintf(msg, sizeof(msg),
-                 "the job's result nests deeper than %zu levels (STRATQ_MAX_RESULT_DEPTH)",
-                 j->result_limits.max_depth);
-    else
-        snprintf(msg, sizeof(msg),
-                 "the job's result holds more than %zu values (STRATQ_MAX_RESULT_VALUES)",
-                 j->result_limits.max_values);
-    *error = error_obj("ResultTooLarge", msg);
+    return (struct outcome_facts){
+        .signal = WIFSIGNALED(j->wait_status) ? WTERMSIG(j->wait_status) : 0,
+        .exit_code = WIFEXITED(j->wait_status) ? WEXITSTATUS(j->wait_status) : -1,
+        .cpu_ms = cpu_ms_of(&j->ru),
+        .timeout_s = j->timeout_s,
+        .memory_mb = j->memory_mb,
+        .max_output = j->max_output,
+        .max_result = j->max_result,
+        .result_limits = j->result_limits,
+        .max_tmp = config_int(CFG_JOB_MAX_TMP),
+        .max_tmp_entries = TMP_MAX_ENTRIES,
+        .cancelled = j->cancelled,
+        .timed_out = j->timed_out,
+        .output_over = j->out.overflow || j->err.overflow,
+        .result_over = j->res.overflow,
+        .tmp_exceeded = j->tmp_exceeded,
+        .tmp_too_many = j->tmp.too_many,
+        .tmp_full = (j->full & SANDBOX_FULL_DIR) != 0,
+        .shm_full = (j->full & SANDBOX_FULL_SHM) != 0,
+        .oom = j->oom,
+        .header_check = JSONV_SYNTAX,
+        .header_status = -1,
+    };
 }
 
-/* Decides the job's status from how its child ended and what it reported. */
-static json_t *build_reply(struct job_run *j)
+/* Reads what the job wrote on fd 4 into f: the harness writes a header
+ * line, then a success's result as JSON. The job can write the header too,
+ * as long as the cap: it is parsed only within the header's caps. A
+ * success's result is checked here, once, within the caps, without being
+ * parsed (a parse would cost a json_t per value), and then stored and
+ * served as the job wrote it: *ret_result is its text. Returns the parsed
+ * header (caller frees with json_decref()), or NULL. */
+static json_t *read_header(const struct job_run *j, struct outcome_facts *f,
+                           const char **ret_result)
 {
-    json_t *reply = json_object();
-    enum queue_status status = QUEUE_STATUS_CRASHED;
-    json_t *error = NULL;
-    char msg[256];
-
-    /* The harness writes a header line, then a success's result as JSON.
-     * The header's status is a job status (-1: none, or one we do not know).
-     * The job can write the header too, as long as the cap: it is parsed
-     * only within the header's caps. */
-    json_t *harness = NULL;
-    const char *result_text = NULL;
-    size_t result_len = 0;
-    int header_check = JSONV_SYNTAX;
+    json_t *header = NULL;
     char *nl = j->res.len && !j->res.overflow ? memchr(j->res.buf, '\n', j->res.len) : NULL;
-    if (nl) {
-        size_t header_len = (size_t)(nl - j->res.buf);
-        header_check = jsonv_check(j->res.buf, header_len, &header_limits, NULL);
-        if (header_check == JSONV_OK)
-            harness = json_loadb(j->res.buf, header_len, JSON_ALLOW_NUL, NULL);
-        result_text = nl + 1;
-        result_len = j->res.len - (size_t)(nl + 1 - j->res.buf);
-    }
-    json_t *hs_json = json_object_get(harness, "status");
-    int hs = queue_status_parse(json_string_value(hs_json));
-
-    if (j->cancelled) {
-        status = QUEUE_STATUS_CANCELLED;
-        error = error_obj("Cancelled", "the job was cancelled while it ran and was killed");
-    } else if (j->timed_out) {
-        status = QUEUE_STATUS_TIMEOUT;
-        snprintf(msg, sizeof(msg), "the job ran past its timeout of %g s and was killed",
-                 j->timeout_s);
-        error = error_obj("Timeout", msg);
-    } else if (j->out.overflow || j->err.overflow) {
-        status = QUEUE_STATUS_OUTPUT_EXCEEDED;
-        snprintf(msg, sizeof(msg),
-                 "the job wrote more than %zu bytes to stdout and stderr (STRATQ_MAX_OUTPUT) "
-                 "and was killed",
-                 j->max_output);
-        error = error_obj("OutputExceeded", msg);
-    } else if (j->res.overflow || hs == QUEUE_STATUS_OUTPUT_EXCEEDED) {
-        /* Cut off here, or (the same limit) not written by the harness. */
-        status = QUEUE_STATUS_OUTPUT_EXCEEDED;
-        snprintf(msg, sizeof(msg), "the job's result is larger than %zu bytes (STRATQ_MAX_RESULT)",
-                 j->max_result);
-        error = error_obj("ResultTooLarge", msg);
-    } else if (j->tmp_exceeded || ((j->full & SANDBOX_FULL_DIR) && hs != QUEUE_STATUS_SUCCEEDED)) {
-        /* Counted past it and killed; or a write past it failed (ENOSPC),
-         * and the job with it. */
-        status = QUEUE_STATUS_OUTPUT_EXCEEDED;
-        if (j->tmp.too_many)
-            snprintf(msg, sizeof(msg),
-                     "the job made more than %d files in its directory and was killed",
-                     TMP_MAX_ENTRIES);
-        else
-            snprintf(msg, sizeof(msg),
-                     "the job's temporary files %s its directory's %lld bytes "
-                     "(STRATQ_JOB_MAX_TMP)%s",
-                     j->tmp_exceeded ? "went past" : "filled", config_int(CFG_JOB_MAX_TMP),
-                     j->tmp_exceeded ? " and it was killed" : "");
-        error = error_obj("TmpExceeded", msg);
-    } else if (header_check == JSONV_TOO_DEEP || header_check == JSONV_TOO_MANY) {
-        /* Not the harness's: its header holds a handful of values. */
-        status = QUEUE_STATUS_OUTPUT_EXCEEDED;
-        snprintf(msg, sizeof(msg),
-                 "the job's result header holds more than %zu values or nests deeper than %zu "
-                 "levels",
-                 header_limits.max_values, header_limits.max_depth);
-        error = error_obj("ResultTooLarge", msg);
-    } else if ((j->oom || (j->full & SANDBOX_FULL_SHM)) && hs != QUEUE_STATUS_SUCCEEDED) {
-        status = QUEUE_STATUS_MEMORY_EXCEEDED;
-        snprintf(msg, sizeof(msg),
-                 j->oom ? "the job's processes together used more than its memory limit of %lld "
-                          "MiB and were killed"
-                        : "the job's shared memory (/dev/shm) filled its memory limit of %lld MiB",
-                 j->memory_mb);
-        error = error_obj("MemoryExceeded", msg);
-    } else if (WIFSIGNALED(j->wait_status) &&
-               (WTERMSIG(j->wait_status) == SIGXCPU ||
-                /* The first process of a pid namespace ignores SIGXCPU; the
-                 * kernel then kills it at the hard limit. The kernel checks
-                 * that limit against tick-sampled CPU time, which on a busy
-                 * machine runs ahead of the precise time wait4() reports
-                 * (seen 1-3 s ahead with 4 threads on 2 shared cores): a
-                 * SIGKILL that no one else sent (not a timeout, cancel, OOM
-                 * or output kill, all handled above) after three quarters of
-                 * the soft limit is that limit. */
-                (WTERMSIG(j->wait_status) == SIGKILL &&
-                 cpu_ms_of(&j->ru) >= (long long)(ceil(j->timeout_s) + 1) * 750))) {
-        status = QUEUE_STATUS_CPU_EXCEEDED;
-        error = error_obj("CpuExceeded", "the job used up its CPU time limit");
-    } else if (json_is_string(hs_json)) {
-        if (hs == QUEUE_STATUS_SUCCEEDED) {
-            result_verdict(j, result_text, result_len, reply, &status, &error);
-        } else if (hs == QUEUE_STATUS_FAILED) {
-            status = hs;
-            error = json_incref(json_object_get(harness, "error"));
-            if (!json_is_object(error)) {
-                json_decref(error);
-                error = error_obj("Error", "the job failed");
-            }
-        } else if (hs == QUEUE_STATUS_MEMORY_EXCEEDED) {
-            /* Python's MemoryError under the job's address space limit,
-             * which this process cannot see for itself. The header is
-             * written from inside the job's process, where the job's code
-             * can write one too: the status stands (it is about the job
-             * alone), but what it says is ours, and only the traceback,
-             * a string, is taken from it. */
-            status = hs;
-            snprintf(msg, sizeof(msg), "the job ran out of memory (memory_mb=%lld)", j->memory_mb);
-            error = error_obj("MemoryError", msg);
-            json_t *tb = json_object_get(json_object_get(harness, "error"), "traceback");
-            json_object_set_new(error, "traceback",
-                                json_is_string(tb) ? json_incref(tb) : json_string(""));
-        } else {
-            error = error_obj("HarnessError", "the harness reported an unknown status");
-        }
-    } else if (WIFSIGNALED(j->wait_status)) {
-        int sig = WTERMSIG(j->wait_status);
-        snprintf(msg, sizeof(msg), "the job's process was killed by signal %d (%s)", sig,
-                 sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
-        error = error_obj("Crashed", msg);
-    } else {
-        snprintf(msg, sizeof(msg), "the job's process exited with code %d without a result",
-                 WIFEXITED(j->wait_status) ? WEXITSTATUS(j->wait_status) : -1);
-        error = error_obj("Crashed", msg);
-    }
-    json_decref(harness);
-
-    json_object_set_new(reply, "type", json_string("done"));
-    json_object_set_new(reply, "status", json_string(queue_status_name(status)));
-    if (error)
-        json_object_set_new(reply, "error", error);
-    set_text(reply, "stdout", &j->out);
-    set_text(reply, "stderr", &j->err);
-    long long cpu_ms = cpu_ms_of(&j->ru);
-    json_object_set_new(reply, "usage",
-                        json_pack("{s:I, s:I, s:I}", "wall_ms", (json_int_t)j->wall_ms, "cpu_ms",
-                                  (json_int_t)cpu_ms, "max_rss_kb", (json_int_t)j->ru.ru_maxrss));
-    return reply;
-}
-
-static char **build_env(void)
-{
-    char **envp = calloc(ARRAY_SIZE(passed_env) + 5, sizeof(char *));
-    size_t n = 0;
-    if (!envp)
+    if (!nl)
         return NULL;
-    envp[n++] = strdup("PATH=/usr/local/bin:/usr/bin:/bin");
-    envp[n++] = strdup("LANG=C.UTF-8");
-#if defined(__SANITIZE_ADDRESS__)
-    /* Test builds: a warm job child is this (sanitized) program, and must
-     * see a failed allocation past its memory limit as NULL (Python's
-     * MemoryError) rather than as a sanitizer abort. */
-    const char *asan = getenv("ASAN_OPTIONS");
-    if (asprintf(&envp[n], "ASAN_OPTIONS=%s%sallocator_may_return_null=1", asan ? asan : "",
-                 asan && *asan ? ":" : "") > 0)
-        n++;
-#endif
-    for (size_t i = 0; passed_env[i]; i++) {
-        const char *v = getenv(passed_env[i]);
-        if (v && asprintf(&envp[n], "%s=%s", passed_env[i], v) > 0)
-            n++;
+    size_t header_len = (size_t)(nl - j->res.buf);
+    f->header_check = jsonv_check(j->res.buf, header_len, &outcome_header_limits, NULL);
+    if (f->header_check == JSONV_OK)
+        header = json_loadb(j->res.buf, header_len, JSON_ALLOW_NUL, NULL);
+    const char *hs = json_string_value(json_object_get(header, "status"));
+    f->header_named = hs != NULL;
+    f->header_status = queue_status_parse(hs);
+    f->header_error = json_is_object(json_object_get(header, "error"));
+    if (f->header_status == QUEUE_STATUS_SUCCEEDED) {
+        *ret_result = nl + 1;
+        f->result_len = j->res.len - (size_t)(nl + 1 - j->res.buf);
+        f->result_check = jsonv_check(*ret_result, f->result_len, &j->result_limits, &f->result_at);
     }
-    return envp;
+    return header;
 }
 
-static void free_env(char **envp)
+/* The job's DONE: its status (outcome_decide), error and usage; a
+ * success's result (its bytes in the capture, validated) in *ret_result. */
+static json_t *build_done(struct job_run *j, const char **ret_result, size_t *ret_len)
 {
-    for (size_t i = 0; envp && envp[i]; i++)
-        free(envp[i]);
-    free(envp);
+    struct outcome_facts f = run_facts(j);
+    const char *result = NULL;
+    json_t *header = read_header(j, &f, &result);
+    json_t *error = NULL;
+    struct outcome o;
+
+    outcome_decide(&f, &o);
+    if (o.status == QUEUE_STATUS_SUCCEEDED) {
+        *ret_result = result;
+        *ret_len = f.result_len;
+    }
+    if (o.from_header & OUTCOME_FROM_HEADER_ERROR)
+        error = json_incref(json_object_get(header, "error"));
+    else if (o.error_type)
+        error = error_obj(o.error_type, o.message);
+    if (o.from_header & OUTCOME_FROM_HEADER_TRACEBACK) {
+        /* Only the traceback, a string, is taken from the job's header. */
+        json_t *tb = json_object_get(json_object_get(header, "error"), "traceback");
+        json_object_set_new(error, "traceback",
+                            json_is_string(tb) ? json_incref(tb) : json_string(""));
+    }
+    json_decref(header);
+    json_t *done = json_pack("{s:s, s:{s:I, s:I, s:I}}", "status", queue_status_name(o.status),
+                             "usage", "wall_ms", (json_int_t)j->wall_ms, "cpu_ms",
+                             (json_int_t)f.cpu_ms, "max_rss_kb", (json_int_t)j->ru.ru_maxrss);
+    if (error)
+        json_object_set_new(done, "error", error);
+    return done;
+}
+
+/* Tells the supervisor how the job ended: the whole output it kept
+ * (OUTPUT_ALL), a success's result (RESULT: the bytes the job wrote,
+ * validated once, in read_header), then DONE. run_error: why the
+ * executor could not run the job at all. Returns 0 or -errno. */
+static int send_outcome(struct job_run *j, int run_error)
+{
+    const char *result = NULL;
+    size_t result_len = 0;
+    json_t *done;
+    if (run_error < 0) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "the executor could not run the job: %s", strerror(-run_error));
+        done = json_pack("{s:s, s:o}", "status", queue_status_name(QUEUE_STATUS_CRASHED), "error",
+                         error_obj("ExecutorError", msg));
+    } else {
+        done = build_done(j, &result, &result_len);
+    }
+    _cleanup_free_ char *out = util_utf8_sanitize(j->out.buf ? j->out.buf : "", j->out.len);
+    _cleanup_free_ char *err = util_utf8_sanitize(j->err.buf ? j->err.buf : "", j->err.len);
+    int r = done && out && err ? 0 : -ENOMEM;
+    if (r == 0)
+        r = frame_send_pair(EXECUTOR_FD, FRAME_OUTPUT_ALL, out, strlen(out), err, strlen(err));
+    if (r == 0 && result)
+        r = frame_send(EXECUTOR_FD, FRAME_RESULT, result, result_len);
+    if (r == 0)
+        r = frame_send_object(EXECUTOR_FD, FRAME_DONE, done);
+    json_decref(done);
+    return r;
 }
 
 /* Copies the harness's package (DIR/stratq/\*.py) into WORK/sdk, owned by
@@ -1090,9 +1097,7 @@ static char *stage_harness(const char *dir, const char *work)
         errno = -r;
         return NULL;
     }
-    char *res = top;
-    top = NULL;
-    return res;
+    return steal_pointer(&top);
 }
 
 /* Removing a directory tree a job wrote. The job is hostile and its
@@ -1153,6 +1158,109 @@ static DIR *dir_of(int fd)
     return d;
 }
 
+/* The walk's stack of open directories (rm_frame), with the top one
+ * first, and the directory it empties. */
+struct rm_walk {
+    struct rm_frame *stack;
+    size_t n, cap;
+    int top;
+    dev_t dev;
+    unsigned moved; /* directories renamed up into the top one so far */
+};
+
+/* The directory NAME (in f's directory) is too deep to hold open: up into
+ * the top directory it goes, under a fresh name, to be emptied from there. */
+static void rm_move_up(struct rm_walk *w, struct rm_frame *f, const char *name)
+{
+    if (w->n <= 1)
+        return;
+    char fresh[64];
+    int r;
+    do {
+        snprintf(fresh, sizeof(fresh), ".stratq-rm-%u", w->moved++);
+        r = renameat2(f->fd, name, w->top, fresh, RENAME_NOREPLACE);
+    } while (r < 0 && errno == EEXIST && w->moved != 0);
+    if (r == 0) {
+        f->progress++;
+        w->stack[0].progress++;
+    }
+}
+
+/* Enters the directory sub (an open fd), NAME in the current one: pushes
+ * it on the stack, or closes it when it cannot be held. */
+static void rm_push(struct rm_walk *w, int sub, const char *name)
+{
+    DIR *sd = NULL;
+    char *copy = strdup(name);
+    if (w->n == w->cap) {
+        struct rm_frame *bigger = realloc(w->stack, 2 * w->cap * sizeof(*w->stack));
+        if (bigger) {
+            w->stack = bigger;
+            w->cap *= 2;
+        }
+    }
+    if (w->n == w->cap || !copy || !(sd = fdopendir(sub))) {
+        close(sub);
+        free(copy);
+        return;
+    }
+    w->stack[w->n++] = (struct rm_frame){.fd = sub, .d = sd, .name = copy};
+}
+
+/* The current directory was read to its end: read again when the pass
+ * removed or moved anything, else it is removed from its parent. */
+static void rm_pop(struct rm_walk *w)
+{
+    struct rm_frame *f = &w->stack[w->n - 1];
+    if (f->progress > 0) { /* read it again: something may be left */
+        f->progress = 0;
+        rewinddir(f->d);
+        return;
+    }
+    struct rm_frame done = *f;
+    w->n--;
+    if (w->n > 0 && unlinkat(w->stack[w->n - 1].fd, done.name, AT_REMOVEDIR) == 0)
+        w->stack[w->n - 1].progress++;
+    rm_frame_close(&done);
+}
+
+/* One entry of the current directory: a file goes, a directory on the same
+ * filesystem is entered (or moved up when too deep). */
+static void rm_entry(struct rm_walk *w, const char *name)
+{
+    struct rm_frame *f = &w->stack[w->n - 1];
+    struct stat st;
+    if (!strcmp(name, ".") || !strcmp(name, "..") ||
+        fstatat(f->fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return;
+    if (!S_ISDIR(st.st_mode)) {
+        if (unlinkat(f->fd, name, 0) == 0)
+            f->progress++;
+        return;
+    }
+    if (st.st_dev != w->dev) /* a mount point: not ours to empty */
+        return;
+    int sub = w->n < REMOVE_MAX_DEPTH ? rm_open_dir(f->fd, name, &st) : -1;
+    if (sub < 0 && (w->n >= REMOVE_MAX_DEPTH || errno == EMFILE || errno == ENFILE))
+        rm_move_up(w, f, name);
+    else if (sub >= 0)
+        rm_push(w, sub, name);
+}
+
+/* Whether the directory FD holds nothing. */
+static bool dir_is_empty(int fd)
+{
+    DIR *d = dir_of(fd);
+    if (!d)
+        return false;
+    bool left = false;
+    struct dirent *e;
+    while (!left && (e = readdir(d)))
+        left = strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+    closedir(d);
+    return !left;
+}
+
 /* Empties the directory TOP (an fd, kept open) of everything on its
  * filesystem. Returns 0 when it is empty, -1 when something is left. */
 static int empty_dir(int top)
@@ -1160,93 +1268,28 @@ static int empty_dir(int top)
     struct stat st;
     if (fstat(top, &st) < 0)
         return -1;
-    dev_t dev = st.st_dev;
     if ((st.st_mode & S_IRWXU) != S_IRWXU)
         fchmod(top, (st.st_mode & 07777) | S_IRWXU);
-    size_t cap = 16, n = 0;
-    struct rm_frame *stack = calloc(cap, sizeof(*stack));
-    unsigned moved = 0;
+    struct rm_walk w = {
+        .stack = calloc(16, sizeof(struct rm_frame)), .cap = 16, .top = top, .dev = st.st_dev};
     DIR *d = dir_of(top);
-    if (!stack || !d) {
+    if (!w.stack || !d) {
         if (d)
             closedir(d);
-        free(stack);
+        free(w.stack);
         return -1;
     }
-    stack[n++] = (struct rm_frame){.fd = dirfd(d), .d = d};
-    while (n > 0) {
-        struct rm_frame *f = &stack[n - 1];
+    w.stack[w.n++] = (struct rm_frame){.fd = dirfd(d), .d = d};
+    while (w.n > 0) {
         errno = 0;
-        struct dirent *e = readdir(f->d);
-        if (!e) {
-            if (f->progress > 0) { /* read it again: something may be left */
-                f->progress = 0;
-                rewinddir(f->d);
-                continue;
-            }
-            struct rm_frame done = *f;
-            n--;
-            if (n > 0 && unlinkat(stack[n - 1].fd, done.name, AT_REMOVEDIR) == 0)
-                stack[n - 1].progress++;
-            rm_frame_close(&done);
-            continue;
-        }
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        if (fstatat(f->fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-            continue;
-        if (!S_ISDIR(st.st_mode)) {
-            if (unlinkat(f->fd, e->d_name, 0) == 0)
-                f->progress++;
-            continue;
-        }
-        if (st.st_dev != dev) /* a mount point: not ours to empty */
-            continue;
-        int sub = n < REMOVE_MAX_DEPTH ? rm_open_dir(f->fd, e->d_name, &st) : -1;
-        if (sub < 0 && (n >= REMOVE_MAX_DEPTH || errno == EMFILE || errno == ENFILE)) {
-            /* Too deep to hold open: up into the top directory it goes. */
-            if (n > 1) {
-                char name[64];
-                int r;
-                do {
-                    snprintf(name, sizeof(name), ".stratq-rm-%u", moved++);
-                    r = renameat2(f->fd, e->d_name, top, name, RENAME_NOREPLACE);
-                } while (r < 0 && errno == EEXIST && moved != 0);
-                if (r == 0) {
-                    f->progress++;
-                    stack[0].progress++;
-                }
-            }
-            continue;
-        }
-        if (sub < 0)
-            continue;
-        DIR *sd = NULL;
-        char *name = strdup(e->d_name);
-        if (n == cap) {
-            struct rm_frame *bigger = realloc(stack, 2 * cap * sizeof(*stack));
-            if (bigger) {
-                stack = bigger;
-                cap *= 2;
-            }
-        }
-        if (n == cap || !name || !(sd = fdopendir(sub))) {
-            close(sub);
-            free(name);
-            continue;
-        }
-        stack[n++] = (struct rm_frame){.fd = sub, .d = sd, .name = name};
+        struct dirent *e = readdir(w.stack[w.n - 1].d);
+        if (e)
+            rm_entry(&w, e->d_name);
+        else
+            rm_pop(&w);
     }
-    free(stack);
-    /* What is left, if anything. */
-    if (!(d = dir_of(top)))
-        return -1;
-    int left = 0;
-    struct dirent *e;
-    while (!left && (e = readdir(d)))
-        left = strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
-    closedir(d);
-    return left ? -1 : 0;
+    free(w.stack);
+    return dir_is_empty(top) ? 0 : -1;
 }
 
 /* Removes the directory held open as FD, named NAME in the directory
@@ -1314,9 +1357,62 @@ static void sweep_work_dir(void)
     closedir(d);
 }
 
-static json_t *handle_request(json_t *req)
+/* The executor's part of a job's request, the first line the harness
+ * reads on its fd 3 (the supervisor's RUN follows as it came): the job's
+ * directory, the mode, the data directory, the result's cap and, for a
+ * warm child, which sets its limits itself, its address space before the
+ * job and the same CPU-time limit as a cold child's (outcome_cpu_rlimit).
+ * Caller frees. */
+static char *run_settings(const struct job_run *j, const char *dir)
 {
-    json_t *spec = json_object_get(req, "spec");
+    json_t *s = json_pack("{s:s, s:s, s:I}", "tmpdir", dir, "mode", ex.warm ? "warm" : "cold",
+                          "max_result", (json_int_t)j->max_result);
+    if (s && ex.data_dir[0]) {
+        json_object_set_new(s, "data_dir", json_string(ex.data_dir));
+        json_object_set_new(s, "data_fd", json_integer(SANDBOX_DATA_FD));
+    }
+    if (s && ex.warm) {
+        struct rlimit cpu = outcome_cpu_rlimit(j->timeout_s);
+        json_object_set_new(s, "base_vm_kb", json_integer(ex.spare_vm_kb));
+        json_object_set_new(
+            s, "cpu_rlimit",
+            json_pack("[I, I]", (json_int_t)cpu.rlim_cur, (json_int_t)cpu.rlim_max));
+    }
+    char *text = s ? json_dumps(s, JSON_COMPACT) : NULL;
+    json_decref(s);
+    return text;
+}
+
+/* The child for a job, with its own directory: the warm spare made ahead
+ * of time, or a new one that execs an interpreter. */
+static int job_child(const struct job_run *j, struct child *c)
+{
+    if (!ex.warm)
+        return child_spawn(j, c);
+    refill_spare();
+    *c = ex.spare;
+    ex.spare = (struct child)CHILD_NONE;
+    if (c->pid <= 0)
+        return -ECHILD;
+    sandbox_job_memory(&c->sj, j->memory_mb);
+    ex.last_memory_mb = j->memory_mb;
+    return 0;
+}
+
+static void job_run_free(struct job_run *j)
+{
+    free(j->out.buf);
+    free(j->err.buf);
+    free(j->res.buf);
+    json_decref(j->ev.progress);
+    json_decref(j->ev.logs);
+}
+
+/* Runs the job of a RUN message and tells the supervisor how it ended.
+ * Returns 0, or -errno when the supervisor can no longer be told. */
+static int run_job(const struct frame_msg *run)
+{
+    json_t *spec = json_object_get(run->json, "spec");
     struct job_run j = {
         .timeout_s = json_number_value(json_object_get(spec, "timeout_s")),
         .memory_mb = json_integer_value(json_object_get(spec, "memory_mb")),
@@ -1326,78 +1422,43 @@ static json_t *handle_request(json_t *req)
                           (size_t)config_int(CFG_MAX_RESULT_VALUES)},
         .ctl_fd = EXECUTOR_FD,
     };
-    json_t *reply;
-    struct child c = {.pid = -1, .dir_fd = -1};
-    int r;
-
-    /* The child, with its own directory: the warm spare made ahead of
-     * time, or a new one that execs an interpreter. */
-    if (ex.warm) {
-        refill_spare();
-        c = ex.spare;
-        ex.spare.pid = -1;
-        ex.spare.dir_fd = -1;
-        r = c.pid > 0 ? 0 : -ECHILD;
-        if (r == 0)
-            sandbox_job_memory(&c.sj, j.memory_mb);
-    } else {
-        r = child_spawn(&j, &c);
-    }
-    json_object_set_new(req, "tmpdir", json_string(r == 0 ? c.sj.dir : ""));
-    json_object_set_new(req, "mode", json_string(ex.warm ? "warm" : "cold"));
-    if (ex.data_dir[0]) {
-        json_object_set_new(req, "data_dir", json_string(ex.data_dir));
-        json_object_set_new(req, "data_fd", json_integer(SANDBOX_DATA_FD));
-    }
-    if (ex.warm)
-        json_object_set_new(req, "base_vm_kb", json_integer(ex.spare_vm_kb));
-    /* The harness does not write a result the cap would cut off. */
-    json_object_set_new(req, "max_result", json_integer(config_int(CFG_MAX_RESULT)));
-    j.input = json_dumps(req, JSON_COMPACT);
-    j.input_len = j.input ? strlen(j.input) : 0;
-    if (r == 0 && !j.input) {
+    struct child c = CHILD_NONE;
+    int r = job_child(&j, &c);
+    _cleanup_free_ char *settings = run_settings(&j, r == 0 ? c.sj.dir : "");
+    j.input[0] = (struct iovec){settings, settings ? strlen(settings) : 0};
+    j.input[1] = (struct iovec){"\n", 1};
+    j.input[2] = (struct iovec){run->data, run->len};
+    if (r == 0 && !settings) {
         child_discard(&c);
         r = -ENOMEM;
     }
     if (r == 0)
         r = job_run(&j, &c);
+    if (j.ctl_error == -EPROTO)
+        log_error("bad message from the supervisor", "{s:s}", "error", ex.rd.why);
+    /* The job has ended (job_run: its processes are gone): its outcome
+     * goes first, then its directory (a tmpfs's unmount and rmdir take a
+     * millisecond or more), before the next job is read. */
+    int sr = j.ctl_error ? j.ctl_error : send_outcome(&j, r);
     job_dir_remove(&c);
     sweep_work_dir();
-    if (r < 0) {
-        char msg[160];
-        snprintf(msg, sizeof(msg), "the executor could not run the job: %s", strerror(-r));
-        reply = json_pack("{s:s, s:o, s:s, s:s}", "status", queue_status_name(QUEUE_STATUS_CRASHED),
-                          "error", error_obj("ExecutorError", msg), "stdout", "", "stderr", "");
-    } else {
-        reply = build_reply(&j);
-    }
-    free(j.input);
-    free(j.out.buf);
-    free(j.err.buf);
-    free(j.res.buf);
-    json_decref(j.ev.progress);
-    json_decref(j.ev.logs);
-    return reply;
+    job_run_free(&j);
+    return sr;
 }
 
-int executor_main(int argc, char **argv)
+/* The process's own settings, before anything is made: signals, dumpability,
+ * the subreaper, the socket to the supervisor. */
+static void executor_process_setup(void)
 {
-    char err[256];
-    char **args;
-    int nargs;
-
-    log_set_component("executor");
-    if (config_load(CMD_EXECUTOR, argc, argv, &args, &nargs, err, sizeof(err)) != 0) {
-        fprintf(stderr, "stratq executor: %s\n", err);
-        return 2;
-    }
-    log_set_level_name(config_str(CFG_LOG_LEVEL));
     /* The supervisor decides when to stop; a terminal's Ctrl-C must not kill
-     * a job half-way. If the supervisor dies, so does the executor. */
+     * a job half-way. If the supervisor dies, its socket reaches end of
+     * file, which every wait of the executor watches: the executor then
+     * ends the job and leaves by its one way out, leaving nothing behind
+     * (a parent-death SIGKILL would leave the work directory, the cgroups
+     * and, without a pid namespace, the job's orphans). */
     signal(SIGINT, SIG_IGN);
     signal(SIGTERM, SIG_IGN);
     signal(SIGPIPE, SIG_IGN);
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
     /* exec made this process dumpable again: without this, job code running
      * as the same uid could ptrace it or take its socket to the supervisor
      * with pidfd_getfd(). */
@@ -1406,54 +1467,100 @@ int executor_main(int argc, char **argv)
      * re-parented here rather than to init, so they can be found and killed
      * when the job ends. */
     prctl(PR_SET_CHILD_SUBREAPER, 1);
+    /* The supervisor's messages are read as they come, never waited for
+     * inside a job's poll loop. */
+    frame_reader_init(&ex.rd, FRAME_DOWN);
+    fcntl(EXECUTOR_FD, F_SETFL, O_NONBLOCK);
+}
 
-    _cleanup_free_ char *harness_dir = util_find_harness_dir(config_str(CFG_HARNESS_DIR));
-    if (!harness_dir) {
-        log_error("cannot find the stratq Python harness; set STRATQ_HARNESS_DIR", "{}");
-        return 1;
+/* Where executors make their work directories. */
+#define WORK_BASE "/tmp"
+#define WORK_PREFIX "stratq-exec-"
+
+/* Removes the work directories of executors that ended without their own
+ * cleanup (a SIGKILL, the OOM killer): every live executor holds an flock
+ * on its work directory for its whole life, so a directory whose lock can be
+ * taken is nobody's. Only this uid's directories are looked at. */
+static void sweep_dead_work_dirs(void)
+{
+    int base = open(WORK_BASE, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = base >= 0 ? dir_of(base) : NULL;
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        struct stat st;
+        if (strncmp(e->d_name, WORK_PREFIX, strlen(WORK_PREFIX)) != 0 ||
+            fstatat(base, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode) ||
+            st.st_uid != geteuid())
+            continue;
+        int fd = openat(base, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+            remove_dir_fd(base, e->d_name, fd);
+            log_info("removed the work directory of an executor that is gone", "{s:s}", "dir",
+                     e->d_name);
+        }
+        close(fd);
     }
-    int rc = 1;
+    if (d)
+        closedir(d);
+    if (base >= 0)
+        close(base);
+}
+
+/* Makes the executor's work directory, which holds one directory per job,
+ * and locks it for the executor's life (sweep_dead_work_dirs). It is made
+ * under another name and renamed once locked, so that no other executor's
+ * sweep can take it in between. Returns 0 or -1 (logged). */
+static int make_work_dir(void)
+{
+    char fresh[64];
+    snprintf(fresh, sizeof(fresh), "%s/stratq-new-XXXXXX", WORK_BASE);
+    if (!mkdtemp(fresh)) {
+        log_error("cannot make the executor's work directory", "{s:s, s:s}", "dir", fresh, "error",
+                  strerror(errno));
+        return -1;
+    }
+    ex.work_fd = open(fresh, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    snprintf(ex.work_dir, sizeof(ex.work_dir), "%s/" WORK_PREFIX "%s", WORK_BASE,
+             fresh + strlen(WORK_BASE "/stratq-new-"));
+    if (ex.work_fd < 0 || flock(ex.work_fd, LOCK_EX) < 0 || rename(fresh, ex.work_dir) < 0) {
+        log_error("cannot make the executor's work directory", "{s:s, s:s}", "dir", fresh, "error",
+                  strerror(errno));
+        rmdir(fresh);
+        ex.work_dir[0] = '\0';
+        return -1;
+    }
+    sweep_dead_work_dirs();
+    return 0;
+}
+
+static void log_layers(const struct sandbox_status *sst)
+{
+    for (int i = 0; i < SB__COUNT; i++)
+        if (!sst->active[i] && i <= SB_SESSION)
+            log_warn("a sandbox layer is unavailable", "{s:s, s:s}", "layer", sandbox_layer_name(i),
+                     "reason", sst->why[i]);
+    if (!sst->active[SB_MOUNTNS])
+        log_warn("jobs get no /dev/shm: without the mount namespace it would be shared with "
+                 "every other job of this uid; multiprocessing's locks, Pool and shared_memory "
+                 "need the mountns layer (docs/security.md)",
+                 "{s:s}", "mountns", sst->why[SB_MOUNTNS]);
+    log_info("sandbox", "{s:o}", "layers", json_loads(ex.layers ? ex.layers : "{}", 0, NULL));
+}
+
+/* The sandbox: which layers this host allows, set up once here for every
+ * job to come. Returns 0 or -1 (logged). */
+static int executor_sandbox(void)
+{
     struct sandbox_status sst;
     struct sandbox_options sopt;
-    _cleanup_free_ char *layers = NULL;
-    ex.envp = build_env();
-    ex.python = config_str(CFG_PYTHON);
-    ex.harness_dir = harness_dir;
-    const char *mode = config_str(CFG_MODE);
-    if (strcmp(mode, "warm") != 0 && strcmp(mode, "cold") != 0) {
-        log_error("STRATQ_MODE must be warm or cold", "{s:s}", "mode", mode);
-        goto out;
-    }
-    ex.warm = !strcmp(mode, "warm");
-    if (!ex.warm && access(ex.python, X_OK) < 0) {
-        log_error("the Python interpreter is not executable; set STRATQ_PYTHON", "{s:s}", "python",
-                  ex.python);
-        goto out;
-    }
-    const char *base = getenv("TMPDIR");
-    snprintf(ex.work_dir, sizeof(ex.work_dir), "%s/stratq-exec-XXXXXX",
-             base && base[0] == '/' ? base : "/tmp");
-    if (!mkdtemp(ex.work_dir)) {
-        log_error("cannot make the executor's work directory", "{s:s, s:s}", "dir", ex.work_dir,
-                  "error", strerror(errno));
-        ex.work_dir[0] = '\0';
-        goto out;
-    }
-    ex.work_fd = open(ex.work_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (ex.work_fd < 0) {
-        log_error("cannot open the executor's work directory", "{s:s, s:s}", "dir", ex.work_dir,
-                  "error", strerror(errno));
-        goto out;
-    }
-    /* The sandbox: which layers this host allows, set up once here. */
+    char err[256];
     sandbox_options_load(&sopt);
     if (sandbox_probe(&sst, &sopt, err, sizeof(err)) < 0) {
         log_error("bad sandbox settings", "{s:s}", "error", err);
-        goto out;
+        return -1;
     }
-    /* Warm jobs may exec the interpreter they were forked from (sys.executable,
-     * for multiprocessing's spawn and its resource tracker); cold jobs are
-     * exec'd as STRATQ_PYTHON. */
     /* Jobs run in their own temporary directories: the data directory is
      * passed on absolute. */
     if (config_str(CFG_DATA_DIR)[0] && !realpath(config_str(CFG_DATA_DIR), ex.data_dir))
@@ -1463,180 +1570,237 @@ int executor_main(int argc, char **argv)
      * harness's copy through the work directory, but cannot list it. */
     if (sst.active[SB_UID]) {
         chmod(ex.work_dir, 0711);
-        char *staged = stage_harness(harness_dir, ex.work_dir);
+        char *staged = stage_harness(ex.harness_dir, ex.work_dir);
         if (!staged) {
             log_error("cannot copy the harness for the jobs' uid", "{s:s, s:s}", "harness",
-                      harness_dir, "error", strerror(errno));
-            goto out;
+                      ex.harness_dir, "error", strerror(errno));
+            return -1;
         }
-        free(harness_dir);
-        harness_dir = staged;
-        ex.harness_dir = harness_dir;
+        free(ex.harness_dir);
+        ex.harness_dir = staged;
         ex.staged = true;
     }
-    int pr = sandbox_prepare(harness_dir, ex.warm ? WARM_PYTHON : ex.python, ex.data_dir);
-    if (pr < 0) {
-        log_error("cannot build the jobs' seccomp filter", "{s:s}", "error", strerror(-pr));
-        goto out;
+    /* Warm jobs may exec the interpreter they were forked from (sys.executable,
+     * for multiprocessing's spawn and its resource tracker); cold jobs are
+     * exec'd as STRATQ_PYTHON. */
+    int r = sandbox_prepare(ex.harness_dir, ex.warm ? WARM_PYTHON : ex.python, ex.data_dir);
+    if (r < 0) {
+        log_error("cannot build the jobs' seccomp filter", "{s:s}", "error", strerror(-r));
+        return -1;
     }
     /* Before the warm interpreter starts threads (a user namespace needs a
      * single-threaded caller). */
-    int nr = sandbox_executor_enter();
-    if (nr < 0) {
-        log_error("cannot enter the jobs' namespaces", "{s:s}", "error", strerror(-nr));
-        goto out;
+    if ((r = sandbox_executor_enter()) < 0) {
+        log_error("cannot enter the jobs' namespaces", "{s:s}", "error", strerror(-r));
+        return -1;
     }
-    layers = sandbox_status_json(&sst);
-    for (int i = 0; i < SB__COUNT; i++)
-        if (!sst.active[i] && i <= SB_SESSION)
-            log_warn("a sandbox layer is unavailable", "{s:s, s:s}", "layer", sandbox_layer_name(i),
-                     "reason", sst.why[i]);
-    if (!sst.active[SB_MOUNTNS])
-        log_warn("jobs get no /dev/shm: without the mount namespace it would be shared with "
-                 "every other job of this uid; multiprocessing's locks, Pool and shared_memory "
-                 "need the mountns layer (docs/security.md)",
-                 "{s:s}", "mountns", sst.why[SB_MOUNTNS]);
-    log_info("sandbox", "{s:o}", "layers", json_loads(layers ? layers : "{}", 0, NULL));
+    ex.layers = sandbox_status_json(&sst);
+    log_layers(&sst);
+    return 0;
+}
+
+/* Everything the executor needs before it says READY: the harness, the
+ * mode, the work directory, the sandbox, the warm interpreter and its
+ * first spare. Returns 0, or 1 (the exit code; logged). */
+static int executor_setup(void)
+{
+    char err[256];
+    ex.harness_dir = util_find_harness_dir(config_str(CFG_HARNESS_DIR));
+    if (!ex.harness_dir) {
+        log_error("cannot find the stratq Python harness; set STRATQ_HARNESS_DIR", "{}");
+        return 1;
+    }
+    ex.envp = launch_env();
+    ex.python = config_str(CFG_PYTHON);
+    const char *mode = config_str(CFG_MODE);
+    if (strcmp(mode, "warm") != 0 && strcmp(mode, "cold") != 0) {
+        log_error("STRATQ_MODE must be warm or cold", "{s:s}", "mode", mode);
+        return 1;
+    }
+    ex.warm = !strcmp(mode, "warm");
+    if (!ex.warm && access(ex.python, X_OK) < 0) {
+        log_error("the Python interpreter is not executable; set STRATQ_PYTHON", "{s:s}", "python",
+                  ex.python);
+        return 1;
+    }
+    if (make_work_dir() < 0 || executor_sandbox() < 0)
+        return 1;
     if (ex.warm) {
         int64_t t0 = util_mono_ms();
-        if (warm_init(harness_dir, config_str(CFG_PRELOAD), err, sizeof(err)) < 0) {
+        if (warm_init(ex.harness_dir, config_str(CFG_PRELOAD), err, sizeof(err)) < 0) {
             log_error("cannot start warm mode", "{s:s}", "error", err);
-            goto out;
+            return 1;
         }
         log_info("warm interpreter ready", "{s:s, s:I}", "preload", config_str(CFG_PRELOAD),
                  "init_ms", (json_int_t)(util_mono_ms() - t0));
         refill_spare();
     }
-    log_debug("executor ready", "{s:s, s:s, s:s}", "mode", mode, "python", ex.python, "harness",
-              harness_dir);
-    json_t *ready = json_pack("{s:s, s:o}", "type", "ready", "sandbox",
-                              json_loads(layers ? layers : "{}", 0, NULL));
-    int sr = frame_send_json(EXECUTOR_FD, ready);
-    json_decref(ready);
-    if (sr < 0)
-        goto out;
+    log_debug("executor ready", "{s:s, s:s, s:s, s:s}", "mode", mode, "python", ex.python,
+              "harness", ex.harness_dir, "work_dir", ex.work_dir);
+    return 0;
+}
 
-    rc = 0;
+/* Says READY, then runs each RUN the supervisor sends until it closes the
+ * socket. Returns the exit code: 0 when the supervisor went away, 1 when
+ * it broke the protocol or could not be written to. */
+static int executor_serve(void)
+{
+    json_t *ready = json_pack("{s:s, s:o}", "version", STRATQ_VERSION, "sandbox",
+                              json_loads(ex.layers ? ex.layers : "{}", 0, NULL));
+    int r = frame_send_object(EXECUTOR_FD, FRAME_READY, ready);
+    json_decref(ready);
+    if (r < 0)
+        return 1;
     for (;;) {
-        json_t *req = NULL;
-        int r = frame_recv_json(EXECUTOR_FD, &req);
+        _cleanup_frame_msg_ struct frame_msg m = {0};
+        r = frame_recv(EXECUTOR_FD, &ex.rd, &m, -1);
         if (r == -EPIPE)
-            break;
+            return 0;
         if (r < 0) {
-            log_error("bad request from the supervisor", "{s:s}", "error", strerror(-r));
-            rc = 1;
-            break;
+            log_error("bad message from the supervisor", "{s:s}", "error",
+                      r == -EPROTO ? ex.rd.why : strerror(-r));
+            return 1;
         }
-        const char *type = json_string_value(json_object_get(req, "type"));
-        if (type && strcmp(type, "run") != 0) {
-            /* A cancel that crossed the end of the job it was meant for. */
-            json_decref(req);
-            continue;
-        }
-        json_t *reply = handle_request(req);
-        json_decref(req);
-        r = frame_send_json(EXECUTOR_FD, reply);
-        json_decref(reply);
-        if (r < 0) {
-            rc = r == -EPIPE ? 0 : 1;
-            break;
-        }
+        /* A CANCEL here crossed the end of the job it was meant for. */
+        r = m.type == FRAME_RUN ? run_job(&m) : 0;
+        if (r < 0)
+            return r == -EPIPE ? 0 : 1;
         /* The next job's child is forked now, off the job's path: while the
          * supervisor records this outcome and fetches the next job. */
         refill_spare();
     }
-out:
-    /* One way out, whatever was made: the spare, the cgroups, the work
-     * directory (and with it every job directory). */
+}
+
+static int64_t tv_us(struct timeval tv)
+{
+    return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
+}
+
+static int64_t cpu_us_of(const struct rusage *a, const struct rusage *b)
+{
+    return tv_us(b->ru_utime) - tv_us(a->ru_utime) + tv_us(b->ru_stime) - tv_us(a->ru_stime);
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* `stratq-executor --fork-floor N` (make bench-exec): the floor under a
+ * warm job's cost, measured on this very executor once it is set up as for
+ * jobs (same preloads, same memory state, the spare discarded): N times a
+ * fork of the interpreter whose child exits at once (fork() and _exit():
+ * the kernel's part alone, not even CPython's at-fork hooks), and the wait
+ * for it. Prints one JSON line: CPU per fork+exit+wait (the parent's
+ * and the children's, which pay the exit's unmapping), wall time per
+ * round (mean and p50) and the executor's size. Returns the exit code. */
+static int fork_floor(long n)
+{
+    struct rusage s0, c0, s1, c1;
+    if (!ex.warm) {
+        log_error("the fork floor is that of the warm interpreter: run it with STRATQ_MODE=warm",
+                  "{}");
+        return 2;
+    }
+    int64_t *wall = calloc((size_t)n, sizeof(*wall));
+    if (!wall)
+        return 1;
     if (ex.spare.pid > 0)
         child_discard(&ex.spare);
-    cgroup_fini();
+    if (sandbox_fork_plain() < 0) {
+        free(wall);
+        log_error("fork floor: cannot fork outside the jobs' pid namespace", "{}");
+        return 1;
+    }
+    getrusage(RUSAGE_SELF, &s0);
+    getrusage(RUSAGE_CHILDREN, &c0);
+    int64_t t0 = util_mono_us();
+    for (long i = 0; i < n; i++) {
+        int64_t t = util_mono_us();
+        pid_t pid = fork();
+        if (pid == 0)
+            _exit(0);
+        if (pid < 0 || waitpid(pid, NULL, 0) != pid) {
+            free(wall);
+            log_error("fork floor: cannot fork or wait", "{s:s}", "error", strerror(errno));
+            return 1;
+        }
+        wall[i] = util_mono_us() - t;
+    }
+    int64_t total = util_mono_us() - t0;
+    getrusage(RUSAGE_SELF, &s1);
+    getrusage(RUSAGE_CHILDREN, &c1);
+    qsort(wall, (size_t)n, sizeof(*wall), cmp_i64);
+    int64_t parent = cpu_us_of(&s0, &s1), children = cpu_us_of(&c0, &c1);
+    long long rss_kb = 0, anon_kb = 0, maps = 0;
+    char line[512];
+    FILE *f = fopen("/proc/self/smaps_rollup", "re");
+    while (f && fgets(line, sizeof(line), f)) {
+        sscanf(line, "Rss: %lld kB", &rss_kb);
+        sscanf(line, "Anonymous: %lld kB", &anon_kb);
+    }
+    if (f)
+        fclose(f);
+    f = fopen("/proc/self/maps", "re");
+    while (f && fgets(line, sizeof(line), f))
+        maps += strchr(line, '\n') != NULL;
+    if (f)
+        fclose(f);
+    printf("{\"forks\":%ld,\"cpu_us\":%.1f,\"parent_cpu_us\":%.1f,\"child_cpu_us\":%.1f,"
+           "\"wall_us\":%.1f,\"wall_p50_us\":%lld,\"rss_kb\":%lld,\"anon_kb\":%lld,"
+           "\"vm_kb\":%lld,"
+           "\"maps\":%lld,\"preload\":\"%s\"}\n",
+           n, (double)(parent + children) / (double)n, (double)parent / (double)n,
+           (double)children / (double)n, (double)total / (double)n, (long long)wall[n / 2], rss_kb,
+           anon_kb, own_vm_kb(), maps, config_str(CFG_PRELOAD));
+    free(wall);
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
+/* The one way out, whatever was made: the spare, the sandbox (the
+ * cgroups), the work directory (and with it every job directory), the
+ * rest of the executor's state. Each part accepts what was never made. */
+static void executor_release(void)
+{
+    if (ex.spare.pid > 0)
+        child_discard(&ex.spare);
+    sandbox_release();
     if (ex.work_dir[0])
         remove_tree(ex.work_dir);
-    if (ex.work_fd >= 0)
-        close_fd(&ex.work_fd);
-    free_env(ex.envp);
+    ex.work_dir[0] = '\0';
+    close_fd(&ex.work_fd);
+    frame_reader_clear(&ex.rd);
+    launch_env_free(ex.envp);
+    ex.envp = NULL;
+    free(ex.harness_dir);
+    ex.harness_dir = NULL;
+    free(ex.layers);
+    ex.layers = NULL;
+}
+
+int executor_main(int argc, char **argv)
+{
+    char err[256];
+    char **args;
+    int nargs, rc = 0;
+
+    log_set_component("executor");
+    if (config_load(CMD_EXECUTOR, argc, argv, &args, &nargs, err, sizeof(err)) != 0) {
+        fprintf(stderr, "stratq-executor: %s\n", err);
+        rc = 2;
+    } else {
+        log_set_level_name(config_str(CFG_LOG_LEVEL));
+        executor_process_setup();
+        rc = executor_setup();
+        if (rc == 0)
+            rc = config_int(CFG_FORK_FLOOR) > 0 ? fork_floor(config_int(CFG_FORK_FLOOR))
+                                                : executor_serve();
+    }
+    executor_release();
     config_free();
     /* In warm mode the interpreter is never finalized (a fork server's
      * interpreter is not worth the teardown): leave without exit handlers. */
     fflush(NULL);
     _exit(rc);
-}
-
-int executor_spawn(pid_t *ret_pid, int *ret_fd)
-{
-    int sv[2];
-    char maxo[32], maxr[32], maxrd[32], maxrv[32], juid[32], jprocs[32], jtmp[32];
-    char **envp = build_env();
-
-    if (!envp)
-        return -ENOMEM;
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-        free_env(envp);
-        return -errno;
-    }
-    sv[1] = fd_high(sv[1]);
-    snprintf(maxo, sizeof(maxo), "%lld", config_int(CFG_MAX_OUTPUT));
-    snprintf(maxr, sizeof(maxr), "%lld", config_int(CFG_MAX_RESULT));
-    snprintf(maxrd, sizeof(maxrd), "%lld", config_int(CFG_MAX_RESULT_DEPTH));
-    snprintf(maxrv, sizeof(maxrv), "%lld", config_int(CFG_MAX_RESULT_VALUES));
-    snprintf(juid, sizeof(juid), "%lld", config_int(CFG_JOB_UID));
-    snprintf(jprocs, sizeof(jprocs), "%lld", config_int(CFG_JOB_MAX_PROCS));
-    snprintf(jtmp, sizeof(jtmp), "%lld", config_int(CFG_JOB_MAX_TMP));
-    char *argv[] = {"stratq",
-                    "executor",
-                    "--python",
-                    (char *)config_str(CFG_PYTHON),
-                    "--harness-dir",
-                    (char *)config_str(CFG_HARNESS_DIR),
-                    "--max-output",
-                    maxo,
-                    "--max-result",
-                    maxr,
-                    "--max-result-depth",
-                    maxrd,
-                    "--max-result-values",
-                    maxrv,
-                    "--log-level",
-                    (char *)config_str(CFG_LOG_LEVEL),
-                    "--mode",
-                    (char *)config_str(CFG_MODE),
-                    "--preload",
-                    (char *)config_str(CFG_PRELOAD),
-                    "--sandbox-disable",
-                    (char *)config_str(CFG_SANDBOX_DISABLE),
-                    "--cgroup-dir",
-                    (char *)config_str(CFG_CGROUP_DIR),
-                    "--job-uid",
-                    juid,
-                    "--job-max-procs",
-                    jprocs,
-                    "--job-max-tmp",
-                    jtmp,
-                    "--data-dir",
-                    (char *)config_str(CFG_DATA_DIR),
-                    NULL};
-    pid_t pid = fork();
-    if (pid < 0) {
-        int e = -errno;
-        close(sv[0]);
-        close(sv[1]);
-        free_env(envp);
-        return e;
-    }
-    if (pid == 0) {
-        /* Only the socket (as fd 3) and stdio cross into the executor: no
-         * Redis connection, no environment beyond build_env(). */
-        int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(sv[1], EXECUTOR_FD) < 0)
-            _exit(126);
-        close_range(EXECUTOR_FD + 1, ~0U, 0);
-        execve("/proc/self/exe", argv, envp);
-        _exit(127);
-    }
-    close(sv[1]);
-    free_env(envp);
-    *ret_pid = pid;
-    *ret_fd = sv[0];
-    return 0;
 }

@@ -78,7 +78,7 @@ static struct {
     bool warm;                  /* jobs are forks of the warm interpreter: no exec */
     bool signal_scope;          /* Landlock scopes the job's signals (ABI 6, not disabled) */
     pid_t executor, supervisor; /* the worker's processes (host pids) */
-} sb;
+} sb = {.own_pidns = -1};
 
 uid_t sandbox_job_uid(void)
 {
@@ -429,7 +429,7 @@ int sandbox_probe(struct sandbox_status *st, const struct sandbox_options *opt, 
         int r = cgroup_job_create(&cj, opt->max_procs);
         if (r == 0)
             r = in_child(try_cgroup, &cj);
-        cgroup_job_destroy(&cj);
+        cgroup_job_remove(&cj);
         if (r == 0)
             set_why(st, SB_CGROUP, true,
                     "active (%s: memory limit, at most %ld processes, all killed with the job)",
@@ -790,12 +790,10 @@ static int export_filter(scmp_filter_ctx ctx)
     return 0;
 }
 
-static int build_seccomp(void)
+/* The filter's rules on sockets and on metadata changes. */
+static int seccomp_files_and_sockets(scmp_filter_ctx ctx)
 {
-    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
-    int r = ctx ? 0 : -ENOMEM;
-    for (size_t i = 0; r == 0 && i < sizeof(denied) / sizeof(denied[0]); i++)
-        r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), denied[i], 0);
+    int r = 0;
     /* Sockets: AF_UNIX only (socketpair, multiprocessing); no network. And
      * of those only stream and seqpacket ones: a datagram socket sends to
      * any address it names (sendto, sendmsg), connected or not. */
@@ -813,6 +811,13 @@ static int build_seccomp(void)
         r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), metadata_calls[i], 0);
     if (r == 0 && !sb.use[SB_UID])
         r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), 452, 0);
+    return r;
+}
+
+/* The filter's rules on new namespaces. */
+static int seccomp_namespaces(scmp_filter_ctx ctx)
+{
+    int r = 0;
     /* New namespaces through clone: refused like unshare. clone3 passes its
      * flags in memory a filter cannot read: ENOSYS makes libc fall back to
      * clone, which is checked. */
@@ -827,6 +832,13 @@ static int build_seccomp(void)
     }
     if (r == 0)
         r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+    return r;
+}
+
+/* The filter's rules on signals. */
+static int seccomp_signals(scmp_filter_ctx ctx)
+{
+    int r = 0;
     /* Signals: to single processes only. kill(-1) would reach every process
      * of the uid and a negative pid a whole process group (kill(0) still
      * reaches the job's own group). tkill and tgkill name one thread
@@ -869,6 +881,13 @@ static int build_seccomp(void)
     for (size_t i = 0; r == 0 && i < sizeof(ioctl_cmds) / sizeof(ioctl_cmds[0]); i++)
         r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(ioctl), 1,
                              SCMP_A1_32(SCMP_CMP_EQ, ioctl_cmds[i]));
+    return r;
+}
+
+/* The filter's rules on exec. */
+static int seccomp_exec(scmp_filter_ctx ctx)
+{
+    int r = 0;
     /* A warm job is a fork of the executor's interpreter, already running:
      * it needs no exec, and without one it cannot run the ELF loader on a
      * program (ld.so /bin/sh), a memfd, or a binary it wrote. A cold job's
@@ -878,9 +897,30 @@ static int build_seccomp(void)
         r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(execve), 0);
     if (r == 0 && sb.warm)
         r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(execveat), 0);
+    return r;
+}
+
+static int build_seccomp(void)
+{
+    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+    int r = ctx ? 0 : -ENOMEM;
+    /* A binary tree of the system call numbers rather than a list
+     * (libseccomp 2.5): a call with argument rules is found in a few
+     * comparisons, and loading the filter in each child costs half as much
+     * (the kernel runs it for every system call number to cache what it
+     * always allows). Older libraries: the list, the same rules. */
+    if (ctx)
+        seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
+    for (size_t i = 0; r == 0 && i < sizeof(denied) / sizeof(denied[0]); i++)
+        r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), denied[i], 0);
+    int (*const parts[])(scmp_filter_ctx) = {seccomp_files_and_sockets, seccomp_namespaces,
+                                             seccomp_signals, seccomp_exec};
+    for (size_t i = 0; r == 0 && i < ARRAY_SIZE(parts); i++)
+        r = parts[i](ctx);
     if (r == 0)
         r = export_filter(ctx);
-    seccomp_release(ctx);
+    if (ctx)
+        seccomp_release(ctx);
     return r;
 }
 
@@ -908,6 +948,9 @@ int sandbox_job_begin(struct sandbox_job *sj)
 void sandbox_job_memory(struct sandbox_job *sj, long long memory_mb)
 {
     sj->started = time(NULL);
+    if (sj->memory_mb == memory_mb)
+        return; /* set ahead, when the spare was made */
+    sj->memory_mb = memory_mb;
     /* The job's /dev/shm holds no more than its memory limit: pages there
      * are memory no address-space limit sees. (Empty now: the last job's
      * were swept.) */
@@ -1000,12 +1043,31 @@ int sandbox_executor_enter(void)
     return enter_namespaces(use);
 }
 
+void sandbox_release(void)
+{
+    cgroup_fini();
+    if (sb.own_pidns >= 0)
+        close(sb.own_pidns);
+    sb.own_pidns = -1;
+    free(filter.filter);
+    filter = (struct sock_fprog){0, NULL};
+}
+
 int sandbox_before_fork(void)
 {
     /* unshare(CLONE_NEWPID) is refused once the children's namespace is no
      * longer the caller's own: setns back to it first. */
     if (sb.use[SB_PIDNS] && !sb.use[SB_USERNS] &&
         (setns(sb.own_pidns, CLONE_NEWPID) < 0 || unshare(CLONE_NEWPID) < 0))
+        return -errno;
+    return 0;
+}
+
+int sandbox_fork_plain(void)
+{
+    /* Back in the executor's own pid namespace (after sandbox_before_fork
+     * the children's is the last job's, which ended with it). */
+    if (sb.own_pidns >= 0 && setns(sb.own_pidns, CLONE_NEWPID) < 0)
         return -errno;
     return 0;
 }

@@ -102,14 +102,17 @@ gid_t sandbox_job_gid(void);
 struct sandbox_job {
     struct cgroup_job cg;
     long nproc;
-    time_t started;   /* when the job was handed its work */
-    char dir[320];    /* the job's own directory, the only one it may write */
-    bool dir_mounted; /* dir is a tmpfs of its own (sandbox_job_dir) */
+    time_t started;      /* when the job was handed its work */
+    long long memory_mb; /* the memory limit set (sandbox_job_memory); 0: none yet */
+    char dir[320];       /* the job's own directory, the only one it may write */
+    bool dir_mounted;    /* dir is a tmpfs of its own (sandbox_job_dir) */
 };
 
 /* In the executor, before forking a job's child. Returns 0 or -errno. */
 int sandbox_job_begin(struct sandbox_job *sj);
-/* When the job's memory limit is known (warm mode: at dispatch). */
+/* When the job's memory limit is known (warm mode: at dispatch, or ahead
+ * of it with the last job's, which a job asking the same needs not set
+ * again). */
 void sandbox_job_memory(struct sandbox_job *sj, long long memory_mb);
 /* Once the job's directory (sj->dir) exists: with the mount namespace,
  * makes it a tmpfs of its own of STRATQ_JOB_MAX_TMP bytes, which no file
@@ -138,10 +141,18 @@ bool sandbox_job_end(struct sandbox_job *sj);
  * seccomp refuses System V IPC and message queues). Returns 0 or -errno. */
 int sandbox_executor_enter(void);
 
+/* In the executor, once, on its way out (whatever sandbox_probe and the
+ * calls after it got to): removes its cgroup directory (cgroup_init made
+ * it in sandbox_probe) and frees the compiled filter. */
+void sandbox_release(void);
+
 /* In the executor, right before forking a job's child: with the pid layer,
  * makes that child the first process (PID 1) of a new pid namespace, so
  * that every process of the job ends when it does. Returns 0 or -errno. */
 int sandbox_before_fork(void);
+/* For a benchmark's plain forks (executor.c, fork_floor): children made
+ * in the executor's own pid namespace, with none of a job's. 0 or -errno. */
+int sandbox_fork_plain(void);
 
 /* In a job's child, last thing before the job's code (or the exec of its
  * interpreter): cgroup, uid (or, in a user namespace, no capabilities),

@@ -4,7 +4,7 @@ Only the standard library and Debian's python3-websocket (websocket-client):
 no driver, no npm. ``Chromium`` starts the browser in its own process group
 with a throw-away profile and ends it by that group's id; ``Page`` is one tab
 with the handful of things a test needs (navigate, evaluate, wait for a
-condition, click, type, screenshot). Every wait has a deadline.
+condition, click, hover, type, screenshot). Every wait has a deadline.
 
 One thread, one socket: a command is sent and the socket read until its
 answer comes; events read on the way go to the handlers registered with
@@ -247,6 +247,14 @@ class Page:
         """Clicks the middle of an element, as a user would with the mouse:
         waits until it is visible, enabled and not covered, scrolls it into
         view. ``element`` is a JavaScript expression for the element."""
+        x, y = self.hover(element, what, timeout)
+        for kind in ("mousePressed", "mouseReleased"):
+            self.send("Input.dispatchMouseEvent",
+                      {"type": kind, "x": x, "y": y, "button": "left", "buttons": 1, "clickCount": 1})
+
+    def hover(self, element, what, timeout=DEADLINE):
+        """Moves the mouse to the middle of an element (waiting, as click
+        does, until it can be reached); returns the point."""
         find = f"""() => {{
           const el = {element};
           if (!{VISIBLE}(el) || el.disabled) return null;
@@ -256,11 +264,9 @@ class Page:
           const hit = document.elementFromPoint(x, y);
           return hit && (hit === el || el.contains(hit)) ? [x, y] : null;
         }}"""
-        x, y = self.wait(f"{what} to be clickable", lambda: self.evaluate(f"({find})()"), timeout)
+        x, y = self.wait(f"{what} to be reachable", lambda: self.evaluate(f"({find})()"), timeout)
         self.send("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x, "y": y})
-        for kind in ("mousePressed", "mouseReleased"):
-            self.send("Input.dispatchMouseEvent",
-                      {"type": kind, "x": x, "y": y, "button": "left", "buttons": 1, "clickCount": 1})
+        return x, y
 
     def fill(self, selector, text, timeout=DEADLINE):
         """Types text into an input in place of what it holds."""

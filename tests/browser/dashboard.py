@@ -140,6 +140,8 @@ def checks(page, problems, api, url, token, shots, examples, step):
     step("overview: live numbers")
     wait_selector('#live[data-state="on"]')
     wait_js("document.querySelector('[data-card=\"workers\"] .value')?.textContent === '2'")
+    for card in ("held", "backlog"):
+        wait_js(f"/^[0-9]+$/.test(document.querySelector('[data-card=\"{card}\"] .value')?.textContent)")
     wait_selector('[data-card="finished"] .value')
     finished_before = page.evaluate("Number(document.querySelector('[data-card=\"finished\"] .value').textContent)")
     batch = api("POST", "/v1/jobs/batch", {"jobs": [{"code": QUICK.format(i)} for i in range(12)]})
@@ -174,6 +176,29 @@ def checks(page, problems, api, url, token, shots, examples, step):
     shown = page.evaluate("[...document.querySelectorAll('#filters a')].map((a) => a.textContent)")
     check(shown == ["all"] + [n.replace("_", " ") for n in names], f"status filters {shown}, statuses {names}")
 
+    # Each job's tenant, and the tenant filter (filled from GET /v1/tenants)
+    # that lists one tenant's jobs (GET /v1/jobs?tenant=).
+    step("jobs: tenants")
+    page.goto(url + "/#/jobs")
+    tenant_ids = {t: api("POST", "/v1/jobs", {"code": QUICK, "tenant": t})["id"] for t in ("alice", "bob")}
+    for t, job_id in tenant_ids.items():
+        wait_selector(f'tr[data-job="{job_id}"] td.tenant a[data-tenant="{t}"]')
+    check(page.evaluate(f"document.querySelector('tr[data-job=\"{bt_id}\"] td.tenant').textContent") == "default",
+          "the backtest's tenant is not 'default'")
+    # The list of tenants follows (a slow poll) the ones that appear.
+    wait_js("['alice', 'bob', 'default'].every((t) =>"
+            " [...document.querySelectorAll('#tenant-filter option')].some((o) => o.value === t))")
+    page.evaluate("(() => { const s = document.querySelector('#tenant-filter'); s.value = 'alice';"
+                  " s.dispatchEvent(new Event('change')); })()")
+    wait_js("location.hash === '#/jobs?tenant=alice' && document.querySelector('#tenant-filter')?.value === 'alice'")
+    wait_selector(f'tr[data-job="{tenant_ids["alice"]}"]')
+    check(page.count("#jobs-table tbody tr") == 1, "the tenant filter shows other tenants' jobs")
+    # A status filter keeps the tenant.
+    href = page.evaluate("[...document.querySelectorAll('#filters a')].find((a) => a.textContent === 'succeeded').hash")
+    check(href == "#/jobs?status=succeeded&tenant=alice", f"the succeeded filter of tenant alice goes to {href}")
+    page.goto(url + "/#/jobs?status=succeeded")
+    wait_selector(f'tr[data-job="{bt_id}"]')
+
     # 3. Its detail page draws the equity curve.
     step("job: equity curve")
     page.click(f"document.querySelector('tr[data-job=\"{bt_id}\"] a')", "the backtest's link")
@@ -186,6 +211,13 @@ def checks(page, problems, api, url, token, shots, examples, step):
     wait_selector("#timeline li.ok")
     wait_selector("#spec pre")
     shot("job.png", full_page=True)
+    # The values under the pointer are shown; the canvas says what it shows
+    # in words (aria-label), for a screen reader.
+    page.hover("document.querySelector('#equity-chart')", "the equity chart")
+    wait_js("/^[0-9]+$/.test(document.querySelector('#equity-chart').dataset.hover || '')")
+    label = page.evaluate("document.querySelector('#equity-chart').getAttribute('aria-label') || ''")
+    check(label.startswith("Equity curve: ") and "equity " in label, f"equity chart's aria-label: {label!r}")
+    page.send("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": 0, "y": 0})  # out of the later screenshots
 
     # 4. Retry on a failed job works.
     step("failed: retry")
@@ -216,6 +248,27 @@ def checks(page, problems, api, url, token, shots, examples, step):
     check(cancelled["status"] == "cancelled", f"cancelled job is {cancelled['status']}")
     check(not page.count("#progress"), "progress bar still shown after the job ended")
 
+    # A pause shows as a banner on every page, until the queue is resumed.
+    step("paused banner")
+    page.goto(url + "/#/")
+    api("POST", "/v1/queue/pause")
+    wait_js("document.querySelector('#paused-banner')?.dataset.paused === 'queue'", timeout=15)
+    wait_selector("#paused-banner")
+    check("paused" in page.evaluate("document.querySelector('#paused-banner').textContent"), "banner text")
+    # Jobs submitted meanwhile are held: in the backlog, not pending.
+    for _ in range(3):
+        api("POST", "/v1/jobs", {"code": QUICK, "tenant": "alice"})
+    wait_js("document.querySelector('[data-card=\"held\"] .value')?.textContent === '3'"
+            " && document.querySelector('[data-card=\"backlog\"] .value')?.textContent === '3'"
+            " && document.querySelector('#paused-banner').textContent.includes('3 jobs held')", timeout=15)
+    shot("paused.png")
+    api("POST", "/v1/queue/resume")
+    api("POST", "/v1/queue/pause?tenant=bob")
+    wait_js("(() => { const b = document.querySelector('#paused-banner');"
+            " return b.dataset.paused === 'tenants' && b.textContent.includes('bob'); })()", timeout=15)
+    api("POST", "/v1/queue/resume?tenant=bob")
+    wait_js("document.querySelector('#paused-banner').hidden", timeout=15)
+
     # 6. Workers, with their sandbox layers.
     step("workers")
     page.goto(url + "/#/workers")
@@ -235,6 +288,15 @@ def checks(page, problems, api, url, token, shots, examples, step):
     wait_js("(() => { const c = document.querySelector('#queue-chart');"
             " return c && c.width === Math.round(c.clientWidth * devicePixelRatio); })()")
     shot("overview-phone.png", full_page=True)
+
+    # Loaded again and again, more often than Chromium opens connections to
+    # one host (6): a page left for the back/forward cache must not keep its
+    # event stream, or the next load waits for a free connection for ever.
+    step("reloads")
+    for visit in range(8):
+        page.goto(f"{url}/?visit={visit}#/workers")
+        wait_selector('#live[data-state="on"]')
+        wait_js("document.querySelectorAll('[data-worker]').length === 2")
 
     check(not problems.errors, "console errors:\n  " + "\n  ".join(problems.errors))
 

@@ -210,6 +210,18 @@ def attack_expectation(path):
     return first.split(": ", 1)[1].strip()
 
 
+def attack_timeout(path, default=15):
+    """The timeout_s an attack of tests/sandbox runs with: ``default``, or
+    what a ``# timeout_s: N`` line says. The default is long, so that on a
+    loaded machine an attack reaches the wall it tests (a memory or output
+    cap, a refused call) before its timeout ends it; an attack that expects
+    to be ended by its timeout names a short one (3 s)."""
+    for line in path.read_text().splitlines()[:5]:
+        if line.startswith("# timeout_s: "):
+            return int(line.split(": ", 1)[1])
+    return default
+
+
 def check_attack_outcome(path, job):
     """The attack's job ended as its first line says (``blocked``: it
     succeeded and reports ``blocked``)."""

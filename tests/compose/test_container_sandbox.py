@@ -48,7 +48,7 @@ from types import SimpleNamespace
 import pytest
 
 from conftest import REPO, TOKEN, docker, inspect, wait_for
-from stack import check_attack_outcome
+from stack import attack_timeout, check_attack_outcome
 
 ATTACKS = sorted((REPO / "tests" / "sandbox").glob("*.py"))
 ALWAYS_ON = ["no_new_privs", "seccomp", "landlock", "rlimits", "session"]
@@ -498,6 +498,9 @@ def test_worker_check_in_the_container(box, compose):
     # The container is given its Redis (STRATQ_REDIS_URL): --check connects
     # as the worker would and says so on a line of its own.
     assert layers.pop("redis", "").startswith("ok ("), r.stdout
+    # The executor program, found beside stratq, starts (the loader finds
+    # libpython in the image).
+    assert layers.pop("executor", "").startswith("ok (/usr/local/bin/stratq-executor, "), r.stdout
     assert sorted(layers) == sorted(ALWAYS_ON + OPTIONAL), r.stdout
     for layer in ALWAYS_ON:
         assert layers[layer].startswith("active"), (layer, layers[layer])
@@ -595,8 +598,9 @@ def test_attack(attack, box, compose):
         before = settled(compose, box)
         [executor] = before["children"]
         params.update(supervisor_pid=box.pid, executor_pid=executor)
-        job = api.wait_job(api.submit({"code": attack.read_text(), "params": params, "timeout_s": 3,
-                                       "memory_mb": 512}), timeout=60)
+        job = api.wait_job(api.submit({"code": attack.read_text(), "params": params,
+                                       "timeout_s": attack_timeout(attack), "memory_mb": 512}),
+                           timeout=90)
         check_attack_outcome(attack, job)
 
         # Nothing the job started outlives it: the supervisor's process tree

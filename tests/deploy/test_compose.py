@@ -522,11 +522,23 @@ def test_dockerfile_runtime_user_entrypoint_cmd():
     assert exec_form([a for w, a in runtime if w == "CMD"][-1]) == ["worker"]
 
 
+def test_only_the_executor_program_links_libpython():
+    for program, wants in (("stratq", False), ("stratq-executor", True)):
+        binary = REPO / "build" / program
+        if not binary.is_file() or not shutil.which("readelf"):
+            pytest.skip(f"needs build/{program} (make) and readelf")
+        libpython = [lib for lib in needed_libraries(binary) if lib.startswith("libpython")]
+        assert bool(libpython) == wants, (program, libpython)
+
+
 def test_dockerfile_installs_binary_and_harness_where_they_are_found():
     runtime = stages(dockerfile())[-1][1]
     copies = [a.split() for w, a in runtime if w == "COPY"]
     binary = [c for c in copies if c[0].startswith("--from=") and c[1].endswith("/build/stratq")]
     assert binary and binary[0][2] == "/usr/local/bin/stratq", copies
+    # The worker runs the executor program found beside stratq.
+    executor = [c for c in copies if c[0].startswith("--from=") and c[1].endswith("/build/stratq-executor")]
+    assert executor and executor[0][2] == "/usr/local/bin/stratq-executor", copies
     harness = [c for c in copies if c[0].rstrip("/") == "python/stratq"]
     assert harness, copies
     harness_dir = runtime_env()["STRATQ_HARNESS_DIR"]
@@ -556,7 +568,10 @@ def test_dockerfile_build_stage_has_what_the_makefile_links():
     build = set(apt_packages(stages(dockerfile())[0][1]))
     assert {"build-essential", "pkg-config"} <= build
     makefile = (REPO / "Makefile").read_text()
-    mods = re.search(r"^PKGS\s*:?=\s*(.+)$", makefile, re.M).group(1).split()
+    # stratq's modules and the executor program's (python3-embed).
+    mods = sorted({m for var in ("PKGS", "EXEC_PKGS")
+                   for m in re.search(rf"^{var}\s*:?=\s*(.+)$", makefile, re.M).group(1).split()})
+    assert "python3-embed" in mods, mods
     libs = re.findall(r"(?<![\w-])-l(\w+)", re.search(r"^PKG_LIBS\s*:?=.*$", makefile, re.M).group(0))
     files = []
     for mod in mods:
@@ -587,14 +602,19 @@ def test_dockerfile_build_stage_has_what_the_makefile_links():
 BASE_IMAGE_PACKAGES = {"libc6", "libgcc-s1", "libstdc++6", "zlib1g"}
 
 
-def test_dockerfile_runtime_has_every_library_the_binary_needs():
-    binary = REPO / "build" / "stratq"
-    if not binary.is_file() or not shutil.which("readelf") or not shutil.which("dpkg"):
-        pytest.skip("needs build/stratq (make), readelf and dpkg")
-    runtime = set(apt_packages(stages(dockerfile())[-1][1]))
+def needed_libraries(binary):
     dyn = subprocess.run(["readelf", "-d", str(binary)], capture_output=True, text=True,
                          check=True).stdout
-    needed = re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", dyn)
+    return re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", dyn)
+
+
+@pytest.mark.parametrize("program", ["stratq", "stratq-executor"])
+def test_dockerfile_runtime_has_every_library_the_binary_needs(program):
+    binary = REPO / "build" / program
+    if not binary.is_file() or not shutil.which("readelf") or not shutil.which("dpkg"):
+        pytest.skip(f"needs build/{program} (make), readelf and dpkg")
+    runtime = set(apt_packages(stages(dockerfile())[-1][1]))
+    needed = needed_libraries(binary)
     assert needed
     for lib in needed:
         r = subprocess.run(["dpkg", "-S", f"*/{lib}"], capture_output=True, text=True)
@@ -602,7 +622,7 @@ def test_dockerfile_runtime_has_every_library_the_binary_needs():
         owners = {p.split(":")[0].strip() for ln in r.stdout.splitlines()
                   for p in ln.split(": ")[0].split(",")}
         assert owners & (runtime | BASE_IMAGE_PACKAGES), \
-            f"build/stratq needs {lib} from {owners}; add it to the runtime stage"
+            f"build/{program} needs {lib} from {owners}; add it to the runtime stage"
 
 
 def bookworm_apt():

@@ -47,8 +47,8 @@ ENVS = ("stage", "prod")
 KEDA_VARIANTS = {
     "keda": ("keda",),
     "keda+tls": ("keda", "keda-tls"),
-    "keda+sentinel": ("keda", "keda-sentinel"),
-    "keda+sentinel+tls": ("keda", "keda-sentinel", "keda-tls"),
+    "keda+sentinel": ("sentinel", "keda", "keda-sentinel"),
+    "keda+sentinel+tls": ("sentinel", "keda", "keda-sentinel", "keda-tls"),
 }
 # What kustomize builds: the base alone, each overlay as committed,
 # and each overlay with each KEDA variant.
@@ -828,6 +828,10 @@ def is_redis_peer(peer):
     return peer == {"podSelector": {"matchLabels": {"app": "cache"}}}
 
 
+def is_sentinel_peer(peer):
+    return peer == {"podSelector": {"matchLabels": {"app": "sentinel"}}}
+
+
 def is_dns_peer(peer):
     return peer == {
         "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
@@ -857,12 +861,16 @@ def test_pods_reach_only_redis_and_dns(builds, build, app):
             if all(is_redis_peer(x) for x in peers):
                 assert ports == {("TCP", 6379)}
                 kinds.add("redis")
+            elif all(is_sentinel_peer(x) for x in peers):
+                assert ports == {("TCP", 26379)}
+                kinds.add("sentinel")
             elif all(is_dns_peer(x) for x in peers):
                 assert ports <= {("UDP", 53), ("TCP", 53)}
                 kinds.add("dns")
             else:
                 pytest.fail(f"{p['metadata']['name']}: egress to {peers} is neither Redis nor DNS")
-    assert kinds == {"redis", "dns"}
+    # The sentinels' port only where components/sentinel is in (docs/deploy.md).
+    assert kinds == ({"redis", "dns", "sentinel"} if "sentinel" in build else {"redis", "dns"})
     # In: only the pod's own serving port.
     own = {"worker": HEALTH_PORT, "api": 8080}[app]
     for p in policies:

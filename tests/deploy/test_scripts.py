@@ -18,6 +18,7 @@ Every wait is bounded; every process a test starts is stopped by its pid.
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -115,6 +116,8 @@ class Fakes:
             "HOME": str(self.dir),
             "LANG": "C.UTF-8",
             "TMPDIR": str(self.dir),
+            # monitor-workers.sh hands what it gathers to `stratq monitor`.
+            "STRATQ_BIN": str(STRATQ_BIN),
         }
         env.update(extra)
         return env
@@ -349,6 +352,18 @@ def test_monitor_refuses_bad_arguments(args, words, tmp_path, sysbin):
     for word in words:
         assert word in res.stderr, (word, describe(res))
     assert fakes.calls() == []
+
+
+def test_scale_bounds_are_the_advice_modules():
+    """scale-workers.sh refuses counts outside the guide's 2-10 itself (it
+    runs without a built stratq); its copy of the bounds is the one in
+    src/common/advice.h, which the monitor's advice uses."""
+    header = (REPO / "src" / "common" / "advice.h").read_text()
+    bounds = dict(re.findall(r"^#define ADVICE_(MIN|MAX)_WORKERS (\d+)$", header, re.M))
+    assert set(bounds) == {"MIN", "MAX"}, header
+    script = SCALE.read_text()
+    for name, value in bounds.items():
+        assert re.search(rf"^{name}_WORKERS={value}\b", script, re.M), (name, value)
 
 
 # --------------------------------------------------------------------------

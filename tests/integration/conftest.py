@@ -1,7 +1,8 @@
 """Fixtures for the black-box integration suite.
 
 The suite starts a real redis-server and the real ``stratq`` binary
-(``$STRATQ_BIN``, default ``build/asan/stratq``) and talks to them the way a
+(``$STRATQ_BIN``, default ``build/asan/stratq``, with the executor program
+``stratq-executor`` beside it) and talks to them the way a
 user or another backend would: HTTP (standard library only), the CLI, and
 plain redis-py. Nothing here imports stratq code.
 
@@ -15,9 +16,12 @@ daemon's log is attached to the report.
 import json
 import os
 import re
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -41,6 +45,8 @@ from stack import (  # noqa: E402  (children, job_pid, pid_alive, pids_named are
 )
 EXAMPLES = REPO_ROOT / "examples"
 STRATQ_BIN = Path(os.environ.get("STRATQ_BIN", REPO_ROOT / "build" / "asan" / "stratq"))
+# The program the worker runs as its executor: always the one beside the binary.
+EXECUTOR_BIN = STRATQ_BIN.parent / "stratq-executor"
 REDIS_SERVER = os.environ.get("STRATQ_TEST_REDIS_SERVER", "/usr/bin/redis-server")
 
 PREFIX = "stratq:{python_execution_queue}"  # what every key but the queue list starts with
@@ -61,6 +67,15 @@ TERMINAL = frozenset(
         "dead",
     }
 )
+def waiting_ids(r):
+    """The ids of the jobs waiting to be taken: those pushed straight onto
+    the queue list, and those of the tenants' backlogs, whose queue entries
+    are tickets (docs/protocol.md, "Tenants, priorities and fair share")."""
+    direct = [e for e in r.lrange(QUEUE, 0, -1) if e != "*"]
+    fair = [i for k in r.scan_iter(f"{PREFIX}:fair:bk:*") for i in r.zrange(k, 0, -1)]
+    return direct + fair
+
+
 JOB_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 # Lines that mean a sanitizer caught a bug in the binary.
@@ -237,6 +252,56 @@ class RedisServer:
         return redis.Redis(host="127.0.0.1", port=self.port, decode_responses=True, **kw)
 
 
+class EventStream:
+    """GET /v1/events on the API at port, read as it comes: the data of
+    its `job` events in events, of its `output` events (a running job wrote
+    output; no status) in outputs, and every (name, data) in order in
+    pairs."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.sock.sendall(b"GET /v1/events HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.buf = b""
+        self.events, self.outputs, self.pairs = [], [], []
+        while b"\r\n\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            assert chunk, f"the events stream closed: {self.buf!r}"
+            self.buf += chunk
+        head, _, self.buf = self.buf.partition(b"\r\n\r\n")
+        assert b" 200 " in head.split(b"\r\n")[0] and b"text/event-stream" in head, head
+
+    def until(self, pred, timeout=30):
+        """Reads events until pred(the job events so far) holds; returns
+        them."""
+        deadline = time.monotonic() + timeout
+        while not pred(self.events):
+            left = deadline - time.monotonic()
+            assert left > 0, f"events stream: condition not met within {timeout}s; saw {self.pairs}"
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            assert chunk, f"the events stream closed; saw {self.pairs}"
+            self.buf += chunk
+            *blocks, self.buf = self.buf.split(b"\n\n")
+            for block in blocks:
+                lines = block.split(b"\n")
+                name = next((line[7:].decode() for line in lines if line.startswith(b"event: ")), "")
+                for line in lines:
+                    if line.startswith(b"data: "):
+                        data = json.loads(line[6:])
+                        self.pairs.append((name, data))
+                        {"job": self.events, "output": self.outputs}.get(name, []).append(data)
+        return self.events
+
+    def statuses(self, job_id):
+        return [e["status"] for e in self.events if e.get("id") == job_id]
+
+    def close(self):
+        self.sock.close()
+
+
 class Subscriber:
     """One channel subscribed on one node with SUBSCRIBE, or with SSUBSCRIBE
     (sharded pub/sub, Redis 7: what stratq uses on Redis Cluster, and which
@@ -356,13 +421,22 @@ def r(redis_server):
 
 
 def require_binary():
-    if not (STRATQ_BIN.is_file() and os.access(STRATQ_BIN, os.X_OK)):
-        pytest.fail(
-            f"stratq binary not found or not executable at {STRATQ_BIN}; build it with "
-            f"`make -C {REPO_ROOT} build/asan/stratq` or point STRATQ_BIN at it",
-            pytrace=False,
-        )
+    for path in (STRATQ_BIN, EXECUTOR_BIN):
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            pytest.fail(
+                f"{path.name} not found or not executable at {path}; build both programs with "
+                f"`make -C {REPO_ROOT} build/asan/stratq` or point STRATQ_BIN at a stratq "
+                f"with its stratq-executor beside it",
+                pytrace=False,
+            )
     return STRATQ_BIN
+
+
+def install_copy(bin_dir):
+    """Copies both programs into ``bin_dir`` (they must stay side by side)
+    and returns the copy of ``stratq``."""
+    shutil.copy2(EXECUTOR_BIN, Path(bin_dir) / EXECUTOR_BIN.name)
+    return Path(shutil.copy2(STRATQ_BIN, Path(bin_dir) / "stratq"))
 
 
 class Proc:

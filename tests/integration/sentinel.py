@@ -189,7 +189,11 @@ class DataNode(Server):
         self._spawn(extra)
 
     def info(self, section="replication"):
-        return self.client().info(section)
+        c = self.client()
+        try:
+            return c.info(section)
+        finally:
+            c.close()
 
     def role(self):
         try:
@@ -467,7 +471,16 @@ class SentinelGroup:
             slaves = [v for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)]
             return len([s for s in slaves if s.get("state") == "online"]) >= n
 
-        wait_for(online, timeout, lambda: f"{n} replicas online on the primary {primary.addr}")
+        def why():
+            # What each node says, so that a miss in CI can be read later.
+            try:
+                seen = {k: v for k, v in primary.info().items() if k.startswith(("slave", "connected"))}
+            except redis.exceptions.RedisError as e:
+                seen = f"INFO failed: {e}"
+            logs = "\n".join(node.describe(8) for node in self.nodes)
+            return f"{n} replicas online on the primary {primary.addr} (it reports {seen})\n{logs}"
+
+        wait_for(online, timeout, why)
 
     def wait_settled(self, primary, timeout=START_TIMEOUT):
         """Every sentinel names ``primary``, sees it up, sees every other

@@ -21,9 +21,7 @@ import json
 import re
 import secrets
 import signal
-import socket
 import subprocess
-import time
 import urllib.parse
 
 import pytest
@@ -37,6 +35,7 @@ from conftest import (
     TERMINAL,
     Api,
     ApiProc,
+    EventStream,
     Stack,
     WorkerProc,
     free_port,
@@ -297,51 +296,6 @@ class AclStack(Stack):
         return out
 
 
-class Events:
-    """GET /v1/events, read as it comes."""
-
-    def __init__(self, port):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.sock.sendall(b"GET /v1/events HTTP/1.1\r\nHost: x\r\n\r\n")
-        self.buf = b""
-        self.events = []
-        head = self._recv_until(b"\r\n\r\n")
-        assert b" 200 " in head.split(b"\r\n")[0] and b"text/event-stream" in head, head
-
-    def _recv_until(self, marker):
-        while marker not in self.buf:
-            chunk = self.sock.recv(65536)
-            assert chunk, f"the events stream closed: {self.buf!r}"
-            self.buf += chunk
-        head, _, self.buf = self.buf.partition(marker)
-        return head
-
-    def until(self, pred, timeout=30):
-        """Reads events until pred(all events so far) holds; returns them."""
-        deadline = time.monotonic() + timeout
-        while not pred(self.events):
-            left = deadline - time.monotonic()
-            assert left > 0, f"events stream: condition not met within {timeout}s; saw {self.events}"
-            self.sock.settimeout(left)
-            try:
-                chunk = self.sock.recv(65536)
-            except socket.timeout:
-                continue
-            assert chunk, f"the events stream closed; saw {self.events}"
-            self.buf += chunk
-            *lines, self.buf = self.buf.split(b"\n")
-            for line in lines:
-                if line.startswith(b"data: "):
-                    self.events.append(json.loads(line[6:]))
-        return self.events
-
-    def statuses(self, job_id):
-        return [e["status"] for e in self.events if e.get("id") == job_id]
-
-    def close(self):
-        self.sock.close()
-
-
 def terminal_for(*ids):
     return lambda events: all(any(e.get("id") == i and e["status"] in TERMINAL for e in events) for i in ids)
 
@@ -388,7 +342,7 @@ def test_the_whole_job_life_runs_as_the_documented_users(acl):
     users = acl.clients_by_user()
     assert {u for names in users.values() for u in names} == set(USERS), users
     assert ok(api, "GET", "/readyz") == {"ready": True, "redis": True, "events": True}
-    events = Events(api_proc.port)
+    events = EventStream(api_proc.port)
     try:
         # A job that prints, logs and reports progress: its live output is
         # read while it runs, then its result, by a long poll.
@@ -408,6 +362,11 @@ def test_the_whole_job_life_runs_as_the_documented_users(acl):
         assert ok(api, "GET", f"/v1/jobs/{chatty}/result")["result"] == 42
         final = ok(api, "GET", f"/v1/jobs/{chatty}/logs?stdout_offset=0&stderr_offset=0&log_offset=0")
         assert final["done"] and final["stdout"] == "started\n", final
+        # Its worker published its live output's events itself (PUBLISH
+        # under the worker's rules), heard before its end.
+        events.until(lambda evs: any(e.get("id") == chatty and e["status"] == "succeeded" for e in evs))
+        assert any(e.get("id") == chatty and e["output"]["stdout"] > 0 for e in events.outputs), \
+            events.outputs
 
         # A client-chosen id, sent twice: one job (enqueue.lua's HSETNX and
         # HGET).
@@ -446,6 +405,17 @@ def test_the_whole_job_life_runs_as_the_documented_users(acl):
         # An entry no worker can run goes to the dead-letter list.
         acl.r.lpush(QUEUE, "no-such-job")
         wait_for(lambda: acl.r.llen(f"{PREFIX}:deadletter") == 1, 30, "the dead-letter entry")
+
+        # A recurring job: the workers tick it (tick.lua) into jobs; it is
+        # listed, paused, resumed and deleted (schedule.lua, schedules.lua).
+        sched = ok(api, "POST", "/v1/schedules",
+                   {"every": "1s", "job": {"code": QUICK, "params": {"n": 3}}}, expect=201)["id"]
+        wait_for(lambda: ok(api, "GET", f"/v1/schedules/{sched}")["last_status"] == "succeeded",
+                 30, "a job of the schedule to succeed")
+        assert [s["id"] for s in ok(api, "GET", "/v1/schedules")["schedules"]] == [sched]
+        assert ok(api, "POST", f"/v1/schedules/{sched}/pause")["paused"] is True
+        assert ok(api, "POST", f"/v1/schedules/{sched}/resume")["paused"] is False
+        assert ok(api, "DELETE", f"/v1/schedules/{sched}")["deleted"] is True
 
         # A batch past the index size: every job runs, and the workers trim
         # the listing index back to STRATQ_INDEX_SIZE.
@@ -544,7 +514,7 @@ def test_the_rules_follow_the_prefix_and_the_queue(acl):
         "STRATQ_RESULT_TTL": "0"})
     wait_for(lambda: acl.r.zcard(f"{prefix}:{{{queue}}}:workers") == 1, START_TIMEOUT,
              lambda: f"the worker to register\n{worker.describe()}")
-    events = Events(api_proc.port)
+    events = EventStream(api_proc.port)
     try:
         job_id = api.submit({"code": LOGS_AND_RETURNS, "params": {"n": 3}})
         events.until(terminal_for(job_id))

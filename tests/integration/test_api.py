@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import yaml
 
-from conftest import JOB_ID_RE, PREFIX, QUEUE, REPO_ROOT, TERMINAL
+from conftest import JOB_ID_RE, PREFIX, QUEUE, REPO_ROOT, TERMINAL, EventStream, waiting_ids
 
 SQUARE = textwrap.dedent(
     """
@@ -37,6 +37,9 @@ def test_submit_runs_job_and_returns_result(stack):
     assert job["spec"]["params"] == {"n": 12}
     assert job["worker"] == worker.id
     assert job["created_ms"] <= job["started_ms"] <= job["finished_ms"]
+    # The same moment in µs, as an integer: within its ms.
+    assert isinstance(job["started_us"], int) and job["started_us"] // 1000 == job["started_ms"], job
+    assert job["created_ms"] * 1000 <= job["started_us"] <= job["finished_ms"] * 1000, job
     assert job.get("error") in (None, {}), job
     usage = job["usage"]
     for key in ("wall_ms", "cpu_ms", "max_rss_kb"):
@@ -79,6 +82,53 @@ def test_stdout_is_captured(stack):
     assert "hello from the job\nline two 7\n" in job["stdout"]
     assert "to stderr" in job["stderr"]
     assert "to stderr" not in job["stdout"]
+
+
+PRINTS_EVERY_300_MS = textwrap.dedent(
+    """
+    import time
+    def run(ctx):
+        for i in range(8):
+            print("line", i, flush=True)
+            time.sleep(0.3)
+        return 1
+    """
+)
+
+
+def test_live_output_comes_as_output_events(stack):
+    """A running job that prints: its worker publishes an output event with
+    each live batch, which GET /v1/events sends as `event: output` (the
+    dashboard and other readers of `event: job` see nothing new); its `job`
+    events are what they were."""
+    api_proc = stack.start_api()
+    api = api_proc.client
+    stack.start_worker()
+    stream = EventStream(api_proc.port)
+    try:
+        job_id = api.submit({"code": PRINTS_EVERY_300_MS})
+        stream.until(lambda evs: any(e.get("id") == job_id and e["status"] in TERMINAL for e in evs), 60)
+    finally:
+        stream.close()
+    mine = [(n, e) for n, e in stream.pairs if e.get("id") == job_id]
+    assert {n for n, _ in mine} == {"job", "output"}, mine
+    jobs = [e for n, e in mine if n == "job"]
+    assert [e["status"] for e in jobs] == ["queued", "running", "succeeded"], mine
+    assert jobs[1]["attempt"] == 1 and "output" not in jobs[1], jobs
+    outputs = [e for n, e in mine if n == "output"]
+    # Several batches while it ran (one every 200 ms at most), each between
+    # its running and succeeded events, none with a status.
+    names = [n for n, _ in mine]
+    assert names[:2] == ["job", "job"] and names[-1] == "job", names
+    assert len(outputs) >= 3, outputs
+    for e in outputs:
+        assert set(e) == {"id", "output"} and "status" not in e, e
+        assert set(e["output"]) == {"stdout", "stderr", "log", "progress"}, e
+        assert e["output"]["stderr"] == 0 and e["output"]["log"] == 0 and e["output"]["progress"] is False
+    job = api.wait_job(job_id)
+    assert job["stdout"] == "".join(f"line {i}\n" for i in range(8)), job
+    # The sizes are the batches' bytes: together, at most what it printed.
+    assert 0 < sum(e["output"]["stdout"] for e in outputs) <= len(job["stdout"]), outputs
 
 
 def test_entrypoint_and_data(stack):
@@ -225,14 +275,25 @@ def test_queue_counts(stack, r):
     q = api.queue()
     for key in ("pending", "processing", "scheduled", "dead", "workers"):
         assert q[key] == 0, q
+    # The run-time and wait histograms of GET /metrics, in ms: empty yet.
+    for key in ("run", "wait"):
+        h = q["histograms"][key]
+        assert h["count"] == h["sum_ms"] == 0 and h["counts"] == [0] * len(h["le_ms"]), q
+        assert len(h["le_ms"]) == 16 and h["le_ms"] == sorted(h["le_ms"]), q
 
-    ids = [api.submit({"code": SQUARE, "params": {"n": i}}) for i in range(3)]
+    # The guide's advice from this one reading (src/common/advice.c).
+    assert q["advice"]["action"] == "hold", q
+    assert q["advice"]["reasons"] == ["queue at 0 now, but utilisation is unknown (no live workers)"], q
+
+    ids = [api.submit({"code": SQUARE, "params": {"n": i}}) for i in range(6)]
     q = api.queue()
-    assert q["pending"] == 3, q
+    assert q["pending"] == 6, q
     assert q["processing"] == 0, q
     assert q["workers"] == 0, q
-    assert r.llen(QUEUE) == 3
-    assert sorted(r.lrange(QUEUE, 0, -1)) == sorted(ids)
+    assert r.llen(QUEUE) == 6
+    assert sorted(waiting_ids(r)) == sorted(ids)
+    assert q["advice"]["wanted"] == "scale_up", q
+    assert q["advice"]["reasons"] == ["queue length 6 > 5 now"], q
 
     stack.start_worker()
     for job_id in ids:
@@ -241,6 +302,10 @@ def test_queue_counts(stack, r):
     assert q["pending"] == 0, q
     assert q["processing"] == 0, q
     assert q["workers"] == 1, q
+    # An idle worker and an empty queue: the numbers call for fewer workers,
+    # the guide's floor of 2 holds.
+    assert q["advice"]["wanted"] == "scale_down", q
+    assert "utilisation 0% < 30%" in q["advice"]["reasons"], q
 
 
 def test_ids_are_unique(stack):

@@ -212,7 +212,7 @@ def test_workers_route(stack):
 
 
 def read_sse_until(sock, pred, timeout):
-    """Reads SSE events from sock until pred(event dict) is true."""
+    """Reads SSE job events from sock until pred(event dict) is true."""
     buf = b""
     deadline = time.monotonic() + timeout
     events = []
@@ -225,8 +225,15 @@ def read_sse_until(sock, pred, timeout):
         if not chunk:
             break
         buf += chunk
-        for line in buf.split(b"\n"):
-            if line.startswith(b"data: "):
+        # Only `event: job` blocks: a running job's `event: output` carries
+        # no status (docs/api.md).
+        for block in buf.split(b"\n\n"):
+            lines = block.split(b"\n")
+            if b"event: job" not in lines:
+                continue
+            for line in lines:
+                if not line.startswith(b"data: "):
+                    continue
                 try:
                     ev = json.loads(line[6:])
                 except ValueError:
@@ -297,6 +304,20 @@ def test_metrics(stack):
     assert lines['stratq_job_duration_seconds_bucket{le="+Inf"}'] == "3"
     assert lines["stratq_job_queue_wait_seconds_count"] == "3"
     assert lines["stratq_workers"] == "1" and lines["stratq_queue_pending"] == "0"
+
+    # GET /v1/queue gives the same histograms as JSON, in ms (what stratq
+    # monitor takes its percentiles from).
+    hist = api.queue()["histograms"]
+    for key, metric in (("run", "stratq_job_duration_seconds"), ("wait", "stratq_job_queue_wait_seconds")):
+        h = hist[key]
+        buckets = [(k[len(metric) + 12:-2], int(v)) for k, v in lines.items() if k.startswith(metric + "_bucket{")]
+        finite = [(le, n) for le, n in buckets if le != "+Inf"]
+        assert len(h["le_ms"]) == len(h["counts"]) == len(finite) == 16, (key, h, buckets)
+        assert h["le_ms"] == [round(float(le) * 1000, 6) for le, _ in finite], (key, h)
+        assert h["counts"] == [n for _, n in finite], (key, h, buckets)
+        assert h["count"] == int(lines[metric + "_count"]) == dict(buckets)["+Inf"] == 3, (key, h)
+        assert abs(h["sum_ms"] - float(lines[metric + "_sum"]) * 1000) <= 0.5 + 1e-9, (key, h, lines[metric + "_sum"])
+    assert hist["run"]["le_ms"][:3] == [5, 10, 25] and hist["run"]["le_ms"][-1] == 3600000, hist
     status, body = api.get("/readyz")
     assert status == 200 and body["ready"] is True
 

@@ -224,6 +224,32 @@ def test_default_prefix_runs_jobs_through_the_cluster(cstack, cluster):
     check_done(api, run_jobs(api, 3))
 
 
+def test_a_schedule_fires_through_the_cluster(cstack, cluster):
+    """A recurring job's schedule (schedule.lua, schedules.lua, which read
+    keys derived from <base>) ticked by two workers seeded with other
+    nodes (tick.lua): one job per fire, each of which runs."""
+    queue = cluster.name_on(cluster.nodes[2], "sched")
+    api = cstack.start_api(queue, seeds=cluster.nodes[0].addr)
+    for seed in (cluster.nodes[0].addr, cluster.nodes[1].addr):
+        cstack.start_worker(api, queue, seeds=seed)
+    status, s = api.client.post("/v1/schedules", {"every": "1s", "overlap": "allow",
+                                                  "job": {"code": RETURN_ID, "params": {"n": 7}}})
+    assert status == 201, s
+
+    def schedule():
+        st, body = api.client.get(f"/v1/schedules/{s['id']}")
+        assert st == 200, body
+        return body
+
+    wait_for(lambda: schedule()["fires"] >= 3 and schedule()["last_status"] == "succeeded",
+             JOB_TIMEOUT, lambda: f"3 fires of {schedule()}")
+    st, body = api.client.get("/v1/jobs?limit=100")
+    jobs = [api.client.get(f"/v1/jobs/{j['id']}")[1] for j in body["jobs"]]
+    mine = [j for j in jobs if j.get("schedule") == s["id"]]
+    dues = [j["schedule_ms"] for j in mine]
+    assert len(mine) >= 3 and len(set(dues)) == len(dues), mine
+
+
 def test_default_queue_and_prefix_through_a_moved_slot(cstack, cluster):
     """python_execution_queue with the default prefix, its slot moved while
     jobs run."""
@@ -398,6 +424,38 @@ def test_events_stay_on_the_queues_shard(cstack, cluster):
     finally:
         for sub in (*plain, owner):
             sub.close()
+
+
+def test_live_output_events_are_spublished_on_the_queues_shard(cstack, cluster):
+    """A running job's output events go where its job events go: the
+    worker SPUBLISHes them beside its live output, on the node that owns
+    the queue's slot, and a plain SUBSCRIBE hears nothing."""
+    home = cluster.nodes[2]
+    queue = cluster.name_on(home, "output")
+    events = events_channel(queue)
+    api = cstack.start_api(queue)
+    cstack.start_worker(api, queue)
+    plain = Subscriber(home.port, events)
+    owner = Subscriber(home.port, events, "SSUBSCRIBE")
+    try:
+        code = "import time\n\ndef run(ctx):\n    for i in range(4):\n" \
+               "        print(i, flush=True)\n        time.sleep(0.3)\n    return 1\n"
+        st, body = api.client.post("/v1/jobs?wait=30", {"code": code})
+        assert st in (200, 201) and body["status"] == "succeeded", body
+        seen = []
+
+        def heard():
+            seen.extend(owner.events(0.2))
+            return any(e.get("id") == body["id"] and e.get("status") == "succeeded" for e in seen)
+
+        wait_for(heard, 10, lambda: f"the job's events on the owner: {seen}")
+        outputs = [e for e in seen if e.get("id") == body["id"] and "output" in e]
+        assert outputs and all("status" not in e for e in outputs), seen
+        assert sum(e["output"]["stdout"] for e in outputs) > 0, outputs
+        assert plain.events(0.5) == []
+    finally:
+        plain.close()
+        owner.close()
 
 
 def test_wait_and_cancel_follow_a_slot_migration(cstack, cluster):

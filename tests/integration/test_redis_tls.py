@@ -18,8 +18,8 @@ import subprocess
 
 import pytest
 
-from conftest import REPO_ROOT, wait_for
-from test_acl import (PREFIX, QUICK, WORKER_ENV, AclRedis, Events, acl_stack, ok, spawn_api_and_read_readyz,
+from conftest import REPO_ROOT, EventStream, wait_for
+from test_acl import (PREFIX, QUICK, WORKER_ENV, AclRedis, acl_stack, ok, spawn_api_and_read_readyz,
                       terminal_for)
 
 DEV_CERTS = REPO_ROOT / "scripts" / "dev-certs.sh"
@@ -81,7 +81,7 @@ def test_a_job_runs_over_tls_as_the_acl_users(tls, certs):
     worker = tls.start_worker(env=tls_env(certs))
     users = tls.clients_by_user()
     assert {u for names in users.values() for u in names} == {"stratq-api", "stratq-worker"}, users
-    events = Events(api_proc.port)
+    events = EventStream(api_proc.port)
     try:
         job_id = api.submit({"code": QUICK, "params": {"n": 9}})
         events.until(terminal_for(job_id))

@@ -1,15 +1,16 @@
-"""stratq over a Redis Unix socket (``unix:/path``): the API and a worker
-connect, a job runs, is cancelled while it runs, and the events reach the
+"""stratq over a Redis Unix socket (``unix:/path``) and over an IPv6
+literal (``redis://[::1]:port``): the API and a worker connect, a job runs, is cancelled while it runs, and the events reach the
 API's subscription. The worker's connection once failed on every command
 there (hiredis' TCP keepalive on a Unix socket); stratq's own transport
 (src/queue/wire.c) sets TCP options on TCP sockets only."""
 
+import socket
 import subprocess
 
 import pytest
 import redis
 
-from conftest import REDIS_SERVER, STOP_TIMEOUT, Stack, wait_for
+from conftest import REDIS_SERVER, STOP_TIMEOUT, Stack, free_port, wait_for
 
 QUICK = "def run(ctx):\n    return {'n': ctx.params['n'] * 2}\n"
 SLEEPER = "import time\n\ndef run(ctx):\n    print('started', flush=True)\n    time.sleep(60)\n"
@@ -42,15 +43,46 @@ class UnixRedis:
             self.proc.wait()
 
 
-@pytest.fixture
+class V6Redis(UnixRedis):
+    """A redis-server on the IPv6 loopback only, reached as redis://[::1]:port."""
+
+    def __init__(self, workdir):
+        self.port = free_port()
+        self.log_path = workdir / "redis.log"
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [REDIS_SERVER, "--port", str(self.port), "--bind", "::1", "--save", "",
+                 "--appendonly", "no", "--dir", str(workdir)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True)
+        self.path = f"[::1]:{self.port}"
+        self.url = f"redis://[::1]:{self.port}"
+
+    def client(self, **kw):
+        return redis.Redis(host="::1", port=self.port, decode_responses=True, **kw)
+
+
+def _has_ipv6_loopback():
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(params=[UnixRedis, V6Redis], ids=["unix", "ipv6"])
 def unix_stack(tmp_path, request):
-    server = UnixRedis(tmp_path)
+    if request.param is V6Redis and not _has_ipv6_loopback():
+        # Docker gives containers no ::1 unless IPv6 is enabled.
+        pytest.skip("this machine has no IPv6 loopback (::1) to run Redis on")
+    server = request.param(tmp_path)
 
     def up():
         assert server.proc.poll() is None, server.log_path.read_text()
         try:
             return server.client(socket_timeout=1).ping()
-        except (redis.exceptions.ConnectionError, FileNotFoundError):
+        except (redis.exceptions.ConnectionError, FileNotFoundError, OSError):
             return False
 
     try:
@@ -65,6 +97,8 @@ def unix_stack(tmp_path, request):
 
 
 def test_a_job_runs_and_is_cancelled_over_a_unix_socket(unix_stack):
+    """Also over TCP to an IPv6 literal ([::1]), which the URL parser once
+    refused as "a bad port"."""
     api = unix_stack.start_api().client
     worker = unix_stack.start_worker()
     job = api.wait_job(api.submit({"code": QUICK, "params": {"n": 21}}))

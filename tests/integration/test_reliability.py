@@ -7,7 +7,7 @@ import os
 import signal
 import time
 
-from conftest import PREFIX, QUEUE, WORKERS_KEY, children, job_pid, pid_alive, wait_for
+from conftest import PREFIX, QUEUE, WORKERS_KEY, children, job_pid, pid_alive, wait_for, waiting_ids
 
 FAST = {"STRATQ_HEARTBEAT_S": "1"}  # a silent worker is reaped after 3 s
 SLEEP = ("import time\n\ndef run(ctx):\n    time.sleep(ctx.params.get('s', 3))\n"
@@ -146,7 +146,7 @@ def test_drain_timeout_requeues_without_counting_the_run(stack, r):
     assert time.monotonic() - t0 < 15
     job = api.job(job_id)
     assert job["status"] == "queued" and job.get("failures") is None, job
-    assert r.lrange(QUEUE, 0, -1) == [job_id]
+    assert r.llen(QUEUE) == 1 and waiting_ids(r) == [job_id]
     for pid in executor + job_child:
         wait_for(lambda: not pid_alive(pid), 10, f"process {pid} of the drained worker to be gone")
     # The next worker runs it to the end; the drained run cost no attempt.
@@ -168,7 +168,7 @@ def test_second_signal_requeues_at_once(stack, r):
     assert w.popen.wait(timeout=15) == 0
     assert time.monotonic() - t0 < 10
     assert api.job(job_id)["status"] == "queued"
-    assert r.lrange(QUEUE, 0, -1) == [job_id]
+    assert r.llen(QUEUE) == 1 and waiting_ids(r) == [job_id]
 
 
 def test_a_result_finished_during_a_redis_outage_is_written_later(private_redis, stack):

@@ -28,9 +28,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from stack import check_attack_outcome
+from stack import attack_timeout, check_attack_outcome
 
-from conftest import REPO_ROOT, STRATQ_BIN, Api, PrivateRedis, Stack, children, descendants, pids_named, wait_for
+from conftest import REPO_ROOT, Api, PrivateRedis, Stack, children, descendants, install_copy, pids_named, wait_for
 
 ATTACKS = sorted((Path(REPO_ROOT) / "tests" / "sandbox").glob("*.py"))
 
@@ -167,13 +167,13 @@ def sandbox(tmp_path_factory):
         if WORKER_USER:
             # The checkout may be out of the worker uid's reach (a clone in
             # root's 0700 home, as on a fresh machine): the worker runs a
-            # copy of the binary with the harness beside it, root's and
+            # copy of both programs with the harness beside them, root's and
             # world-readable, as an installed stratq would be.
             install = base / "install"
             shutil.copytree(HARNESS_DIR / "stratq", install / "python" / "stratq",
                             ignore=shutil.ignore_patterns("__pycache__"))
             (install / "bin").mkdir()
-            binary = Path(shutil.copy2(STRATQ_BIN, install / "bin" / "stratq"))
+            binary = install_copy(install / "bin")
             for d in (install, install / "bin", install / "python", install / "python" / "stratq"):
                 d.chmod(0o755)
             harness_dir = install / "python"
@@ -448,8 +448,9 @@ def test_attack(attack, sandbox, request):
     try:
         if attack.stem in PREPARE:
             PREPARE[attack.stem](sb, params)
-        job = api.wait_job(api.submit({"code": attack.read_text(), "params": params, "timeout_s": 3,
-                                       "memory_mb": 512}), timeout=60)
+        job = api.wait_job(api.submit({"code": attack.read_text(), "params": params,
+                                       "timeout_s": attack_timeout(attack), "memory_mb": 512}),
+                           timeout=90)
         check_attack_outcome(attack, job)
 
         # Nothing the job started outlives it: the worker's process tree
@@ -475,8 +476,11 @@ def test_attack(attack, sandbox, request):
         assert victim_shm.read_bytes() == b"other job's data", "the job reached /dev/shm of the host"
 
         # Nothing the job wrote is left in the executor's work directory
-        # (its own directory is removed before the job's outcome is sent).
-        assert work_dir_state(work_dir) == work_before, "the job left files in the executor's work directory"
+        # (its own directory is removed right after the job's outcome is
+        # sent, before the executor reads the next job).
+        wait_for(lambda: work_dir_state(work_dir) == work_before, 10,
+                 lambda: f"the job's files to be gone from the executor's work directory: "
+                 f"{work_dir_state(work_dir)} (before the job: {work_before})")
 
         if attack.stem in EXTRA_CHECKS:
             EXTRA_CHECKS[attack.stem](sb, job, params)

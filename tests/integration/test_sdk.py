@@ -2,6 +2,7 @@
 ctx.progress, ctx.log, CSV data (data_csv), ctx.dataset and the data
 directory, GET /v1/datasets, and how the CLI shows them."""
 
+import concurrent.futures
 import json
 import os
 import shutil
@@ -180,6 +181,36 @@ def test_datasets_are_read_from_the_data_directory_only(stack, data_dir):
     assert r["passwd"] == "PermissionError"  # a symlink out of the directory
     assert r["sub/../../x"] == "PermissionError"
     assert r["missing"] == "FileNotFoundError"
+
+
+def test_the_dataset_listing_follows_the_directory_within_a_second(stack, data_dir):
+    # The API reads the directory on a thread, at most once a second
+    # (docs/architecture.md, "GET /v1/datasets reads the directory on a
+    # thread"): what changes shows within about a second, and requests
+    # that come together share one read.
+    api = stack.start_api(env={"STRATQ_DATA_DIR": data_dir}).client
+
+    def files():
+        status, body = api.get("/v1/datasets")
+        assert status == 200, body
+        return [(d["file"], d["size"]) for d in body["datasets"]]
+
+    assert files() == [("prices.csv", len(PRICES))]
+    with open(os.path.join(data_dir, "more.csv"), "w") as f:
+        f.write(PRICES * 2)
+    wait_for(lambda: files() == [("more.csv", 2 * len(PRICES)), ("prices.csv", len(PRICES))], 5,
+             "more.csv in the listing")
+    os.unlink(os.path.join(data_dir, "prices.csv"))
+    wait_for(lambda: files() == [("more.csv", 2 * len(PRICES))], 5, "prices.csv gone")
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        got = list(pool.map(lambda _: files(), range(100)))
+    assert got == [[("more.csv", 2 * len(PRICES))]] * 100
+
+
+def test_an_unreadable_data_directory_is_503(stack, tmp_path):
+    api = stack.start_api(env={"STRATQ_DATA_DIR": str(tmp_path / "missing")}).client
+    status, body = api.get("/v1/datasets")
+    assert status == 503 and "cannot read the data directory" in body["error"], body
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="jobs take another uid only under a root worker")

@@ -133,3 +133,22 @@ def test_routes_are_listed(stack):
 
     out = subprocess.run([str(STRATQ_BIN), "api", "--routes"], capture_output=True, text=True, check=True).stdout
     assert "GET /\n" in out and "GET /ui/{file}\n" in out
+
+
+def test_the_dashboard_asks_for_the_tenants_and_pauses_the_api_gives(api):
+    """The paused banner, the held and backlog cards, the jobs' tenant column
+    and the tenant filter (driven in a browser by tests/browser): the page
+    reads fields and routes the API has."""
+    html = (WEB / "index.html").read_text()
+    js = (WEB / "app.js").read_text()
+    assert re.search(r'<div id="paused-banner"[^>]*\bhidden\b', html), "no hidden #paused-banner in index.html"
+    for used in ("q.paused_tenants", "q.paused", "'held'", "'backlog'", "api('/v1/tenants')",
+                 "&tenant=${encodeURIComponent(tenant)}", "tenantLink(j.tenant)"):
+        assert used in js, f"app.js no longer has {used}"
+    queue = api.queue()
+    assert {"held", "backlog", "paused", "paused_tenants"} <= queue.keys(), queue
+    job_id = api.submit({"code": "def run(ctx):\n    return 1\n", "tenant": "alice"})
+    status, body = api.get("/v1/tenants")
+    assert status == 200 and [t["tenant"] for t in body["tenants"]] == ["alice"], body
+    status, body = api.get("/v1/jobs?tenant=alice")
+    assert status == 200 and [(j["id"], j["tenant"]) for j in body["jobs"]] == [(job_id, "alice")], body

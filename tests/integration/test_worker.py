@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from conftest import PREFIX, QUEUE, STOP_TIMEOUT, WORKERS_KEY, pids_named, wait_for
+from conftest import PREFIX, QUEUE, STOP_TIMEOUT, WORKERS_KEY, pids_named, wait_for, waiting_ids
 
 SQUARE = "def run(ctx):\n    return ctx.params['n'] * ctx.params['n']\n"
 QUICK = "def run(ctx):\n    return {'ok': ctx.params.get('tag')}\n"
@@ -235,7 +235,7 @@ def test_sigterm_lets_running_job_finish(stack, r):
     assert api.queue()["workers"] == 0
 
     assert api.job(next_id)["status"] == "queued"
-    assert r.lrange(QUEUE, 0, -1) == [next_id]
+    assert r.llen(QUEUE) == 1 and waiting_ids(r) == [next_id]
 
     # A new worker picks up what the old one left.
     stack.start_worker()

@@ -1,4 +1,5 @@
 # expect: output_exceeded
+# timeout_s: 30
 def run(ctx):
     # A result as long as STRATQ_MAX_RESULT (16 MiB, the header included)
     # lets the harness write, of 5.6 million empty objects: past the cap on

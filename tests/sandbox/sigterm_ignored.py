@@ -1,4 +1,5 @@
 # expect: timeout
+# timeout_s: 3
 import signal
 import time
 

@@ -133,34 +133,6 @@ static void test_sub_parse(void **state)
     assert_int_equal(queue_sub_parse(NULL, &p), QUEUE_SUB_OTHER);
 }
 
-static void test_url_user_and_tls(void **state)
-{
-    (void)state;
-    struct queue_url u;
-    char err[256];
-    assert_int_equal(queue_url_parse("rediss://stratq-api:p%40ss%3Aw@redis.internal:6380/3", &u,
-                                     err, sizeof(err)),
-                     0);
-    assert_true(u.tls);
-    assert_string_equal(u.user, "stratq-api");
-    assert_string_equal(u.password, "p@ss:w");
-    assert_string_equal(u.host, "redis.internal");
-    assert_int_equal(u.port, 6380);
-    assert_int_equal(u.db, 3);
-    queue_url_free(&u);
-    /* ":password@" is the default user; "password@" too (as before). */
-    assert_int_equal(queue_url_parse("redis://:pw@h", &u, err, sizeof(err)), 0);
-    assert_null(u.user);
-    assert_false(u.tls);
-    assert_string_equal(u.password, "pw");
-    queue_url_free(&u);
-    assert_int_equal(queue_url_parse("redis://us:%4@h", &u, err, sizeof(err)), -EINVAL);
-    assert_non_null(strstr(err, "%-escape"));
-    assert_int_equal(queue_url_parse("redis://us:%zz@h", &u, err, sizeof(err)), -EINVAL);
-    assert_int_equal(queue_url_parse("http://h", &u, err, sizeof(err)), -EINVAL);
-    assert_non_null(strstr(err, "rediss://"));
-}
-
 static int configure(const char *url, const struct queue_url_settings *st, struct queue_url *u,
                      char *err, size_t errlen)
 {
@@ -240,9 +212,9 @@ static void test_url_configure(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_key_slot),         cmocka_unit_test(test_cluster_nodes),
-        cmocka_unit_test(test_redirect_parse),   cmocka_unit_test(test_sub_parse),
-        cmocka_unit_test(test_url_user_and_tls), cmocka_unit_test(test_url_configure),
+        cmocka_unit_test(test_key_slot),       cmocka_unit_test(test_cluster_nodes),
+        cmocka_unit_test(test_redirect_parse), cmocka_unit_test(test_sub_parse),
+        cmocka_unit_test(test_url_configure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

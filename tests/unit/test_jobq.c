@@ -1,7 +1,7 @@
-/* Unit tests for src/queue/jobq.c and the script table of queue.h: the
- * KEYS and ARGV each typed call builds, in the order the scripts read them
- * (the layouts are written out here as the worker and the API sent them
- * before the typed calls), and the check of every call against the table. */
+/* Unit tests for src/queue/jobq.c: the KEYS and ARGV each typed call
+ * builds, in the order the scripts read them (the layouts are written out
+ * here as the worker and the API sent them before the typed calls), each
+ * checked against the script table of queue.h (tested in test_queue.c). */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -78,79 +78,41 @@ static const char *joined(struct queue_call *c)
     return buf;
 }
 
-static void test_table_check(void **state)
-{
-    (void)state;
-    /* complete: 10 KEYS, 12 fixed ARGV, then field/value pairs. */
-    assert_true(queue_script_check(QS_COMPLETE, 10, 22));
-    assert_true(queue_script_check(QS_COMPLETE, 10, 24));
-    assert_false(queue_script_check(QS_COMPLETE, 10, 23));
-    assert_false(queue_script_check(QS_COMPLETE, 10, 21));
-    assert_false(queue_script_check(QS_COMPLETE, 9, 22));
-    /* enqueue: exactly 3 + 6. */
-    assert_true(queue_script_check(QS_ENQUEUE, 3, 9));
-    assert_false(queue_script_check(QS_ENQUEUE, 3, 10));
-    assert_false(queue_script_check(QS_ENQUEUE, 2, 8));
-    /* trim: index:all and any number of status indexes, then its one ARGV. */
-    assert_true(queue_script_check(QS_TRIM, 1, 2));
-    assert_true(queue_script_check(QS_TRIM, 10, 11));
-    assert_false(queue_script_check(QS_TRIM, 0, 1));
-    assert_false(queue_script_check(QS_TRIM, 10, 12));
-    /* stats: 4 KEYS and any number of processing lists; no ARGV. */
-    assert_true(queue_script_check(QS_STATS, 4, 4));
-    assert_true(queue_script_check(QS_STATS, 7, 7));
-    assert_false(queue_script_check(QS_STATS, 4, 5));
-    /* workers: the zset, then one hash and one id per worker (any number). */
-    assert_true(queue_script_check(QS_WORKERS, 3, 5));
-    assert_true(queue_script_check(QS_WORKERS, 1, 1));
-    assert_false(queue_script_check(QS__COUNT, 0, 0));
-    assert_int_equal(queue_script_nkeys(QS_FORGET), 3);
-    assert_string_equal(queue_script_name(QS_DEADLETTER), "deadletter");
-}
-
-static void test_markdown(void **state)
-{
-    (void)state;
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    queue_scripts_markdown(f);
-    fclose(f);
-    int rows = 0;
-    for (const char *p = text; (p = strchr(p, '\n')); p++)
-        rows++;
-    assert_int_equal(rows, QS__COUNT + 2);
-    assert_non_null(strstr(text, "| `forget.lua` | `<base>:workers`, `<base>:worker:<worker>`, "
-                                 "`<base>:processing:<worker>` | `worker` | integer: "));
-    free(text);
-}
-
 static void test_api_calls(void **state)
 {
     (void)state;
     struct queue_call c;
-    assert_int_equal(queue_build_enqueue(&c, &names, "j1", "{}", 1000, false), 0);
-    assert_string_equal(joined(&c),
-                        "sq:{q}:job:j1 q sq:{q}:index:all j1 {} 1000 sq:{q}:events PUBLISH 0");
-    assert_int_equal(queue_build_enqueue(&c, &names, "mine", "{}", 1000, true), 0);
-    assert_string_equal(joined(&c),
-                        "sq:{q}:job:mine q sq:{q}:index:all mine {} 1000 sq:{q}:events PUBLISH 1");
+    const struct queue_submit how = {"alice", 8, 5000};
+    assert_int_equal(queue_build_enqueue(&c, &names, "j1", "{}", 1000, false, NULL), 0);
+    assert_string_equal(
+        joined(&c), "sq:{q}:job:j1 q sq:{q}:index:all sq:{q}:scheduled sq:{q}:index:scheduled j1 "
+                    "{} 1000 sq:{q}:events PUBLISH 0  5 0 sq:{q}");
+    assert_int_equal(queue_build_enqueue(&c, &names, "mine", "{}", 1000, true, &how), 0);
+    assert_string_equal(
+        joined(&c), "sq:{q}:job:mine q sq:{q}:index:all sq:{q}:scheduled sq:{q}:index:scheduled "
+                    "mine {} 1000 sq:{q}:events PUBLISH 1 alice 8 5000 sq:{q}");
     assert_int_equal(queue_build_cancel(&c, &names, "j1", 1000, 120), 0);
     assert_string_equal(joined(&c), "sq:{q}:job:j1 q sq:{q}:scheduled sq:{q}:index:cancelled j1 "
-                                    "1000 sq:{q}:events PUBLISH 120 sq:{q}:control:");
+                                    "1000 sq:{q}:events PUBLISH 120 sq:{q}:control: sq:{q}");
     assert_int_equal(queue_build_retry(&c, &names, "j1", 1000), 0);
-    assert_string_equal(joined(&c), "sq:{q}:job:j1 q sq:{q}:dead j1 1000 sq:{q}:events PUBLISH");
+    assert_string_equal(joined(&c),
+                        "sq:{q}:job:j1 q sq:{q}:dead j1 1000 sq:{q}:events PUBLISH sq:{q}");
     assert_int_equal(queue_build_logs(&c, &names, "j1", 1, 2, 3), 0);
     assert_string_equal(joined(&c), "sq:{q}:job:j1 sq:{q}:job:j1:stdout sq:{q}:job:j1:stderr "
                                     "sq:{q}:job:j1:log 1 2 3");
-    assert_int_equal(queue_build_list(&c, &names, "all", "+inf", "", 40), 0);
+    assert_int_equal(queue_build_list(&c, &names, "all", "", "+inf", "", 40), 0);
     assert_string_equal(joined(&c), "sq:{q}:index:all +inf  54");
     /* A status with an index of its own reads it; one without filters all,
      * reading up to a budget of ids. */
-    assert_int_equal(queue_build_list(&c, &names, "failed", "+inf", "", 40), 0);
+    assert_int_equal(queue_build_list(&c, &names, "failed", "", "+inf", "", 40), 0);
     assert_string_equal(joined(&c), "sq:{q}:index:failed +inf  54");
-    assert_int_equal(queue_build_list(&c, &names, "succeeded", "1000", "j9", 40), 0);
+    assert_int_equal(queue_build_list(&c, &names, "succeeded", "", "1000", "j9", 40), 0);
     assert_string_equal(joined(&c), "sq:{q}:index:all 1000 j9 1400");
+    /* A tenant filters any index, within the budget too. */
+    assert_int_equal(queue_build_list(&c, &names, "failed", "alice", "+inf", "", 40), 0);
+    assert_string_equal(joined(&c), "sq:{q}:index:failed +inf  1400");
+    assert_int_equal(queue_build_list(&c, &names, "all", "alice", "+inf", "", 40), 0);
+    assert_string_equal(joined(&c), "sq:{q}:index:all +inf  1400");
     /* The page's call names each id's job hash, from list.lua's reply. */
     redisReply *ids[5], *e;
     const char *const strs[] = {"j2", "1002", "j1", "1001"};
@@ -164,10 +126,14 @@ static void test_api_calls(void **state)
     ids[0]->type = REDIS_REPLY_INTEGER;
     ids[0]->integer = 1;
     redisReply list = {.type = REDIS_REPLY_ARRAY, .elements = 5, .element = ids};
-    assert_int_equal(queue_build_page(&c, &names, "succeeded", 40, &list), 0);
+    assert_int_equal(queue_build_page(&c, &names, "succeeded", "", 40, &list), 0);
     assert_int_equal(c.nkeys, 3);
-    assert_string_equal(joined(&c), "sq:{q}:index:all sq:{q}:job:j2 sq:{q}:job:j1 succeeded 0 40 1 "
-                                    "j2 1002 j1 1001");
+    assert_string_equal(joined(&c),
+                        "sq:{q}:index:all sq:{q}:job:j2 sq:{q}:job:j1 succeeded 0 40 1  "
+                        "j2 1002 j1 1001");
+    assert_int_equal(queue_build_page(&c, &names, "failed", "alice", 40, &list), 0);
+    assert_string_equal(joined(&c), "sq:{q}:index:failed sq:{q}:job:j2 sq:{q}:job:j1 failed 1 40 1 "
+                                    "alice j2 1002 j1 1001");
     /* The workers' ids name their hashes and processing lists. */
     redisReply workers = {.type = REDIS_REPLY_ARRAY, .elements = 2, .element = ids + 1};
     ids[2]->str = (char *)"w2";
@@ -180,44 +146,71 @@ static void test_api_calls(void **state)
     assert_string_equal(joined(&c), "ZRANGE sq:{q}:workers 0 -1");
     assert_int_equal(queue_build_workers(&c, &names, &workers), 0);
     assert_string_equal(joined(&c), "sq:{q}:workers sq:{q}:worker:j2 sq:{q}:worker:w2 j2 w2");
-    assert_int_equal(queue_build_stats(&c, &names, &workers), 0);
-    assert_string_equal(joined(&c), "q sq:{q}:workers sq:{q}:scheduled sq:{q}:dead "
-                                    "sq:{q}:processing:j2 sq:{q}:processing:w2");
     assert_int_equal(queue_build_metrics(&c, &names, &workers), 0);
     assert_string_equal(joined(&c), "q sq:{q}:workers sq:{q}:scheduled sq:{q}:dead sq:{q}:stats "
-                                    "sq:{q}:processing:j2 sq:{q}:processing:w2");
+                                    "sq:{q}:processing:j2 sq:{q}:processing:w2 sq:{q}");
     /* A reply of another shape is refused. */
-    assert_int_equal(queue_build_stats(&c, &names, ids[0]), -EPROTO);
-    assert_int_equal(queue_build_page(&c, &names, "all", 40, &workers), -EPROTO);
+    assert_int_equal(queue_build_metrics(&c, &names, ids[0]), -EPROTO);
+    assert_int_equal(queue_build_page(&c, &names, "all", "", 40, &workers), -EPROTO);
     for (int i = 0; i < 5; i++)
         free(ids[i]);
     assert_int_equal(queue_build_count_submitted(&c, &names, 7), 0);
     assert_string_equal(joined(&c), "sq:{q}:stats submitted 7");
 }
 
+/* The schedules' calls: schedule.lua's add (a durable write, with its
+ * fields) and the others, schedules.lua. */
+static void test_schedule_calls(void **state)
+{
+    (void)state;
+    struct queue_call c;
+    const char *const fields[] = {"spec", "{}", "every_ms", "1000"};
+    assert_int_equal(queue_build_schedule(&c, &names, "add", "s1", 1000, 2000, NULL, fields, 4), 0);
+    assert_true(c.durable);
+    assert_string_equal(joined(&c), "sq:{q}:schedule:s1 sq:{q}:schedules sq:{q}:schedules:due add "
+                                    "s1 1000 2000  spec {} every_ms 1000");
+    assert_int_equal(queue_build_schedule(&c, &names, "pause", "s1", 1000, 0, "alice", NULL, 0), 0);
+    assert_false(c.durable);
+    assert_string_equal(joined(&c), "sq:{q}:schedule:s1 sq:{q}:schedules sq:{q}:schedules:due "
+                                    "pause s1 1000 0 alice");
+    assert_int_equal(queue_build_schedules(&c, &names, NULL, 1000, "alice"), 0);
+    assert_string_equal(joined(&c), "sq:{q}:schedules sq:{q}  1000 alice");
+    assert_int_equal(queue_build_schedules(&c, &names, "s1", 1, NULL), 0);
+    assert_string_equal(joined(&c), "sq:{q}:schedules sq:{q} s1 1 ");
+    /* A worker's tick: fenced on the due score as read. */
+    assert_int_equal(jobq_build_tick(&jq, &c, "s1", "2000", 3000, "j9", 2050), 0);
+    assert_false(c.until_done);
+    assert_string_equal(joined(&c), "sq:{q}:schedule:s1 sq:{q}:schedules:due sq:{q}:job:j9 q "
+                                    "sq:{q}:index:all s1 2000 3000 j9 2050 sq:{q}:events PUBLISH "
+                                    "sq:{q}");
+}
+
 static void test_worker_calls(void **state)
 {
     (void)state;
     struct queue_call c;
-    assert_int_equal(jobq_build_start(&jq, &c, "j1", 2000), 0);
+    assert_int_equal(jobq_build_start(&jq, &c, "j1", 2000042), 0);
     assert_true(c.until_done);
-    assert_string_equal(joined(&c),
-                        "sq:{q}:job:j1 sq:{q}:processing:w1 j1 w1 2000 sq:{q}:events PUBLISH");
+    assert_string_equal(joined(&c), "sq:{q}:job:j1 sq:{q}:processing:w1 q j1 w1 2000.042 "
+                                    "sq:{q}:events PUBLISH sq:{q}");
     assert_int_equal(jobq_build_forget(&jq, &c, "w9"), 0);
     assert_string_equal(joined(&c), "sq:{q}:workers sq:{q}:worker:w9 sq:{q}:processing:w9 w9");
     assert_int_equal(jobq_build_promote(&jq, &c, "j1", 5), 0);
     assert_false(c.until_done);
-    assert_string_equal(joined(&c), "sq:{q}:scheduled q sq:{q}:job:j1 j1 5 sq:{q}:events PUBLISH");
+    assert_string_equal(joined(&c),
+                        "sq:{q}:scheduled q sq:{q}:job:j1 j1 5 sq:{q}:events PUBLISH sq:{q}");
     assert_int_equal(jobq_build_reap(&jq, &c, 5, 6000), 0);
     assert_string_equal(joined(&c), "sq:{q}:workers 5 6000 w1");
     /* This worker's executor died: the loss counts. */
     assert_int_equal(jobq_build_lost(&jq, &c, NULL, "j1", 5, true), 0);
-    assert_string_equal(joined(&c), "sq:{q}:processing:w1 q sq:{q}:job:j1 sq:{q}:dead "
-                                    "sq:{q}:index:dead j1 w1 5 sq:{q}:events PUBLISH 3 120 1");
+    assert_string_equal(joined(&c),
+                        "sq:{q}:processing:w1 q sq:{q}:job:j1 sq:{q}:dead "
+                        "sq:{q}:index:dead j1 w1 5 sq:{q}:events PUBLISH 3 120 1 sq:{q}");
     /* A stopping worker w9 gives its job back: it does not. */
     assert_int_equal(jobq_build_lost(&jq, &c, "w9", "j1", 5, false), 0);
-    assert_string_equal(joined(&c), "sq:{q}:processing:w9 q sq:{q}:job:j1 sq:{q}:dead "
-                                    "sq:{q}:index:dead j1 w9 5 sq:{q}:events PUBLISH 3 120 0");
+    assert_string_equal(joined(&c),
+                        "sq:{q}:processing:w9 q sq:{q}:job:j1 sq:{q}:dead "
+                        "sq:{q}:index:dead j1 w9 5 sq:{q}:events PUBLISH 3 120 0 sq:{q}");
     /* The exact bytes of an entry, NUL included. */
     assert_int_equal(jobq_build_deadletter(&jq, &c, "a\0b", 3, "why", 5), 0);
     assert_int_equal((int)c.len[2], 3);
@@ -290,9 +283,9 @@ static void test_complete(void **state)
     assert_string_equal(last_call,
                         "complete sq:{q}:job:j1 sq:{q}:processing:w1 sq:{q}:job:j1:stdout "
                         "sq:{q}:job:j1:stderr sq:{q}:job:j1:log sq:{q}:scheduled sq:{q}:dead "
-                        "sq:{q}:index:failed sq:{q}:index:scheduled sq:{q}:index:dead j1 w1 2 "
-                        "3000 sq:{q}:events PUBLISH 60 120 1 9 failed 1 error {\"type\":\"E\"} "
-                        "stdout hi stderr  usage {}");
+                        "sq:{q}:index:failed sq:{q}:index:scheduled sq:{q}:index:dead q j1 w1 2 "
+                        "3000 sq:{q}:events PUBLISH 60 120 1 9 failed 1 sq:{q} error "
+                        "{\"type\":\"E\"} stdout hi stderr  usage {}");
     /* Counted for the next heartbeat. */
     assert_int_equal(jq.stats.completed[QUEUE_STATUS_FAILED], 1);
     assert_int_equal(jq.stats.duration.count, 1);
@@ -307,11 +300,24 @@ static void test_complete(void **state)
     assert_string_equal(
         last_call, "complete sq:{q}:job:j2 sq:{q}:processing:w1 sq:{q}:job:j2:stdout "
                    "sq:{q}:job:j2:stderr sq:{q}:job:j2:log sq:{q}:scheduled sq:{q}:dead "
-                   "sq:{q}:index:succeeded sq:{q}:index:scheduled sq:{q}:index:dead j2 w1 1 "
-                   "3000 sq:{q}:events PUBLISH 60 120 3 0 succeeded 0 result 42 stdout  stderr  "
-                   "dead_reason r");
+                   "sq:{q}:index:succeeded sq:{q}:index:scheduled sq:{q}:index:dead q j2 w1 1 "
+                   "3000 sq:{q}:events PUBLISH 60 120 3 0 succeeded 0 sq:{q} result 42 stdout  "
+                   "stderr  dead_reason r");
     /* Recorded already: not counted twice. */
     assert_int_equal(jq.stats.completed[QUEUE_STATUS_SUCCEEDED], 0);
+    /* The result and the output as the executor's messages hold them:
+     * bytes with their lengths, not NUL-terminated. */
+    static const char bytes[] = "[1,2]OUTERR";
+    o = (struct job_outcome){.status = QUEUE_STATUS_SUCCEEDED,
+                             .attempt = 1,
+                             .result = bytes,
+                             .result_len = 5,
+                             .out = bytes + 5,
+                             .out_len = 3,
+                             .err = bytes + 8,
+                             .err_len = 3};
+    assert_int_equal(jobq_complete(&jq, "j3", &o, 3000, 0.1), 2);
+    assert_non_null(strstr(last_call, " succeeded 0 sq:{q} result [1,2] stdout OUT stderr ERR"));
     reply_integer = 7;
     assert_int_equal(jobq_complete(&jq, "j2", &o, 3000, 0.1), -EPROTO);
     reply_integer = 1;
@@ -327,36 +333,37 @@ static void test_sharded(void **state)
     /* cancel.lua publishes on the worker's control channel with it too. */
     assert_int_equal(queue_build_cancel(&c, &names, "j1", 1000, 120), 0);
     assert_string_equal(joined(&c), "sq:{q}:job:j1 q sq:{q}:scheduled sq:{q}:index:cancelled j1 "
-                                    "1000 sq:{q}:events SPUBLISH 120 sq:{q}:control:");
+                                    "1000 sq:{q}:events SPUBLISH 120 sq:{q}:control: sq:{q}");
     /* Every call that publishes names the command right after the channel. */
-    assert_int_equal(queue_build_enqueue(&c, &names, "j1", "{}", 1000, false), 0);
+    assert_int_equal(queue_build_enqueue(&c, &names, "j1", "{}", 1000, false, NULL), 0);
     assert_non_null(strstr(joined(&c), " 1000 sq:{q}:events SPUBLISH 0"));
     assert_int_equal(queue_build_retry(&c, &names, "j1", 1000), 0);
     assert_non_null(strstr(joined(&c), " 1000 sq:{q}:events SPUBLISH"));
-    assert_int_equal(jobq_build_start(&jq, &c, "j1", 2000), 0);
-    assert_non_null(strstr(joined(&c), " 2000 sq:{q}:events SPUBLISH"));
+    assert_int_equal(jobq_build_start(&jq, &c, "j1", 2000000), 0);
+    assert_non_null(strstr(joined(&c), " 2000.000 sq:{q}:events SPUBLISH"));
     assert_int_equal(jobq_build_promote(&jq, &c, "j1", 5), 0);
     assert_non_null(strstr(joined(&c), " 5 sq:{q}:events SPUBLISH"));
     assert_int_equal(jobq_build_lost(&jq, &c, NULL, "j1", 5, true), 0);
-    assert_string_equal(joined(&c), "sq:{q}:processing:w1 q sq:{q}:job:j1 sq:{q}:dead "
-                                    "sq:{q}:index:dead j1 w1 5 sq:{q}:events SPUBLISH 3 120 1");
+    assert_string_equal(joined(&c),
+                        "sq:{q}:processing:w1 q sq:{q}:job:j1 sq:{q}:dead "
+                        "sq:{q}:index:dead j1 w1 5 sq:{q}:events SPUBLISH 3 120 1 sq:{q}");
     struct job_outcome o = {.status = QUEUE_STATUS_SUCCEEDED, .attempt = 1, .result = "1"};
     assert_int_equal(jobq_build_complete(&jq, &c, "j1", &o, 3000), 0);
     assert_string_equal(joined(&c),
                         "sq:{q}:job:j1 sq:{q}:processing:w1 sq:{q}:job:j1:stdout "
                         "sq:{q}:job:j1:stderr sq:{q}:job:j1:log sq:{q}:scheduled sq:{q}:dead "
-                        "sq:{q}:index:succeeded sq:{q}:index:scheduled sq:{q}:index:dead j1 w1 1 "
-                        "3000 sq:{q}:events SPUBLISH 60 120 1 0 succeeded 0 result 1 stdout  "
-                        "stderr ");
+                        "sq:{q}:index:succeeded sq:{q}:index:scheduled sq:{q}:index:dead q j1 w1 1 "
+                        "3000 sq:{q}:events SPUBLISH 60 120 1 0 succeeded 0 sq:{q} result 1 "
+                        "stdout  stderr ");
     names.sharded = false;
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_table_check), cmocka_unit_test(test_markdown),
-        cmocka_unit_test(test_api_calls),   cmocka_unit_test(test_worker_calls),
-        cmocka_unit_test(test_complete),    cmocka_unit_test(test_sharded),
+        cmocka_unit_test(test_api_calls),    cmocka_unit_test(test_schedule_calls),
+        cmocka_unit_test(test_worker_calls), cmocka_unit_test(test_complete),
+        cmocka_unit_test(test_sharded),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -3,7 +3,7 @@
 -- KEYS[4] index:cancelled
 -- ARGV[1] id, ARGV[2] now (ms), ARGV[3] events channel, ARGV[4] publish
 -- command (lib.lua's stratq_publish), ARGV[5] TTL (s) of the cancelled
--- record, ARGV[6] prefix of the workers' control channels
+-- record, ARGV[6] prefix of the workers' control channels, ARGV[7] base
 -- Only a job whose status is cancellable (waiting or running) is touched.
 -- Returns {"cancelled"} for a job that was waiting (removed from the queue
 -- and finished at once); {"cancelling"} for a running job: the request is
@@ -21,7 +21,9 @@ if not stratq_is(status, 'cancellable') then
   return {'terminal', status}
 end
 if status ~= 'running' then
-  redis.call('LREM', KEYS[2], 0, ARGV[1])
+  if not stratq_fair_unwait(ARGV[7], KEYS[2], ARGV[1], KEYS[1]) then
+    redis.call('LREM', KEYS[2], 0, ARGV[1])
+  end
   redis.call('ZREM', KEYS[3], ARGV[1])
   redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finished_ms', ARGV[2], 'error',
              cjson.encode({type = 'Cancelled', message = 'cancelled before it ran'}))

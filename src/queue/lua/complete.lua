@@ -7,14 +7,16 @@
 -- KEYS[1] job hash, KEYS[2] the worker's processing list, KEYS[3] the
 -- job's live stdout, KEYS[4] its live stderr, KEYS[5] its log lines,
 -- KEYS[6] scheduled zset, KEYS[7] dead zset, KEYS[8] the index of ARGV[11],
--- KEYS[9] index:scheduled, KEYS[10] index:dead
+-- KEYS[9] index:scheduled, KEYS[10] index:dead, KEYS[11] queue
 -- ARGV[1] id, ARGV[2] worker id, ARGV[3] attempt, ARGV[4] now (ms),
 -- ARGV[5] events channel, ARGV[6] publish command (lib.lua's
 -- stratq_publish), ARGV[7] TTL in seconds of a succeeded job's record,
 -- ARGV[8] TTL of any other outcome (0: keep), ARGV[9] the job's
 -- max_attempts, ARGV[10] when to run it again (ms) if this outcome is
 -- retried, ARGV[11] status, ARGV[12] "1" when the run wrote live output or
--- log lines (KEYS[3..5]), then field/value pairs (result, error, stdout, ...).
+-- log lines (KEYS[3..5]), ARGV[13] base, then field/value pairs (result,
+-- error, stdout, ...). The running slot of a job taken by fair share is
+-- given back (lib.lua's stratq_fair_release) whatever the outcome.
 -- A run whose status is auto_retry (failed, timed out or crashed) of a job
 -- with attempts left is not final: the job becomes "scheduled" until
 -- ARGV[10]; one with none left becomes "dead". Runs ended by a lost worker
@@ -29,10 +31,11 @@ if redis.call('LREM', KEYS[2], 1, ARGV[1]) == 0 then
   end
   return 0
 end
+stratq_fair_release(ARGV[13], KEYS[11], KEYS[1])
 local status = ARGV[11]
 local now = ARGV[4]
 local fields = {}
-for i = 13, #ARGV do
+for i = 14, #ARGV do
   fields[#fields + 1] = ARGV[i]
 end
 if ARGV[12] == '1' then
