@@ -44,6 +44,8 @@ struct job_req {
     enum route_id route;
     char id[ROUTER_ID_MAX + 1];     /* the job's id; a list's status */
     char tenant[ROUTER_ID_MAX + 1]; /* a list's tenant, "" for every one */
+    char own[ROUTER_ID_MAX + 1];    /* the tenant the token names: its jobs only ("": any) */
+    void (*send)(struct job_req *); /* the call to make once the job is found the token's */
     bool final;                     /* the next job read answers whatever the status */
     bool created;                   /* submit: the job is new (201) rather than existing (200) */
     int wait_s;
@@ -81,8 +83,8 @@ static void on_wake(struct events_waiter *w, bool final);
 
 /* A request of a job route for job (or list) id; NULL when out of memory
  * (answered 500). */
-static struct job_req *job_req_new(struct jobs *j, struct evhttp_request *req, enum route_id route,
-                                   const char *id)
+static struct job_req *job_req_new(struct jobs *j, struct evhttp_request *req,
+                                   const struct route_match *m, enum route_id route, const char *id)
 {
     static const struct pending_ops ops = {req_answered, req_release};
     struct pending *p = pending_new(j->srv, req, sizeof(struct job_req), &ops);
@@ -92,6 +94,7 @@ static struct job_req *job_req_new(struct jobs *j, struct evhttp_request *req, e
     jr->jobs = j;
     jr->route = route;
     snprintf(jr->id, sizeof(jr->id), "%s", id ? id : "");
+    snprintf(jr->own, sizeof(jr->own), "%.*s", ROUTER_ID_MAX, m->tenant);
     jr->waiter.id = jr->id;
     jr->waiter.wake = on_wake;
     return jr;
@@ -232,6 +235,48 @@ static struct evbuffer *record_buffer(const char *id, const redisReply *r, bool 
     return buf;
 }
 
+/* --- Whose job it is ------------------------------------------------------ */
+
+/* A token that names a tenant reaches that tenant's jobs only: to it,
+ * another tenant's job (or one with no tenant) does not exist (404), so
+ * that a researcher's token can neither read nor cancel a colleague's
+ * strategy, params or results. A token that names none (an operator's)
+ * reaches every job. tenant: the job's `tenant` field, NULL when none. */
+static bool owned(const struct job_req *jr, const redisReply *tenant)
+{
+    return !jr->own[0] ||
+           (tenant && tenant->type == REDIS_REPLY_STRING && !strcmp(tenant->str, jr->own));
+}
+
+static void on_owner(struct pending *p, redisReply *r, void *ctx)
+{
+    struct job_req *jr = job_req_of(p);
+    (void)ctx;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+        pending_error(p, 503, "unexpected reply from Redis");
+        return;
+    }
+    if (r->element[0]->type != REDIS_REPLY_STRING || !owned(jr, r->element[1])) {
+        pending_error(p, 404, "no job with id '%s'", jr->id);
+        return;
+    }
+    jr->send(jr);
+}
+
+/* Makes jr's call (send) once the job is known to be the token's tenant's
+ * (at once for a token that names no tenant). */
+static void send_owned(struct job_req *jr, void (*send)(struct job_req *))
+{
+    jr->send = send;
+    if (!jr->own[0]) {
+        send(jr);
+        return;
+    }
+    struct queue_call c;
+    pending_call(&jr->p, on_owner, NULL, &c,
+                 queue_build_job_owner(&c, server_names(jr->jobs->srv), jr->id));
+}
+
 /* --- Reading a job, now or when it finishes ----------------------------- */
 
 static void reread(struct job_req *jr, bool final);
@@ -276,7 +321,7 @@ static void on_job_read(struct pending *p, redisReply *r, void *ctx)
         pending_error(p, 503, "unexpected reply from Redis");
         return;
     }
-    if (r->elements == 0) {
+    if (r->elements == 0 || !owned(jr, hash_get(r, "tenant"))) {
         pending_error(p, 404, "no job with id '%s'", jr->id);
         return;
     }
@@ -317,7 +362,7 @@ static void route_get(void *ctx, struct evhttp_request *req, const struct route_
     long long wait;
     if (http_query_int(req, "wait", 0, 0, MAX_WAIT_S, &wait) < 0)
         return;
-    struct job_req *jr = job_req_new(ctx, req, m->route, m->id);
+    struct job_req *jr = job_req_new(ctx, req, m, m->route, m->id);
     if (!jr)
         return;
     jr->wait_s = (int)wait;
@@ -379,12 +424,28 @@ static void enqueue(struct job_req *jr, pending_handler *h, void *ctx, const cha
         queue_build_enqueue(&c, server_names(jr->jobs->srv), id, spec_text, now, client_id, &how));
 }
 
+/* A client's id that an existing job of another tenant holds: refused,
+ * as that job is not the token's to see (text: the message). */
+static bool id_taken(const struct job_req *jr, const redisReply *r, const char *id, char *text,
+                     size_t len)
+{
+    if (r->element[0]->integer == 1 || owned(jr, r->elements > 2 ? r->element[2] : NULL))
+        return false;
+    snprintf(text, len, "id '%s' is taken by another tenant's job; choose another id", id);
+    return true;
+}
+
 static void on_enqueued(struct pending *p, redisReply *r, void *ctx)
 {
     struct job_req *jr = job_req_of(p);
+    char text[200];
     (void)ctx;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 2) {
         pending_error(p, 503, "unexpected reply from Redis");
+        return;
+    }
+    if (id_taken(jr, r, jr->id, text, sizeof(text))) {
+        pending_error(p, 409, "%s", text);
         return;
     }
     jr->created = r->element[0]->integer == 1;
@@ -433,7 +494,7 @@ static void route_submit(void *ctx, struct evhttp_request *req, const struct rou
         http_send_error(req, 500, "out of memory");
         return;
     }
-    struct job_req *jr = job_req_new(j, req, ROUTE_JOBS_SUBMIT, id);
+    struct job_req *jr = job_req_new(j, req, m, ROUTE_JOBS_SUBMIT, id);
     if (!jr)
         return;
     jr->wait_s = (int)wait;
@@ -454,11 +515,14 @@ static void on_batch_enqueued(struct pending *p, redisReply *r, void *ctx)
 {
     struct job_req *jr = job_req_of(p);
     struct batch_item *it = ctx;
-    json_t *res = r->type == REDIS_REPLY_ARRAY && r->elements == 2
-                      ? json_pack("{s:s, s:s}", "id", it->id, "status", r->element[1]->str)
-                      : json_pack("{s:s, s:s}", "id", it->id, "error", "Redis refused the job");
+    char text[200];
+    bool ok = r->type == REDIS_REPLY_ARRAY && r->elements >= 2;
+    json_t *res = !ok ? json_pack("{s:s, s:s}", "id", it->id, "error", "Redis refused the job")
+                  : id_taken(jr, r, it->id, text, sizeof(text))
+                      ? json_pack("{s:s, s:s}", "id", it->id, "error", text)
+                      : json_pack("{s:s, s:s}", "id", it->id, "status", r->element[1]->str);
     json_array_set_new(jr->items, it->index, res);
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[0]->integer == 1)
+    if (ok && r->element[0]->integer == 1)
         metrics_add_submitted(jr->jobs->metrics, 1);
     free(it);
     if (--jr->outstanding == 0)
@@ -562,7 +626,7 @@ static void route_batch(void *ctx, struct evhttp_request *req, const struct rout
     if (!specs)
         return;
     size_t n = json_array_size(specs);
-    struct job_req *jr = job_req_new(j, req, ROUTE_JOBS_BATCH, NULL);
+    struct job_req *jr = job_req_new(j, req, m, ROUTE_JOBS_BATCH, NULL);
     if (!jr) {
         json_decref(doc);
         return;
@@ -607,17 +671,21 @@ static void on_cancel(struct pending *p, redisReply *r, void *ctx)
         pending_error(p, 404, "no job with id '%s'", id);
 }
 
+static void send_cancel(struct job_req *jr)
+{
+    struct queue_call c;
+    pending_call(&jr->p, on_cancel, NULL, &c,
+                 queue_build_cancel(&c, server_names(jr->jobs->srv), jr->id, util_now_ms(),
+                                    jr->jobs->set.failed_ttl));
+}
+
 /* DELETE /v1/jobs/{id} */
 static void route_cancel(void *ctx, struct evhttp_request *req, const struct route_match *m)
 {
-    struct jobs *j = ctx;
-    struct job_req *jr = job_req_new(j, req, ROUTE_JOB_CANCEL, m->id);
-    struct queue_call c;
+    struct job_req *jr = job_req_new(ctx, req, m, ROUTE_JOB_CANCEL, m->id);
     if (!jr)
         return;
-    pending_call(
-        &jr->p, on_cancel, NULL, &c,
-        queue_build_cancel(&c, server_names(j->srv), m->id, util_now_ms(), j->set.failed_ttl));
+    send_owned(jr, send_cancel);
     pending_done(&jr->p);
 }
 
@@ -639,16 +707,20 @@ static void on_retry(struct pending *p, redisReply *r, void *ctx)
         pending_error(p, 404, "no job with id '%s'", id);
 }
 
+static void send_retry(struct job_req *jr)
+{
+    struct queue_call c;
+    pending_call(&jr->p, on_retry, NULL, &c,
+                 queue_build_retry(&c, server_names(jr->jobs->srv), jr->id, util_now_ms()));
+}
+
 /* POST /v1/jobs/{id}/retry */
 static void route_retry(void *ctx, struct evhttp_request *req, const struct route_match *m)
 {
-    struct jobs *j = ctx;
-    struct job_req *jr = job_req_new(j, req, ROUTE_JOB_RETRY, m->id);
-    struct queue_call c;
+    struct job_req *jr = job_req_new(ctx, req, m, ROUTE_JOB_RETRY, m->id);
     if (!jr)
         return;
-    pending_call(&jr->p, on_retry, NULL, &c,
-                 queue_build_retry(&c, server_names(j->srv), m->id, util_now_ms()));
+    send_owned(jr, send_retry);
     pending_done(&jr->p);
 }
 
@@ -709,6 +781,14 @@ static void on_logs(struct pending *p, redisReply *r, void *ctx)
     evbuffer_free(buf);
 }
 
+static void send_logs(struct job_req *jr)
+{
+    struct queue_call c;
+    pending_call(&jr->p, on_logs, NULL, &c,
+                 queue_build_logs(&c, server_names(jr->jobs->srv), jr->id, jr->off_out, jr->off_err,
+                                  jr->off_log));
+}
+
 /* GET /v1/jobs/{id}/logs */
 static void route_logs(void *ctx, struct evhttp_request *req, const struct route_match *m)
 {
@@ -718,15 +798,13 @@ static void route_logs(void *ctx, struct evhttp_request *req, const struct route
         http_query_int(req, "stderr_offset", 0, 0, 1LL << 40, &oe) < 0 ||
         http_query_int(req, "log_offset", 0, 0, 1LL << 40, &ol) < 0)
         return;
-    struct job_req *jr = job_req_new(j, req, ROUTE_JOB_LOGS, m->id);
+    struct job_req *jr = job_req_new(j, req, m, ROUTE_JOB_LOGS, m->id);
     if (!jr)
         return;
     jr->off_out = oo;
     jr->off_err = oe;
     jr->off_log = ol;
-    struct queue_call c;
-    pending_call(&jr->p, on_logs, NULL, &c,
-                 queue_build_logs(&c, server_names(j->srv), m->id, oo, oe, ol));
+    send_owned(jr, send_logs);
     pending_done(&jr->p);
 }
 
@@ -782,7 +860,6 @@ static void on_list_ids(struct pending *p, redisReply *r, void *ctx)
 static void route_list(void *ctx, struct evhttp_request *req, const struct route_match *m)
 {
     struct jobs *j = ctx;
-    (void)m;
     char status[40] = "all", cursor[160] = "";
     long long limit;
     if (http_query_int(req, "limit", 50, 1, 500, &limit) < 0)
@@ -804,6 +881,15 @@ static void route_list(void *ctx, struct evhttp_request *req, const struct route
                         "query parameter 'tenant' must be 1 to 64 characters of [A-Za-z0-9._-]");
         return;
     }
+    if (m->tenant[0]) {
+        /* A tenant's token lists its own tenant's jobs. */
+        if (tenant[0] && strcmp(tenant, m->tenant) != 0) {
+            http_send_error(req, 403, "this token may list the jobs of tenant '%s' only",
+                            m->tenant);
+            return;
+        }
+        snprintf(tenant, sizeof(tenant), "%s", m->tenant);
+    }
     char score[40] = "+inf";
     const char *cursor_id = "";
     if (http_query_str(req, "cursor", cursor, sizeof(cursor))) {
@@ -821,7 +907,7 @@ static void route_list(void *ctx, struct evhttp_request *req, const struct route
         cursor_id = colon + 1;
     }
     /* The status travels in the request's id to the second call. */
-    struct job_req *jr = job_req_new(j, req, ROUTE_JOBS_LIST, status);
+    struct job_req *jr = job_req_new(j, req, m, ROUTE_JOBS_LIST, status);
     if (!jr)
         return;
     snprintf(jr->tenant, sizeof(jr->tenant), "%.*s", ROUTER_ID_MAX, tenant); /* valid: fits */

@@ -396,6 +396,15 @@ int queue_build_job_read(struct queue_call *c, const struct queue_names *n, cons
     return built(c);
 }
 
+int queue_build_job_owner(struct queue_call *c, const struct queue_names *n, const char *id)
+{
+    command_init(c, "HMGET");
+    put_key(c, n->job_prefix, id, "");
+    put(c, "status");
+    put(c, "tenant");
+    return built(c);
+}
+
 /* Puts the key prefix + each id of a ZRANGE reply (the workers' ids);
  * -EPROTO, the call freed, for another reply. */
 static int put_worker_keys(struct queue_call *c, const char *prefix, const redisReply *ids)

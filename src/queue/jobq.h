@@ -105,6 +105,9 @@ int queue_build_page(struct queue_call *c, const struct queue_names *n, const ch
 int queue_build_worker_ids(struct queue_call *c, const struct queue_names *n);
 /* HGETALL of the job's hash (GET /v1/jobs/{id}, and a waiter's read). */
 int queue_build_job_read(struct queue_call *c, const struct queue_names *n, const char *id);
+/* HMGET of the job's status and tenant: whether it exists, and whose it is
+ * (a tenant's token reaches its own jobs only). */
+int queue_build_job_owner(struct queue_call *c, const struct queue_names *n, const char *id);
 int queue_build_workers(struct queue_call *c, const struct queue_names *n, const redisReply *ids);
 int queue_build_metrics(struct queue_call *c, const struct queue_names *n, const redisReply *ids);
 /* count.lua: adds submitted to the stats hash's submitted counter. */

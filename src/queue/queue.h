@@ -27,8 +27,8 @@
       ("id", "spec", "now_ms", "events", "publish", "client_id", "tenant", "priority",             \
        "run_at_ms", "base"),                                                                       \
       QUEUE_REPLY_ARRAY,                                                                           \
-      "`{1, \"queued\"}` or `{1, \"scheduled\"}` when created; `{0, status}` when the id exists "  \
-      "(left untouched)")                                                                          \
+      "`{1, \"queued\"}` or `{1, \"scheduled\"}` when created; `{0, status, tenant}` when the "    \
+      "id exists (left untouched; `tenant` nil for a job without one)")                            \
     X(START, "start", ("<base>:job:<id>", "<base>:processing:<worker>", "<queue>"),                \
       ("id", "worker", "now_ms", "events", "publish", "base"), QUEUE_REPLY_ARRAY,                  \
       "`{\"run\", attempt, spec, failures, waiting_since_ms, id}`; `{\"missing\"}` (no job hash) " \

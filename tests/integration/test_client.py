@@ -302,6 +302,15 @@ def test_jobs_listing_pages(idle):
     assert [j["id"] for j in c.jobs(limit=5, page_size=2)] == [j["id"] for j in listed[:5]]
     assert [j["id"] for j in c.jobs(status="queued", page_size=500)] == [j["id"] for j in listed]
     assert list(c.jobs(status="succeeded")) == []
+    # By tenant: the API's default tenant holds them all; another none.
+    assert [j["id"] for j in c.jobs(tenant="default", page_size=2)] == [j["id"] for j in listed]
+    assert all(j["tenant"] == "default" for j in listed), listed
+    c.submit(RETURN_7, job_id="list-alice", tenant="alice")
+    assert [j["id"] for j in c.jobs(tenant="alice")] == ["list-alice"]
+    assert [j["id"] for j in c.jobs_page(tenant="alice", status="queued")["jobs"]] == ["list-alice"]
+    with pytest.raises(BadRequest) as ei:
+        list(c.jobs(tenant="a b"))
+    assert ei.value.field == "tenant", ei.value
     with pytest.raises(BadRequest) as ei:
         list(c.jobs(status="bogus"))
     assert ei.value.field == "status", ei.value

@@ -9,7 +9,7 @@ import json
 import time
 import urllib.parse
 
-from conftest import EXAMPLES, QUEUE, describe_run, run_cli, wait_for
+from conftest import EXAMPLES, QUEUE, Api, describe_run, run_cli, wait_for
 
 NOOP = "def run(ctx):\n    return 1\n"
 
@@ -252,6 +252,51 @@ def test_a_tenants_token_may_pause_its_own_tenant_only(stack, tmp_path):
         assert res.returncode == 3 and "403" in res.stderr, describe_run(res)
     res = run_cli(["tenants", "--json"], proc.url, env={"STRATQ_API_TOKEN": "admin-token"})
     assert res.returncode == 0, describe_run(res)
+
+
+def test_a_tenants_token_reaches_its_own_tenants_jobs_only(stack, r, tmp_path):
+    tokens = tmp_path / "tokens"
+    tokens.write_text("admin-token\nalice-token tenant=alice\nbob-token tenant=bob\n")
+    proc = stack.start_api(env={"STRATQ_API_TOKENS_FILE": str(tokens)})
+    admin, alice, bob = (Api(proc.url, token=t) for t in ("admin-token", "alice-token", "bob-token"))
+    assert alice.post("/v1/jobs", {"code": NOOP, "id": "a1"})[0] == 201
+    assert bob.post("/v1/jobs", {"code": NOOP, "id": "b1"})[0] == 201
+    assert admin.post("/v1/jobs", {"code": NOOP, "id": "d1"})[0] == 201  # tenant default
+    # A job another producer pushed has no tenant: an operator's to see.
+    r.hset("stratq:{python_execution_queue}:job:raw", mapping={
+        "status": "failed", "spec": json.dumps({"code": NOOP}), "attempts": 1, "created_ms": 1})
+    r.zadd("stratq:{python_execution_queue}:index:all", {"raw": 1})
+
+    # Its own job, as the operator sees it.
+    status, job = alice.get("/v1/jobs/a1")
+    assert status == 200 and job["tenant"] == "alice", job
+    assert alice.get("/v1/jobs/a1/logs")[0] == 200
+    # Every other job does not exist for it: read, wait, logs, cancel, retry.
+    for other in ("b1", "d1", "raw"):
+        for method, path in (("GET", f"/v1/jobs/{other}"), ("GET", f"/v1/jobs/{other}?wait=5"),
+                             ("GET", f"/v1/jobs/{other}/result"), ("GET", f"/v1/jobs/{other}/logs"),
+                             ("DELETE", f"/v1/jobs/{other}"), ("POST", f"/v1/jobs/{other}/retry")):
+            status, body = alice.request(method, path)
+            assert status == 404 and body["error"] == f"no job with id '{other}'", (method, path, body)
+    assert r.hget("stratq:{python_execution_queue}:job:b1", "status") == "queued"
+    assert r.hget("stratq:{python_execution_queue}:job:raw", "status") == "failed"
+    # Nor can it learn of one by submitting with its id, alone or in a batch.
+    status, body = alice.post("/v1/jobs", {"code": NOOP, "id": "b1"})
+    assert status == 409 and "another tenant" in body["error"], body
+    status, body = alice.post("/v1/jobs/batch", {"jobs": [{"code": NOOP, "id": "b1"},
+                                                           {"code": NOOP, "id": "a1"}]})
+    assert status == 200 and "another tenant" in body["jobs"][0]["error"], body
+    assert body["jobs"][1] == {"id": "a1", "status": "queued"}, body
+    # Its listing is its tenant's, asked for or not; another's is refused.
+    assert [j["id"] for j in listing(alice)] == ["a1"]
+    assert [j["id"] for j in listing(alice, "tenant=alice&status=queued")] == ["a1"]
+    status, body = alice.get("/v1/jobs?tenant=bob")
+    assert status == 403 and "alice" in body["error"], body
+    # The operator's token reaches every job, and cancels bob's.
+    assert sorted(j["id"] for j in listing(admin)) == ["a1", "b1", "d1", "raw"]
+    assert admin.get("/v1/jobs/raw")[0] == 200
+    assert bob.request("DELETE", "/v1/jobs/b1")[0] == 200
+    assert admin.request("DELETE", "/v1/jobs/a1")[0] == 200
 
 
 # -------------------------------------------------------------- stratq monitor

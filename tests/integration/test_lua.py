@@ -102,13 +102,16 @@ def test_protocol_md_scripts_table_is_the_binarys():
 
 def test_enqueue_is_idempotent_per_id(r):
     assert enqueue(r, "j1") == [1, "queued"]
-    assert enqueue(r, "j1", {"code": "other"}) == [0, "queued"]
+    assert enqueue(r, "j1", {"code": "other"}) == [0, "queued", None]
     assert r.llen(QUEUE) == 1
     assert json.loads(r.hget(JOB_PREFIX + "j1", "spec"))["code"] != "other"
     assert r.zscore(f"{PREFIX}:index:all", "j1") == 1000
     # An id the API made itself (128 random bits) is not checked first.
     assert enqueue(r, "fresh", client_id=False) == [1, "queued"]
     assert r.hget(JOB_PREFIX + "fresh", "status") == "queued" and r.llen(QUEUE) == 2
+    # An existing job's tenant comes back, for the API to check the token's.
+    assert enqueue(r, "t1", tenant="alice") == [1, "queued"]
+    assert enqueue(r, "t1", tenant="bob") == [0, "queued", "alice"]
 
 
 def test_start_then_complete_writes_outcome(r):

@@ -581,21 +581,24 @@ class Client:
                 raise WaitTimeout(job_id, page["status"], timeout)
             time.sleep(interval)
 
-    def jobs(self, status=None, limit=None, page_size=100):
+    def jobs(self, status=None, limit=None, page_size=100, tenant=None):
         """Iterate over recent jobs, newest first (``GET /v1/jobs``),
         fetching pages of ``page_size`` (1-500) with the API's cursor as
         the iteration goes. ``status``: only jobs in this status (None: all
-        of them). ``limit``: stop after this many jobs (None: every job the
-        API's listing indexes keep, up to ``STRATQ_INDEX_SIZE``).
+        of them). ``tenant``: only this tenant's jobs (None: every tenant's
+        the token may see; a token that names a tenant sees its own only).
+        ``limit``: stop after this many jobs (None: every job the API's
+        listing indexes keep, up to ``STRATQ_INDEX_SIZE``).
 
         Each item is a summary: ``id``, ``status``, ``attempts``,
-        ``created_ms``, ``started_ms``, ``finished_ms``, ``worker``.
+        ``created_ms``, ``started_ms``, ``finished_ms``, ``worker``,
+        ``tenant``.
         """
         if limit is not None and limit <= 0:
             return
         cursor, n = None, 0
         while True:
-            page = self.jobs_page(status, limit=page_size, cursor=cursor)
+            page = self.jobs_page(status, limit=page_size, cursor=cursor, tenant=tenant)
             for job in page["jobs"]:
                 yield job
                 n += 1
@@ -607,13 +610,16 @@ class Client:
             if not cursor:
                 return
 
-    def jobs_page(self, status=None, limit=50, cursor=None):
+    def jobs_page(self, status=None, limit=50, cursor=None, tenant=None):
         """One page of ``GET /v1/jobs``: ``{"jobs": [...], "next_cursor":
         str or None}``. Pass ``next_cursor`` as ``cursor`` for the next
-        page; it is None on the last one."""
+        page; it is None on the last one. ``status`` and ``tenant`` filter
+        as for :meth:`jobs`."""
         query = {"limit": int(limit)}
         if status is not None:
             query["status"] = status
+        if tenant is not None:
+            query["tenant"] = tenant
         if cursor is not None:
             query["cursor"] = cursor
         _, body = self._request("GET", "/v1/jobs", query=query)

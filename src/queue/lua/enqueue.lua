@@ -10,11 +10,13 @@
 -- made (128 random bits: it cannot), ARGV[7] tenant ("" for none: the job
 -- skips fair share), ARGV[8] priority 0-9, ARGV[9] when to run it (ms; 0
 -- or past: now), ARGV[10] base
--- Returns {1, "queued" or "scheduled"} when created, {0, <status>} when the
--- id exists (the existing job is left untouched: enqueue is idempotent per
--- id).
+-- Returns {1, "queued" or "scheduled"} when created, {0, <status>,
+-- <tenant or nil>} when the id exists (the existing job is left untouched:
+-- enqueue is idempotent per id; its tenant tells the API whether the
+-- submitter's token may see it).
 if ARGV[6] == '1' and redis.call('HSETNX', KEYS[1], 'status', 'queued') == 0 then
-  return {0, redis.call('HGET', KEYS[1], 'status')}
+  local f = redis.call('HMGET', KEYS[1], 'status', 'tenant')
+  return {0, f[1], f[2]}
 end
 local status = stratq_enqueue(
   {job = KEYS[1], queue = KEYS[2], all = KEYS[3], scheduled = KEYS[4], sched_index = KEYS[5]},
