@@ -266,28 +266,50 @@ static void route_create(void *ctx, struct evhttp_request *req, const struct rou
 static void on_list(struct pending *p, redisReply *r, void *ctx)
 {
     (void)ctx;
-    if (r->type != REDIS_REPLY_ARRAY) {
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+        r->element[0]->type != REDIS_REPLY_STRING) {
         pending_error(p, 503, "unexpected reply from Redis");
         return;
     }
     json_t *all = json_array();
-    for (size_t i = 0; all && i < r->elements; i++)
+    for (size_t i = 1; all && i < r->elements; i++)
         if (r->element[i]->type == REDIS_REPLY_ARRAY)
             json_array_append_new(all, schedule_json(r->element[i]));
-    pending_reply(p, 200, json_pack("{s:o}", "schedules", all));
+    const redisReply *next = r->element[0];
+    pending_reply(p, 200,
+                  json_pack("{s:o, s:o}", "schedules", all, "next_cursor",
+                            next->len ? json_stringn(next->str, next->len) : json_null()));
 }
 
-/* GET /v1/schedules: the token's tenant's (every one for a token that
- * names none). */
+/* A cursor schedules.lua made: "<created ms>:<id>". */
+static bool valid_cursor(const char *cursor)
+{
+    const char *colon = strchr(cursor, ':');
+    char *end = NULL;
+    if (colon)
+        strtod(cursor, &end);
+    return colon && end == colon && colon > cursor && util_valid_id(colon + 1);
+}
+
+/* GET /v1/schedules: a page, oldest first, of the token's tenant's (every
+ * one for a token that names none). */
 static void route_list(void *ctx, struct evhttp_request *req, const struct route_match *m)
 {
+    long long limit;
+    char cursor[160] = "";
+    if (http_query_int(req, "limit", SCHEDULES_PAGE, 1, SCHEDULES_LIST_MAX, &limit) < 0)
+        return;
+    if (http_query_str(req, "cursor", cursor, sizeof(cursor)) && !valid_cursor(cursor)) {
+        http_send_error(req, 400, "query parameter 'cursor' is not a cursor this API made");
+        return;
+    }
     struct sched_req *sr = sched_req_new(ctx, req, m);
     if (!sr)
         return;
     struct queue_call c;
     pending_call(
         &sr->p, on_list, NULL, &c,
-        queue_build_schedules(&c, server_names(sr->sc->srv), NULL, SCHEDULES_LIST_MAX, sr->tenant));
+        queue_build_schedules(&c, server_names(sr->sc->srv), NULL, limit, sr->tenant, cursor));
     pending_done(&sr->p);
 }
 
@@ -299,11 +321,11 @@ static void on_one(struct pending *p, redisReply *r, void *ctx)
         pending_error(p, 503, "unexpected reply from Redis");
         return;
     }
-    if (r->elements != 1 || r->element[0]->type != REDIS_REPLY_ARRAY) {
+    if (r->elements != 2 || r->element[1]->type != REDIS_REPLY_ARRAY) {
         pending_error(p, 404, "no schedule with id '%s'", sr->id);
         return;
     }
-    pending_reply(p, 200, schedule_json(r->element[0]));
+    pending_reply(p, 200, schedule_json(r->element[1]));
 }
 
 /* Reads sr's schedule (schedules.lua) for h. */
@@ -311,7 +333,7 @@ static void read_one(struct sched_req *sr, pending_handler *h)
 {
     struct queue_call c;
     pending_call(&sr->p, h, NULL, &c,
-                 queue_build_schedules(&c, server_names(sr->sc->srv), sr->id, 1, sr->tenant));
+                 queue_build_schedules(&c, server_names(sr->sc->srv), sr->id, 1, sr->tenant, NULL));
 }
 
 /* GET /v1/schedules/{id} */
@@ -383,12 +405,12 @@ static void on_resume_read(struct pending *p, redisReply *r, void *ctx)
 {
     struct sched_req *sr = (struct sched_req *)p;
     (void)ctx;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 1 ||
-        r->element[0]->type != REDIS_REPLY_ARRAY) {
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[1]->type != REDIS_REPLY_ARRAY) {
         on_one(p, r, NULL); /* 404 or 503 */
         return;
     }
-    json_t *o = schedule_json(r->element[0]);
+    json_t *o = schedule_json(r->element[1]);
     struct sched_timing t;
     char err[600];
     long long next = 0;

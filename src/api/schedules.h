@@ -19,7 +19,9 @@ struct schedules_settings {
     size_t max_body;       /* STRATQ_MAX_BODY */
 };
 
-/* The most schedules GET /v1/schedules lists (the oldest first). */
+/* The schedules one page of GET /v1/schedules lists (the oldest first):
+ * by default, and at most (?limit=). */
+#define SCHEDULES_PAGE 100
 #define SCHEDULES_LIST_MAX 1000
 /* The longest name a schedule may have, in bytes. */
 #define SCHEDULES_NAME_MAX 128

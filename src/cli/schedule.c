@@ -207,24 +207,41 @@ static void print_row(const json_t *s)
            json_integer_value(json_object_get(s, "fires")), str_or(s, "last_status", "-"));
 }
 
+/* Every schedule the token may see, page after page: {"schedules": [...]}. */
 static int schedule_list(void)
 {
-    json_t *resp;
-    char err[1024];
-    if (cli_get_json("/v1/schedules", &resp, err, sizeof(err)) != CLI_OK) {
-        fprintf(stderr, "stratq: %s\n", err);
+    json_t *all = json_array(), *resp = NULL;
+    char err[1024], path[256] = "/v1/schedules?limit=1000";
+    while (all) {
+        if (cli_get_json(path, &resp, err, sizeof(err)) != CLI_OK) {
+            fprintf(stderr, "stratq: %s\n", err);
+            json_decref(all);
+            return CLI_API_ERROR;
+        }
+        json_array_extend(all, json_object_get(resp, "schedules"));
+        const char *next = json_string_value(json_object_get(resp, "next_cursor"));
+        bool more = next && snprintf(path, sizeof(path), "/v1/schedules?limit=1000&cursor=%s",
+                                     next) < (int)sizeof(path);
+        json_decref(resp);
+        if (!more)
+            break;
+    }
+    if (!all) {
+        fprintf(stderr, "stratq: out of memory\n");
         return CLI_API_ERROR;
     }
     if (config_bool(CFG_JSON)) {
-        print_json(resp);
+        json_t *doc = json_pack("{s:O}", "schedules", all);
+        print_json(doc);
+        json_decref(doc);
     } else {
         printf("%-28s  %-16s  %-26s  %-10s  %-7s  %-6s  %-21s  %6s  %s\n", "ID", "NAME", "WHEN",
                "TENANT", "OVERLAP", "STATE", "NEXT", "FIRES", "LAST");
         size_t i;
         json_t *s;
-        json_array_foreach(json_object_get(resp, "schedules"), i, s) print_row(s);
+        json_array_foreach(all, i, s) print_row(s);
     }
-    json_decref(resp);
+    json_decref(all);
     return CLI_OK;
 }
 

@@ -287,7 +287,7 @@ int queue_build_schedule(struct queue_call *c, const struct queue_names *n, cons
 }
 
 int queue_build_schedules(struct queue_call *c, const struct queue_names *n, const char *id,
-                          long long max, const char *tenant)
+                          long long max, const char *tenant, const char *cursor)
 {
     call_init(c, QS_SCHEDULES, false);
     put(c, n->schedules);
@@ -295,6 +295,7 @@ int queue_build_schedules(struct queue_call *c, const struct queue_names *n, con
     put(c, id ? id : "");
     put_int(c, max);
     put(c, tenant ? tenant : "");
+    put(c, cursor ? cursor : "");
     return built(c);
 }
 

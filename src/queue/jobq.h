@@ -82,10 +82,10 @@ int queue_build_fair(struct queue_call *c, const struct queue_names *n);
 int queue_build_schedule(struct queue_call *c, const struct queue_names *n, const char *action,
                          const char *id, long long now_ms, long long next_ms, const char *tenant,
                          const char *const *fields, size_t nfields);
-/* schedules.lua: schedule id (NULL or "": the first max of every one), of
- * tenant (NULL or "": any). */
+/* schedules.lua: schedule id (NULL or "": a page of max of every one, from
+ * cursor, NULL or "" for the first), of tenant (NULL or "": any). */
 int queue_build_schedules(struct queue_call *c, const struct queue_names *n, const char *id,
-                          long long max, const char *tenant);
+                          long long max, const char *tenant, const char *cursor);
 int queue_build_logs(struct queue_call *c, const struct queue_names *n, const char *id,
                      long long stdout_offset, long long stderr_offset, long long log_offset);
 /* A listing page is two calls: list.lua (the ids of the index after the

@@ -106,8 +106,10 @@
       ("action", "id", "now_ms", "next_ms", "tenant", "field value ..."), QUEUE_REPLY_ARRAY,       \
       "`{code, {field, value, ...}}`: the schedule after the change; code 1 done, 2 nothing to "   \
       "change, 0 no such schedule (of this tenant)")                                               \
-    X(SCHEDULES, "schedules", ("<base>:schedules"), ("base", "id", "max", "tenant"),               \
-      QUEUE_REPLY_ARRAY, "`{{field, value, ...}, ...}`: each schedule's hash and `last_status`")   \
+    X(SCHEDULES, "schedules", ("<base>:schedules"), ("base", "id", "max", "tenant", "cursor"),     \
+      QUEUE_REPLY_ARRAY,                                                                           \
+      "`{next_cursor, {field, value, ...}, ...}`: the cursor of the next page (`\"\"`: none), "    \
+      "then each schedule's hash and `last_status`")                                               \
     X(TICK, "tick",                                                                                \
       ("<base>:schedule:<id>", "<base>:schedules:due", "<base>:job:<job>", "<queue>",              \
        "<base>:index:all"),                                                                        \

@@ -337,6 +337,32 @@ def tick(r, sid, due, next_ms, job_id, now):
     )
 
 
+def test_schedules_pages_by_cursor_even_when_its_schedule_is_gone(r):
+    def page(cursor="", limit=2, tenant=""):
+        out = script(r, "schedules")(keys=[f"{PREFIX}:schedules"],
+                                     args=[PREFIX, "", limit, tenant, cursor])
+        return out[0], [dict(zip(h[::2], h[1::2]))["id"] for h in out[1:]]
+
+    # Five made in one ms: the zset orders them by their ids' bytes
+    # (upper case before lower case, whatever the locale).
+    ids = ["B", "a", "b", "Z", "c"]
+    for sid in ids:
+        schedule(r, "add", sid, now=1000, next_ms=5000, fields=["every_ms", "1000"])
+        r.hset(f"{PREFIX}:schedule:{sid}", mapping={"id": sid, "tenant": "t" if sid != "b" else "u"})
+    order = r.zrange(f"{PREFIX}:schedules", 0, -1)
+    assert order == ["B", "Z", "a", "b", "c"]
+    cursor, got = page()
+    assert (cursor, got) == ("1000:Z", ["B", "Z"])
+    # Z is deleted: the next page starts after where it stood.
+    schedule(r, "delete", "Z")
+    assert page(cursor) == ("1000:b", ["a", "b"])
+    assert page("1000:b") == ("", ["c"])
+    # Filtered by tenant, a page may be short and still have a cursor.
+    assert page("1000:B", tenant="u") == ("1000:b", ["b"])
+    assert page("1000:Y") == ("1000:b", ["a", "b"])  # never there: after its place too
+    assert page("", limit=4) == ("", ["B", "a", "b", "c"])
+
+
 def test_a_tick_is_fenced_on_the_due_score_it_read(r):
     """Two replicas that read the same due score: the first makes the job
     and moves the schedule on, the second does nothing. The job waits by

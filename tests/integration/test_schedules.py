@@ -6,6 +6,8 @@ pause, resume, delete, restarts and the missed fires that come to one, and
 threshold: waits are on conditions with deadlines, and what happened when
 is read from the records (a job's schedule_ms, created_ms, finished_ms)."""
 
+import json
+
 from conftest import PREFIX, TERMINAL, Api, run_cli, wait_for
 
 NOOP = "def run(ctx):\n    return 1\n"
@@ -216,7 +218,7 @@ def test_bad_schedules_are_refused_naming_the_field(stack, tmp_path):
         assert st == 400 and msg in out["error"], (body, st, out)
     st, out = api.request("POST", "/v1/schedules", raw=b"{not json")
     assert st == 400, out
-    assert api.get("/v1/schedules")[1] == {"schedules": []}
+    assert api.get("/v1/schedules")[1] == {"schedules": [], "next_cursor": None}
     # A token that names a tenant schedules as that tenant only, and sees
     # and changes its own schedules only.
     alice = Api(proc.url, token="alice-token")
@@ -230,6 +232,57 @@ def test_bad_schedules_are_refused_naming_the_field(stack, tmp_path):
     assert alice.post(f"/v1/schedules/{other['id']}/pause")[0] == 404
     assert alice.request("DELETE", f"/v1/schedules/{other['id']}")[0] == 404
     assert len(api.get("/v1/schedules")[1]["schedules"]) == 2
+
+
+def listed(api, query=""):
+    """Every schedule of GET /v1/schedules?QUERY, following next_cursor,
+    and the number of pages."""
+    out, cursor, pages = [], None, 0
+    while True:
+        path = "/v1/schedules?" + query + (f"&cursor={cursor}" if cursor else "")
+        st, body = api.get(path)
+        assert st == 200, (path, st, body)
+        out += [s["id"] for s in body["schedules"]]
+        pages += 1
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return out, pages
+        assert pages < 2000, "the cursor never ends"
+
+
+def test_the_schedule_listing_pages(stack, r, tmp_path):
+    tokens = tmp_path / "tokens"
+    tokens.write_text("admin-token\nalice-token tenant=alice\n")
+    proc = stack.start_api(env={"STRATQ_API_TOKENS_FILE": str(tokens)}, token="admin-token")
+    api, alice = proc.client, Api(proc.url, token="alice-token")
+    made = [create(api, {"every": "1h", "name": f"s{i}",
+                         "job": {"code": NOOP, "tenant": "alice" if i % 3 == 0 else "bob"}})["id"]
+            for i in range(1003)]
+    # Oldest first: by creation ms, then id (the zset's order).
+    tenant_of = {sid: "alice" if i % 3 == 0 else "bob" for i, sid in enumerate(made)}
+    made = r.zrange(f"{PREFIX}:schedules", 0, -1)
+    assert sorted(made) == sorted(tenant_of)
+    # One page by default (100), oldest first; the cursor walks them all.
+    st, body = api.get("/v1/schedules")
+    assert st == 200 and [s["id"] for s in body["schedules"]] == made[:100], body["next_cursor"]
+    assert listed(api, "limit=7") == (made, 144)
+    assert listed(api, "limit=1000") == (made, 2)
+    # A tenant's token pages through its own; its pages may be short.
+    mine = [sid for sid in made if tenant_of[sid] == "alice"]
+    assert listed(alice, "limit=10")[0] == mine
+    # A cursor whose schedule was deleted meanwhile goes on after it.
+    st, body = api.get("/v1/schedules?limit=5")
+    cursor = body["next_cursor"]
+    assert api.request("DELETE", f"/v1/schedules/{made[4]}")[0] == 200
+    st, body = api.get(f"/v1/schedules?limit=3&cursor={cursor}")
+    assert [s["id"] for s in body["schedules"]] == made[5:8], body
+    for bad in ("limit=0", "limit=1001", "limit=x", "cursor=nope", "cursor=12:a%20b", "cursor=:s1"):
+        st, body = api.get(f"/v1/schedules?{bad}")
+        assert st == 400 and bad.split("=")[0] in body["error"], (bad, body)
+    # The CLI lists every one, whatever the pages.
+    res = run_cli(["schedule", "list", "--json"], proc.url, env={"STRATQ_API_TOKEN": "admin-token"})
+    assert res.returncode == 0, res.stderr
+    assert [s["id"] for s in json.loads(res.stdout)["schedules"]] == made[:4] + made[5:]
 
 
 def test_cli_schedule_commands(stack, tmp_path):

@@ -173,10 +173,12 @@ static void test_schedule_calls(void **state)
     assert_false(c.durable);
     assert_string_equal(joined(&c), "sq:{q}:schedule:s1 sq:{q}:schedules sq:{q}:schedules:due "
                                     "pause s1 1000 0 alice");
-    assert_int_equal(queue_build_schedules(&c, &names, NULL, 1000, "alice"), 0);
-    assert_string_equal(joined(&c), "sq:{q}:schedules sq:{q}  1000 alice");
-    assert_int_equal(queue_build_schedules(&c, &names, "s1", 1, NULL), 0);
-    assert_string_equal(joined(&c), "sq:{q}:schedules sq:{q} s1 1 ");
+    assert_int_equal(queue_build_schedules(&c, &names, NULL, 1000, "alice", NULL), 0);
+    assert_string_equal(joined(&c), "sq:{q}:schedules sq:{q}  1000 alice ");
+    assert_int_equal(queue_build_schedules(&c, &names, NULL, 2, "", "1000:s1"), 0);
+    assert_string_equal(joined(&c), "sq:{q}:schedules sq:{q}  2  1000:s1");
+    assert_int_equal(queue_build_schedules(&c, &names, "s1", 1, NULL, NULL), 0);
+    assert_string_equal(joined(&c), "sq:{q}:schedules sq:{q} s1 1  ");
     /* A worker's tick: fenced on the due score as read. */
     assert_int_equal(jobq_build_tick(&jq, &c, "s1", "2000", 3000, "j9", 2050), 0);
     assert_false(c.until_done);

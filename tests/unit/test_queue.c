@@ -412,7 +412,7 @@ static const struct {
     {QS_TENANTS, "tenants", 1, 0, 1, 2, "integer"},
     {QS_FAIR, "fair", 1, 0, 1, 0, "array"},
     {QS_SCHEDULE, "schedule", 3, 0, 5, 2, "array"},
-    {QS_SCHEDULES, "schedules", 1, 0, 4, 0, "array"},
+    {QS_SCHEDULES, "schedules", 1, 0, 5, 0, "array"},
     {QS_TICK, "tick", 5, 0, 8, 0, "array"},
 };
 #define NLAYOUTS (sizeof(layouts) / sizeof(layouts[0]))
