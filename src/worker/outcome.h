@@ -3,7 +3,7 @@
  * the executor saw and did while it ran, what the harness's header line
  * said), with no I/O, so that every combination can be tested alone
  * (tests/unit/test_outcome.c). The executor gathers the facts (executor.c,
- * build_reply) and turns the outcome into its reply.
+ * build_done) and turns the outcome into its reply.
  *
  * Also here, because the decision depends on it: the job's CPU-time limit,
  * one formula for both modes (the cold child sets it before its exec, the
