@@ -94,10 +94,14 @@ def run_load(port, tenants):
     return r
 
 
+def paired(results, name, key):
+    """The median over rounds of this configuration's key / FIFO's in the
+    same round: the rounds' configurations run back to back, so a drift in
+    the machine's speed between rounds cancels out of the ratio."""
+    return statistics.median(r[key] / f[key] for r, f in zip(results[name], results["fifo"]))
+
+
 def table(results):
-    fifo_take = statistics.median(r["take_per_s"] for r in results["fifo"])
-    fifo_enq = statistics.median(r["enqueue_per_s"] for r in results["fifo"])
-    fifo_cpu = statistics.median(r["redis_cpu_us"] for r in results["fifo"])
     rows = ["| path | enqueue / s | take / s | take vs FIFO | enqueue vs FIFO | take p50 µs "
             "| Redis CPU µs / job | vs FIFO | jobs |",
             "|---|---|---|---|---|---|---|---|---|"]
@@ -108,11 +112,11 @@ def table(results):
         p50 = statistics.median(r["p50_us"] for r in rs)
         jobs = sum(r["lifecycles"] for r in rs)
         cpu = statistics.median(r["redis_cpu_us"] for r in rs)
-        rows.append(f"| {name} | {enq:,.0f} | {take:,.0f} | {take / fifo_take:.0%} | "
-                    f"{enq / fifo_enq:.0%} | {p50:.0f} | {cpu:.0f} | {cpu / fifo_cpu:.0%} | "
-                    f"{jobs:,} |")
-    return "\n".join(rows), {name: statistics.median(r["take_per_s"] for r in results[name]) / fifo_take
-                             for name, _ in CONFIGS}
+        rows.append(f"| {name} | {enq:,.0f} | {take:,.0f} | "
+                    f"{paired(results, name, 'take_per_s'):.0%} | "
+                    f"{paired(results, name, 'enqueue_per_s'):.0%} | {p50:.0f} | {cpu:.0f} | "
+                    f"{paired(results, name, 'redis_cpu_us'):.0%} | {jobs:,} |")
+    return "\n".join(rows), {name: paired(results, name, "take_per_s") for name, _ in CONFIGS}
 
 
 def main():
@@ -149,7 +153,8 @@ kernel {platform.release()}, redis-server {version}; load average
 {THREADS} threads of `build/bench/protocol_load --split`, each with its own connection: for
 {SECONDS / 2:g} s they only enqueue no-op jobs as the API does (`enqueue.lua`), then they only
 take them as workers do (`BLMOVE`, `start.lua`, `complete.lua`) until the queue is empty.
-Medians of {ROUNDS} rounds, the configurations interleaved in each round; every job is
+Medians of {ROUNDS} rounds, the configurations interleaved in each round; the "vs FIFO"
+columns are the medians of each round's ratio to the FIFO run of the same round. Every job is
 checked to have succeeded once. Redis CPU per job is `used_cpu_user + used_cpu_sys` of the
 server over the whole run (enqueue and take) divided by its jobs: on this 2-core machine,
 shared by Redis and the drivers, it is the steadier figure, and the one that bounds how many

@@ -274,9 +274,11 @@ end
 local function stratq_fair_release_slot(base, queue, slot)
   local t, score = string.match(slot, '^(%S+) (%S+)')
   local st = stratq_fk(base, 'state')
+  -- The count stays when it comes to 0 (one command less per job; a
+  -- tenant's fields are few and stay while it is known).
   local running = redis.call('HINCRBY', st, 'run:' .. t, -1)
-  if running <= 0 then
-    redis.call('HDEL', st, 'run:' .. t)
+  if running < 0 then
+    redis.call('HSET', st, 'run:' .. t, 0)
   end
   -- A capped tenant's job that ends frees one place: its tenant may start
   -- one more job, so one parked ticket goes back (each end its own, so
@@ -288,13 +290,17 @@ local function stratq_fair_release_slot(base, queue, slot)
   return t, score
 end
 
--- stratq_fair_release_slot of the slot a job's hash holds, if any.
-local function stratq_fair_release(base, queue, jobkey)
+-- stratq_fair_release_slot of the slot a job's hash holds, if any (an
+-- empty one is none). The field goes, unless the caller empties it with
+-- a write of its own (overwrite: complete.lua's HSET of the outcome).
+local function stratq_fair_release(base, queue, jobkey, overwrite)
   local slot = redis.call('HGET', jobkey, 'slot')
-  if not slot then
+  if not slot or slot == '' then
     return nil
   end
-  redis.call('HDEL', jobkey, 'slot')
+  if not overwrite then
+    redis.call('HDEL', jobkey, 'slot')
+  end
   return stratq_fair_release_slot(base, queue, slot)
 end
 
