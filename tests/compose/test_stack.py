@@ -218,8 +218,10 @@ def test_cache_restart_under_load_loses_nothing_acknowledged(compose, api):
 
 def test_monitor_llen_and_logs_with_the_guides_commands(compose, api):
     scale_to(compose, 2)
-    # Two 5 s jobs hold both workers; four more wait in the queue.
-    busy = [api.submit({"code": SLEEP_JOB, "params": {"s": 5, "n": i}}) for i in range(2)]
+    # Two jobs hold both workers until they are cancelled below (not for a
+    # time, which a slow `docker stats` could outlast); four more wait.
+    busy = [api.submit({"code": SLEEP_JOB, "params": {"s": 600, "n": i}, "timeout_s": 900})
+            for i in range(2)]
     wait_for(lambda: all(api.job(j)["status"] == "running" for j in busy), 30, "both workers busy")
     waiting = [api.submit({"code": SLEEP_JOB, "params": {"s": 0, "n": i}}) for i in range(4)]
     llen = subprocess.run(["sh", "-c", "docker exec $(docker-compose -f config/dev/docker-compose.yaml ps -q cache) "
@@ -234,6 +236,9 @@ def test_monitor_llen_and_logs_with_the_guides_commands(compose, api):
     out = mon.stdout
     assert re.search(r"[Ww]orkers?\b.*\b2\b", out), out
     assert re.search(r"\b4\b", out), out  # the pending count
+    for j in busy:
+        status, body = api.request("DELETE", f"/v1/jobs/{j}")
+        assert status == 202, (status, body)
 
     # `logs -f worker` follows the workers' JSON lines: the next job's
     # "job finished" line shows up. (docker-compose 1.29 is Python: into a
@@ -267,7 +272,9 @@ def test_monitor_llen_and_logs_with_the_guides_commands(compose, api):
     finally:
         logs.terminate()
         logs.wait(30)
-    for j in busy + waiting:
+    for j in busy:
+        assert api.wait_job(j)["status"] == "cancelled"
+    for j in waiting:
         assert api.wait_job(j)["status"] == "succeeded"
 
 
