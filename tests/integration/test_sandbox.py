@@ -6,13 +6,16 @@ The stack is set up the way a deployment holds secrets: its Redis has a
 password (in a 0600 redis.conf, as `stratq up` writes it, and given to the
 daemons in their environment), and the API has a tokens file.
 
-make test runs this module three times: in warm and in cold mode as the user
-running the tests (root: every layer the host has), and, with
+make test runs this module four times: in warm and in cold mode as the user
+running the tests (root: every layer the host has); with
 STRATQ_TEST_SANDBOX=always-on, with only the layers that need no privilege,
 as in an unprivileged Kubernetes pod: the worker runs as uid 65534 with
 STRATQ_SANDBOX_DISABLE=namespaces,cgroup, and the files it may use (its
 home, temporary directory, the secrets, the data and the victims) are that
-uid's, so that only the sandbox stands between them and the job."""
+uid's, so that only the sandbox stands between them and the job; and with
+STRATQ_TEST_SANDBOX=userns, as uid 65534 with the namespaces made through a
+user namespace. Then its signal attacks once more, always-on with
+STRATQ_TEST_SANDBOX_DISABLE=signal_scope (tests/sandbox/README.md)."""
 
 import json
 import os
