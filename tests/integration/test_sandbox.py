@@ -301,9 +301,19 @@ def work_dir_state(work):
 
 
 def check_deep_tree(sb, job, params):
+    detail = job["result"]["detail"]
+    if ALWAYS_ON:
+        # The job's directory has no tmpfs of its own: the tree is on the
+        # host's filesystem (ext4, tmpfs: not the overlayfs of a container,
+        # which stops it short), in the executor's work directory, and only
+        # the executor's removal by directory fds takes it away. It went
+        # past PATH_MAX, and its top is gone (the test compared the whole
+        # work directory, by fds, before this check).
+        assert detail["path_bytes"] > 4096, f"the tree stopped short of PATH_MAX: {detail}"
+        assert Path(detail["tmp"]).parent == Path(work_dir_of(params["executor_pid"])), detail
+        assert not os.path.lexists(detail["tmp"]), f"the job's directory {detail['tmp']} survived it"
     # A later job looks for the file at the bottom of the tree, by the
     # earlier job's path, one level at a time.
-    detail = job["result"]["detail"]
     code = ("import os\n"
             "def run(ctx):\n"
             "    p = ctx.params\n"
