@@ -300,18 +300,23 @@ def work_dir_state(work):
             for p, v in state.items()}
 
 
+def check_job_dir_removed(detail, params):
+    """In the always-on pass the job's directory (its tmp) has no tmpfs of
+    its own: it is on the host's filesystem, in the executor's work
+    directory, and only the executor's removal by directory fds takes what
+    the job left there away. That directory is gone (test_attack compared
+    the whole work directory, by fds, before the extra checks)."""
+    assert Path(detail["tmp"]).parent == Path(work_dir_of(params["executor_pid"])), detail
+    assert not os.path.lexists(detail["tmp"]), f"the job's directory {detail['tmp']} survived it"
+
+
 def check_deep_tree(sb, job, params):
     detail = job["result"]["detail"]
     if ALWAYS_ON:
-        # The job's directory has no tmpfs of its own: the tree is on the
-        # host's filesystem (ext4, tmpfs: not the overlayfs of a container,
-        # which stops it short), in the executor's work directory, and only
-        # the executor's removal by directory fds takes it away. It went
-        # past PATH_MAX, and its top is gone (the test compared the whole
-        # work directory, by fds, before this check).
+        # The tree went past PATH_MAX on the host's filesystem (ext4, tmpfs;
+        # the overlayfs of a container stops it short).
         assert detail["path_bytes"] > 4096, f"the tree stopped short of PATH_MAX: {detail}"
-        assert Path(detail["tmp"]).parent == Path(work_dir_of(params["executor_pid"])), detail
-        assert not os.path.lexists(detail["tmp"]), f"the job's directory {detail['tmp']} survived it"
+        check_job_dir_removed(detail, params)
     # A later job looks for the file at the bottom of the tree, by the
     # earlier job's path, one level at a time.
     code = ("import os\n"
@@ -329,6 +334,17 @@ def check_deep_tree(sb, job, params):
     assert later["status"] == "succeeded", later
     assert detail["marker"] not in later["result"], "a later job read the earlier job's file"
     assert later["result"].startswith("gone: "), later
+
+
+def check_mode_000_dirs(sb, job, params):
+    # The directories made by mkdir's mode alone (no chmod, which is refused
+    # where the job shares the worker's uid) are ones their owner cannot
+    # read; the executor, that uid too in the always-on pass, has to give
+    # them u+rwx to remove them.
+    detail = job["result"]["detail"]
+    assert all(not mode & stat.S_IRUSR for mode in detail["made"].values()), detail
+    if ALWAYS_ON:
+        check_job_dir_removed(detail, params)
 
 
 def check_forged_result_header(sb, job, params):
@@ -426,7 +442,8 @@ PREPARE = {"amplified_result": reset_executor_peak, "amplified_result_deep": res
            "amplified_log_lines": reset_executor_peak, "progress_spam": reset_executor_peak}
 EXTRA_CHECKS = {"read_secrets": check_read_secrets, "mp_pool": check_mp_pool,
                 "fill_outside_memory": check_fill_outside_memory,
-                "deep_tree": check_deep_tree, "forged_result_header": check_forged_result_header,
+                "deep_tree": check_deep_tree, "mode_000_dirs": check_mode_000_dirs,
+                "forged_result_header": check_forged_result_header,
                 "amplified_result": check_amplified_result,
                 "amplified_result_deep": check_amplified_result_deep,
                 "amplified_log_lines": check_amplified_log_lines, "progress_spam": check_progress_spam}
