@@ -177,6 +177,9 @@ browser-test: build/stratq
 	@sh scripts/deps.sh browser
 	$(PYTHON) tests/browser/run.py --bin $(CURDIR)/build/stratq --out $(CURDIR)/docs/img
 
+# test_sandbox.py runs in four passes (warm and cold as root, always-on,
+# userns; tests/sandbox/README.md), then its signal attacks once more with
+# Landlock's signal scoping off: seccomp alone must keep the job's signals in.
 integration: build/asan/stratq
 	STRATQ_MODE=warm STRATQ_BIN=$(CURDIR)/build/asan/stratq $(PYTHON) -m pytest -q $(PYTEST_PAR) -m "not alone" tests/integration
 	STRATQ_MODE=cold STRATQ_BIN=$(CURDIR)/build/asan/stratq $(PYTHON) -m pytest -q $(PYTEST_PAR) -m "not alone" $(COLD_TESTS)
@@ -186,6 +189,9 @@ integration: build/asan/stratq
 		$(PYTHON) -m pytest -q tests/integration/test_sandbox.py
 	STRATQ_TEST_SANDBOX=userns STRATQ_MODE=warm STRATQ_BIN=$(CURDIR)/build/asan/stratq \
 		$(PYTHON) -m pytest -q tests/integration/test_sandbox.py
+	STRATQ_TEST_SANDBOX=always-on STRATQ_TEST_SANDBOX_DISABLE=signal_scope STRATQ_MODE=warm \
+		STRATQ_BIN=$(CURDIR)/build/asan/stratq $(PYTHON) -m pytest -q tests/integration/test_sandbox.py \
+		-k "kill_parent or signal_routes or syscalls_via_ctypes or reports_its_sandbox"
 
 # `make images`: debian:bookworm-slim from Debian's archive when the engine
 # lacks it (debootstrap, docker import), then stratq:dev and stratq-redis:dev
