@@ -755,21 +755,29 @@ static int spec_add_options(json_t *spec)
     return CLI_OK;
 }
 
-/* The job spec of FILE.py and the flags. CLI_OK, or CLI_USAGE (said). */
-static int build_spec(const char *file, json_t **ret_spec)
+int cli_read_source(const char *file, char **ret)
 {
     _cleanup_free_ char *code = NULL;
     size_t len;
     int r = util_read_file(file, 16 * 1024 * 1024, &code, &len);
-    *ret_spec = NULL;
+    *ret = NULL;
     if (r < 0) {
         fprintf(stderr, "stratq: cannot read %s: %s\n", file, strerror(-r));
-        return CLI_USAGE;
+        return -1;
     }
+    *ret = util_utf8_sanitize(code, len);
+    return 0;
+}
+
+/* The job spec of FILE.py and the flags. CLI_OK, or CLI_USAGE (said). */
+static int build_spec(const char *file, json_t **ret_spec)
+{
+    _cleanup_free_ char *clean = NULL;
+    *ret_spec = NULL;
+    if (cli_read_source(file, &clean) < 0)
+        return CLI_USAGE;
     json_t *spec = json_object();
-    char *clean = util_utf8_sanitize(code, len);
     json_object_set_new(spec, "code", json_string(clean ? clean : ""));
-    free(clean);
     if (config_str(CFG_ENTRYPOINT)[0])
         json_object_set_new(spec, "entrypoint", json_string(config_str(CFG_ENTRYPOINT)));
     if (config_str(CFG_PARAMS)[0]) {
@@ -928,18 +936,14 @@ int cli_result(int argc, char **argv)
     return finish(job, config_bool(CFG_JSON));
 }
 
-int cli_queue(int argc, char **argv)
+/* GET path, 200 expected; for --json the body is printed as received and
+ * *ret_body is NULL. */
+static int get_listing(const char *path, json_t **ret_body)
 {
-    char **args;
-    int r = load_args(CMD_QUEUE, argc, argv, 0, "stratq queue [--json]",
-                      "Prints the queue's counts: pending, held, processing, scheduled, dead, "
-                      "workers, the backlog (pending + held + scheduled) and what is paused.",
-                      &args);
-    if (r <= 0)
-        return -r;
     long code;
     json_t *body = NULL;
-    if (http("GET", "/v1/queue", NULL, &code, &body) < 0)
+    *ret_body = NULL;
+    if (http("GET", path, NULL, &code, &body) < 0)
         return CLI_API_ERROR;
     if (code != 200)
         return api_error(code, body);
@@ -948,6 +952,33 @@ int cli_queue(int argc, char **argv)
         json_decref(body);
         return CLI_OK;
     }
+    *ret_body = body;
+    return CLI_OK;
+}
+
+/* The set-up of a listing command, which takes no arguments: load_args,
+ * then get_listing(path). Like load_args, 1 with the body to print, or
+ * <= 0: minus the exit code (0 after the help, or --json's raw body). */
+static int listing_cmd(unsigned cmd, int argc, char **argv, const char *usage, const char *what,
+                       const char *path, json_t **ret_body)
+{
+    char **args;
+    int r = load_args(cmd, argc, argv, 0, usage, what, &args);
+    if (r <= 0)
+        return r;
+    r = get_listing(path, ret_body);
+    return r != CLI_OK || !*ret_body ? -r : 1;
+}
+
+int cli_queue(int argc, char **argv)
+{
+    json_t *body;
+    int r = listing_cmd(CMD_QUEUE, argc, argv, "stratq queue [--json]",
+                        "Prints the queue's counts: pending, held, processing, scheduled, dead, "
+                        "workers, the backlog (pending + held + scheduled) and what is paused.",
+                        "/v1/queue", &body);
+    if (r <= 0)
+        return -r;
     printf("queue %s: %lld pending, %lld held, %lld processing, %lld scheduled, %lld dead; "
            "backlog %lld; %lld workers\n",
            json_string_value(json_object_get(body, "queue")), field_int(body, "pending"),
@@ -965,73 +996,94 @@ int cli_queue(int argc, char **argv)
     return CLI_OK;
 }
 
-/* Sends METHOD /v1/jobs/ID<suffix> with no body: the cancel and retry
- * actions. Returns CLI_OK with the answer, or the exit code of a failure
- * already reported. */
-static int job_action(const char *method, const char *id, const char *suffix, long *ret_code,
-                      json_t **ret_body)
-{
-    char path[160];
-    if (!check_id(id))
-        return CLI_USAGE;
-    snprintf(path, sizeof(path), "/v1/jobs/%s%s", id, suffix);
-    return http(method, path, NULL, ret_code, ret_body) < 0 ? CLI_API_ERROR : CLI_OK;
-}
+/* A command that acts on one job with no body: cancel or retry. */
+struct job_action {
+    unsigned cmd;
+    const char *usage, *what;    /* for load_args */
+    const char *method, *suffix; /* METHOD /v1/jobs/ID<suffix> */
+    long also_ok;                /* a code taken besides 200, or 0 */
+    /* The line printed without --json. */
+    void (*say)(const char *id, long code, const json_t *body);
+};
 
-int cli_cancel(int argc, char **argv)
+/* Runs a job action: its arguments (a job id), its request, then the
+ * answer, printed raw for --json. */
+static int job_action(const struct job_action *a, int argc, char **argv)
 {
     char **args;
-    int r = load_args(CMD_CANCEL, argc, argv, 1, "stratq cancel ID [--json]",
-                      "Cancels a job: a queued job at once, a running one within a second (its "
-                      "worker kills it). A finished job cannot be cancelled.",
-                      &args);
+    int r = load_args(a->cmd, argc, argv, 1, a->usage, a->what, &args);
     if (r <= 0)
         return -r;
+    char path[160];
     long code;
     json_t *body = NULL;
-    r = job_action("DELETE", args[0], "", &code, &body);
-    if (r != CLI_OK)
-        return r;
-    if (code != 200 && code != 202)
+    if (!check_id(args[0]))
+        return CLI_USAGE;
+    snprintf(path, sizeof(path), "/v1/jobs/%s%s", args[0], a->suffix);
+    if (http(a->method, path, NULL, &code, &body) < 0)
+        return CLI_API_ERROR;
+    if (code != 200 && (!a->also_ok || code != a->also_ok))
         return api_error(code, body);
     if (config_bool(CFG_JSON))
         print_raw();
-    else if (code == 202)
-        printf("job %s: cancelling (its worker stops it within a second)\n", args[0]);
     else
-        printf("job %s: %s\n", args[0],
-               field_str(body, "status", queue_status_name(QUEUE_STATUS_CANCELLED)));
+        a->say(args[0], code, body);
     json_decref(body);
     return CLI_OK;
+}
+
+/* cancel's line: cancelling (202, a running job) or the job's status. */
+static void say_cancelled(const char *id, long code, const json_t *body)
+{
+    if (code == 202)
+        printf("job %s: cancelling (its worker stops it within a second)\n", id);
+    else
+        printf("job %s: %s\n", id,
+               field_str(body, "status", queue_status_name(QUEUE_STATUS_CANCELLED)));
+}
+
+/* retry's line: the job's status and, when known, its next attempt. */
+static void say_retried(const char *id, long code, const json_t *body)
+{
+    long long attempts = 0;
+    (void)code;
+    if (cli_field_num(body, "attempts", &attempts))
+        printf("job %s: %s again; its next run is attempt %lld\n", id,
+               field_str(body, "status", queue_status_name(QUEUE_STATUS_QUEUED)), attempts + 1);
+    else
+        printf("job %s: %s again\n", id,
+               field_str(body, "status", queue_status_name(QUEUE_STATUS_QUEUED)));
+}
+
+static const struct job_action cancel_action = {
+    .cmd = CMD_CANCEL,
+    .usage = "stratq cancel ID [--json]",
+    .what = "Cancels a job: a queued job at once, a running one within a second (its worker "
+            "kills it). A finished job cannot be cancelled.",
+    .method = "DELETE",
+    .suffix = "",
+    .also_ok = 202,
+    .say = say_cancelled,
+};
+
+static const struct job_action retry_action = {
+    .cmd = CMD_RETRY,
+    .usage = "stratq retry ID [--json]",
+    .what = "Queues a job that ended unsuccessfully (failed, timeout, crashed, cancelled, dead, "
+            "...) to run again as a new attempt.",
+    .method = "POST",
+    .suffix = "/retry",
+    .say = say_retried,
+};
+
+int cli_cancel(int argc, char **argv)
+{
+    return job_action(&cancel_action, argc, argv);
 }
 
 int cli_retry(int argc, char **argv)
 {
-    char **args;
-    int r = load_args(CMD_RETRY, argc, argv, 1, "stratq retry ID [--json]",
-                      "Queues a job that ended unsuccessfully (failed, timeout, crashed, "
-                      "cancelled, dead, ...) to run again as a new attempt.",
-                      &args);
-    if (r <= 0)
-        return -r;
-    long code;
-    json_t *body = NULL;
-    r = job_action("POST", args[0], "/retry", &code, &body);
-    if (r != CLI_OK)
-        return r;
-    if (code != 200)
-        return api_error(code, body);
-    long long attempts = 0;
-    if (config_bool(CFG_JSON))
-        print_raw();
-    else if (cli_field_num(body, "attempts", &attempts))
-        printf("job %s: %s again; its next run is attempt %lld\n", args[0],
-               field_str(body, "status", queue_status_name(QUEUE_STATUS_QUEUED)), attempts + 1);
-    else
-        printf("job %s: %s again\n", args[0],
-               field_str(body, "status", queue_status_name(QUEUE_STATUS_QUEUED)));
-    json_decref(body);
-    return CLI_OK;
+    return job_action(&retry_action, argc, argv);
 }
 
 /* Writes a JSON string's bytes (which may hold NUL) to f. */
@@ -1154,26 +1206,6 @@ int cli_logs(int argc, char **argv)
     return rc;
 }
 
-/* GET path, 200 expected; for --json the body is printed as received and
- * *ret_body is NULL. */
-static int get_listing(const char *path, json_t **ret_body)
-{
-    long code;
-    json_t *body = NULL;
-    *ret_body = NULL;
-    if (http("GET", path, NULL, &code, &body) < 0)
-        return CLI_API_ERROR;
-    if (code != 200)
-        return api_error(code, body);
-    if (config_bool(CFG_JSON)) {
-        print_raw();
-        json_decref(body);
-        return CLI_OK;
-    }
-    *ret_body = body;
-    return CLI_OK;
-}
-
 /* Width of the widest string field k in the array, at least min. */
 static int col_width(const json_t *arr, const char *k, int min)
 {
@@ -1237,18 +1269,14 @@ int cli_resume(int argc, char **argv)
 
 int cli_tenants(int argc, char **argv)
 {
-    char **args;
-    int r = load_args(CMD_TENANTS, argc, argv, 0, "stratq tenants [--json]",
-                      "Lists the tenants that have had jobs wait: jobs waiting (held ones "
-                      "included) and running, fair-share weight, cap of running jobs and "
-                      "whether each is paused.",
-                      &args);
+    json_t *body;
+    int r = listing_cmd(CMD_TENANTS, argc, argv, "stratq tenants [--json]",
+                        "Lists the tenants that have had jobs wait: jobs waiting (held ones "
+                        "included) and running, fair-share weight, cap of running jobs and "
+                        "whether each is paused.",
+                        "/v1/tenants", &body);
     if (r <= 0)
         return -r;
-    json_t *body;
-    r = get_listing("/v1/tenants", &body);
-    if (r != CLI_OK || !body)
-        return r;
     long long waiting = 0, held = 0;
     cli_field_num(body, "waiting", &waiting);
     cli_field_num(body, "held", &held);
@@ -1283,17 +1311,13 @@ int cli_tenants(int argc, char **argv)
 
 int cli_workers(int argc, char **argv)
 {
-    char **args;
-    int r = load_args(CMD_WORKERS, argc, argv, 0, "stratq workers [--json]",
-                      "Lists the live workers: state, current job, jobs done and failed, host, "
-                      "pid, uptime and age of the last heartbeat.",
-                      &args);
+    json_t *body;
+    int r = listing_cmd(CMD_WORKERS, argc, argv, "stratq workers [--json]",
+                        "Lists the live workers: state, current job, jobs done and failed, host, "
+                        "pid, uptime and age of the last heartbeat.",
+                        "/v1/workers", &body);
     if (r <= 0)
         return -r;
-    json_t *body;
-    r = get_listing("/v1/workers", &body);
-    if (r != CLI_OK || !body)
-        return r;
     json_t *ws = json_object_get(body, "workers");
     if (!json_array_size(ws)) {
         printf("no workers\n");

@@ -45,6 +45,10 @@ int cli_auth_header(char **ret_hdr);
 int cli_get_json(const char *path, json_t **ret_json, char *err, size_t errlen);
 /* A number field given as a JSON integer, real or numeric string. */
 bool cli_field_num(const json_t *o, const char *k, long long *ret);
+/* The Python source of file as valid UTF-8 into *ret (NULL when memory
+ * ran out; caller frees): 0, or -1 (said on stderr) when it cannot be
+ * read. */
+int cli_read_source(const char *file, char **ret);
 /* Human duration: "850ms", "4.2s", "3m07s", "2h05m", "3d04h". */
 void cli_fmt_duration(long long ms, char *buf, size_t n);
 /* Columns of the terminal on fd (80 when unknown). */

@@ -287,19 +287,18 @@ static json_t *pct_or_null(double v)
     return v < 0 ? json_null() : json_num(v);
 }
 
-/* The report of one sample. hist holds the queue lengths of the earlier
- * reports, newest first (nhist of them), and gets this one's. */
-static json_t *env_report(const json_t *env, long long *hist, size_t *nhist, size_t window,
-                          int jobs)
+/* The API's queue, workers and last jobs (at most jobs of them), each
+ * NULL when it could not be read; the problems met, the script's first,
+ * are in the array returned. */
+static json_t *env_sources(const json_t *env, int jobs, json_t **queue, json_t **workers,
+                           json_t **page)
 {
-    int64_t now = util_now_ms();
     json_t *errs = json_array();
-    json_t *queue = NULL, *workers = NULL, *page = NULL;
     char path[96];
     snprintf(path, sizeof(path), "/v1/jobs?status=succeeded&limit=%d", jobs);
-    api_read("/v1/queue", &queue, errs);
-    api_read("/v1/workers", &workers, errs);
-    api_read(path, &page, errs);
+    api_read("/v1/queue", queue, errs);
+    api_read("/v1/workers", workers, errs);
+    api_read(path, page, errs);
     size_t i;
     json_t *e;
     json_array_foreach(json_object_get(env, "errors"), i, e)
@@ -307,6 +306,72 @@ static json_t *env_report(const json_t *env, long long *hist, size_t *nhist, siz
         if (json_is_string(e))
             json_array_append(errs, e);
     }
+    return errs;
+}
+
+/* The report's "queue" from the API's (null when unknown), with its
+ * pending count in *pending (ADVICE_UNKNOWN when unknown). */
+static json_t *queue_report(const json_t *queue, long long *pending)
+{
+    *pending = ADVICE_UNKNOWN;
+    if (!queue)
+        return json_null();
+    json_t *q = json_pack("{s:o}", "name", member(queue, "queue"));
+    static const char *const keys[] = {"pending", "processing", "scheduled", "dead"};
+    for (size_t k = 0; k < ARRAY_SIZE(keys); k++)
+        json_object_set_new(q, keys[k], member(queue, keys[k]));
+    if (!cli_field_num(queue, "pending", pending))
+        *pending = ADVICE_UNKNOWN;
+    return q;
+}
+
+/* The report's "jobs" from a page of succeeded jobs (null when unknown),
+ * with their mean wait in *mean_wait and their number in *sample. */
+static json_t *jobs_report(const json_t *page, int jobs, double *mean_wait, long long *sample)
+{
+    *mean_wait = ADVICE_UNKNOWN;
+    *sample = 0;
+    if (!page)
+        return json_null();
+    long long waits[500], runs[500];
+    size_t n = job_times(page, (size_t)jobs, waits, runs);
+    double mean_run;
+    *sample = (long long)n;
+    return json_pack("{s:I, s:s, s:o, s:o}", "sample", (json_int_t)n, "status", "succeeded",
+                     "wait_s", seconds(waits, n, mean_wait), "run_s", seconds(runs, n, &mean_run));
+}
+
+/* The report's first members: the environment's name, the time of now
+ * (ms) and the API's URL. */
+static json_t *report_head(const char *name, int64_t now)
+{
+    char when[32] = "";
+    time_t t = (time_t)(now / 1000);
+    struct tm tm;
+    if (gmtime_r(&t, &tm))
+        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return json_pack("{s:s, s:s, s:I, s:s}", "env", name, "time", when, "time_ms", (json_int_t)now,
+                     "api_url", config_str(CFG_API_URL));
+}
+
+/* Puts pending first in the window hist (window long, *nhist of it
+ * filled), the earlier reports' after it. */
+static void window_push(long long *hist, size_t *nhist, size_t window, long long pending)
+{
+    memmove(hist + 1, hist, (window - 1) * sizeof(*hist));
+    hist[0] = pending;
+    if (*nhist < window)
+        (*nhist)++;
+}
+
+/* The report of one sample. hist holds the queue lengths of the earlier
+ * reports, newest first (nhist of them), and gets this one's. */
+static json_t *env_report(const json_t *env, long long *hist, size_t *nhist, size_t window,
+                          int jobs)
+{
+    int64_t now = util_now_ms();
+    json_t *queue = NULL, *workers = NULL, *page = NULL;
+    json_t *errs = env_sources(env, jobs, &queue, &workers, &page);
 
     const char *name = json_string_value(json_object_get(env, "env"));
     bool local = !strcmp(name, "local");
@@ -315,43 +380,14 @@ static json_t *env_report(const json_t *env, long long *hist, size_t *nhist, siz
             : local && workers   ? measure_local(workers)
                                  : json_array();
 
-    char when[32] = "";
-    time_t t = (time_t)(now / 1000);
-    struct tm tm;
-    if (gmtime_r(&t, &tm))
-        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-    json_t *rep = json_pack("{s:s, s:s, s:I, s:s}", "env", name, "time", when, "time_ms",
-                            (json_int_t)now, "api_url", config_str(CFG_API_URL));
-
-    long long pending = ADVICE_UNKNOWN;
-    if (queue) {
-        json_t *q = json_pack("{s:o}", "name", member(queue, "queue"));
-        static const char *const keys[] = {"pending", "processing", "scheduled", "dead"};
-        for (size_t k = 0; k < ARRAY_SIZE(keys); k++)
-            json_object_set_new(q, keys[k], member(queue, keys[k]));
-        if (!cli_field_num(queue, "pending", &pending))
-            pending = ADVICE_UNKNOWN;
-        json_object_set_new(rep, "queue", q);
-    } else {
-        json_object_set_new(rep, "queue", json_null());
-    }
+    json_t *rep = report_head(name, now);
+    long long pending;
+    json_object_set_new(rep, "queue", queue_report(queue, &pending));
     json_t *wrep = workers ? workers_report(workers, units, local, now) : json_null();
     json_object_set_new(rep, "workers", wrep);
-
-    double mean_wait = ADVICE_UNKNOWN;
-    long long sample = 0;
-    if (page) {
-        long long waits[500], runs[500];
-        size_t n = job_times(page, (size_t)jobs, waits, runs);
-        double mean_run;
-        sample = (long long)n;
-        json_object_set_new(rep, "jobs",
-                            json_pack("{s:I, s:s, s:o, s:o}", "sample", (json_int_t)n, "status",
-                                      "succeeded", "wait_s", seconds(waits, n, &mean_wait), "run_s",
-                                      seconds(runs, n, &mean_run)));
-    } else {
-        json_object_set_new(rep, "jobs", json_null());
-    }
+    double mean_wait;
+    long long sample;
+    json_object_set_new(rep, "jobs", jobs_report(page, jobs, &mean_wait, &sample));
 
     double cpu = unit_avg(units, "cpu_percent"), mem = unit_avg(units, "memory_percent");
     const char *source = json_string_value(json_object_get(env, "source"));
@@ -367,10 +403,7 @@ static json_t *env_report(const json_t *env, long long *hist, size_t *nhist, siz
     json_object_set_new(rep, "errors", errs);
 
     /* The window: this report's queue first, then the earlier ones'. */
-    memmove(hist + 1, hist, (window - 1) * sizeof(*hist));
-    hist[0] = pending;
-    if (*nhist < window)
-        (*nhist)++;
+    window_push(hist, nhist, window, pending);
     long long count = ADVICE_UNKNOWN;
     if (!cli_field_num(wrep, "count", &count) && !cli_field_num(hpa, "current", &count))
         count = ADVICE_UNKNOWN;
@@ -431,15 +464,11 @@ static const char *secs(const json_t *o, const char *k, char *buf, size_t n)
     return buf;
 }
 
-static void render_env_text(const json_t *r, FILE *f)
+/* The report's text: its first line and the queue's. */
+static void render_head(const json_t *r, FILE *f)
 {
-    char a[64], b[64], c[64], d[64], e[64], g[64];
-    const json_t *q = json_object_get(r, "queue"), *w = json_object_get(r, "workers");
-    const json_t *jobs = json_object_get(r, "jobs"), *res = json_object_get(r, "resources");
-    const json_t *hpa = json_object_get(r, "hpa"), *adv = json_object_get(r, "advice");
-    size_t i;
-    json_t *x;
-
+    char a[64], b[64], c[64], d[64];
+    const json_t *q = json_object_get(r, "queue");
     fprintf(f, "stratq workers: %s  %s  (API %s)\n", text(json_object_get(r, "env"), a, 64),
             text(json_object_get(r, "time"), b, 64), text(json_object_get(r, "api_url"), c, 64));
     if (json_is_object(q))
@@ -450,36 +479,50 @@ static void render_env_text(const json_t *r, FILE *f)
                 text(json_object_get(q, "dead"), d, 64));
     else
         fprintf(f, "queue     unknown\n");
+}
 
-    if (json_is_object(w)) {
-        fprintf(f, "workers   %s live (", text(json_object_get(w, "count"), a, 64));
-        const char *k;
-        json_t *v;
-        bool first = true;
-        json_object_foreach((json_t *)json_object_get(w, "by_state"), k, v)
-        {
-            fprintf(f, "%s%s %s", first ? "" : ", ", k, text(v, a, 64));
-            first = false;
-        }
-        fprintf(f, ")\n  ");
-        static const char *const head[] = {"ID", "STATE", "JOB", "DONE", "FAILED", "CPU%"};
-        static const int width[] = {24, 9, 30, 7, 7, 7};
-        for (size_t k2 = 0; k2 < ARRAY_SIZE(head); k2++)
-            pad(f, head[k2], width[k2]);
-        fprintf(f, "MEMORY\n");
-        json_array_foreach(json_object_get(w, "list"), i, x)
-        {
-            static const char *const keys[] = {"id",        "state",       "current_job",
-                                               "jobs_done", "jobs_failed", "cpu_percent"};
-            fprintf(f, "  ");
-            for (size_t k2 = 0; k2 < ARRAY_SIZE(keys); k2++)
-                pad(f, text(json_object_get(x, keys[k2]), a, 64), width[k2]);
-            fprintf(f, "%s\n", mib(json_object_get(x, "memory_bytes"), a, 64));
-        }
-    } else {
+/* The workers' counts by state, then a table of them. */
+static void render_workers(const json_t *w, FILE *f)
+{
+    char a[64];
+    size_t i;
+    json_t *x;
+    if (!json_is_object(w)) {
         fprintf(f, "workers   unknown\n");
+        return;
     }
+    fprintf(f, "workers   %s live (", text(json_object_get(w, "count"), a, 64));
+    const char *k;
+    json_t *v;
+    bool first = true;
+    json_object_foreach((json_t *)json_object_get(w, "by_state"), k, v)
+    {
+        fprintf(f, "%s%s %s", first ? "" : ", ", k, text(v, a, 64));
+        first = false;
+    }
+    fprintf(f, ")\n  ");
+    static const char *const head[] = {"ID", "STATE", "JOB", "DONE", "FAILED", "CPU%"};
+    static const int width[] = {24, 9, 30, 7, 7, 7};
+    for (size_t k2 = 0; k2 < ARRAY_SIZE(head); k2++)
+        pad(f, head[k2], width[k2]);
+    fprintf(f, "MEMORY\n");
+    json_array_foreach(json_object_get(w, "list"), i, x)
+    {
+        static const char *const keys[] = {"id",        "state",       "current_job",
+                                           "jobs_done", "jobs_failed", "cpu_percent"};
+        fprintf(f, "  ");
+        for (size_t k2 = 0; k2 < ARRAY_SIZE(keys); k2++)
+            pad(f, text(json_object_get(x, keys[k2]), a, 64), width[k2]);
+        fprintf(f, "%s\n", mib(json_object_get(x, "memory_bytes"), a, 64));
+    }
+}
 
+/* The jobs' times, then the resources on average and by unit. */
+static void render_jobs_resources(const json_t *jobs, const json_t *res, FILE *f)
+{
+    char a[64], b[64], c[64], d[64], e[64], g[64];
+    size_t i;
+    json_t *x;
     if (json_is_object(jobs)) {
         const json_t *ws = json_object_get(jobs, "wait_s"), *rs = json_object_get(jobs, "run_s");
         fprintf(f,
@@ -502,7 +545,14 @@ static void render_env_text(const json_t *r, FILE *f)
                 mib(json_object_get(x, "memory_bytes"), c, 64),
                 text(json_object_get(x, "memory_percent"), d, 64));
     }
+}
 
+/* The HPA's line (none without one), then the scaling events. */
+static void render_hpa_events(const json_t *hpa, const json_t *events, FILE *f)
+{
+    char a[64], b[64], c[64], d[64], e[64];
+    size_t i;
+    json_t *x;
     if (json_is_object(hpa)) {
         fprintf(f, "hpa       %s: min %s, max %s, current %s, desired %s; ",
                 text(json_object_get(hpa, "name"), a, 64), text(json_object_get(hpa, "min"), b, 64),
@@ -521,17 +571,24 @@ static void render_env_text(const json_t *r, FILE *f)
             fprintf(f, "; last scaled %s", json_string_value(last));
         fprintf(f, "\n");
     }
-    if (json_array_size(json_object_get(r, "events")))
+    if (json_array_size(events))
         fprintf(f, "events\n");
-    json_array_foreach(json_object_get(r, "events"), i, x)
+    json_array_foreach(events, i, x)
     {
         fprintf(f, "  %s  %s  %s  %s\n", text(json_object_get(x, "time"), a, 64),
                 text(json_object_get(x, "reason"), b, 64),
                 text(json_object_get(x, "object"), c, 64),
                 text(json_object_get(x, "message"), d, 64));
     }
+}
 
-    /* "SCALE UP to 5 workers: reason; reason" */
+/* "SCALE UP to 5 workers: reason; reason", with the command to run and
+ * the note under it. */
+static void render_advice(const json_t *adv, FILE *f)
+{
+    char a[64];
+    size_t i;
+    json_t *x;
     char action[32];
     snprintf(action, sizeof(action), "%s", json_string_value(json_object_get(adv, "action")));
     for (char *p = action; *p; p++)
@@ -548,6 +605,17 @@ static void render_env_text(const json_t *r, FILE *f)
         fprintf(f, "          run: %s\n", json_string_value(json_object_get(adv, "command")));
     if (json_is_string(json_object_get(adv, "note")))
         fprintf(f, "          note: %s\n", json_string_value(json_object_get(adv, "note")));
+}
+
+static void render_env_text(const json_t *r, FILE *f)
+{
+    size_t i;
+    json_t *x;
+    render_head(r, f);
+    render_workers(json_object_get(r, "workers"), f);
+    render_jobs_resources(json_object_get(r, "jobs"), json_object_get(r, "resources"), f);
+    render_hpa_events(json_object_get(r, "hpa"), json_object_get(r, "events"), f);
+    render_advice(json_object_get(r, "advice"), f);
     json_array_foreach(json_object_get(r, "errors"), i, x)
         fprintf(f, "error     %s\n", json_string_value(x));
 }

@@ -117,14 +117,9 @@ static void set_opt(json_t *o, const char *key, enum cfg_id id)
  * NULL (said on stderr) when the file or --params is unusable. */
 static json_t *job_of(const char *file)
 {
-    _cleanup_free_ char *code = NULL;
-    size_t len;
-    int r = util_read_file(file, 16 * 1024 * 1024, &code, &len);
-    if (r < 0) {
-        fprintf(stderr, "stratq: cannot read %s: %s\n", file, strerror(-r));
+    _cleanup_free_ char *clean = NULL;
+    if (cli_read_source(file, &clean) < 0)
         return NULL;
-    }
-    _cleanup_free_ char *clean = util_utf8_sanitize(code, len);
     json_t *job = json_pack("{s:s}", "code", clean ? clean : "");
     set_opt(job, "entrypoint", CFG_ENTRYPOINT);
     set_opt(job, "tenant", CFG_TENANT);

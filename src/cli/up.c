@@ -435,6 +435,118 @@ static int supervise(struct up *u, sigset_t *mask)
     }
 }
 
+/* <state>, <state>/logs and <state>/redis; false (with the message
+ * printed) when one cannot be made. */
+static bool make_state_dirs(const struct up *u)
+{
+    char logs[512], rdir[512];
+    snprintf(logs, sizeof(logs), "%s/logs", u->state_dir);
+    snprintf(rdir, sizeof(rdir), "%s/redis", u->state_dir);
+    if ((mkdir(u->state_dir, 0700) < 0 && errno != EEXIST) ||
+        (mkdir(logs, 0700) < 0 && errno != EEXIST) || (mkdir(rdir, 0700) < 0 && errno != EEXIST)) {
+        fprintf(stderr, "stratq up: cannot create %s: %s\n", u->state_dir, strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+/* The local redis-server, with a new password, up and answering; false
+ * (with the message printed) when it cannot be. */
+static bool start_own_redis(struct up *u)
+{
+    if (!find_in_path("redis-server", u->redis_server, sizeof(u->redis_server))) {
+        fprintf(stderr, "stratq up: redis-server not found on PATH; install it with "
+                        "'sudo apt-get install redis-server' (or pass --redis-url)\n");
+        return false;
+    }
+    u->redis_port = free_port();
+    char password[UTIL_ID_LEN + 1];
+    util_new_id(password);
+    if (write_redis_conf(u, password + 12) < 0) {
+        fprintf(stderr, "stratq up: cannot write %s/redis/redis.conf: %s\n", u->state_dir,
+                strerror(errno));
+        return false;
+    }
+    snprintf(u->redis_url, sizeof(u->redis_url), "redis://:%s@127.0.0.1:%d", password + 12,
+             u->redis_port);
+    start_child(u, add_child(u, CHILD_REDIS, 0, "redis"));
+    if (!wait_redis(u, 10000)) {
+        fprintf(stderr, "stratq up: redis-server did not start; see %s/logs/redis.log\n",
+                u->state_dir);
+        stop_kind(u, CHILD_REDIS, 5000);
+        return false;
+    }
+    say("redis   127.0.0.1:%d (data and password in %s/redis)", u->redis_port, u->state_dir);
+    return true;
+}
+
+/* The Redis the stack uses: its own unless --redis-url, a cluster or
+ * sentinels name another, handed to the children. False when its own
+ * could not start. */
+static bool set_up_redis(struct up *u)
+{
+    u->own_redis = !config_is_set(CFG_REDIS_URL) && !config_str(CFG_REDIS_CLUSTER_NODES)[0] &&
+                   !config_str(CFG_REDIS_SENTINELS)[0];
+    if (u->own_redis) {
+        if (!start_own_redis(u))
+            return false;
+    } else {
+        snprintf(u->redis_url, sizeof(u->redis_url), "%s", config_str(CFG_REDIS_URL));
+        say("redis   %s", strchr(u->redis_url, '@') ? strchr(u->redis_url, '@') + 1 : u->redis_url);
+    }
+    /* The children read the URL (and the sentinels' password) from the
+     * environment, not from argv, so no password shows in /proc/PID/cmdline. */
+    setenv("STRATQ_REDIS_URL", u->redis_url, 1);
+    if (config_is_set(CFG_REDIS_SENTINEL_PASSWORD))
+        setenv("STRATQ_REDIS_SENTINEL_PASSWORD", config_str(CFG_REDIS_SENTINEL_PASSWORD), 1);
+    return true;
+}
+
+/* Starts the API and, once it is healthy, the workers, then supervises
+ * them until SIGINT or SIGTERM; 1 when the API did not come up. */
+static int run_stack(struct up *u, sigset_t *mask)
+{
+    char *api_url = u->api_url, health[200];
+    /* Where to reach it from this machine: a wildcard bind is reached on
+     * loopback. */
+    const char *bind = config_str(CFG_API_BIND);
+    if (!strcmp(bind, "0.0.0.0") || !strcmp(bind, "::") || !bind[0])
+        bind = "127.0.0.1";
+    snprintf(u->api_url, sizeof(u->api_url),
+             strchr(bind, ':') ? "http://[%s]:%lld" : "http://%s:%lld", bind,
+             config_int(CFG_API_PORT));
+    snprintf(health, sizeof(health), "%s/healthz", api_url);
+    start_child(u, add_child(u, CHILD_API, 0, "api"));
+    if (!wait_api(health, 15000)) {
+        fprintf(stderr, "stratq up: the API did not become healthy at %s; see %s/logs/api.log\n",
+                api_url, u->state_dir);
+        return 1;
+    }
+    say("api     %s", api_url);
+    for (int i = 0; i < config_int(CFG_WORKERS); i++)
+        start_worker(u);
+    say("workers %lld, logs in %s/logs", config_int(CFG_WORKERS), u->state_dir);
+    write_state(u);
+    say("ready: STRATQ_API_URL=%s stratq submit examples/hello.py --wait", api_url);
+    say("Ctrl-C stops everything; scripts/scale-workers.sh local N rescales");
+    supervise(u, mask);
+    say("stopping");
+    return 0;
+}
+
+/* Removes <state>/up.json and stops the workers (letting them drain), the
+ * API and the Redis. */
+static void stop_stack(struct up *u)
+{
+    char state_file[520];
+    snprintf(state_file, sizeof(state_file), "%s/up.json", u->state_dir);
+    unlink(state_file);
+    stop_kind(u, CHILD_WORKER, (int)(config_int(CFG_DRAIN_TIMEOUT) + 5) * 1000);
+    stop_kind(u, CHILD_API, 5000);
+    stop_kind(u, CHILD_REDIS, 10000);
+    say("stopped");
+}
+
 int up_main(int argc, char **argv)
 {
     static struct up u;
@@ -456,12 +568,7 @@ int up_main(int argc, char **argv)
         return 2;
     }
     snprintf(u.state_dir, sizeof(u.state_dir), "%s", config_str(CFG_STATE_DIR));
-    char logs[512], rdir[512];
-    snprintf(logs, sizeof(logs), "%s/logs", u.state_dir);
-    snprintf(rdir, sizeof(rdir), "%s/redis", u.state_dir);
-    if ((mkdir(u.state_dir, 0700) < 0 && errno != EEXIST) ||
-        (mkdir(logs, 0700) < 0 && errno != EEXIST) || (mkdir(rdir, 0700) < 0 && errno != EEXIST)) {
-        fprintf(stderr, "stratq up: cannot create %s: %s\n", u.state_dir, strerror(errno));
+    if (!make_state_dirs(&u)) {
         config_free();
         return 1;
     }
@@ -476,79 +583,12 @@ int up_main(int argc, char **argv)
     sigprocmask(SIG_BLOCK, &mask, NULL);
     curl_global_init(CURL_GLOBAL_DEFAULT);
 
-    u.own_redis = !config_is_set(CFG_REDIS_URL) && !config_str(CFG_REDIS_CLUSTER_NODES)[0] &&
-                  !config_str(CFG_REDIS_SENTINELS)[0];
-    if (u.own_redis) {
-        if (!find_in_path("redis-server", u.redis_server, sizeof(u.redis_server))) {
-            fprintf(stderr, "stratq up: redis-server not found on PATH; install it with "
-                            "'sudo apt-get install redis-server' (or pass --redis-url)\n");
-            config_free();
-            return 1;
-        }
-        u.redis_port = free_port();
-        char password[UTIL_ID_LEN + 1];
-        util_new_id(password);
-        if (write_redis_conf(&u, password + 12) < 0) {
-            fprintf(stderr, "stratq up: cannot write %s/redis/redis.conf: %s\n", u.state_dir,
-                    strerror(errno));
-            config_free();
-            return 1;
-        }
-        snprintf(u.redis_url, sizeof(u.redis_url), "redis://:%s@127.0.0.1:%d", password + 12,
-                 u.redis_port);
-        start_child(&u, add_child(&u, CHILD_REDIS, 0, "redis"));
-        if (!wait_redis(&u, 10000)) {
-            fprintf(stderr, "stratq up: redis-server did not start; see %s/logs/redis.log\n",
-                    u.state_dir);
-            stop_kind(&u, CHILD_REDIS, 5000);
-            config_free();
-            return 1;
-        }
-        say("redis   127.0.0.1:%d (data and password in %s/redis)", u.redis_port, u.state_dir);
-    } else {
-        snprintf(u.redis_url, sizeof(u.redis_url), "%s", config_str(CFG_REDIS_URL));
-        say("redis   %s", strchr(u.redis_url, '@') ? strchr(u.redis_url, '@') + 1 : u.redis_url);
+    if (!set_up_redis(&u)) {
+        config_free();
+        return 1;
     }
-    /* The children read the URL (and the sentinels' password) from the
-     * environment, not from argv, so no password shows in /proc/PID/cmdline. */
-    setenv("STRATQ_REDIS_URL", u.redis_url, 1);
-    if (config_is_set(CFG_REDIS_SENTINEL_PASSWORD))
-        setenv("STRATQ_REDIS_SENTINEL_PASSWORD", config_str(CFG_REDIS_SENTINEL_PASSWORD), 1);
-
-    char *api_url = u.api_url, health[200];
-    /* Where to reach it from this machine: a wildcard bind is reached on
-     * loopback. */
-    const char *bind = config_str(CFG_API_BIND);
-    if (!strcmp(bind, "0.0.0.0") || !strcmp(bind, "::") || !bind[0])
-        bind = "127.0.0.1";
-    snprintf(u.api_url, sizeof(u.api_url),
-             strchr(bind, ':') ? "http://[%s]:%lld" : "http://%s:%lld", bind,
-             config_int(CFG_API_PORT));
-    snprintf(health, sizeof(health), "%s/healthz", api_url);
-    start_child(&u, add_child(&u, CHILD_API, 0, "api"));
-    int rc = 0;
-    if (!wait_api(health, 15000)) {
-        fprintf(stderr, "stratq up: the API did not become healthy at %s; see %s/logs/api.log\n",
-                api_url, u.state_dir);
-        rc = 1;
-    } else {
-        say("api     %s", api_url);
-        for (int i = 0; i < config_int(CFG_WORKERS); i++)
-            start_worker(&u);
-        say("workers %lld, logs in %s/logs", config_int(CFG_WORKERS), u.state_dir);
-        write_state(&u);
-        say("ready: STRATQ_API_URL=%s stratq submit examples/hello.py --wait", api_url);
-        say("Ctrl-C stops everything; scripts/scale-workers.sh local N rescales");
-        supervise(&u, &mask);
-        say("stopping");
-    }
-    char state_file[520];
-    snprintf(state_file, sizeof(state_file), "%s/up.json", u.state_dir);
-    unlink(state_file);
-    stop_kind(&u, CHILD_WORKER, (int)(config_int(CFG_DRAIN_TIMEOUT) + 5) * 1000);
-    stop_kind(&u, CHILD_API, 5000);
-    stop_kind(&u, CHILD_REDIS, 10000);
-    say("stopped");
+    int rc = run_stack(&u, &mask);
+    stop_stack(&u);
     curl_global_cleanup();
     config_free();
     return rc;

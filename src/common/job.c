@@ -112,20 +112,20 @@ static int check_limit(json_t *spec, const char *field, bool integer, long long 
     return 0;
 }
 
-int job_spec_normalize(json_t *spec, const struct job_limits *lim, char *err, size_t errlen)
+/* A JSON object with only the fields a job spec has. */
+static int check_fields(const json_t *spec, char *err, size_t errlen)
 {
     static const char *const known[] = {
         "code",      "entrypoint",   "params",          "data", "data_csv", "timeout_s",
         "memory_mb", "max_attempts", "retry_backoff_s", NULL};
     const char *key;
     json_t *v;
-    int r;
 
     if (!json_is_object(spec)) {
         snprintf(err, errlen, "the job spec must be a JSON object, not %s", json_type_name(spec));
         return -EINVAL;
     }
-    json_object_foreach(spec, key, v)
+    json_object_foreach((json_t *)spec, key, v)
     {
         bool ok = false;
         for (int i = 0; known[i]; i++)
@@ -138,8 +138,13 @@ int job_spec_normalize(json_t *spec, const struct job_limits *lim, char *err, si
             return -EINVAL;
         }
     }
+    return 0;
+}
 
-    v = json_object_get(spec, "code");
+/* 'code': a string, not empty. */
+static int check_code(const json_t *spec, char *err, size_t errlen)
+{
+    const json_t *v = json_object_get(spec, "code");
     if (!v) {
         snprintf(err, errlen, "missing required field 'code' (the strategy's Python source)");
         return -EINVAL;
@@ -150,8 +155,13 @@ int job_spec_normalize(json_t *spec, const struct job_limits *lim, char *err, si
         snprintf(err, errlen, "field 'code' must not be empty");
         return -EINVAL;
     }
+    return 0;
+}
 
-    v = json_object_get(spec, "entrypoint");
+/* 'entrypoint': a Python identifier, "run" when not given. */
+static int check_entrypoint(json_t *spec, char *err, size_t errlen)
+{
+    json_t *v = json_object_get(spec, "entrypoint");
     if (!v || json_is_null(v)) {
         if (json_object_set_new(spec, "entrypoint", json_string("run")))
             return -ENOMEM;
@@ -161,8 +171,14 @@ int job_spec_normalize(json_t *spec, const struct job_limits *lim, char *err, si
         snprintf(err, errlen, "field 'entrypoint' must be a Python identifier");
         return -EINVAL;
     }
+    return 0;
+}
 
-    v = json_object_get(spec, "params");
+/* 'params': an object of at most JOB_MAX_PARAMS entries, {} when not
+ * given. */
+static int check_params(json_t *spec, char *err, size_t errlen)
+{
+    json_t *v = json_object_get(spec, "params");
     if (!v || json_is_null(v)) {
         if (json_object_set_new(spec, "params", json_object()))
             return -ENOMEM;
@@ -173,7 +189,13 @@ int job_spec_normalize(json_t *spec, const struct job_limits *lim, char *err, si
                  json_object_size(v), JOB_MAX_PARAMS);
         return -EINVAL;
     }
-    v = json_object_get(spec, "data_csv");
+    return 0;
+}
+
+/* 'data_csv': a string, not with 'data'; a null one is dropped. */
+static int check_data_csv(json_t *spec, char *err, size_t errlen)
+{
+    json_t *v = json_object_get(spec, "data_csv");
     if (v && !json_is_null(v)) {
         if (!json_is_string(v))
             return wrong_type("data_csv", "a string (CSV text)", v, err, errlen);
@@ -186,6 +208,34 @@ int job_spec_normalize(json_t *spec, const struct job_limits *lim, char *err, si
     } else if (v) {
         json_object_del(spec, "data_csv");
     }
+    return 0;
+}
+
+/* 'retry_backoff_s': from 0 to JOB_MAX_BACKOFF_S, JOB_DEFAULT_BACKOFF_S
+ * when not given. */
+static int check_backoff(json_t *spec, char *err, size_t errlen)
+{
+    json_t *v = json_object_get(spec, "retry_backoff_s");
+    if (!v || json_is_null(v))
+        return json_object_set_new(spec, "retry_backoff_s", json_integer(JOB_DEFAULT_BACKOFF_S))
+                   ? -ENOMEM
+                   : 0;
+    if (!json_is_number(v))
+        return wrong_type("retry_backoff_s", "a number", v, err, errlen);
+    if (!(json_number_value(v) >= 0) || json_number_value(v) > JOB_MAX_BACKOFF_S) {
+        snprintf(err, errlen, "field 'retry_backoff_s' must be from 0 to %d", JOB_MAX_BACKOFF_S);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int job_spec_normalize(json_t *spec, const struct job_limits *lim, char *err, size_t errlen)
+{
+    int r;
+    if ((r = check_fields(spec, err, errlen)) < 0 || (r = check_code(spec, err, errlen)) < 0 ||
+        (r = check_entrypoint(spec, err, errlen)) < 0 ||
+        (r = check_params(spec, err, errlen)) < 0 || (r = check_data_csv(spec, err, errlen)) < 0)
+        return r;
     if (json_depth(spec) > JOB_MAX_DEPTH) {
         snprintf(err, errlen, "the job spec nests deeper than %d levels (the limit)",
                  JOB_MAX_DEPTH);
@@ -203,18 +253,7 @@ int job_spec_normalize(json_t *spec, const struct job_limits *lim, char *err, si
     r = check_limit(spec, "max_attempts", true, 1, JOB_MAX_ATTEMPTS, "stratq itself", err, errlen);
     if (r < 0)
         return r;
-    v = json_object_get(spec, "retry_backoff_s");
-    if (!v || json_is_null(v))
-        return json_object_set_new(spec, "retry_backoff_s", json_integer(JOB_DEFAULT_BACKOFF_S))
-                   ? -ENOMEM
-                   : 0;
-    if (!json_is_number(v))
-        return wrong_type("retry_backoff_s", "a number", v, err, errlen);
-    if (!(json_number_value(v) >= 0) || json_number_value(v) > JOB_MAX_BACKOFF_S) {
-        snprintf(err, errlen, "field 'retry_backoff_s' must be from 0 to %d", JOB_MAX_BACKOFF_S);
-        return -EINVAL;
-    }
-    return 0;
+    return check_backoff(spec, err, errlen);
 }
 
 int job_json_parse(const char *text, size_t len, json_t **ret, char *err, size_t errlen)

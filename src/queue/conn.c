@@ -1786,58 +1786,44 @@ static void batch_fail(struct queue_async *qa)
     batch_deliver(calls, qa->url, NULL);
 }
 
-static void on_acall_reply(redisReply *r, void *priv)
+/* A durable write's reply, held (a copy: r is freed when this returns)
+ * until a WAIT on the home connection, which made the write, says the
+ * replicas have it. A write made on an ASK target is not covered by it:
+ * it fails, and the caller may send it again. */
+static void acall_hold(struct acall *c, const redisReply *r)
 {
-    struct acall *c = priv;
     struct queue_async *qa = c->qa;
-    if (r && r->type != REDIS_REPLY_ERROR && c->durable && qa->url->min_replicas > 0 &&
-        !qa->freeing) {
-        /* Held (a copy: r is freed when this returns) until a WAIT on
-         * the home connection, which made the write, says the replicas
-         * have it. A write made on an ASK target is not covered by it:
-         * it fails, and the caller may send it again. */
-        c->held = c->ask_host ? NULL : reply_dup(r);
-        if (!c->held || !qa->ac) {
-            acall_deliver(c, NULL);
-            return;
-        }
-        c->wnext = qa->batch;
-        qa->batch = c;
-        if (!qa->wait_busy)
-            send_wait(qa);
+    c->held = c->ask_host ? NULL : reply_dup(r);
+    if (!c->held || !qa->ac) {
+        acall_deliver(c, NULL);
         return;
     }
-    if (!r || r->type != REDIS_REPLY_ERROR || qa->freeing) {
-        acall_deliver(c, r);
-        return;
-    }
-    if (is_readonly(r)) {
-        /* The primary was demoted: this call fails (the caller answers
-         * 503) and the connection goes to the new primary. */
-        acall_deliver(c, r);
-        if (qa->ac) {
-            log_warn("Redis answered READONLY: connecting to the primary again", "{s:s}", "error",
-                     r->str);
-            home_drop(qa, r->str);
-        }
-        return;
-    }
-    if (c->eval && !c->as_eval && is_noscript(r)) {
-        /* Redis restarted, its script cache was flushed, or the slot moved
-         * to a node that never saw the script. */
-        const char *src = queue_script_source(c->script);
-        c->as_eval = true;
-        c->v[0] = "EVAL";
-        c->l[0] = 4;
-        c->v[1] = src;
-        c->l[1] = strlen(src);
-        acall_deliver_if(c, acall_format(c) == 0 && acall_send(c) == 0);
-        return;
-    }
-    if (c->redirects >= QUEUE_MAX_REDIRECTS) {
-        acall_deliver(c, r);
-        return;
-    }
+    c->wnext = qa->batch;
+    qa->batch = c;
+    if (!qa->wait_busy)
+        send_wait(qa);
+}
+
+/* NOSCRIPT: Redis restarted, its script cache was flushed, or the slot
+ * moved to a node that never saw the script. The call goes again as an
+ * EVAL with the script's source. */
+static void acall_send_as_eval(struct acall *c)
+{
+    const char *src = queue_script_source(c->script);
+    c->as_eval = true;
+    c->v[0] = "EVAL";
+    c->l[0] = 4;
+    c->v[1] = src;
+    c->l[1] = strlen(src);
+    acall_deliver_if(c, acall_format(c) == 0 && acall_send(c) == 0);
+}
+
+/* A Redis Cluster redirect (MOVED or ASK) is followed, and after TRYAGAIN
+ * or CLUSTERDOWN the call waits to go again; false when the error r is
+ * neither (or the wait could not be set), for the caller to deliver. */
+static bool acall_follow_cluster(struct acall *c, const redisReply *r)
+{
+    struct queue_async *qa = c->qa;
     char host[256];
     int port;
     enum queue_redirect k = queue_redirect_parse(r->str, host, sizeof(host), &port);
@@ -1856,16 +1842,48 @@ static void on_acall_reply(redisReply *r, void *priv)
             c->ask_port = port;
         }
         acall_deliver_if(c, (k == QUEUE_REDIRECT_MOVED || c->ask_host) && acall_send(c) == 0);
-        return;
+        return true;
     }
     if (is_cluster_retry(r->str)) {
         c->redirects++;
         free(c->ask_host);
         c->ask_host = NULL;
         if (acall_wait(c) == 0)
-            return;
+            return true;
     }
-    acall_deliver(c, r);
+    return false;
+}
+
+static void on_acall_reply(redisReply *r, void *priv)
+{
+    struct acall *c = priv;
+    struct queue_async *qa = c->qa;
+    if (r && r->type != REDIS_REPLY_ERROR && c->durable && qa->url->min_replicas > 0 &&
+        !qa->freeing) {
+        acall_hold(c, r);
+        return;
+    }
+    if (!r || r->type != REDIS_REPLY_ERROR || qa->freeing) {
+        acall_deliver(c, r);
+        return;
+    }
+    if (is_readonly(r)) {
+        /* The primary was demoted: this call fails (the caller answers
+         * 503) and the connection goes to the new primary. */
+        acall_deliver(c, r);
+        if (qa->ac) {
+            log_warn("Redis answered READONLY: connecting to the primary again", "{s:s}", "error",
+                     r->str);
+            home_drop(qa, r->str);
+        }
+        return;
+    }
+    if (c->eval && !c->as_eval && is_noscript(r)) {
+        acall_send_as_eval(c);
+        return;
+    }
+    if (c->redirects >= QUEUE_MAX_REDIRECTS || !acall_follow_cluster(c, r))
+        acall_deliver(c, r);
 }
 
 int queue_async_new(struct event_base *base, const struct queue_url *url, const char *name,

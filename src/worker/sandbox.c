@@ -301,34 +301,11 @@ static const char *errno_why(int e)
                : strerror(-e);
 }
 
-int sandbox_probe(struct sandbox_status *st, const struct sandbox_options *opt, char *err,
-                  size_t errlen)
+/* The layers that are always on, and the two the kernel alone decides:
+ * seccomp and Landlock (with its ABI and whether it scopes signals). */
+static void probe_fixed_layers(struct sandbox_status *st, const struct sandbox_options *opt,
+                               bool no_signal_scope)
 {
-    bool off[SB__COUNT] = {false};
-    memset(st, 0, sizeof(*st));
-    memset(&sb, 0, sizeof(sb));
-    sb.own_pidns = -1;
-    bool no_signal_scope = false;
-    if (parse_layers(opt->disable, off, &no_signal_scope, err, errlen) < 0)
-        return -1;
-    for (int i = SB_NO_NEW_PRIVS; i <= SB_SESSION; i++)
-        if (off[i]) {
-            snprintf(err, errlen,
-                     "the %s layer is always on; STRATQ_SANDBOX_DISABLE may name only userns, "
-                     "netns, pidns, ipcns, mountns (or namespaces), cgroup, uid and "
-                     "signal_scope",
-                     layer_names[i]);
-            return -1;
-        }
-    sb.outer_uid = getuid();
-    sb.outer_gid = getgid();
-    sb.max_procs = opt->max_procs;
-    sb.max_tmp = opt->max_tmp > 0 ? opt->max_tmp : 128 * 1024 * 1024;
-    sb.warm = opt->warm;
-    sb.executor = getpid();
-    sb.supervisor = getppid();
-    bool root = geteuid() == 0;
-
     set_why(st, SB_NO_NEW_PRIVS, true, "active");
     set_why(st, SB_SESSION, true, "active (own session and process group)");
     set_why(st, SB_RLIMITS, true,
@@ -354,8 +331,12 @@ int sandbox_probe(struct sandbox_status *st, const struct sandbox_options *opt, 
                 : errno == EOPNOTSUPP ? "Landlock is disabled at boot"
                                       : strerror(errno));
     }
+}
 
-    /* The dedicated uid. */
+/* The dedicated uid: root only, tried with a real child. */
+static void probe_uid(struct sandbox_status *st, const struct sandbox_options *opt,
+                      const bool off[SB__COUNT], bool root)
+{
     sb.uid = (uid_t)(opt->job_uid ? opt->job_uid : 200000 + getpid());
     sb.gid = (gid_t)sb.uid;
     int ru;
@@ -368,9 +349,13 @@ int sandbox_probe(struct sandbox_status *st, const struct sandbox_options *opt, 
     else
         set_why(st, SB_UID, true, "active (uid %lu, not the worker's)", (unsigned long)sb.uid);
     sb.use[SB_UID] = st->active[SB_UID];
+}
 
-    /* Namespaces: as root directly; otherwise through a user namespace. */
-    bool use[SB__COUNT] = {false};
+/* The user namespace, which a non-root worker needs for the others; sets
+ * use[SB_USERNS] when it works. */
+static void probe_userns(struct sandbox_status *st, const bool off[SB__COUNT], bool root,
+                         bool use[SB__COUNT])
+{
     if (off[SB_USERNS])
         set_why(st, SB_USERNS, false, "unavailable: disabled by STRATQ_SANDBOX_DISABLE");
     else if (root)
@@ -386,6 +371,14 @@ int sandbox_probe(struct sandbox_status *st, const struct sandbox_options *opt, 
             set_why(st, SB_USERNS, false, "unavailable: %s", errno_why(r));
         use[SB_USERNS] = st->active[SB_USERNS];
     }
+}
+
+/* Namespaces: as root directly; otherwise through a user namespace. Each
+ * is tried alone in a real child. */
+static void probe_namespaces(struct sandbox_status *st, const bool off[SB__COUNT], bool root)
+{
+    bool use[SB__COUNT] = {false};
+    probe_userns(st, off, root, use);
     static const struct {
         enum sandbox_layer l;
         const char *what;
@@ -417,8 +410,12 @@ int sandbox_probe(struct sandbox_status *st, const struct sandbox_options *opt, 
         use[SB_USERNS] = false; /* nothing to make with it */
         set_why(st, SB_USERNS, false, "unavailable: no other namespace is in use");
     }
+}
 
-    /* The per-job cgroup, tried with a real child. */
+/* The per-job cgroup, tried with a real child. */
+static void probe_cgroup(struct sandbox_status *st, const struct sandbox_options *opt,
+                         const bool off[SB__COUNT])
+{
     char why[300] = "";
     if (off[SB_CGROUP]) {
         set_why(st, SB_CGROUP, false, "unavailable: disabled by STRATQ_SANDBOX_DISABLE");
@@ -442,6 +439,40 @@ int sandbox_probe(struct sandbox_status *st, const struct sandbox_options *opt, 
         if (r < 0 || opt->check_only)
             cgroup_fini();
     }
+}
+
+int sandbox_probe(struct sandbox_status *st, const struct sandbox_options *opt, char *err,
+                  size_t errlen)
+{
+    bool off[SB__COUNT] = {false};
+    memset(st, 0, sizeof(*st));
+    memset(&sb, 0, sizeof(sb));
+    sb.own_pidns = -1;
+    bool no_signal_scope = false;
+    if (parse_layers(opt->disable, off, &no_signal_scope, err, errlen) < 0)
+        return -1;
+    for (int i = SB_NO_NEW_PRIVS; i <= SB_SESSION; i++)
+        if (off[i]) {
+            snprintf(err, errlen,
+                     "the %s layer is always on; STRATQ_SANDBOX_DISABLE may name only userns, "
+                     "netns, pidns, ipcns, mountns (or namespaces), cgroup, uid and "
+                     "signal_scope",
+                     layer_names[i]);
+            return -1;
+        }
+    sb.outer_uid = getuid();
+    sb.outer_gid = getgid();
+    sb.max_procs = opt->max_procs;
+    sb.max_tmp = opt->max_tmp > 0 ? opt->max_tmp : 128 * 1024 * 1024;
+    sb.warm = opt->warm;
+    sb.executor = getpid();
+    sb.supervisor = getppid();
+    bool root = geteuid() == 0;
+
+    probe_fixed_layers(st, opt, no_signal_scope);
+    probe_uid(st, opt, off, root);
+    probe_namespaces(st, off, root);
+    probe_cgroup(st, opt, off);
     for (int i = SB_USERNS; i < SB__COUNT; i++)
         sb.use[i] = st->active[i];
     return 0;
