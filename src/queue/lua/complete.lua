@@ -31,16 +31,12 @@ if redis.call('LREM', KEYS[2], 1, ARGV[1]) == 0 then
   end
   return 0
 end
+stratq_fair_release(ARGV[13], KEYS[11], KEYS[1])
 local status = ARGV[11]
 local now = ARGV[4]
 local fields = {}
 for i = 14, #ARGV do
   fields[#fields + 1] = ARGV[i]
-end
-if stratq_fair_release(ARGV[13], KEYS[11], KEYS[1], true) then
-  -- The slot given back: emptied by the outcome's HSET below.
-  fields[#fields + 1] = 'slot'
-  fields[#fields + 1] = ''
 end
 if ARGV[12] == '1' then
   -- The live output of the running job is now in the hash.

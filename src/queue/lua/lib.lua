@@ -274,11 +274,9 @@ end
 local function stratq_fair_release_slot(base, queue, slot)
   local t, score = string.match(slot, '^(%S+) (%S+)')
   local st = stratq_fk(base, 'state')
-  -- The count stays when it comes to 0 (one command less per job; a
-  -- tenant's fields are few and stay while it is known).
   local running = redis.call('HINCRBY', st, 'run:' .. t, -1)
-  if running < 0 then
-    redis.call('HSET', st, 'run:' .. t, 0)
+  if running <= 0 then
+    redis.call('HDEL', st, 'run:' .. t)
   end
   -- A capped tenant's job that ends frees one place: its tenant may start
   -- one more job, so one parked ticket goes back (each end its own, so
@@ -290,17 +288,13 @@ local function stratq_fair_release_slot(base, queue, slot)
   return t, score
 end
 
--- stratq_fair_release_slot of the slot a job's hash holds, if any (an
--- empty one is none). The field goes, unless the caller empties it with
--- a write of its own (overwrite: complete.lua's HSET of the outcome).
-local function stratq_fair_release(base, queue, jobkey, overwrite)
+-- stratq_fair_release_slot of the slot a job's hash holds, if any.
+local function stratq_fair_release(base, queue, jobkey)
   local slot = redis.call('HGET', jobkey, 'slot')
-  if not slot or slot == '' then
+  if not slot then
     return nil
   end
-  if not overwrite then
-    redis.call('HDEL', jobkey, 'slot')
-  end
+  redis.call('HDEL', jobkey, 'slot')
   return stratq_fair_release_slot(base, queue, slot)
 end
 
