@@ -176,7 +176,7 @@ The budget is 20 % of take throughput (issue 20): the fair path's take rates her
 Measured once with `INFO commandstats` around one run of each path (4 s, on 2026-12-07):
 per job, the three scripts (`enqueue`, `start`, `complete`) take 55 µs of Redis time on the
 FIFO path, 114 µs with 100 tenants. The commands the scripts call account for 14 µs and 36
-µs of that; the rest is Lua: about 5 µs per call for the shared prelude (lib.lua and the
+µs of that; the rest is Lua: about 4 µs per call for the shared prelude (lib.lua and the
 status tables, run on every `EVALSHA`: a script of `return 1` after it takes 4.8 µs against
 0.8 µs alone) and, for each `redis.call`, the work around the command (its arguments made
 into Redis objects, the command looked up and checked, its reply turned into Lua values),

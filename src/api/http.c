@@ -1,6 +1,8 @@
 /* Replies and query strings (src/api/http.h). */
 #include "http.h"
 
+#include "../common/util.h"
+
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
@@ -124,4 +126,24 @@ const char *http_request_body(struct evhttp_request *req, size_t max_body, size_
     }
     *ret_len = len;
     return len ? (const char *)evbuffer_pullup(in, -1) : "";
+}
+
+int http_query_cursor(struct evhttp_request *req, char *score, size_t len, char *id, size_t idlen)
+{
+    char cursor[160];
+    if (!http_query_str(req, "cursor", cursor, sizeof(cursor)))
+        return 0;
+    char *colon = strchr(cursor, ':');
+    char *end = NULL;
+    if (colon)
+        strtod(cursor, &end);
+    if (!colon || colon == cursor || end != colon || !util_valid_id(colon + 1) ||
+        (size_t)(colon - cursor) >= len || strlen(colon + 1) >= idlen) {
+        http_send_error(req, 400, "query parameter 'cursor' is not a cursor this API made");
+        return -EINVAL;
+    }
+    *colon = '\0';
+    snprintf(score, len, "%s", cursor);
+    snprintf(id, idlen, "%s", colon + 1);
+    return 1;
 }

@@ -29,5 +29,9 @@ int http_query_int(struct evhttp_request *req, const char *name, long long def, 
 const char *http_request_body(struct evhttp_request *req, size_t max_body, size_t *ret_len);
 /* Copies ?name= into buf; false when absent. */
 bool http_query_str(struct evhttp_request *req, const char *name, char *buf, size_t len);
+/* ?cursor= of a listing, "<score>:<id>" as the API made it: the score
+ * into score (len bytes), the id into id (idlen bytes). 0 when absent (both
+ * untouched), 1 when read, -EINVAL (answered 400) for anything else. */
+int http_query_cursor(struct evhttp_request *req, char *score, size_t len, char *id, size_t idlen);
 
 #endif

@@ -860,7 +860,7 @@ static void on_list_ids(struct pending *p, redisReply *r, void *ctx)
 static void route_list(void *ctx, struct evhttp_request *req, const struct route_match *m)
 {
     struct jobs *j = ctx;
-    char status[40] = "all", cursor[160] = "";
+    char status[40] = "all";
     long long limit;
     if (http_query_int(req, "limit", 50, 1, 500, &limit) < 0)
         return;
@@ -890,22 +890,9 @@ static void route_list(void *ctx, struct evhttp_request *req, const struct route
         }
         snprintf(tenant, sizeof(tenant), "%s", m->tenant);
     }
-    char score[40] = "+inf";
-    const char *cursor_id = "";
-    if (http_query_str(req, "cursor", cursor, sizeof(cursor))) {
-        char *colon = strchr(cursor, ':');
-        char *end = NULL;
-        if (colon)
-            strtod(cursor, &end);
-        if (!colon || end != colon || !util_valid_id(colon + 1) ||
-            (size_t)(colon - cursor) >= sizeof(score)) {
-            http_send_error(req, 400, "query parameter 'cursor' is not a cursor this API made");
-            return;
-        }
-        memcpy(score, cursor, (size_t)(colon - cursor));
-        score[colon - cursor] = '\0';
-        cursor_id = colon + 1;
-    }
+    char score[40] = "+inf", cursor_id[ROUTER_ID_MAX + 1] = "";
+    if (http_query_cursor(req, score, sizeof(score), cursor_id, sizeof(cursor_id)) < 0)
+        return;
     /* The status travels in the request's id to the second call. */
     struct job_req *jr = job_req_new(j, req, m, ROUTE_JOBS_LIST, status);
     if (!jr)

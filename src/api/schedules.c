@@ -281,28 +281,19 @@ static void on_list(struct pending *p, redisReply *r, void *ctx)
                             next->len ? json_stringn(next->str, next->len) : json_null()));
 }
 
-/* A cursor schedules.lua made: "<created ms>:<id>". */
-static bool valid_cursor(const char *cursor)
-{
-    const char *colon = strchr(cursor, ':');
-    char *end = NULL;
-    if (colon)
-        strtod(cursor, &end);
-    return colon && end == colon && colon > cursor && util_valid_id(colon + 1);
-}
-
 /* GET /v1/schedules: a page, oldest first, of the token's tenant's (every
  * one for a token that names none). */
 static void route_list(void *ctx, struct evhttp_request *req, const struct route_match *m)
 {
     long long limit;
-    char cursor[160] = "";
+    char score[40], id[ROUTER_ID_MAX + 1], cursor[sizeof(score) + sizeof(id)] = "";
     if (http_query_int(req, "limit", SCHEDULES_PAGE, 1, SCHEDULES_LIST_MAX, &limit) < 0)
         return;
-    if (http_query_str(req, "cursor", cursor, sizeof(cursor)) && !valid_cursor(cursor)) {
-        http_send_error(req, 400, "query parameter 'cursor' is not a cursor this API made");
+    int r = http_query_cursor(req, score, sizeof(score), id, sizeof(id));
+    if (r < 0)
         return;
-    }
+    if (r > 0)
+        snprintf(cursor, sizeof(cursor), "%s:%s", score, id); /* schedules.lua splits it */
     struct sched_req *sr = sched_req_new(ctx, req, m);
     if (!sr)
         return;
