@@ -1,10 +1,13 @@
 """Runs one job inside its child process.
 
 The executor starts ``python3 -I -B -c ...`` with:
-  fd 3: the job request, then end of file: a line of the executor's own
-        settings as JSON ({"tmpdir", "mode", "max_result", ...}), then the
+  fd 3: the job request: a line of the executor's own settings as JSON
+        ({"tmpdir", "mode", "max_result", "run_len", ...}), then the
         supervisor's request ({"id", "attempt", "spec"}) as it came, which
-        the executor passes on without writing it again;
+        the executor passes on without writing it again, run_len bytes of
+        it. The pipe then stays open: at the end, its outcome written and
+        its output closed, the harness waits on it for the executor
+        (main);
   fd 4: where the outcome goes: one line holding a JSON object,
         {"status": "succeeded"},
         {"status": "failed" | "memory_exceeded",
@@ -31,11 +34,13 @@ import os
 import random
 import re
 import resource
+import select
 import sys
 import tempfile
 import traceback
 import types
 
+from . import _context
 from ._context import Context
 from ._result import Result
 
@@ -207,8 +212,7 @@ def main(mode="cold"):
         # waits, off the path from the job's arrival to its first line.
         _fresh_entropy()
     # Waits here (a warm spare) until the executor sends the job.
-    with os.fdopen(3, "rb") as f:
-        settings, _, run = f.read().partition(b"\n")
+    settings, run, held = _read_request()
     request = json.loads(run)
     request.update(json.loads(settings))
     if mode == "warm":
@@ -231,8 +235,47 @@ def main(mode="cold"):
         header, result = b'{"status": "output_exceeded"}\n', b""
     sys.stdout.flush()
     sys.stderr.flush()
+    if held:
+        # The job's output and events end here, before its result: once
+        # fd 4 is closed too, everything of the job is in the executor's
+        # hands (src/worker/executor.c, loop_handover).
+        for fd in (1, 2, _context.EVENTS_FD):
+            _close_quietly(fd)
     out.write(header)
     out.write(result)
     out.close()
+    if held:
+        # The executor reads this process's CPU time and peak memory while
+        # it waits here, tells the outcome, then releases (or kills) it. Not
+        # longer than HOLD_S: a process the job forked may still hold fd 4,
+        # so that the executor never sees its end of file.
+        select.select([held], [], [], HOLD_S)
     # Skip interpreter teardown: nothing the job left behind may run now.
     os._exit(0)
+
+
+# How long the harness waits, its outcome written, for the executor.
+HOLD_S = 0.1
+
+
+def _read_request():
+    """The executor's settings line and the job's RUN, from fd 3. The
+    settings give the RUN's length (run_len): the pipe then stays open, and
+    its fd is returned, for the wait at the end. Without one (the harness run
+    by hand), the RUN is the rest of the pipe."""
+    f = os.fdopen(3, "rb", closefd=False)
+    settings = f.readline()
+    n = json.loads(settings).get("run_len") if settings.strip() else None
+    if n is None:
+        run = f.read()
+        os.close(3)
+        return settings, run, None
+    run = f.read(n)
+    return settings, run, 3
+
+
+def _close_quietly(fd):
+    try:
+        os.close(fd)
+    except OSError:
+        pass

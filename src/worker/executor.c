@@ -230,6 +230,10 @@ struct job_run {
     int wait_status;
     struct rusage ru;
     int64_t wall_ms;
+    /* The outcome was told before the job's process ended (loop_handover),
+     * and what telling it returned (0 or -errno). */
+    bool sent;
+    int sent_r;
 };
 
 /* Runs in a new child, before the job: only async-signal-safe calls, and
@@ -680,26 +684,25 @@ static bool ctl_read(struct job_run *j)
     return cancel;
 }
 
-/* Writes what the pipe takes of the job's request; closes the pipe once
- * all of it is written, or when the child will take no more. */
-static void input_write(struct job_run *j, int *fd)
+/* Writes what the pipe takes of the job's request; closes the pipe when
+ * the child will take no more. Returns whether all of it is written. */
+static bool input_write(struct job_run *j, int *fd)
 {
     int n = (int)ARRAY_SIZE(j->input);
     ssize_t w = writev(*fd, j->input + j->input_at, n - j->input_at);
     if (w < 0) {
         if (errno != EAGAIN && errno != EINTR)
             close_fd(fd);
-        return;
+        return false;
     }
     size_t left = (size_t)w;
     while (j->input_at < n && left >= j->input[j->input_at].iov_len)
         left -= j->input[j->input_at++].iov_len;
-    if (j->input_at < n) {
-        j->input[j->input_at].iov_base = (char *)j->input[j->input_at].iov_base + left;
-        j->input[j->input_at].iov_len -= left;
-    } else {
-        close_fd(fd);
-    }
+    if (j->input_at == n)
+        return true;
+    j->input[j->input_at].iov_base = (char *)j->input[j->input_at].iov_base + left;
+    j->input[j->input_at].iov_len -= left;
+    return false;
 }
 
 /* The descriptors a job's loop watches, one slot each, in the order they
@@ -714,9 +717,13 @@ struct job_loop {
     /* -1: not watched. Every one but SLOT_CTL (the supervisor's socket) is
      * the loop's own, closed when it ends. */
     int fd[SLOT__COUNT];
+    /* The request's pipe once written whole: held open, unwatched, for
+     * the harness to wait on at the end (loop_handover). */
+    int held_in;
     int64_t start, deadline, drain_deadline, next_live, next_tmp;
     size_t total_output; /* stdout and stderr, which share a cap */
     bool exited, killed;
+    bool handed; /* loop_handover has looked at the job and released it */
 };
 
 /* Kills the job, once: its end is then only waited for. */
@@ -730,7 +737,7 @@ static void loop_kill(struct job_loop *L)
 
 static bool loop_ctl_open(const struct job_loop *L)
 {
-    return L->j->ctl_fd >= 0 && !L->j->ctl_error;
+    return L->j->ctl_fd >= 0 && !L->j->ctl_error && !L->j->sent;
 }
 
 static void on_ctl(struct job_loop *L)
@@ -747,7 +754,10 @@ static void on_ctl(struct job_loop *L)
 
 static void on_input(struct job_loop *L)
 {
-    input_write(L->j, &L->fd[SLOT_IN]);
+    if (input_write(L->j, &L->fd[SLOT_IN])) {
+        L->held_in = L->fd[SLOT_IN];
+        L->fd[SLOT_IN] = -1;
+    }
 }
 
 /* A capture's pipe is readable: what it holds, up to its cap (stdout and
@@ -793,6 +803,7 @@ static void on_ended(struct job_loop *L)
     kill_job(L->pid);
     L->drain_deadline = util_mono_ms() + 1000;
     close_fd(&L->fd[SLOT_PID]);
+    close_fd(&L->held_in);
     L->fd[SLOT_CTL] = -1;
 }
 
@@ -843,6 +854,105 @@ static void loop_timers(struct job_loop *L)
     }
 }
 
+static int send_outcome(struct job_run *j, int run_error, bool only_success);
+
+/* Reads /proc/PID/NAME into buf (NUL-terminated). Returns its length, or
+ * -1. */
+static ssize_t proc_read(pid_t pid, const char *name, char *buf, size_t len)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, len - 1);
+    close(fd);
+    if (n >= 0)
+        buf[n] = '\0';
+    return n;
+}
+
+/* The job's CPU time (its threads', and that of the children it waited
+ * for) and its peak resident memory, read from outside while its process
+ * lives, into j->ru as wait4 gives them once it has ended. False when they
+ * cannot be read: its exit is under way, and wait4 will tell. */
+static bool job_usage(const struct job_loop *L, struct job_run *j)
+{
+    clockid_t clk;
+    struct timespec ts;
+    char buf[2048];
+    long long ct = 0, cst = 0, hwm = -1;
+
+    if (clock_getcpuclockid(L->pid, &clk) != 0 || clock_gettime(clk, &ts) < 0)
+        return false;
+    if (proc_read(L->pid, "status", buf, sizeof(buf)) <= 0)
+        return false;
+    const char *at = strstr(buf, "\nVmHWM:");
+    if (!at || sscanf(at, "\nVmHWM: %lld", &hwm) != 1)
+        return false; /* no memory left to tell of: it is exiting */
+    /* Fields 16 and 17, after the name (which may hold anything). */
+    const char *paren = proc_read(L->pid, "stat", buf, sizeof(buf)) > 0 ? strrchr(buf, ')') : NULL;
+    if (!paren || sscanf(paren + 1, "%*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %lld %lld",
+                         &ct, &cst) != 2)
+        return false;
+    long long us = (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 +
+                   (ct + cst) * 1000000 / sysconf(_SC_CLK_TCK);
+    j->ru = (struct rusage){.ru_utime = {us / 1000000, us % 1000000}, .ru_maxrss = hwm};
+    j->wait_status = 0;
+    j->wall_ms = util_mono_ms() - L->start;
+    return true;
+}
+
+/* Whether every writer of the job's stdout, stderr and events pipes is
+ * gone: what is left in them is only to be read. */
+static bool output_writers_gone(const struct job_loop *L)
+{
+    static const enum job_slot slots[] = {SLOT_OUT, SLOT_ERR, SLOT_EV};
+    struct pollfd p[ARRAY_SIZE(slots)];
+    nfds_t n = 0;
+    for (size_t i = 0; i < ARRAY_SIZE(slots); i++)
+        if (L->fd[slots[i]] >= 0)
+            p[n++] = (struct pollfd){L->fd[slots[i]], POLLIN, 0};
+    if (n > 0 && poll(p, n, 0) < 0)
+        return false;
+    for (nfds_t i = 0; i < n; i++)
+        if (!(p[i].revents & POLLHUP))
+            return false;
+    return true;
+}
+
+/* The job has closed fd 4, its result. The harness closes its stdout,
+ * stderr and events first, then waits on fd 3 (python/stratq/_harness.py):
+ * once those are read to their end, all the job had to say is here. While
+ * it waits, its CPU time and peak memory are read (job_usage), and a
+ * success is told at once, before its process's exit (which frees its
+ * memory: a millisecond or more), which then only ends the job: it is
+ * killed, having nothing left to do. Any other outcome is decided once the
+ * process has ended, as it was; the harness is released either way. A
+ * writer of those pipes left (a process the job forked), or the job's
+ * process ended first: released now, decided at its end. */
+static void loop_handover(struct job_loop *L)
+{
+    struct job_run *j = L->j;
+    if (L->exited || L->handed || L->fd[SLOT_RES] >= 0)
+        return;
+    bool read_all = L->fd[SLOT_OUT] < 0 && L->fd[SLOT_ERR] < 0 && L->fd[SLOT_EV] < 0;
+    if (!read_all && output_writers_gone(L))
+        return; /* the next rounds read the rest */
+    L->handed = true;
+    if (read_all && !L->killed && loop_ctl_open(L) && sandbox_job_is_child() && job_usage(L, j)) {
+        send_live_output(j); /* the last progress and log lines go first */
+        int r = send_outcome(j, 0, true);
+        if (r <= 0) {
+            j->sent = true;
+            j->sent_r = r;
+            L->fd[SLOT_CTL] = -1; /* the next job's RUN may come now */
+            loop_kill(L);
+        }
+    }
+    close_fd(&L->held_in);
+}
+
 /* Polls the job's descriptors (the job_slots table) until its process has
  * exited and its pipes are drained. Returns 0 or -errno. */
 static int loop_poll(struct job_loop *L)
@@ -863,6 +973,7 @@ static int loop_poll(struct job_loop *L)
         for (int i = 0; n > 0 && i < SLOT__COUNT; i++)
             if (p[i].revents && L->fd[i] >= 0)
                 job_slots[i].ready(L);
+        loop_handover(L);
     }
 }
 
@@ -882,6 +993,7 @@ static int job_run(struct job_run *j, struct child *c)
                [SLOT_ERR] = c->pipe[PIPE_ERR],
                [SLOT_EV] = c->pipe[PIPE_EV],
                [SLOT_PID] = pidfd_open_(c->pid)},
+        .held_in = -1,
         .start = start,
         .deadline = start + (int64_t)(j->timeout_s * 1000.0),
         .next_live = start + LIVE_OUTPUT_MS,
@@ -918,6 +1030,7 @@ static int job_run(struct job_run *j, struct child *c)
     for (int i = 0; i < SLOT__COUNT; i++)
         if (i != SLOT_CTL)
             close_fd(&L.fd[i]);
+    close_fd(&L.held_in);
     return r;
 }
 
@@ -1028,8 +1141,9 @@ static json_t *build_done(struct job_run *j, const char **ret_result, size_t *re
 /* Tells the supervisor how the job ended: the whole output it kept
  * (OUTPUT_ALL), a success's result (RESULT: the bytes the job wrote,
  * validated once, in read_header), then DONE. run_error: why the
- * executor could not run the job at all. Returns 0 or -errno. */
-static int send_outcome(struct job_run *j, int run_error)
+ * executor could not run the job at all. only_success: tells nothing (and
+ * returns 1) unless the job succeeded. Returns 0 or -errno. */
+static int send_outcome(struct job_run *j, int run_error, bool only_success)
 {
     const char *result = NULL;
     size_t result_len = 0;
@@ -1041,6 +1155,10 @@ static int send_outcome(struct job_run *j, int run_error)
                          error_obj("ExecutorError", msg));
     } else {
         done = build_done(j, &result, &result_len);
+    }
+    if (only_success && !result) { /* build_done gives a result only to a success */
+        json_decref(done);
+        return 1;
     }
     _cleanup_free_ char *out = util_utf8_sanitize(j->out.buf ? j->out.buf : "", j->out.len);
     _cleanup_free_ char *err = util_utf8_sanitize(j->err.buf ? j->err.buf : "", j->err.len);
@@ -1359,14 +1477,14 @@ static void sweep_work_dir(void)
 
 /* The executor's part of a job's request, the first line the harness
  * reads on its fd 3 (the supervisor's RUN follows as it came): the job's
- * directory, the mode, the data directory, the result's cap and, for a
- * warm child, which sets its limits itself, its address space before the
- * job and the same CPU-time limit as a cold child's (outcome_cpu_rlimit).
+ * directory, the mode, the data directory, the result's cap, the RUN's
+ * length (the pipe is not closed after it) and, for a warm child, which sets its limits itself, its
+ * address space before the job and the same CPU-time limit as a cold child's (outcome_cpu_rlimit).
  * Caller frees. */
-static char *run_settings(const struct job_run *j, const char *dir)
+static char *run_settings(const struct job_run *j, const char *dir, size_t run_len)
 {
-    json_t *s = json_pack("{s:s, s:s, s:I}", "tmpdir", dir, "mode", ex.warm ? "warm" : "cold",
-                          "max_result", (json_int_t)j->max_result);
+    json_t *s = json_pack("{s:s, s:s, s:I, s:I}", "tmpdir", dir, "mode", ex.warm ? "warm" : "cold",
+                          "max_result", (json_int_t)j->max_result, "run_len", (json_int_t)run_len);
     if (s && ex.data_dir[0]) {
         json_object_set_new(s, "data_dir", json_string(ex.data_dir));
         json_object_set_new(s, "data_fd", json_integer(SANDBOX_DATA_FD));
@@ -1424,7 +1542,7 @@ static int run_job(const struct frame_msg *run)
     };
     struct child c = CHILD_NONE;
     int r = job_child(&j, &c);
-    _cleanup_free_ char *settings = run_settings(&j, r == 0 ? c.sj.dir : "");
+    _cleanup_free_ char *settings = run_settings(&j, r == 0 ? c.sj.dir : "", run->len);
     j.input[0] = (struct iovec){settings, settings ? strlen(settings) : 0};
     j.input[1] = (struct iovec){"\n", 1};
     j.input[2] = (struct iovec){run->data, run->len};
@@ -1437,9 +1555,10 @@ static int run_job(const struct frame_msg *run)
     if (j.ctl_error == -EPROTO)
         log_error("bad message from the supervisor", "{s:s}", "error", ex.rd.why);
     /* The job has ended (job_run: its processes are gone): its outcome
-     * goes first, then its directory (a tmpfs's unmount and rmdir take a
-     * millisecond or more), before the next job is read. */
-    int sr = j.ctl_error ? j.ctl_error : send_outcome(&j, r);
+     * goes first, unless a success was told before its process's exit
+     * (loop_handover), then its directory (a tmpfs's unmount and rmdir take
+     * a millisecond or more), before the next job is read. */
+    int sr = j.sent ? j.sent_r : j.ctl_error ? j.ctl_error : send_outcome(&j, r, false);
     job_dir_remove(&c);
     sweep_work_dir();
     job_run_free(&j);

@@ -1142,6 +1142,11 @@ static int open_data_dir(void)
     return 0;
 }
 
+bool sandbox_job_is_child(void)
+{
+    return !(sb.use[SB_PIDNS] && sb.use[SB_USERNS]);
+}
+
 int sandbox_enter(const struct sandbox_job *sj)
 {
     int r;

@@ -97,6 +97,13 @@ int sandbox_prepare(const char *harness_dir, const char *python, const char *dat
 uid_t sandbox_job_uid(void);
 gid_t sandbox_job_gid(void);
 
+/* Whether the process the executor forks for a job is the job's own
+ * process. Not so for a non-root executor with the pid layer, where that
+ * process only waits for the job, forked into the namespace it makes
+ * (sandbox_enter), and mirrors how it ended: its CPU clock and memory are
+ * not the job's. */
+bool sandbox_job_is_child(void);
+
 /* What one job's sandbox holds outside the job: its cgroup, and the limit
  * on its number of processes. */
 struct sandbox_job {

@@ -86,6 +86,40 @@ def test_an_invalid_spec_from_a_foreign_producer_is_dead_lettered(stack, r):
     assert job["status"] == "succeeded", job
 
 
+USAGE = """
+import os, time
+
+def burn(seconds):
+    t = time.process_time()
+    while time.process_time() - t < seconds:
+        pass
+
+def run(ctx):
+    pid = os.fork()
+    if pid == 0:
+        burn(0.4)
+        os._exit(0)
+    os.waitpid(pid, 0)
+    burn(0.4)
+    block = b"x" * (96 << 20)  # written, so resident
+    return len(block)
+"""
+
+
+def test_usage_counts_the_jobs_cpu_with_its_childrens_and_its_peak_memory(stack):
+    # A success is told before the job's process has ended (the executor
+    # reads its usage from outside while the harness waits): the CPU of
+    # the children it waited for and its peak memory are still counted.
+    api = stack.start_api().client
+    stack.start_worker()
+    job = api.wait_job(api.submit({"code": USAGE}))
+    assert job["status"] == "succeeded" and job["result"] == 96 << 20, job
+    usage = job["usage"]
+    assert usage["cpu_ms"] >= 700, usage
+    assert usage["max_rss_kb"] >= 96 << 10, usage
+    assert usage["wall_ms"] >= 700, usage
+
+
 def test_results_with_nul_and_unicode_are_kept(stack):
     api = stack.start_api().client
     stack.start_worker()
