@@ -138,7 +138,11 @@ install: build/stratq
 
 build/asan/unit/%: tests/unit/%.c $(ASAN_OBJ)
 	@mkdir -p $(@D)
-	$(call say,CC)$(CC) $(BASE_CFLAGS) $(ASAN_CFLAGS) $^ $(PKG_LIBS) -lcmocka -o $@
+	$(call say,CC)$(CC) $(BASE_CFLAGS) $(ASAN_CFLAGS) $^ $(PKG_LIBS) $(UNIT_LIBS) -lcmocka -o $@
+# warm.c is the executor's alone (it calls into libpython): its test links
+# it, and libpython with it.
+build/asan/unit/test_warm: build/asan/obj/worker/warm.o
+build/asan/unit/test_warm: UNIT_LIBS = $(EXEC_LIBS)
 
 UNIT_BIN := $(patsubst tests/unit/%.c,build/asan/unit/%,$(UNIT_SRC))
 

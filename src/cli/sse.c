@@ -15,8 +15,6 @@
 #include "../common/util.h"
 #include "cli.h"
 
-/* Longest line of the stream: an event is a few hundred bytes. */
-#define MAX_LINE (1024 * 1024)
 #define OPEN_TIMEOUT_MS 2000
 #define RETRY_MAX_MS (30 * 1000)
 
@@ -147,7 +145,7 @@ static size_t on_data(char *p, size_t size, size_t n, void *arg)
     for (size_t i = 0; i < len;) {
         char *nl = memchr(p + i, '\n', len - i);
         size_t chunk = nl ? (size_t)(nl - (p + i)) : len - i;
-        if (s->line_len + chunk > MAX_LINE ||
+        if (s->line_len + chunk > SSE_LINE_MAX ||
             !append(&s->line, &s->line_len, &s->line_cap, p + i, chunk))
             return 0; /* ends the transfer */
         i += chunk;

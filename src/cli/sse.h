@@ -13,6 +13,10 @@
  * connection is dead even if TCP has not noticed. */
 #define SSE_SILENCE_MS (45 * 1000)
 
+/* Longest line of the stream in bytes, its '\n' not counted: an event is a
+ * few hundred bytes; a longer line ends the stream. */
+#define SSE_LINE_MAX (1024 * 1024)
+
 /* Room for an event's name ("event:" field), its NUL included. */
 #define SSE_NAME_MAX 32
 

@@ -77,11 +77,9 @@ static bool has_word(const char *list, const char *word)
     return false;
 }
 
-/* This process's cgroup in the v2 hierarchy (ctl NULL) or in the v1
- * hierarchy of controller ctl, from /proc/self/cgroup. */
-static int own_cgroup(const char *ctl, char *out, size_t len)
+int cgroup_own_path(const char *file, const char *ctl, char *out, size_t len)
 {
-    FILE *f = fopen("/proc/self/cgroup", "re");
+    FILE *f = fopen(file, "re");
     char line[1024];
     int found = -1;
     while (f && found < 0 && fgets(line, sizeof(line), f)) {
@@ -101,11 +99,9 @@ static int own_cgroup(const char *ctl, char *out, size_t len)
     return found;
 }
 
-/* Where the hierarchy is mounted (fstype cgroup2, or cgroup with controller
- * ctl), joined with the cgroup path: the directory of that cgroup. */
-static int cgroup_dir(const char *ctl, const char *cgpath, char *out, size_t len)
+int cgroup_mount_dir(const char *file, const char *ctl, const char *cgpath, char *out, size_t len)
 {
-    FILE *f = fopen("/proc/self/mountinfo", "re");
+    FILE *f = fopen(file, "re");
     char line[2048];
     int found = -1;
     while (f && found < 0 && fgets(line, sizeof(line), f)) {
@@ -206,8 +202,8 @@ static int try_v2(const char *delegated, char *why, size_t whylen)
     char own[512], parent[300], ctls[512];
     if (delegated && delegated[0]) {
         snprintf(parent, sizeof(parent), "%s", delegated);
-    } else if (own_cgroup(NULL, own, sizeof(own)) < 0 ||
-               cgroup_dir(NULL, own, parent, sizeof(parent)) < 0) {
+    } else if (cgroup_own_path("/proc/self/cgroup", NULL, own, sizeof(own)) < 0 ||
+               cgroup_mount_dir("/proc/self/mountinfo", NULL, own, parent, sizeof(parent)) < 0) {
         say(why, whylen, "no cgroup v2 hierarchy is mounted");
         return -1;
     }
@@ -252,8 +248,8 @@ static int try_v1(char *why, size_t whylen)
     static const char *const ctl[] = {"memory", "pids"};
     for (int i = 0; i < 2; i++) {
         char own[512], dir[300];
-        if (own_cgroup(ctl[i], own, sizeof(own)) < 0 ||
-            cgroup_dir(ctl[i], own, dir, sizeof(dir)) < 0) {
+        if (cgroup_own_path("/proc/self/cgroup", ctl[i], own, sizeof(own)) < 0 ||
+            cgroup_mount_dir("/proc/self/mountinfo", ctl[i], own, dir, sizeof(dir)) < 0) {
             say(why, whylen, "no cgroup v1 %s hierarchy is mounted", ctl[i]);
             goto fail;
         }

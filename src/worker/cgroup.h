@@ -57,4 +57,18 @@ void cgroup_job_remove(struct cgroup_job *cj);
 /* At executor exit: removes this executor's directory. */
 void cgroup_fini(void);
 
+/* How cgroup_init() finds a hierarchy, public for tests/unit/test_cgroup.c,
+ * which reads fixtures in place of /proc/self's files. */
+
+/* This process's cgroup path in the v2 hierarchy (ctl NULL) or in the v1
+ * hierarchy of controller ctl, from file (/proc/self/cgroup): 0, or -1
+ * when it has none. */
+int cgroup_own_path(const char *file, const char *ctl, char *out, size_t len);
+
+/* Where the hierarchy is mounted (fstype cgroup2, or cgroup with controller
+ * ctl), from file (/proc/self/mountinfo), joined with the cgroup path
+ * cgpath: the directory of that cgroup. 0, or -1 when no mount holds it or
+ * the path does not fit in len. */
+int cgroup_mount_dir(const char *file, const char *ctl, const char *cgpath, char *out, size_t len);
+
 #endif
