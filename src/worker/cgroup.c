@@ -344,8 +344,13 @@ int cgroup_job_set_memory(const struct cgroup_job *cj, long long memory_mb)
         return write_file(cj->dir[0], "memory.max", bytes);
     }
     if (cj->version == 1) {
+        /* Where swap is counted, the kernel keeps memory.limit_in_bytes at
+         * or below memory.memsw.limit_in_bytes: raising both, the swap
+         * limit must go first (the write fails while it is below); lowering
+         * both, it must go last. Written before and after, either works. */
+        write_file(cj->dir[0], "memory.memsw.limit_in_bytes", bytes);
         int r = write_file(cj->dir[0], "memory.limit_in_bytes", bytes);
-        write_file(cj->dir[0], "memory.memsw.limit_in_bytes", bytes); /* if swap is counted */
+        write_file(cj->dir[0], "memory.memsw.limit_in_bytes", bytes);
         return r;
     }
     return 0;

@@ -524,6 +524,12 @@ static void test_a_job_cgroup_for_real(void **state)
     /* The kills counted before it are not this job's. */
     assert_int_equal(cgroup_job_create(&again, MAX_PROCS), 0);
     assert_string_equal(again.dir[0], mem);
+    /* And it may ask for more memory than the job before it (v1 refuses a
+     * limit above the swap limit, so that one is raised first). */
+    assert_int_equal(cgroup_job_set_memory(&again, 64), 0);
+    assert_string_equal(get(mem, v2 ? "memory.max" : "memory.limit_in_bytes"), "67108864\n");
+    if (!v2 && exists(mem, "memory.memsw.limit_in_bytes"))
+        assert_string_equal(get(mem, "memory.memsw.limit_in_bytes"), "67108864\n");
     pid = job(r, &again, idle);
     assert_false(cgroup_job_destroy(&again));
     assert_int_equal(waitpid(pid, NULL, WNOHANG), -1);
