@@ -46,7 +46,6 @@ struct job_req {
     char tenant[ROUTER_ID_MAX + 1]; /* a list's tenant, "" for every one */
     char own[ROUTER_ID_MAX + 1];    /* the tenant the token names: its jobs only ("": any) */
     void (*send)(struct job_req *); /* the call to make once the job is found the token's */
-    bool final;                     /* the next job read answers whatever the status */
     bool created;                   /* submit: the job is new (201) rather than existing (200) */
     int wait_s;
     long long off_out, off_err, off_log; /* logs offsets */
@@ -313,10 +312,17 @@ static void wait_for_job(struct job_req *jr)
     }
 }
 
+/* The ctx of a read that answers whatever the job's status. */
+static const char FINAL_READ[] = "final";
+
+/* A read of the job: answered when it has finished, or when the read was
+ * final (ctx: FINAL_READ); otherwise it waits. Each read carries its own
+ * flag: a read already sent when the terminal event comes (and a final
+ * read is sent) must not answer with the status it saw, from before. */
 static void on_job_read(struct pending *p, redisReply *r, void *ctx)
 {
     struct job_req *jr = job_req_of(p);
-    (void)ctx;
+    bool final = ctx == FINAL_READ;
     if (r->type != REDIS_REPLY_ARRAY) {
         pending_error(p, 503, "unexpected reply from Redis");
         return;
@@ -327,7 +333,7 @@ static void on_job_read(struct pending *p, redisReply *r, void *ctx)
     }
     const redisReply *st = hash_get(r, "status");
     bool terminal = st && queue_status_is_terminal(st->str);
-    if (!terminal && !jr->final) {
+    if (!terminal && !final) {
         wait_for_job(jr);
         return;
     }
@@ -350,9 +356,8 @@ static void reread(struct job_req *jr, bool final)
 {
     if (jr->p.answered)
         return;
-    jr->final = jr->final || final;
     struct queue_call c;
-    pending_call(&jr->p, on_job_read, NULL, &c,
+    pending_call(&jr->p, on_job_read, final ? (void *)FINAL_READ : NULL, &c,
                  queue_build_job_read(&c, server_names(jr->jobs->srv), jr->id));
 }
 
