@@ -1,11 +1,12 @@
 """The API's server core (src/api/server.c): routing a request to its
-route or answering 404 and 405, the body limit, bearer tokens and the
-loopback-only default, and the requests that wait for Redis (503 with
+route or answering 404 and 405, the limits of a body and of connections,
+bearer tokens and the loopback-only default, and the requests that wait for Redis (503 with
 Retry-After when it hangs or goes)."""
 
 import json
 import os
 import signal
+import socket
 import time
 
 import pytest
@@ -58,6 +59,48 @@ def test_body_over_max_body_is_413(stack, r):
     assert status == 413, (status, resp)
     assert isinstance(resp, dict) and isinstance(resp.get("error"), str), resp
     assert r.llen(QUEUE) == 1
+
+
+def http_get(port, path="/healthz"):
+    """A socket with one keep-alive GET sent on it, and the status line and
+    headers of its answer (the connection stays open)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(4096)
+        assert chunk, head
+        head += chunk
+    return sock, head
+
+
+def test_a_connection_past_max_connections_is_503_naming_the_limit(stack):
+    """STRATQ_MAX_CONNECTIONS: two open keep-alive connections fill a limit
+    of 2; a third gets 503 naming the setting and is closed; once one of
+    the two closes, a new connection is served."""
+    proc = stack.start_api(env={"STRATQ_MAX_CONNECTIONS": "2"})
+    socks = []
+    try:
+        for _ in range(2):
+            sock, head = http_get(proc.port)
+            socks.append(sock)
+            assert head.startswith(b"HTTP/1.1 200 "), head
+        sock, head = http_get(proc.port)
+        socks.append(sock)
+        assert head.startswith(b"HTTP/1.1 503 "), head
+        assert b"Connection: close" in head, head
+        body = head.partition(b"\r\n\r\n")[2]
+        while True:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            body += chunk
+        assert "STRATQ_MAX_CONNECTIONS is 2" in json.loads(body)["error"], body
+        socks.pop(0).close()
+        wait_for(lambda: proc.client.get("/healthz")[0] == 200, 10, "a connection freed")
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 # --------------------------------------------------------------------------
