@@ -956,29 +956,32 @@ static int get_listing(const char *path, json_t **ret_body)
     return CLI_OK;
 }
 
-/* The set-up of a listing command, which takes no arguments: load_args,
- * then get_listing(path). Like load_args, 1 with the body to print, or
- * <= 0: minus the exit code (0 after the help, or --json's raw body). */
-static int listing_cmd(unsigned cmd, int argc, char **argv, const char *usage, const char *what,
-                       const char *path, json_t **ret_body)
+/* A command that takes no arguments and prints one listing: GET path,
+ * 200 expected, the body printed as received for --json, else by print. */
+struct listing_cmd {
+    unsigned cmd;
+    const char *usage, *what; /* for load_args */
+    const char *path;
+    void (*print)(const json_t *body);
+};
+
+static int listing_cmd(const struct listing_cmd *l, int argc, char **argv)
 {
     char **args;
-    int r = load_args(cmd, argc, argv, 0, usage, what, &args);
-    if (r <= 0)
-        return r;
-    r = get_listing(path, ret_body);
-    return r != CLI_OK || !*ret_body ? -r : 1;
-}
-
-int cli_queue(int argc, char **argv)
-{
     json_t *body;
-    int r = listing_cmd(CMD_QUEUE, argc, argv, "stratq queue [--json]",
-                        "Prints the queue's counts: pending, held, processing, scheduled, dead, "
-                        "workers, the backlog (pending + held + scheduled) and what is paused.",
-                        "/v1/queue", &body);
+    int r = load_args(l->cmd, argc, argv, 0, l->usage, l->what, &args);
     if (r <= 0)
         return -r;
+    r = get_listing(l->path, &body);
+    if (r != CLI_OK || !body)
+        return r;
+    l->print(body);
+    json_decref(body);
+    return CLI_OK;
+}
+
+static void print_queue(const json_t *body)
+{
     printf("queue %s: %lld pending, %lld held, %lld processing, %lld scheduled, %lld dead; "
            "backlog %lld; %lld workers\n",
            json_string_value(json_object_get(body, "queue")), field_int(body, "pending"),
@@ -992,8 +995,6 @@ int cli_queue(int argc, char **argv)
         printf("%s%s", i ? ", " : "paused tenants: ", json_string_value(t) ?: "?");
     if (json_array_size(json_object_get(body, "paused_tenants")))
         printf("\n");
-    json_decref(body);
-    return CLI_OK;
 }
 
 /* A command that acts on one job with no body: cancel or retry. */
@@ -1267,16 +1268,8 @@ int cli_resume(int argc, char **argv)
     return pause_or_resume(argc, argv, false);
 }
 
-int cli_tenants(int argc, char **argv)
+static void print_tenants(const json_t *body)
 {
-    json_t *body;
-    int r = listing_cmd(CMD_TENANTS, argc, argv, "stratq tenants [--json]",
-                        "Lists the tenants that have had jobs wait: jobs waiting (held ones "
-                        "included) and running, fair-share weight, cap of running jobs and "
-                        "whether each is paused.",
-                        "/v1/tenants", &body);
-    if (r <= 0)
-        return -r;
     long long waiting = 0, held = 0;
     cli_field_num(body, "waiting", &waiting);
     cli_field_num(body, "held", &held);
@@ -1285,8 +1278,7 @@ int cli_tenants(int argc, char **argv)
     json_t *ts = json_object_get(body, "tenants");
     if (!json_array_size(ts)) {
         printf("no tenants\n");
-        json_decref(body);
-        return CLI_OK;
+        return;
     }
     int w = col_width(ts, "tenant", 6);
     printf("%-*s  %8s  %8s  %7s  %11s  %s\n", w, "TENANT", "WAITING", "RUNNING", "WEIGHT",
@@ -1305,24 +1297,14 @@ int cli_tenants(int argc, char **argv)
                running, json_number_value(json_object_get(t, "weight")), capbuf,
                json_is_true(json_object_get(t, "paused")) ? "yes" : "no");
     }
-    json_decref(body);
-    return CLI_OK;
 }
 
-int cli_workers(int argc, char **argv)
+static void print_workers(const json_t *body)
 {
-    json_t *body;
-    int r = listing_cmd(CMD_WORKERS, argc, argv, "stratq workers [--json]",
-                        "Lists the live workers: state, current job, jobs done and failed, host, "
-                        "pid, uptime and age of the last heartbeat.",
-                        "/v1/workers", &body);
-    if (r <= 0)
-        return -r;
     json_t *ws = json_object_get(body, "workers");
     if (!json_array_size(ws)) {
         printf("no workers\n");
-        json_decref(body);
-        return CLI_OK;
+        return;
     }
     int wid = col_width(ws, "id", 2), wjob = col_width(ws, "current_job", 3);
     int whost = col_width(ws, "host", 4);
@@ -1349,8 +1331,38 @@ int cli_workers(int argc, char **argv)
                field_str(w, "current_job", "-"), done, failed, whost, field_str(w, "host", "-"),
                pid, up, ago);
     }
-    json_decref(body);
-    return CLI_OK;
+}
+
+/* The listing commands: each a GET, printed by its own function. */
+static const struct listing_cmd queue_listing = {
+    CMD_QUEUE, "stratq queue [--json]",
+    "Prints the queue's counts: pending, held, processing, scheduled, dead, workers, the "
+    "backlog (pending + held + scheduled) and what is paused.",
+    "/v1/queue", print_queue};
+static const struct listing_cmd tenants_listing = {
+    CMD_TENANTS, "stratq tenants [--json]",
+    "Lists the tenants that have had jobs wait: jobs waiting (held ones included) and running, "
+    "fair-share weight, cap of running jobs and whether each is paused.",
+    "/v1/tenants", print_tenants};
+static const struct listing_cmd workers_listing = {
+    CMD_WORKERS, "stratq workers [--json]",
+    "Lists the live workers: state, current job, jobs done and failed, host, pid, uptime and "
+    "age of the last heartbeat.",
+    "/v1/workers", print_workers};
+
+int cli_queue(int argc, char **argv)
+{
+    return listing_cmd(&queue_listing, argc, argv);
+}
+
+int cli_tenants(int argc, char **argv)
+{
+    return listing_cmd(&tenants_listing, argc, argv);
+}
+
+int cli_workers(int argc, char **argv)
+{
+    return listing_cmd(&workers_listing, argc, argv);
 }
 
 /* GET /v1/jobs with the query of --status, --limit, --cursor and

@@ -206,89 +206,114 @@ static int member_key(struct scan *sc)
     return JSONV_OK;
 }
 
+/* The arrays and objects open at once, and the values seen. Kept apart
+ * from the scan, whose address goes to functions that are not inlined
+ * (skip_ws, string): in one struct with it, these could not stay in
+ * registers across those calls. */
+struct nest {
+    size_t depth, max_depth;
+    size_t values, max_values;
+    /* Bit d set: the container open at depth d (0-based) is an object. */
+    unsigned char is_object[JSONV_DEPTH_MAX / 8];
+};
+
+/* What a step of the walk leaves next: another value, or the end of the
+ * text; or, inside a step, the end of a value (a scalar, an empty or a
+ * closed container). Errors are jsonv_results; member_key's JSONV_OK is
+ * NEXT_VALUE, its value follows. */
+enum { NEXT_VALUE = JSONV_OK, VALUE_ENDED = 1, TEXT_ENDED = 2 };
+
+/* Opens the array or object at sc->pos. VALUE_ENDED if it is empty (and
+ * closed again); else NEXT_VALUE, at its first value. */
+static int open_container(struct scan *sc, struct nest *n)
+{
+    unsigned char c = sc->s[sc->pos];
+    if (n->depth == n->max_depth)
+        return JSONV_TOO_DEEP;
+    unsigned char bit = (unsigned char)(1u << (n->depth % 8));
+    if (c == '{')
+        n->is_object[n->depth / 8] |= bit;
+    else
+        n->is_object[n->depth / 8] &= (unsigned char)~bit;
+    n->depth++;
+    sc->pos++;
+    skip_ws(sc);
+    if (sc->pos < sc->len && sc->s[sc->pos] == (c == '[' ? ']' : '}')) {
+        sc->pos++;
+        n->depth--;
+        return VALUE_ENDED;
+    }
+    return c == '{' ? member_key(sc) : NEXT_VALUE;
+}
+
+/* After a value: a comma and the next value (NEXT_VALUE), the ends of the
+ * containers it closes, or the end of the text (TEXT_ENDED). */
+static int after_value(struct scan *sc, struct nest *n)
+{
+    for (;;) {
+        skip_ws(sc);
+        if (n->depth == 0)
+            return sc->pos == sc->len ? TEXT_ENDED : JSONV_SYNTAX;
+        if (sc->pos >= sc->len)
+            return JSONV_SYNTAX;
+        size_t d = n->depth - 1;
+        bool object = n->is_object[d / 8] & (1u << (d % 8));
+        unsigned char c = sc->s[sc->pos];
+        if (c == ',') {
+            sc->pos++;
+            skip_ws(sc);
+            return object ? member_key(sc) : NEXT_VALUE;
+        }
+        if (c != (object ? '}' : ']'))
+            return JSONV_SYNTAX;
+        sc->pos++;
+        n->depth--;
+    }
+}
+
+/* One step of the walk: the value at sc->pos (whitespace before it
+ * skipped), a scalar whole or the opening of an array or object, and when
+ * that ends the value, what follows it. Taking what follows here, not in
+ * jsonv_check's loop, leaves that loop one test a step: the walk runs no
+ * more instructions than the single function it was (callgrind, on
+ * bench/json_cost.c's text). */
+static int step(struct scan *sc, struct nest *n)
+{
+    if (sc->pos >= sc->len)
+        return JSONV_SYNTAX;
+    if (n->max_values && ++n->values > n->max_values)
+        return JSONV_TOO_MANY;
+    unsigned char c = sc->s[sc->pos];
+    int r;
+    if (c == '[' || c == '{') {
+        if ((r = open_container(sc, n)) != VALUE_ENDED)
+            return r;
+    } else if ((r = scalar(sc)) < 0) {
+        return r;
+    }
+    return after_value(sc, n);
+}
+
 int jsonv_check(const char *buf, size_t len, const struct jsonv_limits *lim, size_t *ret_offset)
 {
     struct scan sc = {(const unsigned char *)buf, len, 0};
-    /* Bit d set: the container open at depth d (0-based) is an object. */
-    unsigned char is_object[JSONV_DEPTH_MAX / 8];
-    size_t max_depth = lim && lim->max_depth && lim->max_depth < JSONV_DEPTH_MAX ? lim->max_depth
-                                                                                 : JSONV_DEPTH_MAX;
-    size_t max_values = lim ? lim->max_values : 0;
-    size_t depth = 0, values = 0;
+    /* Not zeroed as a whole: is_object's bits are written before they are
+     * read. */
+    struct nest n;
+    n.depth = 0;
+    n.max_depth = lim && lim->max_depth && lim->max_depth < JSONV_DEPTH_MAX ? lim->max_depth
+                                                                            : JSONV_DEPTH_MAX;
+    n.values = 0;
+    n.max_values = lim ? lim->max_values : 0;
     int r;
 
     skip_ws(&sc);
-    for (;;) {
-        /* A value starts here (whitespace before it skipped). */
-        if (sc.pos >= sc.len) {
-            r = JSONV_SYNTAX;
-            goto fail;
-        }
-        if (max_values && ++values > max_values) {
-            r = JSONV_TOO_MANY;
-            goto fail;
-        }
-        unsigned char c = sc.s[sc.pos];
-        if (c == '[' || c == '{') {
-            if (depth == max_depth) {
-                r = JSONV_TOO_DEEP;
-                goto fail;
-            }
-            unsigned char bit = (unsigned char)(1u << (depth % 8));
-            if (c == '{')
-                is_object[depth / 8] |= bit;
-            else
-                is_object[depth / 8] &= (unsigned char)~bit;
-            depth++;
-            sc.pos++;
-            skip_ws(&sc);
-            bool empty = sc.pos < sc.len && sc.s[sc.pos] == (c == '[' ? ']' : '}');
-            if (empty) {
-                sc.pos++;
-                depth--;
-            } else {
-                if (c == '{' && (r = member_key(&sc)) < 0)
-                    goto fail;
-                continue; /* to its first value */
-            }
-        } else if ((r = scalar(&sc)) < 0) {
-            goto fail;
-        }
-        /* After a value: a comma and the next one, the end of the
-         * containers it closes, or the end of the text. */
-        for (;;) {
-            skip_ws(&sc);
-            if (depth == 0) {
-                if (sc.pos == sc.len)
-                    return JSONV_OK;
-                r = JSONV_SYNTAX; /* something after the value */
-                goto fail;
-            }
-            if (sc.pos >= sc.len) {
-                r = JSONV_SYNTAX;
-                goto fail;
-            }
-            bool object = is_object[(depth - 1) / 8] & (1u << ((depth - 1) % 8));
-            c = sc.s[sc.pos];
-            if (c == ',') {
-                sc.pos++;
-                skip_ws(&sc);
-                if (object && (r = member_key(&sc)) < 0)
-                    goto fail;
-                break; /* to the next value */
-            }
-            if (c != (object ? '}' : ']')) {
-                r = JSONV_SYNTAX;
-                goto fail;
-            }
-            sc.pos++;
-            depth--;
-        }
-    }
-fail:
-    if (ret_offset)
+    do
+        r = step(&sc, &n);
+    while (r == NEXT_VALUE);
+    if (r < 0 && ret_offset)
         *ret_offset = sc.pos;
-    return r;
+    return r < 0 ? r : JSONV_OK;
 }
 
 const char *jsonv_result_name(int r)

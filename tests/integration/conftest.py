@@ -718,6 +718,15 @@ def describe_run(res):
     return f"`{' '.join(map(str, res.args))}` exited {res.returncode}\n--- stdout\n{res.stdout}\n--- stderr\n{res.stderr}"
 
 
+def parse_json(res):
+    """The CLI's stdout as one JSON document (--json), or the test fails
+    showing the run."""
+    try:
+        return json.loads(res.stdout)
+    except ValueError as e:
+        raise AssertionError(f"stdout is not one JSON document ({e})\n{describe_run(res)}") from None
+
+
 # --------------------------------------------------------------------------
 # Reporting
 # --------------------------------------------------------------------------

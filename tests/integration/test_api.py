@@ -1,5 +1,6 @@
 """The HTTP API: submitting and reading jobs, request validation, errors,
-and the queue view."""
+and the queue view. Routing (404, 405), the body limit and auth are in
+test_server.py; the events stream and long polls in test_events.py."""
 
 import json
 import os
@@ -10,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import yaml
 
-from conftest import JOB_ID_RE, PREFIX, QUEUE, REPO_ROOT, TERMINAL, EventStream, waiting_ids
+from conftest import JOB_ID_RE, PREFIX, QUEUE, REPO_ROOT, TERMINAL, waiting_ids
 
 SQUARE = textwrap.dedent(
     """
@@ -82,53 +83,6 @@ def test_stdout_is_captured(stack):
     assert "hello from the job\nline two 7\n" in job["stdout"]
     assert "to stderr" in job["stderr"]
     assert "to stderr" not in job["stdout"]
-
-
-PRINTS_EVERY_300_MS = textwrap.dedent(
-    """
-    import time
-    def run(ctx):
-        for i in range(8):
-            print("line", i, flush=True)
-            time.sleep(0.3)
-        return 1
-    """
-)
-
-
-def test_live_output_comes_as_output_events(stack):
-    """A running job that prints: its worker publishes an output event with
-    each live batch, which GET /v1/events sends as `event: output` (the
-    dashboard and other readers of `event: job` see nothing new); its `job`
-    events are what they were."""
-    api_proc = stack.start_api()
-    api = api_proc.client
-    stack.start_worker()
-    stream = EventStream(api_proc.port)
-    try:
-        job_id = api.submit({"code": PRINTS_EVERY_300_MS})
-        stream.until(lambda evs: any(e.get("id") == job_id and e["status"] in TERMINAL for e in evs), 60)
-    finally:
-        stream.close()
-    mine = [(n, e) for n, e in stream.pairs if e.get("id") == job_id]
-    assert {n for n, _ in mine} == {"job", "output"}, mine
-    jobs = [e for n, e in mine if n == "job"]
-    assert [e["status"] for e in jobs] == ["queued", "running", "succeeded"], mine
-    assert jobs[1]["attempt"] == 1 and "output" not in jobs[1], jobs
-    outputs = [e for n, e in mine if n == "output"]
-    # Several batches while it ran (one every 200 ms at most), each between
-    # its running and succeeded events, none with a status.
-    names = [n for n, _ in mine]
-    assert names[:2] == ["job", "job"] and names[-1] == "job", names
-    assert len(outputs) >= 3, outputs
-    for e in outputs:
-        assert set(e) == {"id", "output"} and "status" not in e, e
-        assert set(e["output"]) == {"stdout", "stderr", "log", "progress"}, e
-        assert e["output"]["stderr"] == 0 and e["output"]["log"] == 0 and e["output"]["progress"] is False
-    job = api.wait_job(job_id)
-    assert job["stdout"] == "".join(f"line {i}\n" for i in range(8)), job
-    # The sizes are the batches' bytes: together, at most what it printed.
-    assert 0 < sum(e["output"]["stdout"] for e in outputs) <= len(job["stdout"]), outputs
 
 
 def test_entrypoint_and_data(stack):
@@ -210,22 +164,6 @@ def test_non_object_body_is_rejected(stack, r, body):
     assert r.llen(QUEUE) == 0
 
 
-def test_body_over_max_body_is_413(stack, r):
-    limit = 4096
-    api = stack.start_api(env={"STRATQ_MAX_BODY": str(limit)}).client
-
-    fits = json.dumps({"code": GOOD, "data": "x" * (limit - 100)}).encode()
-    assert len(fits) <= limit
-    status, resp = api.request("POST", "/v1/jobs", raw=fits)
-    assert status == 201, (status, resp)
-
-    too_big = json.dumps({"code": GOOD, "data": "x" * (limit + 1)}).encode()
-    status, resp = api.request("POST", "/v1/jobs", raw=too_big)
-    assert status == 413, (status, resp)
-    assert isinstance(resp, dict) and isinstance(resp.get("error"), str), resp
-    assert r.llen(QUEUE) == 1
-
-
 def test_valid_optional_fields_are_accepted_and_echoed(stack):
     api = stack.start_api().client
     spec = {
@@ -248,25 +186,6 @@ def test_unknown_job_id_is_404(stack):
         status, resp = api.get(f"/v1/jobs/{job_id}")
         assert status == 404, (job_id, status, resp)
         assert isinstance(resp, dict) and isinstance(resp.get("error"), str), resp
-
-
-@pytest.mark.parametrize("path", ["/v1", "/v1/nope", "/v2/jobs", "/v1/jobs/abc/def/ghi", "/healthz/x"])
-def test_unknown_route_is_404(stack, path):
-    api = stack.start_api().client
-    status, resp = api.get(path)
-    assert status == 404, (path, status, resp)
-    assert isinstance(resp, dict) and isinstance(resp.get("error"), str), resp
-
-
-@pytest.mark.parametrize(
-    "method,path",
-    [("PUT", "/v1/jobs"), ("DELETE", "/v1/queue"), ("POST", "/v1/queue"), ("PATCH", "/v1/jobs"), ("POST", "/healthz")],
-)
-def test_wrong_method_is_405(stack, method, path):
-    api = stack.start_api().client
-    status, resp = api.request(method, path, raw=b"{}")
-    assert status == 405, (method, path, status, resp)
-    assert isinstance(resp, dict) and isinstance(resp.get("error"), str), resp
 
 
 def test_queue_counts(stack, r):

@@ -1,54 +1,16 @@
-"""Every route of the full API against the real stack: long-poll waits,
-cancel, retry, listing, batch, live logs, workers, events, idempotency,
-limits, metrics and Redis outages."""
+"""The job routes of the API against the real stack: the result, cancel,
+retry, listing, batch, live logs, workers, idempotency, a spec's limits
+and metrics. Long polls and the events stream are in test_events.py;
+routing, auth and Redis outages in test_server.py."""
 
 import json
-import os
-import resource
-import selectors
-import signal
-import socket
 import time
 
-from conftest import PREFIX, QUEUE, TERMINAL, free_port, job_pid, pid_alive, wait_for
+from conftest import PREFIX, QUEUE, job_pid, pid_alive, wait_for
 
 RETURN_7 = "def run(ctx):\n    return 7\n"
 SLEEPER = "import time\n\ndef run(ctx):\n    time.sleep(ctx.params.get('s', 30))\n    return 'woke'\n"
 BOOM = "def run(ctx):\n    raise RuntimeError('boom')\n"
-
-
-def test_get_with_wait_returns_when_the_job_finishes(stack):
-    api = stack.start_api().client
-    stack.start_worker()
-    job_id = api.submit({"code": SLEEPER, "params": {"s": 0.5}})
-    t0 = time.monotonic()
-    status, body = api.get(f"/v1/jobs/{job_id}?wait=30", timeout=40)
-    assert status == 200 and body["status"] == "succeeded" and body["result"] == "woke", body
-    # Woken by the completion, not by the end of the wait.
-    assert time.monotonic() - t0 < 20
-
-
-def test_wait_ends_after_s_seconds_with_the_current_status(stack):
-    api = stack.start_api().client  # no worker: the job stays queued
-    job_id = api.submit({"code": RETURN_7})
-    t0 = time.monotonic()
-    status, body = api.get(f"/v1/jobs/{job_id}?wait=1", timeout=10)
-    waited = time.monotonic() - t0
-    assert status == 200 and body["status"] == "queued", body
-    assert waited >= 0.9, waited
-    status, body = api.get(f"/v1/jobs/{job_id}/result?wait=1", timeout=10)
-    assert status == 202 and body == {"id": job_id, "status": "queued"}, body
-    for bad in ("61", "-1", "x"):
-        status, body = api.get(f"/v1/jobs/{job_id}?wait={bad}")
-        assert status == 400 and "wait" in body["error"], (bad, body)
-
-
-def test_submit_with_wait_runs_synchronously(stack):
-    api = stack.start_api().client
-    stack.start_worker()
-    status, body = api.post("/v1/jobs?wait=30", {"code": RETURN_7}, timeout=40)
-    assert status == 201, body
-    assert body["status"] == "succeeded" and body["result"] == 7, body
 
 
 def test_result_route(stack):
@@ -211,59 +173,6 @@ def test_workers_route(stack):
         assert rec["jobs_done"] == 0 and rec["last_heartbeat_ms"] > 0 and rec["host"]
 
 
-def read_sse_until(sock, pred, timeout):
-    """Reads SSE job events from sock until pred(event dict) is true."""
-    buf = b""
-    deadline = time.monotonic() + timeout
-    events = []
-    while time.monotonic() < deadline:
-        sock.settimeout(max(0.05, deadline - time.monotonic()))
-        try:
-            chunk = sock.recv(65536)
-        except socket.timeout:
-            break
-        if not chunk:
-            break
-        buf += chunk
-        # Only `event: job` blocks: a running job's `event: output` carries
-        # no status (docs/api.md).
-        for block in buf.split(b"\n\n"):
-            lines = block.split(b"\n")
-            if b"event: job" not in lines:
-                continue
-            for line in lines:
-                if not line.startswith(b"data: "):
-                    continue
-                try:
-                    ev = json.loads(line[6:])
-                except ValueError:
-                    continue
-                if ev not in events:
-                    events.append(ev)
-                    if pred(ev):
-                        return events
-    raise AssertionError(f"no matching event within {timeout}s; saw {events}")
-
-
-def test_events_stream(stack):
-    api_proc = stack.start_api()
-    api = api_proc.client
-    stack.start_worker()
-    sock = socket.create_connection(("127.0.0.1", api_proc.port))
-    try:
-        sock.sendall(b"GET /v1/events HTTP/1.1\r\nHost: x\r\n\r\n")
-        head = sock.recv(4096)
-        assert b"200" in head.split(b"\r\n")[0] and b"text/event-stream" in head, head
-        job_id = api.submit({"code": RETURN_7})
-        events = read_sse_until(sock, lambda e: e.get("id") == job_id and e["status"] in TERMINAL, 30)
-        statuses = [e["status"] for e in events if e.get("id") == job_id]
-        assert statuses == ["queued", "running", "succeeded"], events
-    finally:
-        sock.close()
-    # The API goes on serving after the client went away.
-    assert api.healthy()
-
-
 def test_limits_name_the_limit(stack):
     api = stack.start_api().client
     deep = {"code": RETURN_7, "data": 1}
@@ -320,99 +229,3 @@ def test_metrics(stack):
     assert hist["run"]["le_ms"][:3] == [5, 10, 25] and hist["run"]["le_ms"][-1] == 3600000, hist
     status, body = api.get("/readyz")
     assert status == 200 and body["ready"] is True
-
-
-def test_auth(stack, tmp_path):
-    tokens = tmp_path / "tokens"
-    tokens.write_text("# team tokens\n\nsecret-one\n  secret-two  \n")
-    api = stack.start_api(env={"STRATQ_API_TOKENS_FILE": str(tokens)}).client
-    assert api.get("/healthz")[0] == 200
-    assert api.get("/readyz")[0] == 200
-    status, body = api.get("/v1/queue")
-    assert status == 401 and "Bearer" in body["error"], body
-    status, body = api.get("/v1/queue", headers={"Authorization": "Bearer nope"})
-    assert status == 403, body
-    for tok in ("secret-one", "secret-two"):
-        assert api.get("/v1/queue", headers={"Authorization": f"Bearer {tok}"})[0] == 200
-    assert api.get("/metrics")[0] == 401
-    # Tokens never reach the log.
-    log = stack.procs[-1].log()
-    assert "secret-one" not in log and "nope" not in log
-
-
-def test_no_tokens_means_loopback_only(stack):
-    proc = stack.spawn("api", ["api", "--port", str(free_port()), "--bind", "0.0.0.0",
-                               "--redis-url", stack.redis_url])
-    assert proc.popen.wait(timeout=20) == 2
-    assert "STRATQ_API_TOKENS_FILE" in proc.log()
-
-
-def test_redis_unreachable_is_503_with_retry_after_within_2s(private_redis, stack):
-    proc = private_redis.proc
-    api_proc = stack.start_api(args=["--redis-url", private_redis.url])
-    api = api_proc.client
-    assert api.get("/v1/queue")[0] == 200
-    os.kill(proc.pid, signal.SIGSTOP)  # Redis hangs: connected, never answering
-    try:
-        t0 = time.monotonic()
-        req = __import__("urllib.request").request.Request(api.base_url + "/v1/queue")
-        try:
-            __import__("urllib.request").request.urlopen(req, timeout=10)
-            raise AssertionError("expected 503")
-        except __import__("urllib.error").error.HTTPError as e:
-            assert e.code == 503 and e.headers["Retry-After"], e
-            assert "Redis" in json.loads(e.read())["error"]
-        assert time.monotonic() - t0 < 3.5
-    finally:
-        os.kill(proc.pid, signal.SIGCONT)
-    private_redis.stop()
-    status, body = wait_for(lambda: (lambda sb: sb if sb[0] == 503 else None)(api.get("/v1/queue")),
-                            10, "503 once Redis is gone")
-    assert "Redis" in body["error"]
-    assert api.get("/readyz")[0] == 503
-
-
-def test_a_thousand_long_poll_waiters_share_one_subscription(stack, r):
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < 4096:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))
-    api_proc = stack.start_api()
-    api = api_proc.client
-    status, body = api.post("/v1/jobs/batch", {"jobs": [{"code": RETURN_7}] * 200})
-    assert status == 200
-    ids = [item["id"] for item in body["jobs"]]
-    sel = selectors.DefaultSelector()
-    socks = []
-    for i in range(1000):
-        s = socket.create_connection(("127.0.0.1", api_proc.port))
-        s.sendall(f"GET /v1/jobs/{ids[i % 200]}?wait=60 HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-        s.setblocking(False)
-        sel.register(s, selectors.EVENT_READ, {"buf": b"", "id": ids[i % 200]})
-        socks.append(s)
-    try:
-        # All 1,000 are waiting, and the API holds a handful of Redis
-        # connections (commands + the one subscription), not one per waiter.
-        wait_for(lambda: api.get("/metrics")[0] == 200, 10, "the API to answer while waiters wait")
-        clients = [c for c in r.client_list() if c["name"].startswith("stratq-api")]
-        assert 1 <= len(clients) <= 4, clients
-        stack.start_workers(2)
-        done = 0
-        deadline = time.monotonic() + 180
-        while done < 1000 and time.monotonic() < deadline:
-            for key, _ in sel.select(timeout=1):
-                data = key.fileobj.recv(65536)
-                key.data["buf"] += data
-                buf = key.data["buf"]
-                if b"\r\n\r\n" in buf:
-                    head, _, rest = buf.partition(b"\r\n\r\n")
-                    length = int([h.split(b":")[1] for h in head.split(b"\r\n")
-                                  if h.lower().startswith(b"content-length")][0])
-                    if len(rest) >= length:
-                        body = json.loads(rest[:length])
-                        assert body["id"] == key.data["id"] and body["status"] == "succeeded", body
-                        sel.unregister(key.fileobj)
-                        done += 1
-        assert done == 1000, f"only {done} of 1000 waiters were answered"
-    finally:
-        for s in socks:
-            s.close()

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from conftest import EXAMPLES, JOB_ID_RE, REPO_ROOT, Api, describe_run, free_port, run_cli
+from conftest import EXAMPLES, JOB_ID_RE, REPO_ROOT, Api, describe_run, free_port, parse_json, run_cli
 
 FAILING = textwrap.dedent(
     """
@@ -21,13 +21,6 @@ def write(tmp_path, name, text):
     path = tmp_path / name
     path.write_text(text)
     return path
-
-
-def parse_json(res):
-    try:
-        return json.loads(res.stdout)
-    except ValueError as e:
-        raise AssertionError(f"stdout is not one JSON document ({e})\n{describe_run(res)}") from None
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from conftest import (
     EXAMPLES,
     STRATQ_BIN,
     describe_run,
+    parse_json,
     require_binary,
     run_cli,
     sanitizer_findings,
@@ -47,13 +48,6 @@ TICKER = textwrap.dedent(
 
 # Exit codes (src/cli/cli.h).
 OK, JOB_FAILED, USAGE, API_ERROR, NOT_FINISHED = 0, 1, 2, 3, 4
-
-
-def parse_json(res):
-    try:
-        return json.loads(res.stdout)
-    except ValueError as e:
-        raise AssertionError(f"stdout is not one JSON document ({e})\n{describe_run(res)}") from None
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
-"""Tenants, fair share, caps of running jobs, priorities, delayed jobs and
-pause/resume (docs/protocol.md, "Tenants, priorities and fair share";
-docs/api.md). Real API, real workers, real Redis: the order jobs ran in is
-read back from their records' started_ms and finished_ms."""
+"""Tenants, fair share, caps of running jobs, priorities and delayed jobs
+(docs/protocol.md, "Tenants, priorities and fair share"; docs/api.md).
+Real API, real workers, real Redis: the order jobs ran in is read back from
+their records' started_ms and finished_ms. Pause, resume and the tenants'
+route are in test_tenants.py."""
 
 import os
 import signal
@@ -138,32 +139,6 @@ def test_a_tenants_cap_holds_across_workers_even_while_they_are_killed(stack, r)
     assert tenants["capped"]["waiting"] == 0
 
 
-def test_a_token_names_its_tenant_and_its_cap(stack, r, tmp_path):
-    tokens = tmp_path / "tokens"
-    tokens.write_text("# a comment\nadmin-token\nalice-token tenant=alice max_running=1 max_priority=5\n")
-    env = {"STRATQ_API_TOKENS_FILE": str(tokens)}
-    api = stack.start_api(env=env, token="alice-token").client
-    jid = api.submit({"code": NOOP})
-    assert api.job(jid)["tenant"] == "alice"
-    status, body = api.post("/v1/jobs", {"code": NOOP, "tenant": "bob"})
-    assert status == 403 and "'alice'" in body["error"], body
-    # Her token may not jump the queue past priority 5.
-    status, body = api.post("/v1/jobs", {"code": NOOP, "priority": "high"})
-    assert status == 403 and "'priority'" in body["error"], body
-    assert api.post("/v1/jobs", {"code": NOOP, "priority": 5})[0] == 201
-    # alice's token may pause alice only.
-    assert api.post("/v1/queue/pause")[0] == 403
-    assert api.post("/v1/queue/pause?tenant=alice")[0] == 200
-    admin = stack.start_api(env=env, token="admin-token").client
-    jid = admin.submit({"code": NOOP, "tenant": "bob"})
-    assert admin.job(jid)["tenant"] == "bob"
-    jid = admin.submit({"code": NOOP})
-    assert admin.job(jid)["tenant"] == "default"
-    assert admin.post("/v1/jobs", {"code": NOOP, "priority": 9})[0] == 201
-    wait_for(lambda: {t["tenant"]: t for t in admin.get("/v1/tenants")[1]["tenants"]}
-             .get("alice", {}).get("max_running") == 1, 10, "alice's cap from the tokens file")
-
-
 @pytest.mark.parametrize("bad,field", [
     ({"priority": 10}, "priority"), ({"priority": "urgent"}, "priority"),
     ({"tenant": "a:b"}, "tenant"), ({"tenant": ""}, "tenant"), ({"tenant": "x" * 65}, "tenant"),
@@ -197,44 +172,6 @@ def test_a_delayed_job_waits_until_its_time(stack, r):
                                          "run_at": int(time.time() * 1000) + 600_000})
     assert status == 201 and body["status"] == "scheduled", body
     assert api.job(body["id"])["next_run_ms"] > time.time() * 1000 + 590_000
-
-
-def test_pause_and_resume_the_queue_and_a_tenant(stack, r):
-    api = stack.start_api().client
-    stack.start_worker()
-    running = api.submit({"code": SLEEP, "params": {"s": 1.0}, "tenant": "a"})
-    api.wait_status(running, "running")
-    status, body = api.post("/v1/queue/pause")
-    assert status == 200 and body == {"paused": True, "changed": True}, body
-    assert api.post("/v1/queue/pause")[1]["changed"] is False
-    held = api.submit({"code": NOOP, "tenant": "a"})
-    # The running job finishes; nothing new starts: the new job is held.
-    assert api.wait_job(running)["status"] == "succeeded"
-    q = api.queue()
-    assert q["paused"] is True and q["pending"] == 0 and q["held"] == 1 and q["backlog"] == 1, q
-    wait_for(lambda: api.job(held)["status"] == "queued" and r.llen(QUEUE) == 0, 10, "held")
-    # A job pushed straight onto the list (another producer) waits too.
-    r.hset(f"{PREFIX}:job:direct1", mapping={"status": "queued", "spec": '{"code": "def run(ctx):\\n    return 2\\n"}',
-                                               "attempts": 0, "created_ms": int(time.time() * 1000)})
-    r.lpush(QUEUE, "direct1")
-    wait_for(lambda: r.llen(QUEUE) == 0 and r.llen(f"{PREFIX}:fair:parked") == 2, 10,
-             "the worker to park the direct job")
-    assert api.job("direct1")["status"] == "queued"
-    # Pausing tenant a alone and resuming the queue: b's job runs, a's waits.
-    assert api.post("/v1/queue/pause?tenant=a")[0] == 200
-    assert api.post("/v1/queue/resume")[1] == {"paused": False, "changed": True}
-    other = api.submit({"code": NOOP, "tenant": "b"})
-    assert api.wait_job(other)["status"] == "succeeded"
-    assert api.wait_job("direct1")["status"] == "succeeded"
-    assert api.job(held)["status"] == "queued"
-    q = api.queue()
-    assert q["paused"] is False and q["paused_tenants"] == ["a"], q
-    tenants = {t["tenant"]: t for t in api.get("/v1/tenants")[1]["tenants"]}
-    assert tenants["a"]["paused"] and tenants["a"]["waiting"] == 1 and not tenants["b"]["paused"]
-    assert api.post("/v1/queue/resume?tenant=a")[0] == 200
-    assert api.wait_job(held)["status"] == "succeeded"
-    q = api.queue()
-    assert q["held"] == 0 and q["pending"] == 0 and q["paused_tenants"] == [], q
 
 
 def test_cancelling_a_waiting_job_takes_its_ticket(stack, r):

@@ -1,15 +1,15 @@
 """Tenants and pauses as the views show them (issue 20): GET /v1/jobs
 ?tenant= and each listed job's tenant, the /metrics gauges of the backlog,
-the CLI's tenant options and its pause, resume and tenants commands, and
-`stratq monitor`'s held, backlog and paused. A real API and Redis; no
-worker unless a job must run."""
+the CLI's tenant options, and `stratq monitor`'s held, backlog and paused.
+A real API and Redis; no worker unless a job must run. The CLI's pause,
+resume and tenants commands are in test_tenants.py."""
 
 import datetime
 import json
 import time
 import urllib.parse
 
-from conftest import EXAMPLES, QUEUE, Api, describe_run, run_cli, wait_for
+from conftest import EXAMPLES, QUEUE, Api, describe_run, parse_json, run_cli, wait_for
 
 NOOP = "def run(ctx):\n    return 1\n"
 
@@ -28,13 +28,6 @@ def listing(api, query=""):
         if cursor is None:
             return jobs
     raise AssertionError(f"GET /v1/jobs?{query} did not end in 100 pages")
-
-
-def parse_json(res):
-    try:
-        return json.loads(res.stdout)
-    except ValueError as e:
-        raise AssertionError(f"stdout is not one JSON document ({e})\n{describe_run(res)}") from None
 
 
 # -------------------------------------------------------------- the listing
@@ -196,62 +189,6 @@ def test_jobs_tenant_lists_one_tenants_jobs_with_a_tenant_column(stack):
     assert [line.split()[0] for line in res.stdout.splitlines()[1:]] == [ids["bob"]], describe_run(res)
     res = run_cli(["jobs", "--tenant", "nobody"], proc.url)
     assert res.returncode == 0 and res.stdout.strip() == "no jobs", describe_run(res)
-
-
-def cli_ok(api_url, *args):
-    res = run_cli(list(args), api_url)
-    assert res.returncode == 0, describe_run(res)
-    return res
-
-
-def test_pause_resume_and_tenants(stack):
-    proc = stack.start_api(env={"STRATQ_TENANTS": "alice:weight=2,max_running=3"})
-    for t in ("alice", "alice", "bob"):
-        proc.client.submit({"code": NOOP, "tenant": t})
-
-    assert cli_ok(proc.url, "pause").stdout == "queue paused\n"
-    assert cli_ok(proc.url, "pause").stdout == "queue paused (it was already)\n"
-    out = cli_ok(proc.url, "queue").stdout
-    assert "3 held" in out and "backlog 3" in out and "PAUSED" in out, out
-    assert parse_json(cli_ok(proc.url, "pause", "--json")) == {"paused": True, "changed": False}
-    assert parse_json(cli_ok(proc.url, "tenants", "--json"))["paused"] is True
-    assert cli_ok(proc.url, "resume").stdout == "queue resumed\n"
-    assert proc.client.queue()["paused"] is False
-
-    assert cli_ok(proc.url, "pause", "--tenant", "bob").stdout == "tenant bob paused\n"
-    out = cli_ok(proc.url, "queue").stdout
-    assert "paused tenants: bob" in out and "PAUSED" not in out, out
-    body = parse_json(cli_ok(proc.url, "tenants", "--json"))
-    rows = {t["tenant"]: t for t in body["tenants"]}
-    assert (rows["bob"]["paused"], rows["alice"]["paused"], body["paused"]) == (True, False, False), body
-
-    # The table: a line for the queue, a header, a row a tenant.
-    lines = cli_ok(proc.url, "tenants").stdout.splitlines()
-    assert lines[0] == "queue: 3 waiting, 0 held", lines
-    assert lines[1].split() == ["TENANT", "WAITING", "RUNNING", "WEIGHT", "MAX_RUNNING", "PAUSED"], lines
-    table = {line.split()[0]: line.split()[1:] for line in lines[2:]}
-    assert table == {"alice": ["2", "0", "2", "3", "no"], "bob": ["1", "0", "1", "-", "yes"]}, lines
-
-    assert cli_ok(proc.url, "resume", "--tenant", "bob").stdout == "tenant bob resumed\n"
-    assert proc.client.queue()["paused_tenants"] == []
-    res = run_cli(["pause", "--tenant", "no/such"], proc.url)
-    assert res.returncode == 3 and "400" in res.stderr and "tenant" in res.stderr, describe_run(res)
-    res = run_cli(["pause", "extra"], proc.url)
-    assert res.returncode == 2, describe_run(res)
-
-
-def test_a_tenants_token_may_pause_its_own_tenant_only(stack, tmp_path):
-    tokens = tmp_path / "tokens"
-    tokens.write_text("admin-token\nalice-token tenant=alice\n")
-    proc = stack.start_api(env={"STRATQ_API_TOKENS_FILE": str(tokens)})
-    alice = {"STRATQ_API_TOKEN": "alice-token"}
-    res = run_cli(["pause", "--tenant", "alice"], proc.url, env=alice)
-    assert res.returncode == 0 and res.stdout == "tenant alice paused\n", describe_run(res)
-    for args in (["pause"], ["resume", "--tenant", "bob"]):
-        res = run_cli(args, proc.url, env=alice)
-        assert res.returncode == 3 and "403" in res.stderr, describe_run(res)
-    res = run_cli(["tenants", "--json"], proc.url, env={"STRATQ_API_TOKEN": "admin-token"})
-    assert res.returncode == 0, describe_run(res)
 
 
 def test_a_tenants_token_reaches_its_own_tenants_jobs_only(stack, r, tmp_path):
