@@ -564,9 +564,23 @@ int wire_next_reply(struct wire *w, redisReply **ret)
     return 0;
 }
 
+/* Reads what the socket holds, one buffer's worth, into the reply reader.
+ * Returns how many bytes it fed; 0 when it would block (*ev: what to wait
+ * for) or the stream has ended (*ended); or -ENOMEM or -EIO. */
+static ssize_t feed_once(struct wire *w, short *ev, bool *ended)
+{
+    char buf[16384];
+    ssize_t n = io_read(w, buf, sizeof(buf), ev);
+    if (n > 0)
+        return redisReaderFeed(w->reader, buf, (size_t)n) == REDIS_OK ? n : -ENOMEM;
+    *ended = n == 0;
+    return n == 0 || n == -EAGAIN ? 0 : -EIO;
+}
+
 int wire_get_reply(struct wire *w, redisReply **ret)
 {
     int64_t deadline = util_mono_ms() + w->io_timeout_ms;
+    bool ended = false;
     *ret = NULL;
     if (w->outlen && flush_out(w, deadline) < 0)
         return -EIO;
@@ -575,18 +589,14 @@ int wire_get_reply(struct wire *w, redisReply **ret)
             return -EIO;
         if (*ret)
             return 0;
-        char buf[16384];
-        short ev = 0;
-        ssize_t n = io_read(w, buf, sizeof(buf), &ev);
-        if (n > 0) {
-            if (redisReaderFeed(w->reader, buf, (size_t)n) != REDIS_OK)
-                return -ENOMEM;
-            continue;
-        }
-        if (n == 0)
+        if (ended)
             return end_of_stream(w);
-        if (n != -EAGAIN)
-            return -EIO;
+        short ev = 0;
+        ssize_t fed = feed_once(w, &ev, &ended);
+        if (fed < 0)
+            return (int)fed;
+        if (fed > 0 || ended)
+            continue;
         if (wait_fd(w->fd, ev, deadline) < 0) {
             snprintf(w->errstr, sizeof(w->errstr), "Redis at %s did not answer within %d ms%s",
                      w->where, w->io_timeout_ms,
@@ -598,18 +608,12 @@ int wire_get_reply(struct wire *w, redisReply **ret)
 
 int wire_read_available(struct wire *w)
 {
+    bool ended = false;
     for (;;) {
-        char buf[16384];
         short ev = 0;
-        ssize_t n = io_read(w, buf, sizeof(buf), &ev);
-        if (n > 0) {
-            if (redisReaderFeed(w->reader, buf, (size_t)n) != REDIS_OK)
-                return -ENOMEM;
-            continue;
-        }
-        if (n == 0)
-            return end_of_stream(w);
-        return n == -EAGAIN ? 0 : -EIO;
+        ssize_t fed = feed_once(w, &ev, &ended);
+        if (fed <= 0)
+            return fed < 0 ? (int)fed : ended ? end_of_stream(w) : 0;
     }
 }
 

@@ -35,7 +35,7 @@ from conftest import (
     sanitizer_findings,
     wait_for,
 )
-from test_api_routes import read_sse_until
+from test_events import read_sse_until
 from tlsredis import OPENSSL, REDIS_CLI, Certs, TlsRedis, handshake_error
 
 pytestmark = pytest.mark.skipif(not (os.access(OPENSSL, os.X_OK) and os.access(REDIS_CLI, os.X_OK)),
