@@ -128,8 +128,10 @@ def test_a_job_runs_as_a_uid_of_its_own(stack):
     [executor] = children(worker.pid)
     assert uid == euid == gid == 200000 + executor, job["result"]
     assert groups == []
-    # Its temporary directory is its own; the host sees it gone afterwards.
-    assert not os.path.exists(cwd)
+    # Its temporary directory is its own; the host sees it gone afterwards
+    # (removed once the job's process has ended, which a success is told
+    # before: docs/security.md).
+    wait_for(lambda: not os.path.exists(cwd), 10, f"the job's directory {cwd} to be removed")
 
 
 @needs("pidns")
