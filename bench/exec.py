@@ -586,6 +586,8 @@ def latency_breakdown(rurl, r, api, api_p, tmp):
         if status != 0:
             return no_breakdown(f"perf trace record exited with {status}: "
                                 + latparts.first_line(Path(perf_log).read_text(errors="replace")))
+        if api.conn is None or api.conn.sock is None:
+            return no_breakdown("the client's HTTP connection was closed")
         try:
             parts = latparts.breakdown(data, roles, api.conn.sock.fileno(), [BREAKDOWN_N] * len(traced))
         except (OSError, subprocess.SubprocessError) as e:
@@ -606,6 +608,23 @@ def latency_breakdown(rurl, r, api, api_p, tmp):
 def no_breakdown(why):
     log(f"no latency breakdown: {why}")
     return {"why": why}
+
+
+def breakdown_summary(b):
+    """One line: the latency and its waits at each pace of the breakdown."""
+    if "why" in b:
+        return f"Where the latency goes: not measured in this run ({b['why']})."
+    med = statistics.median
+    paces = []
+    for title, p in b["modes"]:
+        waits = [f"{med(v) / 1000:.2f} ms {label.removeprefix('of which ')}"
+                 for label, v, split, _ in p["stages"] if split]
+        child = med([d - t for d, t in zip(p["d2f"], p["dequeue"])])
+        paces.append(f"{title}, dequeue -> first line {med(p['d2f']) / 1000:.2f} ms ({child / 1000:.2f} ms "
+                     f"of it in the job child after its read), submit -> result {med(p['s2r']) / 1000:.2f} "
+                     "ms; waits (medians): " + ", ".join(waits))
+    return ("Where the latency goes, measured (1 warm worker under perf trace, the section "
+            "'Where one job's latency goes'): " + "; ".join(paces) + ".")
 
 
 def breakdown_details(b):
@@ -1058,6 +1077,8 @@ def report(res, m, elapsed):
     print()
     for t in targets_:
         print("target " + t)
+    why = breakdown_summary(res["breakdown"])
+    print(why)
     print(f"\n(total run {elapsed:.0f} s; table also in {DOC.relative_to(ROOT)})")
 
     doc = f"""# stratq executor benchmark (`make bench-exec`)
@@ -1075,6 +1096,8 @@ Run {m['date']}, stratq {m['commit']}, total {elapsed:.0f} s.
 Targets (issue 21, this 2-core machine):
 
 {chr(10).join('- ' + t for t in targets_)}
+
+{why}
 
 ## Where a warm no-op job's CPU goes
 
@@ -1160,7 +1183,8 @@ def main(only_breakdown=False):
     try:
         redis_p, api_p, r, api, rurl = start_stack(tmp)
         if only_breakdown:
-            print(breakdown_details(latency_breakdown(rurl, r, api, api_p, tmp)))
+            b = latency_breakdown(rurl, r, api, api_p, tmp)
+            print(breakdown_details(b) + "\n\n" + breakdown_summary(b))
             return 0
         m = machine()
         res = {}
