@@ -975,24 +975,26 @@ CONFIG_NOTES = """\
 BREAKDOWN_NOTES = """\
 Measured in the same run, after the warm phases: 1 warm worker (the same settings) on an idle
 queue, the latency job one at a time, {n} jobs back to back (each submitted as soon as the
-answer before it is in, as the latency figures above are measured) and {n} jobs {pause:.0f} ms
-apart (the executor idle and its spare waiting when each job comes); first untraced, then as
-many again under `perf trace record -p` of the benchmark client, `stratq api`, the worker and
-its executor (the job children followed as the executor forks them). Each stage runs from one
-system call to the next along the job's path (`bench/latparts.py` lists them), each taken when
-the call returned: the work of one process and the wake-up of the next, so that a job's stages
-add up to its whole path from the client's send to its receive. Means add up across stages;
-medians need not (with a wide spread the sum of the medians falls short of the median of the
-sums). Unaccounted is what no traced call sees: in submit -> result the client's own time before
-its send and after its receive (http.client, JSON); in dequeue -> first line the job child's
-time from its read of the request to the strategy's first line (the harness parsing the
-request, compiling the strategy); both are also given job by job. The indented "not back yet"
-and "not waiting yet" rows are the part of a stage before the receiving side was ready to read
-at all: the executor reads the next RUN frame only once it has reaped the job child before,
-cleaned up and forked the next spare (`executor_serve` in src/worker/executor.c); the spare
-reads its request only after its sandbox and the harness's rehearsal job. The second table
-follows the executor and the spare between two jobs. The untraced row shows what the trace
-itself adds.
+answer before it is in, as for the latency figures above; but there 2 workers take the jobs in
+turn, here every job goes to the same executor) and {n} jobs {pause:.0f} ms apart (the executor
+idle and its spare waiting when each job comes); first untraced, then as many again under
+`perf trace record -p` of the benchmark client, `stratq api`, the worker and its executor (the
+job children followed as the executor forks them). Each stage runs from one system call to the
+next along the job's path (`bench/latparts.py` lists them), each taken when the call returned:
+the work of one process and the wake-up of the next, so that a job's stages add up to its whole
+path from the client's send to its receive. Means add up across stages; medians need not (with
+a wide spread the sum of the medians falls short of the median of the sums). Unaccounted is what
+no traced call sees: in submit -> result the client's own time before its send and after its
+receive (http.client, JSON); in dequeue -> first line the job child's time from its read of the
+request to the strategy's first line (the harness parsing the request, compiling the strategy);
+both are also given job by job. The indented "not back yet" and "not waiting yet" rows are the
+part of a stage before the receiving side was ready to read at all: the executor reads the next
+RUN frame only once it has reaped the job child before, cleaned up and forked the next spare
+(`executor_serve` in src/worker/executor.c); the spare reads its request only after its sandbox
+and the harness's rehearsal job. The second table follows the executor and the spare between
+two jobs. The untraced row shows what the trace itself adds; back to back it also moves the
+pace (a slower client gives the executor more time), so the paced column is the fairer measure
+of that.
 """
 
 
