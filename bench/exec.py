@@ -29,6 +29,12 @@ Per system:
      minus stratq's started_ms (set right after BLMOVE; ms resolution) or
      RQ's dequeue time (noted in the worker right after BLPOP + job fetch).
 
+After the warm phases, where one job's latency goes (bench/latparts.py): 1 warm
+worker, the latency job one at a time, back to back and then paced, untraced
+and then under `perf trace record`, cut into stages at system calls along the
+job's path. Without perf (or the right to trace) the run goes on without it;
+`python3 bench/latparts.py` runs this phase alone.
+
 Prints the table and writes it to docs/benchmarks-exec.md with the machine and
 the configuration. Never fails on a target; fails (exit 1) if a job does not
 succeed or a phase does not finish. Every wait has a deadline; the whole run
@@ -54,6 +60,7 @@ from pathlib import Path
 import redis
 
 import cpuparts
+import latparts
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(os.environ.get("STRATQ_BIN", ROOT / "build" / "stratq"))
@@ -64,6 +71,13 @@ EXECUTOR = BIN.parent / "stratq-executor"
 FLOOR_FORKS = int(os.environ.get("BENCH_FLOOR_FORKS", "1000"))
 FLOOR_ROUNDS = int(os.environ.get("BENCH_FLOOR_ROUNDS", "3"))
 PROFILE = os.environ.get("BENCH_PROFILE", "1") != "0"
+# Where one job's latency goes (bench/latparts.py): BREAKDOWN_N jobs one at
+# a time on 1 warm worker, back to back as in the latency figures and then
+# BREAKDOWN_PAUSE_S apart (the executor idle, its spare waiting), untraced
+# and then under `perf trace record`.
+BREAKDOWN_N = int(os.environ.get("BENCH_BREAKDOWN_N", "100"))
+BREAKDOWN_PAUSE_S = 0.05
+BREAKDOWN_MODES = (("back to back", 0.0), (f"{BREAKDOWN_PAUSE_S * 1000:.0f} ms apart", BREAKDOWN_PAUSE_S))
 
 WORKERS = 2
 # Jobs per throughput phase: (no-op, pandas) per system. Cold pays a fresh
@@ -353,7 +367,7 @@ def stratq_completed(r):
 
 
 def stratq_ready(r, workers, mode):
-    if r.zcard("stratq:{python_execution_queue}:workers") != WORKERS:
+    if r.zcard("stratq:{python_execution_queue}:workers") != len(workers):
         return False
     for k in r.keys("stratq:{python_execution_queue}:worker:*"):
         if r.hget(k, "state") != b"idle":
@@ -448,9 +462,12 @@ def stuck(r, ids, workers, what):
                      f"{[(w.pid, descendants(w.pid)) for w in workers]}")
 
 
-def stratq_latency(api, r, n):
+def stratq_latency(api, r, n, pause=0.0):
+    """n latency jobs one at a time, each pause s after the one before:
+    dequeue -> first line and submit -> result, ms each."""
     d2f, s2r = [], []
     for i in range(n):
+        time.sleep(pause)
         t0 = time.perf_counter()
         status, body = api.request("POST", "/v1/jobs?wait=30",
                                    {"code": JOB_CODE["first_line"], "params": {"i": i}})
@@ -531,6 +548,93 @@ def profiled_noop(api, r, workers, api_p, redis_p, n, tmp):
             roles[e] = "executor"
     parts = cpuparts.breakdown(data, roles)
     return {k: v * 1e6 / n for k, v in parts.items()}
+
+
+def latency_breakdown(rurl, r, api, api_p, tmp):
+    """Where one job's latency goes (bench/latparts.py): 1 warm worker on an
+    idle queue, BREAKDOWN_N latency jobs one at a time in each of
+    BREAKDOWN_MODES, untraced, then again under `perf trace record` of this
+    client, `stratq api`, the worker and its executor and job children.
+    {"modes": [(title, the stages with what was measured of the same
+    jobs)]}, or {"why": ...} when perf cannot trace."""
+    log(f"latency breakdown: 1 warm worker, {BREAKDOWN_N} jobs in each of {len(BREAKDOWN_MODES)} paces, "
+        "untraced, then under perf trace")
+    data, perf_log = os.path.join(tmp, "latency.perf"), os.path.join(tmp, "perf-trace.log")
+    why = latparts.cannot_trace(data)
+    if why:
+        return no_breakdown(why)
+    r.flushall()
+    worker = start([str(BIN), "worker", "--redis-url", rurl], env=stratq_env("warm"),
+                   log_path=os.path.join(tmp, "worker-breakdown.log"))
+    try:
+        wait_for(lambda: check_alive([worker], "stratq worker") or stratq_ready(r, [worker], "warm"),
+                 60, "an idle stratq warm worker")
+        stratq_latency(api, r, 4)  # warm-up
+        plain = [stratq_latency(api, r, BREAKDOWN_N, pause) for _, pause in BREAKDOWN_MODES]
+        # Not traced: the spare waiting now (the first jobs under the trace
+        # are not counted).
+        executor = children(worker.pid)[0]
+        roles = {os.getpid(): "client", api_p.pid: "API", worker.pid: "worker", executor: "executor"}
+        rec = latparts.start(data, list(roles), perf_log)
+        try:
+            time.sleep(0.5)  # perf is recording
+            stratq_latency(api, r, 4)
+            traced = [stratq_latency(api, r, BREAKDOWN_N, pause) for _, pause in BREAKDOWN_MODES]
+        finally:
+            status = latparts.stop(rec)
+        check_alive([worker], "stratq worker")
+        if status != 0:
+            return no_breakdown(f"perf trace record exited with {status}: "
+                                + latparts.first_line(Path(perf_log).read_text(errors="replace")))
+        if api.conn is None or api.conn.sock is None:
+            return no_breakdown("the client's HTTP connection was closed")
+        try:
+            parts = latparts.breakdown(data, roles, api.conn.sock.fileno(), [BREAKDOWN_N] * len(traced))
+        except (OSError, subprocess.SubprocessError) as e:
+            return no_breakdown(f"perf trace -i failed: {e}")
+        if not all(p["jobs"] for p in parts):
+            return no_breakdown("at one pace, no traced job had every landmark in the recording")
+        modes = []
+        for (title, _), p, (d2f, s2r), (_, plain_s2r) in zip(BREAKDOWN_MODES, parts, traced, plain):
+            # What was measured of the jobs that had every landmark, in µs.
+            modes.append((title, dict(p, d2f=[d2f[i] * 1000 for i in p["index"]],
+                                      s2r=[s2r[i] * 1000 for i in p["index"]],
+                                      s2r_plain=[x * 1000 for x in plain_s2r])))
+        return {"modes": modes}
+    finally:
+        stop([worker])
+
+
+def no_breakdown(why):
+    log(f"no latency breakdown: {why}")
+    return {"why": why}
+
+
+def breakdown_summary(b):
+    """One line: the latency and its waits at each pace of the breakdown."""
+    if "why" in b:
+        return f"Where the latency goes: not measured in this run ({b['why']})."
+    med = statistics.median
+    paces = []
+    for title, p in b["modes"]:
+        waits = [f"{med(v) / 1000:.2f} ms {label.removeprefix('of which ')}"
+                 for label, v, split, _ in p["stages"] if split]
+        child = med([d - t for d, t in zip(p["d2f"], p["dequeue"])])
+        paces.append(f"{title}, dequeue -> first line {med(p['d2f']) / 1000:.2f} ms ({child / 1000:.2f} ms "
+                     f"of it in the job child after its read), submit -> result {med(p['s2r']) / 1000:.2f} "
+                     "ms; waits (medians): " + ", ".join(waits))
+    return ("Where the latency goes, measured (1 warm worker under perf trace, the section "
+            "'Where one job's latency goes'): " + "; ".join(paces) + ".")
+
+
+def breakdown_details(b):
+    """The latency breakdown as markdown (or why there is none)."""
+    if "why" in b:
+        return f"No breakdown in this run: {b['why']}."
+    left = ", ".join(f"{p['missing']} {title}" for title, p in b["modes"] if p["missing"])
+    return ("Jobs with every landmark: " + ", ".join(f"{p['jobs']} {title}" for title, p in b["modes"])
+            + (f" (left out, a landmark missing: {left})" if left else "") + ".\n\n"
+            + latparts.table(b["modes"]))
 
 
 # The sandbox's effect: warm workers once more with only the layers that need
@@ -868,6 +972,31 @@ CONFIG_NOTES = """\
   (its work horse exists only while a job runs). "After the run": the same after all phases.
 """
 
+BREAKDOWN_NOTES = """\
+Measured in the same run, after the warm phases: 1 warm worker (the same settings) on an idle
+queue, the latency job one at a time, {n} jobs back to back (each submitted as soon as the
+answer before it is in, as for the latency figures above; but there 2 workers take the jobs in
+turn, here every job goes to the same executor) and {n} jobs {pause:.0f} ms apart (the executor
+idle and its spare waiting when each job comes); first untraced, then as many again under
+`perf trace record -p` of the benchmark client, `stratq api`, the worker and its executor (the
+job children followed as the executor forks them). Each stage runs from one system call to the
+next along the job's path (`bench/latparts.py` lists them), each taken when the call returned:
+the work of one process and the wake-up of the next, so that a job's stages add up to its whole
+path from the client's send to its receive. Means add up across stages; medians need not (with
+a wide spread the sum of the medians falls short of the median of the sums). Unaccounted is what
+no traced call sees: in submit -> result the client's own time before its send and after its
+receive (http.client, JSON); in dequeue -> first line the job child's time from its read of the
+request to the strategy's first line (the harness parsing the request, compiling the strategy);
+both are also given job by job. The indented "not back yet" and "not waiting yet" rows are the
+part of a stage before the receiving side was ready to read at all: the executor reads the next
+RUN frame only once it has reaped the job child before, cleaned up and forked the next spare
+(`executor_serve` in src/worker/executor.c); the spare reads its request only after its sandbox
+and the harness's rehearsal job. The second table follows the executor and the spare between
+two jobs. The untraced row shows what the trace itself adds; back to back it also moves the
+pace (a slower client gives the executor more time), so the paced column is the fairer measure
+of that.
+"""
+
 
 def throughput_details(res):
     lines = ["throughput runs (jobs/s of each run; the table shows the median run):"]
@@ -930,6 +1059,7 @@ def report(res, m, elapsed):
                + sandbox_effect(res))
     targets_ = [f"{t} -> {'met' if ok else 'NOT met'}" for t, ok in targets(res, m["nproc"])]
     prof = profile_table(res)
+    lat = breakdown_details(res["breakdown"])
     print()
     print(f"stratq bench-exec: {WORKERS} workers per system, {m['nproc']} cores, {m['mem']} RAM, "
           f"kernel {m['kernel']}, Python {m['python']}, RQ {m['rq']}, redis {m['redis']}")
@@ -944,8 +1074,13 @@ def report(res, m, elapsed):
         print("CPU per warm no-op job, from a whole-system profile (perf record -a -g):")
         print(prof)
         print()
+    print("Where one job's latency goes, from system calls (perf trace record; bench/latparts.py):")
+    print(lat)
+    print()
     for t in targets_:
         print("target " + t)
+    why = breakdown_summary(res["breakdown"])
+    print(why)
     print(f"\n(total run {elapsed:.0f} s; table also in {DOC.relative_to(ROOT)})")
 
     doc = f"""# stratq executor benchmark (`make bench-exec`)
@@ -963,6 +1098,8 @@ Run {m['date']}, stratq {m['commit']}, total {elapsed:.0f} s.
 Targets (issue 21, this 2-core machine):
 
 {chr(10).join('- ' + t for t in targets_)}
+
+{why}
 
 ## Where a warm no-op job's CPU goes
 
@@ -983,6 +1120,11 @@ is left out; the total is the CPU of the whole machine per job, the benchmark cl
 Ratios are stratq warm / RQ: above 1 is better for jobs/s, below 1 is better for
 milliseconds and MiB.
 
+## Where one job's latency goes
+
+{lat}
+
+{BREAKDOWN_NOTES.format(n=BREAKDOWN_N, pause=BREAKDOWN_PAUSE_S * 1000)}
 ## Machine
 
 | | |
@@ -1002,42 +1144,55 @@ milliseconds and MiB.
     DOC.write_text(doc)
 
 
-def main():
+def start_stack(tmp):
+    """The run's own redis-server and `stratq api`, up: (redis_p, api_p,
+    redis client, Api, Redis URL)."""
+    rport, aport = free_port(), free_port()
+    rurl = f"redis://127.0.0.1:{rport}"
+    redis_p = start_redis(rport, tmp)
+    r = redis.Redis(host="127.0.0.1", port=rport)
+
+    def ping():
+        try:
+            return r.ping()
+        except redis.ConnectionError:
+            return False
+
+    wait_for(ping, 10, "redis-server")
+    api_p = start([str(BIN), "api", "--port", str(aport), "--redis-url", rurl],
+                  env=stratq_env("warm"), log_path=os.path.join(tmp, "api.log"))
+    api = Api(aport)
+
+    def healthy():
+        check_alive([api_p], "stratq api")
+        try:
+            return api.request("GET", "/healthz", timeout=2)[0] == 200
+        except OSError:
+            return False
+
+    wait_for(healthy, 15, "stratq api /healthz", interval=0.05)
+    return redis_p, api_p, r, api, rurl
+
+
+def main(only_breakdown=False):
+    """The whole benchmark; only_breakdown: only the latency breakdown
+    (`python3 bench/latparts.py`), printed, docs/ left as they are."""
     if not BIN.exists():
         raise SystemExit(f"bench-exec: {BIN} is missing; run make")
     t_start = time.monotonic()
     arm_deadline(DEADLINE_S)
     tmp = tempfile.mkdtemp(prefix="stratq-bench-exec.")
-    rport, aport = free_port(), free_port()
-    rurl = f"redis://127.0.0.1:{rport}"
-    redis_p = start_redis(rport, tmp)
-    api_p = None
     try:
-        r = redis.Redis(host="127.0.0.1", port=rport)
-
-        def ping():
-            try:
-                return r.ping()
-            except redis.ConnectionError:
-                return False
-
-        wait_for(ping, 10, "redis-server")
-        api_p = start([str(BIN), "api", "--port", str(aport), "--redis-url", rurl],
-                      env=stratq_env("warm"), log_path=os.path.join(tmp, "api.log"))
-        api = Api(aport)
-
-        def healthy():
-            check_alive([api_p], "stratq api")
-            try:
-                return api.request("GET", "/healthz", timeout=2)[0] == 200
-            except OSError:
-                return False
-
-        wait_for(healthy, 15, "stratq api /healthz", interval=0.05)
+        redis_p, api_p, r, api, rurl = start_stack(tmp)
+        if only_breakdown:
+            b = latency_breakdown(rurl, r, api, api_p, tmp)
+            print(breakdown_details(b) + "\n\n" + breakdown_summary(b))
+            return 0
         m = machine()
         res = {}
         res["floor"] = measure_floor()
         res["warm"] = run_stratq("warm", rurl, r, api, tmp, [api_p, redis_p], profile=PROFILE)
+        res["breakdown"] = latency_breakdown(rurl, r, api, api_p, tmp)
         res["cold"] = run_stratq("cold", rurl, r, api, tmp, [api_p, redis_p])
         res["warm_always_on"] = run_stratq("warm", rurl, r, api, tmp, [api_p, redis_p],
                                            ALWAYS_ON, "warm, always-on layers only")

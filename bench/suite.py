@@ -795,30 +795,8 @@ def main():
     tmp = tempfile.mkdtemp(prefix="stratq-bench.")
     try:
         api_res = run_bench_api() if os.environ.get("BENCH_SKIP_API") != "1" else None
-        rport, aport = ex.free_port(), ex.free_port()
-        rurl = f"redis://127.0.0.1:{rport}"
-        redis_p = ex.start_redis(rport, tmp)
-        r = redis.Redis(host="127.0.0.1", port=rport)
-
-        def ping():
-            try:
-                return r.ping()
-            except redis.ConnectionError:
-                return False
-
-        ex.wait_for(ping, 10, "redis-server")
-        api_p = ex.start([str(BIN), "api", "--port", str(aport), "--redis-url", rurl],
-                         env=ex.stratq_env("warm"), log_path=os.path.join(tmp, "api.log"))
-        api = ex.Api(aport)
-
-        def healthy():
-            ex.check_alive([api_p], "stratq api")
-            try:
-                return api.request("GET", "/healthz", timeout=2)[0] == 200
-            except OSError:
-                return False
-
-        ex.wait_for(healthy, 15, "stratq api /healthz", interval=0.05)
+        redis_p, api_p, r, api, rurl = ex.start_stack(tmp)
+        rport = int(rurl.rsplit(":", 1)[1])
         m = machine()
         os.environ["BENCH_CELERY_BROKER"] = f"redis://127.0.0.1:{rport}/0"
         os.environ["BENCH_CELERY_BACKEND"] = f"redis://127.0.0.1:{rport}/1"
