@@ -3,7 +3,7 @@
 # (issue 5): jobs/s for a no-op and a small pandas job with 2 workers each,
 # latency on an idle queue, idle RSS of a worker. bench/exec.py starts its own
 # redis-server, `stratq api` and the workers, stops them (by pid), prints the
-# table and writes it to docs/benchmarks-exec.md. Ends in about 3 minutes;
+# table and writes it to docs/benchmarks-exec.md. Ends in about 4 minutes;
 # every wait has a deadline and `timeout` bounds the whole run.
 set -eu
 cd "$(dirname "$0")/.."
@@ -22,5 +22,5 @@ done
     echo "bench-exec: ${STRATQ_BIN:-build/stratq} not built (make)" >&2
     exit 1
 }
-# bench/exec.py stops itself at BENCH_DEADLINE_S (330 s); this is the backstop.
-exec timeout -k 10 400 /usr/bin/python3 bench/exec.py "$@"
+# bench/exec.py stops itself at BENCH_DEADLINE_S (450 s); this is the backstop.
+exec timeout -k 10 500 /usr/bin/python3 bench/exec.py "$@"
