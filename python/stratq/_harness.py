@@ -28,6 +28,7 @@ compiled as the module "strategy" under the file name "<strategy>".
 # Everything a job child needs is imported here, at module level, so that a
 # warm child (forked from an interpreter that imported this module) finds it
 # loaded and starts its job without touching the disk.
+import contextlib
 import json
 import linecache
 import os
@@ -40,8 +41,7 @@ import tempfile
 import traceback
 import types
 
-from . import _context
-from ._context import Context
+from ._context import EVENTS_FD, Context
 from ._result import Result
 
 STRATEGY_FILE = "<strategy>"
@@ -221,6 +221,10 @@ def _rehearse():
         linecache.cache.pop(STRATEGY_FILE, None)
 
 
+# How long the harness waits, its outcome written, for the executor.
+HOLD_S = 0.1
+
+
 def _enter_tmpdir(request):
     tmpdir = request.get("tmpdir")
     if tmpdir:
@@ -236,7 +240,7 @@ def main(mode="cold"):
         _fresh_entropy()
         _rehearse()
     # Waits here (a warm spare) until the executor sends the job.
-    settings, run, held = _read_request()
+    settings, run = _read_request()
     request = json.loads(run)
     request.update(json.loads(settings))
     if mode == "warm":
@@ -259,47 +263,28 @@ def main(mode="cold"):
         header, result = b'{"status": "output_exceeded"}\n', b""
     sys.stdout.flush()
     sys.stderr.flush()
-    if held:
-        # The job's output and events end here, before its result: once
-        # fd 4 is closed too, everything of the job is in the executor's
-        # hands (src/worker/executor.c, loop_handover).
-        for fd in (1, 2, _context.EVENTS_FD):
-            _close_quietly(fd)
+    # The job's output and events end here, before its result: once fd 4
+    # is closed too, everything of the job is in the executor's hands
+    # (src/worker/executor.c, loop_handover).
+    for fd in (1, 2, EVENTS_FD):
+        with contextlib.suppress(OSError):
+            os.close(fd)
     out.write(header)
     out.write(result)
     out.close()
-    if held:
-        # The executor reads this process's CPU time and peak memory while
-        # it waits here, tells the outcome, then releases (or kills) it. Not
-        # longer than HOLD_S: a process the job forked may still hold fd 4,
-        # so that the executor never sees its end of file.
-        select.select([held], [], [], HOLD_S)
+    # The executor reads this process's CPU time and peak memory while it
+    # waits here, tells the outcome, then releases (or kills) it. Not longer
+    # than HOLD_S: a process the job forked may still hold fd 4, so that the
+    # executor never sees its end of file.
+    select.select([3], [], [], HOLD_S)
     # Skip interpreter teardown: nothing the job left behind may run now.
     os._exit(0)
 
 
-# How long the harness waits, its outcome written, for the executor.
-HOLD_S = 0.1
-
-
 def _read_request():
-    """The executor's settings line and the job's RUN, from fd 3. The
-    settings give the RUN's length (run_len): the pipe then stays open, and
-    its fd is returned, for the wait at the end. Without one (the harness run
-    by hand), the RUN is the rest of the pipe."""
+    """The executor's settings line and the job's RUN (run_len bytes, as
+    the settings say), from fd 3, which stays open for the wait at the
+    end."""
     f = os.fdopen(3, "rb", closefd=False)
     settings = f.readline()
-    n = json.loads(settings).get("run_len") if settings.strip() else None
-    if n is None:
-        run = f.read()
-        os.close(3)
-        return settings, run, None
-    run = f.read(n)
-    return settings, run, 3
-
-
-def _close_quietly(fd):
-    try:
-        os.close(fd)
-    except OSError:
-        pass
+    return settings, f.read(json.loads(settings)["run_len"])

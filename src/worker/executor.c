@@ -426,19 +426,28 @@ static void add_children(pid_t pid, struct pids *p)
         closedir(d);
 }
 
+/* Reads /proc/PID/NAME into buf (NUL-terminated). Returns its length, or
+ * -1. */
+static ssize_t proc_read(pid_t pid, const char *name, char *buf, size_t len)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, len - 1);
+    close(fd);
+    if (n >= 0)
+        buf[n] = '\0';
+    return n;
+}
+
 /* Whether PID can no longer fork: stopped, a zombie, or gone. */
 static bool cannot_fork(pid_t pid)
 {
-    char path[64], buf[512];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    char buf[512];
+    if (proc_read(pid, "stat", buf, sizeof(buf)) <= 0)
         return true;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return true;
-    buf[n] = '\0';
     const char *paren = strrchr(buf, ')'); /* the name may hold anything */
     char state = paren && paren[1] ? paren[2] : 'X';
     return state == 'T' || state == 't' || state == 'Z' || state == 'X';
@@ -855,22 +864,6 @@ static void loop_timers(struct job_loop *L)
 }
 
 static int send_outcome(struct job_run *j, int run_error, bool only_success);
-
-/* Reads /proc/PID/NAME into buf (NUL-terminated). Returns its length, or
- * -1. */
-static ssize_t proc_read(pid_t pid, const char *name, char *buf, size_t len)
-{
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, name);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    ssize_t n = read(fd, buf, len - 1);
-    close(fd);
-    if (n >= 0)
-        buf[n] = '\0';
-    return n;
-}
 
 /* The job's CPU time (its threads', and that of the children it waited
  * for) and its peak resident memory, read from outside while its process
@@ -1478,9 +1471,9 @@ static void sweep_work_dir(void)
 /* The executor's part of a job's request, the first line the harness
  * reads on its fd 3 (the supervisor's RUN follows as it came): the job's
  * directory, the mode, the data directory, the result's cap, the RUN's
- * length (the pipe is not closed after it) and, for a warm child, which sets its limits itself, its
- * address space before the job and the same CPU-time limit as a cold child's (outcome_cpu_rlimit).
- * Caller frees. */
+ * length (the pipe is not closed after it) and, for a warm child, which
+ * sets its limits itself, its address space before the job and the same
+ * CPU-time limit as a cold child's (outcome_cpu_rlimit). Caller frees. */
 static char *run_settings(const struct job_run *j, const char *dir, size_t run_len)
 {
     json_t *s = json_pack("{s:s, s:s, s:I, s:I}", "tmpdir", dir, "mode", ex.warm ? "warm" : "cold",
