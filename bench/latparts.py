@@ -37,8 +37,9 @@ after that job's outcome frames), and the spare reads its request only once
 its own set-up after the fork is done (when its read began).
 
 Between two jobs, from the executor's last outcome frame of the job before:
-its wait4 that reaps that job's child, its fork (clone) of the next spare,
-its readiness for the next RUN frame; in the spare, its seccomp filter (the
+its fork (clone) of the next spare (while that job's child exits, where the
+sandbox allows it, docs/architecture.md), its wait4 that reaps that job's
+child, its readiness for the next RUN frame; in the spare, its seccomp filter (the
 last step of its sandbox: prctl or seccomp) and its writes of "0" to the
 job's cgroup.procs files.
 
@@ -110,9 +111,9 @@ SPLITS = {
 }
 # The executor between two jobs, from its last outcome frame of the job before.
 BETWEEN = (
+    ("prev frames", "forked", "the next spare forked (beside the job's exit where it may be)"),
     ("prev frames", "reaped", "job child killed after its outcome, until reaped (its exit)"),
-    ("reaped", "forked", "clean-up, then the next spare's fork"),
-    ("forked", "executor ready", "after the fork, until ready for the next RUN frame"),
+    ("reaped", "executor ready", "after the reap: clean-up, until ready for the next RUN frame"),
     ("prev frames", "RUN sent", "the next RUN frame sent (this bench's pace)"),
 )
 # The spare the executor forked there, until it waits for its request.
@@ -297,9 +298,11 @@ def between_marks(m, ex, jobs, prev, child):
     and this one: the executor's reaping of the job child before, its fork
     of this job's child (as a spare), the spare's sandbox, its cgroup join.
     Raises Missing."""
-    reaped = ex.first(prev.end, lambda c: c.name == "wait4" and c.ret > 0)
-    forked = ex.first(reaped.end, lambda c: c.name in FORKS and c.ret > 0)
-    if forked.end > m["executor ready"].start or forked.ret != child:
+    # The fork comes before the reap where the spare is forked beside the
+    # job's exit (executor.c, loop_handover), after it otherwise.
+    reaped = ex.first(prev.end, lambda c: c.name == "wait4" and c.ret > 0 and c.ret != child)
+    forked = ex.first(prev.end, lambda c: c.name in FORKS and c.ret > 0)
+    if max(forked.end, reaped.end) > m["executor ready"].start or forked.ret != child:
         raise Missing
     # Its sandbox's last step: the seccomp filter.
     sandboxed = jobs.first(forked.end, lambda c: c.tid == child and (

@@ -20,9 +20,14 @@ static struct {
     int version;
     char base[2][300];
     int nbase;
-    unsigned long seq; /* the job directories' number: job-<seq> */
-    bool made;         /* job-<seq> exists, empty, for the next job */
-    long oom_seen;     /* OOM kills counted in job-<seq> when the last job ended */
+    unsigned long seq; /* the last job directory's number: job-<seq> */
+    /* The two job cgroups, used in turn: a job's, and the one its next
+     * spare is forked into while the job's processes are still exiting. */
+    struct {
+        unsigned long seq; /* job-<seq>; 0: not made */
+        bool busy;         /* a job's (or a spare's) until its end */
+        long oom_seen;     /* OOM kills counted in it when its last job ended */
+    } slot[CGROUP_SLOTS];
 } cg;
 
 const char *cgroup_kind(void)
@@ -115,7 +120,9 @@ int cgroup_mount_dir(const char *file, const char *ctl, const char *cgpath, char
         const char *rel = cgpath;
         size_t rl = strlen(root);
         if (strcmp(root, "/") != 0) {
-            if (strncmp(cgpath, root, rl) != 0)
+            /* The root is a whole leading part of the path: /kubepods/pod1
+             * does not hold /kubepods/pod10. */
+            if (strncmp(cgpath, root, rl) != 0 || (cgpath[rl] != '/' && cgpath[rl] != '\0'))
                 continue;
             rel = cgpath + rl;
         }
@@ -301,17 +308,30 @@ static long oom_kills(const struct cgroup_job *cj)
  * kernel's work freeing them) was most of what the layer cost. A job
  * cgroup that cannot be emptied is removed and the next job gets a new
  * one. */
+/* The slot for the next job: a free one, made before if there is one. */
+static int free_slot(void)
+{
+    int pick = -1;
+    for (int i = 0; i < CGROUP_SLOTS; i++)
+        if (!cg.slot[i].busy && (pick < 0 || (!cg.slot[pick].seq && cg.slot[i].seq)))
+            pick = i;
+    return pick;
+}
+
 int cgroup_job_create(struct cgroup_job *cj, long max_procs)
 {
     memset(cj, 0, sizeof(*cj));
     if (!cg.version)
         return 0;
-    bool fresh = !cg.made;
-    if (fresh)
-        cg.seq++;
+    int s = free_slot();
+    if (s < 0)
+        return -EBUSY;
+    bool fresh = !cg.slot[s].seq;
+    unsigned long seq = fresh ? ++cg.seq : cg.slot[s].seq;
+    cj->slot = s;
     for (int i = 0; i < cg.nbase; i++) {
-        snprintf(cj->dir[i], sizeof(cj->dir[i]), "%s/job-%lu", cg.base[i], cg.seq);
-        snprintf(cj->procs[i], sizeof(cj->procs[i]), "%s/job-%lu/cgroup.procs", cg.base[i], cg.seq);
+        snprintf(cj->dir[i], sizeof(cj->dir[i]), "%s/job-%lu", cg.base[i], seq);
+        snprintf(cj->procs[i], sizeof(cj->procs[i]), "%s/job-%lu/cgroup.procs", cg.base[i], seq);
         if (fresh && mkdir(cj->dir[i], 0755) < 0) {
             int e = -errno;
             cgroup_job_remove(cj);
@@ -320,10 +340,11 @@ int cgroup_job_create(struct cgroup_job *cj, long max_procs)
         cj->ndirs = i + 1;
     }
     cj->version = cg.version;
-    cg.made = true;
+    cg.slot[s].seq = seq;
+    cg.slot[s].busy = true;
     if (!fresh)
         return 0; /* its limits are set, and stay */
-    cg.oom_seen = 0;
+    cg.slot[s].oom_seen = 0;
     char pids[32];
     snprintf(pids, sizeof(pids), "%ld", max_procs);
     /* v2: the pids limit is on the single directory; v1: on the pids one. */
@@ -375,8 +396,9 @@ void cgroup_job_remove(struct cgroup_job *cj)
 {
     for (int i = cj->ndirs - 1; i >= 0; i--)
         remove_cgroup(cj->dir[i]);
-    if (cj->version)
-        cg.made = false;
+    if (cj->version || cj->ndirs)
+        cg.slot[cj->slot].seq = 0;
+    cg.slot[cj->slot].busy = false;
     cj->ndirs = 0;
     cj->version = 0;
 }
@@ -387,8 +409,8 @@ bool cgroup_job_destroy(struct cgroup_job *cj)
         return false;
     /* The count goes on from job to job in a cgroup used again. */
     long kills = oom_kills(cj);
-    bool oom = kills > cg.oom_seen;
-    cg.oom_seen = kills;
+    bool oom = kills > cg.slot[cj->slot].oom_seen;
+    cg.slot[cj->slot].oom_seen = kills;
     bool empty = true;
     for (int i = cj->ndirs - 1; i >= 0; i--)
         empty = empty_cgroup(cj->dir[i]) == 0 && empty;
@@ -396,6 +418,7 @@ bool cgroup_job_destroy(struct cgroup_job *cj)
         cgroup_job_remove(cj); /* the next job gets a new one */
         return oom;
     }
+    cg.slot[cj->slot].busy = false;
     cj->ndirs = 0;
     cj->version = 0;
     return oom;
@@ -403,12 +426,14 @@ bool cgroup_job_destroy(struct cgroup_job *cj)
 
 void cgroup_fini(void)
 {
-    for (int i = 0; cg.made && i < cg.nbase; i++) {
-        char job[600];
-        snprintf(job, sizeof(job), "%s/job-%lu", cg.base[i], cg.seq);
-        remove_cgroup(job);
+    for (int s = 0; s < CGROUP_SLOTS; s++) {
+        for (int i = 0; cg.slot[s].seq && i < cg.nbase; i++) {
+            char job[600];
+            snprintf(job, sizeof(job), "%s/job-%lu", cg.base[i], cg.slot[s].seq);
+            remove_cgroup(job);
+        }
+        memset(&cg.slot[s], 0, sizeof(cg.slot[s]));
     }
-    cg.made = false;
     for (int i = 0; i < cg.nbase; i++)
         remove_cgroup(cg.base[i]);
     cg.nbase = 0;

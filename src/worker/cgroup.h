@@ -20,7 +20,12 @@ struct cgroup_job {
     char dir[2][320];
     char procs[2][340];
     int ndirs;
+    int slot; /* which of the executor's job cgroups */
 };
+
+/* How many job cgroups an executor keeps: the running job's, and its next
+ * spare's, forked while the job's processes exit. */
+#define CGROUP_SLOTS 2
 
 /* Once, in the executor: makes this executor's own directory
  * (stratq-exec-<pid>) under the first usable hierarchy, after removing the
@@ -33,9 +38,10 @@ int cgroup_init(const char *delegated, char *why, size_t whylen);
 const char *cgroup_kind(void);
 
 /* The cgroup of the next job with its process limit (max_procs: the same
- * for every job of an executor): the executor's job cgroup, made by the
- * first job and emptied by each job's end for the next. Returns 0 or -errno (the job must not run
- * without it once the layer is active). */
+ * for every job of an executor): one of the executor's CGROUP_SLOTS job
+ * cgroups not in use, each made by the first job that gets it and emptied
+ * by each job's end for the next. Returns 0 or -errno (the job must not
+ * run without it once the layer is active; -EBUSY: every one is in use). */
 int cgroup_job_create(struct cgroup_job *cj, long max_procs);
 
 /* Sets the job's memory limit (and no swap), in MiB. */

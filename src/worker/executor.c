@@ -54,13 +54,14 @@ static const struct {
 /* A job's child as the executor holds it. */
 struct child {
     pid_t pid;
+    int pidfd;             /* pid's, opened while it could not have been reaped */
     int pipe[PIPE__COUNT]; /* the executor's end of each of job_pipes */
     int dir_fd;            /* the job's own directory (sj.dir), held open */
     struct sandbox_job sj;
 };
 #define CHILD_NONE                                                                                 \
     {                                                                                              \
-        .pid = -1, .pipe = {-1, -1, -1, -1, -1}, .dir_fd = -1                                      \
+        .pid = -1, .pidfd = -1, .pipe = {-1, -1, -1, -1, -1}, .dir_fd = -1                         \
     }
 
 /* The executor's state across jobs. Each resource has one owner, here,
@@ -454,23 +455,24 @@ static bool cannot_fork(pid_t pid)
 }
 
 /* Ends every process the last job left: every descendant of this process
- * (between jobs the executor has no child of its own; orphans come here,
- * the executor being a subreaper). Killing children round by round is not
- * enough: a chain whose bottom forks new levels while the top is killed
- * outlives any number of rounds. So each round first freezes the whole
- * tree from the top down: SIGSTOP, then, once the process is stopped (a
- * fork under way has finished), its children, which a stopped process can
- * no longer add to. When every process found is stopped, none can fork,
- * and SIGKILL takes them all. Rounds go on until the executor has no child
- * left (one of them may have woken another with SIGCONT before it was
- * stopped itself); how many processes a job has is bounded by
- * RLIMIT_NPROC. Returns how many processes were killed. */
+ * but the next job's spare (between jobs the executor has no other child
+ * of its own; orphans come here, the executor being a subreaper). Killing children round by round
+ * is not enough: a chain whose bottom forks new levels while the top is killed outlives any number
+ * of rounds. So each round first freezes the whole tree from the top down: SIGSTOP, then, once the
+ * process is stopped (a fork under way has finished), its children, which a stopped process can no
+ * longer add to. When every process found is stopped, none can fork, and SIGKILL takes them all.
+ * Rounds go on until the executor has no child left (one of them may have woken another with
+ * SIGCONT before it was stopped itself); how many processes a job has is bounded by RLIMIT_NPROC.
+ * Returns how many processes were killed. */
 static size_t end_descendants(void)
 {
     size_t killed = 0;
     for (int round = 0; round < 1000; round++) {
         struct pids all = {0};
         add_children(getpid(), &all);
+        for (size_t i = 0; i < all.n; i++)
+            if (all.v[i] == ex.spare.pid) /* the next job's, forked beside this one's end */
+                all.v[i--] = all.v[--all.n];
         if (all.n == 0) {
             free(all.v);
             return killed;
@@ -487,16 +489,21 @@ static size_t end_descendants(void)
         for (size_t i = 0; i < all.n; i++)
             kill(all.v[i], SIGKILL);
         killed += all.n;
-        free(all.v);
-        /* Reap what has died; the others are found again next round. */
+        /* Reap the children among them (not a spare: it lives on); the
+         * others, once their parent is gone, are children found again by
+         * the next round. */
         int64_t until = util_mono_ms() + 100;
-        for (;;) {
-            pid_t w = waitpid(-1, NULL, WNOHANG);
-            if (w < 0 || (w == 0 && util_mono_ms() >= until))
-                break;
-            if (w == 0)
+        for (size_t left = all.n; left > 0 && util_mono_ms() < until;) {
+            left = 0;
+            for (size_t i = 0; i < all.n; i++)
+                if (all.v[i] > 0 && waitpid(all.v[i], NULL, WNOHANG) == 0)
+                    left++;
+                else
+                    all.v[i] = 0;
+            if (left)
                 usleep(200);
         }
+        free(all.v);
     }
     log_warn("processes the last job left could not all be ended", "{s:I}", "killed",
              (json_int_t)killed);
@@ -584,7 +591,11 @@ static int child_spawn(const struct job_run *j, struct child *c)
         enter_sandbox_or_die(&sj);
         warm_child_run();
     }
-    *c = (struct child){.pid = pid, .dir_fd = steal_fd(&dir_fd), .sj = sj};
+    /* Held from now: should a reap meant for others (sandbox_job_end's)
+     * take this child once it has died, the pidfd still tells of it, and
+     * of no other process that gets its number. */
+    *c = (struct child){
+        .pid = pid, .pidfd = pidfd_open_(pid), .dir_fd = steal_fd(&dir_fd), .sj = sj};
     for (int i = 0; i < PIPE__COUNT; i++)
         c->pipe[i] = steal_fd(&p[i][1 - PIPE_CHILD_END(i)]);
 out:
@@ -602,13 +613,24 @@ out:
     return r;
 }
 
+/* Whether a child has not ended (without its pidfd, taken to be so). */
+static bool child_alive(const struct child *c)
+{
+    struct pollfd p = {c->pidfd, POLLIN, 0};
+    return c->pid > 0 && (c->pidfd < 0 || poll(&p, 1, 0) == 0);
+}
+
 /* Ends a child that will run no job: kills and reaps it, closes its pipes,
  * removes its directory. */
 static void child_discard(struct child *c)
 {
-    kill_job(c->pid);
-    waitpid(c->pid, NULL, 0);
+    bool alive = child_alive(c);
+    if (alive)
+        kill_job(c->pid);
+    if (c->pid > 0) /* one that has ended may have been reaped already */
+        waitpid(c->pid, NULL, alive ? 0 : WNOHANG);
     c->pid = -1;
+    close_fd(&c->pidfd);
     sandbox_job_end(&c->sj);
     for (int i = 0; i < PIPE__COUNT; i++)
         close_fd(&c->pipe[i]);
@@ -641,11 +663,16 @@ static void refill_spare(void)
     if (r < 0) {
         ex.spare.pid = -1;
         log_error("cannot fork a spare job child", "{s:s}", "error", strerror(-r));
-    } else if (ex.last_memory_mb > 0) {
-        /* Its memory limit (a /dev/shm remount, cgroup writes) set now, off
-         * the next job's path: most jobs ask what the one before did. */
-        sandbox_job_memory(&ex.spare.sj, ex.last_memory_mb);
     }
+}
+
+/* Once the last job is gone (its /dev/shm emptied): the spare's memory
+ * limit (a /dev/shm remount, cgroup writes), set now, off the next job's
+ * path: most jobs ask what the one before did. */
+static void prime_spare(void)
+{
+    if (ex.spare.pid > 0 && ex.last_memory_mb > 0)
+        sandbox_job_memory(&ex.spare.sj, ex.last_memory_mb);
 }
 
 /* How often, at least, a job's directory is counted where it has no tmpfs
@@ -941,6 +968,12 @@ static void loop_handover(struct job_loop *L)
             j->sent_r = r;
             L->fd[SLOT_CTL] = -1; /* the next job's RUN may come now */
             loop_kill(L);
+            /* Its exit (freeing what it touched: milliseconds) and the
+             * cleanup after it then overlap the next spare's fork and set-up,
+             * where what is left of this job cannot reach that spare. The
+             * next job is read only once this one is gone, as ever. */
+            if (sandbox_spare_beside_job())
+                refill_spare();
         }
     }
     close_fd(&L->held_in);
@@ -985,7 +1018,7 @@ static int job_run(struct job_run *j, struct child *c)
                [SLOT_OUT] = c->pipe[PIPE_OUT],
                [SLOT_ERR] = c->pipe[PIPE_ERR],
                [SLOT_EV] = c->pipe[PIPE_EV],
-               [SLOT_PID] = pidfd_open_(c->pid)},
+               [SLOT_PID] = c->pidfd >= 0 ? steal_fd(&c->pidfd) : pidfd_open_(c->pid)},
         .held_in = -1,
         .start = start,
         .deadline = start + (int64_t)(j->timeout_s * 1000.0),
@@ -1438,13 +1471,15 @@ static void remove_tree(const char *path)
 }
 
 /* After a job: everything in the work directory but the executor's copy
- * of the harness goes (what a job of the executor's own uid may have put
- * there, or its own directory under another name). */
+ * of the harness and the next spare's directory goes (what a job of the
+ * executor's own uid may have put there, or its own directory under
+ * another name). */
 static void sweep_work_dir(void)
 {
     DIR *d = dir_of(ex.work_fd);
     if (!d)
         return;
+    const char *spare = ex.spare.pid > 0 ? strrchr(ex.spare.sj.dir, '/') : NULL;
     struct dirent *e;
     struct stat top;
     if (fstat(ex.work_fd, &top) < 0)
@@ -1452,7 +1487,7 @@ static void sweep_work_dir(void)
     while ((e = readdir(d))) {
         struct stat st;
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") ||
-            (ex.staged && !strcmp(e->d_name, "sdk")) ||
+            (ex.staged && !strcmp(e->d_name, "sdk")) || (spare && !strcmp(e->d_name, spare + 1)) ||
             fstatat(ex.work_fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
             continue;
         if (!S_ISDIR(st.st_mode)) {
@@ -1500,6 +1535,10 @@ static int job_child(const struct job_run *j, struct child *c)
 {
     if (!ex.warm)
         return child_spawn(j, c);
+    if (ex.spare.pid > 0 && !child_alive(&ex.spare)) {
+        log_warn("the spare job child ended before its job; forking another", "{}");
+        child_discard(&ex.spare);
+    }
     refill_spare();
     *c = ex.spare;
     ex.spare = (struct child)CHILD_NONE;
@@ -1780,6 +1819,7 @@ static int executor_serve(void)
         /* The next job's child is forked now, off the job's path: while the
          * supervisor records this outcome and fetches the next job. */
         refill_spare();
+        prime_spare();
     }
 }
 

@@ -1147,6 +1147,11 @@ bool sandbox_job_is_child(void)
     return !(sb.use[SB_PIDNS] && sb.use[SB_USERNS]);
 }
 
+bool sandbox_spare_beside_job(void)
+{
+    return sb.use[SB_PIDNS] || sb.signal_scope;
+}
+
 int sandbox_enter(const struct sandbox_job *sj)
 {
     int r;

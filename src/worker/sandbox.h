@@ -104,6 +104,13 @@ gid_t sandbox_job_gid(void);
  * not the job's. */
 bool sandbox_job_is_child(void);
 
+/* Whether the next job's spare may be forked while the last job's
+ * processes are still exiting: whether those processes can neither name
+ * nor signal it (the job's own pid namespace, or Landlock's signal
+ * scoping), the seccomp filter refusing ptrace and every other way into
+ * another process. Its cgroup and its directory are its own either way. */
+bool sandbox_spare_beside_job(void);
+
 /* What one job's sandbox holds outside the job: its cgroup, and the limit
  * on its number of processes. */
 struct sandbox_job {

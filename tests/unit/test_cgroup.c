@@ -149,6 +149,8 @@ static void test_cgroup_directory_from_mountinfo(void **state)
                         "/sys/fs/cgroup/pids/job");
     assert_string_equal(mount_dir(file, "pids", "/kubepods/pod1", 512), "/sys/fs/cgroup/pids");
     assert_string_equal(mount_dir(file, "pids", "/elsewhere", 512), "(none)");
+    /* A root is a whole leading part of the path, not any prefix. */
+    assert_string_equal(mount_dir(file, "pids", "/kubepods/pod10/job", 512), "(none)");
     /* Not mounted: a tmpfs is no hierarchy, blkio has none. */
     assert_string_equal(mount_dir(file, "blkio", "/", 512), "(none)");
     assert_string_equal(mount_dir(file, "mode=755", "/", 512), "(none)");
@@ -546,6 +548,41 @@ static void test_a_job_cgroup_for_real(void **state)
         assert_false(exists(base[i], ""));
 }
 
+/* The next job's spare gets a cgroup of its own while the last job's
+ * processes are still in theirs: two, used in turn, and no third. */
+static void test_two_job_cgroups_in_turn(void **state)
+{
+    struct real *r = *state;
+    if (!r)
+        skip();
+    struct cgroup_job last, spare, third;
+    assert_int_equal(cgroup_job_create(&last, MAX_PROCS), 0);
+    pid_t pid = job(r, &last, idle);
+    assert_int_equal(cgroup_job_create(&spare, MAX_PROCS), 0);
+    assert_string_not_equal(spare.dir[0], last.dir[0]);
+    assert_int_not_equal(spare.slot, last.slot);
+    assert_int_equal(cgroup_job_create(&third, MAX_PROCS), -EBUSY);
+    /* The spare's process is in its own, not in the last job's. */
+    pid_t spid = job(r, &spare, idle);
+    char line[32];
+    snprintf(line, sizeof(line), "%d\n", (int)spid);
+    assert_null(strstr(get(last.dir[0], "cgroup.procs"), line));
+    assert_non_null(strstr(get(spare.dir[0], "cgroup.procs"), line));
+
+    /* The last job's end kills only its own; its cgroup is the next
+     * spare's. */
+    char last_dir[320];
+    snprintf(last_dir, sizeof(last_dir), "%s", last.dir[0]);
+    assert_false(cgroup_job_destroy(&last));
+    assert_int_equal(waitpid(pid, NULL, WNOHANG), -1);
+    assert_int_equal(kill(spid, 0), 0);
+    assert_int_equal(cgroup_job_create(&third, MAX_PROCS), 0);
+    assert_string_equal(third.dir[0], last_dir);
+    assert_false(cgroup_job_destroy(&spare));
+    assert_int_equal(waitpid(spid, NULL, WNOHANG), -1);
+    assert_false(cgroup_job_destroy(&third));
+}
+
 int main(void)
 {
     /* A test that waits past this has failed. */
@@ -564,6 +601,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_destroy_kills_what_is_left, fixture_setup,
                                         fixture_teardown),
         cmocka_unit_test_setup_teardown(test_a_job_cgroup_for_real, real_setup, real_teardown),
+        cmocka_unit_test_setup_teardown(test_two_job_cgroups_in_turn, real_setup, real_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
