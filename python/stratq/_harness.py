@@ -225,9 +225,11 @@ def _rehearse():
 HOLD_S = 0.1
 
 
-def _enter_tmpdir(request):
-    tmpdir = request.get("tmpdir")
-    if tmpdir:
+def _enter_tmpdir(tmpdir):
+    """The job's own directory as its working directory and TMPDIR. A warm
+    spare is forked into it and enters it while it waits (main): the job's
+    request then names the same one, and nothing is left to do."""
+    if tmpdir and tmpdir != tempfile.tempdir:
         os.chdir(tmpdir)
         os.environ["TMPDIR"] = tmpdir
         tempfile.tempdir = tmpdir
@@ -239,13 +241,15 @@ def main(mode="cold"):
         # waits, off the path from the job's arrival to its first line.
         _fresh_entropy()
         _rehearse()
+        with contextlib.suppress(OSError):  # else entered with the job, as cold
+            _enter_tmpdir(os.getcwd())  # the job's directory (src/worker/executor.c)
     # Waits here (a warm spare) until the executor sends the job.
     settings, run = _read_request()
     request = json.loads(run)
     request.update(json.loads(settings))
     if mode == "warm":
         _apply_limits(request)
-    _enter_tmpdir(request)
+    _enter_tmpdir(request.get("tmpdir"))
     if mode == "cold":
         from . import _noexec
 

@@ -587,8 +587,12 @@ static int child_spawn(const struct job_run *j, struct child *c)
         child_setup(devnull, p, parent);
         if (j)
             child_exec_cold(j, &sj);
-        /* A warm spare is sandboxed before it waits for its job. */
+        /* A warm spare is sandboxed before it waits for its job, and
+         * already in the job's directory (the harness takes it from its
+         * working directory for TMPDIR: all off the job's path). */
         enter_sandbox_or_die(&sj);
+        if (chdir(sj.dir) < 0)
+            _exit(126);
         warm_child_run();
     }
     /* Held from now: should a reap meant for others (sandbox_job_end's)
