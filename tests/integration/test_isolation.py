@@ -79,7 +79,8 @@ def run(ctx):
     prices = pd.Series(np.linspace(1, 2, 1000))
     return {"residual": float(np.abs((a @ a.T + np.eye(120)) @ x - 1).max()),
             "mean": float(prices.rolling(20).mean().iloc[-1]),
-            "np": float(np.random.rand()), "py": random.random()}
+            "np": float(np.random.rand()), "gauss": float(np.random.normal()),
+            "py": random.random()}
 '''
     results = [api.wait_job(api.submit({"code": code})) for _ in range(4)]
     assert all(j["status"] == "succeeded" for j in results), results
@@ -88,6 +89,7 @@ def run(ctx):
         assert abs(j["result"]["mean"] - 1.9904904904904905) < 1e-9
     # Each job gets its own entropy, never a sibling's RNG state.
     assert len({j["result"]["np"] for j in results}) == 4
+    assert len({j["result"]["gauss"] for j in results}) == 4
     assert len({j["result"]["py"] for j in results}) == 4
 
 
