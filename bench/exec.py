@@ -993,8 +993,9 @@ receive (http.client, JSON); in dequeue -> first line the job child's time from 
 request to the strategy's first line (the harness parsing the request, compiling the strategy);
 both are also given job by job. The indented "not back yet" and "not waiting yet" rows are the
 part of a stage before the receiving side was ready to read at all: the executor reads the next
-RUN frame only once it has reaped the job child before, cleaned up and forked the next spare
-(`executor_serve` in src/worker/executor.c); the spare reads its request only after its sandbox
+RUN frame only once it has reaped the job child before and cleaned up (after a success told
+early it forks the next spare first, beside the child's exit; otherwise after the clean-up:
+`loop_handover` and `executor_serve` in src/worker/executor.c); the spare reads its request only after its sandbox
 and the harness's rehearsal job. The second table follows the executor and the spare between
 two jobs. The untraced row shows what the trace itself adds; back to back it also moves the
 pace (a slower client gives the executor more time), so the paced column is the fairer measure

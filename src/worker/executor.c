@@ -1048,8 +1048,8 @@ static int job_run(struct job_run *j, struct child *c)
         if (!L.exited)
             j->wall_ms = util_mono_ms() - start;
         /* Whatever of the job is left goes: the processes in its cgroup,
-         * then (the next spare is forked only after the reply, so none
-         * exists now) any child of this process. */
+         * then any child of this process but the next spare (forked
+         * beside a success's exit, in a cgroup of its own). */
         j->full = sandbox_job_full(&c->sj);
         j->oom = sandbox_job_end(&c->sj);
         end_descendants();
