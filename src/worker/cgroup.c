@@ -171,6 +171,39 @@ static void remove_cgroup(const char *dir)
     }
 }
 
+/* The inode of this process's pid namespace (0 when it cannot be read):
+ * an executor's directory is named by its pid and this, and only the
+ * pids of its own namespace can be checked from here. */
+static unsigned long long own_pidns(void)
+{
+    struct stat st;
+    return stat("/proc/self/ns/pid", &st) == 0 ? (unsigned long long)st.st_ino : 0;
+}
+
+/* Whether NAME is the directory of an executor that no longer runs:
+ * stratq-exec-<pid>-<pid namespace> of this pid namespace, whose pid is
+ * gone (or stratq-exec-<pid>, as earlier versions named it). One of
+ * another pid namespace (another container's, sharing a delegated
+ * directory) may well run: its pid says nothing here. */
+static bool stale_name(const char *name)
+{
+    char *end;
+    if (strncmp(name, "stratq-exec-", 12) != 0)
+        return false;
+    long pid = strtol(name + 12, &end, 10);
+    if (end == name + 12 || pid <= 0 || pid == getpid())
+        return false;
+    if (*end == '-') {
+        const char *ns = end + 1;
+        unsigned long long ino = strtoull(ns, &end, 10);
+        if (end == ns || *end || ino != own_pidns())
+            return false;
+    } else if (*end) {
+        return false;
+    }
+    return kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+}
+
 /* Removes what executors that no longer run left under parent: their job
  * cgroups (killing anything still in them) and their own directories. */
 static void remove_stale(const char *parent)
@@ -178,12 +211,7 @@ static void remove_stale(const char *parent)
     DIR *d = opendir(parent);
     struct dirent *e;
     while (d && (e = readdir(d))) {
-        long pid;
-        char *end;
-        if (strncmp(e->d_name, "stratq-exec-", 12) != 0)
-            continue;
-        pid = strtol(e->d_name + 12, &end, 10);
-        if (*end || pid <= 0 || pid == getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+        if (!stale_name(e->d_name))
             continue;
         char base[600];
         snprintf(base, sizeof(base), "%s/%s", parent, e->d_name);
@@ -226,8 +254,8 @@ static int try_v2(const char *delegated, char *why, size_t whylen)
         return -1;
     }
     remove_stale(parent);
-    if (snprintf(cg.base[0], sizeof(cg.base[0]), "%s/stratq-exec-%d", parent, (int)getpid()) >=
-            (int)sizeof(cg.base[0]) ||
+    if (snprintf(cg.base[0], sizeof(cg.base[0]), "%s/stratq-exec-%d-%llu", parent, (int)getpid(),
+                 own_pidns()) >= (int)sizeof(cg.base[0]) ||
         (mkdir(cg.base[0], 0755) < 0 && errno != EEXIST)) {
         say(why, whylen, "cannot create a cgroup under %s: %s", parent, strerror(errno));
         return -1;
@@ -261,8 +289,8 @@ static int try_v1(char *why, size_t whylen)
             goto fail;
         }
         remove_stale(dir);
-        if (snprintf(cg.base[i], sizeof(cg.base[i]), "%s/stratq-exec-%d", dir, (int)getpid()) >=
-                (int)sizeof(cg.base[i]) ||
+        if (snprintf(cg.base[i], sizeof(cg.base[i]), "%s/stratq-exec-%d-%llu", dir, (int)getpid(),
+                     own_pidns()) >= (int)sizeof(cg.base[i]) ||
             (mkdir(cg.base[i], 0755) < 0 && errno != EEXIST)) {
             say(why, whylen, "cannot create a cgroup under %s: %s", dir, strerror(errno));
             goto fail;

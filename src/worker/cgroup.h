@@ -28,8 +28,9 @@ struct cgroup_job {
 #define CGROUP_SLOTS 2
 
 /* Once, in the executor: makes this executor's own directory
- * (stratq-exec-<pid>) under the first usable hierarchy, after removing the
- * directories of executors that are gone. Returns 0, or -1 with the reason
+ * (stratq-exec-<pid>-<inode of its pid namespace>) under the first usable
+ * hierarchy, after removing the directories of executors of its pid
+ * namespace that are gone. Returns 0, or -1 with the reason
  * in why. delegated: STRATQ_CGROUP_DIR, or "" to use the executor's own
  * cgroup. */
 int cgroup_init(const char *delegated, char *why, size_t whylen);

@@ -276,7 +276,7 @@ def test_a_result_written_past_the_harness_is_validated(stack):
 #
 # However a worker or its executor ends, it leaves no executor or job
 # process, no work directory (which holds every job directory) and no
-# cgroup directory (stratq-exec-<executor pid>) behind. The executor's
+# cgroup directory (stratq-exec-<executor pid>-<pid namespace>) behind. The executor's
 # work directory is read from its debug log line "executor ready", its pids
 # from its log lines; the executor shares the worker's process group.
 
@@ -329,7 +329,8 @@ def _work_dirs(worker):
 
 
 def _cgroup_dirs(worker):
-    return [f"{p}/stratq-exec-{e}" for p in _cgroup_parents() for e in _executor_pids(worker)]
+    ns = os.stat("/proc/self/ns/pid").st_ino  # the worker's, started by this test
+    return [f"{p}/stratq-exec-{e}-{ns}" for p in _cgroup_parents() for e in _executor_pids(worker)]
 
 
 def _left_behind(worker, names=(), procs=()):

@@ -225,14 +225,24 @@ static void test_a_delegated_directory(void **state)
     /* It has both, but (a fixture) cannot enable them: the directories
      * are cleaned up all the same, and its own is not left behind. */
     put(d, "cgroup.controllers", "cpuset cpu io memory hugetlb pids rdma\n");
-    char gone1[64], gone2[64], live[64], own[64], victim_procs[128];
+    char gone1[64], gone2[64], gone3[64], foreign[64], live[64], own[64], victim_procs[128];
+    struct stat ns;
+    assert_int_equal(stat("/proc/self/ns/pid", &ns), 0);
     pid_t victim = sleeper();
+    /* Named as earlier versions did, and with the pid namespace. */
     snprintf(gone1, sizeof(gone1), "stratq-exec-%d", (int)dead_pid());
     snprintf(gone2, sizeof(gone2), "stratq-exec-%d", (int)dead_pid());
-    snprintf(live, sizeof(live), "stratq-exec-%d", (int)getppid());
-    snprintf(own, sizeof(own), "stratq-exec-%d", (int)getpid());
-    const char *const dirs[] = {gone1,   "job-1",           gone2,          "job-7", live,
-                                "job-3", "stratq-exec-12x", "stratq-exec-", "other"};
+    snprintf(gone3, sizeof(gone3), "stratq-exec-%d-%llu", (int)dead_pid(),
+             (unsigned long long)ns.st_ino);
+    /* Another pid namespace's executor: its pid means nothing here. */
+    snprintf(foreign, sizeof(foreign), "stratq-exec-%d-%llu", (int)dead_pid(),
+             (unsigned long long)ns.st_ino + 1);
+    snprintf(live, sizeof(live), "stratq-exec-%d-%llu", (int)getppid(),
+             (unsigned long long)ns.st_ino);
+    snprintf(own, sizeof(own), "stratq-exec-%d-%llu", (int)getpid(), (unsigned long long)ns.st_ino);
+    const char *const dirs[] = {gone1,   "job-1",           gone2,          "job-7",
+                                live,    "job-3",           gone3,          foreign,
+                                "job-2", "stratq-exec-12x", "stratq-exec-", "other"};
     for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
         char path[512];
         if (!strncmp(dirs[i], "job-", 4))
@@ -255,6 +265,8 @@ static void test_a_delegated_directory(void **state)
     assert_int_equal(waitpid(victim, NULL, WNOHANG), -1);
     assert_int_equal(errno, ECHILD);
     assert_true(exists(d, live));
+    assert_false(exists(d, gone3));
+    assert_true(exists(d, foreign));
     assert_true(exists(d, "stratq-exec-12x"));
     assert_true(exists(d, "stratq-exec-"));
     assert_true(exists(d, "other"));
@@ -483,7 +495,10 @@ static void test_a_job_cgroup_for_real(void **state)
     const int ndirs = cj.ndirs;
     assert_int_equal(ndirs, v2 ? 1 : 2);
     char suffix[64];
-    snprintf(suffix, sizeof(suffix), "/stratq-exec-%d/job-", (int)getpid());
+    struct stat ns;
+    assert_int_equal(stat("/proc/self/ns/pid", &ns), 0);
+    snprintf(suffix, sizeof(suffix), "/stratq-exec-%d-%llu/job-", (int)getpid(),
+             (unsigned long long)ns.st_ino);
     for (int i = 0; i < cj.ndirs; i++) {
         assert_non_null(strstr(cj.dir[i], suffix));
         assert_true(exists(cj.dir[i], "cgroup.procs"));
