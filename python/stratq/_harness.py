@@ -195,7 +195,8 @@ def _fresh_entropy():
     numpy's global generator gets a whole Mersenne Twister state of fresh
     bytes, and no cached Gaussian: numpy.random.seed() would draw the same
     entropy through SeedSequence, whose machinery touches (and so copies
-    from the executor) about 110 more pages per job, 0.3 ms of CPU here."""
+    from the executor) about 110 more pages: 182 against 75 page faults,
+    0.5 against 0.2 ms, timed in a forked child on the development VM."""
     random.seed()
     numpy = sys.modules.get("numpy")
     if numpy is not None:

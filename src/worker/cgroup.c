@@ -20,7 +20,8 @@ static struct {
     int version;
     char base[2][300];
     int nbase;
-    unsigned long seq; /* the last job directory's number: job-<seq> */
+    unsigned long long pidns; /* this process's pid namespace (its inode; 0: unknown) */
+    unsigned long seq;        /* the last job directory's number: job-<seq> */
     /* The two job cgroups, used in turn: a job's, and the one its next
      * spare is forked into while the job's processes are still exiting. */
     struct {
@@ -171,15 +172,6 @@ static void remove_cgroup(const char *dir)
     }
 }
 
-/* The inode of this process's pid namespace (0 when it cannot be read):
- * an executor's directory is named by its pid and this, and only the
- * pids of its own namespace can be checked from here. */
-static unsigned long long own_pidns(void)
-{
-    struct stat st;
-    return stat("/proc/self/ns/pid", &st) == 0 ? (unsigned long long)st.st_ino : 0;
-}
-
 /* Whether NAME is the directory of an executor that no longer runs:
  * stratq-exec-<pid>-<pid namespace> of this pid namespace, whose pid is
  * gone (or stratq-exec-<pid>, as earlier versions named it). One of
@@ -196,7 +188,7 @@ static bool stale_name(const char *name)
     if (*end == '-') {
         const char *ns = end + 1;
         unsigned long long ino = strtoull(ns, &end, 10);
-        if (end == ns || *end || ino != own_pidns())
+        if (end == ns || *end || ino != cg.pidns)
             return false;
     } else if (*end) {
         return false;
@@ -255,7 +247,7 @@ static int try_v2(const char *delegated, char *why, size_t whylen)
     }
     remove_stale(parent);
     if (snprintf(cg.base[0], sizeof(cg.base[0]), "%s/stratq-exec-%d-%llu", parent, (int)getpid(),
-                 own_pidns()) >= (int)sizeof(cg.base[0]) ||
+                 cg.pidns) >= (int)sizeof(cg.base[0]) ||
         (mkdir(cg.base[0], 0755) < 0 && errno != EEXIST)) {
         say(why, whylen, "cannot create a cgroup under %s: %s", parent, strerror(errno));
         return -1;
@@ -290,7 +282,7 @@ static int try_v1(char *why, size_t whylen)
         }
         remove_stale(dir);
         if (snprintf(cg.base[i], sizeof(cg.base[i]), "%s/stratq-exec-%d-%llu", dir, (int)getpid(),
-                     own_pidns()) >= (int)sizeof(cg.base[i]) ||
+                     cg.pidns) >= (int)sizeof(cg.base[i]) ||
             (mkdir(cg.base[i], 0755) < 0 && errno != EEXIST)) {
             say(why, whylen, "cannot create a cgroup under %s: %s", dir, strerror(errno));
             goto fail;
@@ -308,6 +300,10 @@ fail:
 
 int cgroup_init(const char *delegated, char *why, size_t whylen)
 {
+    /* An executor's directory is named by its pid and its pid namespace:
+     * only the pids of this namespace can be checked from here. */
+    struct stat ns;
+    cg.pidns = stat("/proc/self/ns/pid", &ns) == 0 ? (unsigned long long)ns.st_ino : 0;
     char why2[200];
     if (try_v2(delegated, why, whylen) == 0)
         return 0;
@@ -330,12 +326,6 @@ static long oom_kills(const struct cgroup_job *cj)
     return 0;
 }
 
-/* One job runs at a time in an executor, so its job cgroup is made once
- * and used again by each job after the one before has emptied it: making
- * and removing the v1 memory and pids cgroups for every job (and the
- * kernel's work freeing them) was most of what the layer cost. A job
- * cgroup that cannot be emptied is removed and the next job gets a new
- * one. */
 /* The slot for the next job: a free one, made before if there is one. */
 static int free_slot(void)
 {
@@ -346,6 +336,12 @@ static int free_slot(void)
     return pick;
 }
 
+/* One job runs at a time in an executor (its next spare beside it at the
+ * end), so its job cgroups are made once and used again, each by a job
+ * after the one before has emptied it: making and removing the v1 memory
+ * and pids cgroups for every job (and the kernel's work freeing them) was
+ * most of what the layer cost. A job cgroup that cannot be emptied is
+ * removed and a later job gets a new one. */
 int cgroup_job_create(struct cgroup_job *cj, long max_procs)
 {
     memset(cj, 0, sizeof(*cj));

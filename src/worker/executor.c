@@ -455,23 +455,26 @@ static bool cannot_fork(pid_t pid)
 }
 
 /* Ends every process the last job left: every descendant of this process
- * but the next job's spare (between jobs the executor has no other child
- * of its own; orphans come here, the executor being a subreaper). Killing children round by round
- * is not enough: a chain whose bottom forks new levels while the top is killed outlives any number
- * of rounds. So each round first freezes the whole tree from the top down: SIGSTOP, then, once the
- * process is stopped (a fork under way has finished), its children, which a stopped process can no
- * longer add to. When every process found is stopped, none can fork, and SIGKILL takes them all.
- * Rounds go on until the executor has no child left (one of them may have woken another with
- * SIGCONT before it was stopped itself); how many processes a job has is bounded by RLIMIT_NPROC.
- * Returns how many processes were killed. */
-static size_t end_descendants(void)
+ * but keep, the next job's spare (between jobs the executor has no other
+ * child of its own; orphans come here, the executor being a subreaper).
+ * Killing children round by round is not enough: a chain whose bottom
+ * forks new levels while the top is killed outlives any number of rounds.
+ * So each round first freezes the whole tree from the top down: SIGSTOP,
+ * then, once the process is stopped (a fork under way has finished), its
+ * children, which a stopped process can no longer add to. When every
+ * process found is stopped, none can fork, and SIGKILL takes them all.
+ * Rounds go on until the executor has no child left (one of them may have
+ * woken another with SIGCONT before it was stopped itself); how many
+ * processes a job has is bounded by RLIMIT_NPROC. Returns how many
+ * processes were killed. */
+static size_t end_descendants(pid_t keep)
 {
     size_t killed = 0;
     for (int round = 0; round < 1000; round++) {
         struct pids all = {0};
         add_children(getpid(), &all);
         for (size_t i = 0; i < all.n; i++)
-            if (all.v[i] == ex.spare.pid) /* the next job's, forked beside this one's end */
+            if (all.v[i] == keep)
                 all.v[i--] = all.v[--all.n];
         if (all.n == 0) {
             free(all.v);
@@ -1052,7 +1055,7 @@ static int job_run(struct job_run *j, struct child *c)
          * beside a success's exit, in a cgroup of its own). */
         j->full = sandbox_job_full(&c->sj);
         j->oom = sandbox_job_end(&c->sj);
-        end_descendants();
+        end_descendants(ex.spare.pid);
         /* The last progress and log lines go before the outcome. */
         if (loop_ctl_open(&L))
             send_live_output(j);
